@@ -1,0 +1,101 @@
+"""The FastAPI application: one router under /api/v1 collecting every domain's routes."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from callcenter import health, http_auth
+from callcenter.context import AppContext
+from callcenter.errors import CallCenterError
+
+# Each domain exposes ``router`` (an APIRouter) in its ``http`` module; they are mounted under
+# /api/v1 in this order. Pages (server-rendered HTML) are mounted at the root by ``pages``.
+DOMAIN_ROUTERS = ("cti.http", "ticketing.http", "recordings.http", "metrics.http")
+PAGE_ROUTERS = ("pages.http",)
+
+
+def _optional_router(module_name: str) -> APIRouter | None:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            return None  # that part is not in this build
+        raise
+    router: APIRouter = module.router
+    return router
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    app = FastAPI(
+        title="Call center",
+        version="0.1.0",
+        description="IVR, routing/CTI, tickets, recordings and live metrics for a service hotline.",
+    )
+    app.state.ctx = ctx
+    registry: CollectorRegistry = ctx.extras.setdefault("registry", CollectorRegistry())  # type: ignore[assignment]
+
+    @app.exception_handler(CallCenterError)
+    async def _domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
+        headers = (
+            {"WWW-Authenticate": 'Bearer, Basic realm="callcenter"'}
+            if exc.status_code == 401
+            else None
+        )
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        fields = ", ".join(p["field"] for p in problems)
+        return JSONResponse(
+            {
+                "error_id": "invalid-input",
+                "message": f"invalid input: {fields}",
+                "details": {"problems": problems},
+            },
+            status_code=422,
+        )
+
+    @app.get(
+        "/healthz", tags=["ops"], summary="200 when SQL, Redis and every started process are up"
+    )
+    def healthz() -> JSONResponse:
+        healthy, report = health.check(ctx)
+        return JSONResponse(
+            {"status": "ok" if healthy else "down", "checks": report},
+            status_code=200 if healthy else 503,
+        )
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus exposition")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(http_auth.router)
+    for module_name in DOMAIN_ROUTERS:
+        router = _optional_router(module_name)
+        if router is not None:
+            api.include_router(router)
+    app.include_router(api)
+    for module_name in PAGE_ROUTERS:
+        router = _optional_router(module_name)
+        if router is not None:
+            app.include_router(router)
+    return app
+
+
+def app_factory() -> Any:
+    """Entry for ``uvicorn --factory callcenter.app:app_factory``."""
+    from callcenter.context import build_context
+    from config.settings import load_settings
+
+    return create_app(build_context(load_settings()))

@@ -1,0 +1,155 @@
+"""Users, passwords (argon2id), bearer tokens, and the role checks every route uses.
+
+Tokens are stateless: ``base64url(json payload) . base64url(HMAC-SHA256)`` signed with the
+deployment's secret, carrying the user id, role and expiry. HTTP Basic works too, so a script
+can call the API without fetching a token first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from callcenter.context import AppContext
+from callcenter.errors import Forbidden, Unauthorized
+from callcenter.models import Role, User
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def sip_ha1(username: str, realm: str, password: str) -> str:
+    """Digest HA1 as the registrar stores it (RFC 2617): md5(user:realm:password)."""
+    return hashlib.md5(f"{username}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in user as routes see it."""
+
+    user_id: int
+    username: str
+    role: Role
+    department_id: int | None = None
+    agent_id: int | None = None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def issue_token(secret: str, user: User, ttl_seconds: int) -> str:
+    payload = {
+        "sub": user.id,
+        "usr": user.username,
+        "role": str(user.role),
+        "exp": int(time.time()) + ttl_seconds,
+    }
+    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    signature = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+    return f"{body}.{signature}"
+
+
+def read_token(secret: str, token: str) -> dict[str, object]:
+    try:
+        body, signature = token.split(".", 1)
+        expected = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(signature, expected):
+            raise Unauthorized("invalid token signature")
+        payload: dict[str, object] = json.loads(_unb64(body))
+    except (ValueError, binascii.Error, json.JSONDecodeError):
+        raise Unauthorized("malformed token") from None
+    if int(str(payload.get("exp", 0))) < time.time():
+        raise Unauthorized("token expired")
+    return payload
+
+
+def authenticate(ctx: AppContext, username: str, password: str) -> User:
+    with ctx.sessions() as session:
+        user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active or not verify_password(user.password_hash, password):
+        raise Unauthorized("wrong user name or password")
+    return user
+
+
+def principal_for(ctx: AppContext, user_id: int) -> Principal:
+    from cti.models import Agent  # cti owns agents; imported here to keep auth free of cycles
+
+    with ctx.sessions() as session:
+        user = session.get(User, user_id)
+        if user is None or not user.active:
+            raise Unauthorized("user no longer exists or is disabled")
+        agent_id = session.scalar(select(Agent.id).where(Agent.user_id == user.id))
+        return Principal(user.id, user.username, user.role, user.department_id, agent_id)
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def credentials_from_header(
+    ctx: AppContext, authorization: str | None, token: str | None = None
+) -> Principal:
+    """Resolve ``Authorization: Bearer …`` / ``Basic …`` (or a ``token`` query value)."""
+    if token:
+        payload = read_token(ctx.settings.secret_key, token)
+        return principal_for(ctx, int(str(payload["sub"])))
+    if not authorization:
+        raise Unauthorized("authentication required: HTTP Basic or a bearer token")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        payload = read_token(ctx.settings.secret_key, value.strip())
+        return principal_for(ctx, int(str(payload["sub"])))
+    if scheme.lower() == "basic":
+        try:
+            username, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        user = authenticate(ctx, username, password)
+        return principal_for(ctx, user.id)
+    raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
+
+
+def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
+    return credentials_from_header(ctx, request.headers.get("authorization"))
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that lets only the given roles through (admins always pass)."""
+
+    def check(principal: Principal = Depends(current_user)) -> Principal:
+        if principal.role is not Role.admin and principal.role not in roles:
+            allowed = ", ".join(sorted(str(r) for r in roles))
+            raise Forbidden(
+                f"role {principal.role} may not do this; allowed: {allowed}",
+                details={"role": str(principal.role), "allowed": sorted(str(r) for r in roles)},
+            )
+        return principal
+
+    return check

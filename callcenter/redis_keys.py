@@ -1,0 +1,48 @@
+"""Every Redis key this product uses, in one place, under the deployment's prefix.
+
+The engine and the rest of the system meet here: call events flow out of the engine on one
+stream, commands flow into each slot on its own stream, and the routing state (waiting calls,
+agent states, reservations) lives under ``routing``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "cc"
+
+    # ---- engine <-> everything else
+    @property
+    def events(self) -> str:
+        """Stream of call events from every engine node (XADD by slots, consumer groups read)."""
+        return f"{self.prefix}:events"
+
+    def slot_commands(self, slot: str) -> str:
+        """Stream of commands for one slot (``node1-s07``)."""
+        return f"{self.prefix}:slot:{slot}:cmd"
+
+    def call_slot(self, call_id: str) -> str:
+        """Which slot carries a call (string; set by the slot on arrival, expires after end)."""
+        return f"{self.prefix}:call:{call_id}:slot"
+
+    def node_heartbeat(self, node: str) -> str:
+        return f"{self.prefix}:node:{node}:alive"
+
+    def process_heartbeat(self, name: str) -> str:
+        """Set with a TTL by each long-running process (api, worker, engine); /healthz reads it."""
+        return f"{self.prefix}:proc:{name}:alive"
+
+    # ---- routing state (owned by cti/)
+    def routing(self, name: str) -> str:
+        return f"{self.prefix}:routing:{name}"
+
+    # ---- metrics (owned by metrics/)
+    def metrics(self, name: str) -> str:
+        return f"{self.prefix}:metrics:{name}"
+
+    # ---- agent desktop pub/sub
+    def agent_channel(self, agent_id: int) -> str:
+        return f"{self.prefix}:agent:{agent_id}:events"

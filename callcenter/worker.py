@@ -1,0 +1,39 @@
+"""``callcenter worker``: an RQ worker for the background work (SLA timers, callbacks,
+recording post-processing, reports, webhooks), with a heartbeat for /healthz."""
+
+from __future__ import annotations
+
+import threading
+
+from rq import Queue, Worker
+from rq.job import Job
+
+from callcenter.context import AppContext
+from callcenter.health import HEARTBEAT_TTL_SECONDS, beat
+
+QUEUE_NAMES = ("high", "default", "low")
+
+
+def queues(ctx: AppContext) -> list[Queue]:
+    """RQ needs a connection that returns bytes; ``ctx.redis`` decodes, so make a twin."""
+    connection = ctx.redis.__class__.from_url(ctx.settings.redis_url)
+    return [Queue(f"{ctx.keys.prefix}:{name}", connection=connection) for name in QUEUE_NAMES]
+
+
+def run(ctx: AppContext, *, burst: bool = False, name: str = "worker") -> None:
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(HEARTBEAT_TTL_SECONDS / 3):
+            beat(ctx, name)
+
+    beat(ctx, name)
+    thread = threading.Thread(target=heartbeat, name="heartbeat", daemon=True)
+    thread.start()
+    qs = queues(ctx)
+    # The worker's jobs need the context too: they rebuild it from settings (jobs take ids).
+    worker = Worker(qs, connection=qs[0].connection, job_class=Job)
+    try:
+        worker.work(burst=burst, with_scheduler=True)
+    finally:
+        stop.set()

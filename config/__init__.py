@@ -1,0 +1,1 @@
+"""Settings and the declarative files an admin edits (menus, queues, shifts, dispatch, SLA)."""

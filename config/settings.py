@@ -1,0 +1,109 @@
+"""One typed settings object: environment variables (``CALLCENTER_*``) over a TOML file.
+
+The TOML file is ``callcenter.toml`` in the working directory, or the path in
+``CALLCENTER_SETTINGS_FILE``. Nested keys use ``__`` in the environment, e.g.
+``CALLCENTER_SIP__EDGE_PORT=5070``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent / "defaults"
+DEMO_SECRET = "change-me-demo-secret"
+
+
+class SipSettings(BaseModel):
+    """The SIP edge (Kamailio) and the engine's slot processes behind it."""
+
+    edge_host: str = "127.0.0.1"
+    edge_port: int = 5060
+    # Slots listen on loopback ports from slot_base_port upwards, one SIP port each.
+    slot_host: str = "127.0.0.1"
+    slot_base_port: int = 21000
+    rtp_base_port: int = 30000
+    rtp_ports_per_slot: int = 16
+    lines: int = Field(default=12, ge=1, le=2000, description="simultaneous conversations")
+    warm_spares: int = Field(default=4, ge=1)
+    kamailio_binary: str = "kamailio"
+    kamailio_ctl_socket: str = ""  # default: <state_dir>/kamailio/ctl.sock
+    trunk_addresses: list[str] = Field(default_factory=list)
+    max_call_seconds: int = 4 * 3600
+    rtp_silence_timeout_seconds: int = 60
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know about where things are."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CALLCENTER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = ""  # default: sqlite file under state_dir
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Key prefix for everything this deployment keeps in Redis (several centers may share one).
+    redis_prefix: str = "cc"
+    state_dir: Path = Path("var")
+    recordings_dir: Path = Path("")  # default: <state_dir>/recordings
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    secret_key: str = DEMO_SECRET
+    token_ttl_seconds: int = 12 * 3600
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+    node_id: str = "node1"
+    http: HttpSettings = HttpSettings()
+    sip: SipSettings = SipSettings()
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.state_dir / 'callcenter.db').resolve()}"
+        if self.recordings_dir == Path(""):
+            self.recordings_dir = self.state_dir / "recordings"
+        if not self.sip.kamailio_ctl_socket:
+            self.sip.kamailio_ctl_socket = str((self.state_dir / "kamailio" / "ctl.sock").resolve())
+        if self.environment == "production" and self.secret_key == DEMO_SECRET:
+            raise ValueError(
+                "secret_key: the demo secret is refused in production; "
+                "set CALLCENTER_SECRET_KEY to a long random value"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("CALLCENTER_SETTINGS_FILE", "callcenter.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment and the TOML file; keyword overrides win."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Live counters and gauges (Prometheus), the wallboard feed, historical reports, staffing."""

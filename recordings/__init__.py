@@ -1,0 +1,1 @@
+"""Storing, post-processing, finding, streaming and scoring recordings; access audit; retention."""
