@@ -20,6 +20,11 @@ class Keys:
         """Stream of call events from every engine node (XADD by slots, consumer groups read)."""
         return f"{self.prefix}:events"
 
+    @property
+    def agent_events(self) -> str:
+        """Stream of agent state transitions (published by cti/ routing)."""
+        return f"{self.prefix}:agent-events"
+
     def slot_commands(self, slot: str) -> str:
         """Stream of commands for one slot (``node1-s07``)."""
         return f"{self.prefix}:slot:{slot}:cmd"

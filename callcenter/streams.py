@@ -2,6 +2,7 @@
 
 Events are past-tense facts; each is one entry on the ``events`` stream whose fields are
 ``type``, ``call_id``, ``slot``, ``node``, ``at`` (ISO 8601 UTC) and ``data`` (JSON).
+Agent state changes go on their own ``agent_events`` stream, same fields with ``agent_id``.
 Commands are imperatives on a slot's command stream with ``type``, ``call_id``, ``id``
 (a unique command id) and ``data`` (JSON). Neither side imports the other.
 """
@@ -44,6 +45,20 @@ class EventType(StrEnum):
     call_ended = "call_ended"  # data: reason, outcome
     slot_failed = "slot_failed"  # data: reason (the slot died with this call on it)
     originated = "originated"  # data: number, purpose (callback, click_to_call)
+    # Published by routing (cti/) on the same stream, with node="routing" and slot="":
+    call_reserved = "call_reserved"  # data: queue, agent_id, agent_uri (routing picked an agent)
+    call_overflowed = "call_overflowed"  # data: from_queue, to_queue, waited
+    callback_scheduled = "callback_scheduled"  # data: queue, number, position kept
+    wrap_up_ended = "wrap_up_ended"  # data: agent_id, disposition
+
+
+class AgentEventType(StrEnum):
+    """On the ``agent_events`` stream (published by cti/): every agent state transition."""
+
+    logged_in = "agent_logged_in"  # data: agent_id, extension, queues, shift
+    logged_out = "agent_logged_out"  # data: agent_id, reason
+    state_changed = "agent_state_changed"  # data: agent_id, from, to, reason, call_id, queues
+    queues_changed = "agent_queues_changed"  # data: agent_id, queues {code: level}
 
 
 class CommandType(StrEnum):
