@@ -101,16 +101,17 @@ def test_models_round_trip(database_url: str) -> None:
             WorkOrder(ticket_id=ticket.id, done="更换阀门", filled_by="eng1", minutes_spent=40)
         )
     with sessions() as session:
-        call = session.get(Call, "c-1")
-        assert call is not None
-        assert call.arrived_at == arrived  # timezone-aware UTC on both databases
-        assert call.menu_path == [{"digit": "1", "node": "repair"}]
-        customer = session.scalar(select(Customer).where(Customer.name == "张伟"))
-        assert customer is not None and customer.arrears_amount == Decimal("1280.00")
-        assert [p.number for p in customer.phones] == ["13800138000"]
-        ticket = session.scalar(select(Ticket))
-        assert ticket is not None and ticket.due_at == arrived + timedelta(minutes=30)
-        assert [e.to_status for e in ticket.events] == ["registered"]
+        stored = session.get(Call, "c-1")
+        assert stored is not None
+        assert stored.arrived_at == arrived  # timezone-aware UTC on both databases
+        assert stored.menu_path == [{"digit": "1", "node": "repair"}]
+        found = session.scalar(select(Customer).where(Customer.name == "张伟"))
+        assert found is not None and found.arrears_amount == Decimal("1280.00")
+        assert [p.number for p in found.phones] == ["13800138000"]
+        stored_ticket = session.scalar(select(Ticket))
+        assert stored_ticket is not None
+        assert stored_ticket.due_at == arrived + timedelta(minutes=30)
+        assert [e.to_status for e in stored_ticket.events] == ["registered"]
     # the stream id makes call events idempotent on replay
     with pytest.raises(DBAPIError), sessions() as session, session.begin():
         session.add(CallEvent(call_id="c-1", stream_id="1-0", type="call_arrived", at=arrived))
