@@ -8,6 +8,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from callcenter.context import AppContext
+from callcenter.streams import Command
 from callcenter.worker import queues
 from ticketing.models import (
     CallbackAttempt,
@@ -40,6 +41,12 @@ def run_worker(ctx: AppContext) -> None:
     qs = queues(ctx)
     worker = SimpleWorker(qs, connection=qs[0].connection)
     worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+
+
+def originate_commands(ctx: AppContext) -> list[Command]:
+    """The originate commands published for this node's engine."""
+    entries: Any = ctx.redis.xrange(ctx.keys.originate_requests(ctx.settings.node_id))
+    return [Command.from_fields(fields) for _id, fields in entries]
 
 
 def counts(ctx: AppContext) -> dict[str, int]:

@@ -92,7 +92,7 @@ def test_work_order_fields_are_required(ctx: AppContext, client: TestClient) -> 
             == 200
         )
     before, rows = counts(ctx), snapshot(ctx)
-    for body, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"to": "resolved", "materials": "无", "minutes_spent": 5}, "done"),
         ({"to": "resolved", "done": "修好", "minutes_spent": 5}, "materials"),
         ({"to": "resolved", "done": "修好", "materials": "无"}, "minutes_spent"),
@@ -100,7 +100,8 @@ def test_work_order_fields_are_required(ctx: AppContext, client: TestClient) -> 
             {"to": "resolved", "done": "修好", "materials": "无", "minutes_spent": -3},
             "minutes_spent",
         ),
-    ]:
+    ]
+    for body, field in cases:
         response = client.post(f"/api/v1/tickets/{ticket_id}/transitions", headers=eng, json=body)
         assert response.status_code == 422, response.text
         assert response.json()["message"].startswith(field)

@@ -10,12 +10,11 @@ from fastapi.testclient import TestClient
 from rq.registry import ScheduledJobRegistry
 
 from callcenter.context import AppContext
-from callcenter.streams import Command
 from callcenter.worker import queues
 from cti.models import Call
 from tests.conftest import auth
 from tests.tickets.conftest import MakeCtx
-from tests.tickets.helpers import payload, run_worker
+from tests.tickets.helpers import originate_commands, payload, run_worker
 from ticketing import jobs
 
 ALL_MEMBERS = """
@@ -103,8 +102,7 @@ def full_lifecycle(
     high = next(q for q in queues(ctx) if q.name.endswith(":high"))
     high.enqueue(jobs.place_callback, callback["id"], now=callback["scheduled_for"])
     run_worker(ctx)
-    entries = ctx.redis.xrange(ctx.keys.originate_requests(ctx.settings.node_id))
-    commands = [Command.from_fields(fields) for _id, fields in entries]
+    commands = originate_commands(ctx)
     mine = [c for c in commands if c.data["callback_id"] == callback["id"]]
     assert len(mine) == 1 and mine[0].type == "originate"
     assert mine[0].data["number"] == "13800138000" and mine[0].data["agent_first"] is True
