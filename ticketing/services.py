@@ -629,6 +629,19 @@ def apply_transition(
         to_status=target.value,
         data=data,
     )
+    if target is Status.returned_to_front_desk and data["callback"]["status"] == "unreachable":
+        # No time outside rest hours within the window: the callback result is recorded as is.
+        session.flush()
+        apply_transition(
+            session,
+            ctx,
+            effects,
+            ticket,
+            Status.callback,
+            {"to": "callback", "result": "unreachable", "_from_attempt": True},
+            actor=SYSTEM,
+            now=now,
+        )
     if target is Status.callback and fields["result"] == CallbackResult.unsatisfied:
         # 如不满意继续整改: back to the department's supervisor at once.
         session.flush()

@@ -106,8 +106,10 @@ def allowed_next(
         options.remove(S.returned_to_front_desk)
     if status is S.returned_to_front_desk and callback_required:
         options.remove(S.archived)
-    if status is S.callback and callback_result == CallbackResult.unsatisfied:
-        options.remove(S.archived)
+    if status is S.callback:
+        # unsatisfied → reopened (done at once by the service); otherwise archive
+        unsatisfied = callback_result == CallbackResult.unsatisfied
+        options = [S.dispatched] if unsatisfied else [S.archived]
     return options
 
 

@@ -34,7 +34,9 @@ def events(ctx: AppContext, ticket_id: int) -> list[dict[str, Any]]:
 
 
 def kinds(ctx: AppContext, ticket_id: int) -> list[str]:
-    return [e["type"] for e in events(ctx, ticket_id) if e["type"] not in {"registered", "dispatched"}]
+    return [
+        e["type"] for e in events(ctx, ticket_id) if e["type"] not in {"registered", "dispatched"}
+    ]
 
 
 def test_warn_then_overdue_then_escalate_to_manager_then_above(ctx: AppContext) -> None:
@@ -45,7 +47,10 @@ def test_warn_then_overdue_then_escalate_to_manager_then_above(ctx: AppContext) 
     run_check(ctx, ticket_id, T0 + timedelta(minutes=22))  # a second run changes nothing
     assert kinds(ctx, ticket_id) == ["sla_warning"]
     warning = events(ctx, ticket_id)[-1]
-    assert warning["data"]["minutes_left"] == 9 and warning["data"]["recipients"][0]["role"] == "supervisor"
+    assert (
+        warning["data"]["minutes_left"] == 9
+        and warning["data"]["recipients"][0]["role"] == "supervisor"
+    )
 
     run_check(ctx, ticket_id, T0 + timedelta(minutes=31))
     run_check(ctx, ticket_id, T0 + timedelta(minutes=32))
@@ -127,7 +132,10 @@ def test_scan_and_overdue_report(ctx: AppContext, client: TestClient) -> None:
     assert none["total"] == 0
     listed = client.get("/api/v1/tickets", headers=lead, params={"overdue": "true"}).json()
     assert listed["total"] == 3
-    assert client.get("/api/v1/tickets/reports/overdue", headers=auth(client, "1001")).status_code == 403
+    assert (
+        client.get("/api/v1/tickets/reports/overdue", headers=auth(client, "1001")).status_code
+        == 403
+    )
 
 
 def test_reopened_ticket_gets_a_fresh_deadline_and_new_warnings(ctx: AppContext) -> None:
