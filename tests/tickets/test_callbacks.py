@@ -20,8 +20,8 @@ from ticketing.schemas import TicketCreate
 SH = ZoneInfo("Asia/Shanghai")
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SH).astimezone(UTC)  # type: ignore[misc]
+def local(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SH).astimezone(UTC)
 
 
 def callbacks_toml(**values: Any) -> str:
