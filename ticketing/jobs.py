@@ -106,7 +106,7 @@ def schedule_effects(ctx: AppContext, effects: Effects) -> None:
                 at,
                 place_callback,
                 callback_id,
-                job_id=_job_id(ctx, "callback", callback_id),
+                job_id=callback_job_id(ctx, callback_id, at),
                 result_ttl=0,
                 failure_ttl=7 * 86400,
             )
@@ -114,7 +114,7 @@ def schedule_effects(ctx: AppContext, effects: Effects) -> None:
         qs["default"].enqueue(
             deliver_webhook,
             delivery.id,
-            job_id=_job_id(ctx, "webhook", delivery.id),
+            job_id=_job_id(ctx, "webhook", delivery.id, 1),
             result_ttl=0,
             failure_ttl=7 * 86400,
         )
@@ -126,9 +126,20 @@ def ensure_scan(ctx: AppContext) -> None:
     if ctx.redis.set(
         ctx.keys.tickets("scan-chain"), "1", nx=True, ex=int(SCAN_INTERVAL.total_seconds() * 3)
     ):
-        ticket_queues(ctx)["low"].enqueue_in(
-            SCAN_INTERVAL, scan, job_id=_job_id(ctx, "scan"), result_ttl=0, failure_ttl=86400
-        )
+        _enqueue_scan(ctx)
+
+
+def callback_job_id(ctx: AppContext, callback_id: int, at: datetime) -> str:
+    """One job id per planned moment: a job must never reschedule its own id (RQ deletes a
+    finished job's hash, which would orphan the new schedule)."""
+    return _job_id(ctx, "callback", callback_id, int(at.timestamp()))
+
+
+def _enqueue_scan(ctx: AppContext) -> None:
+    at = utcnow() + SCAN_INTERVAL
+    ticket_queues(ctx)["low"].enqueue_at(
+        at, scan, job_id=_job_id(ctx, "scan", int(at.timestamp())), result_ttl=0, failure_ttl=86400
+    )
 
 
 # ---------------------------------------------------------------- SLA
@@ -174,14 +185,15 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
         due, stale = services.due_callbacks(
             session, moment, timedelta(minutes=cfg.retry_after_minutes)
         )
-        pending = list(
-            session.scalars(
-                select(WebhookDelivery.id).where(
+        pending = [
+            (row.id, row.attempts)
+            for row in session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.attempts).where(
                     WebhookDelivery.status == "pending",
                     WebhookDelivery.next_attempt_at <= moment - timedelta(seconds=30),
                 )
             )
-        )
+        ]
     for callback_id in stale:
         services.record_attempt(
             ctx,
@@ -194,9 +206,9 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
     for callback_id in due:
         place_callback(callback_id, now=moment)
     qs = ticket_queues(ctx)
-    for delivery_id in pending:
+    for delivery_id, attempts in pending:
         qs["default"].enqueue(
-            deliver_webhook, delivery_id, job_id=_job_id(ctx, "webhook", delivery_id)
+            deliver_webhook, delivery_id, job_id=_job_id(ctx, "webhook", delivery_id, attempts + 1)
         )
     report.update(
         callbacks_placed=len(due), callbacks_stale=len(stale), webhooks_requeued=len(pending)
@@ -205,9 +217,7 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
         ctx.redis.set(
             ctx.keys.tickets("scan-chain"), "1", ex=int(SCAN_INTERVAL.total_seconds() * 3)
         )
-        qs["low"].enqueue_in(
-            SCAN_INTERVAL, scan, job_id=_job_id(ctx, "scan"), result_ttl=0, failure_ttl=86400
-        )
+        _enqueue_scan(ctx)
     return report
 
 
@@ -366,14 +376,14 @@ def deliver_webhook(delivery_id: int, now: datetime | str | None = None) -> str:
                 return "failed"
             wait = min(cfg.backoff_seconds * 2 ** (delivery.attempts - 1), cfg.max_backoff_seconds)
             delivery.next_attempt_at = moment + timedelta(seconds=wait)
-            retry_at = delivery.next_attempt_at
+            retry_at, attempts = delivery.next_attempt_at, delivery.attempts
     finally:
         lock.release()
     ticket_queues(ctx)["default"].enqueue_at(
         retry_at,
         deliver_webhook,
         delivery_id,
-        job_id=_job_id(ctx, "webhook", delivery_id),
+        job_id=_job_id(ctx, "webhook", delivery_id, attempts + 1),
         result_ttl=0,
         failure_ttl=7 * 86400,
     )

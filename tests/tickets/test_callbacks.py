@@ -106,9 +106,9 @@ def test_callback_is_scheduled_24h_after_the_standard_outside_rest_hours(make_ct
     assert cb["deadline"] == local(2026, 12, 8, 12, 15) + timedelta(days=3)
     high = next(q for q in queues(ctx) if q.name.endswith(":high"))
     registry = ScheduledJobRegistry(queue=high)
-    assert registry.get_scheduled_time(f"cc-tickets-callback-{cb['id']}") == local(
-        2026, 12, 8, 14, 0
-    )
+    assert registry.get_scheduled_time(
+        jobs.callback_job_id(ctx, cb["id"], cb["scheduled_for"])
+    ) == local(2026, 12, 8, 14, 0)
     # fired early (e.g. by hand), the job does nothing
     place(ctx, cb["id"], local(2026, 12, 8, 13, 0))
     assert originate_commands(ctx) == [] and callback_of(ctx, ticket_id)["status"] == "scheduled"

@@ -92,7 +92,12 @@ def full_lifecycle(
     assert callback["status"] == "scheduled"
     # scheduled 24 h after the SLA completion standard, outside rest hours
     assert datetime.fromisoformat(callback["scheduled_for"]) >= due + timedelta(hours=24)
-    timer = scheduled_at(ctx, f"cc-tickets-callback-{callback['id']}")
+    timer = scheduled_at(
+        ctx,
+        jobs.callback_job_id(
+            ctx, callback["id"], datetime.fromisoformat(callback["scheduled_for"])
+        ),
+    )
     assert timer is not None
     assert (
         abs(timer.timestamp() - datetime.fromisoformat(callback["scheduled_for"]).timestamp()) < 1
