@@ -367,7 +367,8 @@ def create_ticket(
                     _dispatch(session, ctx, effects, ticket, dept, actor=name, now=now)
                 effects.sla.append(ticket.id)
         except IntegrityError as exc:
-            if "number" in str(exc.orig).lower() or "tickets" in str(exc.orig).lower():
+            message = str(exc.orig).lower()
+            if "uq_tickets_number" in message or "tickets.number" in message:
                 continue  # another ticket took the number between our read and write: retry
             raise
         apply_effects(ctx, effects)
