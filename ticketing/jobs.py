@@ -64,10 +64,14 @@ def _job_id(ctx: AppContext, *parts: object) -> str:
 # ---------------------------------------------------------------- scheduling
 
 
-def schedule_sla_timers(ctx: AppContext, ticket_id: int, due_at: datetime, track: str) -> None:
-    """Three timers per deadline: the warning, the deadline, the escalation above."""
+def schedule_sla_timers(
+    ctx: AppContext, ticket_id: int, due_at: datetime, track: str, pipeline: Any = None
+) -> None:
+    """Three timers per deadline: the warning, the deadline, the escalation above (one Redis
+    round trip; pass ``pipeline`` to batch several tickets)."""
     cfg = ctx.config.dispatch.tracks[track]  # type: ignore[index]
     high = ticket_queues(ctx)["high"]
+    pipe = pipeline if pipeline is not None else high.connection.pipeline()
     moments = {
         "warn": due_at - timedelta(minutes=cfg.warn_before_minutes),
         "due": due_at,
@@ -81,19 +85,19 @@ def schedule_sla_timers(ctx: AppContext, ticket_id: int, due_at: datetime, track
             job_id=_job_id(ctx, "sla", ticket_id, name),
             result_ttl=0,
             failure_ttl=7 * 86400,
+            pipeline=pipe,
         )
+    if pipeline is None:
+        pipe.execute()
 
 
 def schedule_effects(ctx: AppContext, effects: Effects) -> None:
     qs = ticket_queues(ctx)
     if effects.sla:
-        with ctx.sessions() as session:
-            rows = session.execute(
-                select(Ticket.id, Ticket.due_at, Ticket.track).where(Ticket.id.in_(effects.sla))
-            ).all()
-        for ticket_id, due_at, track in rows:
-            if due_at is not None:
-                schedule_sla_timers(ctx, ticket_id, due_at, track)
+        pipe = qs["high"].connection.pipeline()
+        for ticket_id, due_at, track in effects.sla:
+            schedule_sla_timers(ctx, ticket_id, due_at, track, pipeline=pipe)
+        pipe.execute()
     if effects.callbacks:
         with ctx.sessions() as session:
             planned = session.execute(

@@ -62,7 +62,8 @@ class Effects:
     """Work to hand to RQ once the transaction has committed."""
 
     deliveries: list[WebhookDelivery] = field(default_factory=list)
-    sla: list[int] = field(default_factory=list)  # ticket ids whose timers to (re)schedule
+    # (ticket id, deadline, track) whose SLA timers to (re)schedule
+    sla: list[tuple[int, datetime, str]] = field(default_factory=list)
     callbacks: list[int] = field(default_factory=list)  # callback ids to (re)schedule
 
 
@@ -365,7 +366,7 @@ def create_ticket(
                 )
                 if data.auto_dispatch:
                     _dispatch(session, ctx, effects, ticket, dept, actor=name, now=now)
-                effects.sla.append(ticket.id)
+                effects.sla.append((ticket.id, due_at, ticket.track))
         except IntegrityError as exc:
             message = str(exc.orig).lower()
             if "uq_tickets_number" in message or "tickets.number" in message:
@@ -547,7 +548,8 @@ def apply_transition(
         reopened = current is Status.callback
         if reopened:
             _reopen(ctx, ticket, now)
-            effects.sla.append(ticket.id)
+            assert ticket.due_at is not None
+            effects.sla.append((ticket.id, ticket.due_at, ticket.track))
         ticket.status = current.value  # _dispatch records the step from ``current``
         _dispatch(
             session,
