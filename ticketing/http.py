@@ -189,7 +189,4 @@ def record_attempt(
 
 
 def _public(ctx: AppContext, ticket_id: int) -> dict[str, Any]:
-    detail = services.ticket_detail(ctx, ticket_id)
-    for key in ("timeline", "work_orders", "callbacks"):
-        detail.pop(key)
-    return detail
+    return services.ticket_summary(ctx, ticket_id)

@@ -103,7 +103,16 @@ def _department_by_code(session: Session, code: str) -> Department:
 
 
 def contacts_for(session: Session, department_id: int | None, role: str) -> list[dict[str, Any]]:
-    """Who to tell: a department's supervisors or managers, or the company's leadership."""
+    """Who to tell: a department's supervisors or managers, or the company's leadership
+    (cached for the session: a scan asks the same question many times)."""
+    cache = session.info.setdefault("contacts", {})
+    key = (None if role == "leadership" else department_id, role)
+    if key not in cache:
+        cache[key] = _contacts(session, department_id, role)
+    return list(cache[key])
+
+
+def _contacts(session: Session, department_id: int | None, role: str) -> list[dict[str, Any]]:
     query = select(DepartmentContact).where(DepartmentContact.role == role)
     if role != "leadership":
         query = query.where(DepartmentContact.department_id == department_id)
@@ -693,6 +702,7 @@ def _mark_overdue(
         return False
     ticket.overdue = True
     ticket.overdue_at = ticket.overdue_at or now
+    _note_event(session, ticket.id, "overdue", due)
     add_event(
         session, ctx, effects, ticket, actor=actor, type="overdue", at=now, data={"due_at": due}
     )
@@ -700,10 +710,34 @@ def _mark_overdue(
 
 
 def _has_event(session: Session, ticket_id: int, type: str, due: str | None) -> bool:
+    """Was this SLA event already recorded for this deadline? (preloaded during a scan)"""
+    seen = session.info.get("sla_seen")
+    if seen is not None and ticket_id in seen["tickets"]:
+        return (ticket_id, type, due) in seen["events"]
     rows = session.scalars(
         select(TicketEvent.data).where(TicketEvent.ticket_id == ticket_id, TicketEvent.type == type)
     )
     return any((row or {}).get("due_at") == due for row in rows)
+
+
+def _note_event(session: Session, ticket_id: int, type: str, due: str | None) -> None:
+    seen = session.info.get("sla_seen")
+    if seen is not None:
+        seen["events"].add((ticket_id, type, due))
+
+
+def preload_sla_events(session: Session, ticket_ids: list[int]) -> None:
+    """One query for the SLA events of many tickets, so a scan does not ask per ticket."""
+    events: set[tuple[int, str, str | None]] = set()
+    for start in range(0, len(ticket_ids), 500):
+        chunk = ticket_ids[start : start + 500]
+        rows = session.execute(
+            select(TicketEvent.ticket_id, TicketEvent.type, TicketEvent.data).where(
+                TicketEvent.ticket_id.in_(chunk), TicketEvent.type.in_(["overdue", "sla_warning"])
+            )
+        )
+        events.update((tid, kind, (data or {}).get("due_at")) for tid, kind, data in rows)
+    session.info["sla_seen"] = {"tickets": set(ticket_ids), "events": events}
 
 
 def check_sla(
@@ -731,6 +765,7 @@ def check_sla(
                 "recipients": contacts_for(session, ticket.department_id, track.dispatch_to),
             },
         )
+        _note_event(session, ticket.id, "sla_warning", due)
         done.append("warned")
     if now < ticket.due_at:
         return done
@@ -773,7 +808,7 @@ def sla_candidates(session: Session, ctx: AppContext, now: datetime) -> list[Tic
     """Open tickets whose warning time has come and that are not yet at the top escalation."""
     tracks = ctx.config.dispatch.tracks
     horizon = now + timedelta(minutes=max(t.warn_before_minutes for t in tracks.values()))
-    return list(
+    tickets = list(
         session.scalars(
             select(Ticket).where(
                 Ticket.status.in_([s.value for s in OPEN_STATUSES]),
@@ -782,6 +817,8 @@ def sla_candidates(session: Session, ctx: AppContext, now: datetime) -> list[Tic
             )
         )
     )
+    preload_sla_events(session, [t.id for t in tickets])
+    return tickets
 
 
 # ---------------------------------------------------------------- callbacks (回访)
@@ -1063,6 +1100,13 @@ def callback_dict(cb: SatisfactionCallback, attempts: list[CallbackAttempt]) -> 
             for a in attempts
         ],
     }
+
+
+def ticket_summary(ctx: AppContext, ticket_id: int) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        return ticket_dict(
+            session, ctx, _load_ticket(session, ticket_id), department_codes(session)
+        )
 
 
 def ticket_detail(
