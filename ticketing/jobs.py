@@ -27,7 +27,7 @@ from callcenter.db import utcnow
 from callcenter.runtime import get_context
 from callcenter.streams import Command, CommandType
 from callcenter.worker import queues
-from ticketing import services
+from ticketing import consumers, services
 from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket, WebhookDelivery
 from ticketing.services import SYSTEM, Effects, apply_effects, local_tz, next_allowed
 from ticketing.state import OPEN_STATUSES
@@ -184,6 +184,7 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
     ctx = get_context()
     moment = _now(now)
     report: dict[str, Any] = {"sla": scan_sla(moment)}
+    report["callback_events"] = consumers.consume(ctx, now=None if now is None else moment)
     cfg = ctx.config.callbacks
     with ctx.sessions() as session:
         due, stale = services.due_callbacks(
@@ -294,6 +295,7 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
                 command = Command(
                     type=CommandType.originate, call_id=command_id, id=command_id, data=data
                 )
+                consumers.ensure_group(ctx)  # so the call's events are kept for us
                 ctx.redis.xadd(
                     ctx.keys.originate_requests(ctx.settings.node_id),
                     command.to_fields(),  # type: ignore[arg-type]

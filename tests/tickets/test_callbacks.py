@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from rq.registry import ScheduledJobRegistry
 
 from callcenter.context import AppContext
+from callcenter.streams import CallEvent
 from callcenter.worker import queues
 from config.schemas import CallbacksFile
 from tests.conftest import auth
@@ -247,3 +248,34 @@ def test_the_scan_places_due_callbacks_and_times_out_silent_ones(make_ctx: MakeC
     assert report["callbacks_stale"] == 1
     cb = callback_of(ctx, ticket_id)
     assert cb["status"] == "scheduled" and cb["history"][0]["outcome"] == "no_answer"
+
+
+def test_engine_events_record_survey_scores_and_unanswered_calls(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx(**{"callbacks.toml": callbacks_toml(mode="survey")})
+    answered = to_front_desk(ctx, local(2026, 12, 7, 10, 0), local(2026, 12, 7, 10, 20))
+    silent = to_front_desk(ctx, local(2026, 12, 7, 10, 0), local(2026, 12, 7, 10, 20))
+    for ticket_id in (answered, silent):
+        cb = callback_of(ctx, ticket_id)
+        place(ctx, cb["id"], cb["scheduled_for"])
+    first, second = (c.call_id for c in originate_commands(ctx))
+    # what the engine publishes for the two calls it originated
+    for event in (
+        CallEvent(type="originated", call_id=first, data={"number": "13800138000"}),
+        CallEvent(
+            type="digits_collected", call_id=first, data={"variable": "satisfaction", "value": "4"}
+        ),
+        CallEvent(type="call_ended", call_id=first, data={"outcome": "answered"}),
+        CallEvent(type="call_ended", call_id=second, data={"outcome": "no_answer"}),
+        CallEvent(type="call_ended", call_id="some-other-call", data={"outcome": "answered"}),
+    ):
+        ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
+    low = next(q for q in queues(ctx) if q.name.endswith(":low"))
+    low.enqueue(jobs.scan, now=local(2026, 12, 8, 10, 40), reschedule=False)
+    run_worker(ctx)
+    done = callback_of(ctx, answered)
+    assert done["status"] == "done" and done["result"] == "satisfied" and done["score"] == 4
+    assert services.ticket_detail(ctx, answered)["status"] == "callback"
+    retry = callback_of(ctx, silent)
+    assert retry["status"] == "scheduled" and retry["history"][0]["outcome"] == "no_answer"
+    # read again: everything was acknowledged, nothing is recorded twice
+    assert jobs.consumers.consume(ctx)["read"] == 0
