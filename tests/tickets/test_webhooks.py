@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,9 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.context import AppContext
+from callcenter.worker import queues
 from tests.tickets.conftest import MakeCtx
 from tests.tickets.helpers import payload, run_worker
-from ticketing import services
+from ticketing import jobs, services
 from ticketing.models import WebhookDelivery
 from ticketing.schemas import TicketCreate
 
@@ -134,3 +136,28 @@ events = ["ticket.dispatched"]
 def test_no_targets_means_no_deliveries(ctx: AppContext) -> None:
     services.create_ticket(ctx, TicketCreate(**payload()), actor="1001")
     assert deliveries(ctx) == []
+
+
+def test_lost_delivery_jobs_are_found_by_the_scan(
+    make_ctx: MakeCtx, receiver: tuple[Receiver, str]
+) -> None:
+    state, base = receiver
+    state.failures_left = 0
+    ctx = make_ctx(
+        **{
+            "webhooks.toml": f"""
+[targets.erp]
+url = "{base}/hooks"
+secret = "{SECRET}"
+"""
+        }
+    )
+    services.create_ticket(ctx, TicketCreate(**payload()), actor="1001")
+    # Redis lost the queued jobs (or the worker died holding them): SQL still has the rows
+    for queue in queues(ctx):
+        queue.empty()
+    assert [d.status for d in deliveries(ctx)] == ["pending", "pending"]
+    report = jobs.scan(now=datetime.now(UTC) + timedelta(minutes=1), reschedule=False)
+    assert report["webhooks_requeued"] == 2
+    work_until(ctx, lambda: all(d.status == "delivered" for d in deliveries(ctx)))
+    assert len(state.requests) == 2
