@@ -29,6 +29,11 @@ class Keys:
         """Stream of commands for one slot (``node1-s07``)."""
         return f"{self.prefix}:slot:{slot}:cmd"
 
+    def originate_requests(self, node: str) -> str:
+        """Stream of ``originate`` commands for a node's engine, which picks the slot
+        (callbacks 回访, click-to-call); same fields as a slot command stream."""
+        return f"{self.prefix}:node:{node}:originate"
+
     def call_slot(self, call_id: str) -> str:
         """Which slot carries a call (string; set by the slot on arrival, expires after end)."""
         return f"{self.prefix}:call:{call_id}:slot"
@@ -43,6 +48,10 @@ class Keys:
     # ---- routing state (owned by cti/)
     def routing(self, name: str) -> str:
         return f"{self.prefix}:routing:{name}"
+
+    # ---- tickets (owned by ticketing/)
+    def tickets(self, name: str) -> str:
+        return f"{self.prefix}:tickets:{name}"
 
     # ---- metrics (owned by metrics/)
     def metrics(self, name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from config.schemas import (
     ShiftsFile,
     TelephonyFile,
     TransferNode,
+    WebhooksFile,
 )
 
 FILES: dict[str, type[BaseModel]] = {
@@ -34,6 +35,7 @@ FILES: dict[str, type[BaseModel]] = {
     "dispatch.toml": DispatchFile,
     "callbacks.toml": CallbacksFile,
     "telephony.toml": TelephonyFile,
+    "webhooks.toml": WebhooksFile,
 }
 
 M = TypeVar("M", bound=BaseModel)
@@ -58,6 +60,7 @@ class CenterConfig:
     dispatch: DispatchFile
     callbacks: CallbacksFile
     telephony: TelephonyFile
+    webhooks: WebhooksFile = field(default_factory=WebhooksFile)
 
 
 _NODE_KINDS = {"menu", "play", "collect", "enqueue", "callback", "transfer", "hangup"}
@@ -188,6 +191,7 @@ def load_config(directory: Path) -> CenterConfig:
         dispatch=loaded["dispatch.toml"],  # type: ignore[arg-type]
         callbacks=loaded["callbacks.toml"],  # type: ignore[arg-type]
         telephony=loaded["telephony.toml"],  # type: ignore[arg-type]
+        webhooks=loaded["webhooks.toml"],  # type: ignore[arg-type]
     )
     problems = _cross_check(cfg)
     if problems:

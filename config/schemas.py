@@ -292,6 +292,9 @@ class Track(Strict):
     dispatch_to: Literal["supervisor", "manager"] = "supervisor"
     notify_leadership: bool = False
     warn_before_minutes: int = Field(default=10, ge=0)
+    # After the deadline the ticket escalates to the manager; this long after that, to the
+    # level above (上级主管领导).
+    escalate_above_after_minutes: int = Field(default=60, ge=1)
 
 
 class DispatchFile(Strict):
@@ -342,6 +345,23 @@ class CallbacksFile(Strict):
     max_attempts: int = Field(default=3, ge=1, le=10)
     retry_after_minutes: int = Field(default=120, ge=1)
     queue: Code = "callback"
+
+
+# ---------------------------------------------------------------- webhooks (webhooks.toml)
+
+
+class WebhookTarget(Strict):
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(min_length=8)  # HMAC-SHA256 key shared with the receiver
+    events: list[str] = Field(default_factory=lambda: ["*"])  # "ticket.*", "ticket.created"...
+
+
+class WebhooksFile(Strict):
+    max_attempts: int = Field(default=8, ge=1, le=30)
+    backoff_seconds: float = Field(default=5, gt=0)  # retry n waits backoff * 2**(n-1)
+    max_backoff_seconds: float = Field(default=3600, gt=0)
+    timeout_seconds: float = Field(default=5, gt=0, le=60)
+    targets: dict[Code, WebhookTarget] = Field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- telephony (telephony.toml)

@@ -1,0 +1,96 @@
+"""The lifecycle on PostgreSQL, and ticket numbers that stay unique under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from callcenter.context import AppContext
+from tests.tickets.conftest import MakeCtx
+from tests.tickets.helpers import payload
+from tests.tickets.test_lifecycle import ALL_MEMBERS, full_lifecycle
+from ticketing import services
+from ticketing.schemas import TicketCreate
+
+
+def create_concurrently(ctx: AppContext, threads: int, each: int, now: datetime) -> list[str]:
+    numbers: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(each):
+            try:
+                ticket = services.create_ticket(
+                    ctx, TicketCreate(**payload()), actor="1001", now=now
+                )
+            except BaseException as exc:  # collected and re-raised by the test
+                with lock:
+                    errors.append(exc)
+                return
+            with lock:
+                numbers.append(ticket.number)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert errors == []
+    return numbers
+
+
+def check_numbers(numbers: list[str], day: str, count: int) -> None:
+    assert len(numbers) == count
+    assert sorted(numbers) == [f"GD{day}-{n:04d}" for n in range(1, count + 1)]
+
+
+def test_numbers_are_unique_and_dense_on_sqlite(ctx: AppContext) -> None:
+    # 23:30 UTC on 7 Dec is 07:30 on 8 Dec in Shanghai: the number carries the local day
+    numbers = create_concurrently(ctx, 4, 5, datetime(2026, 12, 7, 23, 30, tzinfo=UTC))
+    check_numbers(numbers, "20261208", 20)
+    next_day = services.create_ticket(
+        ctx, TicketCreate(**payload()), actor="1001", now=datetime(2026, 12, 8, 16, 5, tzinfo=UTC)
+    )
+    assert next_day.number == "GD20261209-0001"
+
+
+@pytest.mark.postgres
+def test_numbers_are_unique_and_dense_on_postgres(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx(postgres=True)
+    numbers = create_concurrently(ctx, 6, 5, datetime(2026, 12, 7, 2, 0, tzinfo=UTC))
+    check_numbers(numbers, "20261207", 30)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("track", "category", "staff"),
+    [("general", "public_water", "eng1"), ("emergency", "fire_safety", "sec1")],
+)
+def test_full_lifecycle_on_postgres(
+    make_ctx: MakeCtx, client_for: Any, track: str, category: str, staff: str
+) -> None:
+    ctx = make_ctx(postgres=True, **{"callbacks.toml": ALL_MEMBERS})
+    final = full_lifecycle(ctx, client_for(ctx), track, category, staff)
+    assert final["status"] == "archived"
+
+
+@pytest.mark.postgres
+def test_sla_escalation_on_postgres(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx(postgres=True)
+    t0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    ticket_id = services.create_ticket(ctx, TicketCreate(**payload()), actor="1001", now=t0).id
+    from ticketing import jobs
+
+    assert jobs.scan_sla(now=t0 + timedelta(minutes=95)) == {
+        "checked": 1,
+        "warned": 0,
+        "overdue": 1,
+        "escalated": 2,
+    }
+    assert services.ticket_detail(ctx, ticket_id)["escalation_level"] == 2

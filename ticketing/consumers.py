@@ -1,0 +1,117 @@
+"""Reader of the engine's event stream for callback calls (回访), consumer group ``tickets``.
+
+The engine originates a callback with the command's ``call_id`` (``callback-<id>-<attempt>``)
+and reports that call on ``{prefix}:events`` like any other. This reader records:
+
+- ``digits_collected`` with ``data.variable == "satisfaction"`` (survey mode): the customer's
+  1–5 key → an answered attempt with that score;
+- ``call_ended`` whose ``data.outcome`` is not ``answered`` (no answer, busy, failed): an
+  unanswered attempt, retried within the window.
+
+In agent mode the agent records the result through the API. The reader runs inside the
+periodic scan job (no extra process); entries are acknowledged after they are handled, and
+handling is idempotent (an attempt already recorded is left alone).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+import redis
+from sqlalchemy import select
+
+from callcenter.context import AppContext
+from callcenter.errors import CallCenterError
+from callcenter.streams import CallEvent, EventType
+from ticketing import services
+from ticketing.models import CallbackAttempt
+
+log = logging.getLogger(__name__)
+
+GROUP = "tickets"
+CALL_ID = re.compile(r"^callback-(\d+)-(\d+)$")
+UNANSWERED = {"no_answer": "no_answer", "busy": "busy"}
+
+
+def ensure_group(ctx: AppContext) -> None:
+    """Create the group at the stream's end (idempotent); done before the first callback."""
+    try:
+        ctx.redis.xgroup_create(ctx.keys.events, GROUP, id="$", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def consume(ctx: AppContext, *, now: datetime | None = None, batch: int = 500) -> dict[str, int]:
+    """Handle every pending event for callback calls; returns what was recorded."""
+    ensure_group(ctx)
+    counts = {"read": 0, "answered": 0, "unanswered": 0}
+    consumer = ctx.settings.node_id
+    while True:
+        reply: Any = ctx.redis.xreadgroup(GROUP, consumer, {ctx.keys.events: ">"}, count=batch)
+        entries = reply[0][1] if reply else []
+        if not entries:
+            return counts
+        for entry_id, fields in entries:
+            counts["read"] += 1
+            try:
+                outcome = _handle(ctx, CallEvent.from_fields(fields), now)
+            except (CallCenterError, KeyError, ValueError) as exc:
+                log.warning("callback event %s not recorded: %s", entry_id, exc)
+                outcome = None
+            if outcome:
+                counts[outcome] += 1
+            ctx.redis.xack(ctx.keys.events, GROUP, entry_id)
+
+
+def _handle(ctx: AppContext, event: CallEvent, now: datetime | None) -> str | None:
+    match = CALL_ID.match(event.call_id)
+    if match is None:
+        return None
+    callback_id = int(match.group(1))
+    if not _attempt_open(ctx, callback_id, event.call_id):
+        return None
+    if event.type == EventType.digits_collected and event.data.get("variable") == "satisfaction":
+        score = int(str(event.data.get("value", "")).strip() or "0")
+        if not 1 <= score <= 5:
+            raise ValueError(f"satisfaction key {score!r} is not 1-5")
+        services.record_attempt(
+            ctx,
+            callback_id,
+            outcome="answered",
+            score=score,
+            call_id=event.call_id,
+            actor=services.SYSTEM,
+            now=now,
+            note="survey / 自动语音回访",
+        )
+        return "answered"
+    if event.type == EventType.call_ended:
+        outcome = str(event.data.get("outcome") or event.data.get("reason") or "")
+        if outcome == "answered":
+            return None
+        services.record_attempt(
+            ctx,
+            callback_id,
+            outcome=UNANSWERED.get(outcome, "failed" if outcome else "no_answer"),
+            call_id=event.call_id,
+            actor=services.SYSTEM,
+            now=now,
+            note=f"call ended: {outcome}",
+        )
+        return "unanswered"
+    return None
+
+
+def _attempt_open(ctx: AppContext, callback_id: int, call_id: str) -> bool:
+    """Is this call's attempt still waiting for its outcome (placed, nothing recorded)?"""
+    with ctx.sessions() as session:
+        outcome = session.scalar(
+            select(CallbackAttempt.outcome).where(
+                CallbackAttempt.callback_id == callback_id, CallbackAttempt.call_id == call_id
+            )
+        )
+    return outcome == "placed"

@@ -1,0 +1,192 @@
+"""Ticket routes under /api/v1: registration, lifecycle steps, queues, callbacks, reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from callcenter.auth import Principal, current_user, get_ctx, require
+from callcenter.context import AppContext
+from callcenter.errors import Forbidden
+from callcenter.models import Role
+from ticketing import services
+from ticketing.schemas import (
+    CallbackAttemptCreate,
+    CallbackPublic,
+    CategoryPublic,
+    TicketCreate,
+    TicketDetail,
+    TicketPage,
+    TicketPublic,
+    TransitionRequest,
+)
+
+router = APIRouter(tags=["tickets"])
+
+FRONT_DESK = (Role.agent, Role.lead)
+READERS = (Role.agent, Role.lead, Role.qa, Role.department)
+front_desk = require(*FRONT_DESK)
+readers = require(*READERS)
+reporters = require(Role.lead, Role.qa)
+callback_readers = require(*FRONT_DESK, Role.qa)
+
+
+@router.post(
+    "/tickets",
+    status_code=201,
+    response_model=TicketPublic,
+    summary="Register a report (screen pop with call_id, API, or walk_in at the front desk)",
+)
+def create_ticket(
+    body: TicketCreate,
+    ctx: AppContext = Depends(get_ctx),
+    user: Principal = Depends(front_desk),
+) -> dict[str, Any]:
+    ticket = services.create_ticket(ctx, body, actor=user)
+    return _public(ctx, ticket.id)
+
+
+@router.get("/tickets", response_model=TicketPage, summary="Tickets, newest first, filtered")
+def list_tickets(
+    status: str | None = None,
+    department: str | None = Query(default=None, description="department id or code"),
+    overdue: bool | None = None,
+    customer_number: str | None = Query(default=None, description="caller or customer number"),
+    created_from: datetime | None = Query(default=None, alias="from"),
+    created_to: datetime | None = Query(default=None, alias="to"),
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0),
+    ctx: AppContext = Depends(get_ctx),
+    user: Principal = Depends(readers),
+) -> dict[str, Any]:
+    if user.role is Role.department:
+        # Department staff see their own department's queue only.
+        if department is not None and department not in {str(user.department_id)}:
+            with ctx.sessions() as session:
+                if services.resolve_department(session, department).id != user.department_id:
+                    raise Forbidden(
+                        "department staff see only their own department / 只能查看本部门工单"
+                    )
+        department = str(user.department_id)
+    return services.list_tickets(
+        ctx,
+        status=status,
+        department=department,
+        overdue=overdue,
+        customer_number=customer_number,
+        created_from=created_from,
+        created_to=created_to,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/tickets/reports/overdue", summary="Overdue work (未按时完成记录), by period")
+def overdue_report(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ctx: AppContext = Depends(get_ctx),
+    _user: Principal = Depends(reporters),
+) -> dict[str, Any]:
+    return services.overdue_report(ctx, since=since, until=until)
+
+
+@router.get(
+    "/tickets/{ticket_id}", response_model=TicketDetail, summary="A ticket with its timeline"
+)
+def get_ticket(
+    ticket_id: int,
+    ctx: AppContext = Depends(get_ctx),
+    user: Principal = Depends(readers),
+) -> dict[str, Any]:
+    return services.ticket_detail(ctx, ticket_id, viewer=user)
+
+
+@router.post(
+    "/tickets/{ticket_id}/transitions",
+    response_model=TicketDetail,
+    summary="One lifecycle step: 409 with the allowed next states, 422 naming a missing field",
+)
+def transition(
+    ticket_id: int,
+    body: TransitionRequest,
+    ctx: AppContext = Depends(get_ctx),
+    user: Principal = Depends(current_user),
+) -> dict[str, Any]:
+    services.transition(ctx, ticket_id, body.model_dump(exclude_none=True), actor=user)
+    return services.ticket_detail(ctx, ticket_id)
+
+
+@router.get("/ticket-categories", response_model=list[CategoryPublic], summary="Dispatch table")
+def ticket_categories(
+    ctx: AppContext = Depends(get_ctx), _user: Principal = Depends(current_user)
+) -> list[dict[str, Any]]:
+    return services.categories(ctx)
+
+
+@router.get(
+    "/departments/{department}/tickets",
+    response_model=TicketPage,
+    summary="A department's ticket queue (department staff: their own department only)",
+)
+def department_tickets(
+    department: str,
+    status: str | None = None,
+    overdue: bool | None = None,
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0),
+    ctx: AppContext = Depends(get_ctx),
+    user: Principal = Depends(readers),
+) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        dept = services.resolve_department(session, department)
+    if user.role is Role.department and user.department_id != dept.id:
+        raise Forbidden(
+            "department staff see only their own department / 只能查看本部门工单",
+            details={"department_id": dept.id},
+        )
+    return services.list_tickets(
+        ctx, status=status, department=str(dept.id), overdue=overdue, limit=limit, offset=offset
+    )
+
+
+@router.get("/callbacks", response_model=list[CallbackPublic], summary="Callbacks (回访) by status")
+def list_callbacks(
+    status: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    ctx: AppContext = Depends(get_ctx),
+    _user: Principal = Depends(callback_readers),
+) -> list[dict[str, Any]]:
+    return services.list_callbacks(ctx, status=status, limit=limit)
+
+
+@router.get("/callbacks/report", summary="回访总结报告: callback summary for a period")
+def callback_report(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ctx: AppContext = Depends(get_ctx),
+    _user: Principal = Depends(reporters),
+) -> dict[str, Any]:
+    return services.callback_report(ctx, since=since, until=until)
+
+
+@router.post(
+    "/callbacks/{callback_id}/attempts",
+    response_model=CallbackPublic,
+    summary="Record a callback attempt: answered with a result, or not answered (retried)",
+)
+def record_attempt(
+    callback_id: int,
+    body: CallbackAttemptCreate,
+    ctx: AppContext = Depends(get_ctx),
+    user: Principal = Depends(front_desk),
+) -> dict[str, Any]:
+    cb = services.record_attempt(ctx, callback_id, actor=user, **body.model_dump())
+    detail = services.ticket_detail(ctx, cb.ticket_id)
+    return next(c for c in detail["callbacks"] if c["id"] == cb.id)
+
+
+def _public(ctx: AppContext, ticket_id: int) -> dict[str, Any]:
+    return services.ticket_summary(ctx, ticket_id)

@@ -1,0 +1,405 @@
+"""RQ jobs for tickets: SLA timers, callbacks (回访) and webhook deliveries.
+
+Every job takes ids (and an optional ``now`` so tests can drive the clock), reads the truth
+from SQL and is safe to run twice: a timer that fires early, late or twice only does what is
+due and not yet recorded. Timers are RQ scheduled jobs (``enqueue_at``, run by a worker
+started ``with_scheduler=True``) with stable job ids, so rescheduling replaces them. A
+periodic :func:`scan` (re-enqueued by itself every ``SCAN_INTERVAL``) is the safety net: it
+finds in SQL whatever a lost timer or a killed worker left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rq import Queue
+from sqlalchemy import select
+
+from callcenter.context import AppContext
+from callcenter.db import utcnow
+from callcenter.runtime import get_context
+from callcenter.streams import Command, CommandType
+from callcenter.worker import queues
+from ticketing import consumers, services
+from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket, WebhookDelivery
+from ticketing.services import SYSTEM, Effects, apply_effects, local_tz, next_allowed
+from ticketing.state import OPEN_STATUSES
+
+log = logging.getLogger(__name__)
+
+SCAN_INTERVAL = timedelta(seconds=60)
+ORIGINATE_STREAM_MAXLEN = 100_000
+SIGNATURE_HEADER = "X-Callcenter-Signature"
+
+
+def _now(now: datetime | str | None) -> datetime:
+    if now is None:
+        return utcnow()
+    if isinstance(now, str):
+        now = datetime.fromisoformat(now)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+def ticket_queues(ctx: AppContext) -> dict[str, Queue]:
+    """high (SLA timers, callbacks) and default (webhooks), built once per context."""
+    cached = ctx.extras.get("ticket_queues")
+    if cached is None:
+        qs = queues(ctx)
+        cached = {q.name.rsplit(":", 1)[-1]: q for q in qs}
+        ctx.extras["ticket_queues"] = cached
+    return cached  # type: ignore[return-value]
+
+
+def _job_id(ctx: AppContext, *parts: object) -> str:
+    return "-".join([ctx.keys.prefix, "tickets", *(str(p) for p in parts)])
+
+
+# ---------------------------------------------------------------- scheduling
+
+
+def schedule_sla_timers(
+    ctx: AppContext, ticket_id: int, due_at: datetime, track: str, pipeline: Any = None
+) -> None:
+    """Three timers per deadline: the warning, the deadline, the escalation above (one Redis
+    round trip; pass ``pipeline`` to batch several tickets)."""
+    cfg = ctx.config.dispatch.tracks[track]  # type: ignore[index]
+    high = ticket_queues(ctx)["high"]
+    pipe = pipeline if pipeline is not None else high.connection.pipeline()
+    moments = {
+        "warn": due_at - timedelta(minutes=cfg.warn_before_minutes),
+        "due": due_at,
+        "above": due_at + timedelta(minutes=cfg.escalate_above_after_minutes),
+    }
+    for name, at in moments.items():
+        high.enqueue_at(
+            at,
+            check_sla,
+            ticket_id,
+            job_id=_job_id(ctx, "sla", ticket_id, name),
+            result_ttl=0,
+            failure_ttl=7 * 86400,
+            pipeline=pipe,
+        )
+    if pipeline is None:
+        pipe.execute()
+
+
+def schedule_effects(ctx: AppContext, effects: Effects) -> None:
+    qs = ticket_queues(ctx)
+    if effects.sla:
+        pipe = qs["high"].connection.pipeline()
+        for ticket_id, due_at, track in effects.sla:
+            schedule_sla_timers(ctx, ticket_id, due_at, track, pipeline=pipe)
+        pipe.execute()
+    if effects.callbacks:
+        with ctx.sessions() as session:
+            planned = session.execute(
+                select(SatisfactionCallback.id, SatisfactionCallback.scheduled_for).where(
+                    SatisfactionCallback.id.in_(effects.callbacks)
+                )
+            ).all()
+        for callback_id, at in planned:
+            qs["high"].enqueue_at(
+                at,
+                place_callback,
+                callback_id,
+                job_id=callback_job_id(ctx, callback_id, at),
+                result_ttl=0,
+                failure_ttl=7 * 86400,
+            )
+    for delivery in effects.deliveries:
+        qs["default"].enqueue(
+            deliver_webhook,
+            delivery.id,
+            job_id=_job_id(ctx, "webhook", delivery.id, 1),
+            result_ttl=0,
+            failure_ttl=7 * 86400,
+        )
+    ensure_scan(ctx)
+
+
+def ensure_scan(ctx: AppContext) -> None:
+    """Start the periodic scan chain unless one is alive (a key with a TTL marks it)."""
+    if ctx.redis.set(
+        ctx.keys.tickets("scan-chain"), "1", nx=True, ex=int(SCAN_INTERVAL.total_seconds() * 3)
+    ):
+        _enqueue_scan(ctx)
+
+
+def callback_job_id(ctx: AppContext, callback_id: int, at: datetime) -> str:
+    """One job id per planned moment: a job must never reschedule its own id (RQ deletes a
+    finished job's hash, which would orphan the new schedule)."""
+    return _job_id(ctx, "callback", callback_id, int(at.timestamp()))
+
+
+def _enqueue_scan(ctx: AppContext) -> None:
+    at = utcnow() + SCAN_INTERVAL
+    ticket_queues(ctx)["low"].enqueue_at(
+        at, scan, job_id=_job_id(ctx, "scan", int(at.timestamp())), result_ttl=0, failure_ttl=86400
+    )
+
+
+# ---------------------------------------------------------------- SLA
+
+
+def check_sla(ticket_id: int, now: datetime | str | None = None) -> list[str]:
+    """Warn / mark overdue / escalate one ticket as its deadline requires (idempotent)."""
+    ctx = get_context()
+    moment = _now(now)
+    effects = Effects()
+    lock = ctx.redis.lock(ctx.keys.tickets(f"lock:{ticket_id}"), timeout=60, blocking_timeout=30)
+    with lock, ctx.sessions() as session, session.begin():
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            return []
+        done = services.check_sla(session, ctx, effects, ticket, moment)
+    apply_effects(ctx, effects)
+    return done
+
+
+def scan_sla(now: datetime | str | None = None) -> dict[str, int]:
+    """Check every open ticket whose warning time has come, in one pass."""
+    ctx = get_context()
+    moment = _now(now)
+    effects = Effects()
+    counts = {"checked": 0, "warned": 0, "overdue": 0, "escalated": 0}
+    with ctx.sessions() as session, session.begin():
+        for ticket in services.sla_candidates(session, ctx, moment):
+            counts["checked"] += 1
+            for what in services.check_sla(session, ctx, effects, ticket, moment):
+                counts[what.split(":")[0]] += 1
+    apply_effects(ctx, effects)
+    return counts
+
+
+def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str, Any]:
+    """The safety net: SLA checks, due or stale callbacks, pending webhooks; then again later."""
+    ctx = get_context()
+    moment = _now(now)
+    report: dict[str, Any] = {"sla": scan_sla(moment)}
+    report["callback_events"] = consumers.consume(ctx, now=None if now is None else moment)
+    cfg = ctx.config.callbacks
+    with ctx.sessions() as session:
+        due, stale = services.due_callbacks(
+            session, moment, timedelta(minutes=cfg.retry_after_minutes)
+        )
+        pending = [
+            (row.id, row.attempts)
+            for row in session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.attempts).where(
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= moment - timedelta(seconds=30),
+                )
+            )
+        ]
+    for callback_id in stale:
+        services.record_attempt(
+            ctx,
+            callback_id,
+            outcome="no_answer",
+            note="no result reported / 未回报结果",
+            actor=SYSTEM,
+            now=moment,
+        )
+    for callback_id in due:
+        place_callback(callback_id, now=moment)
+    qs = ticket_queues(ctx)
+    for delivery_id, attempts in pending:
+        qs["default"].enqueue(
+            deliver_webhook, delivery_id, job_id=_job_id(ctx, "webhook", delivery_id, attempts + 1)
+        )
+    report.update(
+        callbacks_placed=len(due), callbacks_stale=len(stale), webhooks_requeued=len(pending)
+    )
+    if reschedule:
+        ctx.redis.set(
+            ctx.keys.tickets("scan-chain"), "1", ex=int(SCAN_INTERVAL.total_seconds() * 3)
+        )
+        _enqueue_scan(ctx)
+    return report
+
+
+# ---------------------------------------------------------------- callbacks (回访)
+
+SURVEY = {
+    "kind": "satisfaction_1_5",
+    "digits": "12345",
+    "prompt_zh": "您好，这里是物业客服中心，对您报修的处理情况进行回访。"
+    "非常满意请按5，满意请按4，一般请按3，不满意请按2，非常不满意请按1。",
+    "prompt_en": "Hello, this is the property service center calling about your recent "
+    "request. Press 5 if very satisfied, 4 satisfied, 3 neutral, 2 unsatisfied, "
+    "1 very unsatisfied.",
+    "variable": "satisfaction",
+}
+
+
+def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
+    """Ask the engine for an agent-first call (or an automatic survey) to the customer.
+
+    The command goes on this node's originate stream with a stable id
+    (``callback-<id>-<attempt>``) *before* the attempt is committed: a worker killed in
+    between re-publishes the same command id on the next run, which the engine de-duplicates.
+    """
+    ctx = get_context()
+    moment = _now(now)
+    cfg = ctx.config.callbacks
+    with ctx.sessions() as session, session.begin():
+        cb = session.get(SatisfactionCallback, callback_id)
+        if cb is None or cb.status != "scheduled":
+            return "nothing to do"
+        if cb.scheduled_for > moment:
+            return "not yet"
+        ticket = session.get(Ticket, cb.ticket_id)
+        assert ticket is not None
+        if moment > cb.deadline:
+            effects = Effects()
+            services._retry_or_give_up(session, ctx, effects, cb, ticket, moment, actor=SYSTEM)
+            later = effects
+        else:
+            later = None
+            allowed = next_allowed(moment, cfg, local_tz(ctx))
+            if allowed > moment:  # fired inside a rest period: move to its end
+                cb.scheduled_for = allowed
+                if allowed > cb.deadline:
+                    effects = Effects()
+                    services._retry_or_give_up(
+                        session, ctx, effects, cb, ticket, moment, actor=SYSTEM
+                    )
+                    later = effects
+                else:
+                    later = Effects(callbacks=[cb.id])
+            else:
+                attempt_no = cb.attempts + 1
+                command_id = f"callback-{cb.id}-{attempt_no}"
+                data: dict[str, Any] = {
+                    "number": cb.number,
+                    "purpose": "callback",
+                    "mode": cb.mode,
+                    "queue": cfg.queue,
+                    "agent_first": cb.mode == "agent",
+                    "ticket_id": ticket.id,
+                    "ticket_number": ticket.number,
+                    "callback_id": cb.id,
+                    "attempt": attempt_no,
+                    "result_url": f"/api/v1/callbacks/{cb.id}/attempts",
+                }
+                if cb.mode == "survey":
+                    data["survey"] = SURVEY
+                command = Command(
+                    type=CommandType.originate, call_id=command_id, id=command_id, data=data
+                )
+                consumers.ensure_group(ctx)  # so the call's events are kept for us
+                ctx.redis.xadd(
+                    ctx.keys.originate_requests(ctx.settings.node_id),
+                    command.to_fields(),  # type: ignore[arg-type]
+                    maxlen=ORIGINATE_STREAM_MAXLEN,
+                    approximate=True,
+                )
+                cb.attempts = attempt_no
+                cb.status = "in_progress"
+                session.add(
+                    CallbackAttempt(
+                        callback_id=cb.id, at=moment, outcome="placed", call_id=command_id
+                    )
+                )
+    if later is not None:
+        apply_effects(ctx, later)
+        return "rescheduled"
+    return "placed"
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def deliver_webhook(delivery_id: int, now: datetime | str | None = None) -> str:
+    """POST one delivery, signed; on failure retry with exponential backoff (logged in SQL)."""
+    ctx = get_context()
+    cfg = ctx.config.webhooks
+    lock = ctx.redis.lock(
+        ctx.keys.tickets(f"webhook-lock:{delivery_id}"), timeout=cfg.timeout_seconds * 3 + 10
+    )
+    if not lock.acquire(blocking=False):
+        return "busy"
+    try:
+        with ctx.sessions() as session, session.begin():
+            delivery = session.get(WebhookDelivery, delivery_id)
+            if delivery is None or delivery.status != "pending":
+                return "nothing to do"
+            target = next((t for t in cfg.targets.values() if t.url == delivery.url), None)
+            delivery.attempts += 1
+            if target is None:
+                delivery.status = "failed"
+                delivery.last_error = "target no longer configured in webhooks.toml"
+                return "failed"
+            body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
+            request = urllib.request.Request(
+                delivery.url,
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json; charset=utf-8",
+                    "User-Agent": "callcenter-webhooks/1",
+                    "X-Callcenter-Event": delivery.event,
+                    "X-Callcenter-Delivery": str(delivery.id),
+                    "X-Callcenter-Attempt": str(delivery.attempts),
+                    "X-Callcenter-Timestamp": str(int(_now(now).timestamp())),
+                    SIGNATURE_HEADER: sign(target.secret, body),
+                    "Idempotency-Key": f"delivery-{delivery.id}",
+                },
+            )
+            status: int | None = None
+            error: str | None = None
+            try:
+                with urllib.request.urlopen(request, timeout=cfg.timeout_seconds) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status, error = exc.code, f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            delivery.last_status_code = status
+            moment = _now(now) if now is not None else utcnow()
+            if status is not None and 200 <= status < 300:
+                delivery.status = "delivered"
+                delivery.delivered_at = moment
+                delivery.last_error = None
+                delivery.next_attempt_at = None
+                return "delivered"
+            delivery.last_error = error or f"HTTP {status}"
+            if delivery.attempts >= cfg.max_attempts:
+                delivery.status = "failed"
+                delivery.next_attempt_at = None
+                return "failed"
+            wait = min(cfg.backoff_seconds * 2 ** (delivery.attempts - 1), cfg.max_backoff_seconds)
+            delivery.next_attempt_at = moment + timedelta(seconds=wait)
+            retry_at, attempts = delivery.next_attempt_at, delivery.attempts
+    finally:
+        lock.release()
+    ticket_queues(ctx)["default"].enqueue_at(
+        retry_at,
+        deliver_webhook,
+        delivery_id,
+        job_id=_job_id(ctx, "webhook", delivery_id, attempts + 1),
+        result_ttl=0,
+        failure_ttl=7 * 86400,
+    )
+    return "retry"
+
+
+def open_ticket_ids(ctx: AppContext) -> list[int]:
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(Ticket.id).where(Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+            )
+        )

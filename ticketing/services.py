@@ -1,0 +1,1384 @@
+"""Ticket domain logic: registration with the 5 clarities, dispatch, transitions, SLA checks,
+callbacks (回访) and the webhook outbox.
+
+Everything that must not be lost is written to SQL in the same transaction as the change
+(events, webhook deliveries, callback rows). Timed work (SLA timers, callbacks, webhook
+retries) is then handed to RQ *after* the commit (:class:`Effects`); if that hand-off is lost
+(Redis down, process killed), the periodic scan in ``ticketing.jobs`` finds the work in SQL.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from callcenter.auth import Principal
+from callcenter.context import AppContext
+from callcenter.db import utcnow
+from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callcenter.models import Role
+from config.schemas import CallbacksFile
+from cti.models import Call, Customer, CustomerPhone, Department, DepartmentContact
+from cti.numbers import normalize
+from ticketing.models import (
+    CallbackAttempt,
+    SatisfactionCallback,
+    Ticket,
+    TicketEvent,
+    WebhookDelivery,
+    WorkOrder,
+)
+from ticketing.schemas import TicketCreate
+from ticketing.state import (
+    DEPARTMENT_STEPS,
+    OPEN_STATUSES,
+    CallbackResult,
+    Status,
+    allowed_next,
+    check_transition,
+    parse_status,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+NUMBER_RETRIES = 20
+
+
+# ---------------------------------------------------------------- after-commit work
+
+
+@dataclass
+class Effects:
+    """Work to hand to RQ once the transaction has committed."""
+
+    deliveries: list[WebhookDelivery] = field(default_factory=list)
+    # (ticket id, deadline, track) whose SLA timers to (re)schedule
+    sla: list[tuple[int, datetime, str]] = field(default_factory=list)
+    callbacks: list[int] = field(default_factory=list)  # callback ids to (re)schedule
+
+
+def apply_effects(ctx: AppContext, effects: Effects) -> None:
+    """Enqueue the timed work; failures are logged, the periodic scan recovers them."""
+    from ticketing import jobs  # jobs import services; keep the cycle at call time
+
+    try:
+        jobs.schedule_effects(ctx, effects)
+    except Exception:  # Redis down: SQL has everything, the scan will find it
+        log.exception("could not enqueue ticket jobs; the periodic scan will pick them up")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def local_tz(ctx: AppContext) -> ZoneInfo:
+    return ZoneInfo(ctx.settings.timezone)
+
+
+def actor_name(actor: Principal | str) -> str:
+    return actor if isinstance(actor, str) else actor.username
+
+
+def department_codes(session: Session) -> dict[int, str]:
+    return {d.id: d.code for d in session.scalars(select(Department))}
+
+
+def _department_by_code(session: Session, code: str) -> Department:
+    dept = session.scalar(select(Department).where(Department.code == code))
+    if dept is None:
+        raise InvalidInput(
+            f"department: {code!r} is not in the database (run `callcenter seed-demo` or sync)",
+            details={"field": "department", "value": code},
+        )
+    return dept
+
+
+def contacts_for(session: Session, department_id: int | None, role: str) -> list[dict[str, Any]]:
+    """Who to tell: a department's supervisors or managers, or the company's leadership
+    (cached for the session: a scan asks the same question many times)."""
+    cache = session.info.setdefault("contacts", {})
+    key = (None if role == "leadership" else department_id, role)
+    if key not in cache:
+        cache[key] = _contacts(session, department_id, role)
+    return list(cache[key])
+
+
+def _contacts(session: Session, department_id: int | None, role: str) -> list[dict[str, Any]]:
+    query = select(DepartmentContact).where(DepartmentContact.role == role)
+    if role != "leadership":
+        query = query.where(DepartmentContact.department_id == department_id)
+    rows = session.scalars(query.order_by(DepartmentContact.rank, DepartmentContact.id))
+    return [{"role": c.role, "name": c.name, "phone": c.phone, "user_id": c.user_id} for c in rows]
+
+
+# Escalation chain (派单落实责任人 → 经理 → 上级主管领导).
+CHAIN = ("supervisor", "manager", "leadership")
+
+
+def escalation_role(track_dispatch_to: str, level: int) -> str:
+    start = CHAIN.index(track_dispatch_to)
+    return CHAIN[min(start + level, len(CHAIN) - 1)]
+
+
+def max_escalation_level(track_dispatch_to: str) -> int:
+    return len(CHAIN) - 1 - CHAIN.index(track_dispatch_to)
+
+
+def add_event(
+    session: Session,
+    ctx: AppContext,
+    effects: Effects,
+    ticket: Ticket,
+    *,
+    actor: str,
+    type: str,
+    at: datetime,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> TicketEvent:
+    """Record one timeline entry and queue the matching webhook deliveries (same transaction)."""
+    event = TicketEvent(
+        ticket_id=ticket.id,
+        at=at,
+        actor=actor,
+        type=type,
+        from_status=from_status,
+        to_status=to_status,
+        data=data or {},
+    )
+    session.add(event)
+    name = f"ticket.{type}"
+    targets = ctx.config.webhooks.targets
+    if targets:
+        body = {
+            "event": name,
+            "at": at.isoformat(),
+            "actor": actor,
+            "ticket": {
+                "id": ticket.id,
+                "number": ticket.number,
+                "status": ticket.status,
+                "category": ticket.category,
+                "department_id": ticket.department_id,
+                "track": ticket.track,
+                "due_at": ticket.due_at.isoformat() if ticket.due_at else None,
+                "overdue": ticket.overdue,
+                "escalation_level": ticket.escalation_level,
+                "assignee": ticket.assignee,
+            },
+            "from_status": from_status,
+            "to_status": to_status,
+            "data": data or {},
+        }
+        for target in targets.values():
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in target.events):
+                delivery = WebhookDelivery(
+                    url=target.url, event=name, payload=body, status="pending", next_attempt_at=at
+                )
+                session.add(delivery)
+                effects.deliveries.append(delivery)
+    return event
+
+
+# ---------------------------------------------------------------- categories and SLA
+
+
+def categories(ctx: AppContext) -> list[dict[str, Any]]:
+    d = ctx.config.dispatch
+    out = []
+    for code, cat in d.categories.items():
+        dept = d.departments[cat.department]
+        sla = d.sla[cat.sla]
+        out.append(
+            {
+                "code": code,
+                "name_zh": cat.name.zh,
+                "name_en": cat.name.en,
+                "area": cat.area,
+                "department": cat.department,
+                "department_name_zh": dept.name.zh,
+                "department_name_en": dept.name.en,
+                "external": dept.external,
+                "sla": cat.sla,
+                "sla_minutes": sla.minutes,
+                "written_notice": sla.written_notice,
+            }
+        )
+    return out
+
+
+def resolve_sla(
+    ctx: AppContext, category_sla: str, sla: str | None, due_at: datetime | None, now: datetime
+) -> tuple[str, datetime]:
+    """The SLA class and deadline of a new ticket; an agreed deadline must be in the future."""
+    classes = ctx.config.dispatch.sla
+    if sla is None:
+        sla = (
+            next((c for c, s in classes.items() if s.agreed), "agreed") if due_at else category_sla
+        )
+    if sla not in classes:
+        raise InvalidInput(
+            f"sla: unknown SLA class {sla!r}; use one of {', '.join(classes)} / 未知时限",
+            details={"field": "sla", "allowed": list(classes)},
+        )
+    cls = classes[sla]
+    if cls.agreed:
+        if due_at is None:
+            raise InvalidInput(
+                "due_at: required with an agreed SLA / 与客户商定的时限须填写截止时间",
+                details={"field": "due_at"},
+            )
+        if due_at.tzinfo is None:
+            raise InvalidInput(
+                "due_at: give a time zone (e.g. 2026-11-30T18:00:00+08:00)",
+                details={"field": "due_at"},
+            )
+        if due_at <= now:
+            raise InvalidInput(
+                f"due_at: {due_at.isoformat()} is in the past / 截止时间已过",
+                details={"field": "due_at", "now": now.isoformat()},
+            )
+        return sla, due_at.astimezone(UTC)
+    if due_at is not None:
+        raise InvalidInput(
+            f"due_at: only with sla=agreed (SLA class {sla!r} has a fixed duration)",
+            details={"field": "due_at"},
+        )
+    assert cls.minutes is not None
+    return sla, now + timedelta(minutes=cls.minutes)
+
+
+def written_notice(ctx: AppContext, sla: str) -> bool:
+    cls = ctx.config.dispatch.sla.get(sla)
+    return bool(cls and cls.written_notice)
+
+
+# ---------------------------------------------------------------- creation
+
+
+def match_customer(session: Session, contact: str) -> int | None:
+    number = normalize(contact)
+    if not number:
+        return None
+    return session.scalar(
+        select(CustomerPhone.customer_id).where(CustomerPhone.number == number).limit(1)
+    )
+
+
+def _number_prefix(ctx: AppContext, now: datetime) -> str:
+    return f"GD{now.astimezone(local_tz(ctx)):%Y%m%d}-"
+
+
+def _allocate_number(session: Session, prefix: str) -> str:
+    """Next number of the day. The caller already holds the write lock (SQLite) or the day's
+    advisory lock (PostgreSQL); the unique constraint is the final guard either way."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(prefix[2:10]) + 7_000_000_000}
+        )
+    last = session.scalar(
+        select(Ticket.number)
+        .where(Ticket.number.like(prefix + "%"))
+        .order_by(func.length(Ticket.number).desc(), Ticket.number.desc())
+        .limit(1)
+    )
+    sequence = int(last.removeprefix(prefix)) + 1 if last else 1
+    return f"{prefix}{sequence:04d}"
+
+
+def create_ticket(
+    ctx: AppContext, data: TicketCreate, *, actor: Principal | str, now: datetime | None = None
+) -> Ticket:
+    """Register a report; dispatch it at once to the category's department unless told not to."""
+    now = now or utcnow()
+    cfg = ctx.config.dispatch
+    category = cfg.categories.get(data.category)
+    if category is None:
+        raise InvalidInput(
+            f"category: unknown category {data.category!r} / 未知类别 "
+            "(see GET /api/v1/ticket-categories)",
+            details={"field": "category", "allowed": sorted(cfg.categories)},
+        )
+    sla, due_at = resolve_sla(ctx, category.sla, data.sla, data.due_at, now)
+    channel = data.channel or ("phone" if data.call_id else "api")
+    name = actor_name(actor)
+    for attempt in range(NUMBER_RETRIES):
+        effects = Effects()
+        try:
+            with ctx.sessions() as session, session.begin():
+                customer_id = None
+                if data.call_id:
+                    call = session.get(Call, data.call_id)
+                    if call is None:
+                        raise InvalidInput(
+                            f"call_id: no call {data.call_id!r} is known / 未找到该通话",
+                            details={"field": "call_id"},
+                        )
+                    customer_id = call.customer_id
+                customer_id = customer_id or match_customer(session, data.contact)
+                dept = _department_by_code(session, category.department)
+                ticket = Ticket(
+                    # The INSERT comes first so SQLite takes its write lock before the number
+                    # is read; the placeholder never commits.
+                    number=f"tmp-{hashlib.sha1(f'{now}{attempt}{id(data)}'.encode()).hexdigest()[:20]}",
+                    category=data.category,
+                    department_id=dept.id,
+                    track=data.track,
+                    status=Status.registered,
+                    complaint_kind=data.complaint_kind,
+                    reporter=data.reporter,
+                    unit=data.unit,
+                    what=data.what,
+                    when_text=data.when,
+                    contact=data.contact,
+                    description=data.description,
+                    customer_id=customer_id,
+                    call_id=data.call_id,
+                    channel=channel,
+                    sla_class=sla,
+                    due_at=due_at,
+                    created_by=name,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(ticket)
+                session.flush()
+                ticket.number = _allocate_number(session, _number_prefix(ctx, now))
+                session.flush()
+                add_event(
+                    session,
+                    ctx,
+                    effects,
+                    ticket,
+                    actor=name,
+                    type="registered",
+                    at=now,
+                    to_status=Status.registered,
+                    data={
+                        "channel": channel,
+                        "call_id": data.call_id,
+                        "sla": sla,
+                        "due_at": due_at.isoformat(),
+                        "written_notice": written_notice(ctx, sla),
+                        "complaint_kind": data.complaint_kind,
+                    },
+                )
+                if data.auto_dispatch:
+                    _dispatch(session, ctx, effects, ticket, dept, actor=name, now=now)
+                effects.sla.append((ticket.id, due_at, ticket.track))
+        except IntegrityError as exc:
+            message = str(exc.orig).lower()
+            if "uq_tickets_number" in message or "tickets.number" in message:
+                continue  # another ticket took the number between our read and write: retry
+            raise
+        apply_effects(ctx, effects)
+        return ticket
+    raise Conflict("could not allocate a ticket number; try again / 工单号分配失败，请重试")
+
+
+def _dispatch(
+    session: Session,
+    ctx: AppContext,
+    effects: Effects,
+    ticket: Ticket,
+    dept: Department,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    """Move to ``dispatched``: the department's supervisor (manager on the emergency track);
+    an emergency also notifies senior leadership at the same moment (同时上报上级主管领导)."""
+    track = ctx.config.dispatch.tracks[ticket.track]  # type: ignore[index]
+    before = ticket.status
+    ticket.status = Status.dispatched
+    ticket.department_id = dept.id
+    ticket.updated_at = now
+    recipients = contacts_for(session, dept.id, track.dispatch_to)
+    add_event(
+        session,
+        ctx,
+        effects,
+        ticket,
+        actor=actor,
+        type="dispatched",
+        at=now,
+        from_status=before,
+        to_status=Status.dispatched,
+        data={
+            "department": dept.code,
+            "to_role": track.dispatch_to,
+            "recipients": recipients,
+            **({"reason": reason} if reason else {}),
+        },
+    )
+    if track.notify_leadership:
+        add_event(
+            session,
+            ctx,
+            effects,
+            ticket,
+            actor=actor,
+            type="leadership_notified",
+            at=now,
+            data={"recipients": contacts_for(session, None, "leadership")},
+        )
+
+
+# ---------------------------------------------------------------- transitions
+
+
+def _load_ticket(session: Session, ticket_id: int) -> Ticket:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} does not exist / 工单不存在", details={"id": ticket_id})
+    return ticket
+
+
+def current_callback(session: Session, ticket_id: int) -> SatisfactionCallback | None:
+    return session.scalar(
+        select(SatisfactionCallback)
+        .where(SatisfactionCallback.ticket_id == ticket_id)
+        .order_by(SatisfactionCallback.id.desc())
+        .limit(1)
+    )
+
+
+def _callback_flags(session: Session, ticket: Ticket) -> tuple[bool, str | None]:
+    """(callback required before archiving, last callback result) for the state machine."""
+    cb = current_callback(session, ticket.id)
+    if ticket.status == Status.returned_to_front_desk:
+        return (cb is None or cb.status != "skipped"), (cb.result if cb else None)
+    return True, (cb.result if cb else None)
+
+
+def allowed_for(session: Session, ticket: Ticket) -> list[str]:
+    required, result = _callback_flags(session, ticket)
+    return [
+        s.value
+        for s in allowed_next(
+            Status(ticket.status), ticket.track, callback_required=required, callback_result=result
+        )
+    ]
+
+
+def _authorize(principal: Principal | str, ticket: Ticket, target: Status) -> None:
+    if isinstance(principal, str):
+        return  # the system itself (jobs)
+    if principal.role is Role.qa:
+        raise Forbidden("QA may read tickets but not change them / 质检只能查看工单")
+    if principal.role is Role.department:
+        if principal.department_id != ticket.department_id:
+            raise Forbidden(
+                "this ticket belongs to another department / 该工单不属于本部门",
+                details={"ticket_department_id": ticket.department_id},
+            )
+        if target not in DEPARTMENT_STEPS:
+            raise Forbidden(
+                f"department staff may not move a ticket to {target} / 部门人员不能执行此步骤",
+                details={"allowed": sorted(DEPARTMENT_STEPS)},
+            )
+
+
+def transition(
+    ctx: AppContext,
+    ticket_id: int,
+    fields: dict[str, Any],
+    *,
+    actor: Principal | str,
+    now: datetime | None = None,
+) -> Ticket:
+    """Apply one lifecycle step (``fields["to"]`` plus that step's fields) atomically."""
+    now = now or utcnow()
+    target = parse_status(str(fields.get("to", "")))
+    effects = Effects()
+    with ctx.sessions() as session, session.begin():
+        ticket = _load_ticket(session, ticket_id)
+        _authorize(actor, ticket, target)
+        apply_transition(
+            session, ctx, effects, ticket, target, fields, actor=actor_name(actor), now=now
+        )
+    apply_effects(ctx, effects)
+    return ticket
+
+
+def apply_transition(
+    session: Session,
+    ctx: AppContext,
+    effects: Effects,
+    ticket: Ticket,
+    target: Status,
+    fields: dict[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    current = Status(ticket.status)
+    required, result = _callback_flags(session, ticket)
+    check_transition(
+        current, target, ticket.track, fields, callback_required=required, callback_result=result
+    )
+    # Guard against a concurrent step: only one writer moves the ticket out of ``current``.
+    moved = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.status == current.value)
+        .values(status=target.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            "the ticket was changed meanwhile; reload it / 工单已被他人修改，请刷新",
+            details={"from": current.value, "to": target.value},
+        )
+    note = fields.get("note")
+    data: dict[str, Any] = {"note": note} if note else {}
+
+    if target is Status.dispatched:
+        code = fields.get("department")
+        dept = (
+            _department_by_code(session, str(code))
+            if code
+            else session.get(Department, ticket.department_id)
+        )
+        if dept is None:
+            raise InvalidInput(
+                "department: required (the category has none)", details={"field": "department"}
+            )
+        reopened = current is Status.callback
+        if reopened:
+            _reopen(ctx, ticket, now)
+            assert ticket.due_at is not None
+            effects.sla.append((ticket.id, ticket.due_at, ticket.track))
+        ticket.status = current.value  # _dispatch records the step from ``current``
+        _dispatch(
+            session,
+            ctx,
+            effects,
+            ticket,
+            dept,
+            actor=actor,
+            now=now,
+            reason="reopened after an unsatisfied callback / 回访不满意，继续整改"
+            if reopened
+            else note,
+        )
+        return
+
+    ticket.status = target.value
+    ticket.updated_at = now
+    if target is Status.assigned:
+        ticket.assignee = str(fields["assignee"]).strip()
+        data["assignee"] = ticket.assignee
+    elif target is Status.resolved:
+        order = WorkOrder(
+            ticket_id=ticket.id,
+            done=str(fields["done"]),
+            materials=str(fields["materials"]),
+            minutes_spent=int(fields["minutes_spent"]),
+            attachments=list(fields.get("attachments") or []),
+            filled_by=actor,
+            completed_at=now,
+        )
+        session.add(order)
+        ticket.resolved_at = now
+        data.update(
+            done=order.done,
+            materials=order.materials,
+            minutes_spent=order.minutes_spent,
+            attachments=order.attachments,
+        )
+        if ticket.due_at and now > ticket.due_at:
+            data["late_minutes"] = int((now - ticket.due_at).total_seconds() // 60)
+            _mark_overdue(session, ctx, effects, ticket, now, actor=SYSTEM)
+    elif target is Status.returned_to_front_desk:
+        cb = _plan_callback(session, ctx, ticket, now)
+        data["callback"] = {
+            "id": cb.id,
+            "status": cb.status,
+            "scheduled_for": cb.scheduled_for.isoformat(),
+            "deadline": cb.deadline.isoformat(),
+            "mode": cb.mode,
+        }
+        if cb.status == "scheduled":
+            effects.callbacks.append(cb.id)
+    elif target is Status.callback:
+        data.update(result=fields["result"], reason=fields.get("reason"), score=fields.get("score"))
+        last = current_callback(session, ticket.id)
+        if last is not None and last.status in {"scheduled", "in_progress"}:
+            cb = last
+            cb.status = "done" if fields["result"] != CallbackResult.unreachable else "unreachable"
+            cb.result = str(fields["result"])
+            cb.reason = fields.get("reason")
+            cb.score = fields.get("score")
+            cb.completed_at = now
+            if not fields.get("_from_attempt"):
+                cb.attempts += 1
+                session.add(
+                    CallbackAttempt(callback_id=cb.id, at=now, outcome="answered", note=note)
+                )
+    elif target is Status.archived:
+        ticket.closed_at = now
+
+    add_event(
+        session,
+        ctx,
+        effects,
+        ticket,
+        actor=actor,
+        type="transition",
+        at=now,
+        from_status=current.value,
+        to_status=target.value,
+        data=data,
+    )
+    if target is Status.returned_to_front_desk and data["callback"]["status"] == "unreachable":
+        # No time outside rest hours within the window: the callback result is recorded as is.
+        session.flush()
+        apply_transition(
+            session,
+            ctx,
+            effects,
+            ticket,
+            Status.callback,
+            {"to": "callback", "result": "unreachable", "_from_attempt": True},
+            actor=SYSTEM,
+            now=now,
+        )
+    if target is Status.callback and fields["result"] == CallbackResult.unsatisfied:
+        # 如不满意继续整改: back to the department's supervisor at once.
+        session.flush()
+        apply_transition(
+            session,
+            ctx,
+            effects,
+            ticket,
+            Status.dispatched,
+            {"to": "dispatched"},
+            actor=actor,
+            now=now,
+        )
+
+
+def _reopen(ctx: AppContext, ticket: Ticket, now: datetime) -> None:
+    """A fresh SLA window for the rework; the lateness already recorded stays recorded."""
+    cls = ctx.config.dispatch.sla.get(ticket.sla_class)
+    if cls is not None and cls.minutes is not None:
+        window = timedelta(minutes=cls.minutes)
+    elif ticket.due_at is not None:
+        window = max(ticket.due_at - ticket.created_at, timedelta(minutes=30))
+    else:
+        window = timedelta(minutes=30)
+    ticket.due_at = now + window
+    ticket.escalation_level = 0
+    ticket.resolved_at = None
+    ticket.assignee = None
+
+
+# ---------------------------------------------------------------- SLA: warn, escalate, overdue
+
+
+def _mark_overdue(
+    session: Session,
+    ctx: AppContext,
+    effects: Effects,
+    ticket: Ticket,
+    now: datetime,
+    *,
+    actor: str,
+) -> bool:
+    """Record that the current deadline was missed (once per deadline)."""
+    due = ticket.due_at.isoformat() if ticket.due_at else None
+    if _has_event(session, ticket.id, "overdue", due):
+        return False
+    ticket.overdue = True
+    ticket.overdue_at = ticket.overdue_at or now
+    _note_event(session, ticket.id, "overdue", due)
+    add_event(
+        session, ctx, effects, ticket, actor=actor, type="overdue", at=now, data={"due_at": due}
+    )
+    return True
+
+
+def _has_event(session: Session, ticket_id: int, type: str, due: str | None) -> bool:
+    """Was this SLA event already recorded for this deadline? (preloaded during a scan)"""
+    seen = session.info.get("sla_seen")
+    if seen is not None and ticket_id in seen["tickets"]:
+        return (ticket_id, type, due) in seen["events"]
+    rows = session.scalars(
+        select(TicketEvent.data).where(TicketEvent.ticket_id == ticket_id, TicketEvent.type == type)
+    )
+    return any((row or {}).get("due_at") == due for row in rows)
+
+
+def _note_event(session: Session, ticket_id: int, type: str, due: str | None) -> None:
+    seen = session.info.get("sla_seen")
+    if seen is not None:
+        seen["events"].add((ticket_id, type, due))
+
+
+def preload_sla_events(session: Session, ticket_ids: list[int]) -> None:
+    """One query for the SLA events of many tickets, so a scan does not ask per ticket."""
+    events: set[tuple[int, str, str | None]] = set()
+    for start in range(0, len(ticket_ids), 500):
+        chunk = ticket_ids[start : start + 500]
+        rows = session.execute(
+            select(TicketEvent.ticket_id, TicketEvent.type, TicketEvent.data).where(
+                TicketEvent.ticket_id.in_(chunk), TicketEvent.type.in_(["overdue", "sla_warning"])
+            )
+        )
+        events.update((tid, kind, (data or {}).get("due_at")) for tid, kind, data in rows)
+    session.info["sla_seen"] = {"tickets": set(ticket_ids), "events": events}
+
+
+def check_sla(
+    session: Session, ctx: AppContext, effects: Effects, ticket: Ticket, now: datetime
+) -> list[str]:
+    """Warn before the deadline, mark overdue and escalate after it. Safe to repeat."""
+    done: list[str] = []
+    if ticket.status not in OPEN_STATUSES or ticket.due_at is None:
+        return done
+    track = ctx.config.dispatch.tracks[ticket.track]  # type: ignore[index]
+    due = ticket.due_at.isoformat()
+    warn_at = ticket.due_at - timedelta(minutes=track.warn_before_minutes)
+    if warn_at <= now < ticket.due_at and not _has_event(session, ticket.id, "sla_warning", due):
+        add_event(
+            session,
+            ctx,
+            effects,
+            ticket,
+            actor=SYSTEM,
+            type="sla_warning",
+            at=now,
+            data={
+                "due_at": due,
+                "minutes_left": int((ticket.due_at - now).total_seconds() // 60),
+                "recipients": contacts_for(session, ticket.department_id, track.dispatch_to),
+            },
+        )
+        _note_event(session, ticket.id, "sla_warning", due)
+        done.append("warned")
+    if now < ticket.due_at:
+        return done
+    if _mark_overdue(session, ctx, effects, ticket, now, actor=SYSTEM):
+        done.append("overdue")
+    top = max_escalation_level(track.dispatch_to)
+    wanted = 1 if now < ticket.due_at + timedelta(minutes=track.escalate_above_after_minutes) else 2
+    wanted = min(wanted, top)
+    for level in range(ticket.escalation_level + 1, wanted + 1):
+        claimed = session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id, Ticket.escalation_level < level)
+            .values(escalation_level=level)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        ticket.escalation_level = level
+        role = escalation_role(track.dispatch_to, level)
+        add_event(
+            session,
+            ctx,
+            effects,
+            ticket,
+            actor=SYSTEM,
+            type="escalated",
+            at=now,
+            data={
+                "due_at": due,
+                "level": level,
+                "to_role": role,
+                "recipients": contacts_for(session, ticket.department_id, role),
+            },
+        )
+        done.append(f"escalated:{level}")
+    return done
+
+
+def sla_candidates(session: Session, ctx: AppContext, now: datetime) -> list[Ticket]:
+    """Open tickets whose warning time has come and that are not yet at the top escalation."""
+    tracks = ctx.config.dispatch.tracks
+    horizon = now + timedelta(minutes=max(t.warn_before_minutes for t in tracks.values()))
+    tickets = list(
+        session.scalars(
+            select(Ticket).where(
+                Ticket.status.in_([s.value for s in OPEN_STATUSES]),
+                Ticket.due_at <= horizon,
+                Ticket.escalation_level < 2,
+            )
+        )
+    )
+    preload_sla_events(session, [t.id for t in tickets])
+    return tickets
+
+
+# ---------------------------------------------------------------- callbacks (回访)
+
+
+def in_rest(moment: datetime, cfg: CallbacksFile, tz: ZoneInfo) -> datetime | None:
+    """If ``moment`` falls in a rest period or rest weekday, the first moment after it."""
+    local = moment.astimezone(tz)
+    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
+    if weekday in cfg.rest_weekdays:
+        next_day = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return next_day.astimezone(UTC)
+    t = local.time()
+    for period in cfg.rest_periods:
+        if period.start <= period.end:
+            if period.start <= t < period.end:
+                return local.replace(
+                    hour=period.end.hour, minute=period.end.minute, second=0, microsecond=0
+                ).astimezone(UTC)
+        elif t >= period.start or t < period.end:  # overnight, e.g. 21:00-08:30
+            day = local if t < period.end else local + timedelta(days=1)
+            return day.replace(
+                hour=period.end.hour, minute=period.end.minute, second=0, microsecond=0
+            ).astimezone(UTC)
+    return None
+
+
+def next_allowed(moment: datetime, cfg: CallbacksFile, tz: ZoneInfo) -> datetime:
+    """The first moment at or after ``moment`` outside every rest period and rest weekday."""
+    for _ in range(64):
+        later = in_rest(moment, cfg, tz)
+        if later is None:
+            return moment
+        moment = later
+    raise InvalidInput("callbacks.toml: rest periods and weekdays leave no time to call back")
+
+
+def callback_selected(number: str, member: bool, cfg: CallbacksFile) -> bool:
+    """Members at member_share (100% by default), others at other_share, decided by a hash of
+    the ticket number so the choice is stable and auditable."""
+    share = cfg.member_share if member else cfg.other_share
+    digest = hashlib.sha256(number.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _plan_callback(
+    session: Session, ctx: AppContext, ticket: Ticket, now: datetime
+) -> SatisfactionCallback:
+    """The callback window opens delay_after_sla_hours after the SLA completion standard
+    (或返单时间 if later) and closes within_days after it opens; the first call is placed at
+    the first moment of the window outside rest hours."""
+    cfg = ctx.config.callbacks
+    customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    member = bool(customer and customer.member)
+    standard = ticket.due_at or now
+    opens = max(standard + timedelta(hours=cfg.delay_after_sla_hours), now)
+    deadline = opens + timedelta(days=cfg.within_days)
+    selected = callback_selected(ticket.number, member, cfg)
+    cb = SatisfactionCallback(
+        ticket_id=ticket.id,
+        customer_id=ticket.customer_id,
+        number=normalize(ticket.contact) or ticket.contact,
+        mode=cfg.mode,
+        deadline=deadline,
+        created_at=now,
+        attempts=0,
+    )
+    if not selected:
+        cb.status, cb.scheduled_for = "skipped", opens
+        cb.reason = "not sampled (non-member share) / 非会员抽样未选中"
+    else:
+        first = next_allowed(opens, cfg, local_tz(ctx))
+        cb.scheduled_for = first
+        if first > deadline:
+            cb.status = "unreachable"
+            cb.result = CallbackResult.unreachable
+            cb.reason = "no time outside rest hours within the window / 回访期限内无可用时段"
+            cb.completed_at = now
+        else:
+            cb.status = "scheduled"
+    session.add(cb)
+    session.flush()
+    return cb
+
+
+def record_attempt(
+    ctx: AppContext,
+    callback_id: int,
+    *,
+    outcome: str,
+    result: str | None = None,
+    score: int | None = None,
+    reason: str | None = None,
+    call_id: str | None = None,
+    note: str | None = None,
+    actor: Principal | str,
+    now: datetime | None = None,
+) -> SatisfactionCallback:
+    """Record how a callback attempt went; answered → the ticket gets its callback result,
+    unanswered → retried within the window, or unreachable once attempts or time run out."""
+    now = now or utcnow()
+    name = actor_name(actor)
+    effects = Effects()
+    with ctx.sessions() as session, session.begin():
+        cb = session.get(SatisfactionCallback, callback_id)
+        if cb is None:
+            raise NotFound(f"callback {callback_id} does not exist / 回访不存在")
+        if cb.status not in {"scheduled", "in_progress"}:
+            raise Conflict(
+                f"callback {callback_id} is {cb.status}; nothing to record / 该回访已结束",
+                details={"status": cb.status},
+            )
+        ticket = _load_ticket(session, cb.ticket_id)
+        if isinstance(actor, Principal):
+            _authorize(actor, ticket, Status.callback)
+        if outcome == "answered":
+            if result is None and score is not None:
+                result = "satisfied" if score >= 4 else "unsatisfied"
+                reason = reason or f"survey score {score} / 满意度评分 {score}"
+            if result is None:
+                raise InvalidInput(
+                    "result: required when answered (satisfied or unsatisfied) / 请填写回访结果",
+                    details={"field": "result"},
+                )
+            if result == "unsatisfied" and not (reason and reason.strip()):
+                raise InvalidInput(
+                    "reason: required when the customer is unsatisfied / 不满意须填写原因",
+                    details={"field": "reason"},
+                )
+        attempt = session.scalar(
+            select(CallbackAttempt)
+            .where(CallbackAttempt.callback_id == cb.id, CallbackAttempt.outcome == "placed")
+            .order_by(CallbackAttempt.id.desc())
+            .limit(1)
+        )
+        if attempt is None:
+            cb.attempts += 1
+            attempt = CallbackAttempt(callback_id=cb.id, at=now, outcome=outcome)
+            session.add(attempt)
+        attempt.outcome = outcome
+        attempt.call_id = call_id or attempt.call_id
+        attempt.note = note
+        if outcome == "answered":
+            assert result is not None
+            if ticket.status != Status.returned_to_front_desk:
+                raise Conflict(
+                    f"ticket {ticket.number} is {ticket.status}, not awaiting a callback",
+                    details={"status": ticket.status},
+                )
+            apply_transition(
+                session,
+                ctx,
+                effects,
+                ticket,
+                Status.callback,
+                {
+                    "to": "callback",
+                    "result": result,
+                    "reason": reason,
+                    "score": score,
+                    "_from_attempt": True,
+                    "note": note,
+                },
+                actor=name,
+                now=now,
+            )
+        else:
+            _retry_or_give_up(session, ctx, effects, cb, ticket, now, actor=name)
+    apply_effects(ctx, effects)
+    return cb
+
+
+def _retry_or_give_up(
+    session: Session,
+    ctx: AppContext,
+    effects: Effects,
+    cb: SatisfactionCallback,
+    ticket: Ticket,
+    now: datetime,
+    *,
+    actor: str,
+) -> None:
+    cfg = ctx.config.callbacks
+    retry_at = next_allowed(now + timedelta(minutes=cfg.retry_after_minutes), cfg, local_tz(ctx))
+    if cb.attempts < cfg.max_attempts and retry_at <= cb.deadline:
+        cb.status = "scheduled"
+        cb.scheduled_for = retry_at
+        effects.callbacks.append(cb.id)
+        add_event(
+            session,
+            ctx,
+            effects,
+            ticket,
+            actor=actor,
+            type="callback_retry",
+            at=now,
+            data={"callback_id": cb.id, "attempts": cb.attempts, "retry_at": retry_at.isoformat()},
+        )
+        return
+    why = (
+        "attempts used up / 已达最大次数"
+        if cb.attempts >= cfg.max_attempts
+        else "window closed / 超过回访期限"
+    )
+    cb.status = "unreachable"
+    cb.completed_at = now
+    if ticket.status == Status.returned_to_front_desk:
+        apply_transition(
+            session,
+            ctx,
+            effects,
+            ticket,
+            Status.callback,
+            {"to": "callback", "result": "unreachable", "reason": why, "_from_attempt": True},
+            actor=actor,
+            now=now,
+        )
+    cb.result = CallbackResult.unreachable
+    cb.reason = why
+
+
+# ---------------------------------------------------------------- reading
+
+
+def ticket_dict(
+    session: Session, ctx: AppContext, ticket: Ticket, codes: dict[int, str]
+) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "number": ticket.number,
+        "status": ticket.status,
+        "category": ticket.category,
+        "department": codes.get(ticket.department_id) if ticket.department_id else None,
+        "department_id": ticket.department_id,
+        "track": ticket.track,
+        "complaint_kind": ticket.complaint_kind,
+        "reporter": ticket.reporter,
+        "unit": ticket.unit,
+        "what": ticket.what,
+        "when": ticket.when_text,
+        "contact": ticket.contact,
+        "description": ticket.description,
+        "customer_id": ticket.customer_id,
+        "call_id": ticket.call_id,
+        "channel": ticket.channel,
+        "sla": ticket.sla_class,
+        "written_notice": written_notice(ctx, ticket.sla_class),
+        "due_at": ticket.due_at,
+        "assignee": ticket.assignee,
+        "escalation_level": ticket.escalation_level,
+        "overdue": ticket.overdue,
+        "overdue_at": ticket.overdue_at,
+        "created_by": ticket.created_by,
+        "created_at": ticket.created_at,
+        "updated_at": ticket.updated_at,
+        "resolved_at": ticket.resolved_at,
+        "closed_at": ticket.closed_at,
+        "allowed_next": allowed_for(session, ticket),
+    }
+
+
+def callback_dict(cb: SatisfactionCallback, attempts: list[CallbackAttempt]) -> dict[str, Any]:
+    return {
+        "id": cb.id,
+        "ticket_id": cb.ticket_id,
+        "customer_id": cb.customer_id,
+        "number": cb.number,
+        "mode": cb.mode,
+        "scheduled_for": cb.scheduled_for,
+        "deadline": cb.deadline,
+        "status": cb.status,
+        "attempts": cb.attempts,
+        "result": cb.result,
+        "score": cb.score,
+        "reason": cb.reason,
+        "completed_at": cb.completed_at,
+        "history": [
+            {"id": a.id, "at": a.at, "outcome": a.outcome, "call_id": a.call_id, "note": a.note}
+            for a in attempts
+        ],
+    }
+
+
+def ticket_summary(ctx: AppContext, ticket_id: int) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        return ticket_dict(
+            session, ctx, _load_ticket(session, ticket_id), department_codes(session)
+        )
+
+
+def ticket_detail(
+    ctx: AppContext, ticket_id: int, *, viewer: Principal | None = None
+) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        ticket = _load_ticket(session, ticket_id)
+        if (
+            viewer is not None
+            and viewer.role is Role.department
+            and viewer.department_id != ticket.department_id
+        ):
+            raise Forbidden("this ticket belongs to another department / 该工单不属于本部门")
+        out = ticket_dict(session, ctx, ticket, department_codes(session))
+        out["timeline"] = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "actor": e.actor,
+                "type": e.type,
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "data": e.data,
+            }
+            for e in session.scalars(
+                select(TicketEvent)
+                .where(TicketEvent.ticket_id == ticket_id)
+                .order_by(TicketEvent.id)
+            )
+        ]
+        out["work_orders"] = [
+            {
+                "id": w.id,
+                "done": w.done,
+                "materials": w.materials,
+                "minutes_spent": w.minutes_spent,
+                "attachments": w.attachments,
+                "filled_by": w.filled_by,
+                "completed_at": w.completed_at,
+            }
+            for w in session.scalars(
+                select(WorkOrder).where(WorkOrder.ticket_id == ticket_id).order_by(WorkOrder.id)
+            )
+        ]
+        cbs = list(
+            session.scalars(
+                select(SatisfactionCallback)
+                .where(SatisfactionCallback.ticket_id == ticket_id)
+                .order_by(SatisfactionCallback.id)
+            )
+        )
+        out["callbacks"] = [
+            callback_dict(
+                cb,
+                list(
+                    session.scalars(
+                        select(CallbackAttempt)
+                        .where(CallbackAttempt.callback_id == cb.id)
+                        .order_by(CallbackAttempt.id)
+                    )
+                ),
+            )
+            for cb in cbs
+        ]
+        return out
+
+
+def list_tickets(
+    ctx: AppContext,
+    *,
+    status: str | None = None,
+    department: str | None = None,
+    overdue: bool | None = None,
+    customer_number: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        codes = department_codes(session)
+        query = select(Ticket)
+        if status:
+            parse_status(status, field="status")
+            query = query.where(Ticket.status == status)
+        if department:
+            dept_id = resolve_department(session, department).id
+            query = query.where(Ticket.department_id == dept_id)
+        if overdue is not None:
+            query = query.where(Ticket.overdue.is_(overdue))
+        if customer_number:
+            number = normalize(customer_number)
+            customers = select(CustomerPhone.customer_id).where(CustomerPhone.number == number)
+            query = query.where(or_(Ticket.contact == number, Ticket.customer_id.in_(customers)))
+        if created_from:
+            query = query.where(Ticket.created_at >= created_from)
+        if created_to:
+            query = query.where(Ticket.created_at < created_to)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(Ticket.id.desc()).limit(limit).offset(offset))
+        return {
+            "items": [ticket_dict(session, ctx, t, codes) for t in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+
+def resolve_department(session: Session, ref: str) -> Department:
+    """A department by numeric id or by code."""
+    dept = (
+        session.get(Department, int(ref))
+        if ref.isdigit()
+        else session.scalar(select(Department).where(Department.code == ref))
+    )
+    if dept is None:
+        raise NotFound(
+            f"department {ref!r} does not exist / 部门不存在", details={"department": ref}
+        )
+    return dept
+
+
+# ---------------------------------------------------------------- reports
+
+
+def overdue_report(
+    ctx: AppContext, *, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
+    """Work not finished in the required time (没有按规定时间完成的工作记录并上报)."""
+    with ctx.sessions() as session:
+        codes = department_codes(session)
+        query = select(Ticket).where(Ticket.overdue.is_(True))
+        if since:
+            query = query.where(Ticket.overdue_at >= since)
+        if until:
+            query = query.where(Ticket.overdue_at < until)
+        items = []
+        by_department: dict[str, int] = {}
+        for t in session.scalars(query.order_by(Ticket.overdue_at)):
+            code = codes.get(t.department_id or 0, "")
+            by_department[code] = by_department.get(code, 0) + 1
+            end = t.resolved_at
+            items.append(
+                {
+                    "id": t.id,
+                    "number": t.number,
+                    "department": code,
+                    "category": t.category,
+                    "track": t.track,
+                    "status": t.status,
+                    "due_at": t.due_at,
+                    "overdue_at": t.overdue_at,
+                    "resolved_at": t.resolved_at,
+                    "escalation_level": t.escalation_level,
+                    "late_minutes": int(((end or utcnow()) - t.due_at).total_seconds() // 60)
+                    if t.due_at
+                    else None,
+                    "still_open": t.status in OPEN_STATUSES,
+                }
+            )
+        return {
+            "since": since,
+            "until": until,
+            "total": len(items),
+            "by_department": by_department,
+            "items": items,
+        }
+
+
+def callback_report(
+    ctx: AppContext, *, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
+    """回访总结报告: callbacks created in the period, their results and reasons."""
+    with ctx.sessions() as session:
+        codes = department_codes(session)
+        query = (
+            select(SatisfactionCallback, Ticket, Customer.member)
+            .join(Ticket, Ticket.id == SatisfactionCallback.ticket_id)
+            .outerjoin(Customer, Customer.id == SatisfactionCallback.customer_id)
+        )
+        if since:
+            query = query.where(SatisfactionCallback.created_at >= since)
+        if until:
+            query = query.where(SatisfactionCallback.created_at < until)
+        by_status: dict[str, int] = {}
+        by_result: dict[str, int] = {}
+        departments: dict[str, dict[str, int]] = {}
+        reasons: list[dict[str, Any]] = []
+        scores: list[int] = []
+        members = members_called = on_time = finished = attempts = 0
+        for cb, ticket, member in session.execute(query):
+            by_status[cb.status] = by_status.get(cb.status, 0) + 1
+            attempts += cb.attempts
+            if cb.result:
+                by_result[cb.result] = by_result.get(cb.result, 0) + 1
+            dept = departments.setdefault(
+                codes.get(ticket.department_id or 0, ""),
+                {"satisfied": 0, "unsatisfied": 0, "unreachable": 0},
+            )
+            if cb.result in dept:
+                dept[cb.result] += 1
+            if member:
+                members += 1
+                members_called += cb.status != "skipped"
+            if cb.completed_at and cb.status in {"done", "unreachable"}:
+                finished += 1
+                on_time += cb.completed_at <= cb.deadline
+            if cb.score:
+                scores.append(cb.score)
+            if cb.result == "unsatisfied":
+                reasons.append(
+                    {
+                        "ticket": ticket.number,
+                        "department": codes.get(ticket.department_id or 0),
+                        "reason": cb.reason,
+                    }
+                )
+        answered = by_result.get("satisfied", 0) + by_result.get("unsatisfied", 0)
+        return {
+            "since": since,
+            "until": until,
+            "total": sum(by_status.values()),
+            "by_status": by_status,
+            "by_result": by_result,
+            "satisfaction_rate": round(by_result.get("satisfied", 0) / answered, 4)
+            if answered
+            else None,
+            "member_coverage": round(members_called / members, 4) if members else None,
+            "on_time_rate": round(on_time / finished, 4) if finished else None,
+            "average_score": round(sum(scores) / len(scores), 2) if scores else None,
+            "attempts": attempts,
+            "by_department": departments,
+            "unsatisfied_reasons": reasons,
+        }
+
+
+def list_callbacks(
+    ctx: AppContext, *, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    with ctx.sessions() as session:
+        query = select(SatisfactionCallback)
+        if status:
+            query = query.where(SatisfactionCallback.status == status)
+        rows = list(
+            session.scalars(query.order_by(SatisfactionCallback.scheduled_for).limit(limit))
+        )
+        return [callback_dict(cb, []) for cb in rows]
+
+
+def due_callbacks(
+    session: Session, now: datetime, stale_after: timedelta
+) -> tuple[list[int], list[int]]:
+    """(scheduled callbacks whose time has come, in-progress ones nobody reported on)."""
+    due = list(
+        session.scalars(
+            select(SatisfactionCallback.id).where(
+                SatisfactionCallback.status == "scheduled",
+                SatisfactionCallback.scheduled_for <= now,
+            )
+        )
+    )
+    stale = list(
+        session.scalars(
+            select(SatisfactionCallback.id)
+            .join(CallbackAttempt, CallbackAttempt.callback_id == SatisfactionCallback.id)
+            .where(
+                and_(
+                    SatisfactionCallback.status == "in_progress",
+                    CallbackAttempt.outcome == "placed",
+                    CallbackAttempt.at <= now - stale_after,
+                )
+            )
+        )
+    )
+    return due, stale
