@@ -316,7 +316,7 @@ class CallTracker:
 
     def __init__(self, config: MetricConfig, team_of: Mapping[str, str | None] | None = None):
         self.config = config
-        self.team_of = team_of or {}
+        self.team_of = team_of if team_of is not None else {}
 
     def team(self, agent: str | None) -> str | None:
         return self.team_of.get(agent) if agent else None
@@ -480,7 +480,7 @@ class AgentTracker:
 
     def __init__(self, config: MetricConfig, team_of: Mapping[str, str | None] | None = None):
         self.config = config
-        self.team_of = team_of or {}
+        self.team_of = team_of if team_of is not None else {}
 
     def apply(self, state: AgentState, event: CallEvent) -> list[Delta]:
         at = parse_at(event.at)

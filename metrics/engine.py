@@ -52,6 +52,7 @@ from metrics.definitions import (
     MetricConfig,
     add_into,
     figures,
+    parse_at,
     shift_in_force,
     shift_occurrence,
 )
@@ -92,6 +93,19 @@ def load_teams(ctx: AppContext) -> dict[str, str | None]:
 def _stream_id(value: str) -> tuple[int, int]:
     ms, _, seq = value.partition("-")
     return int(ms), int(seq or 0)
+
+
+def parse_entry(fields: Mapping[str, str]) -> CallEvent | str:
+    """The event in a stream entry, or why it cannot be used (a malformed entry is skipped and
+    counted under ``rejected``, never allowed to block the stream)."""
+    try:
+        event = CallEvent.from_fields(dict(fields))
+        parse_at(event.at)
+    except (KeyError, ValueError, TypeError) as exc:
+        return f"malformed entry ({type(exc).__name__}: {exc})"
+    if not isinstance(event.data, dict):
+        return "malformed entry (data is not a JSON object)"
+    return event
 
 
 class MetricKeys:
@@ -163,8 +177,15 @@ class MetricStore:
                     if not fresh:
                         pipe.unwatch()
                         return 0
-                    events = [CallEvent.from_fields(dict(f)) for _, f in fresh]
                     writes = _Writes(self.mk)
+                    events = []
+                    for entry_id, entry in fresh:
+                        event = parse_entry(entry)
+                        if isinstance(event, CallEvent):
+                            events.append(event)
+                        else:
+                            log.warning("metrics: skipping %s %s: %s", stream, entry_id, event)
+                            writes.incr[self.mk("rejected")][f"{stream}|{event}"] += 1
                     if is_agent_stream:
                         self._agent_batch(pipe, events, writes)
                     else:
@@ -352,9 +373,10 @@ class MetricsConsumer:
         self.ensure_groups()
         total = 0
         while True:
+            reading_new = self._pending_done
             read = self.step(block_ms=1)
             total += read
-            if read == 0 and self._pending_done:
+            if read == 0 and reading_new:
                 return total
 
     def run(self) -> None:
