@@ -26,7 +26,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 def local(day: int, hour: int, minute: int = 0, second: float = 0.0) -> datetime:
     """A moment in the center's time zone on 2026-11-<day>."""
     whole = int(second)
-    micro = int(round((second - whole) * 1_000_000))
+    micro = round((second - whole) * 1_000_000)
     return datetime(2026, 11, day, hour, minute, whole, micro, tzinfo=TZ)
 
 
@@ -38,14 +38,27 @@ class Events:
         self.consumer = MetricsConsumer(ctx, block_ms=1)
 
     def call(self, kind: str, call_id: str, at: datetime, **data: Any) -> str:
-        event = CallEvent(kind, call_id, slot="node1-s01", node="node1",
-                          at=at.astimezone(UTC).isoformat(), data=data)
-        return str(self.ctx.redis.xadd(self.ctx.keys.events, event.to_fields()))
+        event = CallEvent(
+            kind,
+            call_id,
+            slot="node1-s01",
+            node="node1",
+            at=at.astimezone(UTC).isoformat(),
+            data=data,
+        )
+        redis_client: Any = self.ctx.redis
+        return str(redis_client.xadd(self.ctx.keys.events, event.to_fields()))
 
     def agent(self, kind: str, agent_id: str, at: datetime, **data: Any) -> str:
-        event = CallEvent(kind, agent_id, node="routing", at=at.astimezone(UTC).isoformat(),
-                          data={"agent_id": agent_id, **data})
-        return str(self.ctx.redis.xadd(self.ctx.keys.agent_events, event.to_fields()))
+        event = CallEvent(
+            kind,
+            agent_id,
+            node="routing",
+            at=at.astimezone(UTC).isoformat(),
+            data={"agent_id": agent_id, **data},
+        )
+        redis_client: Any = self.ctx.redis
+        return str(redis_client.xadd(self.ctx.keys.agent_events, event.to_fields()))
 
     def drain(self) -> int:
         return self.consumer.drain()

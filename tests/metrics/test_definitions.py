@@ -3,6 +3,8 @@ consumed by the live engine exactly as in production."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import select
 
@@ -10,11 +12,15 @@ from callcenter.context import AppContext
 from callcenter.streams import AgentEventType, EventType
 from cti.models import Agent
 from metrics.definitions import shift_in_force
-from metrics.engine import GROUP, CONSUMER, LiveReader, MetricStore, metric_config
+from metrics.engine import CONSUMER, GROUP, LiveReader, MetricStore, metric_config
 
 from .conftest import Events, local
 
 E = EventType
+
+
+def redis_any(ctx: AppContext) -> Any:
+    return ctx.redis
 
 
 def answer(ev: Events, call: str, queue: str, queued, answered, agent: str = "1") -> None:
@@ -64,8 +70,14 @@ def test_abandon_threshold_is_configurable(ctx: AppContext, events: Events) -> N
 
 def test_overflow_and_callbacks_leave_the_denominator(events: Events) -> None:
     events.call(E.call_queued, "o1", local(28, 9, 30), queue="repair")
-    events.call(E.call_overflowed, "o1", local(28, 9, 31, 30), from_queue="repair",
-                to_queue="general", waited=90)
+    events.call(
+        E.call_overflowed,
+        "o1",
+        local(28, 9, 31, 30),
+        from_queue="repair",
+        to_queue="general",
+        waited=90,
+    )
     events.call(E.agent_answered, "o1", local(28, 9, 31, 40), agent_id="2")
     events.call(E.call_queued, "k1", local(28, 9, 40), queue="general")
     events.call(E.callback_requested, "k1", local(28, 9, 42), queue="general", number="1")
@@ -115,6 +127,7 @@ def test_calls_belong_to_the_shift_in_force_when_they_queued(
     assert overnight["center"]["windows"]["today"]["offered"] == 1  # the 29th so far
     assert overnight["center"]["windows"]["15m"]["offered"] == 1  # n2 at 01:00
 
+
 def _team_of(ctx: AppContext, agent_id: int) -> str:
     with ctx.sessions() as session:
         team = session.scalar(select(Agent.team_id).where(Agent.id == agent_id))
@@ -127,26 +140,59 @@ def test_handle_time_occupancy_missed_offers_and_agent_states(
     t0 = local(28, 10, 0)
     for agent in ("5", "6"):
         events.agent(AgentEventType.logged_in, agent, t0, queues={"general": 5}, shift="day")
-        events.agent(AgentEventType.state_changed, agent, t0, **{"from": "logged_out",
-                     "to": "ready", "reason": None, "queues": ["general", "repair"]})
+        events.agent(
+            AgentEventType.state_changed,
+            agent,
+            t0,
+            **{
+                "from": "logged_out",
+                "to": "ready",
+                "reason": None,
+                "queues": ["general", "repair"],
+            },
+        )
     events.call(E.call_queued, "h1", t0, queue="general")
     events.call(E.agent_offered, "h1", local(28, 10, 0, 1), agent_id="5", queue="general")
-    events.agent(AgentEventType.state_changed, "5", local(28, 10, 0, 1),
-                 **{"from": "ready", "to": "reserved"})
+    events.agent(
+        AgentEventType.state_changed,
+        "5",
+        local(28, 10, 0, 1),
+        **{"from": "ready", "to": "reserved"},
+    )
     events.call(E.agent_missed, "h1", local(28, 10, 0, 16), agent_id="5", reason="timeout")
-    events.agent(AgentEventType.state_changed, "5", local(28, 10, 0, 16),
-                 **{"from": "reserved", "to": "not_ready", "reason": "missed"})
-    events.agent(AgentEventType.state_changed, "6", local(28, 10, 0, 16),
-                 **{"from": "ready", "to": "reserved"})
+    events.agent(
+        AgentEventType.state_changed,
+        "5",
+        local(28, 10, 0, 16),
+        **{"from": "reserved", "to": "not_ready", "reason": "missed"},
+    )
+    events.agent(
+        AgentEventType.state_changed,
+        "6",
+        local(28, 10, 0, 16),
+        **{"from": "ready", "to": "reserved"},
+    )
     events.call(E.agent_answered, "h1", local(28, 10, 0, 20), agent_id="6")
-    events.agent(AgentEventType.state_changed, "6", local(28, 10, 0, 20),
-                 **{"from": "reserved", "to": "on_call"})
+    events.agent(
+        AgentEventType.state_changed,
+        "6",
+        local(28, 10, 0, 20),
+        **{"from": "reserved", "to": "on_call"},
+    )
     events.call(E.call_ended, "h1", local(28, 10, 2, 20), reason="agent_hung_up")
-    events.agent(AgentEventType.state_changed, "6", local(28, 10, 2, 20),
-                 **{"from": "on_call", "to": "wrap_up"})
+    events.agent(
+        AgentEventType.state_changed,
+        "6",
+        local(28, 10, 2, 20),
+        **{"from": "on_call", "to": "wrap_up"},
+    )
     events.call(E.wrap_up_ended, "h1", local(28, 10, 2, 50), agent_id="6", disposition="ok")
-    events.agent(AgentEventType.state_changed, "6", local(28, 10, 2, 50),
-                 **{"from": "wrap_up", "to": "ready"})
+    events.agent(
+        AgentEventType.state_changed,
+        "6",
+        local(28, 10, 2, 50),
+        **{"from": "wrap_up", "to": "ready"},
+    )
     events.drain()
 
     snap = events.snapshot(local(28, 10, 3, 0))
@@ -170,15 +216,16 @@ def test_replays_are_idempotent_and_a_restarted_consumer_resumes(
 ) -> None:
     ids = [events.call(E.call_queued, "r1", local(28, 11, 0), queue="general")]
     events.drain()
-    store = MetricStore(ctx.redis, ctx.keys, metric_config(ctx))
-    entries = ctx.redis.xrange(ctx.keys.events)
+    redis_client: Any = ctx.redis
+    store = MetricStore(redis_client, ctx.keys, metric_config(ctx))
+    entries = redis_any(ctx).xrange(ctx.keys.events)
     assert [i for i, _ in entries] == ids
     assert store.apply_batch(ctx.keys.events, entries) == 0  # already applied: nothing counted
 
     # A consumer reads the next entries and dies before applying or acknowledging them.
     events.call(E.agent_answered, "r1", local(28, 11, 0, 10), agent_id="3")
     events.call(E.call_queued, "r2", local(28, 11, 1), queue="general")
-    read = ctx.redis.xreadgroup(GROUP, CONSUMER, {ctx.keys.events: ">"}, count=10)
+    read = redis_any(ctx).xreadgroup(GROUP, CONSUMER, {ctx.keys.events: ">"}, count=10)
     assert len(read[0][1]) == 2
     assert events.snapshot(local(28, 11, 2))["center"]["windows"]["today"]["answered"] == 0
     # The next consumer picks up the pending entries first.
@@ -186,9 +233,9 @@ def test_replays_are_idempotent_and_a_restarted_consumer_resumes(
     events.drain()
     today = events.snapshot(local(28, 11, 2))["center"]["windows"]["today"]
     assert (today["offered"], today["answered"]) == (2, 1)
-    assert ctx.redis.xpending(ctx.keys.events, GROUP)["pending"] == 0
+    assert redis_any(ctx).xpending(ctx.keys.events, GROUP)["pending"] == 0
     # Applying everything again (a crash between EXEC and XACK) changes nothing.
-    assert store.apply_batch(ctx.keys.events, ctx.redis.xrange(ctx.keys.events)) == 0
+    assert store.apply_batch(ctx.keys.events, redis_any(ctx).xrange(ctx.keys.events)) == 0
     again = events.snapshot(local(28, 11, 2))["center"]["windows"]["today"]
     assert again == today
 
@@ -197,13 +244,14 @@ def test_a_malformed_entry_is_skipped_counted_and_blocks_nothing(
     ctx: AppContext, events: Events
 ) -> None:
     events.call(E.call_queued, "g1", local(28, 12, 0), queue="general")
-    ctx.redis.xadd(ctx.keys.events, {"type": "call_queued", "call_id": "bad", "at": "yesterday",
-                                     "data": "{}"})
-    ctx.redis.xadd(ctx.keys.events, {"type": "call_queued", "data": "{}"})  # no call_id
+    redis_any(ctx).xadd(
+        ctx.keys.events, {"type": "call_queued", "call_id": "bad", "at": "yesterday", "data": "{}"}
+    )
+    redis_any(ctx).xadd(ctx.keys.events, {"type": "call_queued", "data": "{}"})  # no call_id
     events.call(E.call_queued, "g2", local(28, 12, 1), queue="general")
     events.drain()
     assert events.snapshot(local(28, 12, 2))["center"]["waiting"] == 2
-    rejected = ctx.redis.hgetall(ctx.keys.metrics("rejected"))
+    rejected = redis_any(ctx).hgetall(ctx.keys.metrics("rejected"))
     assert sum(float(v) for v in rejected.values()) == 2
     assert any("yesterday" in name for name in rejected)
 
