@@ -522,6 +522,14 @@ class LiveReader:
         config = self.config
         queues = self.queues()
         wins = windows(config, self.mk, now)
+        local = config.local(now)
+        for code in config.shifts.shifts:  # each shift's latest occurrence, for "per shift"
+            occurrence = shift_occurrence(config.shifts, code, local)
+            if occurrence:
+                key = f"{code}:{occurrence[0].date().isoformat()}"
+                wins[f"shift:{code}"] = Window(
+                    key, occurrence[0].astimezone(UTC), [self.mk.occ(key)], code
+                )
         pipe = self.redis.pipeline(transaction=False)
         order: list[tuple[str, Window]] = []
         for window in wins.values():
@@ -534,7 +542,7 @@ class LiveReader:
         pipe.hgetall(self.mk("agents"))
         pipe.get(self.mk("version"))
         results = pipe.execute()
-        by_window: dict[str, dict[str, dict[str, float]]] = {name: {} for name in wins}
+        by_window: dict[str, dict[str, dict[str, float]]] = {w.name: {} for w in wins.values()}
         for (_key, window), raw in zip(order, results[: len(order)], strict=True):
             for dim, counters in collapse(parse_fields(raw, window.shift)).items():
                 add_into(by_window[window.name].setdefault(dim, {}), counters)
@@ -664,7 +672,7 @@ class LiveReader:
             "version": version,
             "answer_rate_target": config.answer_rate_target,
             "current_shift": current_shift,
-            "windows": {n: {"start": w.start.isoformat()} for n, w in wins.items()},
+            "windows": {n: {"start": wins[n].start.isoformat()} for n in WINDOWS},
             "center": {
                 "waiting": total_waiting,
                 "longest_wait_seconds": longest_all,
@@ -675,6 +683,26 @@ class LiveReader:
             "queues": queue_figures,
             "teams": teams,
         }
+        shifts: dict[str, Any] = {}
+        for name, window in wins.items():
+            if not name.startswith("shift:"):
+                continue
+            shift_counters = by_window[window.name]
+            shift_center: dict[str, float] = {}
+            for dim, values in shift_counters.items():
+                add_into(
+                    shift_center,
+                    values
+                    if dim.startswith("q:")
+                    else {k: v for k, v in values.items() if k.startswith(STATE_PREFIX)},
+                )
+            shifts[name.split(":", 1)[1]] = {
+                "occurrence": window.name,
+                "start": window.start.isoformat(),
+                "center": figures(shift_center),
+                "queues": {q: figures(shift_counters.get(f"q:{q}", {})) for q in queues},
+            }
+        snapshot["shifts"] = shifts
         snapshot["alerts"] = alerts(self.ctx, snapshot, local)
         return snapshot
 

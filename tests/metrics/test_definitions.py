@@ -126,6 +126,11 @@ def test_calls_belong_to_the_shift_in_force_when_they_queued(
     assert (shift["offered"], shift["answered"], shift["abandoned"]) == (2, 1, 1)
     assert overnight["center"]["windows"]["today"]["offered"] == 1  # the 29th so far
     assert overnight["center"]["windows"]["15m"]["offered"] == 1  # n2 at 01:00
+    per_shift = overnight["shifts"]
+    assert per_shift["night"]["occurrence"] == "night:2026-11-28"
+    assert per_shift["day"]["center"]["offered"] == 1  # the 28th's day shift (d1)
+    assert per_shift["mid"]["queues"]["general"]["answered"] == 1
+    assert per_shift["night"]["center"]["abandoned"] == 1
 
 
 def _team_of(ctx: AppContext, agent_id: int) -> str:
