@@ -129,7 +129,7 @@ def main() -> None:
     port = free_port()
     env = {
         **os.environ,
-        "CALLCENTER_ENVIRONMENT": "test",
+        "CALLCENTER_ENVIRONMENT": "development",  # the test environment runs no consumer
         "CALLCENTER_STATE_DIR": str(ctx.settings.state_dir),
         "CALLCENTER_REDIS_URL": args.redis,
         "CALLCENTER_HTTP__PORT": str(port),

@@ -328,7 +328,7 @@ class MetricsConsumer:
     deployment: the holder of the lease). ``run`` loops until ``stop()``."""
 
     def __init__(
-        self, ctx: AppContext, *, batch: int = 500, block_ms: int = 200, name: str | None = None
+        self, ctx: AppContext, *, batch: int = 500, block_ms: int = 100, name: str | None = None
     ) -> None:
         self.ctx = ctx
         self.redis: Any = ctx.redis

@@ -122,17 +122,26 @@ def hub_for(ctx: AppContext) -> WallboardHub:
     return hub
 
 
+def consumer_wanted(ctx: AppContext) -> bool:
+    """Every API process runs the metrics consumer (one at a time holds the lease and works).
+    ``ctx.extras["metrics_consumer"]`` says otherwise; in the test environment it is off
+    unless a test asks for it, so other parts' tests do not carry a background thread."""
+    wanted = ctx.extras.get("metrics_consumer")
+    if wanted is None:
+        return ctx.settings.environment != "test"
+    return bool(wanted)
+
+
 def install(app: FastAPI, ctx: AppContext) -> None:
-    """Prometheus collector now; consumer and hub with the app (set
-    ``ctx.extras["metrics_consumer"] = False`` to run no consumer in this process)."""
+    """The Prometheus collector now; the consumer with the app; the wallboard hub with the
+    first wallboard that connects."""
     install_collector(ctx)
 
     async def start() -> None:
-        if ctx.extras.get("metrics_consumer", True) is not False:
+        if consumer_wanted(ctx):
             consumer = MetricsConsumer(ctx)
             ctx.extras["metrics_consumer_instance"] = consumer
             consumer.start()
-        hub_for(ctx).ensure_started()
 
     async def stop() -> None:
         consumer = ctx.extras.pop("metrics_consumer_instance", None)

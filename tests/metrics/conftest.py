@@ -89,6 +89,7 @@ def free_port() -> int:
 @pytest.fixture
 def live_server(ctx: AppContext) -> Iterator[str]:
     """The real app (with its metrics consumer) served by uvicorn on a loopback port."""
+    ctx.extras["metrics_consumer"] = True
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
