@@ -204,3 +204,24 @@ def test_staffing_against_the_shift_plan(api: TestClient) -> None:
     assert body["under_staffed"] == [
         {"hour": h["hour"], "short_by": h["short_by"]} for h in body["hours"] if h["short_by"]
     ]
+
+
+def test_grafana_dashboard_uses_only_exposed_metric_names(api: TestClient, events: Events) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    _recent(events)
+    exposed = set()
+    for family in text_string_to_metric_families(api.get("/metrics").text):
+        exposed |= {sample.name for sample in family.samples}
+    dashboard = json.loads(
+        (Path(__file__).parents[2] / "docs" / "grafana" / "callcenter.json").read_text()
+    )
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"callcenter_[a-z_]+", target["expr"])
+    }
+    assert used and used <= exposed, used - exposed
