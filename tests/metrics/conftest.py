@@ -118,3 +118,46 @@ def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> An
 
 
 __all__ = ["TZ", "Events", "local", "timedelta", "wait_for"]
+
+
+@pytest.fixture(scope="session")
+def _pg_seeded() -> str:
+    """PostgreSQL migrated and demo-seeded once per session (argon2 hashing is slow)."""
+    from callcenter.context import build_context
+    from callcenter.demo import seed_demo
+    from callcenter.migrate import upgrade
+    from config.settings import Settings
+    from tests.conftest import TEST_POSTGRES_URL, TEST_REDIS_URL, reset_postgres
+
+    reset_postgres(TEST_POSTGRES_URL)
+    upgrade(TEST_POSTGRES_URL)
+    settings = Settings(
+        environment="test", database_url=TEST_POSTGRES_URL, redis_url=TEST_REDIS_URL
+    )
+    context = build_context(settings)
+    seed_demo(context)
+    context.close()
+    return TEST_POSTGRES_URL
+
+
+@pytest.fixture
+def pg_ctx(_pg_seeded: str, redis_client: Any, tmp_path: Any) -> Iterator[AppContext]:
+    """A context on the seeded PostgreSQL database; rows a test adds are removed after it."""
+    from sqlalchemy import text
+
+    from callcenter.context import build_context
+    from config.settings import Settings
+    from tests.conftest import TEST_REDIS_URL
+
+    settings = Settings(
+        environment="test",
+        database_url=_pg_seeded,
+        state_dir=tmp_path,
+        redis_url=TEST_REDIS_URL,
+    )
+    context = build_context(settings)
+    yield context
+    with context.engine.begin() as conn:
+        for table in ("callbacks", "tickets", "call_events", "agent_state_changes", "calls"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    context.close()

@@ -271,7 +271,17 @@ def sim_agents(ctx: AppContext) -> list[SimAgent]:
     return [SimAgent(str(a), s, tuple(sorted(queues[a]))) for a, s in agents if s]
 
 
-def test_live_figures_equal_sql_recompute_and_the_report(ctx: AppContext, events: Events) -> None:
+def test_live_figures_equal_sql_recompute_and_the_report(ctx: AppContext) -> None:
+    check_truth(ctx, volume=1.6)
+
+
+@pytest.mark.postgres
+def test_live_figures_equal_sql_recompute_and_the_report_on_postgres(pg_ctx: AppContext) -> None:
+    check_truth(pg_ctx, volume=1.6)
+
+
+def check_truth(ctx: AppContext, volume: float) -> None:
+    events = Events(ctx)
     emitted = simulate_day(
         day=DAY,
         end=NOW,
@@ -279,7 +289,7 @@ def test_live_figures_equal_sql_recompute_and_the_report(ctx: AppContext, events
         queues=ctx.config.queues,
         shifts=ctx.config.shifts,
         seed=7,
-        volume=1.6,
+        volume=volume,
     )
     assert len(emitted) > 5000
     # Two callers still waiting at the end (the night is quiet; waiting figures need some).
