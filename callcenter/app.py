@@ -31,6 +31,14 @@ def _optional_router(module_name: str) -> APIRouter | None:
     return router
 
 
+def _install(module_name: str, app: FastAPI, ctx: AppContext) -> None:
+    """A domain needing the app and context (a Prometheus collector, a background consumer
+    started with the app) defines ``install(app, ctx)`` in its ``http`` module."""
+    install = getattr(importlib.import_module(module_name), "install", None)
+    if install is not None:
+        install(app, ctx)
+
+
 def create_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(
         title="Call center",
@@ -86,6 +94,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         router = _optional_router(module_name)
         if router is not None:
             api.include_router(router)
+            _install(module_name, app, ctx)
     app.include_router(api)
     for module_name in PAGE_ROUTERS:
         router = _optional_router(module_name)

@@ -1,0 +1,803 @@
+"""The live metric engine: a consumer group ``metrics`` on the call and agent event streams
+that keeps every live figure in Redis, and the reader that turns that state into figures.
+
+Redis layout (all under ``{prefix}:metrics:``):
+
+==========================  ===========================================================
+``applied:<stream>``        last stream id applied (replays at or below it are skipped)
+``call:<call_id>``          a call's tracker state (JSON) until nothing more can change it
+``agents``                  hash agent id → agent state (JSON)
+``waiting:<queue>``         sorted set call id → epoch seconds it entered the queue
+``total``                   hash ``q:<queue>|<shift>|<counter>`` since the beginning
+``day:<YYYY-MM-DD>``        hash ``<dim>|<shift>|<counter>`` for a local day
+``occ:<shift>:<date>``      same, for one occurrence of a shift
+``min:<epoch minute>``      same, for one minute (rolling windows; expires after 2 hours)
+``hist:<wait|handle>``      hash ``<queue>|<upper bound>`` counts, ``<queue>|sum``/``|count``
+``version``                 incremented by every applied batch; ``changed`` is published
+==========================  ===========================================================
+
+``<dim>`` is ``q:<queue>`` or ``t:<team>``. One process at a time consumes (it holds the
+``lease`` key); a batch is applied in one MULTI/EXEC guarded by WATCH on the applied id, so a
+crash between applying and XACK, or two processes racing, never counts an event twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import select
+
+from callcenter.context import AppContext
+from callcenter.redis_keys import Keys
+from callcenter.streams import CallEvent
+from metrics.definitions import (
+    CALL_COUNTERS,
+    NO_TEAM,
+    STATE_PREFIX,
+    AgentState,
+    AgentTracker,
+    CallState,
+    CallTracker,
+    Effects,
+    MetricConfig,
+    add_into,
+    figures,
+    parse_at,
+    shift_in_force,
+    shift_occurrence,
+)
+
+log = logging.getLogger(__name__)
+
+GROUP = "metrics"
+CONSUMER = "metrics"  # one name for every process: whoever holds the lease owns the pending list
+LEASE_SECONDS = 10
+MINUTE_TTL_SECONDS = 2 * 3600
+DAY_TTL_SECONDS = 3 * 86400
+CALL_TTL_SECONDS = 12 * 3600
+WAIT_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
+HANDLE_BUCKETS = (30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+BUCKETS = {"wait": WAIT_BUCKETS, "handle": HANDLE_BUCKETS}
+WINDOWS = ("today", "shift", "15m", "60m")
+ROLLING = {"15m": 15, "60m": 60}
+
+
+def metric_config(ctx: AppContext) -> MetricConfig:
+    cached = ctx.extras.get("metric_config")
+    if isinstance(cached, MetricConfig):
+        return cached
+    built = MetricConfig.from_files(ctx.config.queues, ctx.config.shifts, ctx.settings.timezone)
+    ctx.extras["metric_config"] = built
+    return built
+
+
+def load_teams(ctx: AppContext) -> dict[str, str | None]:
+    """Agent id → team id, from SQL (cti owns agents)."""
+    from cti.models import Agent
+
+    with ctx.sessions() as session:
+        rows = session.execute(select(Agent.id, Agent.team_id)).all()
+    return {str(agent): (str(team) if team is not None else None) for agent, team in rows}
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
+
+
+# ARGV: for each key in KEYS: its index, TTL seconds (0: none), number of fields, then
+# field/increment pairs. HINCRBYFLOAT keeps integers exact (it prints "3", not "3.0").
+INCREMENT_SCRIPT = """
+local i = 1
+while i <= #ARGV do
+  local key = KEYS[tonumber(ARGV[i])]
+  local ttl = tonumber(ARGV[i + 1])
+  local n = tonumber(ARGV[i + 2])
+  i = i + 3
+  for _ = 1, n do
+    redis.call('HINCRBYFLOAT', key, ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+end
+return 0
+"""
+
+
+def parse_entry(fields: Mapping[str, str]) -> CallEvent | str:
+    """The event in a stream entry, or why it cannot be used (a malformed entry is skipped and
+    counted under ``rejected``, never allowed to block the stream)."""
+    try:
+        event = CallEvent.from_fields(dict(fields))
+        parse_at(event.at)
+    except (KeyError, ValueError, TypeError) as exc:
+        return f"malformed entry ({type(exc).__name__}: {exc})"
+    if not isinstance(event.data, dict):
+        return "malformed entry (data is not a JSON object)"
+    return event
+
+
+class MetricKeys:
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+
+    def __call__(self, name: str) -> str:
+        return self.keys.metrics(name)
+
+    def applied(self, stream: str) -> str:
+        return self(f"applied:{stream}")
+
+    def call(self, call_id: str) -> str:
+        return self(f"call:{call_id}")
+
+    def waiting(self, queue: str) -> str:
+        return self(f"waiting:{queue}")
+
+    def day(self, day: str) -> str:
+        return self(f"day:{day}")
+
+    def occ(self, occurrence: str) -> str:
+        return self(f"occ:{occurrence}")
+
+    def minute(self, epoch_minute: int) -> str:
+        return self(f"min:{epoch_minute}")
+
+
+# ---------------------------------------------------------------- writing
+
+
+class MetricStore:
+    """Applies batches of stream entries to the Redis state (the consumer's write side)."""
+
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        config: MetricConfig,
+        team_of: Mapping[str, str | None] | None = None,
+    ) -> None:
+        self.redis = client
+        self.keys = keys
+        self.mk = MetricKeys(keys)
+        self.config = config
+        self.team_of: dict[str, str | None] = dict(team_of or {})
+        self.calls = CallTracker(config, self.team_of)
+        self.agents = AgentTracker(config, self.team_of)
+        self.queues_seen: set[str] = set(config.service_level_seconds)
+
+    def set_teams(self, team_of: Mapping[str, str | None]) -> None:
+        self.team_of.clear()
+        self.team_of.update(team_of)
+
+    def apply_batch(self, stream: str, entries: Sequence[tuple[str, Mapping[str, str]]]) -> int:
+        """Apply entries (id, fields) of one stream; returns how many were new. Retries when
+        another process changed the applied id in between (WATCH)."""
+        if not entries:
+            return 0
+        applied_key = self.mk.applied(stream)
+        is_agent_stream = stream == self.keys.agent_events
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(applied_key)
+                    last = pipe.get(applied_key)
+                    last_id = _stream_id(str(last)) if last else (-1, -1)
+                    fresh = [(i, f) for i, f in entries if _stream_id(i) > last_id]
+                    if not fresh:
+                        pipe.unwatch()
+                        return 0
+                    writes = _Writes(self.mk)
+                    events = []
+                    for entry_id, entry in fresh:
+                        event = parse_entry(entry)
+                        if isinstance(event, CallEvent):
+                            events.append(event)
+                        else:
+                            log.warning("metrics: skipping %s %s: %s", stream, entry_id, event)
+                            writes.incr[self.mk("rejected")][f"{stream}|{event}"] += 1
+                    if is_agent_stream:
+                        self._agent_batch(pipe, events, writes)
+                    else:
+                        self._call_batch(pipe, events, writes)
+                    pipe.multi()
+                    self._flush(pipe, writes)
+                    pipe.set(applied_key, fresh[-1][0])
+                    pipe.incr(self.mk("version"))
+                    pipe.publish(self.mk("changed"), fresh[-1][0])
+                    pipe.execute()
+                    return len(fresh)
+                except redis.WatchError:
+                    continue
+
+    def _call_batch(self, pipe: Any, events: list[CallEvent], writes: _Writes) -> None:
+        ids = list(dict.fromkeys(e.call_id for e in events))
+        raw = pipe.mget([self.mk.call(i) for i in ids]) if ids else []
+        states = {
+            i: (CallState.from_json(r) if r else CallState(i))
+            for i, r in zip(ids, raw, strict=True)
+        }
+        for event in events:
+            state = states[event.call_id]
+            writes.add(self.calls.apply(state, event))
+        for call_id, state in states.items():
+            if state.finished:
+                writes.delete_calls.append(call_id)
+            else:
+                writes.set_calls[call_id] = state.to_json()
+
+    def _agent_batch(self, pipe: Any, events: list[CallEvent], writes: _Writes) -> None:
+        ids = list(dict.fromkeys(str(e.data.get("agent_id", e.call_id)) for e in events))
+        raw = pipe.hmget(self.mk("agents"), ids) if ids else []
+        states = {
+            i: (AgentState.from_json(r) if r else AgentState(i))
+            for i, r in zip(ids, raw, strict=False)
+        }
+        for event in events:
+            agent = str(event.data.get("agent_id", event.call_id))
+            effects = Effects(deltas=self.agents.apply(states[agent], event))
+            writes.add(effects)
+        writes.agents = {i: s.to_json() for i, s in states.items()}
+
+    def _flush(self, pipe: Any, writes: _Writes) -> None:
+        # All counter increments of the batch in one script call: one reply instead of one per
+        # field, which is most of the cost at thousands of events per second.
+        keys = list(writes.incr)
+        argv: list[str | int | float] = []
+        for index, key in enumerate(keys, start=1):
+            fields = writes.incr[key]
+            argv += [index, writes.ttl.get(key, 0), len(fields)]
+            for name, value in fields.items():
+                argv += [name, repr(float(value))]
+        if keys:
+            # EVAL, not EVALSHA: inside MULTI a NOSCRIPT (after a Redis restart) would drop
+            # the increments while the rest of the transaction applies.
+            pipe.eval(INCREMENT_SCRIPT, len(keys), *keys, *argv)
+        for queue, changes in writes.waiting.items():
+            adds = {c: s for c, s in changes.items() if s is not None}
+            removes = [c for c, s in changes.items() if s is None]
+            if removes:
+                pipe.zrem(self.mk.waiting(queue), *removes)
+            if adds:
+                pipe.zadd(self.mk.waiting(queue), adds)
+            pipe.sadd(self.mk("queues"), queue)
+        for call_id, text in writes.set_calls.items():
+            pipe.set(self.mk.call(call_id), text, ex=CALL_TTL_SECONDS)
+        if writes.delete_calls:
+            pipe.delete(*[self.mk.call(c) for c in writes.delete_calls])
+        if writes.agents:
+            pipe.hset(self.mk("agents"), mapping=writes.agents)
+
+
+class _Writes:
+    """Everything one batch changes, merged so a batch of 500 events is a few hundred commands."""
+
+    def __init__(self, mk: MetricKeys) -> None:
+        self.mk = mk
+        self.incr: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.ttl: dict[str, int] = {}
+        self.waiting: dict[str, dict[str, float | None]] = defaultdict(dict)
+        self.set_calls: dict[str, str] = {}
+        self.delete_calls: list[str] = []
+        self.agents: dict[str, str] = {}
+
+    def add(self, effects: Effects) -> None:
+        mk = self.mk
+        for delta in effects.deltas:
+            cohort = delta.cohort
+            dims = []
+            if cohort.queue:
+                dims.append(f"q:{cohort.queue}")
+            if cohort.team or cohort.agent or delta.counter.startswith(STATE_PREFIX):
+                dims.append(f"t:{cohort.team or NO_TEAM}")
+            minute = int(cohort.at.timestamp() // 60)
+            targets = (
+                (mk.day(cohort.day.isoformat()), DAY_TTL_SECONDS),
+                (mk.occ(cohort.occurrence), DAY_TTL_SECONDS),
+                (mk.minute(minute), MINUTE_TTL_SECONDS),
+            )
+            for dim in dims:
+                name = f"{dim}|{cohort.shift}|{delta.counter}"
+                for key, ttl in targets:
+                    self.incr[key][name] += delta.value
+                    self.ttl[key] = ttl
+                if dim.startswith("q:"):
+                    self.incr[mk("total")][name] += delta.value
+        for obs in effects.observations:
+            key = mk(f"hist:{obs.metric}")
+            bound = next((b for b in BUCKETS[obs.metric] if obs.value <= b), None)
+            self.incr[key][f"{obs.queue}|{bound if bound is not None else '+Inf'}"] += 1
+            self.incr[key][f"{obs.queue}|sum"] += obs.value
+            self.incr[key][f"{obs.queue}|count"] += 1
+        for change in effects.waiting:
+            score = change.entered_at.timestamp() if change.entered_at else None
+            self.waiting[change.queue][change.call_id] = score
+
+
+class MetricsConsumer:
+    """Reads both streams as consumer group ``metrics`` and applies them (one at a time per
+    deployment: the holder of the lease). ``run`` loops until ``stop()``."""
+
+    def __init__(
+        self, ctx: AppContext, *, batch: int = 500, block_ms: int = 100, name: str | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.redis: Any = ctx.redis
+        self.keys = ctx.keys
+        self.mk = MetricKeys(ctx.keys)
+        self.batch = batch
+        self.block_ms = block_ms
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self.store = MetricStore(self.redis, self.keys, metric_config(ctx), {})
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._teams_loaded_at = 0.0
+        self._pending_done = False
+
+    @property
+    def streams(self) -> tuple[str, str]:
+        return self.keys.events, self.keys.agent_events
+
+    def ensure_groups(self) -> None:
+        for stream in self.streams:
+            try:
+                self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def refresh_teams(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._teams_loaded_at > 60:
+            try:
+                self.store.set_teams(load_teams(self.ctx))
+            except Exception:  # boundary: SQL down must not stop live figures
+                log.exception("metrics: could not load agent teams")
+            self._teams_loaded_at = time.monotonic()
+
+    def hold_lease(self) -> bool:
+        key = self.mk("lease")
+        if self.redis.set(key, self.name, nx=True, ex=LEASE_SECONDS):
+            self._pending_done = False  # a new holder first re-reads the pending entries
+            return True
+        if self.redis.get(key) == self.name:
+            self.redis.expire(key, LEASE_SECONDS)
+            return True
+        return False
+
+    def step(self, block_ms: int | None = None) -> int:
+        """Read and apply one batch from each stream; returns the number of entries read."""
+        self.refresh_teams()
+        start_id = "0" if not self._pending_done else ">"
+        response = self.redis.xreadgroup(
+            GROUP,
+            CONSUMER,
+            dict.fromkeys(self.streams, start_id),
+            count=self.batch,
+            block=None if start_id == "0" else (self.block_ms if block_ms is None else block_ms),
+        )
+        read = 0
+        for stream, entries in response or []:
+            if not entries:
+                continue
+            self.store.apply_batch(stream, entries)
+            self.redis.xack(stream, GROUP, *[entry_id for entry_id, _ in entries])
+            read += len(entries)
+        if start_id == "0" and read == 0:
+            self._pending_done = True
+        return read
+
+    def drain(self) -> int:
+        """Apply everything currently in the streams (tests and benchmarks)."""
+        self.ensure_groups()
+        total = 0
+        while True:
+            reading_new = self._pending_done
+            read = self.step(block_ms=1)
+            total += read
+            if read == 0 and reading_new:
+                return total
+
+    def run(self) -> None:
+        self.ensure_groups()
+        self.refresh_teams(force=True)
+        while not self._stop.is_set():
+            try:
+                if not self.hold_lease():
+                    self._stop.wait(1.0)
+                    continue
+                self.step()
+            except redis.RedisError:
+                log.exception("metrics consumer: Redis error; retrying in 1 s")
+                self._stop.wait(1.0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="metrics-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        key = self.mk("lease")
+        if self.redis.get(key) == self.name:
+            self.redis.delete(key)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    start: datetime  # UTC, inclusive
+    keys: list[str]  # hashes to sum
+    shift: str | None  # only fields of this shift (None: all)
+
+
+def _floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def attribution_start(config: MetricConfig, now: datetime) -> datetime:
+    """Start of the current run of the shift in force (the "current shift" window)."""
+    local = config.local(now)
+    current = shift_in_force(config.shifts, local)
+    cursor = _floor_minute(local)
+    for _ in range(24 * 60):
+        previous = cursor - timedelta(minutes=1)
+        if shift_in_force(config.shifts, previous) != current:
+            break
+        cursor = previous
+    occurrence = shift_occurrence(config.shifts, current, local)
+    if occurrence and occurrence[0] > cursor:
+        cursor = occurrence[0]
+    return cursor.astimezone(UTC)
+
+
+def windows(config: MetricConfig, mk: MetricKeys, now: datetime) -> dict[str, Window]:
+    local = config.local(now)
+    current = shift_in_force(config.shifts, local)
+    midnight = datetime.combine(local.date(), datetime.min.time(), tzinfo=config.tz)
+    result = {
+        "today": Window(
+            "today", midnight.astimezone(UTC), [mk.day(local.date().isoformat())], None
+        ),
+    }
+    occurrence = shift_occurrence(config.shifts, current, local)
+    occ_key = f"{current}:{occurrence[0].date().isoformat()}" if occurrence else f"{current}:-"
+    result["shift"] = Window("shift", attribution_start(config, now), [mk.occ(occ_key)], current)
+    this_minute = int(now.timestamp() // 60)
+    for name, minutes in ROLLING.items():
+        first = this_minute - minutes + 1
+        result[name] = Window(
+            name,
+            datetime.fromtimestamp(first * 60, UTC),
+            [mk.minute(m) for m in range(first, this_minute + 1)],
+            None,
+        )
+    return result
+
+
+def parse_fields(
+    raw: Mapping[str, str], shift: str | None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{dim: {shift: {counter: value}}}`` from a metrics hash."""
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for name, value in raw.items():
+        dim, _, rest = name.partition("|")
+        field_shift, _, counter = rest.partition("|")
+        if shift is not None and field_shift != shift:
+            continue
+        bucket = out[dim][field_shift]
+        bucket[counter] = bucket.get(counter, 0.0) + float(value)
+    return out
+
+
+def collapse(
+    parsed: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> dict[str, dict[str, float]]:
+    """Sum over shifts: ``{dim: {counter: value}}``."""
+    result: dict[str, dict[str, float]] = {}
+    for dim, by_shift in parsed.items():
+        total: dict[str, float] = {}
+        for counters in by_shift.values():
+            add_into(total, counters)
+        result[dim] = total
+    return result
+
+
+class LiveReader:
+    """Builds the live snapshot (wallboard JSON, Prometheus) from the Redis state."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.redis: Any = ctx.redis
+        self.mk = MetricKeys(ctx.keys)
+        self.config = metric_config(ctx)
+
+    def agents(self) -> dict[str, AgentState]:
+        raw = self.redis.hgetall(self.mk("agents"))
+        return {k: AgentState.from_json(v) for k, v in raw.items()}
+
+    def queues(self) -> list[str]:
+        configured = list(self.ctx.config.queues.queues)
+        seen = sorted(set(self.redis.smembers(self.mk("queues"))) - set(configured))
+        return configured + seen
+
+    def totals(self) -> dict[str, dict[str, dict[str, float]]]:
+        return parse_fields(self.redis.hgetall(self.mk("total")), None)
+
+    def histogram(self, metric: str) -> dict[str, dict[str, float]]:
+        raw: Mapping[str, str] = self.redis.hgetall(self.mk(f"hist:{metric}"))
+        out: dict[str, dict[str, float]] = defaultdict(dict)
+        for name, value in raw.items():
+            queue, _, part = name.rpartition("|")
+            out[queue][part] = float(value)
+        return out
+
+    def snapshot(self, now: datetime | None = None) -> dict[str, Any]:
+        now = now or datetime.now(UTC)
+        config = self.config
+        queues = self.queues()
+        wins = windows(config, self.mk, now)
+        local = config.local(now)
+        for code in config.shifts.shifts:  # each shift's latest occurrence, for "per shift"
+            occurrence = shift_occurrence(config.shifts, code, local)
+            if occurrence:
+                key = f"{code}:{occurrence[0].date().isoformat()}"
+                wins[f"shift:{code}"] = Window(
+                    key, occurrence[0].astimezone(UTC), [self.mk.occ(key)], code
+                )
+        pipe = self.redis.pipeline(transaction=False)
+        order: list[tuple[str, Window]] = []
+        for window in wins.values():
+            for key in window.keys:
+                pipe.hgetall(key)
+                order.append((key, window))
+        for queue in queues:
+            pipe.zrange(self.mk.waiting(queue), 0, 0, withscores=True)
+            pipe.zcard(self.mk.waiting(queue))
+        pipe.hgetall(self.mk("agents"))
+        pipe.get(self.mk("version"))
+        results = pipe.execute()
+        by_window: dict[str, dict[str, dict[str, float]]] = {w.name: {} for w in wins.values()}
+        for (_key, window), raw in zip(order, results[: len(order)], strict=True):
+            for dim, counters in collapse(parse_fields(raw, window.shift)).items():
+                add_into(by_window[window.name].setdefault(dim, {}), counters)
+        rest = results[len(order) :]
+        waiting: dict[str, tuple[int, float | None]] = {}
+        for index, queue in enumerate(queues):
+            first, count = rest[2 * index], rest[2 * index + 1]
+            longest = max(now.timestamp() - first[0][1], 0.0) if first else None
+            waiting[queue] = (int(count), longest)
+        agent_states = {
+            k: AgentState.from_json(v) for k, v in (rest[2 * len(queues)] or {}).items()
+        }
+        version = int(rest[2 * len(queues) + 1] or 0)
+        return self._assemble(now, queues, wins, by_window, waiting, agent_states, version)
+
+    def _open_state_seconds(
+        self, agents: Mapping[str, AgentState], start: datetime, now: datetime, team: str | None
+    ) -> dict[str, float]:
+        """Time in the current state not yet closed by a transition, inside [start, now)."""
+        totals: dict[str, float] = {}
+        for agent in agents.values():
+            if agent.state == "logged_out" or agent.since is None:
+                continue
+            if team is not None and (self.team_of(agent.agent) or NO_TEAM) != team:
+                continue
+            begin = max(agent.since, start)
+            if begin < now:
+                name = STATE_PREFIX + agent.state
+                totals[name] = totals.get(name, 0.0) + (now - begin).total_seconds()
+        return totals
+
+    def team_of(self, agent: str) -> str | None:
+        teams = self.ctx.extras.get("metric_teams")
+        if (
+            not isinstance(teams, dict)
+            or time.monotonic()
+            - float(
+                self.ctx.extras.get("metric_teams_at", 0.0)  # type: ignore[arg-type]
+            )
+            > 60
+        ):
+            try:
+                teams = load_teams(self.ctx)
+            except Exception:  # boundary: SQL down must not stop the wallboard
+                log.exception("metrics: could not load agent teams")
+                teams = {}
+            self.ctx.extras["metric_teams"] = teams
+            self.ctx.extras["metric_teams_at"] = time.monotonic()
+        value = teams.get(agent)
+        return str(value) if value is not None else None
+
+    def _assemble(
+        self,
+        now: datetime,
+        queues: list[str],
+        wins: Mapping[str, Window],
+        by_window: Mapping[str, Mapping[str, Mapping[str, float]]],
+        waiting: Mapping[str, tuple[int, float | None]],
+        agents: Mapping[str, AgentState],
+        version: int,
+    ) -> dict[str, Any]:
+        config = self.config
+        cfg_queues = self.ctx.config.queues.queues
+        local = config.local(now)
+        current_shift = shift_in_force(config.shifts, local)
+        agents_by_queue: dict[str, dict[str, int]] = {q: {} for q in queues}
+        center_agents: dict[str, int] = {}
+        for agent in agents.values():
+            if agent.state == "logged_out":
+                continue
+            center_agents[agent.state] = center_agents.get(agent.state, 0) + 1
+            for queue in agent.queues:
+                counts = agents_by_queue.setdefault(queue, {})
+                counts[agent.state] = counts.get(agent.state, 0) + 1
+        queue_figures: dict[str, Any] = {}
+        for queue in queues:
+            count, longest = waiting.get(queue, (0, None))
+            sl_seconds = config.sl_seconds(queue)
+            entry: dict[str, Any] = {
+                "name": {
+                    "zh-CN": cfg_queues[queue].name.zh if queue in cfg_queues else queue,
+                    "en": cfg_queues[queue].name.en if queue in cfg_queues else queue,
+                },
+                "waiting": count,
+                "longest_wait_seconds": longest,
+                "long_wait_alert_seconds": config.long_wait_alert_seconds.get(queue),
+                "service_level_seconds": sl_seconds,
+                "agents": agents_by_queue.get(queue, {}),
+                "windows": {
+                    name: figures(by_window[name].get(f"q:{queue}", {})) for name in WINDOWS
+                },
+            }
+            queue_figures[queue] = entry
+        center_windows: dict[str, Any] = {}
+        team_dims = sorted(
+            {dim for counters in by_window.values() for dim in counters if dim.startswith("t:")}
+            | {
+                f"t:{self.team_of(a) or NO_TEAM}"
+                for a, s in agents.items()
+                if s.state != "logged_out"
+            }
+        )
+        teams: dict[str, Any] = {}
+        for name in WINDOWS:
+            window = wins[name]
+            counters: dict[str, float] = {}
+            for dim, values in by_window[name].items():
+                if dim.startswith("q:"):
+                    add_into(counters, {k: v for k, v in values.items() if k in CALL_COUNTERS})
+                else:
+                    add_into(
+                        counters, {k: v for k, v in values.items() if k.startswith(STATE_PREFIX)}
+                    )
+            add_into(counters, self._open_state_seconds(agents, window.start, now, None))
+            center_windows[name] = figures(counters)
+            for dim in team_dims:
+                team = dim[2:]
+                team_counters = dict(by_window[name].get(dim, {}))
+                add_into(team_counters, self._open_state_seconds(agents, window.start, now, team))
+                teams.setdefault(team, {"windows": {}})["windows"][name] = figures(team_counters)
+        total_waiting = sum(c for c, _ in waiting.values())
+        longest_all = max((w for _, w in waiting.values() if w is not None), default=None)
+        snapshot: dict[str, Any] = {
+            "at": now.isoformat(),
+            "local_time": local.isoformat(),
+            "timezone": str(config.tz),
+            "version": version,
+            "answer_rate_target": config.answer_rate_target,
+            "current_shift": current_shift,
+            "windows": {n: {"start": wins[n].start.isoformat()} for n in WINDOWS},
+            "center": {
+                "waiting": total_waiting,
+                "longest_wait_seconds": longest_all,
+                "agents": center_agents,
+                "logged_in": sum(center_agents.values()),
+                "windows": center_windows,
+            },
+            "queues": queue_figures,
+            "teams": teams,
+        }
+        shifts: dict[str, Any] = {}
+        for name, window in wins.items():
+            if not name.startswith("shift:"):
+                continue
+            shift_counters = by_window[window.name]
+            shift_center: dict[str, float] = {}
+            for dim, values in shift_counters.items():
+                add_into(
+                    shift_center,
+                    values
+                    if dim.startswith("q:")
+                    else {k: v for k, v in values.items() if k.startswith(STATE_PREFIX)},
+                )
+            shifts[name.split(":", 1)[1]] = {
+                "occurrence": window.name,
+                "start": window.start.isoformat(),
+                "center": figures(shift_center),
+                "queues": {q: figures(shift_counters.get(f"q:{q}", {})) for q in queues},
+            }
+        snapshot["shifts"] = shifts
+        snapshot["alerts"] = alerts(self.ctx, snapshot, local)
+        return snapshot
+
+
+def staffing_minimum(ctx: AppContext, local: datetime) -> int | None:
+    moment = local.time()
+    found = None
+    for minimum in ctx.config.shifts.minimums:
+        start, end = minimum.start, minimum.end
+        covers = start <= moment < end if start < end else (moment >= start or moment < end)
+        if covers:
+            found = max(found or 0, minimum.agents)
+    return found
+
+
+def alerts(ctx: AppContext, snapshot: Mapping[str, Any], local: datetime) -> list[dict[str, Any]]:
+    """Answer rate under target for the shift, staffing under the minimum, long waits."""
+    target = float(snapshot["answer_rate_target"])
+    out: list[dict[str, Any]] = []
+    scopes = [("all", snapshot["center"]), *list(snapshot["queues"].items())]
+    for queue, scope in scopes:
+        rate = scope["windows"]["shift"]["answer_rate"]
+        if rate is not None and rate < target:
+            out.append(
+                {
+                    "kind": "answer_rate",
+                    "queue": queue,
+                    "value": rate,
+                    "threshold": target,
+                    "zh-CN": f"{_qname(snapshot, queue, 'zh-CN')}本班次接通率 "
+                    f"{rate:.1%} 低于目标 {target:.0%}",
+                    "en": f"{_qname(snapshot, queue, 'en')}: shift answer rate {rate:.1%} "
+                    f"is under the {target:.0%} target",
+                }
+            )
+    minimum = staffing_minimum(ctx, local)
+    logged_in = int(snapshot["center"]["logged_in"])
+    if minimum is not None and logged_in < minimum:
+        out.append(
+            {
+                "kind": "staffing",
+                "queue": "all",
+                "value": logged_in,
+                "threshold": minimum,
+                "zh-CN": f"在线坐席 {logged_in} 人，低于本时段最低 {minimum} 人",
+                "en": f"{logged_in} agents logged in, under the minimum of {minimum}",
+            }
+        )
+    for queue, scope in snapshot["queues"].items():
+        longest = scope["longest_wait_seconds"]
+        limit = scope["long_wait_alert_seconds"]
+        if longest is not None and limit is not None and longest > limit:
+            out.append(
+                {
+                    "kind": "long_wait",
+                    "queue": queue,
+                    "value": round(longest, 1),
+                    "threshold": limit,
+                    "zh-CN": f"{_qname(snapshot, queue, 'zh-CN')}有来电已等待 "
+                    f"{int(longest)} 秒（阈值 {limit} 秒）",
+                    "en": f"{_qname(snapshot, queue, 'en')}: a call has waited {int(longest)} s "
+                    f"(threshold {limit} s)",
+                }
+            )
+    return out
+
+
+def _qname(snapshot: Mapping[str, Any], queue: str, lang: str) -> str:
+    if queue == "all":
+        return "全中心" if lang == "zh-CN" else "Center"
+    return str(snapshot["queues"][queue]["name"][lang])

@@ -1,0 +1,281 @@
+"""Wallboard JSON and SSE feed, historical reports (JSON/CSV), staffing. Roles: lead, qa, admin.
+
+``install(app, ctx)`` (called by callcenter/app.py) registers the Prometheus collector, and
+starts the metrics consumer and the wallboard hub with the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from callcenter.auth import Principal, credentials_from_header, get_ctx, require
+from callcenter.context import AppContext
+from callcenter.errors import Forbidden, InvalidInput
+from callcenter.models import Role
+from metrics import reports as report_module
+from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
+from metrics.prometheus import install_collector
+from metrics.staffing import staffing as compute_staffing
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["metrics"])
+VIEWERS = (Role.lead, Role.qa)
+KEEPALIVE_SECONDS = 15.0
+TICK_SECONDS = 1.0
+
+
+# ---------------------------------------------------------------- the wallboard hub
+
+
+class WallboardHub:
+    """One per API process: recomputes the snapshot when the consumer publishes a change (and
+    every second, for the waiting clocks), and hands each *changed* snapshot to every
+    connected wallboard."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.reader = LiveReader(ctx)
+        self.subscribers: set[asyncio.Queue[str]] = set()
+        self.latest: str | None = None
+        self._signature: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_started(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    def subscribe(self) -> asyncio.Queue[str]:
+        self.ensure_started()
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        self.subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
+        self.subscribers.discard(queue)
+
+    async def refresh(self) -> str:
+        snapshot = await asyncio.to_thread(self.reader.snapshot)
+        signature = json.dumps(
+            {k: v for k, v in snapshot.items() if k not in ("at", "local_time", "windows")},
+            sort_keys=True,
+            default=str,
+        )
+        text = json.dumps(snapshot, ensure_ascii=False, default=str)
+        if signature != self._signature:
+            self._signature = signature
+            self.latest = text
+            for queue in list(self.subscribers):
+                if queue.full():
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        queue.get_nowait()  # a slow client only ever gets the newest figures
+                queue.put_nowait(text)
+        return self.latest or text
+
+    async def _run(self) -> None:
+        import redis.asyncio as aioredis
+
+        channel = MetricKeys(self.ctx.keys)("changed")
+        client = aioredis.Redis.from_url(self.ctx.settings.redis_url, decode_responses=True)
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            while True:
+                try:
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=TICK_SECONDS)
+                    # Coalesce a burst of batches into one recomputation.
+                    while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.01):
+                        pass
+                    await self.refresh()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # boundary: keep the feed alive through Redis hiccups
+                    log.exception("wallboard hub: refresh failed; retrying")
+                    await asyncio.sleep(TICK_SECONDS)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+                await client.aclose()
+
+
+def hub_for(ctx: AppContext) -> WallboardHub:
+    hub = ctx.extras.get("wallboard_hub")
+    if not isinstance(hub, WallboardHub):
+        hub = WallboardHub(ctx)
+        ctx.extras["wallboard_hub"] = hub
+    return hub
+
+
+def consumer_wanted(ctx: AppContext) -> bool:
+    """Every API process runs the metrics consumer (one at a time holds the lease and works).
+    ``ctx.extras["metrics_consumer"]`` says otherwise; in the test environment it is off
+    unless a test asks for it, so other parts' tests do not carry a background thread."""
+    wanted = ctx.extras.get("metrics_consumer")
+    if wanted is None:
+        return ctx.settings.environment != "test"
+    return bool(wanted)
+
+
+def install(app: FastAPI, ctx: AppContext) -> None:
+    """The Prometheus collector now; the consumer with the app; the wallboard hub with the
+    first wallboard that connects."""
+    install_collector(ctx)
+
+    async def start() -> None:
+        if consumer_wanted(ctx):
+            consumer = MetricsConsumer(ctx)
+            ctx.extras["metrics_consumer_instance"] = consumer
+            consumer.start()
+
+    async def stop() -> None:
+        consumer = ctx.extras.pop("metrics_consumer_instance", None)
+        if isinstance(consumer, MetricsConsumer):
+            await asyncio.to_thread(consumer.stop)
+        await hub_for(ctx).stop()
+
+    # The app runs the router's startup/shutdown hooks (no lifespan of its own is set).
+    app.router.on_startup.append(start)
+    app.router.on_shutdown.append(stop)
+
+
+# ---------------------------------------------------------------- routes
+
+Viewer = Annotated[Principal, Depends(require(*VIEWERS))]
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+@router.get("/wallboard", summary="Live figures per queue, shift, team and the center")
+def wallboard(ctx: Ctx, _principal: Viewer) -> JSONResponse:
+    return JSONResponse(LiveReader(ctx).snapshot())
+
+
+@router.get(
+    "/wallboard/stream",
+    summary="Server-sent events: the wallboard JSON each time a figure changes",
+    description="Event name `wallboard`, data = the same JSON as GET /wallboard. Browsers "
+    "may pass the bearer token as `?token=` (EventSource cannot set headers).",
+)
+async def wallboard_stream(
+    request: Request,
+    ctx: Ctx,
+    token: Annotated[str | None, Query(description="bearer token (for EventSource)")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    principal = await asyncio.to_thread(credentials_from_header, ctx, authorization, token)
+    if principal.role not in (Role.admin, *VIEWERS):
+        raise Forbidden(f"role {principal.role} may not watch the wallboard")
+    hub = hub_for(ctx)
+    queue = hub.subscribe()
+    first = await hub.refresh() if hub.latest is None else hub.latest
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield _sse(first)
+            while True:
+                try:
+                    text = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                    yield _sse(text)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield b": keepalive\n\n"
+        finally:
+            hub.unsubscribe(queue)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(text: str) -> bytes:
+    return f"event: wallboard\ndata: {text}\n\n".encode()
+
+
+def _range(
+    start: datetime | None, end: datetime | None, ctx: AppContext
+) -> tuple[datetime, datetime]:
+    tz = metric_config(ctx).tz
+    if end is None:
+        end = datetime.now(UTC)
+    if start is None:
+        start = end - timedelta(days=7)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=tz)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+@router.get(
+    "/reports/{period}",
+    summary="Historical report by hour, shift, day, week (or total), per queue/team/agent",
+    description="Rows of calls offered/answered/abandoned, answer rate, service level, ASA, "
+    "AHT, missed offers, not-ready time by reason, tickets created, satisfaction callbacks. "
+    "`from`/`to` are ISO 8601 (local time of the center when no offset is given); default: the "
+    "last 7 days. `format=csv` returns CSV.",
+)
+def get_report(
+    period: str,
+    ctx: Ctx,
+    _principal: Viewer,
+    group: Annotated[str, Query(description="queue, team, agent or center")] = "queue",
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    fmt: Annotated[str, Query(alias="format", description="json or csv")] = "json",
+) -> Any:
+    if fmt not in ("json", "csv"):
+        raise InvalidInput(f"format must be json or csv; got {fmt!r}")
+    start_utc, end_utc = _range(start, end, ctx)
+    rows = report_module.report(ctx, start=start_utc, end=end_utc, period=period, group=group)
+    if fmt == "csv":
+        return PlainTextResponse(
+            report_module.to_csv(rows, group),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="report-{period}-{group}.csv"'},
+        )
+    return JSONResponse(
+        {
+            "period": period,
+            "group": group,
+            "from": start_utc.isoformat(),
+            "to": end_utc.isoformat(),
+            "rows": rows,
+        }
+    )
+
+
+@router.get(
+    "/staffing",
+    summary="Agents needed per hour (Erlang A and C) from history, against the shift plan",
+)
+def get_staffing(
+    ctx: Ctx,
+    _principal: Viewer,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    service_level_target: Annotated[float, Query(gt=0, le=1)] = 0.8,
+) -> JSONResponse:
+    start_utc, end_utc = _range(start, end, ctx)
+    return JSONResponse(
+        compute_staffing(
+            ctx, start=start_utc, end=end_utc, service_level_target=service_level_target
+        )
+    )

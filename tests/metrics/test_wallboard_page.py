@@ -1,0 +1,75 @@
+"""The wallboard page: zh-CN by default, English with ?lang=en; in a real Chromium, it signs
+in, shows a number change after an event and turns red under the answer-rate target."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from callcenter.context import AppContext
+from callcenter.streams import CallEvent, EventType
+
+
+def test_pages_render_in_chinese_by_default_and_english_on_request(api: TestClient) -> None:
+    page = api.get("/wallboard")
+    assert page.status_code == 200 and "实时监控墙" in page.text and "报修" in page.text
+    english = api.get("/wallboard", params={"lang": "en"})
+    assert "Live wallboard" in english.text and "Repairs" in english.text
+    index = api.get("/")
+    assert 'href="/wallboard?lang=zh-CN"' in index.text
+    login = api.get("/login", params={"next": "//evil.example/"})
+    assert '"//evil.example/"' not in login.text  # only local redirects after sign-in
+
+
+def _publish(ctx: AppContext, kind: str, call_id: str, at: datetime, **data: Any) -> None:
+    redis_client: Any = ctx.redis
+    event = CallEvent(kind, call_id, at=at.astimezone(UTC).isoformat(), data=data)
+    redis_client.xadd(ctx.keys.events, event.to_fields())
+
+
+@pytest.mark.browser
+def test_wallboard_updates_live_and_turns_red_under_target(
+    ctx: AppContext, live_server: str
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_server}/wallboard")
+            page.wait_for_url("**/login**")
+            page.fill("#username", "lead1")
+            page.fill("#password", "pwlead1")
+            page.click("#login-submit")
+            page.wait_for_url("**/wallboard**")
+            expect(page.locator("#general-waiting")).to_have_text("0", timeout=10_000)
+
+            now = datetime.now(UTC)
+            _publish(
+                ctx, EventType.call_queued, "web-1", now - timedelta(seconds=3), queue="general"
+            )
+            expect(page.locator("#general-waiting")).to_have_text("1", timeout=10_000)
+            _publish(ctx, EventType.agent_answered, "web-1", now, agent_id="1")
+            expect(page.locator("#general-waiting")).to_have_text("0", timeout=10_000)
+            expect(page.locator("#all-answer-rate")).to_have_text("100.0%", timeout=10_000)
+            expect(page.locator("#all-answer-rate")).to_have_class("ok")
+
+            # a caller gives up after 35 s: 1 of 2 answered this shift, under the 90 % target
+            _publish(
+                ctx, EventType.call_queued, "web-2", now - timedelta(seconds=40), queue="general"
+            )
+            _publish(ctx, EventType.abandoned, "web-2", now - timedelta(seconds=5), queue="general")
+            expect(page.locator("#all-answer-rate")).to_have_class("under-target", timeout=10_000)
+            expect(page.locator("#general-answer-rate")).to_have_text("50.0%")
+            expect(page.locator("#alerts .alert[data-kind=answer_rate]").first).to_be_visible()
+        finally:
+            browser.close()
+    assert httpx.get(f"{live_server}/wallboard?lang=en").status_code == 200
