@@ -497,9 +497,7 @@ class Routing:
             members = cast(dict[str, str], self.redis.hgetall(self.key(f"queue:{code}:members")))
             by_state: dict[str, int] = {}
             for agent_id in members:
-                state = cast(
-                    str | None, self.redis.hget(self.key(f"agent:{agent_id}"), "state")
-                )
+                state = cast(str | None, self.redis.hget(self.key(f"agent:{agent_id}"), "state"))
                 by_state[state or "logged_out"] = by_state.get(state or "logged_out", 0) + 1
             longest = 0.0
             for call_id, _score in waiting:

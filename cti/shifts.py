@@ -119,9 +119,7 @@ class Staffing:
         }
 
 
-def staffing(
-    shifts: ShiftsFile, local: datetime, *, logged_in: int, available: int
-) -> Staffing:
+def staffing(shifts: ShiftsFile, local: datetime, *, logged_in: int, available: int) -> Staffing:
     minimum = minimum_agents(shifts, local)
     return Staffing(
         at=local.isoformat(),
