@@ -46,6 +46,8 @@ STAFFING_EVERY_SECONDS = 5.0
 HEARTBEAT_EVERY_SECONDS = 3.0
 CALL_INFO_TTL_SECONDS = 86400
 
+Entry = tuple[str, dict[str, str]]
+
 
 class Router:
     def __init__(
@@ -61,6 +63,7 @@ class Router:
         self._next_staffing = 0.0
         self._next_beat = 0.0
         self._last_alert: bool | None = None
+        self._next_claim: dict[str, float] = {}
         self.ensure_groups()
 
     def ensure_groups(self) -> None:
@@ -108,25 +111,31 @@ class Router:
 
     # ------------------------------------------------------------ streams
 
-    def _consume(self, stream: str, group: str, handler: Any, block_ms: int) -> int:
-        # First what this consumer received before a restart, then new entries.
-        start = "0" if self._own_pending[stream] else ">"
+    def _read(self, stream: str, group: str, start: str, block_ms: int) -> list[Entry]:
         reply = self.redis.xreadgroup(
-            group,
-            self.consumer,
-            {stream: start},
-            count=100,
-            block=block_ms if start == ">" and block_ms else None,
+            group, self.consumer, {stream: start}, count=100, block=block_ms or None
         )
-        entries = cast(list[tuple[str, dict[str, str]]], reply[0][1] if reply else [])  # type: ignore[index]
-        if start == "0" and not entries:
-            self._own_pending[stream] = False
+        return cast(list[Entry], reply[0][1] if reply else [])  # type: ignore[index]
+
+    def _consume(self, stream: str, group: str, handler: Any, block_ms: int) -> int:
+        entries: list[Entry] = []
+        if self._own_pending[stream]:
+            # First what this consumer had received before a restart but not acknowledged.
+            entries = self._read(stream, group, "0", 0)
+            if not entries:
+                self._own_pending[stream] = False
+        now = time.monotonic()
+        if not entries and now >= self._next_claim.get(stream, 0.0):
+            # Then what another router (now dead) had received and never finished.
+            self._next_claim[stream] = now + CLAIM_IDLE_MS / 1000
             claimed = self.redis.xautoclaim(
                 stream, group, self.consumer, CLAIM_IDLE_MS, "0-0", count=100
             )
-            entries = cast(list[tuple[str, dict[str, str]]], claimed[1]) if claimed else []
-            if not entries:
-                return 0
+            entries = cast(list[Entry], claimed[1]) if claimed else []
+        if not entries:
+            entries = self._read(stream, group, ">", block_ms)
+        if not entries:
+            return 0
         if handler is None:
             self._log_states(entries)
         else:

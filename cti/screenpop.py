@@ -185,6 +185,8 @@ def build(
         },
         "wait_seconds": round(now - arrived, 1) if arrived else None,
         "callback": call.get("callback") == "1",
+        # For a call-back the engine places a new call (agent leg first) under this id.
+        "placed_call_id": call.get("leg") or None if call.get("callback") == "1" else None,
         "priority": int(call.get("priority") or 0),
         "menu_path": json.loads(call.get("menu_path") or "[]"),
         "digits": json.loads(call.get("collected") or "{}"),
@@ -201,6 +203,9 @@ def deliver(ctx: AppContext, routing: Routing, offers: list[Offer]) -> list[dict
         text = json.dumps(payload, ensure_ascii=False)
         pipe = ctx.redis.pipeline()
         pipe.set(ctx.keys.routing(f"call:{offer.call_id}:pop"), text, ex=POP_TTL_SECONDS)
+        if payload["placed_call_id"]:
+            key = ctx.keys.routing(f"call:{payload['placed_call_id']}:pop")
+            pipe.set(key, text, ex=POP_TTL_SECONDS)
         pipe.publish(ctx.keys.agent_channel(offer.agent_id), text)
         pipe.execute()
         url = getattr(ctx.settings, "screen_pop_webhook_url", "")

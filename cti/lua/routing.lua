@@ -195,17 +195,18 @@ end
 
 local function reserve(cid, call, aid, q, conf)
     redis.call("ZREM", qkey(q, "waiting"), cid)
-    transition(aid, "reserve", "", cid, "routing")
-    local agent = redis.call("HMGET", akey(aid), "uri", "extension")
-    local ring = tonumber(conf.ring_timeout or "15")
     local offers = redis.call("HINCRBY", ckey(cid), "offers", 1)
-    redis.call("HSET", ckey(cid), "state", "reserved", "agent", aid, "reserved_at", fmt(NOW))
-    if conf.strategy == "round_robin" then redis.call("SET", qkey(q, "rr"), aid) end
     local callback = call.callback == "1"
     local target = cid
+    if callback then target = cid .. ":cb" .. offers end
+    -- The agent holds the call id the engine will report on: the new leg for a call-back.
+    transition(aid, "reserve", "", target, "routing")
+    local agent = redis.call("HMGET", akey(aid), "uri", "extension")
+    local ring = tonumber(conf.ring_timeout or "15")
+    redis.call("HSET", ckey(cid), "state", "reserved", "agent", aid, "reserved_at", fmt(NOW))
+    if conf.strategy == "round_robin" then redis.call("SET", qkey(q, "rr"), aid) end
     if callback then
         -- The caller hung up long ago: place a new call, agent first, then the customer.
-        target = cid .. ":cb" .. offers
         redis.call("HSET", ckey(target), "kind", "callback_leg", "parent", cid, "state", "reserved",
             "agent", aid, "queue", q, "offers", 1)
         redis.call("EXPIRE", ckey(target), ENDED_TTL)
