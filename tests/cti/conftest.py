@@ -122,8 +122,8 @@ class EngineSide:
     keys: Keys
     seen: dict[str, str] = field(default_factory=dict)
 
-    def publish(self, kind: str, call_id: str, slot: str = "", **data: Any) -> None:
-        event = CallEvent(type=kind, call_id=call_id, slot=slot, node="node1", data=data)
+    def publish(self, event_type: str, call_id: str, slot: str = "", **data: Any) -> None:
+        event = CallEvent(type=event_type, call_id=call_id, slot=slot, node="node1", data=data)
         self.client.xadd(self.keys.events, event.to_fields())  # type: ignore[arg-type]
 
     def arrive(self, call_id: str, caller: str, *, slot: str | None = None) -> str:
