@@ -85,6 +85,23 @@ end
 
 -- ------------------------------------------------------------------ agents
 
+-- Each queue's ready set is ordered so that its strategy's pick is the first eligible entry:
+-- longest_idle and round_robin by idle-since, skill_then_longest_idle by skill level then
+-- idle-since, fewest_calls by today's answered calls (read when the agent goes ready) then
+-- idle-since. Idle-since (epoch seconds, < 1e10) breaks every tie.
+local function ready_score(q, aid, level, idle)
+    local strategy = redis.call("HGET", qkey(q, "config"), "strategy") or "longest_idle"
+    if strategy == "skill_then_longest_idle" then
+        return (10 - tonumber(level or "0")) * 1e10 + idle
+    elseif strategy == "fewest_calls" then
+        local f = redis.call("HMGET", akey(aid), "calls_today", "calls_day")
+        local calls = 0
+        if f[2] == DAY then calls = tonumber(f[1] or "0") end
+        return calls * 1e10 + idle
+    end
+    return idle
+end
+
 local function transition(aid, name, reason, cid, actor)
     local ak = akey(aid)
     local before = redis.call("HMGET", ak, "state", "call_id", "disposition")
@@ -92,12 +109,14 @@ local function transition(aid, name, reason, cid, actor)
     local t = T[name]
     if not t or not t.from[cur] then return nil, cur end
     local to = t.to
-    local queues = redis.call("HKEYS", aqkey(aid))
+    local queues = hgetall(aqkey(aid))
     if cur == "ready" and to ~= "ready" then
-        for _, q in ipairs(queues) do redis.call("ZREM", qkey(q, "ready"), aid) end
+        for q, _ in pairs(queues) do redis.call("ZREM", qkey(q, "ready"), aid) end
     end
     if to == "ready" then
-        for _, q in ipairs(queues) do redis.call("ZADD", qkey(q, "ready"), NOW, aid) end
+        for q, level in pairs(queues) do
+            redis.call("ZADD", qkey(q, "ready"), ready_score(q, aid, level, NOW), aid)
+        end
         redis.call("HSET", ak, "idle_since", fmt(NOW))
     end
     if cur == "wrap_up" and to ~= "wrap_up" then
@@ -139,43 +158,28 @@ local function on_shift(s, e)
     return MOD >= s or MOD < e
 end
 
--- The queue's strategy picks one ready, eligible agent; nil when there is none.
+-- The queue's strategy picks one ready, eligible agent; nil when there is none. The ready set
+-- is already in the strategy's order (see ready_score), so the first eligible agent wins;
+-- round robin takes the next agent id after the last one it offered to.
 local function choose_agent(q, conf)
-    local ready = redis.call("ZRANGE", qkey(q, "ready"), 0, -1, "WITHSCORES")
+    local ready = redis.call("ZRANGE", qkey(q, "ready"), 0, -1)
     if #ready == 0 then return nil end
-    local strategy = conf.strategy or "longest_idle"
     local off_ok = conf.off_shift == "1"
-    local rr_last = 0
-    if strategy == "round_robin" then rr_last = tonumber(redis.call("GET", qkey(q, "rr")) or "0") end
-    local best, best_key = nil, nil
-    local rr_first, rr_next = nil, nil
-    for i = 1, #ready, 2 do
-        local aid = ready[i]
-        local f = redis.call("HMGET", akey(aid), "state", "shift_start", "shift_end",
-            "calls_today", "calls_day")
+    local round_robin = conf.strategy == "round_robin"
+    local rr_last, rr_first, rr_next = 0, nil, nil
+    if round_robin then rr_last = tonumber(redis.call("GET", qkey(q, "rr")) or "0") end
+    for _, aid in ipairs(ready) do
+        local f = redis.call("HMGET", akey(aid), "state", "shift_start", "shift_end")
         if f[1] == "ready" and (off_ok or on_shift(f[2], f[3])) then
-            if strategy == "fewest_calls" then
-                local calls = 0
-                if f[5] == DAY then calls = tonumber(f[4] or "0") end
-                if best_key == nil or calls < best_key then best, best_key = aid, calls end
-            elseif strategy == "skill_then_longest_idle" then
-                local level = tonumber(redis.call("HGET", qkey(q, "members"), aid) or "0")
-                if best_key == nil or level > best_key then best, best_key = aid, level end
-            elseif strategy == "round_robin" then
-                local n = tonumber(aid)
-                if rr_first == nil or n < rr_first then rr_first = n end
-                if n > rr_last and (rr_next == nil or n < rr_next) then rr_next = n end
-            else
-                return aid -- longest_idle: the set is ordered by idle-since
-            end
+            if not round_robin then return aid end
+            local n = tonumber(aid)
+            if rr_first == nil or n < rr_first then rr_first = n end
+            if n > rr_last and (rr_next == nil or n < rr_next) then rr_next = n end
         end
     end
-    if strategy == "round_robin" then
-        local pick = rr_next or rr_first
-        if pick then return tostring(pick) end
-        return nil
-    end
-    return best
+    local pick = rr_next or rr_first
+    if pick then return tostring(pick) end
+    return nil
 end
 
 -- ------------------------------------------------------------------ calls
@@ -436,7 +440,9 @@ elseif op == "set_queues" then
     for q, level in pairs(A.queues) do
         redis.call("HSET", aqkey(aid), q, level)
         if logged_in then redis.call("HSET", qkey(q, "members"), aid, level) end
-        if st == "ready" then redis.call("ZADD", qkey(q, "ready"), idle, aid) end
+        if st == "ready" then
+            redis.call("ZADD", qkey(q, "ready"), ready_score(q, aid, level, idle), aid)
+        end
     end
     if logged_in then
         agent_event("agent_queues_changed", aid, "", {agent_id = tonumber(aid), queues = A.queues,
