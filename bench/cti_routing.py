@@ -22,6 +22,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 
@@ -31,10 +32,12 @@ from config.schemas import Names, Queue, QueuesFile
 from config.settings import DEFAULT_CONFIG_DIR
 from cti.routing import Routing
 
+T = TypeVar("T")
+
 
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def report(name: str, samples: list[float]) -> None:
@@ -51,10 +54,11 @@ def evalsha_stats(client: redis.Redis) -> tuple[int, int]:
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
-def timed(action: Callable[[], object], samples: list[float]) -> None:
+def timed(action: Callable[[], T], samples: list[float]) -> T:
     start = time.perf_counter()
-    action()
+    value = action()
     samples.append(time.perf_counter() - start)
+    return value
 
 
 def main() -> None:
@@ -125,13 +129,10 @@ def main() -> None:
     ready_server: list[tuple[int, int]] = []
     for _ in range(args.iterations):
         agent = rng.choice(agents)
-        result: dict[str, object] = {}
-
-        def go_ready(agent: int = agent) -> None:
-            result.update(routing.transition(agent, "ready", actor="bench"))
-
         before = evalsha_stats(client)
-        timed(go_ready, ready)
+        result: dict[str, Any] = timed(
+            lambda agent=agent: routing.transition(agent, "ready", actor="bench"), ready
+        )
         ready_server.append((before[0], evalsha_stats(client)[1] - before[1]))
         offers = Routing.offers(result)
         assert len(offers) == 1, offers
@@ -148,14 +149,9 @@ def main() -> None:
         routing.transition(agent, "ready", actor="bench", dispatch=False)
     arrive: list[float] = []
     for _ in range(args.iterations):
-        holder: dict[str, object] = {}
-
-        def queue_call() -> None:
-            holder["call"] = new_call("q00")
-
-        timed(queue_call, arrive)
+        call_id = timed(lambda: new_call("q00"), arrive)
         # Put it back: the caller hangs up while ringing; the agent is ready again.
-        routing.hangup(str(holder["call"]), final=False)
+        routing.hangup(call_id, final=False)
 
     print(
         f"routing decision, {args.calls} waiting calls, {args.agents} agents, {args.queues} "
