@@ -22,7 +22,8 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import redis
 
@@ -50,7 +51,8 @@ def report(name: str, samples: list[float]) -> None:
 
 def evalsha_stats(client: redis.Redis) -> tuple[int, int]:
     """(calls, microseconds) of EVALSHA so far, server-wide (INFO commandstats)."""
-    stats = client.info("commandstats").get("cmdstat_evalsha", {})  # type: ignore[union-attr]
+    info = cast(dict[str, Any], client.info("commandstats"))
+    stats = info.get("cmdstat_evalsha", {})
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
@@ -130,20 +132,19 @@ def main() -> None:
     for _ in range(args.iterations):
         agent = rng.choice(agents)
         before = evalsha_stats(client)
-        result: dict[str, Any] = timed(
-            lambda agent=agent: routing.transition(agent, "ready", actor="bench"), ready
-        )
+        result = timed(partial(routing.transition, agent, "ready", actor="bench"), ready)
         ready_server.append((before[0], evalsha_stats(client)[1] - before[1]))
         offers = Routing.offers(result)
         assert len(offers) == 1, offers
         # Put it back: the offer is missed (the call waits again, the agent is not ready).
         routing.missed(offers[0].call_id, agent)
-    waiting = sum(int(client.zcard(keys.routing(f"queue:{q}:waiting"))) for q in codes)  # type: ignore[arg-type]
+    waiting = sum(cast(int, client.zcard(keys.routing(f"queue:{q}:waiting"))) for q in codes)
     assert waiting == args.calls, waiting
 
     # -------- call_queued with every agent ready (no calls waiting)
     for code in codes:
-        for call_id in client.zrange(keys.routing(f"queue:{code}:waiting"), 0, -1):  # type: ignore[union-attr]
+        waiting_ids = cast(list[str], client.zrange(keys.routing(f"queue:{code}:waiting"), 0, -1))
+        for call_id in waiting_ids:
             routing.hangup(str(call_id), final=True)
     for agent in agents:
         routing.transition(agent, "ready", actor="bench", dispatch=False)

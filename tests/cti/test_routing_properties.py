@@ -40,6 +40,9 @@ def test_routing_invariants_hold_under_random_operations(
     agents = [ids[e] for e in EXTENSIONS]
 
     class RoutingMachine(RuleBasedStateMachine):
+        router: Router
+        routing: Routing
+
         def __init__(self) -> None:
             super().__init__()
             ctx.redis.flushdb()
