@@ -4,6 +4,7 @@ callcenter up            migrate, start what is missing, run every process, prin
 callcenter api           the HTTP API and pages
 callcenter engine        the SIP/media engine (supervisor of pjsua2 slots, SIP edge)
 callcenter worker        the RQ worker (SLA timers, callbacks, webhooks, reports)
+callcenter router        the routing service (ACD: offers, ring/wrap-up/overflow timers)
 callcenter migrate       upgrade the database to the newest schema
 callcenter seed-demo     insert the demo center (agents, customers, departments)
 callcenter check-config  validate the declarative files and print every problem
@@ -82,6 +83,14 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _router(_args: argparse.Namespace) -> int:
+    from callcenter.context import build_context
+    from cti.router import main as router_main
+
+    router_main(build_context(load_settings()))
+    return 0
+
+
 def _engine(_args: argparse.Namespace) -> int:
     try:
         engine = importlib.import_module("ivr.supervisor")
@@ -108,6 +117,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "api": (_api, "run the HTTP API and pages"),
     "engine": (_engine, "run the SIP/media engine"),
     "worker": (_worker, "run a background-job worker"),
+    "router": (_router, "run the routing service (queues, offers, routing timers)"),
     "migrate": (_migrate, "upgrade the database schema to the newest revision"),
     "seed-demo": (_seed_demo, "insert the demo center if the database has no users"),
     "check-config": (_check_config, "validate the declarative configuration files"),

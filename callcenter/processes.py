@@ -105,6 +105,7 @@ def run_up(settings: Settings) -> int:
         processes = {
             "api": [python, "-m", "callcenter.cli", "api"],
             "worker": [python, "-m", "callcenter.cli", "worker"],
+            "router": [python, "-m", "callcenter.cli", "router"],
         }
         if engine_available():
             processes["engine"] = [python, "-m", "callcenter.cli", "engine"]

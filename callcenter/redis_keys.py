@@ -29,10 +29,11 @@ class Keys:
         """Stream of commands for one slot (``node1-s07``)."""
         return f"{self.prefix}:slot:{slot}:cmd"
 
-    def originate_requests(self, node: str) -> str:
-        """Stream of ``originate`` commands for a node's engine, which picks the slot
-        (callbacks 回访, click-to-call); same fields as a slot command stream."""
-        return f"{self.prefix}:node:{node}:originate"
+    @property
+    def engine_commands(self) -> str:
+        """Stream of commands not tied to a live call's slot (``originate``): any engine node's
+        supervisor reads it (consumer group ``engine``) and hands the call to a free slot."""
+        return f"{self.prefix}:engine:cmd"
 
     def call_slot(self, call_id: str) -> str:
         """Which slot carries a call (string; set by the slot on arrival, expires after end)."""

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     language: Literal["zh-CN", "en"] = "zh-CN"
     timezone: str = "Asia/Shanghai"
     node_id: str = "node1"
+    # CTI: the screen-pop payload is also POSTed here on every offer when set (docs/cti.md).
+    screen_pop_webhook_url: str = ""
     http: HttpSettings = HttpSettings()
     sip: SipSettings = SipSettings()
 

@@ -186,6 +186,11 @@ class AgentStateChange(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(32))
     call_id: Mapped[str | None] = mapped_column(String(64))
+    # Added by 0002_cti: the agent_events stream entry (replays are idempotent), who asked
+    # (the agent's user name, a lead's, "routing" or "engine") and the named transition.
+    stream_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    actor: Mapped[str | None] = mapped_column(String(64))
+    transition: Mapped[str | None] = mapped_column(String(24))
 
 
 # ---------------------------------------------------------------- calls

@@ -1,0 +1,177 @@
+"""Routing decision latency in Redis: 500 waiting calls, 200 agents, 10 queues (defaults).
+
+Two decisions are timed, each one Lua call (the same call production makes):
+  agent_ready  an agent goes ready while every queue has calls waiting: the script looks at
+               the head of each queue the pool serves, picks the best call (priority, then
+               arrival across queues) and reserves agent + call, emitting the events and the
+               offer command;
+  call_queued  a call arrives while all 200 agents are ready: the queue's strategy scans the
+               ready agents (skill_then_longest_idle, which reads every candidate).
+Between timed decisions the state is put back (untimed) so the sizes stay constant.
+Baseline in the same run: a Redis PING round trip and an EVALSHA of ``return 1``.
+
+    .venv/bin/python bench/cti_routing.py [--calls 500] [--agents 200] [--queues 10] [-n 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar, cast
+
+import redis
+
+from callcenter.redis_keys import Keys
+from config.loader import load_config
+from config.schemas import Names, Queue, QueuesFile
+from config.settings import DEFAULT_CONFIG_DIR
+from cti.routing import Routing
+
+T = TypeVar("T")
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def report(name: str, samples: list[float]) -> None:
+    ms = [s * 1000 for s in samples]
+    print(
+        f"  {name:<34} p50 {percentile(ms, 50):7.3f} ms   p99 {percentile(ms, 99):7.3f} ms   "
+        f"mean {statistics.fmean(ms):7.3f} ms   {len(ms) / sum(samples):9.0f} /s"
+    )
+
+
+def evalsha_stats(client: redis.Redis) -> tuple[int, int]:
+    """(calls, microseconds) of EVALSHA so far, server-wide (INFO commandstats)."""
+    info = cast(dict[str, Any], client.info("commandstats"))
+    stats = info.get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+
+
+def timed(action: Callable[[], T], samples: list[float]) -> T:
+    start = time.perf_counter()
+    value = action()
+    samples.append(time.perf_counter() - start)
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--queues", type=int, default=10)
+    parser.add_argument("-n", "--iterations", type=int, default=2000)
+    parser.add_argument(
+        "--redis", default=os.environ.get("CALLCENTER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    )
+    args = parser.parse_args()
+    client = redis.Redis.from_url(args.redis, decode_responses=True)
+    keys = Keys("bench-cti")
+    for key in client.scan_iter(f"{keys.prefix}:*", count=1000):
+        client.delete(key)
+
+    codes = [f"q{n:02d}" for n in range(args.queues)]
+    queues = {
+        code: Queue(
+            name=Names(**{"zh-CN": code, "en": code}),
+            strategy="skill_then_longest_idle" if n == 0 else "longest_idle",
+            no_agents="wait",
+            missed_offers_to_logout=0,
+        )
+        for n, code in enumerate(codes)
+    }
+    base = load_config(DEFAULT_CONFIG_DIR)
+    config = dataclasses.replace(base, queues=QueuesFile(queues=queues))
+    routing = Routing(client, keys, config)
+    rng = random.Random(7)
+
+    # Agents serve 3 queues each; every agent also serves q00 for the call_queued scan.
+    agents = list(range(1, args.agents + 1))
+    for agent in agents:
+        served = {"q00", *rng.sample(codes, 3)}
+        routing.login(
+            agent,
+            extension=str(1000 + agent),
+            uri=f"sip:{1000 + agent}@bench",
+            queues={q: rng.randint(1, 10) for q in served},
+            shift=None,
+            shift_window=(-1, -1),
+            actor="bench",
+        )
+    serial = 0
+
+    def new_call(queue: str, priority: int = 0) -> str:
+        nonlocal serial
+        serial += 1
+        call_id = f"b{serial}"
+        client.set(keys.call_slot(call_id), f"bench-s{serial % 90}")
+        routing.enqueue(call_id, queue, priority=priority)
+        return call_id
+
+    # -------- baseline
+    ping: list[float] = []
+    trivial: list[float] = []
+    sha = client.script_load("return 1")
+    for _ in range(args.iterations):
+        timed(client.ping, ping)
+        timed(lambda: client.evalsha(sha, 0), trivial)
+
+    # -------- agent_ready with `calls` waiting (nobody ready)
+    for _ in range(args.calls):
+        new_call(rng.choice(codes), priority=rng.choice([0, 0, 0, 1, 5]))
+    ready: list[float] = []
+    ready_server: list[tuple[int, int]] = []
+    for _ in range(args.iterations):
+        agent = rng.choice(agents)
+        before = evalsha_stats(client)
+        result = timed(partial(routing.transition, agent, "ready", actor="bench"), ready)
+        ready_server.append((before[0], evalsha_stats(client)[1] - before[1]))
+        offers = Routing.offers(result)
+        assert len(offers) == 1, offers
+        # Put it back: the offer is missed (the call waits again, the agent is not ready).
+        routing.missed(offers[0].call_id, agent)
+    waiting = sum(cast(int, client.zcard(keys.routing(f"queue:{q}:waiting"))) for q in codes)
+    assert waiting == args.calls, waiting
+
+    # -------- call_queued with every agent ready (no calls waiting)
+    for code in codes:
+        waiting_ids = cast(list[str], client.zrange(keys.routing(f"queue:{code}:waiting"), 0, -1))
+        for call_id in waiting_ids:
+            routing.hangup(str(call_id), final=True)
+    for agent in agents:
+        routing.transition(agent, "ready", actor="bench", dispatch=False)
+    arrive: list[float] = []
+    for _ in range(args.iterations):
+        call_id = timed(lambda: new_call("q00"), arrive)
+        # Put it back: the caller hangs up while ringing; the agent is ready again.
+        routing.hangup(call_id, final=False)
+
+    print(
+        f"routing decision, {args.calls} waiting calls, {args.agents} agents, {args.queues} "
+        f"queues, {args.iterations} decisions each (Redis {args.redis})"
+    )
+    report("baseline: PING round trip", ping)
+    report("baseline: EVALSHA return 1", trivial)
+    report("decision: agent ready, calls wait", ready)
+    report("decision: call arrives, all ready", arrive)
+    # Time inside Redis of the agent-ready decision script (INFO commandstats deltas; the
+    # counter is server-wide, so another client's scripts in the same instant can add to it).
+    inside = sorted(usec / 1000 for _calls, usec in ready_server)
+    print(
+        f"  {'inside Redis: agent-ready script':<34} p50 {percentile(inside, 50):7.3f} ms   "
+        f"p99 {percentile(inside, 99):7.3f} ms"
+    )
+    for key in client.scan_iter(f"{keys.prefix}:*", count=1000):
+        client.delete(key)
+
+
+if __name__ == "__main__":
+    main()

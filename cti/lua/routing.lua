@@ -1,0 +1,767 @@
+-- Routing state changes: every decision about agents, waiting calls and offers, atomically.
+--
+-- ARGV[1] = key prefix, ARGV[2] = operation, ARGV[3] = JSON arguments (always with now, iso,
+-- mod = local minute of day, day = local date). Returns a JSON object.
+--
+-- Key names are built from the prefix (see docs/cti.md "Redis layout"), so this script needs a
+-- single Redis instance (not Redis Cluster). The transition table is rendered into the script
+-- by cti/routing.py from cti/state.py (the placeholder below); there is no second copy.
+
+local prefix = ARGV[1]
+local op = ARGV[2]
+local A = cjson.decode(ARGV[3])
+local T = __TRANSITIONS__
+local R = prefix .. ":routing:"
+local NOW = tonumber(A.now)
+local ISO = A.iso
+local MOD = tonumber(A.mod or 0)
+local DAY = A.day or ""
+local RING_GRACE = tonumber(A.ring_grace or 1)
+local TIMERS = R .. "timers"
+local EVENTS = prefix .. ":events"
+local AGENT_EVENTS = prefix .. ":agent-events"
+local ENGINE_CMD = prefix .. ":engine:cmd"
+local ENDED_TTL = 86400
+
+local function akey(aid) return R .. "agent:" .. aid end
+local function aqkey(aid) return R .. "agent:" .. aid .. ":queues" end
+local function ckey(cid) return R .. "call:" .. cid end
+local function qkey(q, what) return R .. "queue:" .. q .. ":" .. what end
+local function fmt(n) return string.format("%.3f", n) end
+
+local function hgetall(key)
+    local flat = redis.call("HGETALL", key)
+    local t = {}
+    for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+    return t
+end
+
+local function queue_conf(q) return hgetall(qkey(q, "config")) end
+
+local function all_queues()
+    local qs = redis.call("SMEMBERS", R .. "queues")
+    table.sort(qs)
+    return qs
+end
+
+local function publish(aid, msg)
+    redis.call("PUBLISH", prefix .. ":agent:" .. aid .. ":events", cjson.encode(msg))
+end
+
+local function call_event(etype, cid, data)
+    redis.call("XADD", EVENTS, "*", "type", etype, "call_id", cid, "slot", "", "node", "routing",
+        "at", ISO, "data", cjson.encode(data))
+end
+
+local function agent_event(etype, aid, cid, data)
+    redis.call("XADD", AGENT_EVENTS, "*", "type", etype, "agent_id", aid, "call_id", cid,
+        "slot", "", "node", "routing", "at", ISO, "data", cjson.encode(data))
+end
+
+local function command(stream, ctype, cid, data)
+    local id = "rt-" .. redis.call("INCR", R .. "cmdseq")
+    redis.call("XADD", stream, "*", "type", ctype, "call_id", cid, "id", id,
+        "data", cjson.encode(data))
+    return id
+end
+
+local function slot_command(cid, call, ctype, data)
+    local slot = redis.call("GET", prefix .. ":call:" .. cid .. ":slot")
+    if not slot or slot == "" then slot = call.slot end
+    if not slot or slot == "" then return false end
+    command(prefix .. ":slot:" .. slot .. ":cmd", ctype, cid, data)
+    return true
+end
+
+-- Record the end of one queue entry of a call, exactly once.
+local function outcome(cid, q, entry, what)
+    local fresh = redis.call("HSETNX", ckey(cid), "outcome:" .. entry, what)
+    if fresh == 1 then
+        redis.call("HINCRBY", R .. "stats:" .. q, what, 1)
+    else
+        redis.call("HINCRBY", R .. "stats", "duplicate_outcomes", 1)
+    end
+end
+
+-- ------------------------------------------------------------------ agents
+
+-- Each queue's ready set is ordered so that its strategy's pick is the first eligible entry:
+-- longest_idle and round_robin by idle-since, skill_then_longest_idle by skill level then
+-- idle-since, fewest_calls by today's answered calls (read when the agent goes ready) then
+-- idle-since. Idle-since (epoch seconds, < 1e10) breaks every tie.
+local function ready_score(q, aid, level, idle)
+    local strategy = redis.call("HGET", qkey(q, "config"), "strategy") or "longest_idle"
+    if strategy == "skill_then_longest_idle" then
+        return (10 - tonumber(level or "0")) * 1e10 + idle
+    elseif strategy == "fewest_calls" then
+        local f = redis.call("HMGET", akey(aid), "calls_today", "calls_day")
+        local calls = 0
+        if f[2] == DAY then calls = tonumber(f[1] or "0") end
+        return calls * 1e10 + idle
+    end
+    return idle
+end
+
+local function transition(aid, name, reason, cid, actor)
+    local ak = akey(aid)
+    local before = redis.call("HMGET", ak, "state", "call_id", "disposition")
+    local cur = before[1] or "logged_out"
+    local t = T[name]
+    if not t or not t.from[cur] then return nil, cur end
+    local to = t.to
+    local queues = hgetall(aqkey(aid))
+    if cur == "ready" and to ~= "ready" then
+        for q, _ in pairs(queues) do redis.call("ZREM", qkey(q, "ready"), aid) end
+    end
+    if to == "ready" then
+        for q, level in pairs(queues) do
+            redis.call("ZADD", qkey(q, "ready"), ready_score(q, aid, level, NOW), aid)
+        end
+        redis.call("HSET", ak, "idle_since", fmt(NOW))
+    end
+    if cur == "wrap_up" and to ~= "wrap_up" then
+        local prev = before[2] or ""
+        redis.call("ZREM", TIMERS, "wrap|" .. aid .. "|" .. prev)
+        if prev ~= "" then
+            call_event("wrap_up_ended", prev, {agent_id = tonumber(aid),
+                disposition = before[3] or "", by = actor or "routing"})
+        end
+        redis.call("HSET", ak, "disposition", "", "wrap_until", "")
+    end
+    reason = reason or ""
+    cid = cid or ""
+    redis.call("HSET", ak, "state", to, "reason", reason, "since", fmt(NOW), "call_id", cid)
+    agent_event("agent_state_changed", aid, cid, {agent_id = tonumber(aid), from = cur, to = to,
+        reason = reason, call_id = cid, transition = name, actor = actor or "routing"})
+    publish(aid, {type = "state", state = to, from = cur, reason = reason, call_id = cid,
+        transition = name, at = ISO})
+    return to, cur
+end
+
+local function logout(aid, reason, actor)
+    local to, cur = transition(aid, "logout", reason, "", actor)
+    if not to then return nil, cur end
+    for _, q in ipairs(redis.call("HKEYS", aqkey(aid))) do
+        redis.call("HDEL", qkey(q, "members"), aid)
+        redis.call("ZREM", qkey(q, "ready"), aid)
+    end
+    redis.call("SREM", R .. "agents", aid)
+    agent_event("agent_logged_out", aid, "", {agent_id = tonumber(aid), reason = reason})
+    return to, cur
+end
+
+local function on_shift(s, e)
+    s = tonumber(s or "-1")
+    e = tonumber(e or "-1")
+    if s < 0 then return true end
+    if s < e then return MOD >= s and MOD < e end
+    return MOD >= s or MOD < e
+end
+
+-- The queue's strategy picks one ready, eligible agent; nil when there is none. The ready set
+-- is already in the strategy's order (see ready_score), so the first eligible agent wins;
+-- round robin takes the next agent id after the last one it offered to.
+local function choose_agent(q, conf)
+    local ready = redis.call("ZRANGE", qkey(q, "ready"), 0, -1)
+    if #ready == 0 then return nil end
+    local off_ok = conf.off_shift == "1"
+    local round_robin = conf.strategy == "round_robin"
+    local rr_last, rr_first, rr_next = 0, nil, nil
+    if round_robin then rr_last = tonumber(redis.call("GET", qkey(q, "rr")) or "0") end
+    for _, aid in ipairs(ready) do
+        local f = redis.call("HMGET", akey(aid), "state", "shift_start", "shift_end")
+        if f[1] == "ready" and (off_ok or on_shift(f[2], f[3])) then
+            if not round_robin then return aid end
+            local n = tonumber(aid)
+            if rr_first == nil or n < rr_first then rr_first = n end
+            if n > rr_last and (rr_next == nil or n < rr_next) then rr_next = n end
+        end
+    end
+    local pick = rr_next or rr_first
+    if pick then return tostring(pick) end
+    return nil
+end
+
+-- ------------------------------------------------------------------ calls
+
+local function entry_timers(cid, q, entry)
+    local conf = queue_conf(q)
+    local tag = cid .. "|" .. entry
+    local after = tonumber(conf.overflow_after or "0")
+    if after > 0 and (conf.overflow_to or "") ~= "" then
+        redis.call("ZADD", TIMERS, NOW + after, "overflow|" .. tag)
+    end
+    local cb_after = tonumber(conf.callback_after or "0")
+    if cb_after > 0 then redis.call("ZADD", TIMERS, NOW + cb_after, "cboffer|" .. tag) end
+    local every = tonumber(conf.announce_every or "0")
+    if every > 0 then redis.call("ZADD", TIMERS, NOW + every, "announce|" .. tag) end
+end
+
+local function reserve(cid, call, aid, q, conf)
+    redis.call("ZREM", qkey(q, "waiting"), cid)
+    local offers = redis.call("HINCRBY", ckey(cid), "offers", 1)
+    local callback = call.callback == "1"
+    local target = cid
+    if callback then target = cid .. ":cb" .. offers end
+    -- The agent holds the call id the engine will report on: the new leg for a call-back.
+    transition(aid, "reserve", "", target, "routing")
+    local agent = redis.call("HMGET", akey(aid), "uri", "extension")
+    local ring = tonumber(conf.ring_timeout or "15")
+    redis.call("HSET", ckey(cid), "state", "reserved", "agent", aid, "reserved_at", fmt(NOW))
+    if conf.strategy == "round_robin" then redis.call("SET", qkey(q, "rr"), aid) end
+    if callback then
+        -- The caller hung up long ago: place a new call, agent first, then the customer.
+        redis.call("HSET", ckey(target), "kind", "callback_leg", "parent", cid, "state", "reserved",
+            "agent", aid, "queue", q, "offers", 1)
+        redis.call("EXPIRE", ckey(target), ENDED_TTL)
+        redis.call("HSET", ckey(cid), "leg", target)
+    end
+    redis.call("ZADD", TIMERS, NOW + ring + RING_GRACE, "ring|" .. target .. "|" .. aid)
+    call_event("call_reserved", cid, {queue = q, agent_id = tonumber(aid), agent_uri = agent[1],
+        callback = callback, offer = offers})
+    if callback then
+        command(ENGINE_CMD, "originate", target, {number = call.number, agent_uri = agent[1],
+            agent_id = tonumber(aid), purpose = "callback", queue = q, ring_timeout = ring,
+            parent_call_id = cid})
+    else
+        slot_command(cid, call, "offer", {agent_uri = agent[1], agent_id = tonumber(aid),
+            ring_timeout = ring, queue = q})
+    end
+end
+
+-- Offer waiting calls to ready agents until no pair is left: the best call first (priority,
+-- then arrival across every queue), each to the agent its queue's strategy picks.
+local function match(limit)
+    local queues = all_queues()
+    local out = {}
+    local blocked = {}
+    for _ = 1, limit do
+        local heads = {}
+        for _, q in ipairs(queues) do
+            if not blocked[q] and redis.call("ZCARD", qkey(q, "ready")) > 0 then
+                local h = redis.call("ZRANGE", qkey(q, "waiting"), 0, 0, "WITHSCORES")
+                if #h > 0 then heads[#heads + 1] = {q = q, cid = h[1], score = tonumber(h[2])} end
+            end
+        end
+        if #heads == 0 then break end
+        table.sort(heads, function(a, b)
+            if a.score ~= b.score then return a.score < b.score end
+            return a.q < b.q
+        end)
+        local done = false
+        for _, h in ipairs(heads) do
+            local call = hgetall(ckey(h.cid))
+            if call.state ~= "waiting" or call.queue ~= h.q then
+                redis.call("ZREM", qkey(h.q, "waiting"), h.cid) -- stale entry: drop it
+                done = true
+                break
+            end
+            local conf = queue_conf(h.q)
+            local aid = choose_agent(h.q, conf)
+            if aid then
+                reserve(h.cid, call, aid, h.q, conf)
+                out[#out + 1] = {h.cid, aid, h.q}
+                done = true
+                break
+            end
+            blocked[h.q] = true
+        end
+        if not done then break end
+    end
+    return out
+end
+
+local function new_entry(cid, q, fields)
+    local ck = ckey(cid)
+    local seq = redis.call("HGET", ck, "seq")
+    if not seq then seq = redis.call("INCR", R .. "seq") end
+    local prio = tonumber(fields.priority or "0")
+    local score = string.format("%.0f", (9 - prio) * 1e12 + tonumber(seq))
+    local entry = redis.call("HINCRBY", ck, "entry", 1)
+    redis.call("HSET", ck, "state", "waiting", "queue", q, "priority", prio, "seq", seq,
+        "score", score, "entered_at", fmt(NOW), "agent", "", "offers", 0,
+        "callback", fields.callback and "1" or "0", "kind", "inbound")
+    if fields.number and fields.number ~= "" then redis.call("HSET", ck, "number", fields.number) end
+    if not redis.call("HGET", ck, "arrived_at") then redis.call("HSET", ck, "arrived_at", fmt(NOW)) end
+    redis.call("PERSIST", ck)
+    redis.call("ZADD", qkey(q, "waiting"), score, cid)
+    redis.call("HINCRBY", R .. "stats:" .. q, "entered", 1)
+    entry_timers(cid, q, entry)
+    return entry
+end
+
+local function end_call_record(cid, state)
+    redis.call("HSET", ckey(cid), "state", state, "ended_at", fmt(NOW))
+    redis.call("EXPIRE", ckey(cid), ENDED_TTL)
+end
+
+local function move_to_queue(cid, call, target, reason)
+    local q = call.queue
+    redis.call("ZREM", qkey(q, "waiting"), cid)
+    outcome(cid, q, call.entry, "overflowed")
+    local entry = new_entry(cid, target, {priority = call.priority, callback = call.callback == "1",
+        number = call.number})
+    call_event("call_overflowed", cid, {from_queue = q, to_queue = target, reason = reason,
+        waited = NOW - tonumber(call.entered_at or NOW)})
+    if call.callback ~= "1" then slot_command(cid, call, "requeue", {queue = target}) end
+    return entry
+end
+
+local function agent_answered_counts(aid)
+    local ak = akey(aid)
+    redis.call("HSET", ak, "misses", 0)
+    if redis.call("HGET", ak, "calls_day") ~= DAY then
+        redis.call("HSET", ak, "calls_day", DAY, "calls_today", 0)
+    end
+    redis.call("HINCRBY", ak, "calls_today", 1)
+end
+
+local function put_back(cid, call)
+    -- A missed or failed offer: the call waits again at its own place in line.
+    if not call.queue or call.queue == "" or not call.score then
+        end_call_record(cid, "ended")
+        return
+    end
+    redis.call("HSET", ckey(cid), "state", "waiting", "agent", "", "leg", "")
+    redis.call("ZADD", qkey(call.queue, "waiting"), call.score, cid)
+end
+
+local function miss(cid, aid, reason, actor)
+    local call = hgetall(ckey(cid))
+    local kind = call.kind or "inbound"
+    local cur = redis.call("HGET", akey(aid), "state")
+    if cur ~= "reserved" or redis.call("HGET", akey(aid), "call_id") ~= cid then
+        return "ignored"
+    end
+    if kind == "callback_leg" then
+        local parent = hgetall(ckey(call.parent))
+        if parent.state == "reserved" and parent.leg == cid then put_back(call.parent, parent) end
+        end_call_record(cid, "ended")
+    elseif kind == "outbound" then
+        end_call_record(cid, "ended")
+    elseif call.transfer_to == aid then
+        redis.call("HSET", ckey(cid), "transfer_to", "")
+        if call.state == "transferring" then put_back(cid, call) end
+    elseif call.state == "reserved" and call.agent == aid then
+        put_back(cid, call)
+    else
+        return "ignored"
+    end
+    transition(aid, "miss", "missed", cid, actor)
+    publish(aid, {type = "missed", call_id = cid, reason = reason, at = ISO})
+    local misses = redis.call("HINCRBY", akey(aid), "misses", 1)
+    local q = call.queue or ""
+    if q ~= "" then
+        local limit = tonumber(queue_conf(q).missed_logout or "0")
+        if limit > 0 and misses >= limit then
+            logout(aid, "missed_offers", "routing")
+            return "logged_out"
+        end
+    end
+    return "missed"
+end
+
+local function start_wrap_up(aid, cid, q, actor)
+    local cur = redis.call("HMGET", akey(aid), "state", "call_id")
+    if cur[2] ~= cid or (cur[1] ~= "on_call" and cur[1] ~= "on_hold") then return false end
+    transition(aid, "end_call", "", cid, actor)
+    local wrap = tonumber(A.default_wrap or "30")
+    if q and q ~= "" then wrap = tonumber(queue_conf(q).wrap_up or wrap) end
+    if wrap <= 0 then
+        transition(aid, "end_wrap_up", "", "", "routing")
+    else
+        redis.call("HSET", akey(aid), "wrap_until", fmt(NOW + wrap))
+        redis.call("ZADD", TIMERS, NOW + wrap, "wrap|" .. aid .. "|" .. cid)
+    end
+    publish(aid, {type = "ended", call_id = cid, wrap_up_seconds = wrap, at = ISO})
+    return true
+end
+
+local function update_aht(q, answered_at)
+    if not q or q == "" or not answered_at then return end
+    local talk = NOW - tonumber(answered_at)
+    local key = qkey(q, "aht")
+    local old = tonumber(redis.call("GET", key) or "0")
+    local new = talk
+    if old > 0 then new = old * 0.8 + talk * 0.2 end
+    redis.call("SET", key, fmt(new))
+end
+
+-- ------------------------------------------------------------------ operations
+
+local res = {}
+local dispatch = A.dispatch
+
+if op == "login" then
+    local aid = tostring(A.agent)
+    local to, cur = transition(aid, "login", "login", "", A.actor)
+    if not to then return cjson.encode({error = "illegal", transition = "login", state = cur}) end
+    local ak = akey(aid)
+    redis.call("HSET", ak, "uri", A.uri, "extension", A.extension, "shift", A.shift or "",
+        "shift_start", A.shift_start, "shift_end", A.shift_end, "misses", 0,
+        "logged_in_at", fmt(NOW), "user", A.user or "")
+    redis.call("DEL", aqkey(aid))
+    local names = {}
+    for q, level in pairs(A.queues) do
+        redis.call("HSET", aqkey(aid), q, level)
+        redis.call("HSET", qkey(q, "members"), aid, level)
+        names[#names + 1] = q
+    end
+    redis.call("SADD", R .. "agents", aid)
+    agent_event("agent_logged_in", aid, "", {agent_id = tonumber(aid), extension = A.extension,
+        queues = A.queues, shift = A.shift or ""})
+    res.state = to
+elseif op == "logout" then
+    local to, cur = logout(tostring(A.agent), A.reason or "", A.actor)
+    if not to then return cjson.encode({error = "illegal", transition = "logout", state = cur}) end
+    res.state = to
+elseif op == "transition" then
+    local aid = tostring(A.agent)
+    local name = A.transition
+    local cur = redis.call("HGET", akey(aid), "state") or "logged_out"
+    if name == "ready" and cur == "ready" then
+        res.state = "ready" -- asking for the state one is in: nothing to do
+    else
+        local to
+        to, cur = transition(aid, name, A.reason or "", "", A.actor)
+        if not to then return cjson.encode({error = "illegal", transition = name, state = cur}) end
+        res.state = to
+    end
+elseif op == "set_queues" then
+    local aid = tostring(A.agent)
+    local st = redis.call("HGET", akey(aid), "state") or "logged_out"
+    local logged_in = st ~= "logged_out"
+    for _, q in ipairs(redis.call("HKEYS", aqkey(aid))) do
+        redis.call("HDEL", qkey(q, "members"), aid)
+        redis.call("ZREM", qkey(q, "ready"), aid)
+    end
+    redis.call("DEL", aqkey(aid))
+    local idle = tonumber(redis.call("HGET", akey(aid), "idle_since") or NOW)
+    for q, level in pairs(A.queues) do
+        redis.call("HSET", aqkey(aid), q, level)
+        if logged_in then redis.call("HSET", qkey(q, "members"), aid, level) end
+        if st == "ready" then
+            redis.call("ZADD", qkey(q, "ready"), ready_score(q, aid, level, idle), aid)
+        end
+    end
+    if logged_in then
+        agent_event("agent_queues_changed", aid, "", {agent_id = tonumber(aid), queues = A.queues,
+            actor = A.actor or ""})
+        publish(aid, {type = "queues", queues = A.queues, at = ISO})
+    end
+    res.state = st
+elseif op == "enqueue" then
+    local cid, q = A.call, A.queue
+    if redis.call("SISMEMBER", R .. "queues", q) == 0 then
+        return cjson.encode({error = "unknown_queue", queue = q})
+    end
+    local ck = ckey(cid)
+    local call = hgetall(ck)
+    if call.state == "waiting" or call.state == "reserved" then
+        res.status = "duplicate"
+    else
+        if call.state == "connected" and call.agent and call.agent ~= "" then
+            start_wrap_up(call.agent, cid, call.queue, "routing") -- transferred to a queue
+        end
+        for _, f in ipairs({"caller", "slot", "menu_path", "collected", "did"}) do
+            if A[f] ~= nil then
+                local v = A[f]
+                if type(v) == "table" then v = cjson.encode(v) end
+                redis.call("HSET", ck, f, tostring(v))
+            end
+        end
+        local entry = new_entry(cid, q, {priority = A.priority, callback = A.callback,
+            number = A.number})
+        res.status = "queued"
+        res.entry = entry
+        local conf = queue_conf(q)
+        local staffed = redis.call("HLEN", qkey(q, "members"))
+        res.staffed = staffed
+        if staffed == 0 and not A.callback then
+            local mode = conf.no_agents or "wait"
+            res.no_agents = mode
+            local fresh = hgetall(ck)
+            if mode == "message" then
+                redis.call("ZREM", qkey(q, "waiting"), cid)
+                outcome(cid, q, entry, "closed")
+                end_call_record(cid, "ended")
+                slot_command(cid, fresh, "play", {prompt = "no_agents", queue = q,
+                    hangup_after = true})
+                res.status = "closed"
+            elseif mode == "overflow" and (conf.overflow_to or "") ~= "" then
+                move_to_queue(cid, fresh, conf.overflow_to, "no_agents")
+                res.status = "overflowed"
+                res.queue = conf.overflow_to
+            elseif mode == "callback" then
+                redis.call("HSET", ck, "cb_offered", 1)
+                slot_command(cid, fresh, "play", {prompt = "callback_offer", queue = q,
+                    reason = "no_agents"})
+                res.status = "callback_offered"
+            end
+        end
+    end
+elseif op == "callback_requested" then
+    local cid, q = A.call, A.queue
+    local ck = ckey(cid)
+    local call = hgetall(ck)
+    if call.state == "reserved" and call.callback ~= "1" and call.agent and call.agent ~= "" then
+        -- The caller chose a call-back while an agent's phone was already ringing for them.
+        transition(call.agent, "cancel_offer", "", "", "routing")
+        put_back(cid, call)
+        call = hgetall(ck)
+    end
+    if call.state == "waiting" then
+        if call.callback ~= "1" then
+            redis.call("HSET", ck, "callback", "1", "number", A.number or call.caller or "")
+            local rank = redis.call("ZRANK", qkey(call.queue, "waiting"), cid)
+            call_event("callback_scheduled", cid, {queue = call.queue, number = A.number or "",
+                position = (rank or 0) + 1})
+            res.status = "scheduled"
+        else
+            res.status = "duplicate"
+        end
+    elseif call.state == "reserved" then
+        res.status = "duplicate"
+    else
+        if redis.call("SISMEMBER", R .. "queues", q) == 0 then
+            return cjson.encode({error = "unknown_queue", queue = q})
+        end
+        if A.caller then redis.call("HSET", ck, "caller", A.caller) end
+        new_entry(cid, q, {priority = A.priority or 0, callback = true, number = A.number})
+        local rank = redis.call("ZRANK", qkey(q, "waiting"), cid)
+        call_event("callback_scheduled", cid, {queue = q, number = A.number or "",
+            position = (rank or 0) + 1})
+        res.status = "scheduled"
+    end
+elseif op == "answered" then
+    local cid = A.call
+    local ck = ckey(cid)
+    local call = hgetall(ck)
+    local aid = A.agent and tostring(A.agent) or ""
+    if aid == "" then aid = call.transfer_to or "" end
+    if aid == "" then aid = call.agent or "" end
+    local a = redis.call("HMGET", akey(aid), "state", "call_id")
+    if a[1] ~= "reserved" or a[2] ~= cid then
+        res.status = "ignored"
+    else
+        local kind = call.kind or "inbound"
+        transition(aid, "answer", "", cid, "engine")
+        agent_answered_counts(aid)
+        redis.call("ZREM", TIMERS, "ring|" .. cid .. "|" .. aid)
+        if kind == "callback_leg" then
+            local parent = hgetall(ckey(call.parent))
+            if parent.state == "reserved" and parent.leg == cid then
+                outcome(call.parent, parent.queue, parent.entry, "called_back")
+                end_call_record(call.parent, "called_back")
+            end
+            redis.call("HSET", ck, "state", "connected", "answered_at", fmt(NOW))
+        elseif call.transfer_to == aid then
+            local old = call.agent
+            redis.call("HSET", ck, "agent", aid, "transfer_to", "", "state", "connected")
+            if old and old ~= "" and old ~= aid then start_wrap_up(old, cid, call.queue, "routing") end
+        else
+            if kind == "inbound" and call.state == "reserved" then
+                outcome(cid, call.queue, call.entry, "answered")
+            end
+            redis.call("HSET", ck, "state", "connected", "answered_at", fmt(NOW))
+        end
+        publish(aid, {type = "answered", call_id = cid, at = ISO})
+        res.status = "answered"
+        res.agent = aid
+    end
+elseif op == "missed" then
+    local cid = A.call
+    local aid = A.agent and tostring(A.agent) or ""
+    if aid == "" then
+        local call = hgetall(ckey(cid))
+        aid = call.transfer_to or ""
+        if aid == "" then aid = call.agent or "" end
+    end
+    res.status = miss(cid, aid, A.reason or "no_answer", A.actor or "engine")
+elseif op == "ring_timer" then
+    res.status = miss(A.call, tostring(A.agent), "ring_timeout", "routing")
+elseif op == "hangup" then
+    -- The caller hung up (abandoned / caller_hung_up) or the call ended (call_ended).
+    local cid = A.call
+    local ck = ckey(cid)
+    local call = hgetall(ck)
+    local kind = call.kind or "inbound"
+    if call.state == "waiting" then
+        if call.callback == "1" then
+            res.status = "callback_kept"
+        else
+            redis.call("ZREM", qkey(call.queue, "waiting"), cid)
+            outcome(cid, call.queue, call.entry, "abandoned")
+            end_call_record(cid, "ended")
+            res.status = "abandoned"
+        end
+    elseif call.state == "reserved" and kind == "inbound" and call.callback ~= "1" then
+        transition(call.agent, "cancel_offer", "", "", "routing")
+        publish(call.agent, {type = "offer_cancelled", call_id = cid, at = ISO})
+        outcome(cid, call.queue, call.entry, "abandoned")
+        end_call_record(cid, "ended")
+        res.status = "abandoned"
+    elseif call.state == "reserved" and (kind == "callback_leg" or kind == "outbound") then
+        -- The placed call failed before the agent answered their leg.
+        local aid = call.agent
+        local a = redis.call("HMGET", akey(aid), "state", "call_id")
+        if a[1] == "reserved" and a[2] == cid then
+            transition(aid, "cancel_offer", "", "", "routing")
+            publish(aid, {type = "offer_cancelled", call_id = cid, at = ISO})
+        end
+        if kind == "callback_leg" then
+            local parent = hgetall(ckey(call.parent))
+            if parent.state == "reserved" and parent.leg == cid then put_back(call.parent, parent) end
+        end
+        end_call_record(cid, "ended")
+        res.status = "failed"
+    elseif (call.state == "connected" or call.state == "transferring") and A.final then
+        if call.agent and call.agent ~= "" then start_wrap_up(call.agent, cid, call.queue, "engine") end
+        if call.transfer_to and call.transfer_to ~= "" then
+            local t = call.transfer_to
+            local a = redis.call("HMGET", akey(t), "state", "call_id")
+            if a[1] == "reserved" and a[2] == cid then transition(t, "cancel_offer", "", "", "routing") end
+        end
+        update_aht(call.queue, call.answered_at)
+        end_call_record(cid, "ended")
+        res.status = "ended"
+    else
+        res.status = "ignored"
+    end
+elseif op == "hold" or op == "unhold" then
+    local call = hgetall(ckey(A.call))
+    local aid = call.agent or ""
+    local a = redis.call("HMGET", akey(aid), "state", "call_id")
+    if aid ~= "" and a[2] == A.call then
+        local to, cur = transition(aid, op, "", A.call, "engine")
+        res.status = to and op or "ignored"
+    else
+        res.status = "ignored"
+    end
+elseif op == "transferred" then
+    -- The engine moved the caller away from the agent (blind transfer).
+    local cid = A.call
+    local call = hgetall(ckey(cid))
+    if call.state == "connected" and call.agent and call.agent ~= "" then
+        if A.kind == "agent" and call.transfer_to and call.transfer_to ~= "" then
+            start_wrap_up(call.agent, cid, call.queue, "engine")
+            redis.call("HSET", ckey(cid), "state", "transferring")
+            res.status = "transferring"
+        elseif A.kind == "queue" and A.to and redis.call("SISMEMBER", R .. "queues", A.to) == 1 then
+            start_wrap_up(call.agent, cid, call.queue, "engine")
+            redis.call("HSET", ckey(cid), "state", "transferred")
+            new_entry(cid, A.to, {priority = call.priority})
+            res.status = "requeued"
+        else
+            start_wrap_up(call.agent, cid, call.queue, "engine")
+            end_call_record(cid, "transferred")
+            res.status = "transferred"
+        end
+    else
+        res.status = "ignored"
+    end
+elseif op == "transfer_agent" then
+    -- Reserve the target agent for a call the current agent hands over (blind or consult).
+    local cid, target = A.call, tostring(A.target)
+    local call = hgetall(ckey(cid))
+    if call.state ~= "connected" then return cjson.encode({error = "not_connected", state = call.state or ""}) end
+    if call.transfer_to and call.transfer_to ~= "" then return cjson.encode({error = "busy_transfer"}) end
+    local to, cur = transition(target, "reserve", "", cid, A.actor)
+    if not to then return cjson.encode({error = "illegal", transition = "reserve", state = cur}) end
+    redis.call("HSET", ckey(cid), "transfer_to", target)
+    local conf = queue_conf(call.queue or "")
+    local ring = tonumber(conf.ring_timeout or "15")
+    redis.call("ZADD", TIMERS, NOW + ring + RING_GRACE, "ring|" .. cid .. "|" .. target)
+    local uri = redis.call("HGET", akey(target), "uri")
+    res.status = "reserved"
+    res.agent_uri = uri
+    res.ring_timeout = ring
+elseif op == "originate" then
+    -- Click-to-call: reserve the agent, then the engine rings the agent's leg first.
+    local aid, cid = tostring(A.agent), A.call
+    local to, cur = transition(aid, "originate", "", cid, A.actor)
+    if not to then return cjson.encode({error = "illegal", transition = "originate", state = cur}) end
+    redis.call("HSET", ckey(cid), "kind", "outbound", "state", "reserved", "agent", aid,
+        "number", A.number, "caller", A.number, "queue", "", "arrived_at", fmt(NOW))
+    redis.call("EXPIRE", ckey(cid), ENDED_TTL)
+    local uri = redis.call("HGET", akey(aid), "uri")
+    redis.call("ZADD", TIMERS, NOW + tonumber(A.ring_timeout) + RING_GRACE, "ring|" .. cid .. "|" .. aid)
+    command(ENGINE_CMD, "originate", cid, {number = A.number, agent_uri = uri,
+        agent_id = tonumber(aid), purpose = "click_to_call", trunk = A.trunk,
+        ring_timeout = tonumber(A.ring_timeout), customer_id = A.customer_id})
+    res.status = "originating"
+elseif op == "wrap_end" then
+    local aid, cid = tostring(A.agent), A.call or ""
+    local a = redis.call("HMGET", akey(aid), "state", "call_id")
+    if a[1] ~= "wrap_up" or (cid ~= "" and a[2] ~= cid) then
+        if A.strict then
+            return cjson.encode({error = "illegal", transition = "end_wrap_up", state = a[1] or "logged_out"})
+        end
+        res.status = "ignored"
+    else
+        if A.disposition then redis.call("HSET", akey(aid), "disposition", A.disposition) end
+        local target = A.then_state or "ready"
+        if target == "not_ready" then
+            transition(aid, "not_ready", A.reason or "after_call", "", A.actor or "routing")
+        else
+            transition(aid, "end_wrap_up", "", "", A.actor or "routing")
+        end
+        res.status = "ended"
+    end
+elseif op == "wrap_extend" then
+    local aid = tostring(A.agent)
+    local a = redis.call("HMGET", akey(aid), "state", "call_id", "wrap_until")
+    if a[1] ~= "wrap_up" then
+        return cjson.encode({error = "illegal", transition = "extend_wrap_up", state = a[1] or "logged_out"})
+    end
+    local base = math.max(tonumber(a[3] or NOW) or NOW, NOW)
+    local untl = base + tonumber(A.seconds)
+    redis.call("HSET", akey(aid), "wrap_until", fmt(untl))
+    if A.disposition then redis.call("HSET", akey(aid), "disposition", A.disposition) end
+    redis.call("ZADD", TIMERS, untl, "wrap|" .. aid .. "|" .. a[2])
+    publish(aid, {type = "wrap_up", call_id = a[2], until_epoch = untl, at = ISO})
+    res.status = "extended"
+    res.wrap_until = untl
+elseif op == "disposition" then
+    local aid = tostring(A.agent)
+    local a = redis.call("HMGET", akey(aid), "state", "call_id")
+    if a[1] ~= "wrap_up" and a[1] ~= "on_call" and a[1] ~= "on_hold" then
+        return cjson.encode({error = "illegal", transition = "disposition", state = a[1] or "logged_out"})
+    end
+    redis.call("HSET", akey(aid), "disposition", A.disposition)
+    res.status = "ok"
+elseif op == "overflow" then
+    local cid = A.call
+    local call = hgetall(ckey(cid))
+    local conf = queue_conf(call.queue or "")
+    if call.state == "waiting" and call.entry == tostring(A.entry) and call.callback ~= "1"
+        and (conf.overflow_to or "") ~= "" then
+        move_to_queue(cid, call, conf.overflow_to, "wait")
+        res.status = "overflowed"
+        res.queue = conf.overflow_to
+    else
+        res.status = "ignored"
+    end
+elseif op == "offer_callback" then
+    local cid = A.call
+    local call = hgetall(ckey(cid))
+    if call.state == "waiting" and call.entry == tostring(A.entry) and call.callback ~= "1"
+        and call.cb_offered ~= "1" then
+        redis.call("HSET", ckey(cid), "cb_offered", 1)
+        slot_command(cid, call, "play", {prompt = "callback_offer", queue = call.queue,
+            reason = A.reason or "wait", expected_wait = A.expected_wait})
+        res.status = "offered"
+    else
+        res.status = "ignored"
+    end
+elseif op == "match" then
+    res.status = "ok"
+    dispatch = true
+else
+    return cjson.encode({error = "unknown_operation", op = op})
+end
+
+if dispatch then
+    res.offers = match(tonumber(A.limit or 1000))
+end
+return cjson.encode(res)

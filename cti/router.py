@@ -1,0 +1,317 @@
+"""The routing service: reads the engine's events, fires routing timers, logs agent states.
+
+``callcenter router`` runs :func:`main` (``callcenter up`` starts it). Any number may run: they
+share the consumer group ``routing`` on the events stream (each event handled once), timers are
+claimed one by one from a Redis sorted set (each fired once), and every decision is atomic in
+Lua. A restarted router first re-reads the events it had received but not acknowledged, and the
+timers are still in Redis, so nothing is lost across restarts.
+
+Three loops in one:
+1. events (group ``routing``): call_queued, callback_requested, agent_answered, agent_missed,
+   caller_hung_up / abandoned, call_ended / slot_failed, held / unheld, transferred.
+2. timers: ring timeout (backstop for the engine's agent_missed), wrap-up end, overflow,
+   callback offer, position announcements.
+3. agent_events (group ``cti-log``): one ``agent_state_changes`` row per transition; and every
+   few seconds the staffing check against the shift minimums (``routing:staffing`` hash and a
+   message on the ``{prefix}:routing:alerts`` channel when the alert starts or ends).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis
+from sqlalchemy import select
+
+from callcenter.context import AppContext
+from callcenter.db import transaction
+from callcenter.errors import CallCenterError
+from callcenter.health import beat
+from callcenter.streams import CallEvent, EventType
+from cti import numbers, screenpop, services
+from cti.models import AgentStateChange
+from cti.routing import Routing
+
+log = logging.getLogger(__name__)
+
+GROUP = "routing"
+LOG_GROUP = "cti-log"
+CLAIM_IDLE_MS = 30_000  # events another (dead) router received but did not finish
+STAFFING_EVERY_SECONDS = 5.0
+HEARTBEAT_EVERY_SECONDS = 3.0
+CALL_INFO_TTL_SECONDS = 86400
+
+Entry = tuple[str, dict[str, str]]
+
+
+class Router:
+    def __init__(
+        self, ctx: AppContext, *, routing: Routing | None = None, consumer: str | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.routing = routing or services.routing_for(ctx)
+        ctx.extras[services.ROUTING_EXTRA] = self.routing
+        self.keys = ctx.keys
+        self.redis = ctx.redis
+        self.consumer = consumer or f"router-{ctx.settings.node_id}"
+        self._own_pending = {self.keys.events: True, self.keys.agent_events: True}
+        self._next_staffing = 0.0
+        self._next_beat = 0.0
+        self._last_alert: bool | None = None
+        self._next_claim: dict[str, float] = {}
+        self.ensure_groups()
+
+    def ensure_groups(self) -> None:
+        for stream, group in ((self.keys.events, GROUP), (self.keys.agent_events, LOG_GROUP)):
+            try:
+                self.redis.xgroup_create(stream, group, id="$", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    # ------------------------------------------------------------ one round
+
+    def step(self, block_ms: int = 0) -> int:
+        """Handle what is there (waiting up to ``block_ms`` for events); returns work done."""
+        done = self._consume(self.keys.events, GROUP, self.handle_entry, block_ms)
+        done += self.fire_timers()
+        done += self._consume(self.keys.agent_events, LOG_GROUP, None, 0)
+        now = time.monotonic()
+        if now >= self._next_staffing:
+            self._next_staffing = now + STAFFING_EVERY_SECONDS
+            self.check_staffing()
+        if now >= self._next_beat:
+            self._next_beat = now + HEARTBEAT_EVERY_SECONDS
+            beat(self.ctx, "router")
+        return done
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("router %s running", self.consumer)
+        while not stop.is_set():
+            try:
+                self.step(block_ms=200)
+            except redis.ConnectionError as exc:
+                log.warning("Redis unavailable (%s); retrying", exc)
+                stop.wait(1.0)
+
+    def drain(self, *, rounds: int = 50) -> int:
+        """Run rounds until nothing is left to do (tests and tools)."""
+        total = 0
+        for _ in range(rounds):
+            done = self.step()
+            total += done
+            if not done:
+                break
+        return total
+
+    # ------------------------------------------------------------ streams
+
+    def _read(self, stream: str, group: str, start: str, block_ms: int) -> list[Entry]:
+        reply = self.redis.xreadgroup(
+            group, self.consumer, {stream: start}, count=100, block=block_ms or None
+        )
+        return cast(list[Entry], reply[0][1] if reply else [])  # type: ignore[index]
+
+    def _consume(self, stream: str, group: str, handler: Any, block_ms: int) -> int:
+        entries: list[Entry] = []
+        if self._own_pending[stream]:
+            # First what this consumer had received before a restart but not acknowledged.
+            entries = self._read(stream, group, "0", 0)
+            if not entries:
+                self._own_pending[stream] = False
+        now = time.monotonic()
+        if not entries and now >= self._next_claim.get(stream, 0.0):
+            # Then what another router (now dead) had received and never finished.
+            self._next_claim[stream] = now + CLAIM_IDLE_MS / 1000
+            claimed = self.redis.xautoclaim(
+                stream, group, self.consumer, CLAIM_IDLE_MS, "0-0", count=100
+            )
+            entries = cast(list[Entry], claimed[1]) if claimed else []
+        if not entries:
+            entries = self._read(stream, group, ">", block_ms)
+        if not entries:
+            return 0
+        if handler is None:
+            self._log_states(entries)
+        else:
+            for entry_id, fields in entries:
+                try:
+                    handler(entry_id, fields)
+                except CallCenterError as exc:
+                    log.info("event %s refused by routing: %s", entry_id, exc.message)
+                except Exception:  # boundary: one bad event must not stop routing
+                    log.exception("event %s (%s) failed", entry_id, fields.get("type"))
+        self.redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
+        return len(entries)
+
+    def handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
+        self.handle(CallEvent.from_fields(fields))
+
+    def handle(self, event: CallEvent) -> None:
+        if event.node == "routing":
+            return  # our own call_reserved / call_overflowed / ... facts
+        data, call_id, routing = event.data, event.call_id, self.routing
+        kind = event.type
+        result: dict[str, Any] | None = None
+        if kind == EventType.call_arrived:
+            key = self.keys.routing(f"call:{call_id}")
+            self.redis.hset(
+                key,
+                mapping={"caller": str(data.get("caller", "")), "did": str(data.get("did", ""))},
+            )
+            if not self.redis.hexists(key, "state"):
+                self.redis.expire(key, CALL_INFO_TTL_SECONDS)
+        elif kind == EventType.call_queued:
+            result = self._enqueue(event)
+        elif kind == EventType.callback_requested:
+            number = numbers.normalize(str(data.get("number") or ""))
+            queue = str(data.get("queue") or self.ctx.config.callbacks.queue)
+            result = routing.callback_requested(call_id, queue, number)
+        elif kind == EventType.agent_answered:
+            routing.answered(call_id, _int(data.get("agent_id")))
+        elif kind == EventType.agent_missed:
+            result = routing.missed(
+                call_id, _int(data.get("agent_id")), reason=str(data.get("reason") or "no_answer")
+            )
+        elif kind in {EventType.caller_hung_up, EventType.abandoned}:
+            result = routing.hangup(call_id, final=False)
+        elif kind in {EventType.call_ended, EventType.slot_failed}:
+            result = routing.hangup(call_id, final=True)
+        elif kind in {EventType.held, EventType.unheld}:
+            routing.hold(call_id, held=kind == EventType.held)
+        elif kind == EventType.transferred:
+            result = routing.transferred(
+                call_id, kind=str(data.get("kind") or ""), to=str(data.get("to") or "")
+            )
+        if result is not None:
+            services.deliver(self.ctx, result)
+
+    def _enqueue(self, event: CallEvent) -> dict[str, Any]:
+        data, routing = event.data, self.routing
+        queue = str(data.get("queue") or "")
+        priority = int(data.get("priority") or 0)
+        caller = str(data.get("caller") or routing.call(event.call_id).get("caller") or "")
+        config = self.ctx.config.queues.queues.get(queue)
+        if config is not None and caller:
+            with self.ctx.sessions() as session:
+                customer = screenpop.find_customer(session, numbers.normalize(caller))
+            if customer is not None and customer.member:
+                priority = max(priority, config.member_priority)  # members go first
+        result = routing.enqueue(
+            event.call_id,
+            queue,
+            priority=priority,
+            caller=caller or None,
+            slot=event.slot or None,
+            menu_path=list(data.get("menu_path") or []),
+            collected=dict(data.get("collected") or {}),
+        )
+        offered = {o.call_id for o in Routing.offers(result)}
+        if result.get("status") == "queued" and event.call_id not in offered and config:
+            threshold = (
+                config.callback_offer.expected_wait_over_seconds if config.callback_offer else None
+            )
+            position, expected = routing.position(event.call_id)
+            if position is not None and expected is not None:
+                routing.write_position(event.call_id, position, expected)
+                if threshold and expected > threshold:
+                    routing.offer_callback(
+                        event.call_id,
+                        int(result["entry"]),
+                        reason="expected_wait",
+                        expected_wait=expected,
+                    )
+        return result
+
+    # ------------------------------------------------------------ timers
+
+    def fire_timers(self) -> int:
+        fired = 0
+        for member in self.routing.due_timers():
+            try:
+                services.deliver(self.ctx, self.routing.fire_timer(member))
+            except CallCenterError as exc:
+                log.info("timer %s refused: %s", member, exc.message)
+            except Exception:  # boundary: a bad timer must not stop the others
+                log.exception("timer %s failed", member)
+            fired += 1
+        return fired
+
+    # ------------------------------------------------------------ agent state log
+
+    def _log_states(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        rows = []
+        for entry_id, fields in entries:
+            if fields.get("type") != "agent_state_changed":
+                continue
+            data = json.loads(fields.get("data") or "{}")
+            rows.append(
+                AgentStateChange(
+                    agent_id=int(fields["agent_id"]),
+                    at=datetime.fromisoformat(fields["at"]).astimezone(UTC),
+                    from_state=str(data.get("from", "")),
+                    to_state=str(data.get("to", "")),
+                    reason=str(data.get("reason") or "") or None,
+                    call_id=str(data.get("call_id") or "") or None,
+                    stream_id=entry_id,
+                    actor=str(data.get("actor") or "")[:64] or None,
+                    transition=str(data.get("transition") or "") or None,
+                )
+            )
+        if not rows:
+            return
+        with transaction(self.ctx.sessions) as session:
+            seen = set(
+                session.scalars(
+                    select(AgentStateChange.stream_id).where(
+                        AgentStateChange.stream_id.in_([r.stream_id for r in rows])
+                    )
+                )
+            )
+            session.add_all([r for r in rows if r.stream_id not in seen])
+
+    # ------------------------------------------------------------ staffing
+
+    def check_staffing(self) -> dict[str, Any]:
+        report = services.staffing(self.ctx)
+        key = self.keys.routing("staffing")
+        self.redis.hset(
+            key, mapping={k: json.dumps(v, ensure_ascii=False) for k, v in report.items()}
+        )
+        alert = bool(report["alert"])
+        if alert != self._last_alert:
+            self._last_alert = alert
+            self.redis.publish(
+                self.keys.routing("alerts"),
+                json.dumps({"type": "staffing", **report}, ensure_ascii=False),
+            )
+            if alert:
+                log.warning("staffing alert: %s", report["message"])
+        return report
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def main(ctx: AppContext) -> None:
+    """``callcenter router``: run until SIGTERM / Ctrl-C."""
+    import signal
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    Router(ctx).run(stop)

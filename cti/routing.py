@@ -1,0 +1,528 @@
+"""Routing (ACD) state in Redis, changed only by ``cti/lua/routing.lua``.
+
+Every decision (an agent goes ready, a call arrives, an offer is missed, a timer fires) is one
+script call, and each script call ends by matching waiting calls with ready agents in the same
+atomic step. So any number of processes (routers, API workers, on one machine or several) can
+share one agent pool: an agent is never offered two calls and a call never offered to two agents.
+
+Redis layout (all under ``{prefix}:routing:``; documented for operators in docs/cti.md):
+
+    agent:{id}                 hash: state, reason, since, call_id, uri, extension, shift,
+                               shift_start/shift_end (minute of day), idle_since, misses,
+                               calls_today/calls_day, wrap_until, disposition
+    agent:{id}:queues          hash: queue -> skill level (the agent's memberships)
+    agents                     set: logged-in agent ids
+    queues                     set: queue codes (from queues.toml)
+    queue:{q}:config           hash: the queue's routing settings (synced from queues.toml)
+    queue:{q}:members          hash: logged-in agent id -> skill level
+    queue:{q}:ready            zset: ready agent id, score = idle since (epoch s)
+    queue:{q}:waiting          zset: call id, score = (9 - priority) * 1e12 + arrival sequence
+    queue:{q}:aht              average handle time (s), moving average
+    call:{id}                  hash: state (waiting/reserved/connected/transferring/ended/…),
+                               queue, priority, seq, entry, agent, callback, number, caller, slot,
+                               menu_path, collected, position, expected_wait, outcome:{entry}
+    stats:{q}                  hash: entered, answered, abandoned, overflowed, called_back, closed
+    timers                     zset: "kind|…" -> due epoch (ring, wrap, overflow, cboffer, announce)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import redis
+
+from callcenter.errors import Conflict, InvalidInput, NotFound
+from callcenter.redis_keys import Keys
+from config.loader import CenterConfig
+from cti import state as agent_state
+
+DEFAULT_HANDLE_SECONDS = 180.0  # expected-wait estimate before any call was handled
+RING_GRACE_SECONDS = 1.0  # the engine reports a ring timeout first; this timer is the backstop
+DEFAULT_WRAP_UP_SECONDS = 30  # after a click-to-call (no queue)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """Routing reserved ``agent_id`` for ``call_id`` from ``queue`` (the offer is on its way)."""
+
+    call_id: str
+    agent_id: int
+    queue: str
+
+
+def _render_script() -> str:
+    source = resources.files("cti").joinpath("lua/routing.lua").read_text(encoding="utf-8")
+    return source.replace("__TRANSITIONS__", agent_state.lua_table())
+
+
+SCRIPT = _render_script()
+
+
+class Routing:
+    """One process's handle on the shared routing state. Cheap; make one per process."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        config: CenterConfig,
+        *,
+        timezone: str = "Asia/Shanghai",
+        clock: Clock = time.time,
+    ) -> None:
+        self.redis = client
+        self.keys = keys
+        self.config = config
+        self.zone = ZoneInfo(timezone)
+        self.clock = clock
+        self._sha = self.redis.script_load(SCRIPT)
+        self.sync_queues()
+
+    # ------------------------------------------------------------ plumbing
+
+    def key(self, name: str) -> str:
+        return self.keys.routing(name)
+
+    def local_now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC).astimezone(self.zone)
+
+    def _run(self, op: str, **args: Any) -> dict[str, Any]:
+        now = self.clock()
+        local = datetime.fromtimestamp(now, UTC).astimezone(self.zone)
+        args.update(
+            now=now,
+            iso=datetime.fromtimestamp(now, UTC).isoformat(),
+            mod=local.hour * 60 + local.minute,
+            day=local.date().isoformat(),
+            ring_grace=RING_GRACE_SECONDS,
+            default_wrap=DEFAULT_WRAP_UP_SECONDS,
+        )
+        payload = json.dumps(args, ensure_ascii=False)
+        try:
+            raw = self.redis.evalsha(self._sha, 0, self.keys.prefix, op, payload)
+        except redis.exceptions.NoScriptError:  # Redis restarted or SCRIPT FLUSH: load again
+            self._sha = self.redis.script_load(SCRIPT)
+            raw = self.redis.evalsha(self._sha, 0, self.keys.prefix, op, payload)
+        result: dict[str, Any] = json.loads(cast(str, raw))
+        error = result.get("error")
+        if error == "illegal":
+            raise agent_state.illegal(result["transition"], result["state"])
+        if error == "unknown_queue":
+            raise NotFound(
+                f"队列不存在 / queue {result['queue']!r} does not exist",
+                details={"queue": result["queue"]},
+            )
+        if error:
+            raise Conflict(f"routing refused {op}: {error}", details=result)
+        return result
+
+    @staticmethod
+    def offers(result: dict[str, Any]) -> list[Offer]:
+        return [Offer(str(c), int(a), str(q)) for c, a, q in result.get("offers") or []]
+
+    def sync_queues(self) -> None:
+        """Copy each queue's routing settings from queues.toml into Redis (idempotent)."""
+        pipe = self.redis.pipeline()
+        for code, queue in self.config.queues.queues.items():
+            callback = queue.callback_offer
+            pipe.hset(
+                self.key(f"queue:{code}:config"),
+                mapping={
+                    "strategy": queue.strategy,
+                    "off_shift": "1" if queue.off_shift_agents_may_answer else "0",
+                    "ring_timeout": queue.ring_timeout_seconds,
+                    "wrap_up": queue.wrap_up_seconds,
+                    "missed_logout": queue.missed_offers_to_logout,
+                    "overflow_after": queue.overflow.after_seconds if queue.overflow else 0,
+                    "overflow_to": queue.overflow.to if queue.overflow else "",
+                    "callback_after": (callback.after_seconds or 0) if callback else 0,
+                    "callback_expected_over": (
+                        (callback.expected_wait_over_seconds or 0) if callback else 0
+                    ),
+                    "announce_every": queue.announce_every_seconds,
+                    "no_agents": queue.no_agents,
+                    "member_priority": queue.member_priority,
+                },
+            )
+            pipe.sadd(self.key("queues"), code)
+        pipe.execute()
+
+    # ------------------------------------------------------------ agents
+
+    def login(
+        self,
+        agent_id: int,
+        *,
+        extension: str,
+        uri: str,
+        queues: dict[str, int],
+        shift: str | None,
+        shift_window: tuple[int, int],
+        actor: str,
+    ) -> dict[str, Any]:
+        unknown = sorted(set(queues) - set(self.config.queues.queues))
+        if unknown:
+            raise InvalidInput(
+                f"unknown queue(s) {', '.join(unknown)}", details={"queues": unknown}
+            )
+        return self._run(
+            "login",
+            agent=agent_id,
+            extension=extension,
+            uri=uri,
+            queues=queues,
+            shift=shift or "",
+            shift_start=shift_window[0],
+            shift_end=shift_window[1],
+            actor=actor,
+        )
+
+    def logout(self, agent_id: int, *, reason: str = "", actor: str) -> dict[str, Any]:
+        return self._run("logout", agent=agent_id, reason=reason, actor=actor)
+
+    def transition(
+        self, agent_id: int, name: str, *, reason: str = "", actor: str, dispatch: bool = True
+    ) -> dict[str, Any]:
+        """An agent-requested change: ready, not_ready (with reason) or end_wrap_up."""
+        if name not in {"ready", "not_ready", "end_wrap_up"}:
+            raise InvalidInput(f"transition {name!r} cannot be requested directly")
+        return self._run(
+            "transition",
+            agent=agent_id,
+            transition=name,
+            reason=reason,
+            actor=actor,
+            dispatch=dispatch,
+        )
+
+    def set_queues(self, agent_id: int, queues: dict[str, int], *, actor: str) -> dict[str, Any]:
+        unknown = sorted(set(queues) - set(self.config.queues.queues))
+        if unknown:
+            raise InvalidInput(
+                f"unknown queue(s) {', '.join(unknown)}", details={"queues": unknown}
+            )
+        return self._run("set_queues", agent=agent_id, queues=queues, actor=actor, dispatch=True)
+
+    def wrap_end(
+        self,
+        agent_id: int,
+        *,
+        call_id: str = "",
+        disposition: str | None = None,
+        then_state: str = "ready",
+        reason: str = "",
+        actor: str = "routing",
+        strict: bool = False,
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "agent": agent_id,
+            "call": call_id,
+            "then_state": then_state,
+            "reason": reason,
+            "actor": actor,
+            "strict": strict,
+            "dispatch": True,
+        }
+        if disposition is not None:
+            args["disposition"] = disposition
+        return self._run("wrap_end", **args)
+
+    def wrap_extend(
+        self, agent_id: int, seconds: int, *, disposition: str | None = None
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"agent": agent_id, "seconds": seconds}
+        if disposition is not None:
+            args["disposition"] = disposition
+        return self._run("wrap_extend", **args)
+
+    def set_disposition(self, agent_id: int, disposition: str) -> dict[str, Any]:
+        return self._run("disposition", agent=agent_id, disposition=disposition)
+
+    def agent(self, agent_id: int) -> dict[str, Any]:
+        raw = cast(dict[str, str], self.redis.hgetall(self.key(f"agent:{agent_id}")))
+        queues = cast(dict[str, str], self.redis.hgetall(self.key(f"agent:{agent_id}:queues")))
+        state = raw.get("state", "logged_out")
+        return {
+            "agent_id": agent_id,
+            "state": state,
+            "reason": raw.get("reason") or None,
+            "since": _epoch_iso(raw.get("since")),
+            "call_id": raw.get("call_id") or None,
+            "extension": raw.get("extension"),
+            "shift": raw.get("shift") or None,
+            "queues": {q: int(level) for q, level in sorted(queues.items())},
+            "misses_in_a_row": int(raw.get("misses") or 0),
+            "calls_today": int(raw.get("calls_today") or 0)
+            if raw.get("calls_day") == self.local_now().date().isoformat()
+            else 0,
+            "wrap_up_until": _epoch_iso(raw.get("wrap_until")),
+            "disposition": raw.get("disposition") or None,
+        }
+
+    def logged_in_agents(self) -> list[int]:
+        return sorted(int(a) for a in cast(set[str], self.redis.smembers(self.key("agents"))))
+
+    # ------------------------------------------------------------ calls (engine facts)
+
+    def enqueue(
+        self,
+        call_id: str,
+        queue: str,
+        *,
+        priority: int = 0,
+        caller: str | None = None,
+        slot: str | None = None,
+        menu_path: list[Any] | None = None,
+        collected: dict[str, Any] | None = None,
+        did: str | None = None,
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "call": call_id,
+            "queue": queue,
+            "priority": max(0, min(int(priority), 9)),
+            "dispatch": True,
+        }
+        for name, value in (
+            ("caller", caller),
+            ("slot", slot),
+            ("menu_path", menu_path),
+            ("collected", collected),
+            ("did", did),
+        ):
+            if value is not None:
+                args[name] = value
+        return self._run("enqueue", **args)
+
+    def callback_requested(
+        self, call_id: str, queue: str, number: str, *, caller: str | None = None
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"call": call_id, "queue": queue, "number": number, "dispatch": True}
+        if caller:
+            args["caller"] = caller
+        return self._run("callback_requested", **args)
+
+    def answered(self, call_id: str, agent_id: int | None) -> dict[str, Any]:
+        args: dict[str, Any] = {"call": call_id}
+        if agent_id is not None:
+            args["agent"] = agent_id
+        return self._run("answered", **args)
+
+    def missed(
+        self, call_id: str, agent_id: int | None, *, reason: str = "no_answer"
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"call": call_id, "reason": reason, "dispatch": True}
+        if agent_id is not None:
+            args["agent"] = agent_id
+        return self._run("missed", **args)
+
+    def hangup(self, call_id: str, *, final: bool) -> dict[str, Any]:
+        """The caller hung up (final=False) or the call ended (final=True)."""
+        return self._run("hangup", call=call_id, final=final, dispatch=True)
+
+    def hold(self, call_id: str, *, held: bool) -> dict[str, Any]:
+        return self._run("hold" if held else "unhold", call=call_id)
+
+    def transferred(self, call_id: str, *, kind: str, to: str) -> dict[str, Any]:
+        return self._run("transferred", call=call_id, kind=kind, to=to, dispatch=True)
+
+    def reserve_transfer_target(
+        self, call_id: str, target_agent_id: int, *, actor: str
+    ) -> dict[str, Any]:
+        return self._run("transfer_agent", call=call_id, target=target_agent_id, actor=actor)
+
+    def originate(
+        self,
+        agent_id: int,
+        call_id: str,
+        *,
+        number: str,
+        trunk: str,
+        customer_id: int | None,
+        actor: str,
+        ring_timeout: int = 20,
+    ) -> dict[str, Any]:
+        return self._run(
+            "originate",
+            agent=agent_id,
+            call=call_id,
+            number=number,
+            trunk=trunk,
+            customer_id=customer_id,
+            actor=actor,
+            ring_timeout=ring_timeout,
+        )
+
+    def match(self) -> list[Offer]:
+        return self.offers(self._run("match"))
+
+    # ------------------------------------------------------------ timers
+
+    def due_timers(self, limit: int = 200) -> list[str]:
+        """Claim the timers that are due; each is handed to exactly one caller (ZREM wins)."""
+        due = cast(
+            list[str],
+            self.redis.zrangebyscore(self.key("timers"), "-inf", self.clock(), 0, limit),
+        )
+        claimed = []
+        for member in due:
+            if self.redis.zrem(self.key("timers"), member):
+                claimed.append(member)
+        return claimed
+
+    def fire_timer(self, member: str) -> dict[str, Any]:
+        kind, _, rest = member.partition("|")
+        if kind == "ring":
+            call_id, agent = rest.rsplit("|", 1)
+            return self._run("ring_timer", call=call_id, agent=int(agent), dispatch=True)
+        if kind == "wrap":
+            agent, call_id = rest.split("|", 1)
+            return self.wrap_end(int(agent), call_id=call_id)
+        if kind == "overflow":
+            call_id, entry = rest.rsplit("|", 1)
+            return self._run("overflow", call=call_id, entry=int(entry), dispatch=True)
+        if kind == "cboffer":
+            call_id, entry = rest.rsplit("|", 1)
+            return self.offer_callback(call_id, int(entry), reason="wait")
+        if kind == "announce":
+            call_id, entry = rest.rsplit("|", 1)
+            return self.announce(call_id, int(entry))
+        return {"status": "unknown_timer"}
+
+    def offer_callback(
+        self, call_id: str, entry: int, *, reason: str, expected_wait: int | None = None
+    ) -> dict[str, Any]:
+        return self._run(
+            "offer_callback",
+            call=call_id,
+            entry=entry,
+            reason=reason,
+            expected_wait=expected_wait,
+        )
+
+    # ------------------------------------------------------------ position and expected wait
+
+    def call(self, call_id: str) -> dict[str, str]:
+        return cast(dict[str, str], self.redis.hgetall(self.key(f"call:{call_id}")))
+
+    def position(self, call_id: str) -> tuple[int | None, int | None]:
+        """(1-based place in its queue, expected wait in seconds) of a waiting call."""
+        call = self.call(call_id)
+        if call.get("state") != "waiting":
+            return None, None
+        queue = call["queue"]
+        rank = self.redis.zrank(self.key(f"queue:{queue}:waiting"), call_id)
+        if rank is None:
+            return None, None
+        position = int(cast(int, rank)) + 1
+        return position, self.expected_wait(queue, position)
+
+    def expected_wait(self, queue: str, position: int) -> int:
+        """position x average handle time / agents serving the queue (at least one)."""
+        aht = float(cast(str | None, self.redis.get(self.key(f"queue:{queue}:aht"))) or 0)
+        aht = aht or DEFAULT_HANDLE_SECONDS
+        staffed = int(cast(int, self.redis.hlen(self.key(f"queue:{queue}:members"))))
+        return math.ceil(position * aht / max(staffed, 1))
+
+    def announce(self, call_id: str, entry: int) -> dict[str, Any]:
+        """Tell a waiting caller their place and expected wait; schedule the next announcement.
+
+        The figures go two ways: a ``play`` command (prompt "queue_position", with
+        ``position`` and ``expected_wait_seconds``) on the call's slot, and the fields
+        ``position`` / ``expected_wait`` / ``position_at`` on the ``call:{id}`` hash, which the
+        engine may read at any time.
+        """
+        call = self.call(call_id)
+        if call.get("state") != "waiting" or call.get("entry") != str(entry):
+            return {"status": "ignored"}
+        position, expected = self.position(call_id)
+        if position is None or expected is None:
+            return {"status": "ignored"}
+        self.write_position(call_id, position, expected)
+        if call.get("callback") != "1":
+            slot = cast(str | None, self.redis.get(self.keys.call_slot(call_id))) or call.get(
+                "slot"
+            )
+            if slot:
+                from callcenter.streams import Command, CommandType
+
+                command = Command(
+                    CommandType.play,
+                    call_id,
+                    f"rt-{self.redis.incr(self.key('cmdseq'))}",
+                    {
+                        "prompt": "queue_position",
+                        "queue": call["queue"],
+                        "position": position,
+                        "expected_wait_seconds": expected,
+                    },
+                )
+                self.redis.xadd(self.keys.slot_commands(slot), command.to_fields())  # type: ignore[arg-type]
+        every = self.config.queues.queues[call["queue"]].announce_every_seconds
+        if every > 0:
+            self.redis.zadd(
+                self.key("timers"), {f"announce|{call_id}|{entry}": self.clock() + every}
+            )
+        return {"status": "announced", "position": position, "expected_wait": expected}
+
+    def write_position(self, call_id: str, position: int, expected: int) -> None:
+        self.redis.hset(
+            self.key(f"call:{call_id}"),
+            mapping={
+                "position": position,
+                "expected_wait": expected,
+                "position_at": f"{self.clock():.3f}",
+            },
+        )
+
+    # ------------------------------------------------------------ lead views
+
+    def queue_status(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        rows = []
+        for code, queue in self.config.queues.queues.items():
+            waiting = cast(
+                list[tuple[str, float]],
+                self.redis.zrange(self.key(f"queue:{code}:waiting"), 0, -1, withscores=True),
+            )
+            members = cast(dict[str, str], self.redis.hgetall(self.key(f"queue:{code}:members")))
+            by_state: dict[str, int] = {}
+            for agent_id in members:
+                state = cast(str | None, self.redis.hget(self.key(f"agent:{agent_id}"), "state"))
+                by_state[state or "logged_out"] = by_state.get(state or "logged_out", 0) + 1
+            longest = 0.0
+            for call_id, _score in waiting:
+                entered = cast(
+                    str | None, self.redis.hget(self.key(f"call:{call_id}"), "entered_at")
+                )
+                if entered:
+                    longest = max(longest, now - float(entered))
+            stats = cast(dict[str, str], self.redis.hgetall(self.key(f"stats:{code}")))
+            rows.append(
+                {
+                    "queue": code,
+                    "name": {"zh-CN": queue.name.zh, "en": queue.name.en},
+                    "strategy": queue.strategy,
+                    "waiting": len(waiting),
+                    "longest_wait_seconds": round(longest, 1),
+                    "agents_logged_in": len(members),
+                    "agents_by_state": by_state,
+                    "stats": {k: int(v) for k, v in stats.items()},
+                }
+            )
+        return rows
+
+
+def _epoch_iso(value: str | None) -> str | None:
+    if not value:
+        return None
+    return datetime.fromtimestamp(float(value), UTC).isoformat()

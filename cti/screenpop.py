@@ -1,0 +1,232 @@
+"""The screen pop: who is calling, built when routing offers a call, before the agent answers.
+
+The payload (documented in docs/cti.md) goes to the agent's desktop WebSocket as
+``{"type": "offer", ...}`` through the Redis channel ``{prefix}:agent:{id}:events``, is kept for
+a reconnecting desktop at ``{prefix}:routing:call:{id}:pop``, and is POSTed as JSON to
+``settings.screen_pop_webhook_url`` when one is set (fire and forget, 3 s timeout, failures
+logged; the desktop never waits for the webhook).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from callcenter.context import AppContext
+from cti import numbers
+from cti.models import Call, Customer, CustomerPhone, CustomerUnit
+from cti.routing import Offer, Routing
+
+log = logging.getLogger(__name__)
+
+RECENT_LIMIT = 5
+POP_TTL_SECONDS = 3600
+WEBHOOK_TIMEOUT_SECONDS = 3.0
+CLOSED_TICKET_STATES = {"closed", "archived", "cancelled", "canceled"}
+
+
+def _money(value: Decimal | None) -> str:
+    return f"{(value or Decimal('0')):.2f}"
+
+
+def customer_record(session: Session, customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "kind": customer.kind,
+        "member": customer.member,
+        "fee_status": str(customer.fee_status),
+        "arrears_amount": _money(customer.arrears_amount),
+        "notes": customer.notes,
+        "units": [
+            {
+                "code": link.unit.code,
+                "building": link.unit.building,
+                "entrance": link.unit.entrance,
+                "room": link.unit.room,
+                "relation": link.relation,
+            }
+            for link in customer.units
+        ],
+        "phones": [{"number": p.number, "kind": p.kind} for p in customer.phones],
+    }
+
+
+def find_customer(session: Session, number: str) -> Customer | None:
+    if not number:
+        return None
+    return session.scalar(
+        select(Customer)
+        .join(CustomerPhone)
+        .where(CustomerPhone.number == number)
+        .options(
+            selectinload(Customer.units).selectinload(CustomerUnit.unit),
+            selectinload(Customer.phones),
+        )
+        .order_by(Customer.id)
+        .limit(1)
+    )
+
+
+def _tickets(session: Session, customer_id: int | None, number: str) -> list[dict[str, Any]]:
+    try:
+        from ticketing.models import Ticket
+    except ImportError:  # ticketing not in this build
+        return []
+    conditions: list[ColumnElement[bool]] = [Ticket.contact == number] if number else []
+    if customer_id is not None:
+        conditions.append(Ticket.customer_id == customer_id)
+    if not conditions:
+        return []
+    rows = session.scalars(
+        select(Ticket).where(or_(*conditions)).order_by(Ticket.created_at.desc()).limit(20)
+    ).all()
+    return [
+        {
+            "id": t.id,
+            "number": t.number,
+            "category": t.category,
+            "status": t.status,
+            "track": t.track,
+            "what": t.what,
+            "unit": t.unit,
+            "created_at": t.created_at.isoformat() if t.created_at else None,
+            "due_at": t.due_at.isoformat() if t.due_at else None,
+            "overdue": t.overdue,
+            "open": t.closed_at is None and t.status not in CLOSED_TICKET_STATES,
+        }
+        for t in rows
+    ]
+
+
+def _recent_calls(
+    session: Session, customer_id: int | None, numbers_: list[str], exclude: str
+) -> list[dict[str, Any]]:
+    conditions: list[ColumnElement[bool]] = [Call.caller_number.in_([n for n in numbers_ if n])]
+    if customer_id is not None:
+        conditions.append(Call.customer_id == customer_id)
+    rows = session.scalars(
+        select(Call)
+        .where(or_(*conditions), Call.id != exclude)
+        .order_by(Call.arrived_at.desc())
+        .limit(RECENT_LIMIT)
+    ).all()
+    return [
+        {
+            "id": c.id,
+            "arrived_at": c.arrived_at.isoformat() if c.arrived_at else None,
+            "queue": c.queue_code,
+            "outcome": c.outcome,
+            "agent_id": c.agent_id,
+            "disposition": c.disposition,
+        }
+        for c in rows
+    ]
+
+
+def lookup(session: Session, raw_number: str, *, exclude_call: str = "") -> dict[str, Any]:
+    """Everything the desktop shows about a number (also ``GET /api/v1/customers/lookup``)."""
+    number = numbers.normalize(raw_number) if raw_number else ""
+    customer = find_customer(session, number)
+    customer_id = customer.id if customer else None
+    tickets = _tickets(session, customer_id, number)
+    record: dict[str, Any] = {
+        "caller": {
+            "raw": raw_number,
+            "number": number,
+            "kind": numbers.kind(number) if number else "unknown",
+        },
+        "customer": customer_record(session, customer) if customer else None,
+        "open_tickets": [t for t in tickets if t["open"]][:RECENT_LIMIT],
+        "recent_tickets": tickets[:RECENT_LIMIT],
+        "recent_calls": _recent_calls(session, customer_id, [number, raw_number], exclude_call),
+    }
+    if customer is None:
+        # An empty record the agent can fill in and link to this number.
+        record["new_customer"] = {
+            "name": "",
+            "kind": "owner",
+            "member": False,
+            "unit": "",
+            "phone": number,
+            "create": "POST /api/v1/customers",
+            "link_existing": "POST /api/v1/customers/{customer_id}/phones",
+        }
+    return record
+
+
+def build(
+    ctx: AppContext, routing: Routing, offer: Offer, *, now: float | None = None
+) -> dict[str, Any]:
+    call = routing.call(offer.call_id)
+    raw_number = call.get("number") if call.get("callback") == "1" else call.get("caller")
+    queue = ctx.config.queues.queues.get(offer.queue)
+    arrived = float(call.get("arrived_at") or 0) or None
+    now = routing.clock() if now is None else now
+    with ctx.sessions() as session:
+        record = lookup(session, raw_number or "", exclude_call=offer.call_id)
+    return {
+        "type": "offer",
+        "call_id": offer.call_id,
+        "agent_id": offer.agent_id,
+        "offered_at": datetime.fromtimestamp(now, UTC).isoformat(),
+        "queue": {
+            "code": offer.queue,
+            "name": {"zh-CN": queue.name.zh, "en": queue.name.en} if queue else None,
+        },
+        "wait_seconds": round(now - arrived, 1) if arrived else None,
+        "callback": call.get("callback") == "1",
+        # For a call-back the engine places a new call (agent leg first) under this id.
+        "placed_call_id": call.get("leg") or None if call.get("callback") == "1" else None,
+        "priority": int(call.get("priority") or 0),
+        "menu_path": json.loads(call.get("menu_path") or "[]"),
+        "digits": json.loads(call.get("collected") or "{}"),
+        "did": call.get("did") or None,
+        **record,
+    }
+
+
+def deliver(ctx: AppContext, routing: Routing, offers: list[Offer]) -> list[dict[str, Any]]:
+    """Build, keep, publish (and optionally POST) the pop for each new offer."""
+    pops = []
+    for offer in offers:
+        payload = build(ctx, routing, offer)
+        text = json.dumps(payload, ensure_ascii=False)
+        pipe = ctx.redis.pipeline()
+        pipe.set(ctx.keys.routing(f"call:{offer.call_id}:pop"), text, ex=POP_TTL_SECONDS)
+        if payload["placed_call_id"]:
+            key = ctx.keys.routing(f"call:{payload['placed_call_id']}:pop")
+            pipe.set(key, text, ex=POP_TTL_SECONDS)
+        pipe.publish(ctx.keys.agent_channel(offer.agent_id), text)
+        pipe.execute()
+        url = getattr(ctx.settings, "screen_pop_webhook_url", "")
+        if url:
+            threading.Thread(
+                target=post_webhook, args=(url, text), name="screen-pop-webhook", daemon=True
+            ).start()
+        pops.append(payload)
+    return pops
+
+
+def post_webhook(url: str, body: str) -> bool:
+    request = urllib.request.Request(
+        url,
+        data=body.encode(),
+        headers={"Content-Type": "application/json; charset=utf-8", "X-Callcenter-Event": "offer"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.warning("screen pop webhook %s failed: %s", url, exc)
+        return False

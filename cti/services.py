@@ -1,0 +1,496 @@
+"""CTI domain logic the API and the router share: agent sessions, desktop call control, lead
+actions, customers. Keyword-only functions taking the context; routing decisions go through
+:class:`cti.routing.Routing` (atomic in Redis), durable facts through SQL."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from callcenter.auth import Principal
+from callcenter.context import AppContext
+from callcenter.db import transaction
+from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callcenter.models import AuditEntry
+from callcenter.streams import Command, CommandType
+from cti import numbers, screenpop, shifts
+from cti.models import Agent, AgentQueue, Customer, CustomerPhone, CustomerUnit, FeeStatus, Unit
+from cti.routing import Offer, Routing
+
+ROUTING_EXTRA = "cti.routing"
+
+
+def routing_for(ctx: AppContext) -> Routing:
+    """This process's Routing handle (made once per context)."""
+    routing = ctx.extras.get(ROUTING_EXTRA)
+    if routing is None:
+        routing = Routing(ctx.redis, ctx.keys, ctx.config, timezone=ctx.settings.timezone)
+        ctx.extras[ROUTING_EXTRA] = routing
+    return cast(Routing, routing)
+
+
+def deliver(ctx: AppContext, result: dict[str, Any]) -> list[Offer]:
+    """Send the screen pop of every offer a routing decision made."""
+    offers = Routing.offers(result)
+    if offers:
+        screenpop.deliver(ctx, routing_for(ctx), offers)
+    return offers
+
+
+def agent_uri(ctx: AppContext, extension: str) -> str:
+    return f"sip:{extension}@{ctx.config.telephony.sip_domain}"
+
+
+def my_agent_id(principal: Principal) -> int:
+    if principal.agent_id is None:
+        raise Forbidden(
+            "此账号不是坐席 / this account is not an agent", details={"user": principal.username}
+        )
+    return principal.agent_id
+
+
+def _agent(ctx: AppContext, agent_id: int) -> Agent:
+    with ctx.sessions() as session:
+        agent = session.scalar(
+            select(Agent).where(Agent.id == agent_id).options(selectinload(Agent.memberships))
+        )
+    if agent is None:
+        raise NotFound(f"坐席不存在 / agent {agent_id} not found", details={"agent_id": agent_id})
+    return agent
+
+
+def _audit(ctx: AppContext, actor: str, action: str, object_id: str, **details: Any) -> None:
+    with transaction(ctx.sessions) as session:
+        session.add(
+            AuditEntry(
+                actor=actor,
+                action=action,
+                object_type="agent" if action.startswith("agent") else "call",
+                object_id=object_id,
+                details=details,
+            )
+        )
+
+
+# ---------------------------------------------------------------- agent sessions
+
+
+def login(ctx: AppContext, *, agent_id: int, actor: str) -> dict[str, Any]:
+    agent = _agent(ctx, agent_id)
+    if not agent.active:
+        raise Forbidden(f"坐席已停用 / agent {agent_id} is disabled")
+    queues = {m.queue_code: m.skill_level for m in agent.memberships}
+    routing_for(ctx).login(
+        agent_id,
+        extension=agent.extension,
+        uri=agent_uri(ctx, agent.extension),
+        queues=queues,
+        shift=agent.shift_code,
+        shift_window=shifts.shift_window(ctx.config.shifts, agent.shift_code),
+        actor=actor,
+    )
+    return routing_for(ctx).agent(agent_id)
+
+
+def logout(ctx: AppContext, *, agent_id: int, actor: str, reason: str = "") -> dict[str, Any]:
+    routing_for(ctx).logout(agent_id, reason=reason or "logout", actor=actor)
+    return routing_for(ctx).agent(agent_id)
+
+
+def set_state(
+    ctx: AppContext, *, agent_id: int, state: str, reason: str | None, actor: str
+) -> dict[str, Any]:
+    """Ready / not ready / logged out, as the agent (or a lead forcing it) asks."""
+    routing = routing_for(ctx)
+    current = routing.agent(agent_id)["state"]
+    if state == "logged_out":
+        routing.logout(agent_id, reason=reason or "logout", actor=actor)
+    elif state == "ready":
+        if current == "logged_out":
+            login(ctx, agent_id=agent_id, actor=actor)
+        name = "end_wrap_up" if routing.agent(agent_id)["state"] == "wrap_up" else "ready"
+        deliver(ctx, routing.transition(agent_id, name, actor=actor))
+    elif state == "not_ready":
+        checked = _reason(reason)
+        if current == "logged_out":
+            login(ctx, agent_id=agent_id, actor=actor)
+        routing.transition(agent_id, "not_ready", reason=checked, actor=actor)
+    else:
+        raise InvalidInput(
+            f"state must be ready, not_ready or logged_out, not {state!r}",
+            details={"state": state},
+        )
+    return routing.agent(agent_id)
+
+
+def _reason(reason: str | None) -> str:
+    from cti.state import reason_for
+
+    return reason_for("not_ready", reason)
+
+
+def force_state(
+    ctx: AppContext, *, lead: Principal, agent_id: int, state: str, reason: str | None
+) -> dict[str, Any]:
+    _agent(ctx, agent_id)
+    result = set_state(
+        ctx, agent_id=agent_id, state=state, reason=reason or "forced", actor=lead.username
+    )
+    _audit(ctx, lead.username, "agent.force_state", str(agent_id), state=state, reason=reason)
+    return result
+
+
+def move_agent(
+    ctx: AppContext, *, lead: Principal, agent_id: int, queues: dict[str, int]
+) -> dict[str, Any]:
+    """Change an agent's queues and skill levels, in SQL and live in routing."""
+    unknown = sorted(set(queues) - set(ctx.config.queues.queues))
+    if unknown:
+        raise InvalidInput(f"unknown queue(s): {', '.join(unknown)}", details={"queues": unknown})
+    bad = {q: level for q, level in queues.items() if not 1 <= level <= 10}
+    if bad:
+        raise InvalidInput("skill levels are 1 to 10", details={"levels": bad})
+    _agent(ctx, agent_id)
+    with transaction(ctx.sessions) as session:
+        for row in session.scalars(select(AgentQueue).where(AgentQueue.agent_id == agent_id)):
+            session.delete(row)
+        session.flush()
+        for code, level in queues.items():
+            session.add(AgentQueue(agent_id=agent_id, queue_code=code, skill_level=level))
+    deliver(ctx, routing_for(ctx).set_queues(agent_id, queues, actor=lead.username))
+    _audit(ctx, lead.username, "agent.move_queues", str(agent_id), queues=queues)
+    return routing_for(ctx).agent(agent_id)
+
+
+def list_agents(ctx: AppContext, *, state: str | None = None) -> list[dict[str, Any]]:
+    routing = routing_for(ctx)
+    with ctx.sessions() as session:
+        agents = session.scalars(select(Agent).order_by(Agent.extension)).all()
+    rows = []
+    for agent in agents:
+        snapshot = routing.agent(agent.id)
+        snapshot["extension"] = agent.extension
+        snapshot["shift"] = agent.shift_code
+        if state is None or snapshot["state"] == state:
+            rows.append(snapshot)
+    return rows
+
+
+def staffing(ctx: AppContext) -> dict[str, Any]:
+    routing = routing_for(ctx)
+    agents = routing.logged_in_agents()
+    available = sum(1 for a in agents if routing.agent(a)["state"] != "not_ready")
+    local = routing.local_now()
+    return shifts.staffing(
+        ctx.config.shifts, local, logged_in=len(agents), available=available
+    ).as_dict()
+
+
+# ---------------------------------------------------------------- call control
+
+
+def _slot(ctx: AppContext, call_id: str) -> str:
+    slot = cast(str | None, ctx.redis.get(ctx.keys.call_slot(call_id)))
+    slot = slot or routing_for(ctx).call(call_id).get("slot")
+    if not slot:
+        raise Conflict(
+            f"通话不在进行中 / call {call_id} is not live on any slot", details={"call_id": call_id}
+        )
+    return slot
+
+
+def send_command(
+    ctx: AppContext, call_id: str, kind: CommandType, data: dict[str, Any] | None = None
+) -> Command:
+    command = Command(kind, call_id, f"api-{uuid.uuid4().hex[:16]}", data or {})
+    ctx.redis.xadd(ctx.keys.slot_commands(_slot(ctx, call_id)), command.to_fields())  # type: ignore[arg-type]
+    return command
+
+
+def _my_live_call(ctx: AppContext, agent_id: int) -> tuple[str, str]:
+    snapshot = routing_for(ctx).agent(agent_id)
+    if snapshot["state"] not in {"on_call", "on_hold"} or not snapshot["call_id"]:
+        raise Conflict(
+            f"当前没有通话 / no call in progress (state {snapshot['state']})",
+            details={"state": snapshot["state"]},
+        )
+    return str(snapshot["call_id"]), str(snapshot["state"])
+
+
+def hangup(ctx: AppContext, *, agent_id: int) -> Command:
+    call_id, _ = _my_live_call(ctx, agent_id)
+    return send_command(ctx, call_id, CommandType.hangup, {"by": "agent", "agent_id": agent_id})
+
+
+def hold(ctx: AppContext, *, agent_id: int, held: bool) -> Command:
+    call_id, state = _my_live_call(ctx, agent_id)
+    if held and state == "on_hold":
+        raise Conflict("通话已保持 / the call is already on hold")
+    if not held and state != "on_hold":
+        raise Conflict("通话未保持 / the call is not on hold")
+    return send_command(ctx, call_id, CommandType.hold if held else CommandType.unhold)
+
+
+def _agent_by_ref(ctx: AppContext, target: str) -> Agent:
+    with ctx.sessions() as session:
+        agent = session.scalar(select(Agent).where(Agent.extension == target))
+        if agent is None and target.isdigit():
+            agent = session.get(Agent, int(target))
+    if agent is None:
+        raise NotFound(f"坐席不存在 / no agent {target!r}", details={"target": target})
+    return agent
+
+
+def transfer(
+    ctx: AppContext, *, agent_id: int, kind: str, target: str, mode: str = "blind"
+) -> Command:
+    """Transfer (mode blind) or consult (mode consult: the caller waits on hold while the agent
+    talks to the target; a second call with mode "complete" hands the caller over)."""
+    call_id, _ = _my_live_call(ctx, agent_id)
+    data: dict[str, Any] = {"kind": kind, "target": target, "mode": mode, "agent_id": agent_id}
+    if kind == "queue":
+        if target not in ctx.config.queues.queues:
+            raise InvalidInput(f"队列不存在 / unknown queue {target!r}", details={"target": target})
+        if mode == "consult":
+            raise InvalidInput("consult is with an agent or a number, not a queue")
+    elif kind == "agent":
+        other = _agent_by_ref(ctx, target)
+        if other.id == agent_id:
+            raise InvalidInput("不能转给自己 / cannot transfer to yourself")
+        if mode in {"blind", "consult"}:
+            reserved = routing_for(ctx).reserve_transfer_target(
+                call_id, other.id, actor=f"agent:{agent_id}"
+            )
+            data.update(agent_id=other.id, target=reserved["agent_uri"])
+            data["ring_timeout"] = reserved["ring_timeout"]
+        else:
+            data.update(target=agent_uri(ctx, other.extension), target_agent_id=other.id)
+    elif kind == "number":
+        # Only configured transfer targets: nothing else may reach an outside number.
+        targets = ctx.config.telephony.transfer_targets
+        if target not in targets:
+            raise InvalidInput(
+                f"只能转接到已配置的号码 / {target!r} is not a configured transfer target",
+                details={"allowed": sorted(targets)},
+            )
+        configured = targets[target]
+        data.update(number=configured.number, trunk=configured.trunk)
+    else:
+        raise InvalidInput(f"kind must be queue, agent or number, not {kind!r}")
+    if mode not in {"blind", "consult", "complete", "cancel"}:
+        raise InvalidInput(f"mode must be blind, consult, complete or cancel, not {mode!r}")
+    return send_command(ctx, call_id, CommandType.transfer, data)
+
+
+def wrap_up(
+    ctx: AppContext,
+    *,
+    agent_id: int,
+    action: str,
+    disposition: str | None,
+    seconds: int | None,
+    then_state: str,
+    reason: str | None,
+    actor: str,
+) -> dict[str, Any]:
+    routing = routing_for(ctx)
+    if disposition is not None and not disposition.strip():
+        raise InvalidInput("disposition must not be blank")
+    if action == "extend":
+        if not seconds or not 1 <= seconds <= 1800:
+            raise InvalidInput("extend needs seconds between 1 and 1800")
+        routing.wrap_extend(agent_id, seconds, disposition=disposition)
+    elif action == "end":
+        checked = _reason(reason or "after_call") if then_state == "not_ready" else ""
+        if then_state not in {"ready", "not_ready"}:
+            raise InvalidInput("then_state must be ready or not_ready")
+        snapshot = routing.agent(agent_id)
+        call_id = str(snapshot["call_id"] or "")
+        deliver(
+            ctx,
+            routing.wrap_end(
+                agent_id,
+                call_id=call_id,
+                disposition=disposition,
+                then_state=then_state,
+                reason=checked,
+                actor=actor,
+                strict=True,
+            ),
+        )
+        if disposition and call_id:
+            _store_disposition(ctx, call_id, disposition)
+    elif action == "disposition":
+        if not disposition:
+            raise InvalidInput("disposition is required")
+        routing.set_disposition(agent_id, disposition)
+    else:
+        raise InvalidInput(f"action must be end, extend or disposition, not {action!r}")
+    return routing.agent(agent_id)
+
+
+def _store_disposition(ctx: AppContext, call_id: str, disposition: str) -> None:
+    from cti.models import Call
+
+    with transaction(ctx.sessions) as session:
+        call = session.get(Call, call_id)
+        if call is not None:
+            call.disposition = disposition
+
+
+def click_to_call(
+    ctx: AppContext, *, agent_id: int, customer_id: int | None, number: str | None, actor: str
+) -> dict[str, Any]:
+    """Ring the agent's phone first, then the customer through the configured outbound trunk."""
+    trunk = ctx.config.telephony.outbound_trunk
+    if not trunk:
+        raise Conflict(
+            "未配置外呼中继 / no outbound trunk is configured (telephony.toml outbound_trunk)"
+        )
+    with ctx.sessions() as session:
+        if customer_id is not None:
+            customer = session.scalar(
+                select(Customer)
+                .where(Customer.id == customer_id)
+                .options(selectinload(Customer.phones))
+            )
+            if customer is None:
+                raise NotFound(f"客户不存在 / customer {customer_id} not found")
+            phones = [p.number for p in customer.phones]
+            chosen = numbers.normalize(number) if number else (phones[0] if phones else "")
+            if chosen not in phones:
+                raise InvalidInput(
+                    "该号码不属于此客户 / the number is not one of this customer's numbers",
+                    details={"number": number, "customer_numbers": phones},
+                )
+        else:
+            chosen = numbers.normalize(number or "")
+            customer = screenpop.find_customer(session, chosen)
+            if customer is None:
+                raise InvalidInput(
+                    "只能呼叫客户档案中的号码 / click-to-call reaches customers' numbers only",
+                    details={"number": number},
+                )
+            customer_id = customer.id
+    if numbers.kind(chosen) not in {"mobile", "landline"}:
+        raise InvalidInput(f"not a callable number: {chosen!r}")
+    call_id = f"out-{uuid.uuid4().hex[:20]}"
+    routing_for(ctx).originate(
+        agent_id, call_id, number=chosen, trunk=trunk, customer_id=customer_id, actor=actor
+    )
+    return {"call_id": call_id, "number": chosen, "customer_id": customer_id, "trunk": trunk}
+
+
+def supervise(
+    ctx: AppContext, *, lead: Principal, call_id: str, mode: str, extension: str | None
+) -> Command:
+    if mode not in {"listen", "whisper", "barge"}:
+        raise InvalidInput(f"mode must be listen, whisper or barge, not {mode!r}")
+    if not extension:
+        if lead.agent_id is None:
+            raise InvalidInput("extension is required: the phone the lead listens on")
+        extension = _agent(ctx, lead.agent_id).extension
+    command = send_command(
+        ctx,
+        call_id,
+        CommandType(mode),
+        {"supervisor_uri": agent_uri(ctx, extension), "by": lead.username},
+    )
+    _audit(ctx, lead.username, f"call.{mode}", call_id, extension=extension)
+    return command
+
+
+# ---------------------------------------------------------------- customers
+
+
+def create_customer(ctx: AppContext, *, data: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Create a customer from an unknown caller's empty record, linking the phone and unit."""
+    number = numbers.normalize(str(data.get("phone") or ""))
+    if data.get("phone") and not number:
+        raise InvalidInput("phone has no digits")
+    with transaction(ctx.sessions) as session:
+        if number and screenpop.find_customer(session, number) is not None:
+            raise Conflict(
+                f"号码已属于其他客户 / {number} already belongs to a customer",
+                details={"phone": number},
+            )
+        customer = Customer(
+            name=str(data["name"]),
+            kind=str(data.get("kind") or "owner"),
+            member=bool(data.get("member")),
+            fee_status=FeeStatus(data.get("fee_status") or "unknown"),
+            notes=data.get("notes"),
+        )
+        session.add(customer)
+        session.flush()
+        if number:
+            session.add(
+                CustomerPhone(customer_id=customer.id, number=number, kind=numbers.kind(number))
+            )
+        unit_code = str(data.get("unit") or "").strip()
+        if unit_code:
+            unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+            if unit is None:
+                parts = [*unit_code.split("-"), "", "", ""][:3]
+                unit = Unit(code=unit_code, building=parts[0], entrance=parts[1], room=parts[2])
+                session.add(unit)
+                session.flush()
+            session.add(CustomerUnit(customer_id=customer.id, unit_id=unit.id, relation="owner"))
+        customer_id = customer.id
+        session.add(
+            AuditEntry(
+                actor=actor,
+                action="customer.create",
+                object_type="customer",
+                object_id=str(customer_id),
+                details={"phone": number, "unit": unit_code},
+            )
+        )
+    return customer_view(ctx, customer_id)
+
+
+def link_phone(ctx: AppContext, *, customer_id: int, phone: str, actor: str) -> dict[str, Any]:
+    number = numbers.normalize(phone)
+    if not number:
+        raise InvalidInput("phone has no digits", details={"phone": phone})
+    with transaction(ctx.sessions) as session:
+        if session.get(Customer, customer_id) is None:
+            raise NotFound(f"客户不存在 / customer {customer_id} not found")
+        owner = screenpop.find_customer(session, number)
+        if owner is not None and owner.id != customer_id:
+            raise Conflict(
+                f"号码已属于其他客户 / {number} already belongs to customer {owner.id}",
+                details={"phone": number, "customer_id": owner.id},
+            )
+        if owner is None:
+            session.add(
+                CustomerPhone(customer_id=customer_id, number=number, kind=numbers.kind(number))
+            )
+            session.add(
+                AuditEntry(
+                    actor=actor,
+                    action="customer.link_phone",
+                    object_type="customer",
+                    object_id=str(customer_id),
+                    details={"phone": number},
+                )
+            )
+    return customer_view(ctx, customer_id)
+
+
+def customer_view(ctx: AppContext, customer_id: int) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        customer = session.scalar(
+            select(Customer)
+            .where(Customer.id == customer_id)
+            .options(
+                selectinload(Customer.units).selectinload(CustomerUnit.unit),
+                selectinload(Customer.phones),
+            )
+        )
+        if customer is None:
+            raise NotFound(f"客户不存在 / customer {customer_id} not found")
+        return screenpop.customer_record(session, customer)
