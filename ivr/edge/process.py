@@ -277,7 +277,11 @@ class Edge:
 
     def slot_states(self) -> dict[str, SlotState]:
         """Every slot the running edge knows, with its probe state and call load."""
-        output = self.rpc("dispatcher.list")
+        output = self.rpc("dispatcher.list", check=False)
+        if "No Destination Sets" in output:  # an empty list is an error to the RPC
+            return {}
+        if output.startswith("error:"):
+            raise EdgeError(f"kamcmd dispatcher.list: {output}")
         states: dict[str, SlotState] = {}
         for block in output.split("DEST:")[1:]:
             uri = re.search(r"URI:\s*(\S+)", block)

@@ -111,6 +111,44 @@ def test_concurrent_calls_take_distinct_slots_and_486_when_all_busy(
     assert [len(log_lines(log, "BYE")) for log in logs] == [1, 1]
 
 
+def test_call_over_tcp_reaches_a_slot(start_edge: EdgeFactory, sipp: Sipp) -> None:
+    (log,) = start_slots(sipp, SLOT_A)
+    edge = start_edge([SLOT_A])
+    wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
+    call = sipp.run(
+        sipp.scenario("caller.xml"),
+        f"{CALLER}:15301",
+        "-t",
+        "t1",
+        "-m",
+        "1",
+        "-d",
+        "100",
+        "-s",
+        DID,
+    )
+    assert call.ok(), call.errors
+    assert len(log_lines(log, "BYE")) == 1
+    assert slot_loads(edge) == {SLOT_A: 0}
+
+
+def test_no_slots_at_all_gives_486(start_edge: EdgeFactory, sipp: Sipp) -> None:
+    edge = start_edge([])
+    assert edge.slot_states() == {}
+    busy = sipp.run(
+        sipp.scenario("invite_rejected.xml", 486), f"{CALLER}:15301", "-m", "1", "-s", DID
+    )
+    assert busy.ok(), busy.errors
+    (log,) = start_slots(sipp, SLOT_A)
+    edge.add_slot(SLOT_A)
+    wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "added slot answering probes")
+    call = sipp.run(
+        sipp.scenario("caller.xml"), f"{CALLER}:15301", "-m", "1", "-d", "100", "-s", DID
+    )
+    assert call.ok(), call.errors
+    assert len(log_lines(log, "INVITE")) == 1
+
+
 def test_unknown_did_gets_404_and_reaches_no_slot(start_edge: EdgeFactory, sipp: Sipp) -> None:
     (log,) = start_slots(sipp, SLOT_A)
     edge = start_edge([SLOT_A])
@@ -301,6 +339,17 @@ def test_outbound_numbers_go_only_to_the_configured_trunk(
         sipp.scenario("invite_rejected.xml", 404), f"{CALLER}:15301", "-m", "1", "-s", "13900000000"
     )
     assert outside.ok(), outside.errors
+    # Nor does a forged in-dialog request whose Route set points past the edge to the trunk.
+    forged = sipp.run(
+        sipp.scenario("forged_route.xml"),
+        f"{CALLER}:15301",
+        "-m",
+        "1",
+        "-key",
+        "trunk",
+        "127.0.0.7:15601",
+    )
+    assert forged.ok(), forged.errors
     assert len(log_lines(trunk_log, "INVITE")) == 1
 
 
