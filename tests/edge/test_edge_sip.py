@@ -244,13 +244,18 @@ def test_slots_added_removed_and_load_reset_at_run_time(
 # ---------------------------------------------------------------- flood bans
 
 
+@pytest.mark.parametrize("flood_scenario", ["flood.xml", "flood_invite.xml"])
 def test_flood_gets_the_address_banned_while_others_get_through(
-    start_edge: EdgeFactory, sipp: Sipp
+    start_edge: EdgeFactory, sipp: Sipp, flood_scenario: str
 ) -> None:
     (log,) = start_slots(sipp, SLOT_A)
     edge = start_edge([SLOT_A])
     wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
-    flood = sipp.run(sipp.scenario("flood.xml"), "127.0.0.2:15301", "-m", "200", "-r", "500")
+    # INVITEs go to a number that is no DID: the flood must not tie up slots before the ban.
+    flood = sipp.run(
+        sipp.scenario(flood_scenario), "127.0.0.2:15301", "-m", "200", "-r", "500",
+        "-s", "4009999999",
+    )  # fmt: skip
     assert flood.returncode in (0, 1), flood.errors
     wait_for(lambda: "127.0.0.2" in edge.banned_addresses(), 5, "127.0.0.2 banned")
     # The ban outlasts the flood: the banned address gets no answer at all.
@@ -382,3 +387,16 @@ def test_stop_and_restart_keep_slots_and_credentials(
     assert set(edge.slot_states()) == {SLOT_A, SLOT_B}
     assert (edge_paths(edge_settings).db_dir / "subscriber").read_text().count(REALM) == 2
     assert register(sipp, "1001", "pw1001", 200)
+
+
+def test_start_ends_a_stale_edge_left_by_a_crashed_supervisor(
+    start_edge: EdgeFactory, edge_settings: Settings, center: CenterConfig
+) -> None:
+    lost = start_edge([SLOT_A])
+    stale_pid = lost.pid
+    # A new supervisor does not know the old Edge object, only the state directory.
+    edge = Edge(edge_settings, center, [SLOT_A])
+    start_edge.started.append(edge)
+    edge.start()
+    assert edge.is_running() and edge.pid != stale_pid
+    assert not lost.is_running()
