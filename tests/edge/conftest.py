@@ -48,7 +48,9 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
 
 @pytest.fixture(scope="session", autouse=True)
 def _require_sip_tools() -> None:
-    missing = [tool for tool in ("kamailio", "kamcmd", "sipp") if not shutil.which(tool)]
+    missing = [
+        tool for tool in ("kamailio", "kamcmd", "sipp", "baresip", "sox") if not shutil.which(tool)
+    ]
     if missing:
         pytest.fail(f"SIP edge tests need {', '.join(missing)} (bash scripts/dev.sh setup)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -310,6 +311,57 @@ def test_slot_reaches_a_registered_agent(start_edge: EdgeFactory, sipp: Sipp) ->
     )
     assert offline.ok(), offline.errors
     assert slot_loads(edge) == {SLOT_A: 0}  # agent legs never count as slot load
+
+
+BARESIP_CONFIG = """\
+poll_method epoll
+sip_listen {agent}:15211
+net_interface {agent}
+audio_player aubridge,nil
+audio_source aufile,{tone}
+audio_alert aubridge,nil
+module_path /usr/lib/baresip/modules
+module g711.so
+module aufile.so
+module aubridge.so
+module_app account.so
+rtp_ports 15220-15239
+"""
+
+
+def test_slot_reaches_a_baresip_softphone_registered_as_1001(
+    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path
+) -> None:
+    edge = start_edge([SLOT_A])
+    tone = tmp_path / "tone.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "30", "sine", "440"],
+        check=True,
+    )
+    config_dir = tmp_path / "baresip"
+    config_dir.mkdir()
+    (config_dir / "config").write_text(BARESIP_CONFIG.format(agent=AGENT, tone=tone))
+    # Its own digest REGISTER, with the edge's address as domain (not sip_domain), auto-answer.
+    (config_dir / "accounts").write_text(
+        f"<sip:1001@127.0.0.1:{EDGE_PORT};transport=udp>;auth_pass=pw1001;answermode=auto\n"
+    )
+    output = tmp_path / "baresip.log"
+    with output.open("w") as out:
+        phone = subprocess.Popen(
+            ["baresip", "-f", str(config_dir)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(lambda: "AoR: 1001" in edge.rpc("ul.dump"), 10, "baresip registered as 1001")
+        # -rtp_echo: the "slot" answers RTP, so the softphone's media has a live peer.
+        call = sipp.run(
+            sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "1000",
+            "-rtp_echo", "-s", "1001",
+        )  # fmt: skip
+        assert call.ok(), call.errors
+    finally:
+        phone.terminate()
+        phone.wait(timeout=10)
+    assert "Call established" in output.read_text(errors="replace")
 
 
 def test_outbound_numbers_go_only_to_the_configured_trunk(
