@@ -529,11 +529,17 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
     """The kamailio.cfg text for these settings (raises EdgeConfigError naming the problem)."""
     sip = settings.sip
     tuning = sip.edge
-    host = sip.edge_host
     try:
-        ipaddress.ip_address(host)
+        address = ipaddress.ip_address(sip.edge_host)
     except ValueError:
-        raise EdgeConfigError(f"sip.edge_host: {host!r} is not an IP address") from None
+        raise EdgeConfigError(f"sip.edge_host: {sip.edge_host!r} is not an IP address") from None
+    if address.is_unspecified:
+        # Record-Route and the probes' From need the one address peers can reach.
+        raise EdgeConfigError(
+            f"sip.edge_host: {sip.edge_host!r} listens everywhere; give the one address "
+            "callers, trunks and softphones use"
+        )
+    host = f"[{address}]" if address.version == 6 else str(address)
     if not 0 < sip.edge_port < 65536:
         raise EdgeConfigError(f"sip.edge_port: {sip.edge_port} is not a port")
     domain = center.telephony.sip_domain
@@ -581,11 +587,21 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
 
 
 def edge_probe_address(settings: Settings) -> tuple[str, int]:
-    """Where to send a readiness OPTIONS: the edge's address (loopback if it listens on any)."""
+    """The edge's SIP address: where slots send every request, and where replies come from."""
+    return settings.sip.edge_host, settings.sip.edge_port
+
+
+def edge_uri(settings: Settings, user: str, trunk: str | None = None) -> str:
+    """What a slot dials: an agent (``edge_uri(s, "1001")``) or an outside number.
+
+    ``trunk`` names a trunk from telephony.toml for this call (a transfer target's trunk);
+    without it the edge uses ``outbound_trunk``. Only slots may reach agents and trunks.
+    """
     host = settings.sip.edge_host
-    if host in {"0.0.0.0", "::"}:
-        host = "127.0.0.1"
-    return host, settings.sip.edge_port
+    if ":" in host:
+        host = f"[{host}]"
+    suffix = f";trunk={trunk}" if trunk else ""
+    return f"sip:{user}@{host}:{settings.sip.edge_port}{suffix}"
 
 
 def uri_host_port(uri: str) -> tuple[str, int]:

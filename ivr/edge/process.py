@@ -79,7 +79,7 @@ def sip_options_ping(host: str, port: int, timeout: float = 0.25) -> int | None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
-        sock.bind((host if host not in {"0.0.0.0", "::"} else "127.0.0.1", 0))
+        sock.bind((host, 0))
         local_host, local_port = sock.getsockname()[:2]
         branch = "z9hG4bK" + secrets.token_hex(8)
         call_id = secrets.token_hex(12)

@@ -17,6 +17,7 @@ from cti.models import Agent
 from ivr.edge.config import (
     EdgeConfigError,
     edge_paths,
+    edge_uri,
     normalize_slot_uri,
     render_config,
     render_dispatcher_list,
@@ -166,3 +167,21 @@ def test_sync_subscribers_writes_active_agents(ctx: AppContext) -> None:
     users = [line.split(":")[1] for line in table[1:]]
     assert users == [f"{n}" for n in range(1001, 1012)]
     assert f":1001:{realm}:{sip_ha1('1001', realm, 'pw1001')}" in table[1]
+
+
+def test_edge_must_listen_on_one_address(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    settings.sip.edge_host = "0.0.0.0"
+    with pytest.raises(EdgeConfigError, match=r"sip.edge_host: '0.0.0.0' listens everywhere"):
+        render_config(settings, center, edge_paths(settings))
+    settings.sip.edge_host = "edge.example"
+    with pytest.raises(EdgeConfigError, match="is not an IP address"):
+        render_config(settings, center, edge_paths(settings))
+
+
+def test_edge_uri_for_slots(state_dir: Path) -> None:
+    settings = make_settings(state_dir)
+    assert edge_uri(settings, "1001") == "sip:1001@127.0.0.1:15060"
+    assert edge_uri(settings, "13900000000", trunk="carrier") == (
+        "sip:13900000000@127.0.0.1:15060;trunk=carrier"
+    )
