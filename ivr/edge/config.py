@@ -478,6 +478,7 @@ failure_route[SLOT_FAILURE] {
 	}
 	if (t_branch_timeout() && !t_branch_replied()) {
 		# No answer at all within fr_timer: take the slot out until a probe succeeds.
+		xlog("L_WARN", "edge: slot $du did not answer call $ci, taken out of rotation\n");
 		ds_mark_dst("ip");
 	}
 	if (t_branch_timeout() || t_check_status("^(486|480|408|500|502|503|504)$")) {
@@ -485,6 +486,7 @@ failure_route[SLOT_FAILURE] {
 		# slot it drops the current one from the list first, after which ds_load_unset can
 		# no longer find the load to release: so look ahead, and release before giving up.
 		if ($xavp(_dsdst_[1]=>uri) != $null && ds_next_dst()) {
+			xlog("L_INFO", "edge: call $ci failing over to slot $du\n");
 			t_on_reply("SLOT_REPLY");
 			t_on_failure("SLOT_FAILURE");
 			t_relay();

@@ -189,6 +189,41 @@ def test_busy_slot_fails_over_to_the_next(start_edge: EdgeFactory, sipp: Sipp) -
     assert slot_loads(edge) == {SLOT_A: 0}
 
 
+def test_caller_cancelling_while_the_slot_rings_frees_the_slot(
+    start_edge: EdgeFactory, sipp: Sipp
+) -> None:
+    (log,) = start_slots(sipp, SLOT_A, scenario="ringing_uas.xml")
+    edge = start_edge([SLOT_A])
+    wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
+    for _ in range(2):  # the second call proves the first one's load was released
+        cancel = sipp.run(
+            sipp.scenario("caller_cancel.xml"), f"{CALLER}:15301", "-m", "1", "-s", DID
+        )
+        assert cancel.ok(), cancel.errors
+    assert len(log_lines(log, "INVITE")) == 2
+    assert slot_loads(edge) == {SLOT_A: 0}
+
+
+def test_slot_dead_before_the_probe_noticed_fails_over(start_edge: EdgeFactory, sipp: Sipp) -> None:
+    logs = start_slots(sipp, SLOT_A, SLOT_B)
+    edge = start_edge([SLOT_A, SLOT_B])
+    wait_for(lambda: slots_active(edge, [SLOT_A, SLOT_B]), 10, "both slots answering probes")
+    # A slot that is listed but dead (nothing listens) counts as active until its first probe
+    # times out (fr_timer). dispatcher.add puts it first in the set, so with equal loads it is
+    # the first choice: the call must wait fr_timer there, then fail over, not be lost.
+    dead = "sip:127.0.0.1:15109"
+    edge.add_slot(dead)
+    assert edge.slot_states()[dead].active
+    call = sipp.run(
+        sipp.scenario("caller.xml"), f"{CALLER}:15301", "-m", "1", "-d", "100", "-s", DID
+    )
+    assert call.ok(), call.errors
+    assert sum(len(log_lines(log, "INVITE")) for log in logs) == 1
+    assert f"slot {dead} did not answer call" in edge.log_tail(200)
+    assert not edge.slot_states()[dead].active
+    assert slot_loads(edge) == {SLOT_A: 0, SLOT_B: 0, dead: 0}
+
+
 def test_dead_slot_leaves_rotation_and_returns(start_edge: EdgeFactory, sipp: Sipp) -> None:
     start_slots(sipp, SLOT_A)
     process_b, _ = sipp.start(sipp.scenario("slot_uas.xml"), SLOT_B.removeprefix("sip:"))
