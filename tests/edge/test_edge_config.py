@@ -185,3 +185,14 @@ def test_edge_uri_for_slots(state_dir: Path) -> None:
     assert edge_uri(settings, "13900000000", trunk="carrier") == (
         "sip:13900000000@127.0.0.1:15060;trunk=carrier"
     )
+
+
+def test_sync_job_uses_the_runtime_context(ctx: AppContext) -> None:
+    from ivr.edge.jobs import sync_edge_subscribers
+
+    assert sync_edge_subscribers() == []
+    table = edge_paths(ctx.settings).db_dir / "subscriber"
+    first = table.stat().st_mtime_ns
+    assert sync_edge_subscribers() == []  # twice: same content, file left alone
+    assert table.stat().st_mtime_ns == first
+    assert len(table.read_text().splitlines()) == 1 + 12
