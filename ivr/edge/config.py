@@ -609,3 +609,16 @@ def edge_uri(settings: Settings, user: str, trunk: str | None = None) -> str:
 def uri_host_port(uri: str) -> tuple[str, int]:
     parts = urlsplit("//" + normalize_slot_uri(uri)[4:])
     return parts.hostname or "", parts.port or 5060
+
+
+def edge_config_problems(settings: Settings, center: CenterConfig) -> list[str]:
+    """What would stop the edge from starting with these settings ([] when fine).
+
+    Meant for ``callcenter check-config``: the same checks ``Edge.start()`` makes before it
+    runs Kamailio, without writing anything.
+    """
+    try:
+        render_config(settings, center, edge_paths(settings))
+    except EdgeConfigError as exc:
+        return [f"SIP edge: {exc}"]
+    return []

@@ -16,6 +16,7 @@ from config.schemas import TelephonyFile
 from cti.models import Agent
 from ivr.edge.config import (
     EdgeConfigError,
+    edge_config_problems,
     edge_paths,
     edge_uri,
     normalize_slot_uri,
@@ -196,3 +197,11 @@ def test_sync_job_uses_the_runtime_context(ctx: AppContext) -> None:
     assert sync_edge_subscribers() == []  # twice: same content, file left alone
     assert table.stat().st_mtime_ns == first
     assert len(table.read_text().splitlines()) == 1 + 12
+
+
+def test_edge_config_problems_for_check_config(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    assert edge_config_problems(settings, center) == []
+    bad = with_telephony(center, trunks={"carrier": {"host": "192.0.2.1", "transport": "tls"}})
+    (problem,) = edge_config_problems(settings, bad)
+    assert problem.startswith("SIP edge: telephony.toml: trunks.carrier.transport")
