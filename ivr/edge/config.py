@@ -127,12 +127,15 @@ def _addresses(host: str, what: str) -> list[str]:
 
 
 def trusted_addresses(settings: Settings, center: CenterConfig) -> list[str]:
-    """Addresses exempt from flood bans: configured trunk addresses and every trunk's host."""
+    """Addresses exempt from flood bans: trunk addresses, every trunk's host, and the
+    configured exemptions (slots are exempt in the script itself)."""
     found: list[str] = []
     for index, address in enumerate(settings.sip.trunk_addresses):
         found.extend(_addresses(address, f"sip.trunk_addresses[{index}]"))
     for code, trunk in center.telephony.trunks.items():
         found.extend(_addresses(trunk.host, f"telephony.toml: trunks.{code}.host"))
+    for index, address in enumerate(settings.sip.edge.flood_exempt_addresses):
+        found.extend(_addresses(address, f"sip.edge.flood_exempt_addresses[{index}]"))
     return list(dict.fromkeys(found))
 
 

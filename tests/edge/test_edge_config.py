@@ -41,6 +41,7 @@ def with_telephony(center: CenterConfig, **changes: object) -> CenterConfig:
 def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: CenterConfig) -> None:
     settings = make_settings(state_dir)
     settings.sip.trunk_addresses = ["192.0.2.10"]
+    settings.sip.edge.flood_exempt_addresses = ["198.51.100.7"]
     center = with_telephony(
         center,
         dids=[{"number": "4008001234"}, {"number": "+862161234567"}],
@@ -53,6 +54,7 @@ def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: Center
     text = render_config(settings, center, paths)
     assert '$rU == "4008001234"' in text and '$rU == "+862161234567"' in text
     assert '$si == "192.0.2.10"' in text  # trunk exempt from flood bans
+    assert '$si == "198.51.100.7"' in text
     assert '"sip:9" + $rU + "@192.0.2.10:5070;transport=udp"' in text
     assert "@@" not in text
     # Trap: a "#!define" with a trailing comment would carry the comment into its value.
