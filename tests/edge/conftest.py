@@ -82,7 +82,7 @@ def make_settings(state_dir: Path, **tuning: int) -> Settings:
             edge_host=EDGE_HOST,
             edge_port=EDGE_PORT,
             slot_host=EDGE_HOST,
-            edge=EdgeTuning(**defaults),
+            edge=EdgeTuning.model_validate(defaults),
         ),
     )
 
