@@ -364,8 +364,9 @@ rtp_ports 15220-15239
 """
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_slot_reaches_a_baresip_softphone_registered_as_1001(
-    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path
+    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path, transport: str
 ) -> None:
     edge = start_edge([SLOT_A])
     tone = tmp_path / "tone.wav"
@@ -378,7 +379,7 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
     (config_dir / "config").write_text(BARESIP_CONFIG.format(agent=AGENT, tone=tone))
     # Its own digest REGISTER, with the edge's address as domain (not sip_domain), auto-answer.
     (config_dir / "accounts").write_text(
-        f"<sip:1001@127.0.0.1:{EDGE_PORT};transport=udp>;auth_pass=pw1001;answermode=auto\n"
+        f"<sip:1001@127.0.0.1:{EDGE_PORT};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
     )
     output = tmp_path / "baresip.log"
     with output.open("w") as out:
@@ -387,6 +388,7 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
         )
     try:
         wait_for(lambda: "AoR: 1001" in edge.rpc("ul.dump"), 10, "baresip registered as 1001")
+        assert f"Socket: {transport}:127.0.0.1:{EDGE_PORT}" in edge.rpc("ul.dump")
         # -rtp_echo: the "slot" answers RTP, so the softphone's media has a live peer.
         call = sipp.run(
             sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "1000",
