@@ -19,14 +19,9 @@ from pathlib import Path
 
 from config.loader import CenterConfig
 from config.schemas import (
-    CallbackNode,
     CollectNode,
-    EnqueueNode,
-    HangupNode,
     MenuNode,
-    PlayNode,
     Prompt,
-    TransferNode,
 )
 from ivr import wav
 
@@ -209,11 +204,9 @@ def node_prompts(config: CenterConfig) -> dict[str, Prompt]:
     """Every prompt the menu tree names, keyed ``<node>.prompt|invalid|timeout``."""
     found: dict[str, Prompt] = {}
     for name, node in config.menu.nodes.items():
-        if isinstance(node, MenuNode | PlayNode | CollectNode) or (
-            isinstance(node, EnqueueNode | CallbackNode | TransferNode | HangupNode)
-            and node.prompt is not None
-        ):
-            found[f"{name}.prompt"] = node.prompt
+        prompt: Prompt | None = node.prompt
+        if prompt is not None:  # optional on enqueue/callback/transfer/hangup nodes
+            found[f"{name}.prompt"] = prompt
         if isinstance(node, MenuNode | CollectNode) and node.invalid_prompt is not None:
             found[f"{name}.invalid"] = node.invalid_prompt
         if isinstance(node, MenuNode) and node.timeout_prompt is not None:
