@@ -209,12 +209,15 @@ class MenuRunner:
         return self._present(now, prefix)
 
     def _invalid(self, node: MenuNode, digit: str, now: float) -> list[Action]:
-        actions: list[Action] = [Emit(EventType.menu_invalid, self.node, {"digits": digit})]
-        return actions + self._retry(node, f"{self.node}.invalid", now, "invalid")
+        name = self.node
+        rest = self._retry(node, f"{self.node}.invalid", now, "invalid")
+        data = {"digits": digit, "then_playing": _played(rest)}
+        return [Emit(EventType.menu_invalid, name, data), *rest]
 
     def _timeout(self, node: MenuNode, now: float) -> list[Action]:
-        actions: list[Action] = [Emit(EventType.menu_timeout, self.node, {})]
-        return actions + self._retry(node, f"{self.node}.timeout", now, "timeout")
+        name = self.node
+        rest = self._retry(node, f"{self.node}.timeout", now, "timeout")
+        return [Emit(EventType.menu_timeout, name, {"then_playing": _played(rest)}), *rest]
 
     def _finish_collect(self, node: CollectNode, now: float) -> list[Action]:
         value = self.digits
@@ -229,8 +232,15 @@ class MenuRunner:
                 )
             ]
             return actions + self._enter(node.next, now)
-        actions = [Emit(EventType.menu_invalid, self.node, {"digits": value})]
-        return actions + self._retry(node, f"{self.node}.invalid", now, "invalid")
+        name = self.node
+        rest = self._retry(node, f"{self.node}.invalid", now, "invalid")
+        data = {"digits": value, "then_playing": _played(rest)}
+        return [Emit(EventType.menu_invalid, name, data), *rest]
+
+
+def _played(actions: list[Action]) -> list[str]:
+    """The prompts a retry plays next (events say what the caller heard)."""
+    return next((list(a.keys) for a in actions if isinstance(a, PlayPrompts)), [])
 
 
 @dataclass(frozen=True)

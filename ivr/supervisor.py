@@ -82,6 +82,7 @@ class Supervisor:
         )
         self.originate_last_id = "$"
         self.restarts = 0
+        self.pool_dirty = True
 
     # ------------------------------------------------------------ slots
     def _spec(self, index: int) -> Any:
@@ -149,6 +150,7 @@ class Supervisor:
             pass
 
     def _on_status(self, handle: SlotHandle, message: dict[str, Any]) -> None:
+        self.pool_dirty = True
         status = message.get("status")
         if status == "ready":
             if handle.status != "stopping":
@@ -370,11 +372,11 @@ class Supervisor:
                 now = time.monotonic()
                 if now >= next_beat:
                     beat(self.ctx, "engine")
-                    self._write_pool_state()
+                    self.pool_dirty = True
                     next_beat = now + HEARTBEAT_EVERY
-                    self._forward_originates_safely()
-                else:
-                    self._forward_originates_safely()
+                if self.pool_dirty:
+                    self._write_pool_state()
+                self._forward_originates_safely()
                 if self.edge is not None and now >= next_sync:
                     self._sync_subscribers()
                     next_sync = now + SUBSCRIBER_SYNC_EVERY
@@ -394,9 +396,16 @@ class Supervisor:
 
     def _write_pool_state(self) -> None:
         """A small summary for operators and benchmarks (``{prefix}:engine:pool``)."""
+        self.pool_dirty = False
         busy = sum(1 for h in self.slots.values() if h.call)
+        per_slot = {
+            f"slot:{h.spec.name}": f"{h.process.pid} {h.status} {h.call.get('call_id', '')}"
+            for h in self.slots.values()
+        }
         with contextlib.suppress(Exception):
-            self.r.hset(
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(f"{self.ctx.keys.prefix}:engine:pool")
+            pipe.hset(
                 f"{self.ctx.keys.prefix}:engine:pool",
                 mapping={
                     "slots": len(self.slots),
@@ -405,8 +414,11 @@ class Supervisor:
                     "restarts": self.restarts,
                     "lines": self.settings.sip.lines,
                     "pids": ",".join(str(h.process.pid) for h in self.slots.values()),
+                    "ready": sum(1 for h in self.slots.values() if h.status == "ready"),
+                    **per_slot,
                 },
             )
+            pipe.execute()
 
     def shutdown(self) -> None:
         self.stopping = True

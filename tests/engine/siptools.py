@@ -65,6 +65,9 @@ def tone_pcap(path: Path, frequency: float, seconds: float, amplitude: int = 800
     return path
 
 
+# SIPp's DTMF pcaps carry fixed RTP sequence numbers (1 < 2 < ... < 9 < * < # < 0); a digit
+# whose pcap has a lower sequence number than the previous one is dropped by the receiver as
+# a late packet. Tests send digits in that order; real phones number packets continuously.
 def _dtmf_pcap(digit: str) -> str:
     name = {"#": "pound", "*": "star"}.get(digit, digit)
     return str(SIPP_PCAPS / f"dtmf_2833_{name}.pcap")
@@ -183,6 +186,44 @@ Content-Length: 0
     return path
 
 
+def rejected_scenario(path: Path, did: str, code: int, caller: str = "13800138000") -> Path:
+    """A UAC whose INVITE must be refused with ``code`` (any other answer fails SIPp)."""
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="refused caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:{did}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{did}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="{code}"/>
+  <send><![CDATA[
+ACK sip:{did}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+</scenario>
+"""
+    path.write_text(xml)
+    return path
+
+
 def agent_scenario(
     path: Path, pcap: Path | None, answer_after_ms: int = 200, reject: int | None = None
 ) -> Path:
@@ -263,6 +304,7 @@ def sipp(
     timeout_s: int = 60,
     extra: list[str] | None = None,
     cwd: Path | None = None,
+    local_ip: str = "127.0.0.1",
 ) -> subprocess.Popen[bytes]:
     """Start SIPp (non-interactive, loopback only); the caller waits on the Popen."""
     argv = [
@@ -271,11 +313,11 @@ def sipp(
         "-sf",
         str(scenario),
         "-i",
-        "127.0.0.1",
+        local_ip,
         "-p",
         str(local_port),
         "-mi",
-        "127.0.0.1",
+        local_ip,
         "-mp",
         str(media_port),
         "-m",
