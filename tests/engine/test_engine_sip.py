@@ -143,16 +143,41 @@ def test_offer_bridges_agent_and_recording_has_both_parties(
     start_engine(lines=2, spares=2)
     agent = agent_scenario(tmp_path / "agent.xml", pcaps["agent"])
     agent_run = subprocess.Popen(
-        ["sipp", "-sf", str(agent), "-i", "127.0.0.1", "-p", "16601", "-mi", "127.0.0.1",
-         "-mp", "46100", "-m", "1", "-timeout", "60s", "-nostdin", "-trace_err"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            "sipp",
+            "-sf",
+            str(agent),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "16601",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "46100",
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-nostdin",
+            "-trace_err",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
     caller = caller_scenario(
         tmp_path / "caller.xml",
-        [("pause", 600), ("dtmf", "0"), ("pause", 300), ("audio", pcaps["caller"]),
-         ("pause", 9000)],
+        [
+            ("pause", 600),
+            ("dtmf", "0"),
+            ("pause", 300),
+            ("audio", pcaps["caller"]),
+            ("pause", 9000),
+        ],
         caller="13800000010",
-    )  # fmt: skip
+    )
     caller_run = sipp(caller, SLOT0, local_port=16506, media_port=46060, cwd=tmp_path)
     call = wait_for(lambda: call_of(redis_client, "13800000010"), 10, "the call to arrive")
     wait_for(lambda: "call_queued" in types(redis_client, call), 10, "the call to be queued")
@@ -160,9 +185,13 @@ def test_offer_bridges_agent_and_recording_has_both_parties(
     assert slot == "node1-s00"
     redis_client.xadd(
         f"cc:slot:{slot}:cmd",
-        {"type": "offer", "call_id": call, "id": "cmd-1",
-         "data": '{"agent_uri": "sip:1001@127.0.0.1:16601", "agent_id": 1}'},
-    )  # fmt: skip
+        {
+            "type": "offer",
+            "call_id": call,
+            "id": "cmd-1",
+            "data": '{"agent_uri": "sip:1001@127.0.0.1:16601", "agent_id": 1}',
+        },
+    )
     finish(caller_run)
     finish(agent_run)
     wait_for(lambda: "call_ended" in types(redis_client, call), 10, "the call to end")
@@ -189,10 +218,29 @@ def test_agent_reject_reports_missed_and_caller_keeps_waiting(
     start_engine(lines=2, spares=2)
     agent = agent_scenario(tmp_path / "busy.xml", None, reject=486)
     agent_run = subprocess.Popen(
-        ["sipp", "-sf", str(agent), "-i", "127.0.0.1", "-p", "16602", "-mi", "127.0.0.1",
-         "-mp", "46110", "-m", "1", "-timeout", "30s", "-nostdin"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            "sipp",
+            "-sf",
+            str(agent),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "16602",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "46110",
+            "-m",
+            "1",
+            "-timeout",
+            "30s",
+            "-nostdin",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
     caller = caller_scenario(
         tmp_path / "caller.xml",
         [("pause", 600), ("dtmf", "0"), ("pause", 5000)],
@@ -203,13 +251,18 @@ def test_agent_reject_reports_missed_and_caller_keeps_waiting(
     wait_for(lambda: "call_queued" in types(redis_client, call), 10, "the call to be queued")
     redis_client.xadd(
         "cc:slot:node1-s00:cmd",
-        {"type": "offer", "call_id": call, "id": "cmd-2",
-         "data": '{"agent_uri": "sip:1002@127.0.0.1:16602"}'},
-    )  # fmt: skip
+        {
+            "type": "offer",
+            "call_id": call,
+            "id": "cmd-2",
+            "data": '{"agent_uri": "sip:1002@127.0.0.1:16602"}',
+        },
+    )
     missed = wait_for(
         lambda: [e for e in call_events(redis_client, call) if e.type == "agent_missed"],
-        10, "agent_missed",
-    )  # fmt: skip
+        10,
+        "agent_missed",
+    )
     assert missed[0].data["reason"] == "rejected"
     # an offer for a call that is not waiting is refused with a reason, not ignored
     redis_client.xadd(
@@ -218,8 +271,9 @@ def test_agent_reject_reports_missed_and_caller_keeps_waiting(
     )
     failed = wait_for(
         lambda: [e for e in call_events(redis_client, call) if e.type == "command_failed"],
-        10, "command_failed",
-    )  # fmt: skip
+        10,
+        "command_failed",
+    )
     assert failed[0].data["command_id"] == "cmd-3"
     finish(caller_run)
     finish(agent_run)
@@ -237,8 +291,7 @@ def test_slot_killed_mid_call_is_restarted_and_accounted_for(
         caller="13800000020",
         hangup=False,
     )
-    caller_run = sipp(caller, SLOT0, local_port=16508, media_port=46080, timeout_s=20,
-                      cwd=tmp_path)  # fmt: skip
+    caller_run = sipp(caller, SLOT0, local_port=16508, media_port=46080, timeout_s=20, cwd=tmp_path)
     try:
         call = wait_for(lambda: call_of(redis_client, "13800000020"), 10, "the call")
         wait_for(lambda: "call_queued" in types(redis_client, call), 10, "queued")
