@@ -54,7 +54,6 @@ class SlotHandle:
     idle_since: float = field(default_factory=time.monotonic)
     reserved_until: float = 0.0
     needs_load_reset: bool = False
-    in_edge: bool = False
 
 
 class Supervisor:
@@ -83,6 +82,7 @@ class Supervisor:
         self.originate_last_id = "$"
         self.restarts = 0
         self.pool_dirty = True
+        self.edge_removed: set[str] = set()
 
     # ------------------------------------------------------------ slots
     def _spec(self, index: int) -> Any:
@@ -179,7 +179,6 @@ class Supervisor:
         code = handle.process.exitcode
         handle.conn.close()
         del self.slots[handle.index]
-        self._edge_remove(handle)
         expected = handle.status == "stopping" and not handle.call
         if not expected:
             log.error(
@@ -248,11 +247,16 @@ class Supervisor:
             self.r.expire(self.ctx.keys.call_slot(call_id), 3600)
 
     # ------------------------------------------------------------ edge
+    # The edge is started with every line's slot address: its OPTIONS probes (1 s) take slots
+    # that are not running out of rotation and bring started ones in, so growing the pool
+    # needs no dispatcher change (each change is rate-limited by reload_delta and would stall
+    # this loop). Only a retired slot is removed, and a slot restarted after dying with a call
+    # gets its edge call-load reset (the edge never saw that call's BYE).
     def _start_edge(self) -> None:
         if not self.with_edge:
             return
         try:
-            edge_module = importlib.import_module("ivr.edge")
+            process_module = importlib.import_module("ivr.edge.process")
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("ivr.edge"):
                 log.warning(
@@ -261,11 +265,15 @@ class Supervisor:
                 )
                 return
             raise
-        self.edge = edge_module.Edge(self.settings, self.ctx.config, [])
+        uris = process_module.default_slot_uris(self.settings)
+        self.edge = process_module.Edge(self.settings, self.ctx.config, uris)
         self._sync_subscribers()
         self.edge.start()
         log.info(
-            "SIP edge started on %s:%s", self.settings.sip.edge_host, self.settings.sip.edge_port
+            "SIP edge started on %s:%s for %d slot addresses",
+            self.settings.sip.edge_host,
+            self.settings.sip.edge_port,
+            len(uris),
         )
 
     def _sync_subscribers(self) -> None:
@@ -276,26 +284,27 @@ class Supervisor:
             log.exception("syncing SIP subscribers failed")
 
     def _edge_add(self, handle: SlotHandle) -> None:
-        if self.edge is None or handle.in_edge:
+        if self.edge is None:
             return
+        uri = handle.spec.uri
         try:
-            self.edge.add_slot(handle.spec.uri)
-            handle.in_edge = True
+            if uri in self.edge_removed:
+                self.edge.add_slot(uri)
+                self.edge_removed.discard(uri)
             if handle.needs_load_reset:
-                # a dialog of the dead slot's call may still count it busy at the edge
-                self.edge.reset_slot_load(handle.spec.uri)
+                self.edge.reset_slot_load(uri)
                 handle.needs_load_reset = False
         except Exception:
-            log.exception("adding %s to the edge failed", handle.spec.uri)
+            log.exception("updating %s at the edge failed", uri)
 
     def _edge_remove(self, handle: SlotHandle) -> None:
-        if self.edge is None or not handle.in_edge:
+        if self.edge is None:
             return
         try:
             self.edge.remove_slot(handle.spec.uri)
+            self.edge_removed.add(handle.spec.uri)
         except Exception:
             log.exception("removing %s from the edge failed", handle.spec.uri)
-        handle.in_edge = False
 
     # ------------------------------------------------------------ records consumer
     def _start_records(self) -> None:
@@ -347,13 +356,14 @@ class Supervisor:
         newest = client.xrevrange(stream, count=1)
         if newest:
             self.originate_last_id = newest[0][0]
-        self._start_records()
-        self.ensure_capacity()
-        self._start_edge()
-        beat(self.ctx, "engine")
         next_beat = time.monotonic() + HEARTBEAT_EVERY
         next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
         try:
+            self._start_records()
+            self.ensure_capacity()
+            self._wait_initial_pool(10.0)
+            self._start_edge()
+            beat(self.ctx, "engine")
             while not self.stopping:
                 conns = [h.conn for h in self.slots.values()]
                 ready = wait(conns, timeout=0.2) if conns else []
@@ -382,6 +392,18 @@ class Supervisor:
                     next_sync = now + SUBSCRIBER_SYNC_EVERY
         finally:
             self.shutdown()
+
+    def _wait_initial_pool(self, timeout: float) -> None:
+        """Let the first slots answer before the edge starts sending calls."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            if all(h.status == "ready" for h in self.slots.values()):
+                return
+            for conn in wait([h.conn for h in self.slots.values()], timeout=0.1):
+                for handle in list(self.slots.values()):
+                    if handle.conn is conn:
+                        self._read_status(handle)
+        log.warning("not every slot was ready within %.0f s", timeout)
 
     def _forward_originates_safely(self) -> None:
         try:

@@ -32,6 +32,7 @@ from tests.conftest import TEST_REDIS_URL
 REPO = Path(__file__).resolve().parents[2]
 SLOT_BASE_PORT = 16100
 RTP_BASE_PORT = 40000
+EDGE_PORT = 16050
 
 
 def make_test_config(target: Path) -> Path:
@@ -159,15 +160,19 @@ def start_engine(
 ) -> Iterator[Callable[..., EngineProcess]]:
     started: list[EngineProcess] = []
 
-    def start(lines: int = 4, spares: int = 2, records: bool = False, **sip: Any) -> EngineProcess:
+    def start(
+        lines: int = 4, spares: int = 2, records: bool = False, edge: bool = False, **sip: Any
+    ) -> EngineProcess:
         copy_cache(prompt_cache, settings.state_dir)
         sip_values = {
             "slot_base_port": SLOT_BASE_PORT,
             "rtp_base_port": RTP_BASE_PORT,
             "lines": lines,
             "warm_spares": spares,
-            "slot_allow_from": ["127.0.0.1"],
+            # without the edge, SIPp calls the slots directly from loopback
+            "slot_allow_from": [] if edge else ["127.0.0.1"],
             "rtp_silence_timeout_seconds": 30,
+            "edge_port": EDGE_PORT,
             **sip,
         }
         values = {
@@ -182,7 +187,7 @@ def start_engine(
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
         env.update(
             CALLCENTER_SETTINGS_FILE=str(settings_file),
-            CALLCENTER_ENGINE_EDGE="0",
+            CALLCENTER_ENGINE_EDGE="1" if edge else "0",
             CALLCENTER_ENGINE_RECORDS="1" if records else "0",
             PYTHONPATH=str(REPO),
         )
@@ -203,6 +208,8 @@ def start_engine(
             return int(engine.pool().get("ready", 0)) >= min(spares, lines)
 
         wait_for(ready, 30, "the slot pool to be ready")
+        # the heartbeat starts once the edge (when asked for) answers OPTIONS
+        wait_for(lambda: redis_client.exists("cc:proc:engine:alive"), 30, "the engine to run")
         return engine
 
     yield start
