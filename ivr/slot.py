@@ -126,6 +126,7 @@ class Leg(pj.Call):
             self.slot.facts.append(
                 ("state", self, info.state, info.lastStatusCode, info.lastReason)
             )
+            self.slot.wake_soon()
         except Exception:
             log.exception("onCallState failed")
 
@@ -138,6 +139,7 @@ class Leg(pj.Call):
                     and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
                 ):
                     self.slot.facts.append(("media", self, media.index, 0, ""))
+                    self.slot.wake_soon()
                     break
         except Exception:
             log.exception("onCallMediaState failed")
@@ -148,6 +150,8 @@ class Leg(pj.Call):
             self.slot.facts.append(
                 ("dtmf", self, str(prm.digit), int(prm.method), str(time.time()))
             )
+            # end the current poll now: the caller waits for the next prompt (menu latency)
+            self.slot.wake_soon()
         except Exception:
             log.exception("onDtmfDigit failed")
 
@@ -234,6 +238,7 @@ class SlotEngine:
         self.ep: Any = None
         self.account: Any = None
         self.next_media_check = 0.0
+        self.wake_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> None:
@@ -365,6 +370,11 @@ class SlotEngine:
                 pipe.zrem(waiting_key(self.keys, queue_code), event.call_id)
             if event.type == EventType.call_ended:
                 pipe.expire(self.keys.call_slot(event.call_id), 3600)
+
+    def wake_soon(self) -> None:
+        """From a callback: make the running libHandleEvents return without its timeout."""
+        with contextlib.suppress(OSError):
+            self.wake_socket.sendto(b"\r\n\r\n", (self.spec.sip_host, self.spec.sip_port))
 
     def _wake(self) -> None:
         """A CRLF keep-alive to our own SIP port ends the current libHandleEvents poll."""
