@@ -47,17 +47,39 @@ def run_caller(workdir: Path, target: str, service: str, calls: int, rate: int) 
     shutil.copy(SCENARIOS / "caller.xml", scenario)
     result = subprocess.run(
         [
-            "sipp", "-sf", str(scenario), "-i", "127.0.0.3", "-p", "15301", "-cp", "15998",
-            "-nostdin", "-m", str(calls), "-r", str(rate), "-d", "50", "-s", service,
-            "-trace_msg", "-trace_err", "-error_file", str(run_dir / "err.log"),
-            "-timeout", f"{int(calls / rate) + 30}s", "-timeout_error", target,
+            "sipp",
+            "-sf",
+            str(scenario),
+            "-i",
+            "127.0.0.3",
+            "-p",
+            "15301",
+            "-cp",
+            "15998",
+            "-nostdin",
+            "-m",
+            str(calls),
+            "-r",
+            str(rate),
+            "-d",
+            "50",
+            "-s",
+            service,
+            "-trace_msg",
+            "-trace_err",
+            "-error_file",
+            str(run_dir / "err.log"),
+            "-timeout",
+            f"{int(calls / rate) + 30}s",
+            "-timeout_error",
+            target,
         ],
         cwd=run_dir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         timeout=calls / rate + 60,
         check=False,
-    )  # fmt: skip
+    )
     if result.returncode != 0:
         errors = (
             (run_dir / "err.log").read_text(errors="replace")

@@ -69,6 +69,8 @@ class SipSettings(BaseModel):
     trunk_addresses: list[str] = Field(default_factory=list)
     max_call_seconds: int = 4 * 3600
     rtp_silence_timeout_seconds: int = 60
+    # Who may send INVITEs to a slot ("ip" or "ip:port"); empty: only edge_host:edge_port.
+    slot_allow_from: list[str] = Field(default_factory=list)
     edge: EdgeTuning = EdgeTuning()
 
 

@@ -1,4 +1,5 @@
-"""The SIP/media engine on pjsua2 behind a Kamailio edge: trunks and DIDs, voice menus, queue
-music and announcements, bridging, transfers, recording, supervision, outbound callbacks.
+"""The SIP/media engine: a supervisor forking pjsua2 slot processes, voice menus, recordings.
 
-Only this package imports pjsua2, and only on the engine thread of a slot process."""
+Only ``ivr.slot`` imports pjsua2, and only on each slot process's engine thread. Everything
+else here (menus, prompts, WAV handling, call records) is plain Python usable anywhere.
+"""
