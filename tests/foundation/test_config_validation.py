@@ -70,6 +70,7 @@ CASES = [
     ("dispatch.toml", 'department = "finance"\n', "", "categories.fees.department", "required"),
     ("callbacks.toml", "within_days = 3", "within_days = 0", "within_days", "greater than 0"),
     ("telephony.toml", 'number = "4008001234"', 'number = "hotline"', "dids.0.number", "pattern"),
+    ("webhooks.toml", "# [targets.erp]\n# url", "[targets.erp]\nsecret = \"a-long-shared-secret\"\n# url", "targets.erp.url", "required"),
     # wrong types
     ("menu.toml", "max_retries = 2", 'max_retries = "two"', "nodes.main.max_retries", "integer"),
     (
@@ -87,6 +88,7 @@ CASES = [
         "number",
     ),
     ("callbacks.toml", "max_attempts = 3", "max_attempts = [3]", "max_attempts", "integer"),
+    ("webhooks.toml", "timeout_seconds = 5", 'timeout_seconds = "5s"', "timeout_seconds", "number"),
     # overnight shift: ends before it starts without saying so, and the reverse
     ("shifts.toml", "overnight = true\n", "", "shifts.night.overnight", "before it starts"),
     (
