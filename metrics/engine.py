@@ -31,7 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -42,6 +42,7 @@ from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent
 from metrics.definitions import (
     CALL_COUNTERS,
+    NO_SHIFT,
     NO_TEAM,
     STATE_PREFIX,
     AgentState,
@@ -300,18 +301,19 @@ class _Writes:
             if cohort.team or cohort.agent or delta.counter.startswith(STATE_PREFIX):
                 dims.append(f"t:{cohort.team or NO_TEAM}")
             minute = int(cohort.at.timestamp() // 60)
-            targets = (
-                (mk.day(cohort.day.isoformat()), DAY_TTL_SECONDS),
-                (mk.occ(cohort.occurrence), DAY_TTL_SECONDS),
-                (mk.minute(minute), MINUTE_TTL_SECONDS),
-            )
+            day_key, minute_key = mk.day(cohort.day.isoformat()), mk.minute(minute)
+            self.ttl[day_key] = DAY_TTL_SECONDS
+            self.ttl[minute_key] = MINUTE_TTL_SECONDS
             for dim in dims:
                 name = f"{dim}|{cohort.shift}|{delta.counter}"
-                for key, ttl in targets:
-                    self.incr[key][name] += delta.value
-                    self.ttl[key] = ttl
+                self.incr[day_key][name] += delta.value
+                self.incr[minute_key][name] += delta.value
                 if dim.startswith("q:"):
                     self.incr[mk("total")][name] += delta.value
+                for code, occurrence in cohort.occurrences:
+                    occ_key = mk.occ(occurrence)
+                    self.incr[occ_key][f"{dim}|{code}|{delta.counter}"] += delta.value
+                    self.ttl[occ_key] = DAY_TTL_SECONDS
         for obs in effects.observations:
             key = mk(f"hist:{obs.metric}")
             bound = next((b for b in BUCKETS[obs.metric] if obs.value <= b), None)
@@ -443,26 +445,6 @@ class Window:
     shift: str | None  # only fields of this shift (None: all)
 
 
-def _floor_minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def attribution_start(config: MetricConfig, now: datetime) -> datetime:
-    """Start of the current run of the shift in force (the "current shift" window)."""
-    local = config.local(now)
-    current = shift_in_force(config.shifts, local)
-    cursor = _floor_minute(local)
-    for _ in range(24 * 60):
-        previous = cursor - timedelta(minutes=1)
-        if shift_in_force(config.shifts, previous) != current:
-            break
-        cursor = previous
-    occurrence = shift_occurrence(config.shifts, current, local)
-    if occurrence and occurrence[0] > cursor:
-        cursor = occurrence[0]
-    return cursor.astimezone(UTC)
-
-
 def windows(config: MetricConfig, mk: MetricKeys, now: datetime) -> dict[str, Window]:
     local = config.local(now)
     current = shift_in_force(config.shifts, local)
@@ -472,9 +454,13 @@ def windows(config: MetricConfig, mk: MetricKeys, now: datetime) -> dict[str, Wi
             "today", midnight.astimezone(UTC), [mk.day(local.date().isoformat())], None
         ),
     }
+    # The current shift: everything since the start of the occurrence of the shift in force.
     occurrence = shift_occurrence(config.shifts, current, local)
-    occ_key = f"{current}:{occurrence[0].date().isoformat()}" if occurrence else f"{current}:-"
-    result["shift"] = Window("shift", attribution_start(config, now), [mk.occ(occ_key)], current)
+    if occurrence:
+        occ_key = f"{current}:{occurrence[0].date().isoformat()}"
+        result["shift"] = Window("shift", occurrence[0].astimezone(UTC), [mk.occ(occ_key)], current)
+    else:  # no shift covers this moment: an empty window
+        result["shift"] = Window("shift", now, [], NO_SHIFT)
     this_minute = int(now.timestamp() // 60)
     for name, minutes in ROLLING.items():
         first = this_minute - minutes + 1

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from callcenter.context import AppContext
 from callcenter.streams import AgentEventType, EventType
 from cti.models import Agent
-from metrics.definitions import shift_in_force
+from metrics.definitions import shift_in_force, shifts_in_force
 from metrics.engine import CONSUMER, GROUP, LiveReader, MetricStore, metric_config
 
 from .conftest import Events, local
@@ -101,36 +101,37 @@ def test_calls_belong_to_the_shift_in_force_when_they_queued(
     ctx: AppContext, events: Events
 ) -> None:
     shifts = ctx.config.shifts
-    assert shift_in_force(shifts, local(28, 19, 59, 59)) == "day"
-    assert shift_in_force(shifts, local(28, 20, 0)) == "mid"
-    assert shift_in_force(shifts, local(28, 21, 0)) == "night"
+    # one shift per moment for the counters' label: the one in force that started last
+    assert shift_in_force(shifts, local(28, 8, 30)) == "day"
+    assert shift_in_force(shifts, local(28, 9, 0)) == "mid"
+    assert shift_in_force(shifts, local(28, 19, 59, 59)) == "mid"
+    assert shift_in_force(shifts, local(28, 20, 0)) == "night"
     assert shift_in_force(shifts, local(29, 7, 59)) == "night"
-    answer(events, "d1", "general", local(28, 19, 59, 50), local(28, 20, 0, 10))  # day
-    answer(events, "m1", "general", local(28, 20, 30), local(28, 20, 30, 5))  # mid
-    events.call(E.call_queued, "n1", local(28, 23, 30), queue="general")  # night, 28th
+    assert shifts_in_force(shifts, local(28, 10, 0)) == ["mid", "day"]
+    answer(events, "d1", "general", local(28, 19, 59, 50), local(28, 20, 0, 10))
+    answer(events, "m1", "general", local(28, 20, 30), local(28, 20, 30, 5))
+    events.call(E.call_queued, "n1", local(28, 23, 30), queue="general")
     events.call(E.abandoned, "n1", local(28, 23, 31), queue="general")
-    answer(events, "n2", "general", local(29, 1, 0), local(29, 1, 0, 30))  # night, same shift
+    answer(events, "n2", "general", local(29, 1, 0), local(29, 1, 0, 30))  # same night shift
     events.drain()
 
+    # d1 queued at 19:59:50 and was answered after 20:00: it stays with the shift it queued in
     totals = LiveReader(ctx).totals()["q:general"]
-    assert {s: c["offered"] for s, c in totals.items()} == {"day": 1, "mid": 1, "night": 2}
-
-    evening = events.snapshot(local(28, 20, 45))
-    assert evening["current_shift"] == "mid"
-    assert evening["center"]["windows"]["shift"]["offered"] == 1  # m1; d1 stays with day
-    assert evening["center"]["windows"]["today"]["offered"] == 3  # d1, m1, n1 (23:30)
+    assert {s: c["offered"] for s, c in totals.items()} == {"mid": 1, "night": 3}
 
     overnight = events.snapshot(local(29, 1, 10))
     assert overnight["current_shift"] == "night"
-    shift = overnight["center"]["windows"]["shift"]
-    assert (shift["offered"], shift["answered"], shift["abandoned"]) == (2, 1, 1)
+    shift = overnight["center"]["windows"]["shift"]  # the night since 20:00 on the 28th
+    assert (shift["offered"], shift["answered"], shift["abandoned"]) == (3, 2, 1)
     assert overnight["center"]["windows"]["today"]["offered"] == 1  # the 29th so far
     assert overnight["center"]["windows"]["15m"]["offered"] == 1  # n2 at 01:00
+    # per shift: what happened during each shift's hours (overlapping shifts share calls)
     per_shift = overnight["shifts"]
     assert per_shift["night"]["occurrence"] == "night:2026-11-28"
-    assert per_shift["day"]["center"]["offered"] == 1  # the 28th's day shift (d1)
-    assert per_shift["mid"]["queues"]["general"]["answered"] == 1
+    assert per_shift["day"]["center"]["offered"] == 1  # 08-20: d1
+    assert per_shift["mid"]["queues"]["general"]["answered"] == 2  # 09-21: d1, m1
     assert per_shift["night"]["center"]["abandoned"] == 1
+    assert per_shift["night"]["center"]["offered"] == 3  # m1, n1, n2
 
 
 def _team_of(ctx: AppContext, agent_id: int) -> str:

@@ -172,16 +172,11 @@ def legs_from_sql(ctx: AppContext) -> list[Leg]:
     return legs
 
 
-def shift_of(moment: datetime) -> str:
-    hour = moment.astimezone(TZ).hour
-    return "day" if 8 <= hour < 20 else ("mid" if hour == 20 else "night")
-
-
 def window_start(name: str) -> datetime:
     minute = NOW.replace(second=0, microsecond=0)
     return {
         "today": DAY,
-        "shift": DAY.replace(hour=21),  # night is in force from 21:00 (mid covers 20-21)
+        "shift": DAY.replace(hour=20),  # the night shift in force at NOW started at 20:00
         "15m": minute - timedelta(minutes=14),
         "60m": minute - timedelta(minutes=59),
     }[name]
@@ -194,13 +189,7 @@ def _left(leg: Leg) -> datetime:
 
 def expected_figures(legs: list[Leg], queue: str | None, window: str) -> dict[str, Any]:
     start = window_start(window)
-    chosen = [
-        leg
-        for leg in legs
-        if leg.entered >= start
-        and (queue is None or leg.queue == queue)
-        and (window != "shift" or shift_of(leg.entered) == "night")
-    ]
+    chosen = [leg for leg in legs if leg.entered >= start and (queue is None or leg.queue == queue)]
     count = lambda outcome: sum(1 for leg in chosen if leg.outcome == outcome)  # noqa: E731
     answered = [leg for leg in chosen if leg.outcome == "answered"]
     base = len(chosen) - count("short") - count("callback") - count("overflowed")
