@@ -408,17 +408,36 @@ class MetricsConsumer:
             if read == 0 and reading_new:
                 return total
 
+    def forget_stale_waiting(self, now: float | None = None) -> int:
+        """Drop waiting entries older than the longest call the engine allows: their end was
+        never published (a node lost without ``slot_failed``), and they would hold the longest
+        wait up forever."""
+        cutoff = (now or time.time()) - self.ctx.settings.sip.max_call_seconds
+        removed = 0
+        for queue in self.redis.smembers(self.mk("queues")):
+            removed += int(self.redis.zremrangebyscore(self.mk.waiting(queue), "-inf", cutoff))
+        if removed:
+            log.warning("metrics: forgot %d waiting calls older than the longest call", removed)
+        return removed
+
     def run(self) -> None:
         self.ensure_groups()
         self.refresh_teams(force=True)
+        swept_at = 0.0
         while not self._stop.is_set():
             try:
                 if not self.hold_lease():
                     self._stop.wait(1.0)
                     continue
                 self.step()
+                if time.monotonic() - swept_at > 60:
+                    self.forget_stale_waiting()
+                    swept_at = time.monotonic()
             except redis.RedisError:
                 log.exception("metrics consumer: Redis error; retrying in 1 s")
+                self._stop.wait(1.0)
+            except Exception:  # boundary: a bug must not silently end live figures
+                log.exception("metrics consumer: unexpected error; retrying in 1 s")
                 self._stop.wait(1.0)
 
     def start(self) -> None:

@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from callcenter.auth import Principal, credentials_from_header, get_ctx, require
 from callcenter.context import AppContext
-from callcenter.errors import Forbidden, InvalidInput
+from callcenter.errors import Forbidden, InvalidInput, Unavailable
 from callcenter.models import Role
 from metrics import reports as report_module
 from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
@@ -162,7 +163,12 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 @router.get("/wallboard", summary="Live figures per queue, shift, team and the center")
 def wallboard(ctx: Ctx, _principal: Viewer) -> JSONResponse:
-    return JSONResponse(LiveReader(ctx).snapshot())
+    try:
+        return JSONResponse(LiveReader(ctx).snapshot())
+    except redis.RedisError as exc:
+        raise Unavailable(
+            "live figures unavailable: Redis did not answer", details={"error": str(exc)}
+        ) from None
 
 
 @router.get(

@@ -272,3 +272,16 @@ def test_rolling_windows_only_hold_recent_calls(events: Events) -> None:
     assert windows["15m"]["offered"] == 1  # 14:56-15:10
     assert windows["60m"]["offered"] == 2  # 14:11-15:10
     assert windows["today"]["offered"] == 3
+
+
+def test_waiting_calls_older_than_the_longest_call_are_forgotten(
+    ctx: AppContext, events: Events
+) -> None:
+    events.call(E.call_queued, "lost", local(28, 8, 0), queue="general")  # its end never came
+    events.call(E.call_queued, "now", local(28, 13, 0), queue="general")
+    events.drain()
+    assert events.snapshot(local(28, 13, 1))["queues"]["general"]["waiting"] == 2
+    removed = events.consumer.forget_stale_waiting(now=local(28, 13, 1).timestamp())
+    assert removed == 1  # older than sip.max_call_seconds (4 h)
+    general = events.snapshot(local(28, 13, 1))["queues"]["general"]
+    assert general["waiting"] == 1 and general["longest_wait_seconds"] == 60
