@@ -55,6 +55,12 @@ def test_short_abandons_are_left_out_of_both_sides_of_the_answer_rate(events: Ev
     # the answer rate is under target for the shift: an alert says so
     kinds = {(a["kind"], a["queue"]) for a in snap["alerts"]}
     assert ("answer_rate", "general") in kinds and ("answer_rate", "all") in kinds
+    assert ("long_wait", "general") not in kinds  # 60 s < long_wait_alert_seconds (120)
+    assert ("staffing", "all") in kinds  # nobody logged in, minimum 8 at 10:05
+    later = events.snapshot(local(28, 10, 6, 1))  # c5 has now waited 121 s
+    long_wait = [a for a in later["alerts"] if a["kind"] == "long_wait"]
+    assert long_wait and long_wait[0]["queue"] == "general" and long_wait[0]["value"] == 121
+    assert "综合服务" in long_wait[0]["zh-CN"] and "General" in long_wait[0]["en"]
 
 
 def test_abandon_threshold_is_configurable(ctx: AppContext, events: Events) -> None:
@@ -202,6 +208,8 @@ def test_handle_time_occupancy_missed_offers_and_agent_states(
     events.drain()
 
     snap = events.snapshot(local(28, 10, 3, 0))
+    staffing = [a for a in snap["alerts"] if a["kind"] == "staffing"]
+    assert staffing and (staffing[0]["value"], staffing[0]["threshold"]) == (2, 8)
     today = snap["center"]["windows"]["today"]
     assert today["aht_seconds"] == pytest.approx(120 + 30)
     assert today["missed_offers"] == 1
