@@ -388,6 +388,10 @@ class CallTracker:
                 # A caller who hangs up while queued abandons, even if no ``abandoned`` came.
                 effects.extend(self._close_abandoned(state, at))
             effects.extend(self._end(state, at))
+        elif kind == EventType.transferred:
+            # The answering agent hands the caller on: their talk ends here. (A queue transfer
+            # then arrives as a new call_queued, answered by someone else.)
+            effects.extend(self._end_talk(state, at))
         elif kind == EventType.wrap_up_ended:
             handling = state.handling
             if handling and handling.ended_at is not None:
@@ -437,10 +441,13 @@ class CallTracker:
         return effects
 
     def _end(self, state: CallState, at: datetime) -> Effects:
-        effects = Effects()
         if state.ended_at is not None:
-            return effects
+            return Effects()
         state.ended_at = at
+        return self._end_talk(state, at)
+
+    def _end_talk(self, state: CallState, at: datetime) -> Effects:
+        effects = Effects()
         handling = state.handling
         if handling and handling.ended_at is None:
             handling.ended_at = at

@@ -82,6 +82,14 @@ def metric_config(ctx: AppContext) -> MetricConfig:
     return built
 
 
+def team_names(ctx: AppContext) -> dict[str, str]:
+    """Team id → name, from SQL."""
+    from cti.models import Team
+
+    with ctx.sessions() as session:
+        return {str(i): name for i, name in session.execute(select(Team.id, Team.name)).all()}
+
+
 def load_teams(ctx: AppContext) -> dict[str, str | None]:
     """Agent id → team id, from SQL (cti owns agents)."""
     from cti.models import Agent
@@ -606,6 +614,17 @@ class LiveReader:
                 totals[name] = totals.get(name, 0.0) + (now - begin).total_seconds()
         return totals
 
+    def team_name(self, team: str) -> str:
+        names = self.ctx.extras.get("metric_team_names")
+        if not isinstance(names, dict) or team not in names:
+            try:
+                names = team_names(self.ctx)
+            except Exception:  # boundary: SQL down must not stop the wallboard
+                log.exception("metrics: could not load team names")
+                names = {}
+            self.ctx.extras["metric_team_names"] = names
+        return str(names.get(team, team))
+
     def team_of(self, agent: str) -> str | None:
         teams = self.ctx.extras.get("metric_teams")
         if (
@@ -694,7 +713,8 @@ class LiveReader:
                 team = dim[2:]
                 team_counters = dict(by_window[name].get(dim, {}))
                 add_into(team_counters, self._open_state_seconds(agents, window.start, now, team))
-                teams.setdefault(team, {"windows": {}})["windows"][name] = figures(team_counters)
+                entry = teams.setdefault(team, {"name": self.team_name(team), "windows": {}})
+                entry["windows"][name] = figures(team_counters)
         total_waiting = sum(c for c, _ in waiting.values())
         longest_all = max((w for _, w in waiting.values() if w is not None), default=None)
         snapshot: dict[str, Any] = {

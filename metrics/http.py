@@ -100,6 +100,9 @@ class WallboardHub:
             while True:
                 try:
                     await pubsub.get_message(ignore_subscribe_messages=True, timeout=TICK_SECONDS)
+                    if not self.subscribers:
+                        self._signature = self.latest = None  # nobody watching: no work
+                        continue
                     # Coalesce a burst of batches into one recomputation.
                     while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.01):
                         pass

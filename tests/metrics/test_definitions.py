@@ -293,3 +293,20 @@ def test_waiting_calls_older_than_the_longest_call_are_forgotten(
     assert removed == 1  # older than sip.max_call_seconds (4 h)
     general = events.snapshot(local(28, 13, 1))["queues"]["general"]
     assert general["waiting"] == 1 and general["longest_wait_seconds"] == 60
+
+
+def test_a_transfer_ends_the_first_agents_talk_and_queues_again(events: Events) -> None:
+    answer(events, "x1", "general", local(28, 10, 0), local(28, 10, 0, 10), agent="1")
+    events.call(E.transferred, "x1", local(28, 10, 1, 10), kind="queue", to="complaint")
+    events.call(E.call_queued, "x1", local(28, 10, 1, 11), queue="complaint")
+    events.call(E.agent_answered, "x1", local(28, 10, 1, 20), agent_id="2")
+    events.call(E.call_ended, "x1", local(28, 10, 3, 20))
+    events.call(E.wrap_up_ended, "x1", local(28, 10, 3, 40), agent_id="2")
+    events.drain()
+    snap = events.snapshot(local(28, 10, 5))
+    general = snap["queues"]["general"]["windows"]["today"]
+    complaint = snap["queues"]["complaint"]["windows"]["today"]
+    assert (general["answered"], general["aht_seconds"]) == (1, 60)  # talk only: no wrap-up
+    assert (complaint["offered"], complaint["answered"], complaint["aht_seconds"]) == (1, 1, 140)
+    assert complaint["asa_seconds"] == 9
+    assert snap["center"]["windows"]["today"]["aht_seconds"] == 100
