@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import redis
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from callcenter.auth import Principal, credentials_from_header, get_ctx, require
 from callcenter.context import AppContext
-from callcenter.errors import Forbidden, InvalidInput, Unavailable
+from callcenter.errors import Forbidden, Unavailable
 from callcenter.models import Role
 from metrics import reports as report_module
 from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
@@ -242,16 +242,16 @@ def _range(
     "last 7 days. `format=csv` returns CSV.",
 )
 def get_report(
-    period: str,
+    period: Literal["hour", "shift", "day", "week", "total"],
     ctx: Ctx,
     _principal: Viewer,
-    group: Annotated[str, Query(description="queue, team, agent or center")] = "queue",
+    group: Annotated[
+        Literal["queue", "team", "agent", "center"], Query(description="rows per …")
+    ] = "queue",
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
-    fmt: Annotated[str, Query(alias="format", description="json or csv")] = "json",
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Any:
-    if fmt not in ("json", "csv"):
-        raise InvalidInput(f"format must be json or csv; got {fmt!r}")
     start_utc, end_utc = _range(start, end, ctx)
     rows = report_module.report(ctx, start=start_utc, end=end_utc, period=period, group=group)
     if fmt == "csv":
