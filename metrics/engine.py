@@ -23,6 +23,7 @@ crash between applying and XACK, or two processes racing, never counts an event 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -126,12 +127,23 @@ return 0
 def parse_entry(fields: Mapping[str, str]) -> CallEvent | str:
     """The event in a stream entry, or why it cannot be used (a malformed entry is skipped and
     counted under ``rejected``, never allowed to block the stream)."""
+    # Same shape as CallEvent.from_fields, without its per-entry conversions (hot path: the
+    # client already decodes to str).
     try:
-        event = CallEvent.from_fields(dict(fields))
-        parse_at(event.at)
+        at = fields["at"]
+        parse_at(at)
+        data = json.loads(fields.get("data") or "{}")
+        event = CallEvent(
+            type=fields["type"],
+            call_id=fields["call_id"],
+            slot=fields.get("slot", ""),
+            node=fields.get("node", ""),
+            at=at,
+            data=data,
+        )
     except (KeyError, ValueError, TypeError) as exc:
         return f"malformed entry ({type(exc).__name__}: {exc})"
-    if not isinstance(event.data, dict):
+    if not isinstance(data, dict):
         return "malformed entry (data is not a JSON object)"
     return event
 
@@ -260,7 +272,7 @@ class MetricStore:
     def _flush(self, pipe: Any, writes: _Writes) -> None:
         # All counter increments of the batch in one script call: one reply instead of one per
         # field, which is most of the cost at thousands of events per second.
-        keys = list(writes.incr)
+        keys = [key for key, fields in writes.incr.items() if fields]
         argv: list[str | int | float] = []
         for index, key in enumerate(keys, start=1):
             fields = writes.incr[key]
@@ -292,6 +304,8 @@ class _Writes:
 
     def __init__(self, mk: MetricKeys) -> None:
         self.mk = mk
+        self.total_key = mk("total")
+        self._keys_by_minute: dict[int, tuple[str, str, list[tuple[str, str]]]] = {}
         self.incr: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.ttl: dict[str, int] = {}
         self.waiting: dict[str, dict[str, float | None]] = defaultdict(dict)
@@ -299,29 +313,45 @@ class _Writes:
         self.delete_calls: list[str] = []
         self.agents: dict[str, str] = {}
 
+    def _targets(self, minute: int, cohort: Any) -> tuple[str, str, list[tuple[str, str]]]:
+        """Day, minute and occurrence keys of a minute (cached: the hot path)."""
+        hit = self._keys_by_minute.get(minute)
+        if hit is None:
+            mk = self.mk
+            hit = (
+                mk.day(cohort.day.isoformat()),
+                mk.minute(minute),
+                [(code, mk.occ(occurrence)) for code, occurrence in cohort.occurrences],
+            )
+            self._keys_by_minute[minute] = hit
+            self.ttl[hit[0]] = DAY_TTL_SECONDS
+            self.ttl[hit[1]] = MINUTE_TTL_SECONDS
+            for _code, occ_key in hit[2]:
+                self.ttl[occ_key] = DAY_TTL_SECONDS
+        return hit
+
     def add(self, effects: Effects) -> None:
-        mk = self.mk
+        incr = self.incr
+        total = incr[self.total_key]
         for delta in effects.deltas:
             cohort = delta.cohort
+            counter, value = delta.counter, delta.value
+            day_key, minute_key, occ_keys = self._targets(int(cohort.at.timestamp() // 60), cohort)
+            day, minute = incr[day_key], incr[minute_key]
             dims = []
             if cohort.queue:
                 dims.append(f"q:{cohort.queue}")
-            if cohort.team or cohort.agent or delta.counter.startswith(STATE_PREFIX):
+            if cohort.team or cohort.agent or counter.startswith(STATE_PREFIX):
                 dims.append(f"t:{cohort.team or NO_TEAM}")
-            minute = int(cohort.at.timestamp() // 60)
-            day_key, minute_key = mk.day(cohort.day.isoformat()), mk.minute(minute)
-            self.ttl[day_key] = DAY_TTL_SECONDS
-            self.ttl[minute_key] = MINUTE_TTL_SECONDS
             for dim in dims:
-                name = f"{dim}|{cohort.shift}|{delta.counter}"
-                self.incr[day_key][name] += delta.value
-                self.incr[minute_key][name] += delta.value
-                if dim.startswith("q:"):
-                    self.incr[mk("total")][name] += delta.value
-                for code, occurrence in cohort.occurrences:
-                    occ_key = mk.occ(occurrence)
-                    self.incr[occ_key][f"{dim}|{code}|{delta.counter}"] += delta.value
-                    self.ttl[occ_key] = DAY_TTL_SECONDS
+                name = f"{dim}|{cohort.shift}|{counter}"
+                day[name] += value
+                minute[name] += value
+                if dim[0] == "q":
+                    total[name] += value
+                for code, occ_key in occ_keys:
+                    incr[occ_key][f"{dim}|{code}|{counter}"] += value
+        mk = self.mk
         for obs in effects.observations:
             key = mk(f"hist:{obs.metric}")
             bound = next((b for b in BUCKETS[obs.metric] if obs.value <= b), None)
