@@ -194,7 +194,6 @@ class MetricStore:
         self.team_of: dict[str, str | None] = dict(team_of or {})
         self.calls = CallTracker(config, self.team_of)
         self.agents = AgentTracker(config, self.team_of)
-        self.queues_seen: set[str] = set(config.service_level_seconds)
 
     def set_teams(self, team_of: Mapping[str, str | None]) -> None:
         self.team_of.clear()
