@@ -310,3 +310,30 @@ def test_a_transfer_ends_the_first_agents_talk_and_queues_again(events: Events) 
     assert (complaint["offered"], complaint["answered"], complaint["aht_seconds"]) == (1, 1, 140)
     assert complaint["asa_seconds"] == 9
     assert snap["center"]["windows"]["today"]["aht_seconds"] == 100
+
+
+def test_two_consumers_running_at_once_count_every_event_once(
+    ctx: AppContext, events: Events
+) -> None:
+    from metrics.engine import MetricsConsumer
+
+    from .conftest import wait_for
+
+    consumers = [MetricsConsumer(ctx, batch=50, block_ms=20) for _ in range(2)]
+    for consumer in consumers:
+        consumer.start()
+    try:
+        last = ""
+        for n in range(300):
+            at = local(28, 15, n // 10, n % 10)
+            last = events.call(E.call_queued, f"two-{n}", at, queue="general")
+            if n % 3 == 0:
+                last = events.call(E.agent_answered, f"two-{n}", at, agent_id="1")
+        applied = ctx.keys.metrics(f"applied:{ctx.keys.events}")
+        wait_for(lambda: redis_any(ctx).get(applied) == last, timeout=20)
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+    today = events.snapshot(local(28, 15, 40))["center"]["windows"]["today"]
+    assert (today["offered"], today["answered"]) == (300, 100)
+    assert events.snapshot(local(28, 15, 40))["queues"]["general"]["waiting"] == 200
