@@ -102,16 +102,30 @@ def _covers(start: time, end: time, moment: time) -> bool:
     return moment >= start or moment < end  # overnight: 20:00-08:00
 
 
-def shift_in_force(shifts: ShiftsFile, local: datetime) -> str:
-    """The shift a moment belongs to: the first shift, in the order of shifts.toml, whose
-    hours cover it (start inclusive, end exclusive). With the seed's three shifts that is
-    day 08:00-20:00, mid 20:00-21:00 (mid's earlier hours overlap day), night 21:00-08:00.
-    ``none`` when no shift covers the moment."""
+def _minutes(moment: time) -> int:
+    return moment.hour * 60 + moment.minute
+
+
+def shifts_in_force(shifts: ShiftsFile, local: datetime) -> list[str]:
+    """Every shift whose hours cover ``local`` (start inclusive, end exclusive), the one that
+    started most recently first; a tie goes to the shift listed first in shifts.toml."""
     moment = local.time()
-    for code, shift in shifts.shifts.items():
-        if _covers(shift.start, shift.end, moment):
-            return code
-    return NO_SHIFT
+    minute = _minutes(moment)
+    found = [
+        ((minute - _minutes(shift.start)) % 1440, index, code)
+        for index, (code, shift) in enumerate(shifts.shifts.items())
+        if _covers(shift.start, shift.end, moment)
+    ]
+    return [code for _since, _index, code in sorted(found)]
+
+
+def shift_in_force(shifts: ShiftsFile, local: datetime) -> str:
+    """The one shift a moment is attributed to (the ``shift`` label of the Prometheus counters,
+    the wallboard's current shift): of the shifts in force, the one that started most recently
+    — the same rule as cti/ for calls nobody answered. With the seed's shifts: day 08:00-09:00,
+    mid 09:00-20:00, night 20:00-08:00. ``none`` when no shift covers the moment."""
+    in_force = shifts_in_force(shifts, local)
+    return in_force[0] if in_force else NO_SHIFT
 
 
 def shift_occurrence(
@@ -145,9 +159,11 @@ class Cohort:
 
     at: datetime  # UTC
     queue: str | None
-    shift: str
+    shift: str  # the one shift it is attributed to (shift_in_force)
     day: date  # local calendar day
-    occurrence: str  # shift occurrence key
+    # Every shift occurrence whose hours cover it: per-shift figures are "what happened during
+    # the shift's hours", so overlapping shifts (day and mid at 10:00) both include it.
+    occurrences: tuple[tuple[str, str], ...]
     team: str | None = None
     agent: str | None = None
 
@@ -198,6 +214,7 @@ class MetricConfig:
     long_wait_alert_seconds: Mapping[str, int]
     answer_rate_target: float
     default_service_level_seconds: int = 20
+    _cache: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_files(cls, queues: QueuesFile, shifts: ShiftsFile, timezone: str) -> MetricConfig:
@@ -221,17 +238,25 @@ class MetricConfig:
     def cohort(
         self, at: datetime, queue: str | None, team: str | None = None, agent: str | None = None
     ) -> Cohort:
-        local = self.local(at)
-        shift = shift_in_force(self.shifts, local)
-        return Cohort(
-            at=at,
-            queue=queue,
-            shift=shift,
-            day=local.date(),
-            occurrence=occurrence_key(self.shifts, shift, local),
-            team=team,
-            agent=agent,
-        )
+        shift, day, occurrences = self._time_cohort(int(at.timestamp() // 60))
+        return Cohort(at, queue, shift, day, occurrences, team, agent)
+
+    def _time_cohort(self, minute: int) -> tuple[str, date, tuple[tuple[str, str], ...]]:
+        """Shift, day and occurrences only depend on the minute: cached (hot path)."""
+        cache: dict[int, tuple[str, date, tuple[tuple[str, str], ...]]] = self._cache
+        hit = cache.get(minute)
+        if hit is None:
+            local = datetime.fromtimestamp(minute * 60, UTC).astimezone(self.tz)
+            in_force = shifts_in_force(self.shifts, local)
+            hit = (
+                in_force[0] if in_force else NO_SHIFT,
+                local.date(),
+                tuple((code, occurrence_key(self.shifts, code, local)) for code in in_force),
+            )
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[minute] = hit
+        return hit
 
 
 # ---------------------------------------------------------------- the call tracker
@@ -363,6 +388,10 @@ class CallTracker:
                 # A caller who hangs up while queued abandons, even if no ``abandoned`` came.
                 effects.extend(self._close_abandoned(state, at))
             effects.extend(self._end(state, at))
+        elif kind == EventType.transferred:
+            # The answering agent hands the caller on: their talk ends here. (A queue transfer
+            # then arrives as a new call_queued, answered by someone else.)
+            effects.extend(self._end_talk(state, at))
         elif kind == EventType.wrap_up_ended:
             handling = state.handling
             if handling and handling.ended_at is not None:
@@ -412,10 +441,13 @@ class CallTracker:
         return effects
 
     def _end(self, state: CallState, at: datetime) -> Effects:
-        effects = Effects()
         if state.ended_at is not None:
-            return effects
+            return Effects()
         state.ended_at = at
+        return self._end_talk(state, at)
+
+    def _end_talk(self, state: CallState, at: datetime) -> Effects:
+        effects = Effects()
         handling = state.handling
         if handling and handling.ended_at is None:
             handling.ended_at = at

@@ -23,6 +23,7 @@ crash between applying and XACK, or two processes racing, never counts an event 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -31,7 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -42,6 +43,7 @@ from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent
 from metrics.definitions import (
     CALL_COUNTERS,
+    NO_SHIFT,
     NO_TEAM,
     STATE_PREFIX,
     AgentState,
@@ -81,6 +83,14 @@ def metric_config(ctx: AppContext) -> MetricConfig:
     return built
 
 
+def team_names(ctx: AppContext) -> dict[str, str]:
+    """Team id → name, from SQL."""
+    from cti.models import Team
+
+    with ctx.sessions() as session:
+        return {str(i): name for i, name in session.execute(select(Team.id, Team.name)).all()}
+
+
 def load_teams(ctx: AppContext) -> dict[str, str | None]:
     """Agent id → team id, from SQL (cti owns agents)."""
     from cti.models import Agent
@@ -117,12 +127,23 @@ return 0
 def parse_entry(fields: Mapping[str, str]) -> CallEvent | str:
     """The event in a stream entry, or why it cannot be used (a malformed entry is skipped and
     counted under ``rejected``, never allowed to block the stream)."""
+    # Same shape as CallEvent.from_fields, without its per-entry conversions (hot path: the
+    # client already decodes to str).
     try:
-        event = CallEvent.from_fields(dict(fields))
-        parse_at(event.at)
+        at = fields["at"]
+        parse_at(at)
+        data = json.loads(fields.get("data") or "{}")
+        event = CallEvent(
+            type=fields["type"],
+            call_id=fields["call_id"],
+            slot=fields.get("slot", ""),
+            node=fields.get("node", ""),
+            at=at,
+            data=data,
+        )
     except (KeyError, ValueError, TypeError) as exc:
         return f"malformed entry ({type(exc).__name__}: {exc})"
-    if not isinstance(event.data, dict):
+    if not isinstance(data, dict):
         return "malformed entry (data is not a JSON object)"
     return event
 
@@ -173,7 +194,6 @@ class MetricStore:
         self.team_of: dict[str, str | None] = dict(team_of or {})
         self.calls = CallTracker(config, self.team_of)
         self.agents = AgentTracker(config, self.team_of)
-        self.queues_seen: set[str] = set(config.service_level_seconds)
 
     def set_teams(self, team_of: Mapping[str, str | None]) -> None:
         self.team_of.clear()
@@ -251,7 +271,7 @@ class MetricStore:
     def _flush(self, pipe: Any, writes: _Writes) -> None:
         # All counter increments of the batch in one script call: one reply instead of one per
         # field, which is most of the cost at thousands of events per second.
-        keys = list(writes.incr)
+        keys = [key for key, fields in writes.incr.items() if fields]
         argv: list[str | int | float] = []
         for index, key in enumerate(keys, start=1):
             fields = writes.incr[key]
@@ -283,6 +303,8 @@ class _Writes:
 
     def __init__(self, mk: MetricKeys) -> None:
         self.mk = mk
+        self.total_key = mk("total")
+        self._keys_by_minute: dict[int, tuple[str, str, list[tuple[str, str]]]] = {}
         self.incr: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.ttl: dict[str, int] = {}
         self.waiting: dict[str, dict[str, float | None]] = defaultdict(dict)
@@ -290,28 +312,45 @@ class _Writes:
         self.delete_calls: list[str] = []
         self.agents: dict[str, str] = {}
 
+    def _targets(self, minute: int, cohort: Any) -> tuple[str, str, list[tuple[str, str]]]:
+        """Day, minute and occurrence keys of a minute (cached: the hot path)."""
+        hit = self._keys_by_minute.get(minute)
+        if hit is None:
+            mk = self.mk
+            hit = (
+                mk.day(cohort.day.isoformat()),
+                mk.minute(minute),
+                [(code, mk.occ(occurrence)) for code, occurrence in cohort.occurrences],
+            )
+            self._keys_by_minute[minute] = hit
+            self.ttl[hit[0]] = DAY_TTL_SECONDS
+            self.ttl[hit[1]] = MINUTE_TTL_SECONDS
+            for _code, occ_key in hit[2]:
+                self.ttl[occ_key] = DAY_TTL_SECONDS
+        return hit
+
     def add(self, effects: Effects) -> None:
-        mk = self.mk
+        incr = self.incr
+        total = incr[self.total_key]
         for delta in effects.deltas:
             cohort = delta.cohort
+            counter, value = delta.counter, delta.value
+            day_key, minute_key, occ_keys = self._targets(int(cohort.at.timestamp() // 60), cohort)
+            day, minute = incr[day_key], incr[minute_key]
             dims = []
             if cohort.queue:
                 dims.append(f"q:{cohort.queue}")
-            if cohort.team or cohort.agent or delta.counter.startswith(STATE_PREFIX):
+            if cohort.team or cohort.agent or counter.startswith(STATE_PREFIX):
                 dims.append(f"t:{cohort.team or NO_TEAM}")
-            minute = int(cohort.at.timestamp() // 60)
-            targets = (
-                (mk.day(cohort.day.isoformat()), DAY_TTL_SECONDS),
-                (mk.occ(cohort.occurrence), DAY_TTL_SECONDS),
-                (mk.minute(minute), MINUTE_TTL_SECONDS),
-            )
             for dim in dims:
-                name = f"{dim}|{cohort.shift}|{delta.counter}"
-                for key, ttl in targets:
-                    self.incr[key][name] += delta.value
-                    self.ttl[key] = ttl
-                if dim.startswith("q:"):
-                    self.incr[mk("total")][name] += delta.value
+                name = f"{dim}|{cohort.shift}|{counter}"
+                day[name] += value
+                minute[name] += value
+                if dim[0] == "q":
+                    total[name] += value
+                for code, occ_key in occ_keys:
+                    incr[occ_key][f"{dim}|{code}|{counter}"] += value
+        mk = self.mk
         for obs in effects.observations:
             key = mk(f"hist:{obs.metric}")
             bound = next((b for b in BUCKETS[obs.metric] if obs.value <= b), None)
@@ -406,17 +445,36 @@ class MetricsConsumer:
             if read == 0 and reading_new:
                 return total
 
+    def forget_stale_waiting(self, now: float | None = None) -> int:
+        """Drop waiting entries older than the longest call the engine allows: their end was
+        never published (a node lost without ``slot_failed``), and they would hold the longest
+        wait up forever."""
+        cutoff = (now or time.time()) - self.ctx.settings.sip.max_call_seconds
+        removed = 0
+        for queue in self.redis.smembers(self.mk("queues")):
+            removed += int(self.redis.zremrangebyscore(self.mk.waiting(queue), "-inf", cutoff))
+        if removed:
+            log.warning("metrics: forgot %d waiting calls older than the longest call", removed)
+        return removed
+
     def run(self) -> None:
         self.ensure_groups()
         self.refresh_teams(force=True)
+        swept_at = 0.0
         while not self._stop.is_set():
             try:
                 if not self.hold_lease():
                     self._stop.wait(1.0)
                     continue
                 self.step()
+                if time.monotonic() - swept_at > 60:
+                    self.forget_stale_waiting()
+                    swept_at = time.monotonic()
             except redis.RedisError:
                 log.exception("metrics consumer: Redis error; retrying in 1 s")
+                self._stop.wait(1.0)
+            except Exception:  # boundary: a bug must not silently end live figures
+                log.exception("metrics consumer: unexpected error; retrying in 1 s")
                 self._stop.wait(1.0)
 
     def start(self) -> None:
@@ -443,26 +501,6 @@ class Window:
     shift: str | None  # only fields of this shift (None: all)
 
 
-def _floor_minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def attribution_start(config: MetricConfig, now: datetime) -> datetime:
-    """Start of the current run of the shift in force (the "current shift" window)."""
-    local = config.local(now)
-    current = shift_in_force(config.shifts, local)
-    cursor = _floor_minute(local)
-    for _ in range(24 * 60):
-        previous = cursor - timedelta(minutes=1)
-        if shift_in_force(config.shifts, previous) != current:
-            break
-        cursor = previous
-    occurrence = shift_occurrence(config.shifts, current, local)
-    if occurrence and occurrence[0] > cursor:
-        cursor = occurrence[0]
-    return cursor.astimezone(UTC)
-
-
 def windows(config: MetricConfig, mk: MetricKeys, now: datetime) -> dict[str, Window]:
     local = config.local(now)
     current = shift_in_force(config.shifts, local)
@@ -472,9 +510,13 @@ def windows(config: MetricConfig, mk: MetricKeys, now: datetime) -> dict[str, Wi
             "today", midnight.astimezone(UTC), [mk.day(local.date().isoformat())], None
         ),
     }
+    # The current shift: everything since the start of the occurrence of the shift in force.
     occurrence = shift_occurrence(config.shifts, current, local)
-    occ_key = f"{current}:{occurrence[0].date().isoformat()}" if occurrence else f"{current}:-"
-    result["shift"] = Window("shift", attribution_start(config, now), [mk.occ(occ_key)], current)
+    if occurrence:
+        occ_key = f"{current}:{occurrence[0].date().isoformat()}"
+        result["shift"] = Window("shift", occurrence[0].astimezone(UTC), [mk.occ(occ_key)], current)
+    else:  # no shift covers this moment: an empty window
+        result["shift"] = Window("shift", now, [], NO_SHIFT)
     this_minute = int(now.timestamp() // 60)
     for name, minutes in ROLLING.items():
         first = this_minute - minutes + 1
@@ -601,6 +643,17 @@ class LiveReader:
                 totals[name] = totals.get(name, 0.0) + (now - begin).total_seconds()
         return totals
 
+    def team_name(self, team: str) -> str:
+        names = self.ctx.extras.get("metric_team_names")
+        if not isinstance(names, dict) or team not in names:
+            try:
+                names = team_names(self.ctx)
+            except Exception:  # boundary: SQL down must not stop the wallboard
+                log.exception("metrics: could not load team names")
+                names = {}
+            self.ctx.extras["metric_team_names"] = names
+        return str(names.get(team, team))
+
     def team_of(self, agent: str) -> str | None:
         teams = self.ctx.extras.get("metric_teams")
         if (
@@ -689,7 +742,8 @@ class LiveReader:
                 team = dim[2:]
                 team_counters = dict(by_window[name].get(dim, {}))
                 add_into(team_counters, self._open_state_seconds(agents, window.start, now, team))
-                teams.setdefault(team, {"windows": {}})["windows"][name] = figures(team_counters)
+                entry = teams.setdefault(team, {"name": self.team_name(team), "windows": {}})
+                entry["windows"][name] = figures(team_counters)
         total_waiting = sum(c for c, _ in waiting.values())
         longest_all = max((w for _, w in waiting.values() if w is not None), default=None)
         snapshot: dict[str, Any] = {

@@ -12,14 +12,15 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import redis
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from callcenter.auth import Principal, credentials_from_header, get_ctx, require
 from callcenter.context import AppContext
-from callcenter.errors import Forbidden, InvalidInput
+from callcenter.errors import Forbidden, Unavailable
 from callcenter.models import Role
 from metrics import reports as report_module
 from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
@@ -99,6 +100,9 @@ class WallboardHub:
             while True:
                 try:
                     await pubsub.get_message(ignore_subscribe_messages=True, timeout=TICK_SECONDS)
+                    if not self.subscribers:
+                        self._signature = self.latest = None  # nobody watching: no work
+                        continue
                     # Coalesce a burst of batches into one recomputation.
                     while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.01):
                         pass
@@ -162,7 +166,12 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 @router.get("/wallboard", summary="Live figures per queue, shift, team and the center")
 def wallboard(ctx: Ctx, _principal: Viewer) -> JSONResponse:
-    return JSONResponse(LiveReader(ctx).snapshot())
+    try:
+        return JSONResponse(LiveReader(ctx).snapshot())
+    except redis.RedisError as exc:
+        raise Unavailable(
+            "live figures unavailable: Redis did not answer", details={"error": str(exc)}
+        ) from None
 
 
 @router.get(
@@ -233,16 +242,16 @@ def _range(
     "last 7 days. `format=csv` returns CSV.",
 )
 def get_report(
-    period: str,
+    period: Literal["hour", "shift", "day", "week", "total"],
     ctx: Ctx,
     _principal: Viewer,
-    group: Annotated[str, Query(description="queue, team, agent or center")] = "queue",
+    group: Annotated[
+        Literal["queue", "team", "agent", "center"], Query(description="rows per …")
+    ] = "queue",
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
-    fmt: Annotated[str, Query(alias="format", description="json or csv")] = "json",
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Any:
-    if fmt not in ("json", "csv"):
-        raise InvalidInput(f"format must be json or csv; got {fmt!r}")
     start_utc, end_utc = _range(start, end, ctx)
     rows = report_module.report(ctx, start=start_utc, end=end_utc, period=period, group=group)
     if fmt == "csv":

@@ -6,9 +6,11 @@ the same numbers. Names are stable (dashboards and alerts depend on them); see d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -28,6 +30,8 @@ from metrics.definitions import (
     SHORT_ABANDONED,
 )
 from metrics.engine import BUCKETS, WINDOWS, LiveReader
+
+log = logging.getLogger(__name__)
 
 COUNTERS = (
     ("callcenter_calls_offered", OFFERED, "Calls that entered a queue (queue legs)"),
@@ -56,9 +60,28 @@ class LiveCollector(Collector):
         return []  # no describe at registration: collect() reads Redis, which may be down then
 
     def collect(self) -> Iterator[Metric]:
-        reader = self.reader
-        snapshot = reader.snapshot()
-        totals = reader.totals()
+        up = GaugeMetricFamily(
+            "callcenter_metrics_up", "1 when the live figures could be read from Redis"
+        )
+        try:
+            snapshot = self.reader.snapshot()
+            totals = self.reader.totals()
+            histograms = {m: self.reader.histogram(m) for m in BUCKETS}
+        except redis.RedisError:
+            log.exception("/metrics: live figures unavailable")
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from self._families(snapshot, totals, histograms)
+
+    def _families(
+        self,
+        snapshot: dict[str, Any],
+        totals: dict[str, dict[str, dict[str, float]]],
+        histograms: dict[str, dict[str, dict[str, float]]],
+    ) -> Iterator[Metric]:
         for name, counter, help_text in COUNTERS:
             family = CounterMetricFamily(name, help_text, labels=["queue", "shift"])
             for dim, by_shift in sorted(totals.items()):
@@ -96,7 +119,7 @@ class LiveCollector(Collector):
             ("wait", "Time in queue of answered calls"),
             ("handle", "Handle time: talk + hold + wrap-up"),
         ):
-            yield self._histogram(metric, help_text)
+            yield self._histogram(metric, help_text, histograms[metric])
 
     def _rates(self, snapshot: dict[str, Any]) -> Iterator[Metric]:
         specs = (
@@ -129,9 +152,11 @@ class LiveCollector(Collector):
             alerts.add_metric([alert["kind"], alert["queue"]], 1)
         yield alerts
 
-    def _histogram(self, metric: str, help_text: str) -> Metric:
+    def _histogram(
+        self, metric: str, help_text: str, values: dict[str, dict[str, float]]
+    ) -> Metric:
         family = HistogramMetricFamily(f"callcenter_{metric}_seconds", help_text, labels=["queue"])
-        for queue, parts in sorted(self.reader.histogram(metric).items()):
+        for queue, parts in sorted(values.items()):
             cumulative = 0.0
             buckets: list[tuple[str, float]] = []
             for bound in BUCKETS[metric]:

@@ -24,7 +24,6 @@ from callcenter.streams import AgentEventType, CallEvent, EventType
 from cti.models import AgentStateChange, Call
 from cti.models import CallEvent as CallEventRow
 from metrics.definitions import (
-    STATE_PREFIX,
     AgentState,
     AgentTracker,
     CallState,
@@ -44,18 +43,20 @@ GROUPS = ("queue", "team", "agent", "center")
 MAX_RANGE_DAYS = 400
 
 
-def period_key(config: MetricConfig, cohort: Cohort, period: str) -> str:
+def period_keys(config: MetricConfig, cohort: Cohort, period: str) -> list[str]:
+    """The report rows a cohort belongs to. By shift: every shift occurrence whose hours
+    cover it (overlapping shifts both count it, as on the wallboard)."""
     local = config.local(cohort.at)
     if period == "hour":
-        return local.strftime("%Y-%m-%d %H:00")
+        return [local.strftime("%Y-%m-%d %H:00")]
     if period == "day":
-        return local.date().isoformat()
+        return [local.date().isoformat()]
     if period == "week":
         year, week, _ = local.isocalendar()
-        return f"{year}-W{week:02d}"
+        return [f"{year}-W{week:02d}"]
     if period == "shift":
-        return cohort.occurrence
-    return "total"
+        return [occurrence for _code, occurrence in cohort.occurrences]
+    return ["total"]
 
 
 def group_key(cohort: Cohort, group: str) -> str | None:
@@ -251,26 +252,27 @@ def report(
         created, satisfaction = _ticket_rows(ctx, session, start, end)
     for delta in call + states:
         g = group_key(delta.cohort, group)
-        if g is None and group == "queue" and delta.counter.startswith(STATE_PREFIX):
-            continue
         if g is None:
             continue
-        key = (period_key(config, delta.cohort, period), g)
-        add_into(counters[key], {delta.counter: delta.value})
+        for period_name in period_keys(config, delta.cohort, period):
+            add_into(counters[(period_name, g)], {delta.counter: delta.value})
     for delta, reason in reasons:
         g = group_key(delta.cohort, group)
-        if g is not None:
-            key = (period_key(config, delta.cohort, period), g)
-            add_into(not_ready[key], {reason: delta.value})
+        if g is None:
+            continue
+        for period_name in period_keys(config, delta.cohort, period):
+            add_into(not_ready[(period_name, g)], {reason: delta.value})
     for cohort, _ in created:
         g = group_key(cohort, group) or "none"
-        add_into(extra[(period_key(config, cohort, period), g)], {"tickets_created": 1})
+        for period_name in period_keys(config, cohort, period):
+            add_into(extra[(period_name, g)], {"tickets_created": 1})
     for cohort, result, score in satisfaction:
         g = group_key(cohort, group) or "none"
-        key = (period_key(config, cohort, period), g)
-        add_into(extra[key], {"satisfaction_callbacks": 1, f"result:{result or 'none'}": 1})
-        if score is not None:
-            add_into(extra[key], {"score_sum": float(score), "score_count": 1})
+        for period_name in period_keys(config, cohort, period):
+            key = (period_name, g)
+            add_into(extra[key], {"satisfaction_callbacks": 1, f"result:{result or 'none'}": 1})
+            if score is not None:
+                add_into(extra[key], {"score_sum": float(score), "score_count": 1})
     rows = []
     for key in sorted(set(counters) | set(not_ready) | set(extra)):
         fig = figures(counters.get(key, {}))

@@ -57,6 +57,14 @@ def wallboard(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) ->
         {"code": code, "name": queue.name.zh if lang == "zh-CN" else queue.name.en}
         for code, queue in ctx.config.queues.queues.items()
     ]
+    shifts = [
+        {
+            "code": code,
+            "name": shift.name.zh if lang == "zh-CN" else shift.name.en,
+            "hours": f"{shift.start:%H:%M}-{shift.end:%H:%M}",
+        }
+        for code, shift in ctx.config.shifts.shifts.items()
+    ]
     return templates.TemplateResponse(
         request,
         "wallboard.html",
@@ -64,6 +72,8 @@ def wallboard(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) ->
             request,
             lang,
             queues=queues,
+            shifts=shifts,
+            shift_names={s["code"]: s["name"] for s in shifts},
             target=ctx.config.shifts.answer_rate_target,
             messages=catalog(lang),
             states=["ready", "reserved", "on_call", "on_hold", "wrap_up", "not_ready"],

@@ -37,7 +37,7 @@ class Events:
         self.ctx = ctx
         self.consumer = MetricsConsumer(ctx, block_ms=1)
 
-    def call(self, kind: str, call_id: str, at: datetime, **data: Any) -> str:
+    def call(self, kind: str, call_id: str, at: datetime, /, **data: Any) -> str:
         event = CallEvent(
             kind,
             call_id,
@@ -49,7 +49,7 @@ class Events:
         redis_client: Any = self.ctx.redis
         return str(redis_client.xadd(self.ctx.keys.events, event.to_fields()))
 
-    def agent(self, kind: str, agent_id: str, at: datetime, **data: Any) -> str:
+    def agent(self, kind: str, agent_id: str, at: datetime, /, **data: Any) -> str:
         event = CallEvent(
             kind,
             agent_id,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from callcenter.context import AppContext
 from callcenter.streams import AgentEventType, EventType
 from cti.models import Agent
-from metrics.definitions import shift_in_force
+from metrics.definitions import shift_in_force, shifts_in_force
 from metrics.engine import CONSUMER, GROUP, LiveReader, MetricStore, metric_config
 
 from .conftest import Events, local
@@ -55,6 +55,12 @@ def test_short_abandons_are_left_out_of_both_sides_of_the_answer_rate(events: Ev
     # the answer rate is under target for the shift: an alert says so
     kinds = {(a["kind"], a["queue"]) for a in snap["alerts"]}
     assert ("answer_rate", "general") in kinds and ("answer_rate", "all") in kinds
+    assert ("long_wait", "general") not in kinds  # 60 s < long_wait_alert_seconds (120)
+    assert ("staffing", "all") in kinds  # nobody logged in, minimum 8 at 10:05
+    later = events.snapshot(local(28, 10, 6, 1))  # c5 has now waited 121 s
+    long_wait = [a for a in later["alerts"] if a["kind"] == "long_wait"]
+    assert long_wait and long_wait[0]["queue"] == "general" and long_wait[0]["value"] == 121
+    assert "综合服务" in long_wait[0]["zh-CN"] and "General" in long_wait[0]["en"]
 
 
 def test_abandon_threshold_is_configurable(ctx: AppContext, events: Events) -> None:
@@ -101,36 +107,37 @@ def test_calls_belong_to_the_shift_in_force_when_they_queued(
     ctx: AppContext, events: Events
 ) -> None:
     shifts = ctx.config.shifts
-    assert shift_in_force(shifts, local(28, 19, 59, 59)) == "day"
-    assert shift_in_force(shifts, local(28, 20, 0)) == "mid"
-    assert shift_in_force(shifts, local(28, 21, 0)) == "night"
+    # one shift per moment for the counters' label: the one in force that started last
+    assert shift_in_force(shifts, local(28, 8, 30)) == "day"
+    assert shift_in_force(shifts, local(28, 9, 0)) == "mid"
+    assert shift_in_force(shifts, local(28, 19, 59, 59)) == "mid"
+    assert shift_in_force(shifts, local(28, 20, 0)) == "night"
     assert shift_in_force(shifts, local(29, 7, 59)) == "night"
-    answer(events, "d1", "general", local(28, 19, 59, 50), local(28, 20, 0, 10))  # day
-    answer(events, "m1", "general", local(28, 20, 30), local(28, 20, 30, 5))  # mid
-    events.call(E.call_queued, "n1", local(28, 23, 30), queue="general")  # night, 28th
+    assert shifts_in_force(shifts, local(28, 10, 0)) == ["mid", "day"]
+    answer(events, "d1", "general", local(28, 19, 59, 50), local(28, 20, 0, 10))
+    answer(events, "m1", "general", local(28, 20, 30), local(28, 20, 30, 5))
+    events.call(E.call_queued, "n1", local(28, 23, 30), queue="general")
     events.call(E.abandoned, "n1", local(28, 23, 31), queue="general")
-    answer(events, "n2", "general", local(29, 1, 0), local(29, 1, 0, 30))  # night, same shift
+    answer(events, "n2", "general", local(29, 1, 0), local(29, 1, 0, 30))  # same night shift
     events.drain()
 
+    # d1 queued at 19:59:50 and was answered after 20:00: it stays with the shift it queued in
     totals = LiveReader(ctx).totals()["q:general"]
-    assert {s: c["offered"] for s, c in totals.items()} == {"day": 1, "mid": 1, "night": 2}
-
-    evening = events.snapshot(local(28, 20, 45))
-    assert evening["current_shift"] == "mid"
-    assert evening["center"]["windows"]["shift"]["offered"] == 1  # m1; d1 stays with day
-    assert evening["center"]["windows"]["today"]["offered"] == 3  # d1, m1, n1 (23:30)
+    assert {s: c["offered"] for s, c in totals.items()} == {"mid": 1, "night": 3}
 
     overnight = events.snapshot(local(29, 1, 10))
     assert overnight["current_shift"] == "night"
-    shift = overnight["center"]["windows"]["shift"]
-    assert (shift["offered"], shift["answered"], shift["abandoned"]) == (2, 1, 1)
+    shift = overnight["center"]["windows"]["shift"]  # the night since 20:00 on the 28th
+    assert (shift["offered"], shift["answered"], shift["abandoned"]) == (3, 2, 1)
     assert overnight["center"]["windows"]["today"]["offered"] == 1  # the 29th so far
     assert overnight["center"]["windows"]["15m"]["offered"] == 1  # n2 at 01:00
+    # per shift: what happened during each shift's hours (overlapping shifts share calls)
     per_shift = overnight["shifts"]
     assert per_shift["night"]["occurrence"] == "night:2026-11-28"
-    assert per_shift["day"]["center"]["offered"] == 1  # the 28th's day shift (d1)
-    assert per_shift["mid"]["queues"]["general"]["answered"] == 1
+    assert per_shift["day"]["center"]["offered"] == 1  # 08-20: d1
+    assert per_shift["mid"]["queues"]["general"]["answered"] == 2  # 09-21: d1, m1
     assert per_shift["night"]["center"]["abandoned"] == 1
+    assert per_shift["night"]["center"]["offered"] == 3  # m1, n1, n2
 
 
 def _team_of(ctx: AppContext, agent_id: int) -> str:
@@ -201,6 +208,8 @@ def test_handle_time_occupancy_missed_offers_and_agent_states(
     events.drain()
 
     snap = events.snapshot(local(28, 10, 3, 0))
+    staffing = [a for a in snap["alerts"] if a["kind"] == "staffing"]
+    assert staffing and (staffing[0]["value"], staffing[0]["threshold"]) == (2, 8)
     today = snap["center"]["windows"]["today"]
     assert today["aht_seconds"] == pytest.approx(120 + 30)
     assert today["missed_offers"] == 1
@@ -271,3 +280,60 @@ def test_rolling_windows_only_hold_recent_calls(events: Events) -> None:
     assert windows["15m"]["offered"] == 1  # 14:56-15:10
     assert windows["60m"]["offered"] == 2  # 14:11-15:10
     assert windows["today"]["offered"] == 3
+
+
+def test_waiting_calls_older_than_the_longest_call_are_forgotten(
+    ctx: AppContext, events: Events
+) -> None:
+    events.call(E.call_queued, "lost", local(28, 8, 0), queue="general")  # its end never came
+    events.call(E.call_queued, "now", local(28, 13, 0), queue="general")
+    events.drain()
+    assert events.snapshot(local(28, 13, 1))["queues"]["general"]["waiting"] == 2
+    removed = events.consumer.forget_stale_waiting(now=local(28, 13, 1).timestamp())
+    assert removed == 1  # older than sip.max_call_seconds (4 h)
+    general = events.snapshot(local(28, 13, 1))["queues"]["general"]
+    assert general["waiting"] == 1 and general["longest_wait_seconds"] == 60
+
+
+def test_a_transfer_ends_the_first_agents_talk_and_queues_again(events: Events) -> None:
+    answer(events, "x1", "general", local(28, 10, 0), local(28, 10, 0, 10), agent="1")
+    events.call(E.transferred, "x1", local(28, 10, 1, 10), kind="queue", to="complaint")
+    events.call(E.call_queued, "x1", local(28, 10, 1, 11), queue="complaint")
+    events.call(E.agent_answered, "x1", local(28, 10, 1, 20), agent_id="2")
+    events.call(E.call_ended, "x1", local(28, 10, 3, 20))
+    events.call(E.wrap_up_ended, "x1", local(28, 10, 3, 40), agent_id="2")
+    events.drain()
+    snap = events.snapshot(local(28, 10, 5))
+    general = snap["queues"]["general"]["windows"]["today"]
+    complaint = snap["queues"]["complaint"]["windows"]["today"]
+    assert (general["answered"], general["aht_seconds"]) == (1, 60)  # talk only: no wrap-up
+    assert (complaint["offered"], complaint["answered"], complaint["aht_seconds"]) == (1, 1, 140)
+    assert complaint["asa_seconds"] == 9
+    assert snap["center"]["windows"]["today"]["aht_seconds"] == 100
+
+
+def test_two_consumers_running_at_once_count_every_event_once(
+    ctx: AppContext, events: Events
+) -> None:
+    from metrics.engine import MetricsConsumer
+
+    from .conftest import wait_for
+
+    consumers = [MetricsConsumer(ctx, batch=50, block_ms=20) for _ in range(2)]
+    for consumer in consumers:
+        consumer.start()
+    try:
+        last = ""
+        for n in range(300):
+            at = local(28, 15, n // 10, n % 10)
+            last = events.call(E.call_queued, f"two-{n}", at, queue="general")
+            if n % 3 == 0:
+                last = events.call(E.agent_answered, f"two-{n}", at, agent_id="1")
+        applied = ctx.keys.metrics(f"applied:{ctx.keys.events}")
+        wait_for(lambda: redis_any(ctx).get(applied) == last, timeout=20)
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+    today = events.snapshot(local(28, 15, 40))["center"]["windows"]["today"]
+    assert (today["offered"], today["answered"]) == (300, 100)
+    assert events.snapshot(local(28, 15, 40))["queues"]["general"]["waiting"] == 200

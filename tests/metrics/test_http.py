@@ -225,3 +225,28 @@ def test_grafana_dashboard_uses_only_exposed_metric_names(api: TestClient, event
         for name in re.findall(r"callcenter_[a-z_]+", target["expr"])
     }
     assert used and used <= exposed, used - exposed
+
+
+def test_metrics_and_wallboard_say_so_when_redis_is_down(api: TestClient) -> None:
+    import dataclasses
+
+    import redis
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from metrics.prometheus import LiveCollector
+
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    down = dataclasses.replace(
+        ctx, redis=redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    )
+    registry = CollectorRegistry()
+    registry.register(LiveCollector(down))
+    assert b"callcenter_metrics_up 0.0" in generate_latest(registry)
+    assert b"callcenter_metrics_up 1.0" in api.get("/metrics").content
+    headers = auth(api, "lead1")
+    api.app.state.ctx = down  # type: ignore[attr-defined]
+    try:
+        response = api.get("/api/v1/wallboard", headers=headers)
+    finally:
+        api.app.state.ctx = ctx  # type: ignore[attr-defined]
+    assert response.status_code == 503 and "Redis" in response.json()["message"]

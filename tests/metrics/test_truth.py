@@ -18,12 +18,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, insert, select, text
 
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent as StreamEvent
 from cti.models import Agent, AgentQueue, AgentStateChange, Call, CallEvent
 from metrics import reports
+from metrics.prometheus import LiveCollector
 from metrics.simulation import SimAgent, simulate_day
 
 from .conftest import TZ, Events
@@ -172,16 +175,17 @@ def legs_from_sql(ctx: AppContext) -> list[Leg]:
     return legs
 
 
-def shift_of(moment: datetime) -> str:
+def shift_label(moment: datetime) -> str:
+    """The seed's shifts, by the rule "the shift in force that started last"."""
     hour = moment.astimezone(TZ).hour
-    return "day" if 8 <= hour < 20 else ("mid" if hour == 20 else "night")
+    return "day" if hour == 8 else ("mid" if 9 <= hour < 20 else "night")
 
 
 def window_start(name: str) -> datetime:
     minute = NOW.replace(second=0, microsecond=0)
     return {
         "today": DAY,
-        "shift": DAY.replace(hour=21),  # night is in force from 21:00 (mid covers 20-21)
+        "shift": DAY.replace(hour=20),  # the night shift in force at NOW started at 20:00
         "15m": minute - timedelta(minutes=14),
         "60m": minute - timedelta(minutes=59),
     }[name]
@@ -194,13 +198,7 @@ def _left(leg: Leg) -> datetime:
 
 def expected_figures(legs: list[Leg], queue: str | None, window: str) -> dict[str, Any]:
     start = window_start(window)
-    chosen = [
-        leg
-        for leg in legs
-        if leg.entered >= start
-        and (queue is None or leg.queue == queue)
-        and (window != "shift" or shift_of(leg.entered) == "night")
-    ]
+    chosen = [leg for leg in legs if leg.entered >= start and (queue is None or leg.queue == queue)]
     count = lambda outcome: sum(1 for leg in chosen if leg.outcome == outcome)  # noqa: E731
     answered = [leg for leg in chosen if leg.outcome == "answered"]
     base = len(chosen) - count("short") - count("callback") - count("overflowed")
@@ -355,6 +353,49 @@ def check_truth(ctx: AppContext, volume: float) -> None:
             by_state[state] += 1
     assert live["center"]["agents"] == dict(by_state)
     assert live["center"]["windows"]["today"]["answered"] == answered_calls  # plain SQL count
+
+    # the Prometheus exposition: counters by queue and shift label, histogram counts
+    registry = CollectorRegistry()
+    registry.register(LiveCollector(ctx))
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    for family, outcome in (
+        ("callcenter_calls_offered", None),
+        ("callcenter_calls_answered", "answered"),
+        ("callcenter_calls_abandoned", "abandoned"),
+        ("callcenter_calls_short_abandoned", "short"),
+    ):
+        exposed = {
+            (s.labels["queue"], s.labels["shift"]): s.value
+            for s in families[family].samples
+            if s.name.endswith("_total") and s.value
+        }
+        expected: dict[tuple[str, str], int] = defaultdict(int)
+        for leg in legs:
+            if outcome is None or leg.outcome == outcome:
+                expected[(leg.queue, shift_label(leg.entered))] += 1
+        assert exposed == expected, family
+    waits = {
+        s.labels["queue"]: s.value
+        for s in families["callcenter_wait_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    answered_by_queue: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        if leg.outcome == "answered":
+            answered_by_queue[leg.queue] += 1
+    assert waits == answered_by_queue
+    handles = {
+        s.labels["queue"]: s.value
+        for s in families["callcenter_handle_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    wrapped: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        if leg.wrap is not None:
+            wrapped[leg.queue] += 1
+    assert handles == wrapped
 
     # the historical report (SQL event log → the shared definitions) agrees with both
     start = DAY.astimezone(UTC)
