@@ -231,12 +231,14 @@ def test_dead_slot_leaves_rotation_and_returns(start_edge: EdgeFactory, sipp: Si
     wait_for(lambda: slots_active(edge, [SLOT_A, SLOT_B]), 10, "both slots answering probes")
     sipp.stop(process_b)
     wait_for(lambda: not edge.slot_states()[SLOT_B].active, 10, "dead slot marked inactive")
+    wait_for(lambda: f"slot {SLOT_B} down" in edge.log_tail(200), 5, "slot down logged")
     call = sipp.run(
         sipp.scenario("caller.xml"), f"{CALLER}:15301", "-m", "1", "-d", "100", "-s", DID
     )
     assert call.ok(), call.errors
     (log_b,) = start_slots(sipp, SLOT_B)
     wait_for(lambda: slots_active(edge, [SLOT_B]), 10, "restarted slot back in rotation")
+    wait_for(lambda: f"slot {SLOT_B} up" in edge.log_tail(200), 5, "slot up logged")
     assert log_lines(log_b, "INVITE") == []
 
 
