@@ -502,6 +502,15 @@ failure_route[SLOT_FAILURE] {
 	ds_load_unset();
 }
 
+# Probe results that change a slot's state (the request URI is the slot's address).
+event_route[dispatcher:dst-down] {
+	xlog("L_NOTICE", "edge: slot $ru down (no answer to OPTIONS)\n");
+}
+
+event_route[dispatcher:dst-up] {
+	xlog("L_NOTICE", "edge: slot $ru up\n");
+}
+
 # Calls placed by a slot: an agent's softphone, else an outside number over a trunk.
 route[FROM_SLOT] {
 	if (lookup("location")) {

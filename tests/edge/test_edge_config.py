@@ -207,3 +207,16 @@ def test_edge_config_problems_for_check_config(state_dir: Path, center: CenterCo
     bad = with_telephony(center, trunks={"carrier": {"host": "192.0.2.1", "transport": "tls"}})
     (problem,) = edge_config_problems(settings, bad)
     assert problem.startswith("SIP edge: telephony.toml: trunks.carrier.transport")
+
+
+def test_a_stale_pid_file_never_ends_an_unrelated_process(
+    state_dir: Path, center: CenterConfig
+) -> None:
+    from ivr.edge.process import Edge
+
+    edge = Edge(make_settings(state_dir), center, [])
+    edge.paths.directory.mkdir(parents=True)
+    pid_file = edge.paths.directory / "kamailio.pid"
+    pid_file.write_text(f"{os.getpid()}\n")  # this very test process: not a kamailio of ours
+    edge._stop_stale()
+    assert not pid_file.exists()  # forgotten, and we are still here

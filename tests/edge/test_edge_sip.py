@@ -204,24 +204,27 @@ def test_caller_cancelling_while_the_slot_rings_frees_the_slot(
     assert slot_loads(edge) == {SLOT_A: 0}
 
 
-def test_slot_dead_before_the_probe_noticed_fails_over(start_edge: EdgeFactory, sipp: Sipp) -> None:
+def test_slot_that_does_not_answer_an_invite_fails_over(
+    start_edge: EdgeFactory, sipp: Sipp
+) -> None:
     logs = start_slots(sipp, SLOT_A, SLOT_B)
     edge = start_edge([SLOT_A, SLOT_B])
     wait_for(lambda: slots_active(edge, [SLOT_A, SLOT_B]), 10, "both slots answering probes")
-    # A slot that is listed but dead (nothing listens) counts as active until its first probe
-    # times out (fr_timer). dispatcher.add puts it first in the set, so with equal loads it is
-    # the first choice: the call must wait fr_timer there, then fail over, not be lost.
-    dead = "sip:127.0.0.1:15109"
-    edge.add_slot(dead)
-    assert edge.slot_states()[dead].active
+    # A slot that answers probes but not INVITEs (hung, or died after its last probe).
+    # dispatcher.add puts it first in the set, so with equal loads it is the first choice: the
+    # call must wait fr_timer there, then fail over, not be lost.
+    hung = "sip:127.0.0.1:15109"
+    (hung_log,) = start_slots(sipp, hung, scenario="hung_uas.xml")
+    edge.add_slot(hung)
+    wait_for(lambda: slots_active(edge, [hung]), 10, "hung slot answering probes")
     call = sipp.run(
         sipp.scenario("caller.xml"), f"{CALLER}:15301", "-m", "1", "-d", "100", "-s", DID
     )
     assert call.ok(), call.errors
+    assert len(log_lines(hung_log, "INVITE")) >= 1, "premise: the hung slot was tried first"
     assert sum(len(log_lines(log, "INVITE")) for log in logs) == 1
-    assert f"slot {dead} did not answer call" in edge.log_tail(200)
-    assert not edge.slot_states()[dead].active
-    assert slot_loads(edge) == {SLOT_A: 0, SLOT_B: 0, dead: 0}
+    assert f"slot {hung} did not answer call" in edge.log_tail(200)
+    assert slot_loads(edge) == {SLOT_A: 0, SLOT_B: 0, hung: 0}
 
 
 def test_dead_slot_leaves_rotation_and_returns(start_edge: EdgeFactory, sipp: Sipp) -> None:
@@ -231,12 +234,14 @@ def test_dead_slot_leaves_rotation_and_returns(start_edge: EdgeFactory, sipp: Si
     wait_for(lambda: slots_active(edge, [SLOT_A, SLOT_B]), 10, "both slots answering probes")
     sipp.stop(process_b)
     wait_for(lambda: not edge.slot_states()[SLOT_B].active, 10, "dead slot marked inactive")
+    wait_for(lambda: f"slot {SLOT_B} down" in edge.log_tail(200), 5, "slot down logged")
     call = sipp.run(
         sipp.scenario("caller.xml"), f"{CALLER}:15301", "-m", "1", "-d", "100", "-s", DID
     )
     assert call.ok(), call.errors
     (log_b,) = start_slots(sipp, SLOT_B)
     wait_for(lambda: slots_active(edge, [SLOT_B]), 10, "restarted slot back in rotation")
+    wait_for(lambda: f"slot {SLOT_B} up" in edge.log_tail(200), 5, "slot up logged")
     assert log_lines(log_b, "INVITE") == []
 
 
