@@ -35,6 +35,13 @@ def _check_config(_args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    from ivr.edge.config import edge_config_problems  # pure Python: no pjsua2 here
+
+    edge_problems = edge_config_problems(settings, center)
+    if edge_problems:
+        for problem in edge_problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     print(
         f"configuration OK: {settings.config_dir} "
         f"({len(center.menu.nodes)} menu nodes, {len(center.queues.queues)} queues, "
