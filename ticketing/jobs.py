@@ -19,7 +19,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rq import Queue
+from rq import Queue, get_current_job
 from sqlalchemy import select
 
 from callcenter.context import AppContext
@@ -64,31 +64,53 @@ def _job_id(ctx: AppContext, *parts: object) -> str:
 # ---------------------------------------------------------------- scheduling
 
 
-def schedule_sla_timers(
-    ctx: AppContext, ticket_id: int, due_at: datetime, track: str, pipeline: Any = None
-) -> None:
-    """Three timers per deadline: the warning, the deadline, the escalation above (one Redis
-    round trip; pass ``pipeline`` to batch several tickets)."""
+def sla_moments(ctx: AppContext, due_at: datetime, track: str) -> list[tuple[str, datetime]]:
+    """When a deadline needs looking at: the warning, the deadline, the escalation above."""
     cfg = ctx.config.dispatch.tracks[track]  # type: ignore[index]
-    high = ticket_queues(ctx)["high"]
-    pipe = pipeline if pipeline is not None else high.connection.pipeline()
-    moments = {
-        "warn": due_at - timedelta(minutes=cfg.warn_before_minutes),
-        "due": due_at,
-        "above": due_at + timedelta(minutes=cfg.escalate_above_after_minutes),
-    }
-    for name, at in moments.items():
+    return [
+        ("warn", due_at - timedelta(minutes=cfg.warn_before_minutes)),
+        ("due", due_at),
+        ("above", due_at + timedelta(minutes=cfg.escalate_above_after_minutes)),
+    ]
+
+
+def sla_job_id(ctx: AppContext, ticket_id: int, name: str, due_at: datetime) -> str:
+    return _job_id(ctx, "sla", ticket_id, name, int(due_at.timestamp()))
+
+
+def schedule_sla_timers(
+    ctx: AppContext,
+    ticket_id: int,
+    due_at: datetime,
+    track: str,
+    pipeline: Any = None,
+    after: datetime | None = None,
+) -> str | None:
+    """Schedule the next SLA timer of this deadline (the first moment after ``after``); each
+    timer, when it fires, schedules the one after it. One RQ job per open ticket at a time;
+    pass ``pipeline`` to batch several tickets in one Redis round trip."""
+    for name, at in sla_moments(ctx, due_at, track):
+        if after is not None and at <= after:
+            continue
+        job_id = sla_job_id(ctx, ticket_id, name, due_at)
+        current = get_current_job()
+        if current is not None and current.id == job_id:
+            return None  # never reschedule the running job's own id
+        high = ticket_queues(ctx)["high"]
+        pipe = pipeline if pipeline is not None else high.connection.pipeline()
         high.enqueue_at(
             at,
             check_sla,
             ticket_id,
-            job_id=_job_id(ctx, "sla", ticket_id, name),
+            job_id=job_id,
             result_ttl=0,
             failure_ttl=7 * 86400,
             pipeline=pipe,
         )
-    if pipeline is None:
-        pipe.execute()
+        if pipeline is None:
+            pipe.execute()
+        return job_id
+    return None
 
 
 def schedule_effects(ctx: AppContext, effects: Effects) -> None:
@@ -160,7 +182,11 @@ def check_sla(ticket_id: int, now: datetime | str | None = None) -> list[str]:
         if ticket is None:
             return []
         done = services.check_sla(session, ctx, effects, ticket, moment)
+        still_open = ticket.status in OPEN_STATUSES and ticket.due_at is not None
+        due_at, track = ticket.due_at, ticket.track
     apply_effects(ctx, effects)
+    if still_open and due_at is not None:
+        schedule_sla_timers(ctx, ticket_id, due_at, track, after=moment)
     return done
 
 
