@@ -7,8 +7,8 @@ Latency is measured from the *scheduled* send time, so a stalled server is not h
 Goal: p99 < 50 ms at 100 requests/s.
 
 Part 2 — timers: N open tickets (default 10,000) inserted in bulk, then the cost of
-scheduling their SLA timers as RQ scheduled jobs (one per ticket at a time) and of the escalation scan
-(nothing due; 10% due), next to a plain ``SELECT count(*)`` of the same rows.
+scheduling their SLA timers as RQ scheduled jobs (one per ticket at a time) and of the
+escalation scan (nothing due; 10% due), next to a plain ``SELECT count(*)`` of the same rows.
 
 Usage (Redis DB and PostgreSQL URL default to the tickets test ones):
   .venv/bin/python bench/tickets_api.py --db sqlite --seconds 5 --tickets 10000

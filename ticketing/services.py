@@ -327,6 +327,12 @@ def create_ticket(
                     customer_id = call.customer_id
                 customer_id = customer_id or match_customer(session, data.contact)
                 dept = _department_by_code(session, category.department)
+                # Read (and cache) who gets it before the first write: fewer round trips
+                # while SQLite's write lock is held.
+                track = cfg.tracks[data.track]
+                contacts_for(session, dept.id, track.dispatch_to)
+                if track.notify_leadership:
+                    contacts_for(session, None, "leadership")
                 ticket = Ticket(
                     # The INSERT comes first so SQLite takes its write lock before the number
                     # is read; the placeholder never commits.
@@ -354,7 +360,6 @@ def create_ticket(
                 session.add(ticket)
                 session.flush()
                 ticket.number = _allocate_number(session, _number_prefix(ctx, now))
-                session.flush()
                 add_event(
                     session,
                     ctx,
