@@ -461,6 +461,8 @@ def current_callback(session: Session, ticket_id: int) -> SatisfactionCallback |
 
 def _callback_flags(session: Session, ticket: Ticket) -> tuple[bool, str | None]:
     """(callback required before archiving, last callback result) for the state machine."""
+    if ticket.status not in (Status.returned_to_front_desk, Status.callback):
+        return True, None  # only those two states depend on the callback
     cb = current_callback(session, ticket.id)
     if ticket.status == Status.returned_to_front_desk:
         return (cb is None or cb.status != "skipped"), (cb.result if cb else None)
