@@ -225,17 +225,24 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
                 )
             )
         ]
+    # One bad row must not stop the rest: each item is tried on its own and logged.
     for callback_id in stale:
-        services.record_attempt(
-            ctx,
-            callback_id,
-            outcome="no_answer",
-            note="no result reported / 未回报结果",
-            actor=SYSTEM,
-            now=moment,
-        )
+        try:
+            services.record_attempt(
+                ctx,
+                callback_id,
+                outcome="no_answer",
+                note="no result reported / 未回报结果",
+                actor=SYSTEM,
+                now=moment,
+            )
+        except Exception:
+            log.exception("scan: could not time out callback %s", callback_id)
     for callback_id in due:
-        place_callback(callback_id, now=moment)
+        try:
+            place_callback(callback_id, now=moment)
+        except Exception:
+            log.exception("scan: could not place callback %s", callback_id)
     qs = ticket_queues(ctx)
     for delivery_id, attempts in pending:
         qs["default"].enqueue(
@@ -286,7 +293,7 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
         assert ticket is not None
         if moment > cb.deadline:
             effects = Effects()
-            services._retry_or_give_up(session, ctx, effects, cb, ticket, moment, actor=SYSTEM)
+            services.retry_or_give_up(session, ctx, effects, cb, ticket, moment, actor=SYSTEM)
             later = effects
         else:
             later = None
@@ -295,7 +302,7 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
                 cb.scheduled_for = allowed
                 if allowed > cb.deadline:
                     effects = Effects()
-                    services._retry_or_give_up(
+                    services.retry_or_give_up(
                         session, ctx, effects, cb, ticket, moment, actor=SYSTEM
                     )
                     later = effects

@@ -993,12 +993,12 @@ def record_attempt(
                 now=now,
             )
         else:
-            _retry_or_give_up(session, ctx, effects, cb, ticket, now, actor=name)
+            retry_or_give_up(session, ctx, effects, cb, ticket, now, actor=name)
     apply_effects(ctx, effects)
     return cb
 
 
-def _retry_or_give_up(
+def retry_or_give_up(
     session: Session,
     ctx: AppContext,
     effects: Effects,
