@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -148,7 +149,12 @@ def schedule_effects(ctx: AppContext, effects: Effects) -> None:
 
 
 def ensure_scan(ctx: AppContext) -> None:
-    """Start the periodic scan chain unless one is alive (a key with a TTL marks it)."""
+    """Start the periodic scan chain unless one is alive (a key with a TTL marks it).
+    Asked at most once per SCAN_INTERVAL per process."""
+    checked = ctx.extras.get("ticket_scan_checked")
+    if isinstance(checked, float) and time.monotonic() - checked < SCAN_INTERVAL.total_seconds():
+        return
+    ctx.extras["ticket_scan_checked"] = time.monotonic()
     if ctx.redis.set(
         ctx.keys.tickets("scan-chain"), "1", nx=True, ex=int(SCAN_INTERVAL.total_seconds() * 3)
     ):
