@@ -89,7 +89,7 @@ def prepare(db: str, state_dir: Path) -> Settings:
     return settings
 
 
-def start_api(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+def start_api(settings: Settings, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
         CALLCENTER_ENVIRONMENT="test",
@@ -111,6 +111,8 @@ def start_api(settings: Settings, port: int) -> subprocess.Popen[bytes]:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            str(workers),
         ],
         cwd=ROOT,
         env=env,
@@ -347,19 +349,23 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tickets", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
     for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         state_dir = Path(tempfile.mkdtemp(prefix=f"bench-tickets-{db}-"))
         try:
             settings = prepare(db, state_dir)
             port = free_port()
-            api = start_api(settings, port)
+            api = start_api(settings, port, args.workers)
             try:
                 results = asyncio.run(api_phase(port, args.rate, args.seconds))
             finally:
                 api.terminate()
                 api.wait(10)
-            print(f"\n=== {db}: API at {args.rate:g} requests/s for {args.seconds:g} s per phase")
+            print(
+                f"\n=== {db}: API at {args.rate:g} requests/s for {args.seconds:g} s per phase, "
+                f"{args.workers} uvicorn worker(s), load average {os.getloadavg()[0]:.1f}"
+            )
             for name, value in results.items():
                 print(f"  {name:40s} {value}")
             print(f"=== {db}: SLA timers")
