@@ -12,6 +12,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
+import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,28 +90,59 @@ def actor_name(actor: Principal | str) -> str:
     return actor if isinstance(actor, str) else actor.username
 
 
+# Departments and their contacts change rarely (an admin edits them); every request needs
+# them. They are cached per database engine for REFERENCE_TTL seconds.
+REFERENCE_TTL = 30.0
+_reference: weakref.WeakKeyDictionary[Any, dict[Any, tuple[float, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cached(session: Session, key: Any, load: Any) -> Any:
+    cache = _reference.setdefault(session.get_bind(), {})
+    entry = cache.get(key)
+    if entry is not None and time.monotonic() - entry[0] < REFERENCE_TTL:
+        return entry[1]
+    value = load()
+    cache[key] = (time.monotonic(), value)
+    return value
+
+
+@dataclass(frozen=True)
+class DeptRef:
+    id: int
+    code: str
+
+
 def department_codes(session: Session) -> dict[int, str]:
-    return {d.id: d.code for d in session.scalars(select(Department))}
+    codes: dict[int, str] = _cached(
+        session,
+        "departments",
+        lambda: {d.id: d.code for d in session.scalars(select(Department))},
+    )
+    return codes
 
 
-def _department_by_code(session: Session, code: str) -> Department:
-    dept = session.scalar(select(Department).where(Department.code == code))
+def _department_by_code(session: Session, code: str) -> DeptRef:
+    for dept_id, dept_code in department_codes(session).items():
+        if dept_code == code:
+            return DeptRef(dept_id, dept_code)
+    dept = session.scalar(select(Department).where(Department.code == code))  # added since cached
     if dept is None:
         raise InvalidInput(
             f"department: {code!r} is not in the database (run `callcenter seed-demo` or sync)",
             details={"field": "department", "value": code},
         )
-    return dept
+    return DeptRef(dept.id, dept.code)
 
 
 def contacts_for(session: Session, department_id: int | None, role: str) -> list[dict[str, Any]]:
-    """Who to tell: a department's supervisors or managers, or the company's leadership
-    (cached for the session: a scan asks the same question many times)."""
-    cache = session.info.setdefault("contacts", {})
-    key = (None if role == "leadership" else department_id, role)
-    if key not in cache:
-        cache[key] = _contacts(session, department_id, role)
-    return list(cache[key])
+    """Who to tell: a department's supervisors or managers, or the company's leadership."""
+    key = ("contacts", None if role == "leadership" else department_id, role)
+    found: list[dict[str, Any]] = _cached(
+        session, key, lambda: _contacts(session, department_id, role)
+    )
+    return [dict(c) for c in found]
 
 
 def _contacts(session: Session, department_id: int | None, role: str) -> list[dict[str, Any]]:
@@ -396,7 +429,7 @@ def _dispatch(
     ctx: AppContext,
     effects: Effects,
     ticket: Ticket,
-    dept: Department,
+    dept: DeptRef,
     *,
     actor: str,
     now: datetime,
@@ -552,10 +585,15 @@ def apply_transition(
 
     if target is Status.dispatched:
         code = fields.get("department")
+        codes = department_codes(session)
         dept = (
             _department_by_code(session, str(code))
             if code
-            else session.get(Department, ticket.department_id)
+            else (
+                DeptRef(ticket.department_id, codes[ticket.department_id])
+                if ticket.department_id in codes
+                else None
+            )
         )
         if dept is None:
             raise InvalidInput(
