@@ -13,6 +13,7 @@ import fnmatch
 import hashlib
 import logging
 import time
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -345,7 +346,7 @@ def create_ticket(
     sla, due_at = resolve_sla(ctx, category.sla, data.sla, data.due_at, now)
     channel = data.channel or ("phone" if data.call_id else "api")
     name = actor_name(actor)
-    for attempt in range(NUMBER_RETRIES):
+    for _attempt in range(NUMBER_RETRIES):
         effects = Effects()
         try:
             with ctx.sessions() as session, session.begin():
@@ -369,7 +370,7 @@ def create_ticket(
                 ticket = Ticket(
                     # The INSERT comes first so SQLite takes its write lock before the number
                     # is read; the placeholder never commits.
-                    number=f"tmp-{hashlib.sha1(f'{now}{attempt}{id(data)}'.encode()).hexdigest()[:20]}",
+                    number=f"tmp-{uuid.uuid4().hex[:24]}",
                     category=data.category,
                     department_id=dept.id,
                     track=data.track,
