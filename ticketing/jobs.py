@@ -365,10 +365,21 @@ def deliver_webhook(delivery_id: int, now: datetime | str | None = None) -> str:
     """POST one delivery, signed; on failure retry with exponential backoff (logged in SQL)."""
     ctx = get_context()
     cfg = ctx.config.webhooks
-    lock = ctx.redis.lock(
-        ctx.keys.tickets(f"webhook-lock:{delivery_id}"), timeout=cfg.timeout_seconds * 3 + 10
-    )
+    # The lock outlives one attempt (HTTP timeout plus SQL); a worker killed while holding it
+    # only delays the next attempt until it expires.
+    hold = cfg.timeout_seconds * 2 + 2
+    lock = ctx.redis.lock(ctx.keys.tickets(f"webhook-lock:{delivery_id}"), timeout=hold)
     if not lock.acquire(blocking=False):
+        # Another worker is on it, or one died holding the lock: look again once it expires.
+        later = utcnow() + timedelta(seconds=hold)
+        ticket_queues(ctx)["default"].enqueue_at(
+            later,
+            deliver_webhook,
+            delivery_id,
+            job_id=_job_id(ctx, "webhook", delivery_id, "busy", int(later.timestamp() * 1000)),
+            result_ttl=0,
+            failure_ttl=7 * 86400,
+        )
         return "busy"
     try:
         with ctx.sessions() as session, session.begin():
