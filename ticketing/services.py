@@ -360,6 +360,19 @@ def create_ticket(
                         )
                     customer_id = call.customer_id
                 customer_id = customer_id or match_customer(session, data.contact)
+                # 处理投诉：确认对方的身份、查看投诉者的缴费情况 — recorded with the registration.
+                customer = session.get(Customer, customer_id) if customer_id else None
+                identity = (
+                    {
+                        "customer_id": customer.id,
+                        "name": customer.name,
+                        "member": customer.member,
+                        "fee_status": str(customer.fee_status),
+                        "arrears": str(customer.arrears_amount),
+                    }
+                    if customer is not None
+                    else None
+                )
                 dept = _department_by_code(session, category.department)
                 # Read (and cache) who gets it before the first write: fewer round trips
                 # while SQLite's write lock is held.
@@ -410,6 +423,7 @@ def create_ticket(
                         "due_at": due_at.isoformat(),
                         "written_notice": written_notice(ctx, sla),
                         "complaint_kind": data.complaint_kind,
+                        "customer": identity,
                     },
                 )
                 if data.auto_dispatch:

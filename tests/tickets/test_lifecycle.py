@@ -150,6 +150,10 @@ def test_full_lifecycle_per_track(
     assert all(e["actor"] and e["at"] for e in timeline)
     assert final["work_orders"][0]["materials"] == "DN20阀门1个"
     assert final["work_orders"][0]["minutes_spent"] == 25
+    registered = timeline[0]["data"]
+    assert registered["customer"]["member"] is True
+    assert registered["customer"]["fee_status"] == "arrears"
+    assert registered["customer"]["arrears"] == "1280.00"
     dispatched = next(e for e in timeline if e["type"] == "dispatched")
     if track == "emergency":
         # to the department manager, and senior leadership told at the same moment
