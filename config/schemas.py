@@ -353,7 +353,7 @@ class CallbacksFile(Strict):
 class WebhookTarget(Strict):
     url: str = Field(pattern=r"^https?://")
     secret: str = Field(min_length=8)  # HMAC-SHA256 key shared with the receiver
-    events: list[str] = Field(default_factory=lambda: ["*"])  # "ticket.*", "ticket.created"...
+    events: list[str] = Field(default_factory=lambda: ["*"])  # "ticket.*", "ticket.overdue"
 
 
 class WebhooksFile(Strict):

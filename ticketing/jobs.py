@@ -14,12 +14,13 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rq import Queue
+from rq import Queue, get_current_job
 from sqlalchemy import select
 
 from callcenter.context import AppContext
@@ -64,31 +65,53 @@ def _job_id(ctx: AppContext, *parts: object) -> str:
 # ---------------------------------------------------------------- scheduling
 
 
-def schedule_sla_timers(
-    ctx: AppContext, ticket_id: int, due_at: datetime, track: str, pipeline: Any = None
-) -> None:
-    """Three timers per deadline: the warning, the deadline, the escalation above (one Redis
-    round trip; pass ``pipeline`` to batch several tickets)."""
+def sla_moments(ctx: AppContext, due_at: datetime, track: str) -> list[tuple[str, datetime]]:
+    """When a deadline needs looking at: the warning, the deadline, the escalation above."""
     cfg = ctx.config.dispatch.tracks[track]  # type: ignore[index]
-    high = ticket_queues(ctx)["high"]
-    pipe = pipeline if pipeline is not None else high.connection.pipeline()
-    moments = {
-        "warn": due_at - timedelta(minutes=cfg.warn_before_minutes),
-        "due": due_at,
-        "above": due_at + timedelta(minutes=cfg.escalate_above_after_minutes),
-    }
-    for name, at in moments.items():
+    return [
+        ("warn", due_at - timedelta(minutes=cfg.warn_before_minutes)),
+        ("due", due_at),
+        ("above", due_at + timedelta(minutes=cfg.escalate_above_after_minutes)),
+    ]
+
+
+def sla_job_id(ctx: AppContext, ticket_id: int, name: str, due_at: datetime) -> str:
+    return _job_id(ctx, "sla", ticket_id, name, int(due_at.timestamp()))
+
+
+def schedule_sla_timers(
+    ctx: AppContext,
+    ticket_id: int,
+    due_at: datetime,
+    track: str,
+    pipeline: Any = None,
+    after: datetime | None = None,
+) -> str | None:
+    """Schedule the next SLA timer of this deadline (the first moment after ``after``); each
+    timer, when it fires, schedules the one after it. One RQ job per open ticket at a time;
+    pass ``pipeline`` to batch several tickets in one Redis round trip."""
+    for name, at in sla_moments(ctx, due_at, track):
+        if after is not None and at <= after:
+            continue
+        job_id = sla_job_id(ctx, ticket_id, name, due_at)
+        current = get_current_job()
+        if current is not None and current.id == job_id:
+            return None  # never reschedule the running job's own id
+        high = ticket_queues(ctx)["high"]
+        pipe = pipeline if pipeline is not None else high.connection.pipeline()
         high.enqueue_at(
             at,
             check_sla,
             ticket_id,
-            job_id=_job_id(ctx, "sla", ticket_id, name),
+            job_id=job_id,
             result_ttl=0,
             failure_ttl=7 * 86400,
             pipeline=pipe,
         )
-    if pipeline is None:
-        pipe.execute()
+        if pipeline is None:
+            pipe.execute()
+        return job_id
+    return None
 
 
 def schedule_effects(ctx: AppContext, effects: Effects) -> None:
@@ -126,7 +149,12 @@ def schedule_effects(ctx: AppContext, effects: Effects) -> None:
 
 
 def ensure_scan(ctx: AppContext) -> None:
-    """Start the periodic scan chain unless one is alive (a key with a TTL marks it)."""
+    """Start the periodic scan chain unless one is alive (a key with a TTL marks it).
+    Asked at most once per SCAN_INTERVAL per process."""
+    checked = ctx.extras.get("ticket_scan_checked")
+    if isinstance(checked, float) and time.monotonic() - checked < SCAN_INTERVAL.total_seconds():
+        return
+    ctx.extras["ticket_scan_checked"] = time.monotonic()
     if ctx.redis.set(
         ctx.keys.tickets("scan-chain"), "1", nx=True, ex=int(SCAN_INTERVAL.total_seconds() * 3)
     ):
@@ -160,7 +188,11 @@ def check_sla(ticket_id: int, now: datetime | str | None = None) -> list[str]:
         if ticket is None:
             return []
         done = services.check_sla(session, ctx, effects, ticket, moment)
+        still_open = ticket.status in OPEN_STATUSES and ticket.due_at is not None
+        due_at, track = ticket.due_at, ticket.track
     apply_effects(ctx, effects)
+    if still_open and due_at is not None:
+        schedule_sla_timers(ctx, ticket_id, due_at, track, after=moment)
     return done
 
 
@@ -199,17 +231,24 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
                 )
             )
         ]
+    # One bad row must not stop the rest: each item is tried on its own and logged.
     for callback_id in stale:
-        services.record_attempt(
-            ctx,
-            callback_id,
-            outcome="no_answer",
-            note="no result reported / 未回报结果",
-            actor=SYSTEM,
-            now=moment,
-        )
+        try:
+            services.record_attempt(
+                ctx,
+                callback_id,
+                outcome="no_answer",
+                note="no result reported / 未回报结果",
+                actor=SYSTEM,
+                now=moment,
+            )
+        except Exception:
+            log.exception("scan: could not time out callback %s", callback_id)
     for callback_id in due:
-        place_callback(callback_id, now=moment)
+        try:
+            place_callback(callback_id, now=moment)
+        except Exception:
+            log.exception("scan: could not place callback %s", callback_id)
     qs = ticket_queues(ctx)
     for delivery_id, attempts in pending:
         qs["default"].enqueue(
@@ -260,7 +299,7 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
         assert ticket is not None
         if moment > cb.deadline:
             effects = Effects()
-            services._retry_or_give_up(session, ctx, effects, cb, ticket, moment, actor=SYSTEM)
+            services.retry_or_give_up(session, ctx, effects, cb, ticket, moment, actor=SYSTEM)
             later = effects
         else:
             later = None
@@ -269,7 +308,7 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
                 cb.scheduled_for = allowed
                 if allowed > cb.deadline:
                     effects = Effects()
-                    services._retry_or_give_up(
+                    services.retry_or_give_up(
                         session, ctx, effects, cb, ticket, moment, actor=SYSTEM
                     )
                     later = effects
@@ -326,10 +365,21 @@ def deliver_webhook(delivery_id: int, now: datetime | str | None = None) -> str:
     """POST one delivery, signed; on failure retry with exponential backoff (logged in SQL)."""
     ctx = get_context()
     cfg = ctx.config.webhooks
-    lock = ctx.redis.lock(
-        ctx.keys.tickets(f"webhook-lock:{delivery_id}"), timeout=cfg.timeout_seconds * 3 + 10
-    )
+    # The lock outlives one attempt (HTTP timeout plus SQL); a worker killed while holding it
+    # only delays the next attempt until it expires.
+    hold = cfg.timeout_seconds * 2 + 2
+    lock = ctx.redis.lock(ctx.keys.tickets(f"webhook-lock:{delivery_id}"), timeout=hold)
     if not lock.acquire(blocking=False):
+        # Another worker is on it, or one died holding the lock: look again once it expires.
+        later = utcnow() + timedelta(seconds=hold)
+        ticket_queues(ctx)["default"].enqueue_at(
+            later,
+            deliver_webhook,
+            delivery_id,
+            job_id=_job_id(ctx, "webhook", delivery_id, "busy", int(later.timestamp() * 1000)),
+            result_ttl=0,
+            failure_ttl=7 * 86400,
+        )
         return "busy"
     try:
         with ctx.sessions() as session, session.begin():

@@ -12,6 +12,9 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
+import time
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,28 +91,59 @@ def actor_name(actor: Principal | str) -> str:
     return actor if isinstance(actor, str) else actor.username
 
 
+# Departments and their contacts change rarely (an admin edits them); every request needs
+# them. They are cached per database engine for REFERENCE_TTL seconds.
+REFERENCE_TTL = 30.0
+_reference: weakref.WeakKeyDictionary[Any, dict[Any, tuple[float, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cached(session: Session, key: Any, load: Any) -> Any:
+    cache = _reference.setdefault(session.get_bind(), {})
+    entry = cache.get(key)
+    if entry is not None and time.monotonic() - entry[0] < REFERENCE_TTL:
+        return entry[1]
+    value = load()
+    cache[key] = (time.monotonic(), value)
+    return value
+
+
+@dataclass(frozen=True)
+class DeptRef:
+    id: int
+    code: str
+
+
 def department_codes(session: Session) -> dict[int, str]:
-    return {d.id: d.code for d in session.scalars(select(Department))}
+    codes: dict[int, str] = _cached(
+        session,
+        "departments",
+        lambda: {d.id: d.code for d in session.scalars(select(Department))},
+    )
+    return codes
 
 
-def _department_by_code(session: Session, code: str) -> Department:
-    dept = session.scalar(select(Department).where(Department.code == code))
+def _department_by_code(session: Session, code: str) -> DeptRef:
+    for dept_id, dept_code in department_codes(session).items():
+        if dept_code == code:
+            return DeptRef(dept_id, dept_code)
+    dept = session.scalar(select(Department).where(Department.code == code))  # added since cached
     if dept is None:
         raise InvalidInput(
             f"department: {code!r} is not in the database (run `callcenter seed-demo` or sync)",
             details={"field": "department", "value": code},
         )
-    return dept
+    return DeptRef(dept.id, dept.code)
 
 
 def contacts_for(session: Session, department_id: int | None, role: str) -> list[dict[str, Any]]:
-    """Who to tell: a department's supervisors or managers, or the company's leadership
-    (cached for the session: a scan asks the same question many times)."""
-    cache = session.info.setdefault("contacts", {})
-    key = (None if role == "leadership" else department_id, role)
-    if key not in cache:
-        cache[key] = _contacts(session, department_id, role)
-    return list(cache[key])
+    """Who to tell: a department's supervisors or managers, or the company's leadership."""
+    key = ("contacts", None if role == "leadership" else department_id, role)
+    found: list[dict[str, Any]] = _cached(
+        session, key, lambda: _contacts(session, department_id, role)
+    )
+    return [dict(c) for c in found]
 
 
 def _contacts(session: Session, department_id: int | None, role: str) -> list[dict[str, Any]]:
@@ -312,7 +346,7 @@ def create_ticket(
     sla, due_at = resolve_sla(ctx, category.sla, data.sla, data.due_at, now)
     channel = data.channel or ("phone" if data.call_id else "api")
     name = actor_name(actor)
-    for attempt in range(NUMBER_RETRIES):
+    for _attempt in range(NUMBER_RETRIES):
         effects = Effects()
         try:
             with ctx.sessions() as session, session.begin():
@@ -326,11 +360,30 @@ def create_ticket(
                         )
                     customer_id = call.customer_id
                 customer_id = customer_id or match_customer(session, data.contact)
+                # 处理投诉：确认对方的身份、查看投诉者的缴费情况 — recorded with the registration.
+                customer = session.get(Customer, customer_id) if customer_id else None
+                identity = (
+                    {
+                        "customer_id": customer.id,
+                        "name": customer.name,
+                        "member": customer.member,
+                        "fee_status": str(customer.fee_status),
+                        "arrears": str(customer.arrears_amount),
+                    }
+                    if customer is not None
+                    else None
+                )
                 dept = _department_by_code(session, category.department)
+                # Read (and cache) who gets it before the first write: fewer round trips
+                # while SQLite's write lock is held.
+                track = cfg.tracks[data.track]
+                contacts_for(session, dept.id, track.dispatch_to)
+                if track.notify_leadership:
+                    contacts_for(session, None, "leadership")
                 ticket = Ticket(
                     # The INSERT comes first so SQLite takes its write lock before the number
                     # is read; the placeholder never commits.
-                    number=f"tmp-{hashlib.sha1(f'{now}{attempt}{id(data)}'.encode()).hexdigest()[:20]}",
+                    number=f"tmp-{uuid.uuid4().hex[:24]}",
                     category=data.category,
                     department_id=dept.id,
                     track=data.track,
@@ -354,7 +407,6 @@ def create_ticket(
                 session.add(ticket)
                 session.flush()
                 ticket.number = _allocate_number(session, _number_prefix(ctx, now))
-                session.flush()
                 add_event(
                     session,
                     ctx,
@@ -371,6 +423,7 @@ def create_ticket(
                         "due_at": due_at.isoformat(),
                         "written_notice": written_notice(ctx, sla),
                         "complaint_kind": data.complaint_kind,
+                        "customer": identity,
                     },
                 )
                 if data.auto_dispatch:
@@ -391,7 +444,7 @@ def _dispatch(
     ctx: AppContext,
     effects: Effects,
     ticket: Ticket,
-    dept: Department,
+    dept: DeptRef,
     *,
     actor: str,
     now: datetime,
@@ -456,6 +509,8 @@ def current_callback(session: Session, ticket_id: int) -> SatisfactionCallback |
 
 def _callback_flags(session: Session, ticket: Ticket) -> tuple[bool, str | None]:
     """(callback required before archiving, last callback result) for the state machine."""
+    if ticket.status not in (Status.returned_to_front_desk, Status.callback):
+        return True, None  # only those two states depend on the callback
     cb = current_callback(session, ticket.id)
     if ticket.status == Status.returned_to_front_desk:
         return (cb is None or cb.status != "skipped"), (cb.result if cb else None)
@@ -545,10 +600,15 @@ def apply_transition(
 
     if target is Status.dispatched:
         code = fields.get("department")
+        codes = department_codes(session)
         dept = (
             _department_by_code(session, str(code))
             if code
-            else session.get(Department, ticket.department_id)
+            else (
+                DeptRef(ticket.department_id, codes[ticket.department_id])
+                if ticket.department_id in codes
+                else None
+            )
         )
         if dept is None:
             raise InvalidInput(
@@ -986,12 +1046,12 @@ def record_attempt(
                 now=now,
             )
         else:
-            _retry_or_give_up(session, ctx, effects, cb, ticket, now, actor=name)
+            retry_or_give_up(session, ctx, effects, cb, ticket, now, actor=name)
     apply_effects(ctx, effects)
     return cb
 
 
-def _retry_or_give_up(
+def retry_or_give_up(
     session: Session,
     ctx: AppContext,
     effects: Effects,

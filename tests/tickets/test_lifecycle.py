@@ -68,8 +68,10 @@ def full_lifecycle(
     ticket_id = body["id"]
     # the SLA timers are RQ scheduled jobs at warn, due and escalation-above times
     due = datetime.fromisoformat(body["due_at"])
-    timer = scheduled_at(ctx, f"cc-tickets-sla-{ticket_id}-due")
-    assert timer is not None and abs(timer.timestamp() - due.timestamp()) < 1
+    warn_minutes = ctx.config.dispatch.tracks[track].warn_before_minutes  # type: ignore[index]
+    timer = scheduled_at(ctx, jobs.sla_job_id(ctx, ticket_id, "warn", due))
+    assert timer is not None
+    assert abs(timer.timestamp() - (due - timedelta(minutes=warn_minutes)).timestamp()) < 1
 
     step(client, dept, ticket_id, to="assigned", assignee="维修工 王师傅")
     step(client, dept, ticket_id, to="on_site", note="已到现场")
@@ -148,6 +150,10 @@ def test_full_lifecycle_per_track(
     assert all(e["actor"] and e["at"] for e in timeline)
     assert final["work_orders"][0]["materials"] == "DN20阀门1个"
     assert final["work_orders"][0]["minutes_spent"] == 25
+    registered = timeline[0]["data"]
+    assert registered["customer"]["member"] is True
+    assert registered["customer"]["fee_status"] == "arrears"
+    assert registered["customer"]["arrears"] == "1280.00"
     dispatched = next(e for e in timeline if e["type"] == "dispatched")
     if track == "emergency":
         # to the department manager, and senior leadership told at the same moment

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from callcenter.context import AppContext
+from callcenter.errors import Conflict
 from tests.tickets.conftest import MakeCtx
 from tests.tickets.helpers import payload
 from tests.tickets.test_lifecycle import ALL_MEMBERS, full_lifecycle
@@ -94,3 +95,42 @@ def test_sla_escalation_on_postgres(make_ctx: MakeCtx) -> None:
         "escalated": 2,
     }
     assert services.ticket_detail(ctx, ticket_id)["escalation_level"] == 2
+
+
+def race_assignments(ctx: AppContext) -> tuple[int, int]:
+    """Eight threads assign the same ticket at once: exactly one wins, the rest get 409."""
+    ticket_id = services.create_ticket(ctx, TicketCreate(**payload()), actor="1001").id
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        start.wait()
+        try:
+            services.transition(
+                ctx, ticket_id, {"to": "assigned", "assignee": f"工人{n}"}, actor="1001"
+            )
+            result = "ok"
+        except Conflict:
+            result = "conflict"
+        with lock:
+            outcomes.append(result)
+
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    detail = services.ticket_detail(ctx, ticket_id)
+    assigned = [e for e in detail["timeline"] if e["to_status"] == "assigned"]
+    assert len(assigned) == 1 and detail["assignee"] == assigned[0]["data"]["assignee"]
+    return outcomes.count("ok"), outcomes.count("conflict")
+
+
+def test_concurrent_steps_on_sqlite(ctx: AppContext) -> None:
+    assert race_assignments(ctx) == (1, 7)
+
+
+@pytest.mark.postgres
+def test_concurrent_steps_on_postgres(make_ctx: MakeCtx) -> None:
+    assert race_assignments(make_ctx(postgres=True)) == (1, 7)

@@ -99,20 +99,30 @@ def test_timers_are_rq_scheduled_jobs_and_the_scan_recovers_lost_ones(ctx: AppCo
     high = next(q for q in queues(ctx) if q.name.endswith(":high"))
     registry = ScheduledJobRegistry(queue=high)
     due = T0 + timedelta(hours=3)
-    expected = {
-        "warn": due - timedelta(minutes=15),
-        "due": due,
-        "above": due + timedelta(minutes=60),
-    }
-    for name, at in expected.items():
-        scheduled = registry.get_scheduled_time(f"cc-tickets-sla-{ticket_id}-{name}")
-        assert scheduled == at
+
+    def timers() -> dict[str, datetime]:
+        return {
+            job_id: registry.get_scheduled_time(job_id)
+            for job_id in registry.get_job_ids()
+            if job_id.startswith(f"cc-tickets-sla-{ticket_id}-")
+        }
+
+    # one timer at a time: the warning first (urgent track: 15 minutes before)
+    assert timers() == {jobs.sla_job_id(ctx, ticket_id, "warn", due): due - timedelta(minutes=15)}
+    # when it fires it schedules the next one: the deadline, then the escalation above
+    run_check(ctx, ticket_id, due - timedelta(minutes=15))
+    assert timers()[jobs.sla_job_id(ctx, ticket_id, "due", due)] == due
+    run_check(ctx, ticket_id, due)
+    assert timers()[jobs.sla_job_id(ctx, ticket_id, "above", due)] == due + timedelta(minutes=60)
+    assert kinds(ctx, ticket_id) == ["sla_warning", "overdue", "escalated"]
+
     # a lost Redis (or a killed worker) loses the timers; the SQL scan still finds the work
-    for name in expected:
-        registry.remove(f"cc-tickets-sla-{ticket_id}-{name}", delete_job=True)
+    other = create(ctx, sla="3h", track="urgent")
+    for job_id in registry.get_job_ids():
+        registry.remove(job_id, delete_job=True)
     report = jobs.scan(now=due + timedelta(minutes=1), reschedule=False)
     assert report["sla"]["overdue"] == 1 and report["sla"]["escalated"] == 1
-    assert kinds(ctx, ticket_id) == ["overdue", "escalated"]
+    assert kinds(ctx, other) == ["overdue", "escalated"]
 
 
 def test_scan_and_overdue_report(ctx: AppContext, client: TestClient) -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,3 +166,75 @@ secret = "{SECRET}"
     assert report["webhooks_requeued"] == 2
     work_until(ctx, lambda: all(d.status == "delivered" for d in deliveries(ctx)))
     assert len(state.requests) == 2
+
+
+WORKER = """
+import sys
+from rq import SimpleWorker
+from callcenter.runtime import get_context
+from callcenter.worker import queues
+qs = queues(get_context())
+SimpleWorker(qs, connection=qs[0].connection).work(burst=False, logging_level="WARNING")
+"""
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(make_ctx: MakeCtx, tmp_path: Path) -> None:
+    release = threading.Event()
+    seen = threading.Event()
+    received: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if not seen.is_set():
+                seen.set()
+                release.wait(30)  # the first attempt hangs until its worker is dead
+            else:
+                received.append(body)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ctx = make_ctx(
+            **{
+                "webhooks.toml": f"""
+timeout_seconds = 1
+backoff_seconds = 0.5
+[targets.erp]
+url = "http://127.0.0.1:{server.server_address[1]}/hooks"
+secret = "{SECRET}"
+events = ["ticket.registered"]
+"""
+            }
+        )
+        services.create_ticket(ctx, TicketCreate(**payload()), actor="1001")
+        env = dict(
+            os.environ,
+            CALLCENTER_ENVIRONMENT="test",
+            CALLCENTER_DATABASE_URL=ctx.settings.database_url,
+            CALLCENTER_REDIS_URL=ctx.settings.redis_url,
+            CALLCENTER_CONFIG_DIR=str(ctx.settings.config_dir),
+            CALLCENTER_STATE_DIR=str(tmp_path),
+        )
+        worker = subprocess.Popen([sys.executable, "-c", WORKER], env=env, cwd=Path.cwd())
+        try:
+            assert seen.wait(30), "the worker never tried the delivery"
+        finally:
+            worker.send_signal(signal.SIGKILL)  # killed in the middle of the HTTP call
+            worker.wait(10)
+        release.set()
+        (row,) = deliveries(ctx)
+        assert row.status == "pending" and row.attempts == 0  # its transaction never committed
+        report = jobs.scan(now=datetime.now(UTC) + timedelta(minutes=1), reschedule=False)
+        assert report["webhooks_requeued"] == 1
+        work_until(ctx, lambda: deliveries(ctx)[0].status == "delivered")
+        assert deliveries(ctx)[0].attempts == 1 and len(received) == 1
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
