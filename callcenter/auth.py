@@ -97,7 +97,23 @@ def authenticate(ctx: AppContext, username: str, password: str) -> User:
     return user
 
 
+# Every API request resolves its user; a short-lived cache saves two queries per request.
+# A disabled user or a changed role takes effect within PRINCIPAL_CACHE_SECONDS.
+PRINCIPAL_CACHE_SECONDS = 5.0
+
+
 def principal_for(ctx: AppContext, user_id: int) -> Principal:
+    cache: dict[int, tuple[float, Principal]] = ctx.extras.setdefault("principals", {})  # type: ignore[assignment]
+    cached = cache.get(user_id)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    principal = _load_principal(ctx, user_id)
+    cache[user_id] = (now + PRINCIPAL_CACHE_SECONDS, principal)
+    return principal
+
+
+def _load_principal(ctx: AppContext, user_id: int) -> Principal:
     from cti.models import Agent  # cti owns agents; imported here to keep auth free of cycles
 
     with ctx.sessions() as session:
