@@ -26,7 +26,7 @@ from sqlalchemy import select
 from callcenter.context import AppContext
 from callcenter.db import utcnow
 from callcenter.runtime import get_context
-from callcenter.streams import Command, CommandType
+from callcenter.streams import CallEvent, Command, CommandType, EventType
 from callcenter.worker import queues
 from ticketing import consumers, services
 from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket, WebhookDelivery
@@ -279,12 +279,36 @@ SURVEY = {
 }
 
 
+def publish_callback_call(ctx: AppContext, call_id: str, data: dict[str, Any]) -> None:
+    """Hand a callback call to whoever places it.
+
+    Agent mode: routing owns agent choice, so the callback joins the callback queue as a
+    ``callback_requested`` event (published by "ticketing"); when an agent of that queue is
+    free, routing asks the engine for an agent-first call. Survey mode needs no agent: an
+    ``originate`` command goes straight to the engine nodes' shared command stream.
+    """
+    if data.get("agent_first"):
+        event = CallEvent(
+            type=EventType.callback_requested, call_id=call_id, node="ticketing", data=data
+        )
+        ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
+        return
+    command = Command(type=CommandType.originate, call_id=call_id, id=call_id, data=data)
+    ctx.redis.xadd(
+        ctx.keys.engine_commands,
+        command.to_fields(),  # type: ignore[arg-type]
+        maxlen=ORIGINATE_STREAM_MAXLEN,
+        approximate=True,
+    )
+
+
 def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
     """Ask the engine for an agent-first call (or an automatic survey) to the customer.
 
-    The command goes on this node's originate stream with a stable id
+    The request is published (see ``publish_callback_call``) with a stable id
     (``callback-<id>-<attempt>``) *before* the attempt is committed: a worker killed in
-    between re-publishes the same command id on the next run, which the engine de-duplicates.
+    between re-publishes the same id on the next run, which routing and the engine ignore
+    as duplicates.
     """
     ctx = get_context()
     moment = _now(now)
@@ -331,16 +355,8 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
                 }
                 if cb.mode == "survey":
                     data["survey"] = SURVEY
-                command = Command(
-                    type=CommandType.originate, call_id=command_id, id=command_id, data=data
-                )
                 consumers.ensure_group(ctx)  # so the call's events are kept for us
-                ctx.redis.xadd(
-                    ctx.keys.originate_requests(ctx.settings.node_id),
-                    command.to_fields(),  # type: ignore[arg-type]
-                    maxlen=ORIGINATE_STREAM_MAXLEN,
-                    approximate=True,
-                )
+                publish_callback_call(ctx, command_id, data)
                 cb.attempts = attempt_no
                 cb.status = "in_progress"
                 session.add(

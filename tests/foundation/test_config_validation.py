@@ -70,7 +70,13 @@ CASES = [
     ("dispatch.toml", 'department = "finance"\n', "", "categories.fees.department", "required"),
     ("callbacks.toml", "within_days = 3", "within_days = 0", "within_days", "greater than 0"),
     ("telephony.toml", 'number = "4008001234"', 'number = "hotline"', "dids.0.number", "pattern"),
-    ("webhooks.toml", "# [targets.erp]\n# url", "[targets.erp]\nsecret = \"a-long-shared-secret\"\n# url", "targets.erp.url", "required"),
+    (
+        "webhooks.toml",
+        "# [targets.erp]\n# url",
+        '[targets.erp]\nsecret = "a-long-shared-secret"\n# url',
+        "targets.erp.url",
+        "required",
+    ),
     # wrong types
     ("menu.toml", "max_retries = 2", 'max_retries = "two"', "nodes.main.max_retries", "integer"),
     (

@@ -8,7 +8,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from callcenter.context import AppContext
-from callcenter.streams import Command
+from callcenter.streams import CallEvent, Command
 from callcenter.worker import queues
 from ticketing.models import (
     CallbackAttempt,
@@ -43,10 +43,24 @@ def run_worker(ctx: AppContext) -> None:
     worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
 
 
-def originate_commands(ctx: AppContext) -> list[Command]:
-    """The originate commands published for this node's engine."""
-    entries: Any = ctx.redis.xrange(ctx.keys.originate_requests(ctx.settings.node_id))
+def survey_commands(ctx: AppContext) -> list[Command]:
+    """Originate commands (survey mode) on the engine nodes' shared command stream."""
+    entries: Any = ctx.redis.xrange(ctx.keys.engine_commands)
     return [Command.from_fields(fields) for _id, fields in entries]
+
+
+def callback_requests(ctx: AppContext) -> list[CallEvent]:
+    """Agent-first callbacks handed to routing as ``callback_requested`` events."""
+    entries: Any = ctx.redis.xrange(ctx.keys.events)
+    events = [CallEvent.from_fields(fields) for _id, fields in entries]
+    return [e for e in events if e.type == "callback_requested" and e.node == "ticketing"]
+
+
+def placed_calls(ctx: AppContext) -> list[tuple[str, dict[str, Any]]]:
+    """Every callback call asked for, whichever way: (call id, data)."""
+    return [(c.call_id, c.data) for c in survey_commands(ctx)] + [
+        (e.call_id, e.data) for e in callback_requests(ctx)
+    ]
 
 
 def counts(ctx: AppContext) -> dict[str, int]:

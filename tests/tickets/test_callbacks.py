@@ -14,7 +14,7 @@ from callcenter.worker import queues
 from config.schemas import CallbacksFile
 from tests.conftest import auth
 from tests.tickets.conftest import MakeCtx
-from tests.tickets.helpers import originate_commands, payload, run_worker
+from tests.tickets.helpers import payload, placed_calls, run_worker, survey_commands
 from ticketing import jobs, services
 from ticketing.schemas import TicketCreate
 
@@ -112,7 +112,7 @@ def test_callback_is_scheduled_24h_after_the_standard_outside_rest_hours(make_ct
     ) == local(2026, 12, 8, 14, 0)
     # fired early (e.g. by hand), the job does nothing
     place(ctx, cb["id"], local(2026, 12, 8, 13, 0))
-    assert originate_commands(ctx) == [] and callback_of(ctx, ticket_id)["status"] == "scheduled"
+    assert placed_calls(ctx) == [] and callback_of(ctx, ticket_id)["status"] == "scheduled"
 
 
 def test_weekend_is_skipped_and_the_three_day_limit_holds(make_ctx: MakeCtx) -> None:
@@ -141,7 +141,7 @@ def test_unanswered_calls_are_retried_then_unreachable(make_ctx: MakeCtx) -> Non
     assert cb["scheduled_for"] == local(2026, 12, 8, 10, 30)
     place(ctx, cb["id"], local(2026, 12, 8, 10, 30))
     place(ctx, cb["id"], local(2026, 12, 8, 10, 31))  # twice: still one call
-    assert [c.id for c in originate_commands(ctx)] == [f"callback-{cb['id']}-1"]
+    assert [call_id for call_id, _data in placed_calls(ctx)] == [f"callback-{cb['id']}-1"]
     services.record_attempt(
         ctx, cb["id"], outcome="no_answer", actor="1001", now=local(2026, 12, 8, 10, 35)
     )
@@ -163,7 +163,7 @@ def test_unanswered_calls_are_retried_then_unreachable(make_ctx: MakeCtx) -> Non
     assert cb["status"] == "unreachable" and cb["attempts"] == 3
     assert [a["outcome"] for a in cb["history"]] == ["no_answer", "busy", "no_answer"]
     assert detail["status"] == "callback" and detail["allowed_next"] == ["archived"]
-    assert len(originate_commands(ctx)) == 3
+    assert len(placed_calls(ctx)) == 3
 
 
 def test_a_retry_past_the_window_gives_up(make_ctx: MakeCtx) -> None:
@@ -206,7 +206,7 @@ def test_survey_mode_and_the_summary_report(make_ctx: MakeCtx, client_for: Any) 
     for ticket_id in (good, bad):
         cb = callback_of(ctx, ticket_id)
         place(ctx, cb["id"], cb["scheduled_for"])
-    commands = originate_commands(ctx)
+    commands = survey_commands(ctx)
     assert len(commands) == 2 and all(c.data["survey"]["digits"] == "12345" for c in commands)
     assert all(c.data["agent_first"] is False for c in commands)
     desk = auth(client, "1001")
@@ -242,7 +242,7 @@ def test_the_scan_places_due_callbacks_and_times_out_silent_ones(make_ctx: MakeC
     cb = callback_of(ctx, ticket_id)
     # the timer was lost: the scan places the call
     report = jobs.scan(now=local(2026, 12, 8, 10, 40), reschedule=False)
-    assert report["callbacks_placed"] == 1 and len(originate_commands(ctx)) == 1
+    assert report["callbacks_placed"] == 1 and len(placed_calls(ctx)) == 1
     # nobody reports a result: after retry_after_minutes the attempt counts as unanswered
     report = jobs.scan(now=local(2026, 12, 8, 12, 41), reschedule=False)
     assert report["callbacks_stale"] == 1
@@ -257,7 +257,7 @@ def test_engine_events_record_survey_scores_and_unanswered_calls(make_ctx: MakeC
     for ticket_id in (answered, silent):
         cb = callback_of(ctx, ticket_id)
         place(ctx, cb["id"], cb["scheduled_for"])
-    first, second = (c.call_id for c in originate_commands(ctx))
+    first, second = (c.call_id for c in survey_commands(ctx))
     # what the engine publishes for the two calls it originated
     for event in (
         CallEvent(type="originated", call_id=first, data={"number": "13800138000"}),

@@ -14,7 +14,7 @@ from callcenter.worker import queues
 from cti.models import Call
 from tests.conftest import auth
 from tests.tickets.conftest import MakeCtx
-from tests.tickets.helpers import originate_commands, payload, run_worker
+from tests.tickets.helpers import callback_requests, payload, run_worker
 from ticketing import jobs
 
 ALL_MEMBERS = """
@@ -109,9 +109,9 @@ def full_lifecycle(
     high = next(q for q in queues(ctx) if q.name.endswith(":high"))
     high.enqueue(jobs.place_callback, callback["id"], now=callback["scheduled_for"])
     run_worker(ctx)
-    commands = originate_commands(ctx)
-    mine = [c for c in commands if c.data["callback_id"] == callback["id"]]
-    assert len(mine) == 1 and mine[0].type == "originate"
+    # agent mode: the call joins routing's callback queue (agent first, then the customer)
+    mine = [e for e in callback_requests(ctx) if e.data["callback_id"] == callback["id"]]
+    assert len(mine) == 1 and mine[0].data["queue"] == "callback"
     assert mine[0].data["number"] == "13800138000" and mine[0].data["agent_first"] is True
 
     answered = client.post(
