@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -78,9 +79,17 @@ class Router:
 
     def step(self, block_ms: int = 0) -> int:
         """Handle what is there (waiting up to ``block_ms`` for events); returns work done."""
+        return self.routing_step(block_ms) + self.bookkeeping_step(0)
+
+    def routing_step(self, block_ms: int) -> int:
+        """Engine events and due timers: the latency-critical half."""
+        block_ms = min(block_ms, self._ms_to_next_timer()) if block_ms else 0
         done = self._consume(self.keys.events, GROUP, self.handle_entry, block_ms)
-        done += self.fire_timers()
-        done += self._consume(self.keys.agent_events, LOG_GROUP, None, 0)
+        return done + self.fire_timers()
+
+    def bookkeeping_step(self, block_ms: int) -> int:
+        """The SQL state log, the staffing check and the heartbeat: never in routing's way."""
+        done = self._consume(self.keys.agent_events, LOG_GROUP, None, block_ms)
         now = time.monotonic()
         if now >= self._next_staffing:
             self._next_staffing = now + STAFFING_EVERY_SECONDS
@@ -90,14 +99,39 @@ class Router:
             beat(self.ctx, "router")
         return done
 
+    def _ms_to_next_timer(self) -> int:
+        first = cast(
+            list[tuple[str, float]],
+            self.redis.zrange(self.keys.routing("timers"), 0, 0, withscores=True),
+        )
+        if not first:
+            return 10_000
+        return max(1, int((first[0][1] - self.routing.clock()) * 1000))
+
     def run(self, stop: threading.Event) -> None:
+        """Two loops: routing (this thread) and bookkeeping (a helper thread)."""
         log.info("router %s running", self.consumer)
+        helper = threading.Thread(
+            target=self._loop, args=(stop, self.bookkeeping_step), name="router-bookkeeping"
+        )
+        helper.start()
+        try:
+            self._loop(stop, self.routing_step)
+        finally:
+            stop.set()
+            helper.join()
+
+    @staticmethod
+    def _loop(stop: threading.Event, step: Callable[[int], int]) -> None:
         while not stop.is_set():
             try:
-                self.step(block_ms=200)
+                step(200)
             except redis.ConnectionError as exc:
                 log.warning("Redis unavailable (%s); retrying", exc)
                 stop.wait(1.0)
+            except Exception:  # boundary: log and keep the service up
+                log.exception("router step failed")
+                stop.wait(0.5)
 
     def drain(self, *, rounds: int = 50) -> int:
         """Run rounds until nothing is left to do (tests and tools)."""
@@ -197,10 +231,9 @@ class Router:
         priority = int(data.get("priority") or 0)
         caller = str(data.get("caller") or routing.call(event.call_id).get("caller") or "")
         config = self.ctx.config.queues.queues.get(queue)
-        if config is not None and caller:
-            with self.ctx.sessions() as session:
-                customer = screenpop.find_customer(session, numbers.normalize(caller))
-            if customer is not None and customer.member:
+        if config is not None:
+            record = screenpop.prepare(self.ctx, event.call_id, caller)
+            if record["customer"] and record["customer"]["member"]:
                 priority = max(priority, config.member_priority)  # members go first
         result = routing.enqueue(
             event.call_id,

@@ -249,8 +249,10 @@ class Routing:
         return self._run("disposition", agent=agent_id, disposition=disposition)
 
     def agent(self, agent_id: int) -> dict[str, Any]:
-        raw = cast(dict[str, str], self.redis.hgetall(self.key(f"agent:{agent_id}")))
-        queues = cast(dict[str, str], self.redis.hgetall(self.key(f"agent:{agent_id}:queues")))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.key(f"agent:{agent_id}"))
+        pipe.hgetall(self.key(f"agent:{agent_id}:queues"))
+        raw, queues = cast(tuple[dict[str, str], dict[str, str]], pipe.execute())
         state = raw.get("state", "logged_out")
         return {
             "agent_id": agent_id,
@@ -271,6 +273,14 @@ class Routing:
 
     def logged_in_agents(self) -> list[int]:
         return sorted(int(a) for a in cast(set[str], self.redis.smembers(self.key("agents"))))
+
+    def agent_states(self, agent_ids: list[int]) -> dict[int, str]:
+        """Each agent's state in one round trip (wallboards, staffing)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hget(self.key(f"agent:{agent_id}"), "state")
+        states = cast(list[str | None], pipe.execute())
+        return {a: s or "logged_out" for a, s in zip(agent_ids, states, strict=True)}
 
     # ------------------------------------------------------------ calls (engine facts)
 

@@ -181,8 +181,9 @@ def list_agents(ctx: AppContext, *, state: str | None = None) -> list[dict[str, 
 
 def staffing(ctx: AppContext) -> dict[str, Any]:
     routing = routing_for(ctx)
-    agents = routing.logged_in_agents()
-    available = sum(1 for a in agents if routing.agent(a)["state"] != "not_ready")
+    states = routing.agent_states(routing.logged_in_agents())
+    agents = list(states)
+    available = sum(1 for state in states.values() if state != "not_ready")
     local = routing.local_now()
     return shifts.staffing(
         ctx.config.shifts, local, logged_in=len(agents), available=available
@@ -483,14 +484,7 @@ def link_phone(ctx: AppContext, *, customer_id: int, phone: str, actor: str) -> 
 
 def customer_view(ctx: AppContext, customer_id: int) -> dict[str, Any]:
     with ctx.sessions() as session:
-        customer = session.scalar(
-            select(Customer)
-            .where(Customer.id == customer_id)
-            .options(
-                selectinload(Customer.units).selectinload(CustomerUnit.unit),
-                selectinload(Customer.phones),
-            )
-        )
-        if customer is None:
-            raise NotFound(f"客户不存在 / customer {customer_id} not found")
-        return screenpop.customer_record(session, customer)
+        record = screenpop.customer_record(session, customer_id)
+    if record is None:
+        raise NotFound(f"客户不存在 / customer {customer_id} not found")
+    return record
