@@ -36,7 +36,7 @@ from callcenter.health import beat
 from callcenter.streams import CallEvent, EventType
 from cti import numbers, screenpop, services
 from cti.models import AgentStateChange
-from cti.routing import Routing
+from cti.routing import CALLBACK_DIGIT, Routing
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,18 @@ class Router:
             number = numbers.normalize(str(data.get("number") or ""))
             queue = str(data.get("queue") or self.ctx.config.callbacks.queue)
             result = routing.callback_requested(call_id, queue, number)
+        elif kind == EventType.digit_received and event.node == "queued":
+            # A key pressed while waiting: "1" after routing offered a call-back takes it.
+            call = routing.call(call_id)
+            if (
+                str(data.get("digit")) == CALLBACK_DIGIT
+                and call.get("cb_offered") == "1"
+                and call.get("callback") != "1"
+            ):
+                result = routing.callback_requested(call_id, call["queue"], "", confirm=True)
+        elif kind == "command_failed" and data.get("command") == "originate":
+            # The engine could not place a call-back / click-to-call (no idle slot, …).
+            result = routing.hangup(call_id, final=True)
         elif kind == EventType.agent_answered:
             routing.answered(call_id, _int(data.get("agent_id")))
         elif kind == EventType.agent_missed:

@@ -27,7 +27,13 @@ def routing_for(ctx: AppContext) -> Routing:
     """This process's Routing handle (made once per context)."""
     routing = ctx.extras.get(ROUTING_EXTRA)
     if routing is None:
-        routing = Routing(ctx.redis, ctx.keys, ctx.config, timezone=ctx.settings.timezone)
+        routing = Routing(
+            ctx.redis,
+            ctx.keys,
+            ctx.config,
+            timezone=ctx.settings.timezone,
+            language=ctx.settings.language,
+        )
         ctx.extras[ROUTING_EXTRA] = routing
     return cast(Routing, routing)
 

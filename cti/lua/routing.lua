@@ -20,7 +20,9 @@ local RING_GRACE = tonumber(A.ring_grace or 1)
 local TIMERS = R .. "timers"
 local EVENTS = prefix .. ":events"
 local AGENT_EVENTS = prefix .. ":agent-events"
-local ENGINE_CMD = prefix .. ":engine:cmd"
+-- Commands not tied to a live call (originate) go to the pseudo-slot "any": the engine's
+-- supervisor hands each to an idle slot.
+local ENGINE_CMD = prefix .. ":slot:any:cmd"
 local ENDED_TTL = 86400
 
 local function akey(aid) return R .. "agent:" .. aid end
@@ -63,6 +65,14 @@ local function command(stream, ctype, cid, data)
     redis.call("XADD", stream, "*", "type", ctype, "call_id", cid, "id", id,
         "data", cjson.encode(data))
     return id
+end
+
+-- A play command carries the prompt's text (rendered by the engine) from routing:prompts.
+local function prompt_data(key, data)
+    data.prompt = key
+    local text = redis.call("HGET", R .. "prompts", key)
+    if text then data.text = text end
+    return data
 end
 
 local function slot_command(cid, call, ctype, data)
@@ -485,8 +495,9 @@ elseif op == "enqueue" then
                 redis.call("ZREM", qkey(q, "waiting"), cid)
                 outcome(cid, q, entry, "closed")
                 end_call_record(cid, "ended")
-                slot_command(cid, fresh, "play", {prompt = "no_agents", queue = q,
-                    hangup_after = true})
+                slot_command(cid, fresh, "play", prompt_data("no_agents", {queue = q}))
+                -- Hang up once the message has played.
+                redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
                 res.status = "closed"
             elseif mode == "overflow" and (conf.overflow_to or "") ~= "" then
                 move_to_queue(cid, fresh, conf.overflow_to, "no_agents")
@@ -494,8 +505,8 @@ elseif op == "enqueue" then
                 res.queue = conf.overflow_to
             elseif mode == "callback" then
                 redis.call("HSET", ck, "cb_offered", 1)
-                slot_command(cid, fresh, "play", {prompt = "callback_offer", queue = q,
-                    reason = "no_agents"})
+                slot_command(cid, fresh, "play", prompt_data("callback_offer", {queue = q,
+                    reason = "no_agents"}))
                 res.status = "callback_offered"
             end
         end
@@ -510,11 +521,18 @@ elseif op == "callback_requested" then
         put_back(cid, call)
         call = hgetall(ck)
     end
+    local number = A.number or ""
+    if number == "" then number = call.caller or "" end
     if call.state == "waiting" then
         if call.callback ~= "1" then
-            redis.call("HSET", ck, "callback", "1", "number", A.number or call.caller or "")
+            redis.call("HSET", ck, "callback", "1", "number", number)
+            if A.confirm then
+                -- Asked for by a key press while queued: confirm, then end the caller's leg.
+                slot_command(cid, call, "play", {prompt = "system.callback"})
+                redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
+            end
             local rank = redis.call("ZRANK", qkey(call.queue, "waiting"), cid)
-            call_event("callback_scheduled", cid, {queue = call.queue, number = A.number or "",
+            call_event("callback_scheduled", cid, {queue = call.queue, number = number,
                 position = (rank or 0) + 1})
             res.status = "scheduled"
         else
@@ -527,9 +545,9 @@ elseif op == "callback_requested" then
             return cjson.encode({error = "unknown_queue", queue = q})
         end
         if A.caller then redis.call("HSET", ck, "caller", A.caller) end
-        new_entry(cid, q, {priority = A.priority or 0, callback = true, number = A.number})
+        new_entry(cid, q, {priority = A.priority or 0, callback = true, number = number})
         local rank = redis.call("ZRANK", qkey(q, "waiting"), cid)
-        call_event("callback_scheduled", cid, {queue = q, number = A.number or "",
+        call_event("callback_scheduled", cid, {queue = q, number = number,
             position = (rank or 0) + 1})
         res.status = "scheduled"
     end
@@ -748,9 +766,16 @@ elseif op == "offer_callback" then
     if call.state == "waiting" and call.entry == tostring(A.entry) and call.callback ~= "1"
         and call.cb_offered ~= "1" then
         redis.call("HSET", ckey(cid), "cb_offered", 1)
-        slot_command(cid, call, "play", {prompt = "callback_offer", queue = call.queue,
-            reason = A.reason or "wait", expected_wait = A.expected_wait})
+        slot_command(cid, call, "play", prompt_data("callback_offer", {queue = call.queue,
+            reason = A.reason or "wait", expected_wait = A.expected_wait}))
         res.status = "offered"
+    else
+        res.status = "ignored"
+    end
+elseif op == "hangup_caller" then
+    local call = hgetall(ckey(A.call))
+    if slot_command(A.call, call, "hangup", {by = "routing", reason = A.reason or ""}) then
+        res.status = "sent"
     else
         res.status = "ignored"
     end
