@@ -45,6 +45,8 @@ class EventType(StrEnum):
     call_ended = "call_ended"  # data: reason, outcome
     slot_failed = "slot_failed"  # data: reason (the slot died with this call on it)
     originated = "originated"  # data: number, purpose (callback, click_to_call)
+    announced = "announced"  # data: queue, position, expected_wait, source (engine/routing)
+    command_failed = "command_failed"  # data: command_id, command, reason (slot refused it)
     # Published by routing (cti/) on the same stream, with node="routing" and slot="":
     call_reserved = "call_reserved"  # data: queue, agent_id, agent_uri (routing picked an agent)
     call_overflowed = "call_overflowed"  # data: from_queue, to_queue, waited

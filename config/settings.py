@@ -23,6 +23,32 @@ DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent / "defaults"
 DEMO_SECRET = "change-me-demo-secret"
 
 
+class EdgeTuning(BaseModel):
+    """Timers and limits of the SIP edge (Kamailio); tests shorten them, never mock them."""
+
+    # tm: no provisional reply within this time -> the slot is treated as dead, next slot.
+    fr_timer_ms: int = Field(default=1000, ge=100)
+    # tm: ringing time allowed for an agent's softphone (and a trunk) after a provisional reply.
+    fr_inv_timer_ms: int = Field(default=60000, ge=1000)
+    # dispatcher: OPTIONS probe interval; dead-slot detection = this + fr_timer.
+    ping_interval_seconds: int = Field(default=1, ge=1)
+    # dispatcher: minimum time between list reloads (dispatcher.add/remove reload the list).
+    reload_delta_seconds: int = Field(default=1, ge=1)
+    # ds_select_dst failover list size; after that the caller gets 486.
+    max_slot_attempts: int = Field(default=4, ge=1, le=32)
+    # pike: more than pike_max_requests per pike_window_seconds from one address is a flood.
+    pike_window_seconds: int = Field(default=2, ge=1)
+    pike_max_requests: int = Field(default=16, ge=2)
+    # A flooding address stays banned this long (htable autoexpire), flood or not.
+    ban_seconds: int = Field(default=600, ge=1)
+    # registrar: longest registration accepted from a softphone.
+    register_max_expires: int = Field(default=3600, ge=60)
+    # Kamailio worker processes per transport.
+    children: int = Field(default=4, ge=1, le=64)
+    # Kamailio log level (-1 error .. 3 debug); the log goes to <state_dir>/kamailio/kamailio.log.
+    log_level: int = Field(default=1, ge=-5, le=4)
+
+
 class SipSettings(BaseModel):
     """The SIP edge (Kamailio) and the engine's slot processes behind it."""
 
@@ -40,6 +66,9 @@ class SipSettings(BaseModel):
     trunk_addresses: list[str] = Field(default_factory=list)
     max_call_seconds: int = 4 * 3600
     rtp_silence_timeout_seconds: int = 60
+    # Who may send INVITEs to a slot ("ip" or "ip:port"); empty: only edge_host:edge_port.
+    slot_allow_from: list[str] = Field(default_factory=list)
+    edge: EdgeTuning = EdgeTuning()
 
 
 class HttpSettings(BaseModel):

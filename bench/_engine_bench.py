@@ -1,0 +1,621 @@
+"""Shared pieces of the engine benchmarks: run the engine, SIPp peers, /proc figures, and a
+bare pjsua2 slot (answers, plays, records: the baseline each benchmark measures in the same run).
+
+Ports (loopback): engine slots 16100+, edge 16050, bare slots 16700+, SIPp 16800-16899,
+RTP 40000-49999. Redis: $CALLCENTER_TEST_REDIS_URL (default db 11) under the prefix "bench".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from callcenter.streams import CallEvent  # noqa: E402
+
+REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+PREFIX = "bench"
+SLOT_BASE = 16100
+EDGE_PORT = 16050
+BARE_BASE = 16700
+BARE_RTP = 48000
+SIPP_PCAPS = Path("/usr/share/sip-tester")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    return (
+        f"n={len(values)} p50={percentile(values, 0.5):.2f} p99={percentile(values, 0.99):.2f} "
+        f"max={max(values):.2f} mean={statistics.fmean(values):.2f}"
+    )
+
+
+# ---------------------------------------------------------------- /proc figures
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def process_tree(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields:
+                parents[int(entry.name)] = int(fields[1])
+    found = [root]
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in found and pid not in found:
+                found.append(pid)
+                changed = True
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / ticks
+
+
+def pss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def measure(pids_of: Callable[[], list[int]], seconds: float) -> tuple[float, float]:
+    """(CPU % of one core, PSS MB) of a set of processes over a window."""
+    pids = pids_of()
+    before, start = cpu_seconds(pids), time.monotonic()
+    time.sleep(seconds)
+    pss = pss_mb(pids)
+    used = cpu_seconds(pids) - before
+    return 100 * used / (time.monotonic() - start), pss
+
+
+# ---------------------------------------------------------------- media files
+
+
+def tone_pcap(path: Path, frequency: float, seconds: float) -> Path:
+    from tests.engine.siptools import tone_pcap as make
+
+    return make(path, frequency, seconds)
+
+
+def tone_wav(path: Path, frequency: float, seconds: float) -> Path:
+    subprocess.run(
+        [
+            "sox",
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(path),
+            "synth",
+            str(seconds),
+            "sine",
+            str(frequency),
+            "vol",
+            "0.3",
+        ],
+        check=True,
+    )
+    return path
+
+
+# ---------------------------------------------------------------- SIPp
+
+
+SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 8 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=ptime:20
+"""
+
+
+def caller_xml(path: Path, body: str, *, per_call_target: bool) -> Path:
+    """A UAC to 4008001234; ``body`` runs after the ACK; then BYE. With ``per_call_target``
+    each call goes to host/port fields 0/1 of the -inf file (one bare slot per call)."""
+    setdest = (
+        '<nop><action><setdest host="[field0]" port="[field1]" protocol="udp"/></action></nop>'
+        if per_call_target
+        else ""
+    )
+    ruri = "[field0]:[field1]" if per_call_target else "[remote_ip]:[remote_port]"
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="bench caller">
+  {setdest}
+  <send retrans="500" start_rtd="setup"><![CDATA[
+INVITE sip:4008001234@{ruri} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:139[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:4008001234@{ruri}>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true" rtd="setup"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:139[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:4008001234@{ruri}>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  {body}
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:139[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:4008001234@{ruri}>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+""")
+    return path
+
+
+def dtmf(digit: str) -> str:
+    name = {"#": "pound", "*": "star"}.get(digit, digit)
+    return (
+        f'<nop><action><exec play_pcap_audio="{SIPP_PCAPS}/dtmf_2833_{name}.pcap"/>'
+        '</action></nop><pause milliseconds="300"/>'
+    )
+
+
+def play(pcap: Path) -> str:
+    return f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
+
+
+def pause(ms: int) -> str:
+    return f'<pause milliseconds="{ms}"/>'
+
+
+def run_sipp(
+    workdir: Path,
+    scenario: Path,
+    target: str,
+    *,
+    calls: int,
+    rate: float,
+    port: int,
+    media_port: int,
+    local_ip: str = "127.0.0.3",
+    inf: Path | None = None,
+    trace_msg: bool = False,
+    timeout: float = 300,
+) -> subprocess.Popen[bytes]:
+    argv = [
+        "sipp",
+        target,
+        "-sf",
+        str(scenario),
+        "-i",
+        local_ip,
+        "-p",
+        str(port),
+        "-mi",
+        local_ip,
+        "-mp",
+        str(media_port),
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-l",
+        str(calls),
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-trace_err",
+        "-max_socket",
+        "1000",
+    ]
+    if inf is not None:
+        argv += ["-inf", str(inf)]
+    if trace_msg:
+        argv += ["-trace_msg"]
+    return subprocess.Popen(
+        argv,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def uas_xml(path: Path, pcap: Path | None) -> Path:
+    from tests.engine.siptools import agent_scenario
+
+    return agent_scenario(path, pcap, answer_after_ms=50)
+
+
+def invite_to_200_ms(workdir: Path) -> list[float]:
+    """INVITE sent → 200 received per Call-ID from SIPp's -trace_msg file (µs resolution)."""
+    import re
+    from datetime import datetime
+
+    block = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d[ \t]\d\d:\d\d:\d\d\.\d+)$", re.M)
+    sent: dict[str, datetime] = {}
+    got: dict[str, datetime] = {}
+    for trace in workdir.glob("*_messages.log"):
+        text = trace.read_text(errors="replace")
+        marks = list(block.finditer(text))
+        for index, mark in enumerate(marks):
+            end = marks[index + 1].start() if index + 1 < len(marks) else len(text)
+            message = text[mark.end() : end]
+            when = datetime.strptime(mark.group(1).replace("\t", " "), "%Y-%m-%d %H:%M:%S.%f")
+            call_id = re.search(r"^Call-ID:\s*(\S+)", message, re.M | re.I)
+            if not call_id:
+                continue
+            key = call_id.group(1)
+            if "sent" in message[:200].lower() and re.search(r"^\s*INVITE ", message, re.M):
+                sent.setdefault(key, when)
+            elif (
+                "received" in message[:200].lower()
+                and re.search(r"^\s*SIP/2.0 200", message, re.M)
+                and re.search(r"^CSeq:\s*\d+ INVITE", message, re.M | re.I)
+            ):
+                got.setdefault(key, when)
+    return [(got[k] - sent[k]).total_seconds() * 1000 for k in sent if k in got]
+
+
+# ---------------------------------------------------------------- the engine
+
+
+class Engine:
+    def __init__(
+        self, workdir: Path, *, lines: int, spares: int, edge: bool, config_dir: Path | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.edge = edge
+        self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        state = workdir / "state"
+        values: dict[str, Any] = {
+            "environment": "test",
+            "state_dir": str(state),
+            "redis_url": REDIS_URL,
+            "redis_prefix": PREFIX,
+            "sip": {
+                "slot_base_port": SLOT_BASE,
+                "rtp_base_port": 40000,
+                "lines": lines,
+                "warm_spares": spares,
+                "edge_port": EDGE_PORT,
+                "slot_allow_from": [] if edge else ["127.0.0.1", "127.0.0.3"],
+                # SIPp callers play a carrier trunk: exempt from the edge's flood ban
+                "trunk_addresses": ["127.0.0.3"],
+            },
+        }
+        if config_dir is not None:
+            values["config_dir"] = str(config_dir)
+        lines_out = [f"{k} = {json.dumps(v)}" for k, v in values.items() if k != "sip"]
+        lines_out.append("[sip]")
+        lines_out += [f"{k} = {json.dumps(v)}" for k, v in values["sip"].items()]
+        self.settings_file = workdir / "engine.toml"
+        self.settings_file.write_text("\n".join(lines_out) + "\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+        env.update(
+            CALLCENTER_SETTINGS_FILE=str(self.settings_file),
+            CALLCENTER_ENGINE_EDGE="1" if edge else "0",
+            CALLCENTER_ENGINE_RECORDS="0",
+            PYTHONPATH=str(ROOT),
+        )
+        self.env = env
+        if edge:
+            self._seed(state)
+        for key in self.redis.scan_iter(f"{PREFIX}:*"):
+            self.redis.delete(key)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "callcenter.cli", "engine"],
+            cwd=workdir,
+            env=env,
+            stdout=(workdir / "engine.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while not self.redis.exists(f"{PREFIX}:proc:engine:alive"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("engine did not start:\n" + self.log())
+            time.sleep(0.2)
+        while int(self.redis.hget(f"{PREFIX}:engine:pool", "ready") or 0) < spares:
+            time.sleep(0.2)
+
+    def _seed(self, state: Path) -> None:
+        code = (
+            "from callcenter.context import build_context; from callcenter.demo import seed_demo;"
+            "from callcenter.migrate import upgrade; from config.settings import load_settings;"
+            "s = load_settings(); upgrade(s.database_url); c = build_context(s); seed_demo(c)"
+        )
+        subprocess.run([sys.executable, "-c", code], env=self.env, cwd=self.workdir, check=True)
+
+    def log(self) -> str:
+        return (self.workdir / "engine.log").read_text(errors="replace")[-4000:]
+
+    def pids(self) -> list[int]:
+        return process_tree(self.process.pid)
+
+    def events(self) -> Iterator[tuple[str, CallEvent]]:
+        entries: Any = self.redis.xrange(f"{PREFIX}:events")
+        for entry_id, fields in entries:
+            yield entry_id, CallEvent.from_fields(fields)
+
+    def command(self, slot: str, type_: str, call_id: str, data: dict[str, Any]) -> None:
+        self.redis.xadd(
+            f"{PREFIX}:slot:{slot}:cmd",
+            {
+                "type": type_,
+                "call_id": call_id,
+                "id": f"b-{time.monotonic_ns()}",
+                "data": json.dumps(data),
+            },
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.redis.close()
+
+
+def register_agent(workdir: Path, user: str, password: str, contact: str) -> None:
+    scenario = workdir / "register.xml"
+    source = ROOT / "tests" / "edge" / "scenarios" / "register.xml"
+    scenario.write_text(source.read_text().replace("@STATUS@", "200"))
+    subprocess.run(
+        [
+            "sipp",
+            f"127.0.0.1:{EDGE_PORT}",
+            "-sf",
+            str(scenario),
+            "-i",
+            "127.0.0.4",
+            "-p",
+            "16890",
+            "-m",
+            "1",
+            "-au",
+            user,
+            "-ap",
+            password,
+            "-key",
+            "user",
+            user,
+            "-key",
+            "domain",
+            "callcenter.local",
+            "-key",
+            "contact",
+            contact,
+            "-timeout",
+            "10s",
+            "-timeout_error",
+            "-nostdin",
+        ],
+        cwd=workdir,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+# ---------------------------------------------------------------- the bare slot baseline
+
+
+def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) -> None:
+    """One pjsua2 process that answers, loops a prompt to the caller and records the call."""
+    import pjsua2 as pj
+
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.logConfig.level = 0
+    cfg.logConfig.consoleLevel = 0
+    cfg.medConfig.clockRate = 8000
+    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.ecTailLen = 0
+    cfg.medConfig.noVad = True
+    ep.libInit(cfg)
+    tcfg = pj.TransportConfig()
+    tcfg.port = port
+    tcfg.boundAddress = "127.0.0.1"
+    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+    ep.audDevManager().setNullDev()
+    for codec in ep.codecEnum2():
+        ep.codecSetPriority(codec.codecId, 0)
+    ep.codecSetPriority("PCMU/8000", 255)
+    ep.codecSetPriority("PCMA/8000", 254)
+    ep.libStart()
+    calls: dict[int, Any] = {}
+    dead: list[Any] = []
+    pending: list[tuple[str, Any]] = []
+
+    class Call(pj.Call):
+        def onCallState(self, prm: Any) -> None:
+            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                pending.append(("gone", self))
+
+        def onCallMediaState(self, prm: Any) -> None:
+            pending.append(("media", self))
+
+    class Account(pj.Account):
+        def onIncomingCall(self, prm: Any) -> None:
+            call = Call(self, prm.callId)
+            call.player = call.recorder = None
+            calls[id(call)] = call  # pjsua reuses call ids: key by object
+            op = pj.CallOpParam()
+            op.statusCode = 200
+            call.answer(op)
+
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:bare@127.0.0.1:{port}"
+    acfg.mediaConfig.transportConfig.port = rtp_port
+    acfg.mediaConfig.transportConfig.portRange = 16
+    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    acfg.mediaConfig.lockCodecEnabled = False
+    acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
+    account: Any = Account()
+    account.create(acfg, True)
+    ready.set()
+    while not stop["flag"]:
+        ep.libHandleEvents(10)
+        dead.clear()
+        while pending:
+            kind, call = pending.pop(0)
+            if kind == "media" and call.player is None:
+                active = [
+                    m.index
+                    for m in call.getInfo().media
+                    if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                ]
+                if not active:
+                    continue
+                am = call.getAudioMedia(active[0])
+                player = pj.AudioMediaPlayer()
+                player.createPlayer(prompt, 0)
+                recorder = pj.AudioMediaRecorder()
+                recorder.createRecorder(f"{rec_dir}/bare-{port}-{time.monotonic_ns()}.wav")
+                player.startTransmit(am)
+                am.startTransmit(recorder)
+                player.startTransmit(recorder)
+                call.player, call.recorder = player, recorder
+            elif kind == "gone":
+                dead += [call.player, call.recorder, call]
+                call.player = call.recorder = None
+                calls.pop(id(call), None)
+    for call in list(calls.values()):
+        with contextlib.suppress(Exception):
+            call.hangup(pj.CallOpParam(True))
+    for _ in range(50):
+        ep.libHandleEvents(10)
+    calls.clear()
+    dead.clear()
+    pending.clear()
+    account = None
+    import gc
+
+    gc.collect()
+    ep.libDestroy()
+    os._exit(0)
+
+
+class BareSlots:
+    """``count`` bare pjsua2 processes forked from this process (which imported pjsua2)."""
+
+    def __init__(self, count: int, prompt: Path, rec_dir: Path) -> None:
+        import pjsua2  # noqa: F401  -- shared pages, as the engine's supervisor does
+
+        rec_dir.mkdir(parents=True, exist_ok=True)
+        fork = multiprocessing.get_context("fork")
+        self.processes = []
+        for i in range(count):
+            ready = fork.Event()
+            process = fork.Process(
+                target=_bare_slot,
+                args=(BARE_BASE + i, BARE_RTP + 16 * i, str(prompt), str(rec_dir), ready),
+            )
+            process.start()
+            ready.wait(10)
+            self.processes.append(process)
+        self.addresses = [("127.0.0.1", BARE_BASE + i) for i in range(count)]
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid]
+
+    def inf_file(self, path: Path, calls: int) -> Path:
+        rows = [
+            f"{self.addresses[i % len(self.addresses)][0]};"
+            f"{self.addresses[i % len(self.addresses)][1]};"
+            for i in range(calls)
+        ]
+        path.write_text("SEQUENTIAL\n" + "\n".join(rows) + "\n")
+        return path
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                os.kill(process.pid or 0, signal.SIGTERM)
+        for process in self.processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+
+
+def workdir(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"{name}-"))

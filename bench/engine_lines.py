@@ -1,0 +1,224 @@
+"""Lines: N simultaneous calls through the edge into the menu, queued, bridged to an
+auto-answer agent (SIPp), all recorded, held S seconds; CPU and memory (PSS) per line.
+
+Baseline in the same run: N bare pjsua2 slots (one process per call, as the engine) that only
+answer, loop a prompt and record, called by the same SIPp caller.
+
+    .venv/bin/python bench/engine_lines.py --lines 20 --hold 20 [--no-edge]
+
+Checks per call: bridged, ended normally, recording within 0.5 s of the call's length and not
+silent (the caller's 440 Hz and the agent's 1000 Hz tones both present). Goal (issue 3): 90
+lines with zero failures; CPU per line at most twice the bare slot's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _engine_bench import (
+    EDGE_PORT,
+    PREFIX,
+    SLOT_BASE,
+    BareSlots,
+    Engine,
+    caller_xml,
+    dtmf,
+    measure,
+    pause,
+    play,
+    register_agent,
+    run_sipp,
+    tone_pcap,
+    tone_wav,
+    uas_xml,
+    workdir,
+)
+
+from ivr import wav
+
+
+def offer_driver(engine: Engine, agent_uri: str, stop: threading.Event) -> None:
+    """Routing stand-in: offer every queued call to the agent URI."""
+    last = "0"
+    while not stop.is_set():
+        answer: Any = engine.redis.xread({f"{PREFIX}:events": last}, block=200)
+        for _stream, entries in answer or []:
+            for entry_id, fields in entries:
+                last = entry_id
+                if fields["type"] == "call_queued":
+                    engine.command(
+                        fields["slot"], "offer", fields["call_id"], {"agent_uri": agent_uri}
+                    )
+
+
+def check_calls(engine: Engine) -> tuple[int, list[str]]:
+    calls: dict[str, dict[str, dict[str, Any]]] = {}
+    for _id, event in engine.events():
+        calls.setdefault(event.call_id, {})[event.type] = event.data
+    problems = []
+    for call_id, seen in calls.items():
+        if "bridged" not in seen:
+            problems.append(f"{call_id}: never bridged ({sorted(seen)})")
+            continue
+        ended, stopped = seen.get("call_ended"), seen.get("recording_stopped")
+        if not ended or not stopped:
+            problems.append(f"{call_id}: not ended/recorded")
+            continue
+        if ended["outcome"] != "answered":
+            problems.append(f"{call_id}: outcome {ended['outcome']}")
+        if abs(stopped["duration"] - ended["duration"]) > 0.5:
+            problems.append(
+                f"{call_id}: recording {stopped['duration']} s vs call {ended['duration']} s"
+            )
+        pcm, rate = wav.samples(Path(stopped["path"]))
+        window = pcm[-3 * rate : -2 * rate]
+        noise = max(wav.tone_power(window, rate, 2500), 1)
+        if wav.tone_power(window, rate, 440) < 100 * noise:
+            problems.append(f"{call_id}: caller not audible in the recording")
+        if wav.tone_power(window, rate, 1000) < 100 * noise:
+            problems.append(f"{call_id}: agent not audible in the recording")
+    return len(calls), problems
+
+
+def run_engine(args: argparse.Namespace, base: Path) -> dict[str, float]:
+    work = base / "engine"
+    work.mkdir()
+    engine = Engine(work, lines=args.lines + 2, spares=args.lines + 2, edge=not args.no_edge)
+    caller_pcap = tone_pcap(work / "caller.pcap", 440, args.hold + 10)
+    agent_pcap = tone_pcap(work / "agent.pcap", 1000, args.hold + 10)
+    agent_port = 16850
+    if args.no_edge:
+        agent_uri = f"sip:1001@127.0.0.4:{agent_port}"
+    else:
+        register_agent(work, "1001", "pw1001", f"sip:1001@127.0.0.4:{agent_port}")
+        agent_uri = "1001"  # the slot dials it through the edge
+    agent = run_sipp(
+        work,
+        uas_xml(work / "agent.xml", agent_pcap),
+        "",
+        calls=args.lines,
+        rate=1,
+        port=agent_port,
+        media_port=47000,
+        local_ip="127.0.0.4",
+        timeout=args.hold + 120,
+    )
+    stop = threading.Event()
+    driver = threading.Thread(target=offer_driver, args=(engine, agent_uri, stop), daemon=True)
+    driver.start()
+    body = pause(500) + dtmf("0") + play(caller_pcap) + pause(args.hold * 1000)
+    scenario = caller_xml(work / "caller.xml", body, per_call_target=False)
+    target = f"127.0.0.1:{EDGE_PORT}" if not args.no_edge else f"127.0.0.1:{SLOT_BASE}"
+    idle_cpu, idle_pss = measure(engine.pids, 3)
+    started = time.monotonic()
+    caller = run_sipp(
+        work,
+        scenario,
+        target,
+        calls=args.lines,
+        rate=args.rate,
+        port=16851,
+        media_port=46500,
+        timeout=args.hold + 120,
+    )
+    # measure while every call is up (after the ramp and the bridge)
+    time.sleep(args.lines / args.rate + 3)
+    cpu, pss = measure(engine.pids, max(args.hold - args.lines / args.rate - 5, 3))
+    caller.wait()
+    agent.wait(60)
+    elapsed = time.monotonic() - started
+    time.sleep(1.5)
+    stop.set()
+    count, problems = check_calls(engine)
+    engine.stop()
+    failed_sipp = caller.returncode != 0
+    print(
+        f"engine{' (direct to slots)' if args.no_edge else ' (through the edge)'}: "
+        f"{count} calls in {elapsed:.1f} s, SIPp exit {caller.returncode}"
+    )
+    for problem in problems[:10]:
+        print("  problem:", problem)
+    print(
+        f"  idle pool of {args.lines + 2} slots: CPU {idle_cpu:.1f}% of a core, "
+        f"PSS {idle_pss:.0f} MB"
+    )
+    return {
+        "calls": count,
+        "failed": len(problems) + (args.lines - count) + int(failed_sipp),
+        "cpu": cpu,
+        "pss": pss,
+    }
+
+
+def run_bare(args: argparse.Namespace, base: Path) -> dict[str, float]:
+    work = base / "bare"
+    work.mkdir()
+    prompt = tone_wav(work / "prompt.wav", 600, 5)
+    bare = BareSlots(args.lines, prompt, work / "recordings")
+    caller_pcap = tone_pcap(work / "caller.pcap", 440, args.hold + 10)
+    body = pause(500) + play(caller_pcap) + pause(args.hold * 1000)
+    scenario = caller_xml(work / "caller.xml", body, per_call_target=True)
+    inf = bare.inf_file(work / "targets.csv", args.lines)
+    caller = run_sipp(
+        work,
+        scenario,
+        f"127.0.0.1:{16700}",
+        calls=args.lines,
+        rate=args.rate,
+        port=16852,
+        media_port=46700,
+        inf=inf,
+        timeout=args.hold + 120,
+    )
+    time.sleep(args.lines / args.rate + 3)
+    cpu, pss = measure(bare.pids, max(args.hold - args.lines / args.rate - 5, 3))
+    caller.wait()
+    recordings = sorted((work / "recordings").glob("*.wav"))
+    time.sleep(1)
+    bare.stop()
+    durations = [wav.facts(p).duration for p in recordings]
+    low, high = min(durations, default=0), max(durations, default=0)
+    print(
+        f"bare slots: {len(recordings)} recordings, SIPp exit {caller.returncode}, "
+        f"durations {low:.1f}-{high:.1f} s"
+    )
+    return {"calls": len(recordings), "cpu": cpu, "pss": pss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=20)
+    parser.add_argument("--hold", type=int, default=20, help="seconds each call is held")
+    parser.add_argument("--rate", type=float, default=10, help="new calls per second")
+    parser.add_argument("--no-edge", action="store_true", help="call the slots directly")
+    args = parser.parse_args()
+    base = workdir("engine-lines")
+    print(f"{args.lines} lines held {args.hold} s, {args.rate} calls/s; work dir {base}")
+    bare = run_bare(args, base)
+    engine = run_engine(args, base)
+    n = args.lines
+    print()
+    print("| | calls | failed | CPU % of a core | per line | PSS MB | per line |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| bare pjsua2 slots (baseline) | {bare['calls']} | - | {bare['cpu']:.1f} | "
+        f"{bare['cpu'] / n:.2f} | {bare['pss']:.0f} | {bare['pss'] / n:.1f} |"
+    )
+    print(
+        f"| engine (menu, queue, bridge, record) | {engine['calls']} | {engine['failed']} | "
+        f"{engine['cpu']:.1f} | {engine['cpu'] / n:.2f} | {engine['pss']:.0f} | "
+        f"{engine['pss'] / n:.1f} |"
+    )
+    ratio = (engine["cpu"] / n) / max(bare["cpu"] / n, 1e-9)
+    print(
+        f"CPU per line: engine / bare = {ratio:.2f} (goal <= 2; engine side includes the "
+        f"supervisor{'' if args.no_edge else ' and the edge'}, agent legs and the mixing)"
+    )
+
+
+if __name__ == "__main__":
+    main()

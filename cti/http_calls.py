@@ -1,0 +1,170 @@
+"""``GET /api/v1/calls`` and ``GET /api/v1/calls/{id}``: call records written by the consumer.
+
+Shift leads, QA and admins read every call; an agent reads only the calls they answered.
+Other roles get 403.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import or_, select
+
+from callcenter.auth import Principal, current_user, get_ctx
+from callcenter.context import AppContext
+from callcenter.errors import Forbidden, NotFound
+from callcenter.models import Role
+from cti.models import Call, CallEvent
+from recordings.models import Recording
+
+router = APIRouter(tags=["calls"])
+
+READ_ALL = (Role.lead, Role.qa, Role.admin)
+
+
+class RecordingSummary(BaseModel):
+    id: str
+    duration_seconds: float
+    bytes: int
+    sha256: str | None
+    status: str
+    audio_url: str
+
+
+class CallPublic(BaseModel):
+    id: str
+    direction: str
+    caller_number: str
+    did: str
+    menu_path: list[Any]
+    collected: dict[str, Any]
+    queue: str | None
+    priority: int
+    arrived_at: datetime | None
+    queued_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    end_reason: str | None
+    agent_id: int | None
+    slot: str | None
+    recording: RecordingSummary | None
+
+
+class CallEventPublic(BaseModel):
+    stream_id: str
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+class CallDetail(CallPublic):
+    events: list[CallEventPublic]
+
+
+class CallList(BaseModel):
+    items: list[CallPublic]
+    total_returned: int
+
+
+def _viewer(principal: Principal) -> int | None:
+    """None: may read every call; else the agent id whose calls may be read."""
+    if principal.role in READ_ALL:
+        return None
+    if principal.role is Role.agent and principal.agent_id is not None:
+        return principal.agent_id
+    raise Forbidden("only shift leads, QA, admins and agents (their own calls) may read calls")
+
+
+def _public(call: Call, recording: Recording | None) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "direction": call.direction,
+        "caller_number": call.caller_number,
+        "did": call.did,
+        "menu_path": call.menu_path or [],
+        "collected": call.collected or {},
+        "queue": call.queue_code,
+        "priority": call.priority,
+        "arrived_at": call.arrived_at,
+        "queued_at": call.queued_at,
+        "answered_at": call.answered_at,
+        "ended_at": call.ended_at,
+        "outcome": call.outcome,
+        "end_reason": call.end_reason,
+        "agent_id": call.agent_id,
+        "slot": call.slot,
+        "recording": None
+        if recording is None
+        else RecordingSummary(
+            id=recording.id,
+            duration_seconds=recording.duration_seconds,
+            bytes=recording.bytes,
+            sha256=recording.sha256,
+            status=recording.status,
+            audio_url=f"/api/v1/recordings/{recording.id}/audio",
+        ),
+    }
+
+
+@router.get("/calls", response_model=CallList, summary="Calls, newest first")
+def list_calls(
+    ctx: Annotated[AppContext, Depends(get_ctx)],
+    principal: Annotated[Principal, Depends(current_user)],
+    number: Annotated[str | None, Query(description="caller number (or part of it)")] = None,
+    since: Annotated[datetime | None, Query(description="arrived at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="arrived before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CallList:
+    agent_id = _viewer(principal)
+    query = select(Call)
+    if agent_id is not None:
+        query = query.where(Call.agent_id == agent_id)
+    if number:
+        query = query.where(
+            or_(Call.caller_number.contains(number, autoescape=True), Call.did == number)
+        )
+    if since is not None:
+        query = query.where(Call.arrived_at >= since)
+    if until is not None:
+        query = query.where(Call.arrived_at < until)
+    query = query.order_by(Call.arrived_at.desc().nulls_last(), Call.id).limit(limit)
+    query = query.offset(offset)
+    with ctx.sessions() as session:
+        calls = list(session.scalars(query))
+        recordings = {
+            r.call_id: r
+            for r in session.scalars(
+                select(Recording).where(Recording.call_id.in_([c.id for c in calls]))
+            )
+        }
+        items = [CallPublic(**_public(c, recordings.get(c.id))) for c in calls]
+    return CallList(items=items, total_returned=len(items))
+
+
+@router.get("/calls/{call_id}", response_model=CallDetail, summary="One call with its timeline")
+def get_call(
+    call_id: str,
+    ctx: Annotated[AppContext, Depends(get_ctx)],
+    principal: Annotated[Principal, Depends(current_user)],
+) -> CallDetail:
+    agent_id = _viewer(principal)
+    with ctx.sessions() as session:
+        call = session.get(Call, call_id)
+        if call is None or (agent_id is not None and call.agent_id != agent_id):
+            # an agent cannot learn whether someone else's call exists
+            raise NotFound(f"call {call_id!r} not found", details={"call_id": call_id})
+        recording = session.scalar(
+            select(Recording).where(Recording.call_id == call_id).order_by(Recording.started_at)
+        )
+        events = [
+            CallEventPublic(stream_id=e.stream_id, type=e.type, at=e.at, data=e.data)
+            for e in session.scalars(
+                select(CallEvent).where(CallEvent.call_id == call_id).order_by(CallEvent.at)
+            )
+        ]
+        return CallDetail(**_public(call, recording), events=events)

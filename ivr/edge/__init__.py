@@ -1,0 +1,1 @@
+"""The SIP edge: Kamailio in front of the engine's pjsua2 slots (see docs/edge.md)."""

@@ -1,0 +1,593 @@
+"""Render the SIP edge's Kamailio configuration from the project's settings.
+
+The edge is the only SIP address callers, trunks and softphones see. What it does, in the
+order a request meets it (the ``kamailio.cfg`` this module writes says the same in comments):
+
+1. flood check: an address sending more than ``pike_max_requests`` per ``pike_window_seconds``
+   is banned for ``ban_seconds`` (pike alone blocks only while the rate stays high, so the
+   ban lives in an htable with autoexpire); trunks and slots are exempt;
+2. ``sanity_check`` and Max-Forwards;
+3. in-dialog requests follow the Record-Route set, but a request from outside may only be
+   routed towards a slot (a forged Route set must not reach a trunk or a softphone);
+4. REGISTER: digest auth (HA1 only, ``auth_db`` over ``db_text``), then ``usrloc``;
+5. INVITE from a slot (``ds_is_from_list`` mode 2: IP and port, any transport): a registered
+   agent extension, else the outbound trunk when one is configured;
+6. INVITE from anyone else: only configured DIDs (others get 404) go to a free slot chosen by
+   dispatcher algorithm 10 (call load, one call per slot), failing over a capped number of
+   times, then 486.
+
+Everything here is pure Python: nothing imports pjsua2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from config.loader import CenterConfig
+from config.schemas import Trunk
+from config.settings import Settings
+
+# The dispatcher set holding the engine's slots.
+SLOT_SET = 1
+
+
+class EdgeConfigError(ValueError):
+    """The settings or telephony file ask for something the edge cannot do."""
+
+
+@dataclass(frozen=True)
+class EdgePaths:
+    """Where the edge's files live: everything under ``<state_dir>/kamailio/``."""
+
+    directory: Path
+    config: Path  # kamailio.cfg
+    dispatcher_list: Path  # the slot list Kamailio reads at start
+    db_dir: Path  # db_text database: the `subscriber` and `version` tables
+    ctl_socket: Path  # binrpc socket for kamcmd
+    log: Path  # Kamailio's stderr
+    runtime_dir: Path
+
+
+def edge_paths(settings: Settings) -> EdgePaths:
+    directory = (settings.state_dir / "kamailio").resolve()
+    return EdgePaths(
+        directory=directory,
+        config=directory / "kamailio.cfg",
+        dispatcher_list=directory / "dispatcher.list",
+        db_dir=directory / "db",
+        ctl_socket=Path(settings.sip.kamailio_ctl_socket),
+        log=directory / "kamailio.log",
+        runtime_dir=directory / "run",
+    )
+
+
+_HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
+
+
+def normalize_slot_uri(uri: str) -> str:
+    """``"127.0.0.1:21000"`` or ``"sip:127.0.0.1:21000"`` -> ``"sip:127.0.0.1:21000"``.
+
+    Slots are plain UDP/TCP SIP peers addressed by host and port; parameters (``;transport=``)
+    are refused because ``ds_is_from_list`` would then match only that transport.
+    """
+    text = uri.strip()
+    bare = text[4:] if text.startswith("sip:") else text
+    match = _HOST_PORT.match(bare)
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise EdgeConfigError(
+            f"slot address {uri!r}: expected host:port or sip:host:port (e.g. sip:127.0.0.1:21000)"
+        )
+    return f"sip:{match['host']}:{int(match['port'])}"
+
+
+def slot_duid(uri: str) -> str:
+    """The dispatcher's unique id for a slot (call-load counts are kept per duid)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", normalize_slot_uri(uri)[4:])
+
+
+def slot_attrs(uri: str) -> str:
+    # maxload=1: a slot carries one conversation; the dispatcher stops choosing it while busy.
+    return f"duid={slot_duid(uri)};maxload=1"
+
+
+def render_dispatcher_list(slot_uris: list[str]) -> str:
+    lines = [
+        "# Rendered by ivr/edge/config.py: the engine's slots (set, uri, flags, priority, attrs).",
+        "# Changed at run time with dispatcher.add/remove, which keep call-load counts;",
+        "# dispatcher.reload would wipe them and is never used.",
+    ]
+    for uri in dict.fromkeys(normalize_slot_uri(u) for u in slot_uris):
+        lines.append(f"{SLOT_SET} {uri} 0 0 {slot_attrs(uri)}")
+    return "\n".join(lines) + "\n"
+
+
+def _quote(value: str) -> str:
+    """A Kamailio double-quoted string literal."""
+    if any(ch in value for ch in '"\\\n\r'):
+        raise EdgeConfigError(f"value {value!r} cannot be used in the edge configuration")
+    return f'"{value}"'
+
+
+def _addresses(host: str, what: str) -> list[str]:
+    """IP addresses for a trunk host: literals as they are, names resolved now."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
+    except OSError as exc:
+        raise EdgeConfigError(f"{what}: cannot resolve {host!r}: {exc}") from None
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def trusted_addresses(settings: Settings, center: CenterConfig) -> list[str]:
+    """Addresses exempt from flood bans: configured trunk addresses and every trunk's host."""
+    found: list[str] = []
+    for index, address in enumerate(settings.sip.trunk_addresses):
+        found.extend(_addresses(address, f"sip.trunk_addresses[{index}]"))
+    for code, trunk in center.telephony.trunks.items():
+        found.extend(_addresses(trunk.host, f"telephony.toml: trunks.{code}.host"))
+    return list(dict.fromkeys(found))
+
+
+def _trunk_uri_expr(trunk: Trunk) -> str:
+    """Kamailio expression for the request URI towards a trunk (number in ``$rU``)."""
+    host = trunk.host if ":" not in trunk.host else f"[{trunk.host}]"
+    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", host):
+        raise EdgeConfigError(f"trunk host {trunk.host!r} is not a host name or IP address")
+    if not re.fullmatch(r"\+?[0-9]*", trunk.outbound_prefix):
+        raise EdgeConfigError(f"trunk outbound_prefix {trunk.outbound_prefix!r}: digits only")
+    return (
+        f'"sip:{trunk.outbound_prefix}" + $rU + "@{host}:{trunk.port};transport={trunk.transport}"'
+    )
+
+
+def _render_trunk_route(center: CenterConfig) -> str:
+    telephony = center.telephony
+    for code, trunk in telephony.trunks.items():
+        if trunk.transport == "tls":
+            raise EdgeConfigError(
+                f"telephony.toml: trunks.{code}.transport: tls needs Kamailio's tls module "
+                "(package kamailio-tls-modules), which the edge does not load; use udp or tcp"
+            )
+    if not telephony.trunks:
+        return '\tsl_send_reply("403", "No outbound trunk configured");\n\texit;\n'
+    lines = ['\t$var(trunk) = "";']
+    for code in telephony.trunks:
+        # A slot may name a trunk explicitly (transfer targets): sip:NUMBER@edge;trunk=CODE
+        lines.append(
+            f"\tif ($(ru{{uri.param,trunk}}) == {_quote(code)}) $var(trunk) = {_quote(code)};"
+        )
+    if telephony.outbound_trunk:
+        lines.append(f'\tif ($var(trunk) == "") $var(trunk) = {_quote(telephony.outbound_trunk)};')
+    for code, trunk in telephony.trunks.items():
+        lines.append(f"\tif ($var(trunk) == {_quote(code)}) {{")
+        lines.append(f"\t\t$ru = {_trunk_uri_expr(trunk)};")
+        lines.append(
+            '\t\txlog("L_INFO", "edge: call $ci from slot $si:$sp to trunk ' + code + ' $ru\\n");'
+        )
+        lines.append("\t\troute(RELAY);")
+        lines.append("\t}")
+    lines.append('\tsl_send_reply("403", "No outbound trunk for this call");')
+    lines.append("\texit;")
+    return "\n".join(lines) + "\n"
+
+
+def _render_did_check(center: CenterConfig) -> str:
+    lines = ["\t$var(did) = 0;"]
+    for did in center.telephony.dids:
+        number = did.number.lstrip("+")
+        # Trunks send the DID with or without a leading "+": both forms are the same number.
+        lines.append(f'\tif ($rU == "{number}" || $rU == "+{number}") $var(did) = 1;')
+    return "\n".join(lines) + "\n"
+
+
+def _render_trusted_check(addresses: list[str]) -> str:
+    lines = ["\t$var(trusted) = 0;"]
+    lines.append(f'\tif (ds_is_from_list("{SLOT_SET}", "2")) $var(trusted) = 1;')
+    for address in addresses:
+        lines.append(f'\tif ($si == "{address}") $var(trusted) = 1;')
+    return "\n".join(lines) + "\n"
+
+
+_TEMPLATE = r"""#!KAMAILIO
+#
+# The SIP edge of the call center. Rendered by ivr/edge/config.py from the project's settings
+# (config/settings.py [sip] and config/defaults/telephony.toml): do not edit, it is rewritten
+# at every start. See docs/edge.md.
+#
+
+####### core
+debug=@@LOG_LEVEL@@
+log_stderror=yes
+log_prefix="{$mt $hdr(CSeq) $ci} "
+memdbg=5
+memlog=5
+children=@@CHILDREN@@
+tcp_children=@@CHILDREN@@
+auto_aliases=no
+listen=udp:@@HOST@@:@@PORT@@
+listen=tcp:@@HOST@@:@@PORT@@
+alias=@@DOMAIN@@
+server_header="Server: callcenter-edge"
+user_agent_header="User-Agent: callcenter-edge"
+sip_warning=0
+tcp_connection_lifetime=3605
+
+####### modules (all in Debian's base `kamailio` package)
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "sanity.so"
+loadmodule "ctl.so"
+loadmodule "cfg_rpc.so"
+loadmodule "htable.so"
+loadmodule "pike.so"
+loadmodule "db_text.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+loadmodule "dispatcher.so"
+
+modparam("ctl", "binrpc", @@CTL@@)
+
+# A slot that sends no provisional reply within fr_timer is treated as dead (next slot);
+# fr_inv_timer is the ringing time allowed once a softphone or trunk answered with 1xx.
+modparam("tm", "fr_timer", @@FR_TIMER@@)
+modparam("tm", "fr_inv_timer", @@FR_INV_TIMER@@)
+modparam("tm", "failure_reply_mode", 3)
+
+# Record-Route is mandatory: call-load counts are released only when the edge sees the BYE.
+modparam("rr", "enable_full_lr", 0)
+modparam("rr", "append_fromtag", 0)
+
+# Flood detection: pike alone blocks only while the rate stays high; the lasting ban is the
+# `ban` htable, whose entries expire by themselves.
+modparam("pike", "sampling_time_unit", @@PIKE_WINDOW@@)
+modparam("pike", "reqs_density_per_unit", @@PIKE_MAX@@)
+modparam("pike", "remove_latency", 4)
+modparam("htable", "htable", @@BAN_TABLE@@)
+
+# Credentials: HA1 only, in db_text files the application rewrites atomically; db_mode 1
+# re-reads a table when its file changes, so new agents register without a reload.
+modparam("db_text", "db_mode", 1)
+modparam("auth_db", "db_url", @@DB_URL@@)
+modparam("auth_db", "calculate_ha1", 0)
+modparam("auth_db", "password_column", "ha1")
+modparam("auth_db", "use_domain", 0)
+modparam("auth_db", "load_credentials", "")
+modparam("usrloc", "db_mode", 0)
+modparam("usrloc", "use_domain", 0)
+modparam("registrar", "max_expires", @@MAX_EXPIRES@@)
+modparam("registrar", "default_expires", 600)
+modparam("registrar", "min_expires", 30)
+
+# Slots: call-load dispatching (algorithm 10, duid + maxload=1 per slot), OPTIONS probes.
+modparam("dispatcher", "list_file", @@DS_LIST@@)
+# flags 2: keep the other selected slots for failover (ds_next_dst).
+modparam("dispatcher", "flags", 2)
+modparam("dispatcher", "ds_ping_method", "OPTIONS")
+modparam("dispatcher", "ds_ping_from", @@PING_FROM@@)
+modparam("dispatcher", "ds_ping_interval", @@PING_INTERVAL@@)
+modparam("dispatcher", "ds_probing_mode", 1)
+modparam("dispatcher", "ds_probing_threshold", 1)
+modparam("dispatcher", "ds_inactive_threshold", 1)
+modparam("dispatcher", "ds_ping_reply_codes", "class=2")
+modparam("dispatcher", "ds_hash_size", 10)
+modparam("dispatcher", "ds_hash_expire", @@HASH_EXPIRE@@)
+modparam("dispatcher", "ds_hash_initexpire", @@HASH_INITEXPIRE@@)
+modparam("dispatcher", "ds_hash_check_interval", 10)
+modparam("dispatcher", "reload_delta", @@RELOAD_DELTA@@)
+modparam("dispatcher", "ds_timer_mode", 1)
+
+####### routing
+request_route {
+	route(FLOOD);
+	route(REQINIT);
+
+	if (is_method("CANCEL")) {
+		if (t_check_trans()) {
+			t_relay();
+		}
+		exit;
+	}
+
+	route(WITHINDLG);
+
+	# Initial requests only from here on.
+	if (t_precheck_trans()) {
+		t_check_trans();
+		exit;
+	}
+	t_check_trans();
+
+	# Preloaded Route headers are ignored: the edge alone decides where a call goes.
+	remove_hf("Route");
+
+	if (is_method("OPTIONS")) {
+		sl_send_reply("200", "OK");
+		exit;
+	}
+	if (is_method("REGISTER")) {
+		route(REGISTRAR);
+		exit;
+	}
+	if (!is_method("INVITE")) {
+		if (!is_method("ACK")) {
+			sl_send_reply("405", "Method Not Allowed");
+		}
+		exit;
+	}
+
+	record_route();
+	if (ds_is_from_list("@@SLOT_SET@@", "2")) {
+		route(FROM_SLOT);
+		exit;
+	}
+	route(FROM_OUTSIDE);
+	exit;
+}
+
+# Ban an address that floods; slots and trunks are exempt (a trunk at 10 calls/s would
+# otherwise trip the default threshold).
+route[FLOOD] {
+@@TRUSTED_CHECK@@
+	if ($var(trusted) == 1) {
+		return;
+	}
+	if ($sht(ban=>$si) != $null) {
+		exit;
+	}
+	$var(pike) = pike_check_req();
+	if ($var(pike) == -2) {
+		# -2: a new flood. Ban only then: after an admin's unban pike still reports the old
+		# flood (-1) until its next sampling window, which must not re-ban the address.
+		$sht(ban=>$si) = 1;
+		xlog("L_ALERT", "edge: flood from $si:$sp ($rm), address banned for @@BAN_SECONDS@@ s\n");
+		exit;
+	}
+	if ($var(pike) < 0) {
+		exit;
+	}
+}
+
+route[REQINIT] {
+	if (!mf_process_maxfwd_header("10")) {
+		sl_send_reply("483", "Too Many Hops");
+		exit;
+	}
+	if (!sanity_check("17895", "7")) {
+		xlog("L_WARN", "edge: malformed SIP request from $si:$sp dropped\n");
+		exit;
+	}
+}
+
+route[RELAY] {
+	if (!t_relay()) {
+		sl_reply_error();
+	}
+	exit;
+}
+
+# Requests inside a dialog follow the Record-Route set. From outside the slot set they may
+# only go towards a slot: a forged Route set must never reach a trunk or a softphone.
+route[WITHINDLG] {
+	if (!has_totag()) {
+		return;
+	}
+	if (loose_route()) {
+		if (!ds_is_from_list("@@SLOT_SET@@", "2")
+				&& !ds_is_from_list("@@SLOT_SET@@", "2", "$nh(u)")) {
+			xlog("L_WARN", "edge: in-dialog $rm from $si:$sp towards $nh(u) refused\n");
+			sl_send_reply("403", "Forbidden");
+			exit;
+		}
+		if (is_method("BYE") && check_route_param("slot=1")) {
+			# Frees the slot in the call-load table (matched by Call-ID).
+			ds_load_update();
+		}
+		route(RELAY);
+	}
+	if (is_method("ACK")) {
+		if (t_check_trans()) {
+			route(RELAY);
+		}
+		exit;
+	}
+	sl_send_reply("404", "Not here");
+	exit;
+}
+
+route[REGISTRAR] {
+	if (ds_is_from_list("@@SLOT_SET@@", "2")) {
+		sl_send_reply("403", "Forbidden");
+		exit;
+	}
+	$var(rc) = auth_check(@@REALM@@, "subscriber", "0");
+	if ($var(rc) == -2 || $var(rc) == -3) {
+		# Wrong password and unknown user look the same to the caller.
+		xlog("L_NOTICE", "edge: REGISTER for $tU from $si:$sp refused (auth $var(rc))\n");
+		sl_send_reply("403", "Forbidden");
+		exit;
+	}
+	if ($var(rc) < 0) {
+		auth_challenge(@@REALM@@, "1");
+		exit;
+	}
+	# The digest user must be the extension being registered (1001 cannot register as 1002).
+	if ($au != $tU) {
+		sl_send_reply("403", "Forbidden");
+		exit;
+	}
+	consume_credentials();
+	if (!save("location")) {
+		sl_reply_error();
+	}
+	exit;
+}
+
+# New calls from callers and trunks: configured DIDs only, each to a free slot.
+route[FROM_OUTSIDE] {
+@@DID_CHECK@@
+	if ($var(did) == 0) {
+		xlog("L_NOTICE", "edge: INVITE from $si:$sp to unknown number $rU refused\n");
+		sl_send_reply("404", "Not Found");
+		exit;
+	}
+	route(TO_SLOT);
+}
+
+route[TO_SLOT] {
+	if (!ds_select_dst("@@SLOT_SET@@", "10", "@@MAX_ATTEMPTS@@")) {
+		xlog("L_NOTICE", "edge: no free slot for call $ci from $si:$sp\n");
+		sl_send_reply("486", "Busy Here");
+		exit;
+	}
+	# Marks the dialog as a slot call: its BYE releases the slot's call load.
+	add_rr_param(";slot=1");
+	t_on_reply("SLOT_REPLY");
+	t_on_failure("SLOT_FAILURE");
+	route(RELAY);
+}
+
+onreply_route[SLOT_REPLY] {
+	if (status =~ "^2[0-9][0-9]$") {
+		ds_load_update();
+	}
+}
+
+failure_route[SLOT_FAILURE] {
+	if (t_is_canceled()) {
+		ds_load_unset();
+		exit;
+	}
+	if (t_branch_timeout() && !t_branch_replied()) {
+		# No answer at all within fr_timer: take the slot out until a probe succeeds.
+		ds_mark_dst("ip");
+	}
+	if (t_branch_timeout() || t_check_status("^(486|480|408|500|502|503|504)$")) {
+		# ds_next_dst moves this call's load entry to the next slot. When there is no next
+		# slot it drops the current one from the list first, after which ds_load_unset can
+		# no longer find the load to release: so look ahead, and release before giving up.
+		if ($xavp(_dsdst_[1]=>uri) != $null && ds_next_dst()) {
+			t_on_reply("SLOT_REPLY");
+			t_on_failure("SLOT_FAILURE");
+			t_relay();
+			exit;
+		}
+		ds_load_unset();
+		t_reply("486", "Busy Here");
+		exit;
+	}
+	ds_load_unset();
+}
+
+# Calls placed by a slot: an agent's softphone, else an outside number over a trunk.
+route[FROM_SLOT] {
+	if (lookup("location")) {
+		t_on_failure("AGENT_FAILURE");
+		route(RELAY);
+	}
+	if (is_subscriber("$ru", "subscriber", "2")) {
+		sl_send_reply("480", "Temporarily Unavailable");
+		exit;
+	}
+	if ($rU =~ "^\+?[0-9]{3,20}$") {
+		route(TO_TRUNK);
+	}
+	sl_send_reply("404", "Not Found");
+	exit;
+}
+
+failure_route[AGENT_FAILURE] {
+	if (t_branch_timeout() && !t_branch_replied()) {
+		t_reply("480", "Temporarily Unavailable");
+	}
+}
+
+route[TO_TRUNK] {
+@@TRUNK_ROUTE@@}
+"""
+
+
+def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) -> str:
+    """The kamailio.cfg text for these settings (raises EdgeConfigError naming the problem)."""
+    sip = settings.sip
+    tuning = sip.edge
+    host = sip.edge_host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise EdgeConfigError(f"sip.edge_host: {host!r} is not an IP address") from None
+    if not 0 < sip.edge_port < 65536:
+        raise EdgeConfigError(f"sip.edge_port: {sip.edge_port} is not a port")
+    domain = center.telephony.sip_domain
+    if not re.fullmatch(r"[A-Za-z0-9.\-]+", domain):
+        raise EdgeConfigError(f"telephony.toml: sip_domain: {domain!r} is not a domain name")
+    if len(str(paths.ctl_socket)) > 100:
+        # sun_path is 108 bytes; Kamailio fails late and obscurely past it.
+        raise EdgeConfigError(f"sip.kamailio_ctl_socket: path too long: {paths.ctl_socket}")
+    values = {
+        "LOG_LEVEL": str(tuning.log_level),
+        "CHILDREN": str(tuning.children),
+        "HOST": host,
+        "PORT": str(sip.edge_port),
+        "DOMAIN": domain,
+        "CTL": _quote(f"unix:{paths.ctl_socket}"),
+        "FR_TIMER": str(tuning.fr_timer_ms),
+        "FR_INV_TIMER": str(tuning.fr_inv_timer_ms),
+        "PIKE_WINDOW": str(tuning.pike_window_seconds),
+        "PIKE_MAX": str(tuning.pike_max_requests),
+        "BAN_TABLE": _quote(f"ban=>size=8;autoexpire={tuning.ban_seconds};"),
+        "BAN_SECONDS": str(tuning.ban_seconds),
+        "DB_URL": _quote(f"text://{paths.db_dir}"),
+        "MAX_EXPIRES": str(tuning.register_max_expires),
+        "DS_LIST": _quote(str(paths.dispatcher_list)),
+        "PING_FROM": _quote(f"sip:edge@{host}:{sip.edge_port}"),
+        "PING_INTERVAL": str(tuning.ping_interval_seconds),
+        # A slot's load entry outlives the longest call the slots allow, then expires.
+        "HASH_EXPIRE": str(sip.max_call_seconds + 60),
+        "HASH_INITEXPIRE": str(max(tuning.fr_inv_timer_ms // 1000 + 30, 60)),
+        "RELOAD_DELTA": str(tuning.reload_delta_seconds),
+        "SLOT_SET": str(SLOT_SET),
+        "MAX_ATTEMPTS": str(tuning.max_slot_attempts),
+        "REALM": _quote(domain),
+        "TRUSTED_CHECK": _render_trusted_check(trusted_addresses(settings, center)).rstrip("\n"),
+        "DID_CHECK": _render_did_check(center).rstrip("\n"),
+        "TRUNK_ROUTE": _render_trunk_route(center),
+    }
+    text = _TEMPLATE
+    for key, value in values.items():
+        text = text.replace(f"@@{key}@@", value)
+    leftover = re.search(r"@@[A-Z_]+@@", text)
+    if leftover:  # pragma: no cover - a template/value mismatch is a programming error
+        raise AssertionError(f"unfilled placeholder {leftover.group(0)} in the edge template")
+    return text
+
+
+def edge_probe_address(settings: Settings) -> tuple[str, int]:
+    """Where to send a readiness OPTIONS: the edge's address (loopback if it listens on any)."""
+    host = settings.sip.edge_host
+    if host in {"0.0.0.0", "::"}:
+        host = "127.0.0.1"
+    return host, settings.sip.edge_port
+
+
+def uri_host_port(uri: str) -> tuple[str, int]:
+    parts = urlsplit("//" + normalize_slot_uri(uri)[4:])
+    return parts.hostname or "", parts.port or 5060

@@ -1,0 +1,408 @@
+"""Run the SIP edge: Kamailio as a child process, driven over its ctl socket with kamcmd.
+
+The engine supervisor owns one ``Edge``::
+
+    edge = Edge(settings, center_config, slot_uris)
+    edge.start()                      # render config, run kamailio, wait until it answers
+    edge.add_slot("sip:127.0.0.1:21012")
+    edge.reset_slot_load("sip:127.0.0.1:21003")   # after a slot died mid-call
+    edge.stop()
+
+Slots are changed with ``dispatcher.add`` / ``dispatcher.remove``, which keep every slot's
+call-load count; ``dispatcher.reload`` would wipe them all (with calls up, new calls would
+then bounce off busy slots), so it is never used. Both RPCs are rate limited by the
+dispatcher's ``reload_delta``: a refused change ("Ongoing reload") is retried until it passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.loader import CenterConfig
+from config.settings import Settings
+from ivr.edge.config import (
+    SLOT_SET,
+    EdgePaths,
+    edge_paths,
+    edge_probe_address,
+    normalize_slot_uri,
+    render_config,
+    render_dispatcher_list,
+    slot_attrs,
+)
+from ivr.edge.subscribers import ensure_tables
+
+log = logging.getLogger(__name__)
+
+
+class EdgeError(RuntimeError):
+    """The edge could not be started, or refused a command; the message says why."""
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """One slot as the dispatcher sees it."""
+
+    uri: str
+    active: bool  # selectable: answered its last OPTIONS probe (or not yet probed)
+    probing: bool  # OPTIONS probes are being sent to it
+    load: int  # calls the edge currently counts on it (0 or 1)
+
+
+def default_slot_uris(settings: Settings) -> list[str]:
+    """The slot addresses the settings' port plan gives: one per line from slot_base_port."""
+    sip = settings.sip
+    return [f"sip:{sip.slot_host}:{sip.slot_base_port + i}" for i in range(sip.lines)]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+
+
+def sip_options_ping(host: str, port: int, timeout: float = 0.25) -> int | None:
+    """Send one OPTIONS over UDP; the response's status code, or None without an answer."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.bind((host if host not in {"0.0.0.0", "::"} else "127.0.0.1", 0))
+        local_host, local_port = sock.getsockname()[:2]
+        branch = "z9hG4bK" + secrets.token_hex(8)
+        call_id = secrets.token_hex(12)
+        target = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        local = (
+            f"[{local_host}]:{local_port}"
+            if family == socket.AF_INET6
+            else (f"{local_host}:{local_port}")
+        )
+        request = (
+            f"OPTIONS sip:{target} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {local};branch={branch};rport\r\n"
+            f"From: <sip:edge-probe@{local}>;tag={secrets.token_hex(4)}\r\n"
+            f"To: <sip:{target}>\r\n"
+            f"Call-ID: {call_id}\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Max-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        try:
+            sock.sendto(request.encode(), (host, port))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                data = sock.recv(65535)
+                text = data.decode("utf-8", "replace")
+                match = re.match(r"SIP/2\.0 (\d{3}) ", text)
+                if match and call_id in text:
+                    return int(match.group(1))
+        except OSError:  # timeout, ICMP port unreachable (nothing listening yet)
+            return None
+    return None
+
+
+class Edge:
+    """Kamailio in front of the engine's slots, rendered from the project's settings."""
+
+    def __init__(
+        self, settings: Settings, center_config: CenterConfig, slot_uris: Iterable[str] = ()
+    ) -> None:
+        self.settings = settings
+        self.center_config = center_config
+        self.paths: EdgePaths = edge_paths(settings)
+        self._slots: list[str] = list(dict.fromkeys(normalize_slot_uri(u) for u in slot_uris))
+        self._process: subprocess.Popen[bytes] | None = None
+        self._kamcmd = self._find_kamcmd()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def slots(self) -> list[str]:
+        """The slot URIs the edge dispatches to (as configured, whatever their state)."""
+        return list(self._slots)
+
+    def render(self) -> None:
+        """Write kamailio.cfg, the slot list and the credential tables (without starting)."""
+        paths = self.paths
+        for directory in (paths.directory, paths.runtime_dir, paths.ctl_socket.parent):
+            directory.mkdir(parents=True, exist_ok=True)
+        ensure_tables(paths.db_dir)
+        _write_atomically(paths.config, render_config(self.settings, self.center_config, paths))
+        self._write_slot_list()
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Render the configuration, run Kamailio, and return once it answers OPTIONS."""
+        if self.is_running():
+            raise EdgeError(f"the SIP edge is already running (pid {self.pid})")
+        self.render()
+        self._check_config()
+        self._stop_stale()
+        paths = self.paths
+        with contextlib.suppress(FileNotFoundError):
+            paths.ctl_socket.unlink()
+        if paths.log.exists():
+            os.replace(paths.log, paths.log.with_suffix(".log.1"))
+        command = [
+            self.settings.sip.kamailio_binary,
+            "-DD",  # stay in the foreground: the supervisor owns the process
+            "-E",  # log to stderr (our log file)
+            "-f",
+            str(paths.config),
+            "-Y",
+            str(paths.runtime_dir),
+        ]
+        with open(paths.log, "ab") as log_file:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() can end its children
+                close_fds=True,
+            )
+        (paths.directory / "kamailio.pid").write_text(f"{self._process.pid}\n")
+        host, port = edge_probe_address(self.settings)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise EdgeError(
+                    f"kamailio exited with code {self._process.returncode} at start; "
+                    f"log {paths.log}:\n{self.log_tail()}"
+                )
+            # Paced well under the pike threshold: the edge's own address is not exempt.
+            if sip_options_ping(host, port, timeout=0.25) == 200 and paths.ctl_socket.exists():
+                log.info("SIP edge up on %s:%s (pid %s)", host, port, self._process.pid)
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise EdgeError(
+            f"kamailio did not answer OPTIONS on {host}:{port} within {timeout:.0f} s; "
+            f"log {paths.log}:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop Kamailio (SIGTERM, then SIGKILL to its process group). Safe to call twice."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=timeout)
+        # Worker processes normally exit with the main one; make sure none is left behind.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        self._process = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.paths.directory / "kamailio.pid").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.ctl_socket.unlink()
+
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def ping(self, timeout: float = 0.5) -> bool:
+        """True when the edge answers an OPTIONS with 200."""
+        host, port = edge_probe_address(self.settings)
+        return sip_options_ping(host, port, timeout=timeout) == 200
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.paths.log.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # ------------------------------------------------------------------ slots
+
+    def add_slot(self, uri: str) -> None:
+        """Start dispatching to a slot (kept across an edge restart). No-op if listed."""
+        normalized = normalize_slot_uri(uri)
+        if normalized in self._slots:
+            return
+        if self.is_running():
+            self._dispatcher_change(
+                "dispatcher.add", str(SLOT_SET), normalized, "0", "0", slot_attrs(normalized)
+            )
+        self._slots.append(normalized)
+        self._write_slot_list()
+
+    def remove_slot(self, uri: str) -> None:
+        """Stop dispatching to a slot; calls it carries are unaffected. No-op if not listed."""
+        normalized = normalize_slot_uri(uri)
+        if normalized not in self._slots:
+            return
+        if self.is_running():
+            self._dispatcher_change("dispatcher.remove", str(SLOT_SET), normalized)
+        self._slots.remove(normalized)
+        self._write_slot_list()
+
+    def reset_slot_load(self, uri: str) -> None:
+        """Forget the calls the edge counts on one slot (e.g. a slot restarted mid-call).
+
+        The call-load table only shrinks when the edge sees a BYE; remove and re-add the slot
+        (``reload_delta`` apart, which ``_dispatcher_change`` waits out) to start it at zero.
+        """
+        normalized = normalize_slot_uri(uri)
+        if not self.is_running():
+            return
+        if normalized in self._slots:
+            self._dispatcher_change("dispatcher.remove", str(SLOT_SET), normalized)
+        self._dispatcher_change(
+            "dispatcher.add", str(SLOT_SET), normalized, "0", "0", slot_attrs(normalized)
+        )
+        if normalized not in self._slots:
+            self._slots.append(normalized)
+            self._write_slot_list()
+
+    def slot_states(self) -> dict[str, SlotState]:
+        """Every slot the running edge knows, with its probe state and call load."""
+        output = self.rpc("dispatcher.list", check=False)
+        if "No Destination Sets" in output:  # an empty list is an error to the RPC
+            return {}
+        if output.startswith("error:"):
+            raise EdgeError(f"kamcmd dispatcher.list: {output}")
+        states: dict[str, SlotState] = {}
+        for block in output.split("DEST:")[1:]:
+            uri = re.search(r"URI:\s*(\S+)", block)
+            flags = re.search(r"FLAGS:\s*(\S+)", block)
+            load = re.search(r"DLGLOAD:\s*(\d+)", block)
+            if not uri or not flags:
+                continue
+            states[uri.group(1)] = SlotState(
+                uri=uri.group(1),
+                active=flags.group(1)[:1] in {"A", "T"},
+                probing=flags.group(1)[1:2] == "P",
+                load=int(load.group(1)) if load else 0,
+            )
+        return states
+
+    # ------------------------------------------------------------------ flood bans
+
+    def banned_addresses(self) -> list[str]:
+        """Addresses currently banned for flooding."""
+        output = self.rpc("htable.dump", "ban")
+        return sorted(set(re.findall(r"name:\s*(\S+)", output)))
+
+    def unban(self, address: str) -> None:
+        output = self.rpc("htable.delete", "ban", address, check=False)
+        if output.startswith("error:") and "404" not in output:
+            raise EdgeError(f"unban {address}: {output.strip()}")
+
+    # ------------------------------------------------------------------ RPC
+
+    def rpc(self, *args: str, check: bool = True, timeout: float = 5.0) -> str:
+        """Run one kamcmd command on the edge's ctl socket; its output text."""
+        if not self.is_running():
+            raise EdgeError("the SIP edge is not running")
+        command = [self._kamcmd, "-s", f"unix:{self.paths.ctl_socket}", *args]
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise EdgeError(f"kamcmd {' '.join(args)}: no answer within {timeout} s") from None
+        output = (result.stdout + result.stderr).strip()
+        # kamcmd exits 0 even when the command failed: the text says "error: <code> - ...".
+        if check and (result.returncode != 0 or output.startswith("error:")):
+            raise EdgeError(f"kamcmd {' '.join(args)}: {output or result.returncode}")
+        return output
+
+    def _dispatcher_change(self, *args: str) -> None:
+        # reload_delta rate-limits dispatcher.add/remove ("500 - Ongoing reload"): retry.
+        deadline = time.monotonic() + self.settings.sip.edge.reload_delta_seconds + 5.0
+        while True:
+            output = self.rpc(*args, check=False)
+            if not output.startswith("error:"):
+                return
+            if "Ongoing reload" not in output or time.monotonic() > deadline:
+                raise EdgeError(f"kamcmd {' '.join(args)}: {output}")
+            time.sleep(0.1)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _write_slot_list(self) -> None:
+        self.paths.directory.mkdir(parents=True, exist_ok=True)
+        _write_atomically(self.paths.dispatcher_list, render_dispatcher_list(self._slots))
+
+    def _find_kamcmd(self) -> str:
+        binary = (
+            shutil.which(self.settings.sip.kamailio_binary) or self.settings.sip.kamailio_binary
+        )
+        sibling = Path(binary).with_name("kamcmd")
+        if sibling.exists():
+            return str(sibling)
+        return shutil.which("kamcmd") or "kamcmd"
+
+    def _check_config(self) -> None:
+        paths = self.paths
+        try:
+            result = subprocess.run(
+                [
+                    self.settings.sip.kamailio_binary,
+                    "-c",
+                    "-f",
+                    str(paths.config),
+                    "-Y",
+                    str(paths.runtime_dir),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise EdgeError(
+                f"kamailio binary {self.settings.sip.kamailio_binary!r} not found: install the "
+                "Debian package `kamailio` (bash scripts/dev.sh setup) or set "
+                "CALLCENTER_SIP__KAMAILIO_BINARY"
+            ) from None
+        if result.returncode != 0:
+            raise EdgeError(
+                f"kamailio refused the rendered configuration {paths.config}:\n"
+                + (result.stdout + result.stderr).strip()[-3000:]
+            )
+
+    def _stop_stale(self) -> None:
+        """End a Kamailio this edge started earlier and lost track of (supervisor crash)."""
+        pid_file = self.paths.directory / "kamailio.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            pid_file.unlink(missing_ok=True)
+            return
+        # Only a kamailio running this very configuration file is ours.
+        if str(self.paths.config).encode() in cmdline:
+            log.warning("stopping a stale SIP edge (pid %s) left by an earlier run", pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+                time.sleep(0.05)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)

@@ -1,0 +1,505 @@
+"""``callcenter engine``: the supervisor of the pjsua2 slot processes.
+
+The supervisor imports pjsua2 once and then forks slot processes (``ivr.slot``), one
+conversation each, on their own loopback SIP port and RTP port range: the wheel allows 4
+calls per process, and a forked child shares the parent's pages (about 4-8 MB PSS each).
+The supervisor itself never creates a pjsua2 object and runs no threads, so forking is safe.
+
+It keeps ``warm_spares`` idle slots ready (growing up to ``sip.lines``) so a new call never
+waits for a slot to start, restarts a slot that dies (its call is reported ended by
+``slot_failed`` and its WAV header repaired), runs the SIP edge and the call-record consumer,
+and beats the ``engine`` heartbeat that /healthz reads. SIGTERM stops everything it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from callcenter.context import AppContext, build_context
+from callcenter.health import beat
+from callcenter.streams import CallEvent, Command, EventType
+from config.settings import Settings
+from ivr import wav
+from ivr.prompts import PromptFile, prepare_all
+
+log = logging.getLogger("ivr.supervisor")
+
+HEARTBEAT_EVERY = 3.0
+SUBSCRIBER_SYNC_EVERY = 30.0
+SHRINK_AFTER_SECONDS = 60.0
+STOP_GRACE_SECONDS = 6.0
+ORIGINATE_STREAM_SLOT = "any"  # originate commands for whichever slot is idle
+
+
+@dataclass
+class SlotHandle:
+    index: int
+    spec: Any  # ivr.slot.SlotSpec (imported lazily: it imports pjsua2)
+    process: BaseProcess
+    conn: Connection
+    status: str = "starting"  # starting, ready, busy, stopping
+    call: dict[str, Any] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
+    idle_since: float = field(default_factory=time.monotonic)
+    reserved_until: float = 0.0
+    needs_load_reset: bool = False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        ctx: AppContext,
+        prompts: dict[str, PromptFile],
+        *,
+        with_edge: bool = True,
+        with_records: bool = True,
+    ) -> None:
+        self.ctx = ctx
+        self.r: Any = ctx.redis  # redis-py's stub types do not fit decoded streams
+        self.settings = ctx.settings
+        self.prompts = prompts
+        self.fork = multiprocessing.get_context("fork")
+        self.slots: dict[int, SlotHandle] = {}
+        self.stopping = False
+        self.edge: Any = None
+        self.with_edge = with_edge
+        self.with_records = with_records
+        self.records: BaseProcess | None = None
+        self.allow_from = tuple(self.settings.sip.slot_allow_from) or (
+            f"{self.settings.sip.edge_host}:{self.settings.sip.edge_port}",
+        )
+        self.originate_last_id = "$"
+        self.restarts = 0
+        self.pool_dirty = True
+        self.edge_removed: set[str] = set()
+
+    # ------------------------------------------------------------ slots
+    def _spec(self, index: int) -> Any:
+        from ivr.slot import SlotSpec
+
+        sip = self.settings.sip
+        return SlotSpec(
+            name=f"{self.settings.node_id}-s{index:02d}",
+            index=index,
+            sip_host=sip.slot_host,
+            sip_port=sip.slot_base_port + index,
+            rtp_port=sip.rtp_base_port + index * sip.rtp_ports_per_slot,
+            rtp_range=sip.rtp_ports_per_slot,
+            allow_from=self.allow_from,
+        )
+
+    def start_slot(self, index: int) -> SlotHandle:
+        from ivr.slot import run_slot
+
+        spec = self._spec(index)
+        receiver, sender = self.fork.Pipe(duplex=False)
+        process = self.fork.Process(
+            target=run_slot,
+            args=(spec, self.settings, self.ctx.config, self.prompts, sender),
+            name=spec.name,
+        )
+        process.start()
+        sender.close()
+        handle = SlotHandle(index=index, spec=spec, process=process, conn=receiver)
+        self.slots[index] = handle
+        log.info("started slot %s (pid %s) on %s", spec.name, process.pid, spec.uri)
+        return handle
+
+    def _idle_count(self) -> int:
+        return sum(
+            1 for h in self.slots.values() if h.status in ("starting", "ready") and not h.call
+        )
+
+    def ensure_capacity(self) -> None:
+        lines = self.settings.sip.lines
+        spares = min(self.settings.sip.warm_spares, lines)
+        while self._idle_count() < spares and len(self.slots) < lines:
+            index = next(i for i in range(lines) if i not in self.slots)
+            self.start_slot(index)
+        # Shrink slowly: idle slots cost CPU; keep spares plus a margin.
+        now = time.monotonic()
+        idle = [h for h in self.slots.values() if h.status == "ready" and not h.call]
+        if len(idle) > 2 * spares:
+            oldest = max(idle, key=lambda h: h.index)
+            if now - oldest.idle_since > SHRINK_AFTER_SECONDS:
+                self._retire(oldest)
+
+    def _retire(self, handle: SlotHandle) -> None:
+        log.info("retiring idle slot %s", handle.spec.name)
+        self._edge_remove(handle)
+        handle.status = "stopping"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(handle.process.pid or 0, signal.SIGTERM)
+
+    def _read_status(self, handle: SlotHandle) -> None:
+        try:
+            while handle.conn.poll():
+                self._on_status(handle, handle.conn.recv())
+        except (EOFError, OSError):
+            pass
+
+    def _on_status(self, handle: SlotHandle, message: dict[str, Any]) -> None:
+        self.pool_dirty = True
+        status = message.get("status")
+        if status == "ready":
+            if handle.status != "stopping":
+                handle.status = "ready"
+            handle.idle_since = time.monotonic()
+            self._edge_add(handle)
+        elif status == "busy":
+            handle.status = "busy"
+            handle.call = {"call_id": message["call_id"], "started": message["started"]}
+        elif status == "recording":
+            handle.call.update(
+                {
+                    "recording_id": message["recording_id"],
+                    "path": message["path"],
+                    "recording_started": message["started"],
+                }
+            )
+        elif status == "idle":
+            handle.call = {}
+            if handle.status != "stopping":
+                handle.status = "ready"
+            handle.idle_since = time.monotonic()
+
+    def _on_death(self, handle: SlotHandle) -> None:
+        self._read_status(handle)
+        code = handle.process.exitcode
+        handle.conn.close()
+        del self.slots[handle.index]
+        expected = handle.status == "stopping" and not handle.call
+        if not expected:
+            log.error(
+                "slot %s died (exit code %s)%s",
+                handle.spec.name,
+                code,
+                f" carrying call {handle.call.get('call_id')}" if handle.call else "",
+            )
+        if handle.call:
+            self.account_failed_call(handle, f"slot process exited with code {code}")
+        if not expected and not self.stopping:
+            self.restarts += 1
+            replacement = self.start_slot(handle.index)
+            replacement.needs_load_reset = bool(handle.call)
+
+    def account_failed_call(self, handle: SlotHandle, reason: str) -> None:
+        """The slot died with a call: say so, repair its recording, end the call."""
+        call = handle.call
+        call_id = call["call_id"]
+        slot = handle.spec.name
+
+        def publish(type_: str, data: dict[str, Any]) -> None:
+            event = CallEvent(type=type_, call_id=call_id, slot=slot, node="supervisor", data=data)
+            self.r.xadd(self.ctx.keys.events, event.to_fields(), maxlen=500_000, approximate=True)
+
+        publish(EventType.slot_failed, {"reason": reason})
+        if call.get("path"):
+            path = Path(call["path"])
+            try:
+                facts = wav.repair(path)
+                publish(
+                    EventType.recording_stopped,
+                    {
+                        "recording_id": call["recording_id"],
+                        "path": str(path),
+                        "duration": facts.duration,
+                        "bytes": facts.bytes,
+                        "sha256": facts.sha256,
+                        "status": "repaired",
+                        "incomplete": True,
+                    },
+                )
+            except (OSError, ValueError) as exc:
+                log.exception("repairing %s failed", path)
+                publish(
+                    EventType.recording_stopped,
+                    {
+                        "recording_id": call["recording_id"],
+                        "path": str(path),
+                        "duration": 0,
+                        "bytes": 0,
+                        "sha256": None,
+                        "status": "failed",
+                        "error": str(exc),
+                    },
+                )
+        publish(
+            EventType.call_ended,
+            {
+                "reason": "slot_failed",
+                "outcome": "slot_failed",
+                "duration": round(time.time() - call["started"], 3),
+            },
+        )
+        with contextlib.suppress(Exception):
+            self.r.expire(self.ctx.keys.call_slot(call_id), 3600)
+
+    # ------------------------------------------------------------ edge
+    # The edge is started with every line's slot address: its OPTIONS probes (1 s) take slots
+    # that are not running out of rotation and bring started ones in, so growing the pool
+    # needs no dispatcher change (each change is rate-limited by reload_delta and would stall
+    # this loop). Only a retired slot is removed, and a slot restarted after dying with a call
+    # gets its edge call-load reset (the edge never saw that call's BYE).
+    def _start_edge(self) -> None:
+        if not self.with_edge:
+            return
+        try:
+            process_module = importlib.import_module("ivr.edge.process")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("ivr.edge"):
+                log.warning(
+                    "the SIP edge (ivr.edge) is not in this build: slots are reachable "
+                    "only directly"
+                )
+                return
+            raise
+        uris = process_module.default_slot_uris(self.settings)
+        self.edge = process_module.Edge(self.settings, self.ctx.config, uris)
+        self._sync_subscribers()
+        self.edge.start()
+        log.info(
+            "SIP edge started on %s:%s for %d slot addresses",
+            self.settings.sip.edge_host,
+            self.settings.sip.edge_port,
+            len(uris),
+        )
+
+    def _sync_subscribers(self) -> None:
+        try:
+            subscribers = importlib.import_module("ivr.edge.subscribers")
+            subscribers.sync_subscribers(self.ctx)
+        except Exception:
+            log.exception("syncing SIP subscribers failed")
+
+    def _edge_add(self, handle: SlotHandle) -> None:
+        if self.edge is None:
+            return
+        uri = handle.spec.uri
+        try:
+            if uri in self.edge_removed:
+                self.edge.add_slot(uri)
+                self.edge_removed.discard(uri)
+            if handle.needs_load_reset:
+                self.edge.reset_slot_load(uri)
+                handle.needs_load_reset = False
+        except Exception:
+            log.exception("updating %s at the edge failed", uri)
+
+    def _edge_remove(self, handle: SlotHandle) -> None:
+        if self.edge is None:
+            return
+        try:
+            self.edge.remove_slot(handle.spec.uri)
+            self.edge_removed.add(handle.spec.uri)
+        except Exception:
+            log.exception("removing %s from the edge failed", handle.spec.uri)
+
+    # ------------------------------------------------------------ records consumer
+    def _start_records(self) -> None:
+        if not self.with_records:
+            return
+        from ivr.records import run_consumer_process
+
+        self.records = self.fork.Process(
+            target=run_consumer_process, args=(self.settings,), name="call-records"
+        )
+        self.records.start()
+
+    # ------------------------------------------------------------ originate forwarding
+    def _forward_originates(self) -> None:
+        stream = self.ctx.keys.slot_commands(ORIGINATE_STREAM_SLOT)
+        client: Any = self.ctx.redis
+        answer: Any = client.xread({stream: self.originate_last_id}, count=10)
+        for _stream, entries in answer or []:
+            for entry_id, fields in entries:
+                self.originate_last_id = entry_id
+                command = Command.from_fields(fields)
+                now = time.monotonic()
+                free = [
+                    h
+                    for h in self.slots.values()
+                    if h.status == "ready" and not h.call and h.reserved_until < now
+                ]
+                if not free:
+                    event = CallEvent(
+                        type=EventType.command_failed,
+                        call_id=command.call_id,
+                        node="supervisor",
+                        data={
+                            "command_id": command.id,
+                            "command": command.type,
+                            "reason": "no idle slot",
+                        },
+                    )
+                    client.xadd(self.ctx.keys.events, event.to_fields())
+                    continue
+                handle = free[0]
+                handle.reserved_until = now + 5
+                self.r.xadd(self.ctx.keys.slot_commands(handle.spec.name), command.to_fields())
+
+    # ------------------------------------------------------------ main loop
+    def run(self) -> None:
+        stream = self.ctx.keys.slot_commands(ORIGINATE_STREAM_SLOT)
+        client: Any = self.ctx.redis
+        newest = client.xrevrange(stream, count=1)
+        if newest:
+            self.originate_last_id = newest[0][0]
+        next_beat = time.monotonic() + HEARTBEAT_EVERY
+        next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
+        try:
+            self._start_records()
+            self.ensure_capacity()
+            self._wait_initial_pool(10.0)
+            self._start_edge()
+            beat(self.ctx, "engine")
+            while not self.stopping:
+                conns = [h.conn for h in self.slots.values()]
+                ready = wait(conns, timeout=0.2) if conns else []
+                if not conns:
+                    time.sleep(0.2)
+                for handle in list(self.slots.values()):
+                    if handle.conn in ready:
+                        self._read_status(handle)
+                for handle in list(self.slots.values()):
+                    if not handle.process.is_alive():
+                        self._on_death(handle)
+                if self.stopping:
+                    break
+                self.ensure_capacity()
+                self._check_records()
+                now = time.monotonic()
+                if now >= next_beat:
+                    beat(self.ctx, "engine")
+                    self.pool_dirty = True
+                    next_beat = now + HEARTBEAT_EVERY
+                if self.pool_dirty:
+                    self._write_pool_state()
+                self._forward_originates_safely()
+                if self.edge is not None and now >= next_sync:
+                    self._sync_subscribers()
+                    next_sync = now + SUBSCRIBER_SYNC_EVERY
+        finally:
+            self.shutdown()
+
+    def _wait_initial_pool(self, timeout: float) -> None:
+        """Let the first slots answer before the edge starts sending calls."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            if all(h.status == "ready" for h in self.slots.values()):
+                return
+            for conn in wait([h.conn for h in self.slots.values()], timeout=0.1):
+                for handle in list(self.slots.values()):
+                    if handle.conn is conn:
+                        self._read_status(handle)
+        log.warning("not every slot was ready within %.0f s", timeout)
+
+    def _forward_originates_safely(self) -> None:
+        try:
+            self._forward_originates()
+        except Exception:
+            log.exception("forwarding originate commands failed")
+
+    def _check_records(self) -> None:
+        if self.records is not None and not self.records.is_alive() and not self.stopping:
+            log.error("call-record consumer exited (%s); restarting", self.records.exitcode)
+            self._start_records()
+
+    def _write_pool_state(self) -> None:
+        """A small summary for operators and benchmarks (``{prefix}:engine:pool``)."""
+        self.pool_dirty = False
+        busy = sum(1 for h in self.slots.values() if h.call)
+        per_slot = {
+            f"slot:{h.spec.name}": f"{h.process.pid} {h.status} {h.call.get('call_id', '')}"
+            for h in self.slots.values()
+        }
+        with contextlib.suppress(Exception):
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(f"{self.ctx.keys.prefix}:engine:pool")
+            pipe.hset(
+                f"{self.ctx.keys.prefix}:engine:pool",
+                mapping={
+                    "slots": len(self.slots),
+                    "busy": busy,
+                    "idle": self._idle_count(),
+                    "restarts": self.restarts,
+                    "lines": self.settings.sip.lines,
+                    "pids": ",".join(str(h.process.pid) for h in self.slots.values()),
+                    "ready": sum(1 for h in self.slots.values() if h.status == "ready"),
+                    **per_slot,
+                },
+            )
+            pipe.execute()
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        if self.edge is not None:
+            try:
+                self.edge.stop()
+            except Exception:
+                log.exception("stopping the edge failed")
+        for handle in self.slots.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(handle.process.pid or 0, signal.SIGTERM)
+            handle.status = "stopping"
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self.slots and time.monotonic() < deadline:
+            for handle in list(self.slots.values()):
+                self._read_status(handle)
+                if not handle.process.is_alive():
+                    handle.process.join()
+                    self._on_death(handle)
+            time.sleep(0.05)
+        for handle in list(self.slots.values()):
+            log.error("slot %s ignored SIGTERM; killing it", handle.spec.name)
+            handle.process.kill()
+            handle.process.join(5)
+            self._on_death(handle)
+        if self.records is not None:
+            self.records.terminate()
+            self.records.join(10)
+            if self.records.is_alive():
+                self.records.kill()
+        with contextlib.suppress(Exception):
+            self.r.delete(self.ctx.keys.process_heartbeat("engine"))
+            self.r.delete(f"{self.ctx.keys.prefix}:engine:pool")
+
+
+def main(
+    settings: Settings, *, with_edge: bool | None = None, with_records: bool | None = None
+) -> None:
+    """Run the engine until SIGTERM/SIGINT. Prompts are rendered/checked before any slot."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s engine %(levelname)s %(name)s %(message)s"
+    )
+    if with_edge is None:
+        with_edge = os.environ.get("CALLCENTER_ENGINE_EDGE", "1") != "0"
+    if with_records is None:
+        with_records = os.environ.get("CALLCENTER_ENGINE_RECORDS", "1") != "0"
+    ctx = build_context(settings)
+    prompts = prepare_all(ctx.config, settings.state_dir, settings.language)
+    Path(settings.recordings_dir).mkdir(parents=True, exist_ok=True)
+    import pjsua2  # noqa: F401  -- imported before forking so every slot shares its pages
+
+    supervisor = Supervisor(ctx, prompts, with_edge=with_edge, with_records=with_records)
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        supervisor.stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        supervisor.run()
+    finally:
+        ctx.close()

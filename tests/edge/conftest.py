@@ -1,0 +1,215 @@
+"""Fixtures for the SIP edge: a real Kamailio, SIPp peers on loopback.
+
+Addresses (kept apart from the engine's tests, which use 5060 / 16000-16999 / 21000+):
+  edge            127.0.0.1:15060 (UDP and TCP)
+  slot stand-ins  127.0.0.1:15101.. (SIPp UAS answering the edge's OPTIONS probes)
+  flooder         127.0.0.2         callers 127.0.0.3   agents 127.0.0.4   trunk 127.0.0.7
+SIPp control ports are taken from 15500-15999.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from callcenter.auth import sip_ha1
+from config.loader import CenterConfig, load_config
+from config.settings import EdgeTuning, Settings, SipSettings
+from ivr.edge.config import edge_paths
+from ivr.edge.process import Edge
+from ivr.edge.subscribers import Subscriber, write_subscribers
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+EDGE_HOST = "127.0.0.1"
+EDGE_PORT = 15060
+REALM = "callcenter.local"
+DID = "4008001234"
+
+_control_ports = itertools.cycle(range(15500, 16000))
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll until predicate() is truthy; fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_sip_tools() -> None:
+    missing = [tool for tool in ("kamailio", "kamcmd", "sipp") if not shutil.which(tool)]
+    if missing:
+        pytest.fail(f"SIP edge tests need {', '.join(missing)} (bash scripts/dev.sh setup)")
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    # Short path: the ctl socket path must fit in sun_path (108 bytes).
+    directory = Path(tempfile.mkdtemp(prefix="edge-", dir="/tmp"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def make_settings(state_dir: Path, **tuning: int) -> Settings:
+    defaults: dict[str, int] = {
+        "fr_timer_ms": 1000,
+        "ping_interval_seconds": 1,
+        "reload_delta_seconds": 1,
+        "ban_seconds": 60,
+        "pike_window_seconds": 2,
+        "pike_max_requests": 16,
+        "children": 2,
+        "log_level": 2,
+    }
+    defaults.update(tuning)
+    return Settings(
+        environment="test",
+        state_dir=state_dir,
+        sip=SipSettings(
+            edge_host=EDGE_HOST,
+            edge_port=EDGE_PORT,
+            slot_host=EDGE_HOST,
+            edge=EdgeTuning(**defaults),
+        ),
+    )
+
+
+@pytest.fixture
+def edge_settings(state_dir: Path) -> Settings:
+    return make_settings(state_dir)
+
+
+@pytest.fixture
+def center() -> CenterConfig:
+    return load_config(Settings(environment="test").config_dir)
+
+
+def agent_subscribers(*extensions: str) -> list[Subscriber]:
+    return [Subscriber(ext, REALM, sip_ha1(ext, REALM, f"pw{ext}")) for ext in extensions]
+
+
+@dataclass
+class EdgeFactory:
+    settings: Settings
+    center: CenterConfig
+    started: list[Edge] = field(default_factory=list)
+
+    def __call__(
+        self,
+        slots: list[str],
+        agents: tuple[str, ...] = ("1001", "1002"),
+        settings: Settings | None = None,
+        center: CenterConfig | None = None,
+    ) -> Edge:
+        chosen = settings or self.settings
+        write_subscribers(edge_paths(chosen).db_dir, agent_subscribers(*agents))
+        edge = Edge(chosen, center or self.center, slots)
+        self.started.append(edge)
+        edge.start()
+        return edge
+
+
+@pytest.fixture
+def start_edge(edge_settings: Settings, center: CenterConfig) -> Iterator[EdgeFactory]:
+    factory = EdgeFactory(edge_settings, center)
+    yield factory
+    for edge in factory.started:
+        edge.stop()
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    errors: str
+
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass
+class Sipp:
+    """Runs SIPp peers; background ones are stopped (by pid) at teardown."""
+
+    workdir: Path
+    background: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def scenario(self, name: str, status: int | None = None) -> Path:
+        source = SCENARIOS / name
+        if status is None:
+            return source
+        target = self.workdir / f"{source.stem}_{status}.xml"
+        target.write_text(source.read_text().replace("@STATUS@", str(status)))
+        return target
+
+    def _command(self, scenario: Path, local: str, args: list[str]) -> tuple[list[str], Path]:
+        host, port = local.split(":")
+        n = next(self.counter)
+        errors = self.workdir / f"sipp{n}.err"
+        command = [
+            "sipp", "-sf", str(scenario), "-i", host, "-p", port,
+            "-cp", str(next(_control_ports)), "-nostdin",
+            "-trace_err", "-error_file", str(errors),
+            *args,
+        ]  # fmt: skip
+        return command, errors
+
+    def run(self, scenario: Path, local: str, *args: str, timeout: float = 30) -> SippResult:
+        command, errors = self._command(scenario, local, [*args, f"{EDGE_HOST}:{EDGE_PORT}"])
+        completed = subprocess.run(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
+        )
+        text = errors.read_text(errors="replace") if errors.exists() else ""
+        return SippResult(completed.returncode, text)
+
+    def start(self, scenario: Path, local: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """A background peer (slot or agent stand-in); returns it and its <log> file."""
+        log = self.workdir / f"peer-{local.replace(':', '_')}-{next(self.counter)}.log"
+        command, _ = self._command(scenario, local, ["-trace_logs", "-log_file", str(log), *args])
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.background.append(process)
+        return process, log
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def sipp(tmp_path: Path) -> Iterator[Sipp]:
+    runner = Sipp(tmp_path)
+    yield runner
+    for process in runner.background:
+        runner.stop(process)
+
+
+def log_lines(path: Path, prefix: str) -> list[str]:
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line.startswith(prefix)]
+
+
+def slots_active(edge: Edge, uris: list[str]) -> bool:
+    """Every slot answered an OPTIONS probe (active and probed, not merely not yet probed)."""
+    states = edge.slot_states()
+    return all(uri in states and states[uri].active and states[uri].probing for uri in uris)
+
+
+def slot_loads(edge: Edge) -> dict[str, int]:
+    return {uri: state.load for uri, state in edge.slot_states().items()}

@@ -1,0 +1,168 @@
+"""Rendering the edge's files: kamailio.cfg, the slot list, the credential tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from callcenter.auth import sip_ha1
+from callcenter.context import AppContext
+from config.loader import CenterConfig
+from config.schemas import TelephonyFile
+from cti.models import Agent
+from ivr.edge.config import (
+    EdgeConfigError,
+    edge_paths,
+    normalize_slot_uri,
+    render_config,
+    render_dispatcher_list,
+)
+from ivr.edge.subscribers import (
+    SUBSCRIBER_HEADER,
+    Subscriber,
+    render_subscriber_table,
+    sync_subscribers,
+    write_subscribers,
+)
+from tests.edge.conftest import make_settings
+
+
+def with_telephony(center: CenterConfig, **changes: object) -> CenterConfig:
+    telephony = TelephonyFile.model_validate({**center.telephony.model_dump(), **changes})
+    return dataclasses.replace(center, telephony=telephony)
+
+
+def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    settings.sip.trunk_addresses = ["192.0.2.10"]
+    center = with_telephony(
+        center,
+        dids=[{"number": "4008001234"}, {"number": "+862161234567"}],
+        trunks={"carrier": {"host": "192.0.2.10", "port": 5070, "outbound_prefix": "9"}},
+        outbound_trunk="carrier",
+    )
+    paths = edge_paths(settings)
+    paths.directory.mkdir(parents=True)
+    paths.runtime_dir.mkdir()
+    text = render_config(settings, center, paths)
+    assert '$rU == "4008001234"' in text and '$rU == "+862161234567"' in text
+    assert '$si == "192.0.2.10"' in text  # trunk exempt from flood bans
+    assert '"sip:9" + $rU + "@192.0.2.10:5070;transport=udp"' in text
+    assert "@@" not in text
+    # Trap: a "#!define" with a trailing comment would carry the comment into its value.
+    assert not [
+        line for line in text.splitlines() if line.startswith("#!define") and "#" in line[8:]
+    ]
+    paths.config.write_text(text)
+    paths.dispatcher_list.write_text(render_dispatcher_list(["127.0.0.1:21000"]))
+    write_subscribers(paths.db_dir, [])
+    check = subprocess.run(
+        ["kamailio", "-c", "-f", str(paths.config), "-Y", str(paths.runtime_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_tls_trunk_is_refused_with_a_clear_message(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    center = with_telephony(center, trunks={"carrier": {"host": "192.0.2.10", "transport": "tls"}})
+    with pytest.raises(EdgeConfigError, match=r"trunks\.carrier\.transport: tls"):
+        render_config(settings, center, edge_paths(settings))
+
+
+def test_unresolvable_trunk_host_is_named(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    center = with_telephony(center, trunks={"carrier": {"host": "no-such-host.invalid"}})
+    with pytest.raises(EdgeConfigError, match=r"trunks\.carrier\.host: cannot resolve"):
+        render_config(settings, center, edge_paths(settings))
+
+
+def test_no_trunk_means_slots_cannot_call_out(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    text = render_config(settings, center, edge_paths(settings))
+    route = text.split("route[TO_TRUNK] {", 1)[1]
+    assert route.lstrip().startswith('sl_send_reply("403"')
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:21000", "sip:127.0.0.1:21000"),
+        ("sip:127.0.0.1:21000", "sip:127.0.0.1:21000"),
+        (" sip:slot-host:21001 ", "sip:slot-host:21001"),
+    ],
+)
+def test_slot_uris_are_normalized(given: str, expected: str) -> None:
+    assert normalize_slot_uri(given) == expected
+
+
+@pytest.mark.parametrize(
+    "bad", ["127.0.0.1", "sip:127.0.0.1:21000;transport=udp", "sip:1.2.3.4:0", "x y:1"]
+)
+def test_bad_slot_uris_are_refused(bad: str) -> None:
+    with pytest.raises(EdgeConfigError, match="slot address"):
+        normalize_slot_uri(bad)
+
+
+def test_dispatcher_list_has_one_call_per_slot_and_no_duplicates() -> None:
+    text = render_dispatcher_list(["127.0.0.1:21000", "sip:127.0.0.1:21000", "127.0.0.1:21001"])
+    rows = [line for line in text.splitlines() if not line.startswith("#")]
+    assert rows == [
+        "1 sip:127.0.0.1:21000 0 0 duid=127_0_0_1_21000;maxload=1",
+        "1 sip:127.0.0.1:21001 0 0 duid=127_0_0_1_21001;maxload=1",
+    ]
+
+
+# ---------------------------------------------------------------- subscribers
+
+
+def test_bad_rows_are_left_out_not_written() -> None:
+    good = sip_ha1("1001", "callcenter.local", "pw1001")
+    text, problems = render_subscriber_table(
+        [
+            Subscriber("1001", "callcenter.local", good),
+            Subscriber("", "callcenter.local", good),  # an empty field would break the table
+            Subscriber("1002", "callcenter.local", ""),
+            Subscriber("1003", "callcenter.local", "not-hex"),
+            Subscriber("1001", "callcenter.local", good),
+        ]
+    )
+    assert text == f"{SUBSCRIBER_HEADER}\n1:1001:callcenter.local:{good}\n"
+    assert len(problems) == 4
+    assert any("'1003'" in p and "32 hex" in p for p in problems)
+
+
+def test_separator_is_escaped() -> None:
+    ha1 = "0" * 32
+    text, _ = render_subscriber_table([Subscriber("a:b", "x\\y", ha1)])
+    assert text.splitlines()[1] == f"1:a\\:b:x\\\\y:{ha1}"
+
+
+def test_rewrite_within_the_same_second_changes_the_mtime(tmp_path: Path) -> None:
+    ha1 = "0" * 32
+    write_subscribers(tmp_path, [Subscriber("1001", "r", ha1)])
+    first = os.stat(tmp_path / "subscriber").st_mtime
+    write_subscribers(tmp_path, [Subscriber("1001", "r", ha1), Subscriber("1002", "r", ha1)])
+    second = os.stat(tmp_path / "subscriber").st_mtime
+    assert int(second) > int(first)
+    assert (tmp_path / "version").read_text().splitlines()[1] == "subscriber:7"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_sync_subscribers_writes_active_agents(ctx: AppContext) -> None:
+    with ctx.sessions.begin() as session:
+        agent = session.query(Agent).filter_by(extension="1012").one()
+        agent.active = False
+    problems = sync_subscribers(ctx)
+    assert problems == []
+    table = (edge_paths(ctx.settings).db_dir / "subscriber").read_text().splitlines()
+    realm = ctx.config.telephony.sip_domain
+    users = [line.split(":")[1] for line in table[1:]]
+    assert users == [f"{n}" for n in range(1001, 1012)]
+    assert f":1001:{realm}:{sip_ha1('1001', realm, 'pw1001')}" in table[1]

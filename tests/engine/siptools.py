@@ -1,0 +1,371 @@
+"""SIPp peers for engine tests and benchmarks: scenario files, tone pcaps, process helpers.
+
+SIPp is an independent SIP stack: callers send RFC 2833 digits from the pcaps SIPp ships
+and audio from tone pcaps made here (G.711 u-law RTP in Ethernet/IPv4/UDP frames, the only
+shape SIPp's ``play_pcap_audio`` reads). Scenarios honour Record-Route (``rrs``), so a BYE
+goes through the edge when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import subprocess
+from pathlib import Path
+
+SIPP_PCAPS = Path("/usr/share/sip-tester")
+
+
+def _ulaw(sample: int) -> int:
+    bias, clip = 0x84, 32635
+    sign = 0x80 if sample < 0 else 0
+    sample = min(abs(sample), clip) + bias
+    exponent = 7
+    mask = 0x4000
+    while exponent > 0 and not sample & mask:
+        exponent -= 1
+        mask >>= 1
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def tone_pcap(path: Path, frequency: float, seconds: float, amplitude: int = 8000) -> Path:
+    """RTP PCMU packets (20 ms) of a sine tone, in a pcap SIPp can play."""
+    packets = int(seconds * 50)
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    ssrc = 0x1234ABCD
+    for n in range(packets):
+        payload = bytes(
+            _ulaw(int(amplitude * math.sin(2 * math.pi * frequency * (n * 160 + i) / 8000)))
+            for i in range(160)
+        )
+        rtp = struct.pack("!BBHII", 0x80, 0, n & 0xFFFF, n * 160, ssrc) + payload
+        udp = struct.pack("!HHHH", 40000, 40002, 8 + len(rtp), 0) + rtp
+        ip = (
+            struct.pack(
+                "!BBHHHBBH4s4s",
+                0x45,
+                0,
+                20 + len(udp),
+                n & 0xFFFF,
+                0,
+                64,
+                17,
+                0,
+                bytes([127, 0, 0, 1]),
+                bytes([127, 0, 0, 1]),
+            )
+            + udp
+        )
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        usec = n * 20000
+        out += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame))
+        out += frame
+    path.write_bytes(bytes(out))
+    return path
+
+
+# SIPp's DTMF pcaps carry fixed RTP sequence numbers (1 < 2 < ... < 9 < * < # < 0); a digit
+# whose pcap has a lower sequence number than the previous one is dropped by the receiver as
+# a late packet. Tests send digits in that order; real phones number packets continuously.
+def _dtmf_pcap(digit: str) -> str:
+    name = {"#": "pound", "*": "star"}.get(digit, digit)
+    return str(SIPP_PCAPS / f"dtmf_2833_{name}.pcap")
+
+
+SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 8 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=ptime:20
+"""
+
+
+def caller_scenario(
+    path: Path,
+    steps: list[tuple[str, object]],
+    did: str = "4008001234",
+    caller: str = "13800138000",
+    hangup: bool = True,
+) -> Path:
+    """A UAC calling ``did``; ``steps`` after the ACK: ("pause", ms), ("dtmf", "1"),
+    ("audio", pcap path: starts playing in the background), ("wait_bye", ms: expect the
+    other side to hang up within ms)."""
+    actions: list[str] = []
+    expect_bye = False
+    for kind, value in steps:
+        if kind == "pause":
+            actions.append(f'<pause milliseconds="{int(value)}"/>')  # type: ignore[call-overload]
+        elif kind == "dtmf":
+            actions.append(
+                f'<nop><action><exec play_pcap_audio="{_dtmf_pcap(str(value))}"/></action></nop>'
+            )
+            actions.append('<pause milliseconds="300"/>')
+        elif kind == "audio":
+            actions.append(f'<nop><action><exec play_pcap_audio="{value}"/></action></nop>')
+        elif kind == "wait_bye":
+            expect_bye = True
+    ending = (
+        """<recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>"""
+        if expect_bye
+        else """<send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:"""
+        + caller
+        + """@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:"""
+        + did
+        + """@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" crlf="true"/>"""
+    )
+    if not hangup and not expect_bye:
+        ending = '<pause milliseconds="3600000"/>'
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="engine caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:{did}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{did}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{did}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  {chr(10).join("  " + a for a in actions)}
+  {ending}
+  <ResponseTimeRepartition value="5, 10, 20, 50, 100, 200, 500, 1000"/>
+</scenario>
+"""
+    path.write_text(xml)
+    return path
+
+
+def rejected_scenario(path: Path, did: str, code: int, caller: str = "13800138000") -> Path:
+    """A UAC whose INVITE must be refused with ``code`` (any other answer fails SIPp)."""
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="refused caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:{did}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{did}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="{code}"/>
+  <send><![CDATA[
+ACK sip:{did}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+</scenario>
+"""
+    path.write_text(xml)
+    return path
+
+
+def agent_scenario(
+    path: Path, pcap: Path | None, answer_after_ms: int = 200, reject: int | None = None
+) -> Path:
+    """A UAS agent: rings, answers (or rejects with ``reject``), plays ``pcap``, waits for BYE."""
+    if reject:
+        body = f"""<send><![CDATA[
+SIP/2.0 {reject} Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>"""
+    else:
+        play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' if pcap else ""
+        body = f"""<pause milliseconds="{answer_after_ms}"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:agent@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv request="ACK"/>
+  {play}
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>"""
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="engine agent">
+  <recv request="INVITE" rrs="true"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:agent@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  {body}
+</scenario>
+"""
+    path.write_text(xml)
+    return path
+
+
+def sipp(
+    scenario: Path,
+    target: str,
+    *,
+    local_port: int,
+    media_port: int,
+    calls: int = 1,
+    rate: float = 1.0,
+    limit: int | None = None,
+    timeout_s: int = 60,
+    extra: list[str] | None = None,
+    cwd: Path | None = None,
+    local_ip: str = "127.0.0.1",
+) -> subprocess.Popen[bytes]:
+    """Start SIPp (non-interactive, loopback only); the caller waits on the Popen."""
+    argv = [
+        "sipp",
+        target,
+        "-sf",
+        str(scenario),
+        "-i",
+        local_ip,
+        "-p",
+        str(local_port),
+        "-mi",
+        local_ip,
+        "-mp",
+        str(media_port),
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-l",
+        str(limit or calls),
+        "-timeout",
+        f"{timeout_s}s",
+        "-timeout_error",
+        "-nostdin",
+        "-trace_err",
+        *(extra or []),
+    ]
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=cwd
+    )
+
+
+def sipp_agent(
+    scenario: Path,
+    *,
+    local_port: int,
+    media_port: int,
+    calls: int = 1,
+    timeout_s: int = 60,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    argv = [
+        "sipp",
+        "-sf",
+        str(scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local_port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media_port),
+        "-m",
+        str(calls),
+        "-timeout",
+        f"{timeout_s}s",
+        "-nostdin",
+        "-trace_err",
+    ]
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=cwd
+    )

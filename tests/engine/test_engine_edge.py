@@ -1,0 +1,154 @@
+"""Through the Kamailio edge: caller → edge → slot, agent registered at the edge."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from ivr import wav
+from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, wait_for
+from tests.engine.siptools import agent_scenario, caller_scenario, rejected_scenario, sipp
+
+pytestmark = pytest.mark.sip
+
+EDGE = f"127.0.0.1:{EDGE_PORT}"
+REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
+
+
+def run_ok(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
+
+
+def register(tmp_path: Path, user: str, password: str, contact: str, status: int) -> None:
+    scenario = tmp_path / f"register-{status}.xml"
+    scenario.write_text(REGISTER_XML.read_text().replace("@STATUS@", str(status)))
+    process = subprocess.Popen(
+        [
+            "sipp",
+            EDGE,
+            "-sf",
+            str(scenario),
+            "-i",
+            "127.0.0.4",
+            "-p",
+            "16611",
+            "-m",
+            "1",
+            "-au",
+            user,
+            "-ap",
+            password,
+            "-key",
+            "user",
+            user,
+            "-key",
+            "domain",
+            "callcenter.local",
+            "-key",
+            "contact",
+            contact,
+            "-timeout",
+            "10s",
+            "-timeout_error",
+            "-nostdin",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    run_ok(process, 20)
+
+
+def test_call_through_edge_is_bridged_to_registered_agent(
+    start_engine: Callable[..., EngineProcess],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    pcaps: dict[str, Path],
+) -> None:
+    start_engine(lines=3, spares=2, edge=True)
+    # the agent's softphone registers at the edge (wrong password refused)
+    register(tmp_path, "1001", "wrong", "sip:1001@127.0.0.4:16612", 403)
+    register(tmp_path, "1001", "pw1001", "sip:1001@127.0.0.4:16612", 200)
+    agent = agent_scenario(tmp_path / "agent.xml", pcaps["agent"])
+    agent_run = subprocess.Popen(
+        [
+            "sipp",
+            "-sf",
+            str(agent),
+            "-i",
+            "127.0.0.4",
+            "-p",
+            "16612",
+            "-mi",
+            "127.0.0.4",
+            "-mp",
+            "46140",
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-nostdin",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    caller = caller_scenario(
+        tmp_path / "caller.xml",
+        [
+            ("pause", 600),
+            ("dtmf", "0"),
+            ("pause", 300),
+            ("audio", pcaps["caller"]),
+            ("pause", 7000),
+        ],
+        caller="13700000001",
+    )
+    caller_run = sipp(
+        caller, EDGE, local_port=16513, media_port=46150, cwd=tmp_path, local_ip="127.0.0.3"
+    )
+    call = wait_for(lambda: call_of(redis_client, "13700000001"), 10, "the call at a slot")
+    arrived = call_events(redis_client, call)[0]
+    assert arrived.data["source"] == EDGE  # it came through the edge
+    wait_for(
+        lambda: any(e.type == "call_queued" for e in call_events(redis_client, call)), 10, "queued"
+    )
+    # the slot dials the agent by extension through the edge (location lookup)
+    redis_client.xadd(
+        f"cc:slot:{arrived.slot}:cmd",
+        {"type": "offer", "call_id": call, "id": "e-1", "data": '{"agent_uri": "1001"}'},
+    )
+    run_ok(caller_run)
+    run_ok(agent_run)
+    wait_for(
+        lambda: any(e.type == "call_ended" for e in call_events(redis_client, call)), 10, "end"
+    )
+    types = [e.type for e in call_events(redis_client, call)]
+    assert "bridged" in types, types
+    offered = next(e for e in call_events(redis_client, call) if e.type == "agent_offered")
+    assert offered.data["agent_uri"] == f"sip:1001@{EDGE}"
+    stopped = next(e for e in call_events(redis_client, call) if e.type == "recording_stopped")
+    pcm, rate = wav.samples(Path(stopped.data["path"]))
+    part = pcm[-4 * rate : -rate]
+    noise = max(wav.tone_power(part, rate, 2500), 1)
+    assert wav.tone_power(part, rate, 440) > 100 * noise
+    assert wav.tone_power(part, rate, 1000) > 100 * noise
+
+
+def test_slots_refuse_anyone_but_the_edge_and_edge_refuses_unknown_did(
+    start_engine: Callable[..., EngineProcess], tmp_path: Path
+) -> None:
+    start_engine(lines=2, spares=2, edge=True)
+    direct = rejected_scenario(tmp_path / "direct.xml", did="4008001234", code=403)
+    run_ok(sipp(direct, "127.0.0.1:16100", local_port=16514, media_port=46160, cwd=tmp_path))
+    unknown = rejected_scenario(tmp_path / "unknown.xml", did="4000000000", code=404)
+    run_ok(
+        sipp(unknown, EDGE, local_port=16515, media_port=46170, cwd=tmp_path, local_ip="127.0.0.3")
+    )
