@@ -47,7 +47,10 @@ def deliver(ctx: AppContext, result: dict[str, Any]) -> list[Offer]:
 
 
 def agent_uri(ctx: AppContext, extension: str) -> str:
-    return f"sip:{extension}@{ctx.config.telephony.sip_domain}"
+    """The agent's softphone as the engine dials it: the extension at the SIP edge, whose
+    registrar knows where the phone is (slots place calls without an outbound proxy)."""
+    sip = ctx.settings.sip
+    return f"sip:{extension}@{sip.edge_host}:{sip.edge_port}"
 
 
 def my_agent_id(principal: Principal) -> int:

@@ -3,13 +3,11 @@ and the screen pop's content."""
 
 from __future__ import annotations
 
-import concurrent.futures
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 from callcenter.context import AppContext
@@ -17,21 +15,8 @@ from cti.models import Call
 from cti.router import Router
 from cti.routing import Routing
 from tests.conftest import auth, token
-from tests.cti.conftest import EngineSide, TestClock, agent_ids
+from tests.cti.conftest import EngineSide, TestClock, agent_ids, until
 from ticketing.models import Ticket
-
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-
-
-def until(ws: WebSocketTestSession, kind: str, *, seconds: float = 10.0) -> dict[str, Any]:
-    """The next message of ``kind`` (others skipped), failing after ``seconds``."""
-    deadline = datetime.now(UTC) + timedelta(seconds=seconds)
-    while True:
-        left = (deadline - datetime.now(UTC)).total_seconds()
-        assert left > 0, f"no {kind!r} message within {seconds} s"
-        message: dict[str, Any] = _pool.submit(ws.receive_json).result(timeout=left)
-        if message["type"] == kind:
-            return message
 
 
 def demo_customer_tickets(ctx: AppContext) -> None:
@@ -222,7 +207,7 @@ def test_lead_actions(
         assert response.status_code == 200, response.text
     sent = engine.commands("lead-call")
     assert [c.type for c in sent] == ["offer", "listen", "whisper", "barge"]
-    assert sent[1].data["supervisor_uri"] == "sip:1012@callcenter.local"
+    assert sent[1].data["supervisor_uri"] == "sip:1012@127.0.0.1:5060"
     missing = client.post(
         "/api/v1/calls/no-such-call/supervise",
         headers=lead,
@@ -267,7 +252,7 @@ def test_transfer_to_queue_agent_and_configured_number(
         "/api/v1/agents/me/call/transfer", headers=headers, json={"kind": "agent", "target": "1002"}
     )
     assert response.status_code == 200, response.text
-    assert response.json()["data"]["target"] == "sip:1002@callcenter.local"
+    assert response.json()["data"]["target"] == "sip:1002@127.0.0.1:5060"
     assert routing.agent(agents["1002"])["state"] == "reserved"
     engine.publish("transferred", "tx", kind="agent", to="1002")
     engine.publish("agent_answered", "tx", agent_id=agents["1002"])
@@ -301,7 +286,7 @@ def test_click_to_call_rings_the_agent_first_via_the_trunk(
     assert body["number"] == "13800138000" and body["trunk"] == "telecom"
     (command,) = engine.engine_commands("originate")
     assert command.call_id == body["call_id"]
-    assert command.data["agent_uri"] == "sip:1001@callcenter.local"
+    assert command.data["agent_uri"] == "sip:1001@127.0.0.1:5060"
     assert command.data["purpose"] == "click_to_call" and command.data["trunk"] == "telecom"
     agent = agent_ids(ctx)["1001"]
     assert routing.agent(agent)["state"] == "reserved"
