@@ -380,6 +380,9 @@ class Routing:
     def transferred(self, call_id: str, *, kind: str, to: str) -> dict[str, Any]:
         return self._run("transferred", call=call_id, kind=kind, to=to, dispatch=True)
 
+    def transfer_to_number(self, call_id: str, *, actor: str) -> dict[str, Any]:
+        return self._run("transfer_number", call=call_id, actor=actor)
+
     def reserve_transfer_target(
         self, call_id: str, target_agent_id: int, *, actor: str
     ) -> dict[str, Any]:

@@ -292,7 +292,10 @@ def transfer(
         raise InvalidInput(f"kind must be queue, agent or number, not {kind!r}")
     if mode not in {"blind", "consult", "complete", "cancel"}:
         raise InvalidInput(f"mode must be blind, consult, complete or cancel, not {mode!r}")
-    return send_command(ctx, call_id, CommandType.transfer, data)
+    command = send_command(ctx, call_id, CommandType.transfer, data)
+    if kind == "number" and mode == "blind":
+        routing_for(ctx).transfer_to_number(call_id, actor=f"agent:{agent_id}")
+    return command
 
 
 def wrap_up(

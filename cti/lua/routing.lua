@@ -339,6 +339,11 @@ end
 local function miss(cid, aid, reason, actor)
     local call = hgetall(ckey(cid))
     local kind = call.kind or "inbound"
+    if call.state == "transferring" and (call.transfer_to or "") == "" then
+        -- An outside number did not answer a transfer: the caller waits in line again.
+        put_back(cid, call)
+        return "requeued"
+    end
     local cur = redis.call("HGET", akey(aid), "state")
     if cur ~= "reserved" or redis.call("HGET", akey(aid), "call_id") ~= cid then
         return "ignored"
@@ -660,7 +665,10 @@ elseif op == "transferred" then
     -- The engine moved the caller away from the agent (blind transfer).
     local cid = A.call
     local call = hgetall(ckey(cid))
-    if call.state == "connected" and call.agent and call.agent ~= "" then
+    if call.state == "transferring" and (call.transfer_to or "") == "" then
+        end_call_record(cid, "transferred") -- the outside number answered
+        res.status = "transferred"
+    elseif call.state == "connected" and call.agent and call.agent ~= "" then
         if A.kind == "agent" and call.transfer_to and call.transfer_to ~= "" then
             start_wrap_up(call.agent, cid, call.queue, "engine")
             redis.call("HSET", ckey(cid), "state", "transferring")
@@ -678,6 +686,15 @@ elseif op == "transferred" then
     else
         res.status = "ignored"
     end
+elseif op == "transfer_number" then
+    -- The engine drops the agent's leg at once and rings the number; it reports
+    -- "transferred" only when the number answers.
+    local cid = A.call
+    local call = hgetall(ckey(cid))
+    if call.state ~= "connected" then return cjson.encode({error = "not_connected", state = call.state or ""}) end
+    if call.agent and call.agent ~= "" then start_wrap_up(call.agent, cid, call.queue, A.actor) end
+    redis.call("HSET", ckey(cid), "state", "transferring", "transfer_to", "")
+    res.status = "transferring"
 elseif op == "transfer_agent" then
     -- Reserve the target agent for a call the current agent hands over (blind or consult).
     local cid, target = A.call, tostring(A.target)

@@ -36,6 +36,11 @@ TRUNK = """
 [trunks.telecom]
 host = "127.0.0.1"
 port = 5090
+
+[transfer_targets.property_office]
+name = { zh-CN = "物业办公室", en = "Property office" }
+number = "02161230000"
+trunk = "telecom"
 """
 
 

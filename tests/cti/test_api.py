@@ -269,6 +269,49 @@ def test_transfer_to_queue_agent_and_configured_number(
     assert routing.call("tx")["queue"] == "fees" and routing.call("tx")["state"] == "waiting"
 
 
+def test_transfer_to_a_configured_number(
+    client: TestClient, ctx: AppContext, router: Router, engine: EngineSide, routing: Routing
+) -> None:
+    headers = auth(client, "1001")
+    agent = agent_ids(ctx)["1001"]
+    client.put("/api/v1/agents/me/state", headers=headers, json={"state": "ready"})
+    for call_id, answered in (("num-1", False), ("num-2", True)):
+        engine.queue(call_id, "repair")
+        router.drain()
+        engine.publish("agent_answered", call_id, agent_id=agent)
+        router.drain()
+        response = client.post(
+            "/api/v1/agents/me/call/transfer",
+            headers=headers,
+            json={"kind": "number", "target": "property_office"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["number"] == "02161230000"
+        # The engine drops the agent's leg at once: wrap-up starts now.
+        assert routing.agent(agent)["state"] == "wrap_up"
+        assert routing.call(call_id)["state"] == "transferring"
+        if answered:
+            engine.publish("transferred", call_id, kind="number", to="sip:02161230000@trunk")
+            router.drain()
+            assert routing.call(call_id)["state"] == "transferred"
+        else:
+            # Nobody answers at the number: the caller waits in line again.
+            engine.publish("agent_missed", call_id, agent_uri="sip:02161230000@trunk")
+            router.drain()
+            assert routing.call(call_id)["state"] in {"waiting", "reserved"}
+        services_ready = client.post(
+            "/api/v1/agents/me/wrap-up", headers=headers, json={"action": "end"}
+        )
+        assert services_ready.json()["state"] in {"ready", "reserved"}
+        router.drain()
+        if not answered:
+            assert engine.offers(call_id) == [agent, agent]
+            engine.publish("agent_answered", call_id, agent_id=agent)
+            engine.publish("call_ended", call_id)
+            router.drain()
+            client.post("/api/v1/agents/me/wrap-up", headers=headers, json={"action": "end"})
+
+
 def test_click_to_call_rings_the_agent_first_via_the_trunk(
     client: TestClient, ctx: AppContext, router: Router, engine: EngineSide, routing: Routing
 ) -> None:
