@@ -238,40 +238,44 @@ class Router:
             services.deliver(self.ctx, result)
 
     def _enqueue(self, event: CallEvent) -> dict[str, Any]:
+        """Queue the call and offer it at once when an agent is free; the caller lookup (SQL)
+        comes after, so it never delays the offer: for an offered call it feeds the screen
+        pop, for a waiting one it raises a member's priority and is kept for the pop."""
         data, routing = event.data, self.routing
         queue = str(data.get("queue") or "")
-        priority = int(data.get("priority") or 0)
         caller = str(data.get("caller") or routing.call(event.call_id).get("caller") or "")
-        config = self.ctx.config.queues.queues.get(queue)
-        if config is not None:
-            record = screenpop.prepare(self.ctx, event.call_id, caller)
-            if record["customer"] and record["customer"]["member"]:
-                priority = max(priority, config.member_priority)  # members go first
         result = routing.enqueue(
             event.call_id,
             queue,
-            priority=priority,
+            priority=int(data.get("priority") or 0),
             caller=caller or None,
             slot=event.slot or None,
             menu_path=list(data.get("menu_path") or []),
             collected=dict(data.get("collected") or {}),
         )
-        offered = {o.call_id for o in Routing.offers(result)}
-        if result.get("status") == "queued" and event.call_id not in offered and config:
+        offers = services.deliver(self.ctx, result)
+        config = self.ctx.config.queues.queues.get(queue)
+        if result.get("status") not in {"queued", "callback_offered"} or config is None:
+            return {}  # a duplicate, or closed / overflowed at once
+        if event.call_id in {o.call_id for o in offers}:
+            return {}
+        record = screenpop.prepare(self.ctx, event.call_id, caller)
+        if record["customer"] and record["customer"]["member"]:
+            routing.reprioritize(event.call_id, config.member_priority)  # members go first
+        position, expected = routing.position(event.call_id)
+        if position is not None and expected is not None:
+            routing.write_position(event.call_id, position, expected)
             threshold = (
                 config.callback_offer.expected_wait_over_seconds if config.callback_offer else None
             )
-            position, expected = routing.position(event.call_id)
-            if position is not None and expected is not None:
-                routing.write_position(event.call_id, position, expected)
-                if threshold and expected > threshold:
-                    routing.offer_callback(
-                        event.call_id,
-                        int(result["entry"]),
-                        reason="expected_wait",
-                        expected_wait=expected,
-                    )
-        return result
+            if threshold and expected > threshold:
+                routing.offer_callback(
+                    event.call_id,
+                    int(result["entry"]),
+                    reason="expected_wait",
+                    expected_wait=expected,
+                )
+        return {}
 
     # ------------------------------------------------------------ timers
 

@@ -333,6 +333,10 @@ class Routing:
                 args[name] = value
         return self._run("enqueue", **args)
 
+    def reprioritize(self, call_id: str, priority: int) -> dict[str, Any]:
+        """Raise a waiting call's priority (never lowers it); it keeps its arrival order."""
+        return self._run("reprioritize", call=call_id, priority=max(0, min(int(priority), 9)))
+
     def callback_requested(
         self,
         call_id: str,

@@ -789,6 +789,17 @@ elseif op == "offer_callback" then
     else
         res.status = "ignored"
     end
+elseif op == "reprioritize" then
+    local call = hgetall(ckey(A.call))
+    local prio = tonumber(A.priority)
+    if call.state == "waiting" and prio > tonumber(call.priority or "0") then
+        local score = string.format("%.0f", (9 - prio) * 1e12 + tonumber(call.seq))
+        redis.call("HSET", ckey(A.call), "priority", prio, "score", score)
+        redis.call("ZADD", qkey(call.queue, "waiting"), score, A.call)
+        res.status = "raised"
+    else
+        res.status = "ignored"
+    end
 elseif op == "hangup_caller" then
     local call = hgetall(ckey(A.call))
     if slot_command(A.call, call, "hangup", {by = "routing", reason = A.reason or ""}) then

@@ -93,7 +93,6 @@ def test_agent_desktop_flow_with_header_token(
         assert pop["digits"] == {"room": "321201"}
         assert pop["queue"]["code"] == "repair" and pop["queue"]["name"]["zh-CN"] == "报修"
         assert pop["wait_seconds"] == 0.0
-        assert pop["priority"] == 1  # member
         engine.publish("agent_answered", "call-1", agent_id=pop["agent_id"])
         router.drain()
         assert until(ws, "answered")["call_id"] == "call-1"
