@@ -34,14 +34,15 @@ from callcenter.db import transaction
 from callcenter.errors import CallCenterError
 from callcenter.health import beat
 from callcenter.streams import CallEvent, EventType
-from cti import numbers, screenpop, services
-from cti.models import AgentStateChange
+from cti import numbers, screenpop, services, shifts
+from cti.models import Agent, AgentStateChange, Call
 from cti.routing import CALLBACK_DIGIT, Routing
 
 log = logging.getLogger(__name__)
 
 GROUP = "routing"
 LOG_GROUP = "cti-log"
+SHIFT_GROUP = "cti-shifts"
 CLAIM_IDLE_MS = 30_000  # events another (dead) router received but did not finish
 STAFFING_EVERY_SECONDS = 5.0
 HEARTBEAT_EVERY_SECONDS = 3.0
@@ -60,15 +61,19 @@ class Router:
         self.keys = ctx.keys
         self.redis = ctx.redis
         self.consumer = consumer or f"router-{ctx.settings.node_id}"
-        self._own_pending = {self.keys.events: True, self.keys.agent_events: True}
+        self._own_pending: dict[tuple[str, str], bool] = {}
         self._next_staffing = 0.0
         self._next_beat = 0.0
         self._last_alert: bool | None = None
-        self._next_claim: dict[str, float] = {}
+        self._next_claim: dict[tuple[str, str], float] = {}
         self.ensure_groups()
 
     def ensure_groups(self) -> None:
-        for stream, group in ((self.keys.events, GROUP), (self.keys.agent_events, LOG_GROUP)):
+        for stream, group in (
+            (self.keys.events, GROUP),
+            (self.keys.agent_events, LOG_GROUP),
+            (self.keys.events, SHIFT_GROUP),
+        ):
             try:
                 self.redis.xgroup_create(stream, group, id="$", mkstream=True)
             except redis.ResponseError as exc:
@@ -89,7 +94,8 @@ class Router:
 
     def bookkeeping_step(self, block_ms: int) -> int:
         """The SQL state log, the staffing check and the heartbeat: never in routing's way."""
-        done = self._consume(self.keys.agent_events, LOG_GROUP, None, block_ms)
+        done = self._consume(self.keys.agent_events, LOG_GROUP, self._log_states, block_ms)
+        done += self._consume(self.keys.events, SHIFT_GROUP, self._attribute_shifts, 0)
         now = time.monotonic()
         if now >= self._next_staffing:
             self._next_staffing = now + STAFFING_EVERY_SECONDS
@@ -151,17 +157,24 @@ class Router:
         )
         return cast(list[Entry], reply[0][1] if reply else [])  # type: ignore[index]
 
-    def _consume(self, stream: str, group: str, handler: Any, block_ms: int) -> int:
+    def _consume(
+        self,
+        stream: str,
+        group: str,
+        handler: Callable[[str, dict[str, str]], None] | Callable[[list[Entry]], None],
+        block_ms: int,
+    ) -> int:
+        key = (stream, group)
         entries: list[Entry] = []
-        if self._own_pending[stream]:
+        if self._own_pending.get(key, True):
             # First what this consumer had received before a restart but not acknowledged.
             entries = self._read(stream, group, "0", 0)
             if not entries:
-                self._own_pending[stream] = False
+                self._own_pending[key] = False
         now = time.monotonic()
-        if not entries and now >= self._next_claim.get(stream, 0.0):
+        if not entries and now >= self._next_claim.get(key, 0.0):
             # Then what another router (now dead) had received and never finished.
-            self._next_claim[stream] = now + CLAIM_IDLE_MS / 1000
+            self._next_claim[key] = now + CLAIM_IDLE_MS / 1000
             claimed = self.redis.xautoclaim(
                 stream, group, self.consumer, CLAIM_IDLE_MS, "0-0", count=100
             )
@@ -170,16 +183,17 @@ class Router:
             entries = self._read(stream, group, ">", block_ms)
         if not entries:
             return 0
-        if handler is None:
-            self._log_states(entries)
-        else:
+        if handler == self.handle_entry:
             for entry_id, fields in entries:
                 try:
-                    handler(entry_id, fields)
+                    self.handle_entry(entry_id, fields)
                 except CallCenterError as exc:
                     log.info("event %s refused by routing: %s", entry_id, exc.message)
                 except Exception:  # boundary: one bad event must not stop routing
                     log.exception("event %s (%s) failed", entry_id, fields.get("type"))
+        else:
+            batch = cast(Callable[[list[Entry]], None], handler)
+            batch(entries)  # SQL writers: an error leaves the batch unacknowledged, retried
         self.redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
         return len(entries)
 
@@ -323,6 +337,29 @@ class Router:
                 )
             )
             session.add_all([r for r in rows if r.stream_id not in seen])
+
+    def _attribute_shifts(self, entries: list[Entry]) -> None:
+        """Each ended call gets the one shift it counts for (rule in cti/shifts.py)."""
+        ended = [f["call_id"] for _id, f in entries if f.get("type") == EventType.call_ended]
+        if not ended:
+            return
+        zone = self.ctx.settings.timezone
+        with transaction(self.ctx.sessions) as session:
+            calls = session.scalars(
+                select(Call).where(Call.id.in_(ended), Call.shift_code.is_(None))
+            ).all()
+            for call in calls:
+                agent_shift = (
+                    session.scalar(select(Agent.shift_code).where(Agent.id == call.agent_id))
+                    if call.agent_id is not None and call.answered_at is not None
+                    else None
+                )
+                arrived = call.arrived_at or call.queued_at or call.ended_at
+                if arrived is None:
+                    continue
+                call.shift_code = shifts.shift_for_call(
+                    self.ctx.config.shifts, shifts.local_now(zone, arrived), agent_shift
+                )
 
     # ------------------------------------------------------------ staffing
 

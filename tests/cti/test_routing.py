@@ -546,3 +546,26 @@ def test_staffing_alert_below_the_minimum(
     report = router.check_staffing()
     assert not report["alert"] and report["minimum"] == 2 and report["logged_in"] == 2
     assert ctx.redis.hget(ctx.keys.routing("staffing"), "alert") == "false"
+
+
+def test_ended_calls_are_attributed_to_one_shift(
+    ctx: AppContext, router: Router, engine: EngineSide
+) -> None:
+    from cti.models import Call
+
+    ids = agent_ids(ctx)
+    ten = datetime(2026, 11, 30, 10, 0, tzinfo=ZONE)
+    late = datetime(2026, 11, 30, 20, 30, tzinfo=ZONE)
+    with ctx.sessions() as session, session.begin():
+        # As the engine's call-record writer has them when the call ends.
+        session.add(Call(id="by-day-agent", arrived_at=ten, answered_at=ten, agent_id=ids["1001"]))
+        session.add(Call(id="abandoned-at-ten", arrived_at=ten))
+        session.add(Call(id="late", arrived_at=late, answered_at=late, agent_id=ids["1005"]))
+    for call_id in ("by-day-agent", "abandoned-at-ten", "late"):
+        engine.publish("call_ended", call_id, reason="hangup")
+    router.drain()
+    with ctx.sessions() as session:
+        shift = {c.id: c.shift_code for c in session.query(Call).all()}
+    # 1001 works day (on at 10:00); nobody answered the second: the shift that started last
+    # (middle, 09:00); 1005 works middle, still on at 20:30.
+    assert shift == {"by-day-agent": "day", "abandoned-at-ten": "mid", "late": "mid"}
