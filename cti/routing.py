@@ -45,7 +45,7 @@ from config.loader import CenterConfig
 from cti import state as agent_state
 
 DEFAULT_HANDLE_SECONDS = 180.0  # expected-wait estimate before any call was handled
-RING_GRACE_SECONDS = 1.0  # the engine reports a ring timeout first; this timer is the backstop
+RING_GRACE_SECONDS = 3.0  # the engine reports a ring timeout first; this timer is the backstop
 DEFAULT_WRAP_UP_SECONDS = 30  # after a click-to-call (no queue)
 
 Clock = Callable[[], float]

@@ -564,11 +564,27 @@ elseif op == "answered" then
     if aid == "" then aid = call.transfer_to or "" end
     if aid == "" then aid = call.agent or "" end
     local a = redis.call("HMGET", akey(aid), "state", "call_id")
-    if a[1] ~= "reserved" or a[2] ~= cid then
+    local late = false
+    if (a[1] ~= "reserved" or a[2] ~= cid) and A.agent and (call.kind or "inbound") == "inbound"
+        and (call.state == "waiting" or call.state == "reserved")
+        and (a[1] == "not_ready" or a[1] == "ready") then
+        -- The engine's answer came after routing's backstop timer had given up on this agent
+        -- (and maybe offered the call to someone else): the answer is the fact that counts.
+        if call.state == "reserved" and call.agent ~= aid then
+            transition(call.agent, "cancel_offer", "", "", "routing")
+            publish(call.agent, {type = "offer_cancelled", call_id = cid, at = ISO})
+            redis.call("ZREM", TIMERS, "ring|" .. cid .. "|" .. call.agent)
+        end
+        redis.call("ZREM", qkey(call.queue, "waiting"), cid)
+        redis.call("HSET", ck, "state", "reserved", "agent", aid)
+        call.state = "reserved"
+        late = true
+    end
+    if not late and (a[1] ~= "reserved" or a[2] ~= cid) then
         res.status = "ignored"
     else
         local kind = call.kind or "inbound"
-        transition(aid, "answer", "", cid, "engine")
+        transition(aid, late and "answer_late" or "answer", "", cid, "engine")
         agent_answered_counts(aid)
         redis.call("ZREM", TIMERS, "ring|" .. cid .. "|" .. aid)
         if kind == "callback_leg" then
@@ -774,6 +790,10 @@ elseif op == "overflow" then
         move_to_queue(cid, call, conf.overflow_to, "wait")
         res.status = "overflowed"
         res.queue = conf.overflow_to
+    elseif call.state == "reserved" and call.entry == tostring(A.entry) then
+        -- Ringing an agent right now: look again shortly (a miss puts it back in line).
+        redis.call("ZADD", TIMERS, NOW + 1, "overflow|" .. cid .. "|" .. A.entry)
+        res.status = "later"
     else
         res.status = "ignored"
     end
@@ -786,6 +806,9 @@ elseif op == "offer_callback" then
         slot_command(cid, call, "play", prompt_data("callback_offer", {queue = call.queue,
             reason = A.reason or "wait", expected_wait = A.expected_wait}))
         res.status = "offered"
+    elseif call.state == "reserved" and call.entry == tostring(A.entry) and A.reason == "wait" then
+        redis.call("ZADD", TIMERS, NOW + 1, "cboffer|" .. cid .. "|" .. A.entry)
+        res.status = "later"
     else
         res.status = "ignored"
     end

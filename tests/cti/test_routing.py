@@ -182,10 +182,17 @@ def test_ring_timeout_timer_marks_missed_and_reoffers(
     clock.advance(10)
     router.drain()
     assert engine.offers("t1") == [first]  # not yet
-    clock.advance(6.5)  # past the 15 s ring timeout and the 1 s grace
+    clock.advance(8.5)  # past the 15 s ring timeout and the 3 s grace
     router.drain()
     assert engine.offers("t1") == [first, second]
     assert routing.agent(first)["reason"] == "missed"
+    # The engine's answer by the first agent arrives late: it still counts, once.
+    engine.publish("agent_answered", "t1", agent_id=first)
+    router.drain()
+    assert routing.agent(first)["state"] == "on_call"
+    assert routing.agent(second)["state"] == "ready"
+    assert routing.call("t1")["outcome:1"] == "answered"
+    assert routing.call("t1")["agent"] == str(first)
 
 
 @pytest.mark.queues_toml(
