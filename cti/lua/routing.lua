@@ -56,7 +56,9 @@ local function call_event(etype, cid, data)
 end
 
 local function agent_event(etype, aid, cid, data)
-    redis.call("XADD", AGENT_EVENTS, "*", "type", etype, "agent_id", aid, "call_id", cid,
+    -- Bounded: the state log (SQL) is the history; the stream only has to outlast a restart.
+    redis.call("XADD", AGENT_EVENTS, "MAXLEN", "~", 200000, "*", "type", etype, "agent_id", aid,
+        "call_id", cid,
         "slot", "", "node", "routing", "at", ISO, "data", cjson.encode(data))
 end
 

@@ -435,3 +435,21 @@ def test_openapi_documents_the_cti_routes(client: TestClient) -> None:
         "/api/v1/customers",
     ):
         assert path in paths, path
+
+
+def test_lead_socket_shows_staffing_alert_and_agent_states(
+    client: TestClient, ctx: AppContext, router: Router
+) -> None:
+    bearer = token(client, "lead1")
+    assert refused_code(client, f"/api/v1/leads/events?token={token(client, '1001')}") == 4403
+    with client.websocket_connect(f"/api/v1/leads/events?token={bearer}") as ws:
+        first = until(ws, "staffing")
+        assert first["alert"] is True and first["minimum"] == 8
+        headers = auth(client, "1003")
+        client.put("/api/v1/agents/me/state", headers=headers, json={"state": "ready"})
+        change = until(ws, "state")
+        assert (change["agent_id"], change["state"]) == (agent_ids(ctx)["1003"], "not_ready")
+        assert until(ws, "state")["state"] == "ready"
+        router._last_alert = False  # as if the alert had been off: the router announces it
+        router.check_staffing()
+        assert "below the minimum of 8" in until(ws, "staffing")["message"]
