@@ -88,6 +88,11 @@ def _audit(ctx: AppContext, actor: str, action: str, object_id: str, **details: 
 
 
 def login(ctx: AppContext, *, agent_id: int, actor: str) -> dict[str, Any]:
+    """Join the agent's queues (not ready, reason login). Logging in again while logged in
+    (a desktop reloading) changes nothing and returns the current state."""
+    current = routing_for(ctx).agent(agent_id)
+    if current["state"] != "logged_out":
+        return current
     agent = _agent(ctx, agent_id)
     if not agent.active:
         raise Forbidden(f"坐席已停用 / agent {agent_id} is disabled")

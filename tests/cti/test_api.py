@@ -62,6 +62,8 @@ def test_agent_desktop_flow_with_header_token(
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "not_ready"
     assert response.json()["queues"] == {"callback": 5, "general": 7, "repair": 9}
+    again = client.post("/api/v1/agents/me/login", headers=headers)  # a reloaded desktop
+    assert again.status_code == 200 and again.json()["since"] == response.json()["since"]
     with client.websocket_connect("/api/v1/agents/me/events", headers=headers) as ws:
         snapshot = until(ws, "state")
         assert snapshot["snapshot"] and snapshot["state"] == "not_ready"
