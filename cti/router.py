@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import redis
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from callcenter.context import AppContext
 from callcenter.db import transaction
@@ -328,6 +329,17 @@ class Router:
             )
         if not rows:
             return
+        try:
+            self._insert_states(rows)
+        except IntegrityError:
+            # One bad row (an agent deleted meanwhile) must not block the log: row by row.
+            for row in rows:
+                try:
+                    self._insert_states([row])
+                except IntegrityError:
+                    log.warning("state change %s not logged: agent %s", row.stream_id, row.agent_id)
+
+    def _insert_states(self, rows: list[AgentStateChange]) -> None:
         with transaction(self.ctx.sessions) as session:
             seen = set(
                 session.scalars(
@@ -336,7 +348,23 @@ class Router:
                     )
                 )
             )
-            session.add_all([r for r in rows if r.stream_id not in seen])
+            session.add_all(
+                [
+                    AgentStateChange(
+                        agent_id=r.agent_id,
+                        at=r.at,
+                        from_state=r.from_state,
+                        to_state=r.to_state,
+                        reason=r.reason,
+                        call_id=r.call_id,
+                        stream_id=r.stream_id,
+                        actor=r.actor,
+                        transition=r.transition,
+                    )
+                    for r in rows
+                    if r.stream_id not in seen
+                ]
+            )
 
     def _attribute_shifts(self, entries: list[Entry]) -> None:
         """Each ended call gets the one shift it counts for (rule in cti/shifts.py)."""
