@@ -29,12 +29,6 @@ class Keys:
         """Stream of commands for one slot (``node1-s07``)."""
         return f"{self.prefix}:slot:{slot}:cmd"
 
-    @property
-    def engine_commands(self) -> str:
-        """Stream of commands not tied to a live call's slot (``originate``): any engine node's
-        supervisor reads it (consumer group ``engine``) and hands the call to a free slot."""
-        return f"{self.prefix}:engine:cmd"
-
     def call_slot(self, call_id: str) -> str:
         """Which slot carries a call (string; set by the slot on arrival, expires after end)."""
         return f"{self.prefix}:call:{call_id}:slot"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
@@ -137,6 +138,62 @@ async def agent_events(websocket: WebSocket, token: str | None = Query(None)) ->
     finally:
         with contextlib.suppress(Exception):
             await pubsub.unsubscribe()
+            await pubsub.aclose()
+        await client.aclose()
+
+
+@router.websocket("/leads/events")
+async def lead_events(websocket: WebSocket, token: str | None = Query(None)) -> None:
+    """The lead's live feed: ``{"type": "staffing", ...}`` (on connect, and whenever the staffing
+    alert starts or ends) and every agent's ``{"type": "state", "agent_id", ...}``. Same
+    authentication as the agent socket; leads and admins only (close code 4403 otherwise)."""
+    ctx: AppContext = websocket.app.state.ctx
+    try:
+        principal = await run_in_threadpool(
+            credentials_from_header, ctx, websocket.headers.get("authorization"), token
+        )
+    except CallCenterError:
+        await websocket.close(code=4401)
+        return
+    if principal.role not in {Role.lead, Role.admin}:
+        await websocket.close(code=4403)
+        return
+    await websocket.accept()
+    client = aioredis.Redis.from_url(ctx.settings.redis_url, decode_responses=True)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(ctx.keys.routing("alerts"))
+        await pubsub.psubscribe(ctx.keys.agent_channel(0).replace(":0:", ":*:"))
+        report = await run_in_threadpool(services.staffing, ctx)
+        await websocket.send_json({"type": "staffing", "snapshot": True, **report})
+
+        async def forward() -> None:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await websocket.send_text(str(message["data"]))
+                elif message.get("type") == "pmessage":
+                    body = json.loads(str(message["data"]))
+                    if body.get("type") == "state":
+                        channel = str(message["channel"]).split(":")
+                        agent_id = int(channel[-2]) if channel[-2].isdigit() else None
+                        await websocket.send_json({**body, "agent_id": agent_id})
+
+        async def receive() -> None:
+            while True:
+                if (await websocket.receive_text()).strip() == "ping":
+                    await websocket.send_json({"type": "pong"})
+
+        tasks = [asyncio.create_task(forward()), asyncio.create_task(receive())]
+        _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
+    except WebSocketDisconnect:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
             await pubsub.aclose()
         await client.aclose()
 

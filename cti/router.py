@@ -22,25 +22,28 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.errors import CallCenterError
 from callcenter.health import beat
 from callcenter.streams import CallEvent, EventType
-from cti import numbers, screenpop, services
-from cti.models import AgentStateChange
-from cti.routing import Routing
+from cti import numbers, screenpop, services, shifts
+from cti.models import Agent, AgentStateChange, Call
+from cti.routing import CALLBACK_DIGIT, Routing
 
 log = logging.getLogger(__name__)
 
 GROUP = "routing"
 LOG_GROUP = "cti-log"
+SHIFT_GROUP = "cti-shifts"
 CLAIM_IDLE_MS = 30_000  # events another (dead) router received but did not finish
 STAFFING_EVERY_SECONDS = 5.0
 HEARTBEAT_EVERY_SECONDS = 3.0
@@ -59,15 +62,19 @@ class Router:
         self.keys = ctx.keys
         self.redis = ctx.redis
         self.consumer = consumer or f"router-{ctx.settings.node_id}"
-        self._own_pending = {self.keys.events: True, self.keys.agent_events: True}
+        self._own_pending: dict[tuple[str, str], bool] = {}
         self._next_staffing = 0.0
         self._next_beat = 0.0
         self._last_alert: bool | None = None
-        self._next_claim: dict[str, float] = {}
+        self._next_claim: dict[tuple[str, str], float] = {}
         self.ensure_groups()
 
     def ensure_groups(self) -> None:
-        for stream, group in ((self.keys.events, GROUP), (self.keys.agent_events, LOG_GROUP)):
+        for stream, group in (
+            (self.keys.events, GROUP),
+            (self.keys.agent_events, LOG_GROUP),
+            (self.keys.events, SHIFT_GROUP),
+        ):
             try:
                 self.redis.xgroup_create(stream, group, id="$", mkstream=True)
             except redis.ResponseError as exc:
@@ -78,9 +85,18 @@ class Router:
 
     def step(self, block_ms: int = 0) -> int:
         """Handle what is there (waiting up to ``block_ms`` for events); returns work done."""
+        return self.routing_step(block_ms) + self.bookkeeping_step(0)
+
+    def routing_step(self, block_ms: int) -> int:
+        """Engine events and due timers: the latency-critical half."""
+        block_ms = min(block_ms, self._ms_to_next_timer()) if block_ms else 0
         done = self._consume(self.keys.events, GROUP, self.handle_entry, block_ms)
-        done += self.fire_timers()
-        done += self._consume(self.keys.agent_events, LOG_GROUP, None, 0)
+        return done + self.fire_timers()
+
+    def bookkeeping_step(self, block_ms: int) -> int:
+        """The SQL state log, the staffing check and the heartbeat: never in routing's way."""
+        done = self._consume(self.keys.agent_events, LOG_GROUP, self._log_states, block_ms)
+        done += self._consume(self.keys.events, SHIFT_GROUP, self._attribute_shifts, 0)
         now = time.monotonic()
         if now >= self._next_staffing:
             self._next_staffing = now + STAFFING_EVERY_SECONDS
@@ -90,14 +106,39 @@ class Router:
             beat(self.ctx, "router")
         return done
 
+    def _ms_to_next_timer(self) -> int:
+        first = cast(
+            list[tuple[str, float]],
+            self.redis.zrange(self.keys.routing("timers"), 0, 0, withscores=True),
+        )
+        if not first:
+            return 10_000
+        return max(1, int((first[0][1] - self.routing.clock()) * 1000))
+
     def run(self, stop: threading.Event) -> None:
+        """Two loops: routing (this thread) and bookkeeping (a helper thread)."""
         log.info("router %s running", self.consumer)
+        helper = threading.Thread(
+            target=self._loop, args=(stop, self.bookkeeping_step), name="router-bookkeeping"
+        )
+        helper.start()
+        try:
+            self._loop(stop, self.routing_step)
+        finally:
+            stop.set()
+            helper.join()
+
+    @staticmethod
+    def _loop(stop: threading.Event, step: Callable[[int], int]) -> None:
         while not stop.is_set():
             try:
-                self.step(block_ms=200)
+                step(200)
             except redis.ConnectionError as exc:
                 log.warning("Redis unavailable (%s); retrying", exc)
                 stop.wait(1.0)
+            except Exception:  # boundary: log and keep the service up
+                log.exception("router step failed")
+                stop.wait(0.5)
 
     def drain(self, *, rounds: int = 50) -> int:
         """Run rounds until nothing is left to do (tests and tools)."""
@@ -117,17 +158,24 @@ class Router:
         )
         return cast(list[Entry], reply[0][1] if reply else [])  # type: ignore[index]
 
-    def _consume(self, stream: str, group: str, handler: Any, block_ms: int) -> int:
+    def _consume(
+        self,
+        stream: str,
+        group: str,
+        handler: Callable[[str, dict[str, str]], None] | Callable[[list[Entry]], None],
+        block_ms: int,
+    ) -> int:
+        key = (stream, group)
         entries: list[Entry] = []
-        if self._own_pending[stream]:
+        if self._own_pending.get(key, True):
             # First what this consumer had received before a restart but not acknowledged.
             entries = self._read(stream, group, "0", 0)
             if not entries:
-                self._own_pending[stream] = False
+                self._own_pending[key] = False
         now = time.monotonic()
-        if not entries and now >= self._next_claim.get(stream, 0.0):
+        if not entries and now >= self._next_claim.get(key, 0.0):
             # Then what another router (now dead) had received and never finished.
-            self._next_claim[stream] = now + CLAIM_IDLE_MS / 1000
+            self._next_claim[key] = now + CLAIM_IDLE_MS / 1000
             claimed = self.redis.xautoclaim(
                 stream, group, self.consumer, CLAIM_IDLE_MS, "0-0", count=100
             )
@@ -136,16 +184,17 @@ class Router:
             entries = self._read(stream, group, ">", block_ms)
         if not entries:
             return 0
-        if handler is None:
-            self._log_states(entries)
-        else:
+        if handler == self.handle_entry:
             for entry_id, fields in entries:
                 try:
-                    handler(entry_id, fields)
+                    self.handle_entry(entry_id, fields)
                 except CallCenterError as exc:
                     log.info("event %s refused by routing: %s", entry_id, exc.message)
                 except Exception:  # boundary: one bad event must not stop routing
                     log.exception("event %s (%s) failed", entry_id, fields.get("type"))
+        else:
+            batch = cast(Callable[[list[Entry]], None], handler)
+            batch(entries)  # SQL writers: an error leaves the batch unacknowledged, retried
         self.redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
         return len(entries)
 
@@ -172,6 +221,18 @@ class Router:
             number = numbers.normalize(str(data.get("number") or ""))
             queue = str(data.get("queue") or self.ctx.config.callbacks.queue)
             result = routing.callback_requested(call_id, queue, number)
+        elif kind == EventType.digit_received and event.node == "queued":
+            # A key pressed while waiting: "1" after routing offered a call-back takes it.
+            call = routing.call(call_id)
+            if (
+                str(data.get("digit")) == CALLBACK_DIGIT
+                and call.get("cb_offered") == "1"
+                and call.get("callback") != "1"
+            ):
+                result = routing.callback_requested(call_id, call["queue"], "", confirm=True)
+        elif kind == "command_failed" and data.get("command") == "originate":
+            # The engine could not place a call-back / click-to-call (no idle slot, …).
+            result = routing.hangup(call_id, final=True)
         elif kind == EventType.agent_answered:
             routing.answered(call_id, _int(data.get("agent_id")))
         elif kind == EventType.agent_missed:
@@ -192,41 +253,44 @@ class Router:
             services.deliver(self.ctx, result)
 
     def _enqueue(self, event: CallEvent) -> dict[str, Any]:
+        """Queue the call and offer it at once when an agent is free; the caller lookup (SQL)
+        comes after, so it never delays the offer: for an offered call it feeds the screen
+        pop, for a waiting one it raises a member's priority and is kept for the pop."""
         data, routing = event.data, self.routing
         queue = str(data.get("queue") or "")
-        priority = int(data.get("priority") or 0)
         caller = str(data.get("caller") or routing.call(event.call_id).get("caller") or "")
-        config = self.ctx.config.queues.queues.get(queue)
-        if config is not None and caller:
-            with self.ctx.sessions() as session:
-                customer = screenpop.find_customer(session, numbers.normalize(caller))
-            if customer is not None and customer.member:
-                priority = max(priority, config.member_priority)  # members go first
         result = routing.enqueue(
             event.call_id,
             queue,
-            priority=priority,
+            priority=int(data.get("priority") or 0),
             caller=caller or None,
             slot=event.slot or None,
             menu_path=list(data.get("menu_path") or []),
             collected=dict(data.get("collected") or {}),
         )
-        offered = {o.call_id for o in Routing.offers(result)}
-        if result.get("status") == "queued" and event.call_id not in offered and config:
+        offers = services.deliver(self.ctx, result)
+        config = self.ctx.config.queues.queues.get(queue)
+        if result.get("status") not in {"queued", "callback_offered"} or config is None:
+            return {}  # a duplicate, or closed / overflowed at once
+        if event.call_id in {o.call_id for o in offers}:
+            return {}
+        record = screenpop.prepare(self.ctx, event.call_id, caller)
+        if record["customer"] and record["customer"]["member"]:
+            routing.reprioritize(event.call_id, config.member_priority)  # members go first
+        position, expected = routing.position(event.call_id)
+        if position is not None and expected is not None:
+            routing.write_position(event.call_id, position, expected)
             threshold = (
                 config.callback_offer.expected_wait_over_seconds if config.callback_offer else None
             )
-            position, expected = routing.position(event.call_id)
-            if position is not None and expected is not None:
-                routing.write_position(event.call_id, position, expected)
-                if threshold and expected > threshold:
-                    routing.offer_callback(
-                        event.call_id,
-                        int(result["entry"]),
-                        reason="expected_wait",
-                        expected_wait=expected,
-                    )
-        return result
+            if threshold and expected > threshold:
+                routing.offer_callback(
+                    event.call_id,
+                    int(result["entry"]),
+                    reason="expected_wait",
+                    expected_wait=expected,
+                )
+        return {}
 
     # ------------------------------------------------------------ timers
 
@@ -265,6 +329,17 @@ class Router:
             )
         if not rows:
             return
+        try:
+            self._insert_states(rows)
+        except IntegrityError:
+            # One bad row (an agent deleted meanwhile) must not block the log: row by row.
+            for row in rows:
+                try:
+                    self._insert_states([row])
+                except IntegrityError:
+                    log.warning("state change %s not logged: agent %s", row.stream_id, row.agent_id)
+
+    def _insert_states(self, rows: list[AgentStateChange]) -> None:
         with transaction(self.ctx.sessions) as session:
             seen = set(
                 session.scalars(
@@ -273,7 +348,46 @@ class Router:
                     )
                 )
             )
-            session.add_all([r for r in rows if r.stream_id not in seen])
+            session.add_all(
+                [
+                    AgentStateChange(
+                        agent_id=r.agent_id,
+                        at=r.at,
+                        from_state=r.from_state,
+                        to_state=r.to_state,
+                        reason=r.reason,
+                        call_id=r.call_id,
+                        stream_id=r.stream_id,
+                        actor=r.actor,
+                        transition=r.transition,
+                    )
+                    for r in rows
+                    if r.stream_id not in seen
+                ]
+            )
+
+    def _attribute_shifts(self, entries: list[Entry]) -> None:
+        """Each ended call gets the one shift it counts for (rule in cti/shifts.py)."""
+        ended = [f["call_id"] for _id, f in entries if f.get("type") == EventType.call_ended]
+        if not ended:
+            return
+        zone = self.ctx.settings.timezone
+        with transaction(self.ctx.sessions) as session:
+            calls = session.scalars(
+                select(Call).where(Call.id.in_(ended), Call.shift_code.is_(None))
+            ).all()
+            for call in calls:
+                agent_shift = (
+                    session.scalar(select(Agent.shift_code).where(Agent.id == call.agent_id))
+                    if call.agent_id is not None and call.answered_at is not None
+                    else None
+                )
+                arrived = call.arrived_at or call.queued_at or call.ended_at
+                if arrived is None:
+                    continue
+                call.shift_code = shifts.shift_for_call(
+                    self.ctx.config.shifts, shifts.local_now(zone, arrived), agent_shift
+                )
 
     # ------------------------------------------------------------ staffing
 

@@ -45,10 +45,24 @@ from config.loader import CenterConfig
 from cti import state as agent_state
 
 DEFAULT_HANDLE_SECONDS = 180.0  # expected-wait estimate before any call was handled
-RING_GRACE_SECONDS = 1.0  # the engine reports a ring timeout first; this timer is the backstop
+RING_GRACE_SECONDS = 3.0  # the engine reports a ring timeout first; this timer is the backstop
 DEFAULT_WRAP_UP_SECONDS = 30  # after a click-to-call (no queue)
 
 Clock = Callable[[], float]
+
+# Texts of the announcements routing asks the engine to play (it renders ``text`` to speech);
+# "system.callback" (the call-back confirmation) is one of the engine's own prompts.
+PROMPTS: dict[str, dict[str, str]] = {
+    "callback_offer": {
+        "zh-CN": "当前排队人数较多。如需稍后由我们回电，请按1，您的排队位置将为您保留。",
+        "en": "All our agents are busy. Press 1 to be called back; you keep your place in line.",
+    },
+    "no_agents": {
+        "zh-CN": "抱歉，现在没有客服人员值班，请稍后再拨。再见。",
+        "en": "Sorry, no agent is available now. Please call again later. Goodbye.",
+    },
+}
+CALLBACK_DIGIT = "1"  # pressed while queued after a call-back offer
 
 
 @dataclass(frozen=True)
@@ -79,12 +93,14 @@ class Routing:
         *,
         timezone: str = "Asia/Shanghai",
         clock: Clock = time.time,
+        language: str = "zh-CN",
     ) -> None:
         self.redis = client
         self.keys = keys
         self.config = config
         self.zone = ZoneInfo(timezone)
         self.clock = clock
+        self.language = language if language in {"zh-CN", "en"} else "zh-CN"
         self._sha = self.redis.script_load(SCRIPT)
         self.sync_queues()
 
@@ -155,6 +171,10 @@ class Routing:
                 },
             )
             pipe.sadd(self.key("queues"), code)
+        pipe.hset(
+            self.key("prompts"),
+            mapping={key: texts[self.language] for key, texts in PROMPTS.items()},
+        )
         pipe.execute()
 
     # ------------------------------------------------------------ agents
@@ -249,8 +269,10 @@ class Routing:
         return self._run("disposition", agent=agent_id, disposition=disposition)
 
     def agent(self, agent_id: int) -> dict[str, Any]:
-        raw = cast(dict[str, str], self.redis.hgetall(self.key(f"agent:{agent_id}")))
-        queues = cast(dict[str, str], self.redis.hgetall(self.key(f"agent:{agent_id}:queues")))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.key(f"agent:{agent_id}"))
+        pipe.hgetall(self.key(f"agent:{agent_id}:queues"))
+        raw, queues = cast(tuple[dict[str, str], dict[str, str]], pipe.execute())
         state = raw.get("state", "logged_out")
         return {
             "agent_id": agent_id,
@@ -271,6 +293,14 @@ class Routing:
 
     def logged_in_agents(self) -> list[int]:
         return sorted(int(a) for a in cast(set[str], self.redis.smembers(self.key("agents"))))
+
+    def agent_states(self, agent_ids: list[int]) -> dict[int, str]:
+        """Each agent's state in one round trip (wallboards, staffing)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hget(self.key(f"agent:{agent_id}"), "state")
+        states = cast(list[str | None], pipe.execute())
+        return {a: s or "logged_out" for a, s in zip(agent_ids, states, strict=True)}
 
     # ------------------------------------------------------------ calls (engine facts)
 
@@ -303,10 +333,29 @@ class Routing:
                 args[name] = value
         return self._run("enqueue", **args)
 
+    def reprioritize(self, call_id: str, priority: int) -> dict[str, Any]:
+        """Raise a waiting call's priority (never lowers it); it keeps its arrival order."""
+        return self._run("reprioritize", call=call_id, priority=max(0, min(int(priority), 9)))
+
     def callback_requested(
-        self, call_id: str, queue: str, number: str, *, caller: str | None = None
+        self,
+        call_id: str,
+        queue: str,
+        number: str,
+        *,
+        caller: str | None = None,
+        confirm: bool = False,
     ) -> dict[str, Any]:
-        args: dict[str, Any] = {"call": call_id, "queue": queue, "number": number, "dispatch": True}
+        """The caller wants a call-back (menu node, or the key press after routing's offer:
+        then ``confirm`` plays the engine's confirmation and ends the caller's leg). An empty
+        ``number`` means the number they called from."""
+        args: dict[str, Any] = {
+            "call": call_id,
+            "queue": queue,
+            "number": number,
+            "confirm": confirm,
+            "dispatch": True,
+        }
         if caller:
             args["caller"] = caller
         return self._run("callback_requested", **args)
@@ -334,6 +383,9 @@ class Routing:
 
     def transferred(self, call_id: str, *, kind: str, to: str) -> dict[str, Any]:
         return self._run("transferred", call=call_id, kind=kind, to=to, dispatch=True)
+
+    def transfer_to_number(self, call_id: str, *, actor: str) -> dict[str, Any]:
+        return self._run("transfer_number", call=call_id, actor=actor)
 
     def reserve_transfer_target(
         self, call_id: str, target_agent_id: int, *, actor: str
@@ -396,6 +448,8 @@ class Routing:
         if kind == "announce":
             call_id, entry = rest.rsplit("|", 1)
             return self.announce(call_id, int(entry))
+        if kind == "hangup":
+            return self._run("hangup_caller", call=rest, reason="message_played")
         return {"status": "unknown_timer"}
 
     def offer_callback(
@@ -426,20 +480,24 @@ class Routing:
         position = int(cast(int, rank)) + 1
         return position, self.expected_wait(queue, position)
 
-    def expected_wait(self, queue: str, position: int) -> int:
-        """position x average handle time / agents serving the queue (at least one)."""
+    def seconds_each(self, queue: str) -> float:
+        """Expected seconds of waiting per place in line: average handle time / agents."""
         aht = float(cast(str | None, self.redis.get(self.key(f"queue:{queue}:aht"))) or 0)
         aht = aht or DEFAULT_HANDLE_SECONDS
         staffed = int(cast(int, self.redis.hlen(self.key(f"queue:{queue}:members"))))
-        return math.ceil(position * aht / max(staffed, 1))
+        return aht / max(staffed, 1)
+
+    def expected_wait(self, queue: str, position: int) -> int:
+        """position x average handle time / agents serving the queue (at least one)."""
+        return math.ceil(position * self.seconds_each(queue))
 
     def announce(self, call_id: str, entry: int) -> dict[str, Any]:
-        """Tell a waiting caller their place and expected wait; schedule the next announcement.
+        """Refresh the figures the engine announces to a waiting caller; schedule the next.
 
-        The figures go two ways: a ``play`` command (prompt "queue_position", with
-        ``position`` and ``expected_wait_seconds``) on the call's slot, and the fields
-        ``position`` / ``expected_wait`` / ``position_at`` on the ``call:{id}`` hash, which the
-        engine may read at any time.
+        The engine plays the position announcements itself (every announce_every_seconds) from
+        live data: the caller's rank in ``queue:{q}:waiting`` and ``seconds_each`` in the hash
+        ``queue:{q}:stats``. Routing keeps ``seconds_each`` current and also writes
+        ``position`` / ``expected_wait`` / ``position_at`` on the ``call:{id}`` hash.
         """
         call = self.call(call_id)
         if call.get("state") != "waiting" or call.get("entry") != str(entry):
@@ -448,25 +506,6 @@ class Routing:
         if position is None or expected is None:
             return {"status": "ignored"}
         self.write_position(call_id, position, expected)
-        if call.get("callback") != "1":
-            slot = cast(str | None, self.redis.get(self.keys.call_slot(call_id))) or call.get(
-                "slot"
-            )
-            if slot:
-                from callcenter.streams import Command, CommandType
-
-                command = Command(
-                    CommandType.play,
-                    call_id,
-                    f"rt-{self.redis.incr(self.key('cmdseq'))}",
-                    {
-                        "prompt": "queue_position",
-                        "queue": call["queue"],
-                        "position": position,
-                        "expected_wait_seconds": expected,
-                    },
-                )
-                self.redis.xadd(self.keys.slot_commands(slot), command.to_fields())  # type: ignore[arg-type]
         every = self.config.queues.queues[call["queue"]].announce_every_seconds
         if every > 0:
             self.redis.zadd(
@@ -475,6 +514,11 @@ class Routing:
         return {"status": "announced", "position": position, "expected_wait": expected}
 
     def write_position(self, call_id: str, position: int, expected: int) -> None:
+        queue = self.call(call_id).get("queue")
+        if queue:
+            self.redis.hset(
+                self.key(f"queue:{queue}:stats"), "seconds_each", f"{self.seconds_each(queue):.1f}"
+            )
         self.redis.hset(
             self.key(f"call:{call_id}"),
             mapping={

@@ -19,11 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from callcenter.context import AppContext
 from cti import numbers
-from cti.models import Call, Customer, CustomerPhone, CustomerUnit
+from cti.models import Call, Customer, CustomerPhone, CustomerUnit, Unit
 from cti.routing import Offer, Routing
 
 log = logging.getLogger(__name__)
@@ -38,43 +38,70 @@ def _money(value: Decimal | None) -> str:
     return f"{(value or Decimal('0')):.2f}"
 
 
-def customer_record(session: Session, customer: Customer) -> dict[str, Any]:
-    return {
-        "id": customer.id,
-        "name": customer.name,
-        "kind": customer.kind,
-        "member": customer.member,
-        "fee_status": str(customer.fee_status),
-        "arrears_amount": _money(customer.arrears_amount),
-        "notes": customer.notes,
-        "units": [
-            {
-                "code": link.unit.code,
-                "building": link.unit.building,
-                "entrance": link.unit.entrance,
-                "room": link.unit.room,
-                "relation": link.relation,
-            }
-            for link in customer.units
-        ],
-        "phones": [{"number": p.number, "kind": p.kind} for p in customer.phones],
-    }
-
-
-def find_customer(session: Session, number: str) -> Customer | None:
+def customer_id_for(session: Session, number: str) -> int | None:
+    """The customer a normalised number belongs to (the lowest id if several)."""
     if not number:
         return None
     return session.scalar(
-        select(Customer)
-        .join(CustomerPhone)
+        select(CustomerPhone.customer_id)
         .where(CustomerPhone.number == number)
-        .options(
-            selectinload(Customer.units).selectinload(CustomerUnit.unit),
-            selectinload(Customer.phones),
-        )
-        .order_by(Customer.id)
+        .order_by(CustomerPhone.customer_id)
         .limit(1)
     )
+
+
+def find_customer(session: Session, number: str) -> Customer | None:
+    customer_id = customer_id_for(session, number)
+    return session.get(Customer, customer_id) if customer_id is not None else None
+
+
+def customer_record(session: Session, customer_id: int) -> dict[str, Any] | None:
+    """Name, kind, member flag, fee status and arrears, units and phones (plain queries: this
+    runs on every offer, so no ORM object loading)."""
+    row = session.execute(
+        select(
+            Customer.id,
+            Customer.name,
+            Customer.kind,
+            Customer.member,
+            Customer.fee_status,
+            Customer.arrears_amount,
+            Customer.notes,
+        ).where(Customer.id == customer_id)
+    ).first()
+    if row is None:
+        return None
+    units = session.execute(
+        select(Unit.code, Unit.building, Unit.entrance, Unit.room, CustomerUnit.relation)
+        .join(CustomerUnit, CustomerUnit.unit_id == Unit.id)
+        .where(CustomerUnit.customer_id == customer_id)
+        .order_by(Unit.code)
+    ).all()
+    phones = session.execute(
+        select(CustomerPhone.number, CustomerPhone.kind)
+        .where(CustomerPhone.customer_id == customer_id)
+        .order_by(CustomerPhone.id)
+    ).all()
+    return {
+        "id": row.id,
+        "name": row.name,
+        "kind": row.kind,
+        "member": row.member,
+        "fee_status": str(row.fee_status),
+        "arrears_amount": _money(row.arrears_amount),
+        "notes": row.notes,
+        "units": [
+            {
+                "code": u.code,
+                "building": u.building,
+                "entrance": u.entrance,
+                "room": u.room,
+                "relation": u.relation,
+            }
+            for u in units
+        ],
+        "phones": [{"number": p.number, "kind": p.kind} for p in phones],
+    }
 
 
 def _tickets(session: Session, customer_id: int | None, number: str) -> list[dict[str, Any]]:
@@ -87,8 +114,23 @@ def _tickets(session: Session, customer_id: int | None, number: str) -> list[dic
         conditions.append(Ticket.customer_id == customer_id)
     if not conditions:
         return []
-    rows = session.scalars(
-        select(Ticket).where(or_(*conditions)).order_by(Ticket.created_at.desc()).limit(20)
+    rows = session.execute(
+        select(
+            Ticket.id,
+            Ticket.number,
+            Ticket.category,
+            Ticket.status,
+            Ticket.track,
+            Ticket.what,
+            Ticket.unit,
+            Ticket.created_at,
+            Ticket.due_at,
+            Ticket.overdue,
+            Ticket.closed_at,
+        )
+        .where(or_(*conditions))
+        .order_by(Ticket.created_at.desc())
+        .limit(20)
     ).all()
     return [
         {
@@ -99,13 +141,20 @@ def _tickets(session: Session, customer_id: int | None, number: str) -> list[dic
             "track": t.track,
             "what": t.what,
             "unit": t.unit,
-            "created_at": t.created_at.isoformat() if t.created_at else None,
-            "due_at": t.due_at.isoformat() if t.due_at else None,
+            "created_at": _iso(t.created_at),
+            "due_at": _iso(t.due_at),
             "overdue": t.overdue,
             "open": t.closed_at is None and t.status not in CLOSED_TICKET_STATES,
         }
         for t in rows
     ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    # SQLite hands back naive datetimes from plain column queries: they are UTC.
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def _recent_calls(
@@ -114,8 +163,15 @@ def _recent_calls(
     conditions: list[ColumnElement[bool]] = [Call.caller_number.in_([n for n in numbers_ if n])]
     if customer_id is not None:
         conditions.append(Call.customer_id == customer_id)
-    rows = session.scalars(
-        select(Call)
+    rows = session.execute(
+        select(
+            Call.id,
+            Call.arrived_at,
+            Call.queue_code,
+            Call.outcome,
+            Call.agent_id,
+            Call.disposition,
+        )
         .where(or_(*conditions), Call.id != exclude)
         .order_by(Call.arrived_at.desc())
         .limit(RECENT_LIMIT)
@@ -123,7 +179,7 @@ def _recent_calls(
     return [
         {
             "id": c.id,
-            "arrived_at": c.arrived_at.isoformat() if c.arrived_at else None,
+            "arrived_at": _iso(c.arrived_at),
             "queue": c.queue_code,
             "outcome": c.outcome,
             "agent_id": c.agent_id,
@@ -136,8 +192,8 @@ def _recent_calls(
 def lookup(session: Session, raw_number: str, *, exclude_call: str = "") -> dict[str, Any]:
     """Everything the desktop shows about a number (also ``GET /api/v1/customers/lookup``)."""
     number = numbers.normalize(raw_number) if raw_number else ""
-    customer = find_customer(session, number)
-    customer_id = customer.id if customer else None
+    customer_id = customer_id_for(session, number)
+    customer = customer_record(session, customer_id) if customer_id is not None else None
     tickets = _tickets(session, customer_id, number)
     record: dict[str, Any] = {
         "caller": {
@@ -145,7 +201,7 @@ def lookup(session: Session, raw_number: str, *, exclude_call: str = "") -> dict
             "number": number,
             "kind": numbers.kind(number) if number else "unknown",
         },
-        "customer": customer_record(session, customer) if customer else None,
+        "customer": customer,
         "open_tickets": [t for t in tickets if t["open"]][:RECENT_LIMIT],
         "recent_tickets": tickets[:RECENT_LIMIT],
         "recent_calls": _recent_calls(session, customer_id, [number, raw_number], exclude_call),
@@ -164,6 +220,20 @@ def lookup(session: Session, raw_number: str, *, exclude_call: str = "") -> dict
     return record
 
 
+def record_key(ctx: AppContext, call_id: str) -> str:
+    return ctx.keys.routing(f"call:{call_id}:record")
+
+
+def prepare(ctx: AppContext, call_id: str, raw_number: str) -> dict[str, Any]:
+    """Look the caller up when the call is queued, and keep the record for the offer: the
+    queries are done while the caller waits, not between the offer and the pop."""
+    with ctx.sessions() as session:
+        record = lookup(session, raw_number, exclude_call=call_id)
+    text = json.dumps(record, ensure_ascii=False)
+    ctx.redis.set(record_key(ctx, call_id), text, ex=POP_TTL_SECONDS)
+    return record
+
+
 def build(
     ctx: AppContext, routing: Routing, offer: Offer, *, now: float | None = None
 ) -> dict[str, Any]:
@@ -172,8 +242,12 @@ def build(
     queue = ctx.config.queues.queues.get(offer.queue)
     arrived = float(call.get("arrived_at") or 0) or None
     now = routing.clock() if now is None else now
-    with ctx.sessions() as session:
-        record = lookup(session, raw_number or "", exclude_call=offer.call_id)
+    cached = ctx.redis.get(record_key(ctx, offer.call_id))
+    if cached and json.loads(str(cached))["caller"]["raw"] == (raw_number or ""):
+        record = json.loads(str(cached))
+    else:
+        with ctx.sessions() as session:
+            record = lookup(session, raw_number or "", exclude_call=offer.call_id)
     return {
         "type": "offer",
         "call_id": offer.call_id,

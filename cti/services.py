@@ -27,7 +27,13 @@ def routing_for(ctx: AppContext) -> Routing:
     """This process's Routing handle (made once per context)."""
     routing = ctx.extras.get(ROUTING_EXTRA)
     if routing is None:
-        routing = Routing(ctx.redis, ctx.keys, ctx.config, timezone=ctx.settings.timezone)
+        routing = Routing(
+            ctx.redis,
+            ctx.keys,
+            ctx.config,
+            timezone=ctx.settings.timezone,
+            language=ctx.settings.language,
+        )
         ctx.extras[ROUTING_EXTRA] = routing
     return cast(Routing, routing)
 
@@ -41,7 +47,10 @@ def deliver(ctx: AppContext, result: dict[str, Any]) -> list[Offer]:
 
 
 def agent_uri(ctx: AppContext, extension: str) -> str:
-    return f"sip:{extension}@{ctx.config.telephony.sip_domain}"
+    """The agent's softphone as the engine dials it: the extension at the SIP edge, whose
+    registrar knows where the phone is (slots place calls without an outbound proxy)."""
+    sip = ctx.settings.sip
+    return f"sip:{extension}@{sip.edge_host}:{sip.edge_port}"
 
 
 def my_agent_id(principal: Principal) -> int:
@@ -79,6 +88,11 @@ def _audit(ctx: AppContext, actor: str, action: str, object_id: str, **details: 
 
 
 def login(ctx: AppContext, *, agent_id: int, actor: str) -> dict[str, Any]:
+    """Join the agent's queues (not ready, reason login). Logging in again while logged in
+    (a desktop reloading) changes nothing and returns the current state."""
+    current = routing_for(ctx).agent(agent_id)
+    if current["state"] != "logged_out":
+        return current
     agent = _agent(ctx, agent_id)
     if not agent.active:
         raise Forbidden(f"坐席已停用 / agent {agent_id} is disabled")
@@ -181,8 +195,9 @@ def list_agents(ctx: AppContext, *, state: str | None = None) -> list[dict[str, 
 
 def staffing(ctx: AppContext) -> dict[str, Any]:
     routing = routing_for(ctx)
-    agents = routing.logged_in_agents()
-    available = sum(1 for a in agents if routing.agent(a)["state"] != "not_ready")
+    states = routing.agent_states(routing.logged_in_agents())
+    agents = list(states)
+    available = sum(1 for state in states.values() if state != "not_ready")
     local = routing.local_now()
     return shifts.staffing(
         ctx.config.shifts, local, logged_in=len(agents), available=available
@@ -282,7 +297,10 @@ def transfer(
         raise InvalidInput(f"kind must be queue, agent or number, not {kind!r}")
     if mode not in {"blind", "consult", "complete", "cancel"}:
         raise InvalidInput(f"mode must be blind, consult, complete or cancel, not {mode!r}")
-    return send_command(ctx, call_id, CommandType.transfer, data)
+    command = send_command(ctx, call_id, CommandType.transfer, data)
+    if kind == "number" and mode == "blind":
+        routing_for(ctx).transfer_to_number(call_id, actor=f"agent:{agent_id}")
+    return command
 
 
 def wrap_up(
@@ -483,14 +501,7 @@ def link_phone(ctx: AppContext, *, customer_id: int, phone: str, actor: str) -> 
 
 def customer_view(ctx: AppContext, customer_id: int) -> dict[str, Any]:
     with ctx.sessions() as session:
-        customer = session.scalar(
-            select(Customer)
-            .where(Customer.id == customer_id)
-            .options(
-                selectinload(Customer.units).selectinload(CustomerUnit.unit),
-                selectinload(Customer.phones),
-            )
-        )
-        if customer is None:
-            raise NotFound(f"客户不存在 / customer {customer_id} not found")
-        return screenpop.customer_record(session, customer)
+        record = screenpop.customer_record(session, customer_id)
+    if record is None:
+        raise NotFound(f"客户不存在 / customer {customer_id} not found")
+    return record

@@ -101,6 +101,8 @@ _t("logout", {S.ready, S.not_ready, S.wrap_up}, S.logged_out)
 _t("reserve", {S.ready}, S.reserved, system=True)
 _t("originate", {S.ready, S.not_ready, S.wrap_up}, S.reserved)  # click-to-call: agent leg rings
 _t("answer", {S.reserved}, S.on_call, system=True)
+# The engine reports an answer after routing's backstop timer had already given up on it.
+_t("answer_late", {S.ready, S.not_ready}, S.on_call, system=True)
 _t("miss", {S.reserved}, S.not_ready, system=True)
 _t("cancel_offer", {S.reserved}, S.ready, system=True)
 _t("hold", {S.on_call}, S.on_hold)

@@ -20,7 +20,9 @@ local RING_GRACE = tonumber(A.ring_grace or 1)
 local TIMERS = R .. "timers"
 local EVENTS = prefix .. ":events"
 local AGENT_EVENTS = prefix .. ":agent-events"
-local ENGINE_CMD = prefix .. ":engine:cmd"
+-- Commands not tied to a live call (originate) go to the pseudo-slot "any": the engine's
+-- supervisor hands each to an idle slot.
+local ENGINE_CMD = prefix .. ":slot:any:cmd"
 local ENDED_TTL = 86400
 
 local function akey(aid) return R .. "agent:" .. aid end
@@ -54,7 +56,9 @@ local function call_event(etype, cid, data)
 end
 
 local function agent_event(etype, aid, cid, data)
-    redis.call("XADD", AGENT_EVENTS, "*", "type", etype, "agent_id", aid, "call_id", cid,
+    -- Bounded: the state log (SQL) is the history; the stream only has to outlast a restart.
+    redis.call("XADD", AGENT_EVENTS, "MAXLEN", "~", 200000, "*", "type", etype, "agent_id", aid,
+        "call_id", cid,
         "slot", "", "node", "routing", "at", ISO, "data", cjson.encode(data))
 end
 
@@ -63,6 +67,14 @@ local function command(stream, ctype, cid, data)
     redis.call("XADD", stream, "*", "type", ctype, "call_id", cid, "id", id,
         "data", cjson.encode(data))
     return id
+end
+
+-- A play command carries the prompt's text (rendered by the engine) from routing:prompts.
+local function prompt_data(key, data)
+    data.prompt = key
+    local text = redis.call("HGET", R .. "prompts", key)
+    if text then data.text = text end
+    return data
 end
 
 local function slot_command(cid, call, ctype, data)
@@ -329,6 +341,11 @@ end
 local function miss(cid, aid, reason, actor)
     local call = hgetall(ckey(cid))
     local kind = call.kind or "inbound"
+    if call.state == "transferring" and (call.transfer_to or "") == "" then
+        -- An outside number did not answer a transfer: the caller waits in line again.
+        put_back(cid, call)
+        return "requeued"
+    end
     local cur = redis.call("HGET", akey(aid), "state")
     if cur ~= "reserved" or redis.call("HGET", akey(aid), "call_id") ~= cid then
         return "ignored"
@@ -485,8 +502,9 @@ elseif op == "enqueue" then
                 redis.call("ZREM", qkey(q, "waiting"), cid)
                 outcome(cid, q, entry, "closed")
                 end_call_record(cid, "ended")
-                slot_command(cid, fresh, "play", {prompt = "no_agents", queue = q,
-                    hangup_after = true})
+                slot_command(cid, fresh, "play", prompt_data("no_agents", {queue = q}))
+                -- Hang up once the message has played.
+                redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
                 res.status = "closed"
             elseif mode == "overflow" and (conf.overflow_to or "") ~= "" then
                 move_to_queue(cid, fresh, conf.overflow_to, "no_agents")
@@ -494,8 +512,8 @@ elseif op == "enqueue" then
                 res.queue = conf.overflow_to
             elseif mode == "callback" then
                 redis.call("HSET", ck, "cb_offered", 1)
-                slot_command(cid, fresh, "play", {prompt = "callback_offer", queue = q,
-                    reason = "no_agents"})
+                slot_command(cid, fresh, "play", prompt_data("callback_offer", {queue = q,
+                    reason = "no_agents"}))
                 res.status = "callback_offered"
             end
         end
@@ -510,11 +528,18 @@ elseif op == "callback_requested" then
         put_back(cid, call)
         call = hgetall(ck)
     end
+    local number = A.number or ""
+    if number == "" then number = call.caller or "" end
     if call.state == "waiting" then
         if call.callback ~= "1" then
-            redis.call("HSET", ck, "callback", "1", "number", A.number or call.caller or "")
+            redis.call("HSET", ck, "callback", "1", "number", number)
+            if A.confirm then
+                -- Asked for by a key press while queued: confirm, then end the caller's leg.
+                slot_command(cid, call, "play", {prompt = "system.callback"})
+                redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
+            end
             local rank = redis.call("ZRANK", qkey(call.queue, "waiting"), cid)
-            call_event("callback_scheduled", cid, {queue = call.queue, number = A.number or "",
+            call_event("callback_scheduled", cid, {queue = call.queue, number = number,
                 position = (rank or 0) + 1})
             res.status = "scheduled"
         else
@@ -527,9 +552,9 @@ elseif op == "callback_requested" then
             return cjson.encode({error = "unknown_queue", queue = q})
         end
         if A.caller then redis.call("HSET", ck, "caller", A.caller) end
-        new_entry(cid, q, {priority = A.priority or 0, callback = true, number = A.number})
+        new_entry(cid, q, {priority = A.priority or 0, callback = true, number = number})
         local rank = redis.call("ZRANK", qkey(q, "waiting"), cid)
-        call_event("callback_scheduled", cid, {queue = q, number = A.number or "",
+        call_event("callback_scheduled", cid, {queue = q, number = number,
             position = (rank or 0) + 1})
         res.status = "scheduled"
     end
@@ -541,11 +566,27 @@ elseif op == "answered" then
     if aid == "" then aid = call.transfer_to or "" end
     if aid == "" then aid = call.agent or "" end
     local a = redis.call("HMGET", akey(aid), "state", "call_id")
-    if a[1] ~= "reserved" or a[2] ~= cid then
+    local late = false
+    if (a[1] ~= "reserved" or a[2] ~= cid) and A.agent and (call.kind or "inbound") == "inbound"
+        and (call.state == "waiting" or call.state == "reserved")
+        and (a[1] == "not_ready" or a[1] == "ready") then
+        -- The engine's answer came after routing's backstop timer had given up on this agent
+        -- (and maybe offered the call to someone else): the answer is the fact that counts.
+        if call.state == "reserved" and call.agent ~= aid then
+            transition(call.agent, "cancel_offer", "", "", "routing")
+            publish(call.agent, {type = "offer_cancelled", call_id = cid, at = ISO})
+            redis.call("ZREM", TIMERS, "ring|" .. cid .. "|" .. call.agent)
+        end
+        redis.call("ZREM", qkey(call.queue, "waiting"), cid)
+        redis.call("HSET", ck, "state", "reserved", "agent", aid)
+        call.state = "reserved"
+        late = true
+    end
+    if not late and (a[1] ~= "reserved" or a[2] ~= cid) then
         res.status = "ignored"
     else
         local kind = call.kind or "inbound"
-        transition(aid, "answer", "", cid, "engine")
+        transition(aid, late and "answer_late" or "answer", "", cid, "engine")
         agent_answered_counts(aid)
         redis.call("ZREM", TIMERS, "ring|" .. cid .. "|" .. aid)
         if kind == "callback_leg" then
@@ -642,7 +683,10 @@ elseif op == "transferred" then
     -- The engine moved the caller away from the agent (blind transfer).
     local cid = A.call
     local call = hgetall(ckey(cid))
-    if call.state == "connected" and call.agent and call.agent ~= "" then
+    if call.state == "transferring" and (call.transfer_to or "") == "" then
+        end_call_record(cid, "transferred") -- the outside number answered
+        res.status = "transferred"
+    elseif call.state == "connected" and call.agent and call.agent ~= "" then
         if A.kind == "agent" and call.transfer_to and call.transfer_to ~= "" then
             start_wrap_up(call.agent, cid, call.queue, "engine")
             redis.call("HSET", ckey(cid), "state", "transferring")
@@ -660,6 +704,15 @@ elseif op == "transferred" then
     else
         res.status = "ignored"
     end
+elseif op == "transfer_number" then
+    -- The engine drops the agent's leg at once and rings the number; it reports
+    -- "transferred" only when the number answers.
+    local cid = A.call
+    local call = hgetall(ckey(cid))
+    if call.state ~= "connected" then return cjson.encode({error = "not_connected", state = call.state or ""}) end
+    if call.agent and call.agent ~= "" then start_wrap_up(call.agent, cid, call.queue, A.actor) end
+    redis.call("HSET", ckey(cid), "state", "transferring", "transfer_to", "")
+    res.status = "transferring"
 elseif op == "transfer_agent" then
     -- Reserve the target agent for a call the current agent hands over (blind or consult).
     local cid, target = A.call, tostring(A.target)
@@ -739,6 +792,10 @@ elseif op == "overflow" then
         move_to_queue(cid, call, conf.overflow_to, "wait")
         res.status = "overflowed"
         res.queue = conf.overflow_to
+    elseif call.state == "reserved" and call.entry == tostring(A.entry) then
+        -- Ringing an agent right now: look again shortly (a miss puts it back in line).
+        redis.call("ZADD", TIMERS, NOW + 1, "overflow|" .. cid .. "|" .. A.entry)
+        res.status = "later"
     else
         res.status = "ignored"
     end
@@ -748,9 +805,30 @@ elseif op == "offer_callback" then
     if call.state == "waiting" and call.entry == tostring(A.entry) and call.callback ~= "1"
         and call.cb_offered ~= "1" then
         redis.call("HSET", ckey(cid), "cb_offered", 1)
-        slot_command(cid, call, "play", {prompt = "callback_offer", queue = call.queue,
-            reason = A.reason or "wait", expected_wait = A.expected_wait})
+        slot_command(cid, call, "play", prompt_data("callback_offer", {queue = call.queue,
+            reason = A.reason or "wait", expected_wait = A.expected_wait}))
         res.status = "offered"
+    elseif call.state == "reserved" and call.entry == tostring(A.entry) and A.reason == "wait" then
+        redis.call("ZADD", TIMERS, NOW + 1, "cboffer|" .. cid .. "|" .. A.entry)
+        res.status = "later"
+    else
+        res.status = "ignored"
+    end
+elseif op == "reprioritize" then
+    local call = hgetall(ckey(A.call))
+    local prio = tonumber(A.priority)
+    if call.state == "waiting" and prio > tonumber(call.priority or "0") then
+        local score = string.format("%.0f", (9 - prio) * 1e12 + tonumber(call.seq))
+        redis.call("HSET", ckey(A.call), "priority", prio, "score", score)
+        redis.call("ZADD", qkey(call.queue, "waiting"), score, A.call)
+        res.status = "raised"
+    else
+        res.status = "ignored"
+    end
+elseif op == "hangup_caller" then
+    local call = hgetall(ckey(A.call))
+    if slot_command(A.call, call, "hangup", {by = "routing", reason = A.reason or ""}) then
+        res.status = "sent"
     else
         res.status = "ignored"
     end

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -14,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 from sqlalchemy import select
+from starlette.testclient import WebSocketTestSession
 
 from callcenter import runtime
 from callcenter.context import AppContext, build_context
@@ -33,6 +36,11 @@ TRUNK = """
 [trunks.telecom]
 host = "127.0.0.1"
 port = 5090
+
+[transfer_targets.property_office]
+name = { zh-CN = "物业办公室", en = "Property office" }
+number = "02161230000"
+trunk = "telecom"
 """
 
 
@@ -166,9 +174,8 @@ class EngineSide:
         return [c for c in found if kind is None or c.type == kind]
 
     def engine_commands(self, kind: str | None = None) -> list[Command]:
-        entries = cast(
-            list[tuple[str, dict[str, str]]], self.client.xrange(self.keys.engine_commands)
-        )
+        stream = self.keys.slot_commands("any")  # commands for whichever slot is idle
+        entries = cast(list[tuple[str, dict[str, str]]], self.client.xrange(stream))
         found = [Command.from_fields(f) for _id, f in entries]
         return [c for c in found if kind is None or c.type == kind]
 
@@ -185,3 +192,30 @@ class EngineSide:
 @pytest.fixture
 def engine(ctx: AppContext) -> EngineSide:
     return EngineSide(ctx.redis, ctx.keys)
+
+
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
+
+
+def until(ws: WebSocketTestSession, kind: str, *, seconds: float = 10.0) -> dict[str, Any]:
+    """The next message of ``kind`` (others skipped), failing after ``seconds``."""
+    deadline = datetime.now(UTC) + timedelta(seconds=seconds)
+    while True:
+        left = (deadline - datetime.now(UTC)).total_seconds()
+        assert left > 0, f"no {kind!r} message within {seconds} s"
+        message: dict[str, Any] = _pool.submit(ws.receive_json).result(timeout=left)
+        if message["type"] == kind:
+            return message
+
+
+class Running:
+    def __init__(self, ctx: AppContext, routing: Routing, name: str) -> None:
+        self.router = Router(ctx, routing=routing, consumer=name)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.router.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()

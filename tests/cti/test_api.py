@@ -3,13 +3,11 @@ and the screen pop's content."""
 
 from __future__ import annotations
 
-import concurrent.futures
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 from callcenter.context import AppContext
@@ -17,21 +15,8 @@ from cti.models import Call
 from cti.router import Router
 from cti.routing import Routing
 from tests.conftest import auth, token
-from tests.cti.conftest import EngineSide, TestClock, agent_ids
+from tests.cti.conftest import EngineSide, TestClock, agent_ids, until
 from ticketing.models import Ticket
-
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-
-
-def until(ws: WebSocketTestSession, kind: str, *, seconds: float = 10.0) -> dict[str, Any]:
-    """The next message of ``kind`` (others skipped), failing after ``seconds``."""
-    deadline = datetime.now(UTC) + timedelta(seconds=seconds)
-    while True:
-        left = (deadline - datetime.now(UTC)).total_seconds()
-        assert left > 0, f"no {kind!r} message within {seconds} s"
-        message: dict[str, Any] = _pool.submit(ws.receive_json).result(timeout=left)
-        if message["type"] == kind:
-            return message
 
 
 def demo_customer_tickets(ctx: AppContext) -> None:
@@ -77,6 +62,8 @@ def test_agent_desktop_flow_with_header_token(
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "not_ready"
     assert response.json()["queues"] == {"callback": 5, "general": 7, "repair": 9}
+    again = client.post("/api/v1/agents/me/login", headers=headers)  # a reloaded desktop
+    assert again.status_code == 200 and again.json()["since"] == response.json()["since"]
     with client.websocket_connect("/api/v1/agents/me/events", headers=headers) as ws:
         snapshot = until(ws, "state")
         assert snapshot["snapshot"] and snapshot["state"] == "not_ready"
@@ -108,7 +95,6 @@ def test_agent_desktop_flow_with_header_token(
         assert pop["digits"] == {"room": "321201"}
         assert pop["queue"]["code"] == "repair" and pop["queue"]["name"]["zh-CN"] == "报修"
         assert pop["wait_seconds"] == 0.0
-        assert pop["priority"] == 1  # member
         engine.publish("agent_answered", "call-1", agent_id=pop["agent_id"])
         router.drain()
         assert until(ws, "answered")["call_id"] == "call-1"
@@ -222,7 +208,7 @@ def test_lead_actions(
         assert response.status_code == 200, response.text
     sent = engine.commands("lead-call")
     assert [c.type for c in sent] == ["offer", "listen", "whisper", "barge"]
-    assert sent[1].data["supervisor_uri"] == "sip:1012@callcenter.local"
+    assert sent[1].data["supervisor_uri"] == "sip:1012@127.0.0.1:5060"
     missing = client.post(
         "/api/v1/calls/no-such-call/supervise",
         headers=lead,
@@ -267,7 +253,7 @@ def test_transfer_to_queue_agent_and_configured_number(
         "/api/v1/agents/me/call/transfer", headers=headers, json={"kind": "agent", "target": "1002"}
     )
     assert response.status_code == 200, response.text
-    assert response.json()["data"]["target"] == "sip:1002@callcenter.local"
+    assert response.json()["data"]["target"] == "sip:1002@127.0.0.1:5060"
     assert routing.agent(agents["1002"])["state"] == "reserved"
     engine.publish("transferred", "tx", kind="agent", to="1002")
     engine.publish("agent_answered", "tx", agent_id=agents["1002"])
@@ -282,6 +268,49 @@ def test_transfer_to_queue_agent_and_configured_number(
     router.drain()
     assert routing.agent(agents["1002"])["state"] == "wrap_up"
     assert routing.call("tx")["queue"] == "fees" and routing.call("tx")["state"] == "waiting"
+
+
+def test_transfer_to_a_configured_number(
+    client: TestClient, ctx: AppContext, router: Router, engine: EngineSide, routing: Routing
+) -> None:
+    headers = auth(client, "1001")
+    agent = agent_ids(ctx)["1001"]
+    client.put("/api/v1/agents/me/state", headers=headers, json={"state": "ready"})
+    for call_id, answered in (("num-1", False), ("num-2", True)):
+        engine.queue(call_id, "repair")
+        router.drain()
+        engine.publish("agent_answered", call_id, agent_id=agent)
+        router.drain()
+        response = client.post(
+            "/api/v1/agents/me/call/transfer",
+            headers=headers,
+            json={"kind": "number", "target": "property_office"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["number"] == "02161230000"
+        # The engine drops the agent's leg at once: wrap-up starts now.
+        assert routing.agent(agent)["state"] == "wrap_up"
+        assert routing.call(call_id)["state"] == "transferring"
+        if answered:
+            engine.publish("transferred", call_id, kind="number", to="sip:02161230000@trunk")
+            router.drain()
+            assert routing.call(call_id)["state"] == "transferred"
+        else:
+            # Nobody answers at the number: the caller waits in line again.
+            engine.publish("agent_missed", call_id, agent_uri="sip:02161230000@trunk")
+            router.drain()
+            assert routing.call(call_id)["state"] in {"waiting", "reserved"}
+        services_ready = client.post(
+            "/api/v1/agents/me/wrap-up", headers=headers, json={"action": "end"}
+        )
+        assert services_ready.json()["state"] in {"ready", "reserved"}
+        router.drain()
+        if not answered:
+            assert engine.offers(call_id) == [agent, agent]
+            engine.publish("agent_answered", call_id, agent_id=agent)
+            engine.publish("call_ended", call_id)
+            router.drain()
+            client.post("/api/v1/agents/me/wrap-up", headers=headers, json={"action": "end"})
 
 
 def test_click_to_call_rings_the_agent_first_via_the_trunk(
@@ -301,7 +330,7 @@ def test_click_to_call_rings_the_agent_first_via_the_trunk(
     assert body["number"] == "13800138000" and body["trunk"] == "telecom"
     (command,) = engine.engine_commands("originate")
     assert command.call_id == body["call_id"]
-    assert command.data["agent_uri"] == "sip:1001@callcenter.local"
+    assert command.data["agent_uri"] == "sip:1001@127.0.0.1:5060"
     assert command.data["purpose"] == "click_to_call" and command.data["trunk"] == "telecom"
     agent = agent_ids(ctx)["1001"]
     assert routing.agent(agent)["state"] == "reserved"
@@ -408,3 +437,21 @@ def test_openapi_documents_the_cti_routes(client: TestClient) -> None:
         "/api/v1/customers",
     ):
         assert path in paths, path
+
+
+def test_lead_socket_shows_staffing_alert_and_agent_states(
+    client: TestClient, ctx: AppContext, router: Router
+) -> None:
+    bearer = token(client, "lead1")
+    assert refused_code(client, f"/api/v1/leads/events?token={token(client, '1001')}") == 4403
+    with client.websocket_connect(f"/api/v1/leads/events?token={bearer}") as ws:
+        first = until(ws, "staffing")
+        assert first["alert"] is True and first["minimum"] == 8
+        headers = auth(client, "1003")
+        client.put("/api/v1/agents/me/state", headers=headers, json={"state": "ready"})
+        change = until(ws, "state")
+        assert (change["agent_id"], change["state"]) == (agent_ids(ctx)["1003"], "not_ready")
+        assert until(ws, "state")["state"] == "ready"
+        router._last_alert = False  # as if the alert had been off: the router announces it
+        router.check_staffing()
+        assert "below the minimum of 8" in until(ws, "staffing")["message"]

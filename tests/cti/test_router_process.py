@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -13,9 +12,8 @@ import pytest
 from callcenter.context import AppContext
 from config.settings import DEFAULT_CONFIG_DIR
 from cti import services
-from cti.router import Router
 from cti.routing import Routing
-from tests.cti.conftest import ZONE, EngineSide, agent_ids
+from tests.cti.conftest import ZONE, EngineSide, Running, agent_ids
 
 SHORT = (
     (DEFAULT_CONFIG_DIR / "queues.toml")
@@ -34,19 +32,6 @@ def wait_for(check: Callable[[], bool], what: str, seconds: float = 15.0) -> Non
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
-
-
-class Running:
-    def __init__(self, ctx: AppContext, routing: Routing, name: str) -> None:
-        self.router = Router(ctx, routing=routing, consumer=name)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.router.run, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    def halt(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from callcenter.context import AppContext
 from callcenter.errors import Conflict
+from callcenter.streams import CallEvent
 from config.settings import DEFAULT_CONFIG_DIR
 from cti import services, shifts
 from cti.router import Router
@@ -39,7 +40,7 @@ def test_longest_idle_agent_gets_the_call(
     router.drain()
     assert engine.offers("c1") == [a1002]
     offer = engine.commands("c1", "offer")[0]
-    assert offer.data["agent_uri"] == "sip:1002@callcenter.local"
+    assert offer.data["agent_uri"] == "sip:1002@127.0.0.1:5060"
     assert offer.data["ring_timeout"] == 15
     assert routing.agent(a1002)["state"] == "reserved"
     reserved = engine.routing_events("call_reserved")
@@ -181,10 +182,17 @@ def test_ring_timeout_timer_marks_missed_and_reoffers(
     clock.advance(10)
     router.drain()
     assert engine.offers("t1") == [first]  # not yet
-    clock.advance(6.5)  # past the 15 s ring timeout and the 1 s grace
+    clock.advance(8.5)  # past the 15 s ring timeout and the 3 s grace
     router.drain()
     assert engine.offers("t1") == [first, second]
     assert routing.agent(first)["reason"] == "missed"
+    # The engine's answer by the first agent arrives late: it still counts, once.
+    engine.publish("agent_answered", "t1", agent_id=first)
+    router.drain()
+    assert routing.agent(first)["state"] == "on_call"
+    assert routing.agent(second)["state"] == "ready"
+    assert routing.call("t1")["outcome:1"] == "answered"
+    assert routing.call("t1")["agent"] == str(first)
 
 
 @pytest.mark.queues_toml(
@@ -266,8 +274,8 @@ def test_callback_keeps_the_place_and_calls_back_agent_first(
     router.drain()
     clock.advance(121)  # general offers a call-back after 120 s
     router.drain()
-    plays = [c.data["prompt"] for c in engine.commands("cb1", "play")]
-    assert plays.count("callback_offer") == 1 and plays.count("queue_position") == 1
+    (play,) = engine.commands("cb1", "play")
+    assert play.data["prompt"] == "callback_offer" and "请按1" in play.data["text"]
     engine.publish("callback_requested", "cb1", queue="general", number="13800138000")
     engine.publish("caller_hung_up", "cb1")
     engine.publish("call_ended", "cb1", reason="callback_requested")
@@ -281,7 +289,7 @@ def test_callback_keeps_the_place_and_calls_back_agent_first(
     (originate,) = engine.engine_commands("originate")
     assert originate.data["purpose"] == "callback"
     assert originate.data["number"] == "13800138000"
-    assert originate.data["agent_uri"] == "sip:1001@callcenter.local"  # the agent leg first
+    assert originate.data["agent_uri"] == "sip:1001@127.0.0.1:5060"  # the agent leg first
     assert originate.data["parent_call_id"] == "cb1"
     assert engine.offers("cb2") == []
     leg = originate.call_id
@@ -305,6 +313,35 @@ def test_callback_keeps_the_place_and_calls_back_agent_first(
     assert engine.offers("cb2") == [agent]
 
 
+def test_key_press_after_the_offer_takes_the_callback(
+    ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide, routing: Routing
+) -> None:
+    """The engine reports keys pressed while queued (node "queued"): "1" after the offer."""
+    services.login(ctx, agent_id=agent_ids(ctx)["1001"], actor="t")
+    engine.queue("kp", "general", caller="13911112222")
+    router.drain()
+    engine.publish("digit_received", "kp", digit="1")  # not offered yet: ignored
+    router.drain()
+    assert routing.call("kp")["callback"] == "0"
+    clock.advance(121)
+    router.drain()
+    event = CallEvent(type="digit_received", call_id="kp", node="queued", data={"digit": "1"})
+    ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
+    router.drain()
+    call = routing.call("kp")
+    assert (call["callback"], call["number"], call["state"]) == ("1", "13911112222", "waiting")
+    assert [c.data["prompt"] for c in engine.commands("kp", "play")] == [
+        "callback_offer",
+        "system.callback",
+    ]
+    clock.advance(10)
+    router.drain()
+    assert len(engine.commands("kp", "hangup")) == 1
+    engine.publish("call_ended", "kp")
+    router.drain()
+    assert routing.call("kp")["state"] == "waiting"  # keeps the place
+
+
 def test_expected_wait_over_the_threshold_offers_a_callback_at_once(
     ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide, routing: Routing
 ) -> None:
@@ -318,29 +355,41 @@ def test_expected_wait_over_the_threshold_offers_a_callback_at_once(
     assert routing.call("w2")["expected_wait"] == "540"
 
 
-def test_position_announcements_repeat(
-    ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide
+def test_position_and_expected_wait_for_the_engines_announcements(
+    ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide, routing: Routing
 ) -> None:
     services.login(ctx, agent_id=agent_ids(ctx)["1001"], actor="t")
     engine.queue("a0", "general")
     engine.queue("a1", "general")
     router.drain()
-    for _ in range(2):
-        clock.advance(30)
-        router.drain()
-    plays = [c.data for c in engine.commands("a1", "play") if c.data["prompt"] == "queue_position"]
-    assert [(p["position"], p["expected_wait_seconds"]) for p in plays] == [(2, 360), (2, 360)]
+    stats = ctx.keys.routing("queue:general:stats")
+    waiting = ctx.keys.routing("queue:general:waiting")
+    # What the engine reads: the caller's rank and the seconds per place in line.
+    assert ctx.redis.zrank(waiting, "a1") == 1
+    assert ctx.redis.hget(stats, "seconds_each") == "180.0"
+    services.login(ctx, agent_id=agent_ids(ctx)["1002"], actor="t")  # two agents now
+    clock.advance(30)
+    router.drain()
+    assert ctx.redis.hget(stats, "seconds_each") == "90.0"
+    call = routing.call("a1")
+    assert (call["position"], call["expected_wait"]) == ("2", "180")
+    assert float(call["position_at"]) == clock.now
+    # The engine announces; routing's only play here is the call-back offer (2 x 180 s > 300 s).
+    assert [c.data["prompt"] for c in engine.commands("a1", "play")] == ["callback_offer"]
 
 
 @pytest.mark.queues_toml(DEFAULT_QUEUES.replace('no_agents = "wait"', 'no_agents = "message"'))
 def test_no_agents_message_closes_the_call(
-    ctx: AppContext, router: Router, engine: EngineSide, routing: Routing
+    ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide, routing: Routing
 ) -> None:
     engine.queue("nm", "callback")
     router.drain()
     (play,) = engine.commands("nm", "play")
-    assert play.data == {"prompt": "no_agents", "queue": "callback", "hangup_after": True}
+    assert play.data["prompt"] == "no_agents" and "没有客服人员值班" in play.data["text"]
     assert routing.call("nm")["outcome:1"] == "closed"
+    clock.advance(10)  # the message has played: routing hangs up
+    router.drain()
+    assert [c.data["reason"] for c in engine.commands("nm", "hangup")] == ["message_played"]
 
 
 def test_no_agents_callback_offer_and_wait(
@@ -504,3 +553,26 @@ def test_staffing_alert_below_the_minimum(
     report = router.check_staffing()
     assert not report["alert"] and report["minimum"] == 2 and report["logged_in"] == 2
     assert ctx.redis.hget(ctx.keys.routing("staffing"), "alert") == "false"
+
+
+def test_ended_calls_are_attributed_to_one_shift(
+    ctx: AppContext, router: Router, engine: EngineSide
+) -> None:
+    from cti.models import Call
+
+    ids = agent_ids(ctx)
+    ten = datetime(2026, 11, 30, 10, 0, tzinfo=ZONE)
+    late = datetime(2026, 11, 30, 20, 30, tzinfo=ZONE)
+    with ctx.sessions() as session, session.begin():
+        # As the engine's call-record writer has them when the call ends.
+        session.add(Call(id="by-day-agent", arrived_at=ten, answered_at=ten, agent_id=ids["1001"]))
+        session.add(Call(id="abandoned-at-ten", arrived_at=ten))
+        session.add(Call(id="late", arrived_at=late, answered_at=late, agent_id=ids["1005"]))
+    for call_id in ("by-day-agent", "abandoned-at-ten", "late"):
+        engine.publish("call_ended", call_id, reason="hangup")
+    router.drain()
+    with ctx.sessions() as session:
+        shift = {c.id: c.shift_code for c in session.query(Call).all()}
+    # 1001 works day (on at 10:00); nobody answered the second: the shift that started last
+    # (middle, 09:00); 1005 works middle, still on at 20:30.
+    assert shift == {"by-day-agent": "day", "abandoned-at-ten": "mid", "late": "mid"}

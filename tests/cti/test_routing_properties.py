@@ -131,6 +131,14 @@ def test_routing_invariants_hold_under_random_operations(
                 assert self.routing.agent(agent)["state"] in busy
             self.router.drain()
 
+        @rule(
+            index=st.integers(0, len(agents) - 1),
+            queues=st.lists(st.sampled_from(QUEUES), min_size=1, max_size=3, unique=True),
+        )
+        def lead_moves_agent(self, index: int, queues: list[str]) -> None:
+            self.routing.set_queues(agents[index], {q: 5 for q in queues}, actor="lead")
+            self.router.drain()
+
         @precondition(lambda self: bool(self.agents_in("reserved")))
         @rule(data=st.data())
         def answer(self, data: st.DataObject) -> None:

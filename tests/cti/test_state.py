@@ -182,3 +182,26 @@ def test_illegal_transitions_through_routing_change_nothing(
     assert routing.agent(agent)["state"] == "ready"
     ended = engine.routing_events("wrap_up_ended")
     assert ended[-1].data["disposition"] == "resolved" and ended[-1].call_id == "c-1"
+
+
+def test_state_log_skips_a_row_it_cannot_store_and_keeps_the_rest(
+    ctx: AppContext, router: Router
+) -> None:
+    agent = agent_ids(ctx)["1002"]
+    services.login(ctx, agent_id=agent, actor="1002")
+    bogus = {
+        "type": "agent_state_changed",
+        "agent_id": "99999",  # no such agent in SQL
+        "call_id": "",
+        "slot": "",
+        "node": "routing",
+        "at": "2026-11-30T02:00:00+00:00",
+        "data": json.dumps({"agent_id": 99999, "from": "ready", "to": "not_ready"}),
+    }
+    ctx.redis.xadd(ctx.keys.agent_events, bogus)  # type: ignore[arg-type]
+    services.set_state(ctx, agent_id=agent, state="ready", reason=None, actor="1002")
+    router.drain()
+    with ctx.sessions() as session:
+        rows = session.scalars(select(AgentStateChange).order_by(AgentStateChange.id)).all()
+    assert [(r.agent_id, r.to_state) for r in rows] == [(agent, "not_ready"), (agent, "ready")]
+    assert ctx.redis.xpending(ctx.keys.agent_events, "cti-log")["pending"] == 0

@@ -1,0 +1,292 @@
+"""Offer -> screen pop received on the agent's WebSocket, with 200 desktops connected.
+
+A real uvicorn serves the API on loopback; 200 agents' desktops hold the event WebSocket open
+(``?token=``). The routing service runs as its own process, as in production
+(``callcenter router``). Two ways an offer happens, each timed until that agent's socket
+receives the ``offer``:
+  call arrives   one agent is ready; the "engine" publishes ``call_queued`` for 13800138000 on
+                 the events stream; the router looks the caller up (customer, tickets, calls),
+                 decides, and pops (the whole path, lookup included);
+  agent ready    the call already waits (its record was looked up when it was queued); the
+                 agent's desktop sends ``PUT /api/v1/agents/me/state {"state": "ready"}``; the
+                 API process decides and pops.
+Baseline in the same run: a bare PUBLISH on an agent's channel -> received on the socket.
+
+    .venv/bin/python bench/cti_screenpop.py [--desktops 200] [-n 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import websockets
+from sqlalchemy import select
+
+from callcenter.auth import issue_token
+from callcenter.context import build_context
+from callcenter.demo import seed_demo
+from callcenter.migrate import upgrade
+from callcenter.models import Role, User
+from callcenter.streams import CallEvent
+from config.settings import Settings
+from cti.models import Agent, AgentQueue
+from cti.routing import Routing
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def report(name: str, samples: list[float]) -> None:
+    ms = [s * 1000 for s in samples]
+    print(
+        f"  {name:<36} p50 {percentile(ms, 50):7.2f} ms   p99 {percentile(ms, 99):7.2f} ms   "
+        f"max {max(ms):7.2f} ms   mean {statistics.fmean(ms):7.2f} ms"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def add_desktop_agents(settings: Settings, count: int) -> list[tuple[int, str]]:
+    """``count`` agents serving the general queue, no shift; returns (agent id, token)."""
+    ctx = build_context(settings)
+    out = []
+    with ctx.sessions() as session, session.begin():
+        template = session.scalar(select(User).where(User.username == "1001"))
+        assert template is not None
+        for n in range(count):
+            extension = str(3000 + n)
+            user = User(
+                username=f"bench{extension}",
+                display_name=f"bench {extension}",
+                password_hash=template.password_hash,
+                role=Role.agent,
+            )
+            session.add(user)
+            session.flush()
+            agent = Agent(user_id=user.id, extension=extension, sip_ha1="-")
+            session.add(agent)
+            session.flush()
+            session.add(AgentQueue(agent_id=agent.id, queue_code="general", skill_level=5))
+            out.append((agent.id, issue_token(settings.secret_key, user, 3600)))
+    ctx.close()
+    return out
+
+
+async def run(args: argparse.Namespace) -> None:
+    state = Path(tempfile.mkdtemp(prefix="bench-screenpop-"))
+    env = {
+        "CALLCENTER_STATE_DIR": str(state),
+        "CALLCENTER_REDIS_URL": args.redis,
+        "CALLCENTER_REDIS_PREFIX": "bench-pop",
+    }
+    settings = Settings(state_dir=state, redis_url=args.redis, redis_prefix="bench-pop")
+    upgrade(settings.database_url)
+    ctx = build_context(settings)
+    for key in ctx.redis.scan_iter("bench-pop:*", count=1000):
+        ctx.redis.delete(key)
+    seed_demo(ctx)
+    desktops = add_desktop_agents(settings, args.desktops)
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "callcenter.app:app_factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, **env},
+    )
+    router = subprocess.Popen(
+        [sys.executable, "-m", "callcenter.cli", "router"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                await asyncio.sleep(0.1)
+        while not ctx.redis.exists(ctx.keys.process_heartbeat("router")):
+            assert time.monotonic() < deadline, "the router did not start"
+            await asyncio.sleep(0.1)
+        routing = Routing(ctx.redis, ctx.keys, ctx.config, timezone=settings.timezone)
+        for agent_id, _token in desktops:
+            routing.login(
+                agent_id,
+                extension=str(agent_id),
+                uri=f"sip:{agent_id}@bench",
+                queues={"general": 5},
+                shift=None,
+                shift_window=(-1, -1),
+                actor="bench",
+            )
+        inbox: dict[int, asyncio.Queue[dict[str, Any]]] = {a: asyncio.Queue() for a, _ in desktops}
+        received_at: dict[int, float] = {}
+
+        async def desktop(agent_id: int, token: str) -> None:
+            url = f"ws://127.0.0.1:{port}/api/v1/agents/me/events?token={token}"
+            async with websockets.connect(url, max_size=None) as ws:
+                async for raw in ws:
+                    now = time.perf_counter()
+                    import json
+
+                    message = json.loads(raw)
+                    received_at[agent_id] = now
+                    await inbox[agent_id].put(message)
+
+        tasks = [asyncio.create_task(desktop(a, t)) for a, t in desktops]
+        for agent_id, _ in desktops:  # every socket is up once its snapshot arrived
+            first = await asyncio.wait_for(inbox[agent_id].get(), 30)
+            assert first["type"] == "state"
+        print(f"{len(desktops)} desktops connected to uvicorn on 127.0.0.1:{port}")
+
+        async def wait_type(agent_id: int, kind: str) -> float:
+            while True:
+                message = await asyncio.wait_for(inbox[agent_id].get(), 10)
+                if message["type"] == kind:
+                    return received_at[agent_id]
+
+        baseline: list[float] = []
+        for i in range(args.iterations):
+            agent_id = desktops[i % len(desktops)][0]
+            start = time.perf_counter()
+            ctx.redis.publish(ctx.keys.agent_channel(agent_id), '{"type": "bench"}')
+            baseline.append(await wait_type(agent_id, "bench") - start)
+
+        pops: list[float] = []
+        for i in range(args.iterations):
+            agent_id = desktops[i % len(desktops)][0]
+            routing.transition(agent_id, "ready", actor="bench", dispatch=False)
+            call_id = f"pop-{i}"
+            ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
+            event = CallEvent(
+                type="call_queued",
+                call_id=call_id,
+                slot="bench-slot",
+                node="bench",
+                data={
+                    "queue": "general",
+                    "priority": 0,
+                    "caller": "13800138000",
+                    "menu_path": ["main", "to_agent"],
+                    "collected": {},
+                },
+            )
+            start = time.perf_counter()
+            ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
+            pops.append(await wait_type(agent_id, "offer") - start)
+            # Reset: the caller hangs up while ringing; the agent goes not ready again.
+            ctx.redis.xadd(
+                ctx.keys.events,
+                CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
+            )
+            while routing.agent(agent_id)["state"] != "ready":
+                await asyncio.sleep(0.002)
+            routing.transition(agent_id, "not_ready", reason="other", actor="bench", dispatch=False)
+        tokens = dict(desktops)
+
+        def put_ready(agent_id: int) -> int:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/agents/me/state",
+                data=b'{"state": "ready"}',
+                method="PUT",
+                headers={
+                    "Authorization": f"Bearer {tokens[agent_id]}",
+                    "Content-Type": "application/json",
+                },
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+
+        on_ready: list[float] = []
+        for i in range(args.iterations):
+            agent_id = desktops[i % len(desktops)][0]
+            call_id = f"wait-{i}"
+            ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
+            event = CallEvent(
+                type="call_queued",
+                call_id=call_id,
+                slot="bench-slot",
+                node="bench",
+                data={
+                    "queue": "general",
+                    "priority": 0,
+                    "caller": "13800138000",
+                    "menu_path": ["main", "to_agent"],
+                    "collected": {},
+                },
+            )
+            ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
+            while routing.call(call_id).get("state") != "waiting":
+                await asyncio.sleep(0.002)
+            start = time.perf_counter()
+            status, received = await asyncio.gather(
+                asyncio.to_thread(put_ready, agent_id), wait_type(agent_id, "offer")
+            )
+            assert status == 200
+            on_ready.append(received - start)
+            ctx.redis.xadd(
+                ctx.keys.events,
+                CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
+            )
+            while routing.agent(agent_id)["state"] != "ready":
+                await asyncio.sleep(0.002)
+            routing.transition(agent_id, "not_ready", reason="other", actor="bench", dispatch=False)
+
+        print(f"screen pop, {len(desktops)} connected desktops, {args.iterations} offers each")
+        report("baseline: PUBLISH -> WebSocket", baseline)
+        report("call arrives -> pop on WebSocket", pops)
+        report("agent ready (PUT) -> pop on WebSocket", on_ready)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for process in (router, server):
+            process.terminate()
+            process.wait(timeout=10)
+        for key in ctx.redis.scan_iter("bench-pop:*", count=1000):
+            ctx.redis.delete(key)
+        ctx.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--desktops", type=int, default=200)
+    parser.add_argument("-n", "--iterations", type=int, default=200)
+    parser.add_argument(
+        "--redis", default=os.environ.get("CALLCENTER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    )
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""End to end with real SIP: a SIPp caller through the Kamailio edge into the engine's menu,
+routing (the router as it runs in production) offers the call to the longest-idle ready agent
+of the repair queue, the desktop socket pops the customer before the softphone (a SIPp UAS
+registered at the edge) answers, then on call, hang-up, wrap-up, ready."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from callcenter.app import create_app
+from callcenter.context import AppContext
+from cti import services
+from cti.routing import Routing
+from tests.conftest import auth
+from tests.cti.conftest import ZONE, Running, agent_ids, until
+from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
+    EngineProcess,
+    call_events,
+    call_of,
+    engine_config_dir,
+    pcaps,
+    prompt_cache,
+    start_engine,
+    wait_for,
+)
+from tests.engine.siptools import agent_scenario, caller_scenario, sipp
+
+pytestmark = pytest.mark.sip
+
+# Own ports, apart from the engine's and edge's tests (they may run at the same time).
+EDGE_PORT = 17050
+EDGE = f"127.0.0.1:{EDGE_PORT}"
+AGENT_IP, AGENT_PORT = "127.0.0.4", 17612
+REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
+
+
+def finished(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
+
+
+def register(tmp_path: Path, user: str, password: str) -> None:
+    scenario = tmp_path / "register.xml"
+    scenario.write_text(REGISTER_XML.read_text().replace("@STATUS@", "200"))
+    argv = ["sipp", EDGE, "-sf", str(scenario), "-i", AGENT_IP, "-p", "17611", "-m", "1",
+            "-au", user, "-ap", password, "-key", "user", user, "-key", "domain",
+            "callcenter.local", "-key", "contact", f"sip:{user}@{AGENT_IP}:{AGENT_PORT}",
+            "-timeout", "10s", "-timeout_error", "-nostdin"]  # fmt: skip
+    finished(
+        subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            cwd=tmp_path,
+        ),
+        20,
+    )
+
+
+def test_caller_pressing_1_reaches_the_longest_idle_agent_with_the_pop_before_the_answer(
+    start_engine: Callable[..., EngineProcess],  # noqa: F811
+    ctx: AppContext,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    pcaps: dict[str, Path],  # noqa: F811
+) -> None:
+    start_engine(
+        lines=3,
+        spares=2,
+        edge=True,
+        edge_port=EDGE_PORT,
+        slot_base_port=17100,
+        rtp_base_port=42000,
+    )
+    ctx.settings.sip.edge_port = EDGE_PORT  # routing dials agents at this edge
+    # Real time, with the wall clock read as 10:00 in Shanghai (both agents' shifts on).
+    now = time.time()
+    offset = datetime.fromtimestamp(now, ZONE).replace(hour=10, minute=0).timestamp() - now
+    routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=lambda: time.time() + offset)
+    ctx.extras[services.ROUTING_EXTRA] = routing
+    ids = agent_ids(ctx)
+    running = Running(ctx, routing, "router-e2e")
+    try:
+        register(tmp_path, "1001", "pw1001")
+        softphone = sipp(
+            agent_scenario(tmp_path / "agent.xml", pcaps["agent"], answer_after_ms=2500),
+            "127.0.0.1:9",  # a UAS: the target is not used
+            local_port=AGENT_PORT,
+            media_port=47140,
+            cwd=tmp_path,
+            local_ip=AGENT_IP,
+        )
+        with TestClient(create_app(ctx)) as client:
+            agent1001, agent1002 = auth(client, "1001"), auth(client, "1002")
+            with client.websocket_connect("/api/v1/agents/me/events", headers=agent1001) as ws:
+                assert until(ws, "state")["state"] == "logged_out"
+                # 1001 goes ready first: the longest idle of the repair queue's two agents.
+                for headers in (agent1001, agent1002):
+                    response = client.put(
+                        "/api/v1/agents/me/state", headers=headers, json={"state": "ready"}
+                    )
+                    assert response.json()["state"] == "ready"
+                    time.sleep(0.05)  # distinct idle-since times
+                steps: list[tuple[str, object]] = [("pause", 800), ("dtmf", "1"), ("pause", 1500)]
+                steps += [("dtmf", d) for d in "321201#"]
+                steps += [("audio", pcaps["caller"]), ("pause", 8000)]
+                caller = sipp(
+                    caller_scenario(tmp_path / "caller.xml", steps, caller="13800138000"),
+                    EDGE,
+                    local_port=17513,
+                    media_port=47150,
+                    cwd=tmp_path,
+                    local_ip="127.0.0.3",
+                )
+                try:
+                    pop = until(ws, "offer", seconds=40)
+                except TimeoutError:
+                    arrived = call_of(redis_client, "13800138000")
+                    seen = call_events(redis_client, arrived) if arrived else []
+                    raise AssertionError(
+                        f"no offer; call {arrived}: {[(e.type, e.data) for e in seen]}; "
+                        f"agent 1001: {routing.agent(ids['1001'])}"
+                    ) from None
+                call_id = pop["call_id"]
+                # The pop is there while the softphone still rings.
+                assert routing.agent(ids["1001"])["state"] == "reserved"
+                assert "agent_answered" not in [e.type for e in call_events(redis_client, call_id)]
+                assert pop["agent_id"] == ids["1001"]
+                assert pop["queue"]["code"] == "repair"
+                assert pop["customer"]["name"] == "张伟"
+                assert pop["customer"]["fee_status"] == "arrears"
+                # The digits and menu path are the ones the engine collected and reported.
+                queued = next(
+                    e for e in call_events(redis_client, call_id) if e.type == "call_queued"
+                )
+                assert pop["digits"] == queued.data["collected"]
+                assert pop["digits"]["room"].startswith("3")
+                assert pop["menu_path"] == queued.data["menu_path"]
+                assert pop["menu_path"][0]["digit"] == "1"
+                offered = [
+                    e for e in call_events(redis_client, call_id) if e.type == "agent_offered"
+                ]
+                assert offered and offered[0].data["agent_uri"] == f"sip:1001@{EDGE}"
+                assert until(ws, "answered", seconds=20)["call_id"] == call_id
+                assert routing.agent(ids["1001"])["state"] == "on_call"
+                assert routing.agent(ids["1002"])["state"] == "ready"
+                finished(caller)
+                finished(softphone)
+                ended = until(ws, "ended", seconds=20)
+                assert ended["wrap_up_seconds"] == 45  # repair's wrap-up
+                assert routing.agent(ids["1001"])["state"] == "wrap_up"
+                response = client.post(
+                    "/api/v1/agents/me/wrap-up",
+                    headers=agent1001,
+                    json={"action": "end", "disposition": "repair_ticket"},
+                )
+                assert response.json()["state"] == "ready"
+        types = [e.type for e in call_events(redis_client, call_id)]
+        assert (
+            types.index("call_reserved") < types.index("agent_answered") < types.index("call_ended")
+        )
+        assert routing.call(call_id)["outcome:1"] == "answered"
+    finally:
+        running.halt()
