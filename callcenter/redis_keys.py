@@ -29,6 +29,13 @@ class Keys:
         """Stream of commands for one slot (``node1-s07``)."""
         return f"{self.prefix}:slot:{slot}:cmd"
 
+    @property
+    def engine_commands(self) -> str:
+        """Commands not tied to a live call's slot (``originate`` for callbacks, click-to-call,
+        surveys). Every engine node's supervisor reads it in consumer group ``engine``, so each
+        command is taken by exactly one node, which hands it to one of its idle slots."""
+        return f"{self.prefix}:engine:cmd"
+
     def call_slot(self, call_id: str) -> str:
         """Which slot carries a call (string; set by the slot on arrival, expires after end)."""
         return f"{self.prefix}:call:{call_id}:slot"

@@ -26,6 +26,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from callcenter.context import AppContext, build_context
 from callcenter.health import beat
 from callcenter.streams import CallEvent, Command, EventType
@@ -39,7 +41,7 @@ HEARTBEAT_EVERY = 3.0
 SUBSCRIBER_SYNC_EVERY = 30.0
 SHRINK_AFTER_SECONDS = 60.0
 STOP_GRACE_SECONDS = 6.0
-ORIGINATE_STREAM_SLOT = "any"  # originate commands for whichever slot is idle
+ENGINE_GROUP = "engine"  # consumer group of every node's supervisor on keys.engine_commands
 
 
 @dataclass
@@ -79,7 +81,6 @@ class Supervisor:
         self.allow_from = tuple(self.settings.sip.slot_allow_from) or (
             f"{self.settings.sip.edge_host}:{self.settings.sip.edge_port}",
         )
-        self.originate_last_id = "$"
         self.restarts = 0
         self.pool_dirty = True
         self.edge_removed: set[str] = set()
@@ -319,43 +320,53 @@ class Supervisor:
 
     # ------------------------------------------------------------ originate forwarding
     def _forward_originates(self) -> None:
-        stream = self.ctx.keys.slot_commands(ORIGINATE_STREAM_SLOT)
+        """Take commands from the nodes' shared stream (each goes to exactly one node through
+        the consumer group) and hand each to an idle slot of this node."""
+        stream = self.ctx.keys.engine_commands
         client: Any = self.ctx.redis
-        answer: Any = client.xread({stream: self.originate_last_id}, count=10)
+        answer: Any = client.xreadgroup(
+            ENGINE_GROUP, self.settings.node_id, {stream: ">"}, count=10
+        )
         for _stream, entries in answer or []:
             for entry_id, fields in entries:
-                self.originate_last_id = entry_id
-                command = Command.from_fields(fields)
-                now = time.monotonic()
-                free = [
-                    h
-                    for h in self.slots.values()
-                    if h.status == "ready" and not h.call and h.reserved_until < now
-                ]
-                if not free:
-                    event = CallEvent(
-                        type=EventType.command_failed,
-                        call_id=command.call_id,
-                        node="supervisor",
-                        data={
-                            "command_id": command.id,
-                            "command": command.type,
-                            "reason": "no idle slot",
-                        },
-                    )
-                    client.xadd(self.ctx.keys.events, event.to_fields())
-                    continue
-                handle = free[0]
-                handle.reserved_until = now + 5
-                self.r.xadd(self.ctx.keys.slot_commands(handle.spec.name), command.to_fields())
+                self._forward_one(Command.from_fields(fields))
+                client.xack(stream, ENGINE_GROUP, entry_id)
+
+    def _forward_one(self, command: Command) -> None:
+        client: Any = self.ctx.redis
+        now = time.monotonic()
+        free = [
+            h
+            for h in self.slots.values()
+            if h.status == "ready" and not h.call and h.reserved_until < now
+        ]
+        if not free:
+            event = CallEvent(
+                type=EventType.command_failed,
+                call_id=command.call_id,
+                node="supervisor",
+                data={"command_id": command.id, "command": command.type, "reason": "no idle slot"},
+            )
+            client.xadd(self.ctx.keys.events, event.to_fields())
+            return
+        handle = free[0]
+        handle.reserved_until = now + 5
+        self.r.xadd(self.ctx.keys.slot_commands(handle.spec.name), command.to_fields())
+
+    def _ensure_engine_group(self) -> None:
+        """Create the group at the stream's end the first time; later starts resume from the
+        last command this group took, so a restarted engine loses none."""
+        try:
+            self.ctx.redis.xgroup_create(
+                self.ctx.keys.engine_commands, ENGINE_GROUP, id="$", mkstream=True
+            )
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
     # ------------------------------------------------------------ main loop
     def run(self) -> None:
-        stream = self.ctx.keys.slot_commands(ORIGINATE_STREAM_SLOT)
-        client: Any = self.ctx.redis
-        newest = client.xrevrange(stream, count=1)
-        if newest:
-            self.originate_last_id = newest[0][0]
+        self._ensure_engine_group()
         next_beat = time.monotonic() + HEARTBEAT_EVERY
         next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
         try:

@@ -20,9 +20,9 @@ local RING_GRACE = tonumber(A.ring_grace or 1)
 local TIMERS = R .. "timers"
 local EVENTS = prefix .. ":events"
 local AGENT_EVENTS = prefix .. ":agent-events"
--- Commands not tied to a live call (originate) go to the pseudo-slot "any": the engine's
--- supervisor hands each to an idle slot.
-local ENGINE_CMD = prefix .. ":slot:any:cmd"
+-- Commands not tied to a live call (originate) go to the engine nodes' shared stream
+-- (Keys.engine_commands): one supervisor takes each and hands it to an idle slot.
+local ENGINE_CMD = prefix .. ":engine:cmd"
 local ENDED_TTL = 86400
 
 local function akey(aid) return R .. "agent:" .. aid end

@@ -174,7 +174,7 @@ class EngineSide:
         return [c for c in found if kind is None or c.type == kind]
 
     def engine_commands(self, kind: str | None = None) -> list[Command]:
-        stream = self.keys.slot_commands("any")  # commands for whichever slot is idle
+        stream = self.keys.engine_commands  # commands for whichever engine node has an idle slot
         entries = cast(list[tuple[str, dict[str, str]]], self.client.xrange(stream))
         found = [Command.from_fields(f) for _id, f in entries]
         return [c for c in found if kind is None or c.type == kind]
