@@ -373,6 +373,8 @@ def queue_status(ctx: Ctx, _lead: Lead) -> dict[str, Any]:
     }
 
 
-@router.get("/staffing", summary="Agents online against the shift minimum, with the alert flag")
+@router.get(
+    "/shifts/staffing", summary="Agents online against the shift minimum, with the alert flag"
+)
 def staffing(ctx: Ctx, _lead: Lead) -> dict[str, Any]:
     return services.staffing(ctx)

@@ -219,7 +219,7 @@ def test_lead_actions(
     fees = next(q for q in status["queues"] if q["queue"] == "fees")
     assert fees["agents_by_state"] == {"on_call": 1} and fees["stats"]["answered"] == 1
     assert status["staffing"]["alert"] is True
-    assert client.get("/api/v1/staffing", headers=lead).json()["minimum"] == 8
+    assert client.get("/api/v1/shifts/staffing", headers=lead).json()["minimum"] == 8
 
 
 def test_transfer_to_queue_agent_and_configured_number(
