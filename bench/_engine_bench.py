@@ -539,9 +539,10 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
         while pending:
             kind, call = pending.pop(0)
             if kind == "media" and call.player is None:
+                info = call.getInfo()  # keep it: the media list points into it
                 active = [
                     m.index
-                    for m in call.getInfo().media
+                    for m in info.media
                     if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
                 ]
                 if not active:
@@ -555,6 +556,8 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
                 am.startTransmit(recorder)
                 player.startTransmit(recorder)
                 call.player, call.recorder = player, recorder
+                # no local may keep them alive: the recorder's WAV closes when it is freed
+                del player, recorder, am
             elif kind == "gone":
                 dead += [call.player, call.recorder, call]
                 call.player = call.recorder = None

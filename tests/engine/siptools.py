@@ -292,6 +292,52 @@ Content-Length: 0
     return path
 
 
+def customer_scenario(path: Path, pcap: Path, hangup_after_ms: int) -> Path:
+    """A UAS playing a customer reached through a trunk: answers, sends ``pcap`` and hangs up
+    after ``hangup_after_ms`` with its own BYE (routed by the Record-Route set)."""
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="customer behind a trunk">
+  <recv request="INVITE" rrs="true">
+    <action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="their_from"/></action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:customer@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv request="ACK">
+    <action><ereg regexp=".*" search_in="hdr" header="To:" assign_to="our_to"/></action>
+  </recv>
+  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  <pause milliseconds="{hangup_after_ms}"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: [$our_to]
+To: [$their_from]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+""")
+    return path
+
+
 def sipp(
     scenario: Path,
     target: str,
