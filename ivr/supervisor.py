@@ -31,7 +31,7 @@ from callcenter.health import beat
 from callcenter.streams import CallEvent, Command, EventType
 from config.settings import Settings
 from ivr import wav
-from ivr.prompts import PromptFile, prepare_all
+from ivr.prompts import PromptError, PromptFile, prepare_all
 
 log = logging.getLogger("ivr.supervisor")
 
@@ -508,7 +508,12 @@ def main(
     if with_records is None:
         with_records = os.environ.get("CALLCENTER_ENGINE_RECORDS", "1") != "0"
     ctx = build_context(settings)
-    prompts = prepare_all(ctx.config, settings.state_dir, settings.language)
+    try:
+        prompts = prepare_all(ctx.config, settings.state_dir, settings.language)
+    except PromptError as exc:
+        log.error("%s", exc)  # names the menu node and the file or renderer at fault
+        ctx.close()
+        raise SystemExit(2) from None
     Path(settings.recordings_dir).mkdir(parents=True, exist_ok=True)
     import pjsua2  # noqa: F401  -- imported before forking so every slot shares its pages
 
