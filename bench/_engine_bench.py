@@ -434,41 +434,46 @@ def register_agent(workdir: Path, user: str, password: str, contact: str) -> Non
     scenario = workdir / "register.xml"
     source = ROOT / "tests" / "edge" / "scenarios" / "register.xml"
     scenario.write_text(source.read_text().replace("@STATUS@", "200"))
-    subprocess.run(
-        [
-            "sipp",
-            f"127.0.0.1:{EDGE_PORT}",
-            "-sf",
-            str(scenario),
-            "-i",
-            "127.0.0.4",
-            "-p",
-            "16890",
-            "-m",
-            "1",
-            "-au",
-            user,
-            "-ap",
-            password,
-            "-key",
-            "user",
-            user,
-            "-key",
-            "domain",
-            "callcenter.local",
-            "-key",
-            "contact",
-            contact,
-            "-timeout",
-            "10s",
-            "-timeout_error",
-            "-nostdin",
-        ],
-        cwd=workdir,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    for _attempt in range(5):  # the edge may still be busy probing a large slot list
+        result = subprocess.run(
+            [
+                "sipp",
+                f"127.0.0.1:{EDGE_PORT}",
+                "-sf",
+                str(scenario),
+                "-i",
+                "127.0.0.4",
+                "-p",
+                "16890",
+                "-m",
+                "1",
+                "-au",
+                user,
+                "-ap",
+                password,
+                "-key",
+                "user",
+                user,
+                "-key",
+                "domain",
+                "callcenter.local",
+                "-key",
+                "contact",
+                contact,
+                "-timeout",
+                "10s",
+                "-timeout_error",
+                "-nostdin",
+            ],
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        if result.returncode == 0:
+            return
+        time.sleep(2)
+    raise SystemExit(f"agent {user} could not register at the edge")
 
 
 # ---------------------------------------------------------------- the bare slot baseline

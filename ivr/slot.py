@@ -59,7 +59,11 @@ from ivr.prompts import MAX_ANNOUNCED_MINUTES, MAX_ANNOUNCED_POSITION, PromptFil
 
 log = logging.getLogger("ivr.slot")
 
-POLL_MS = 10
+# libHandleEvents timeout. Callbacks and commands wake the poll at once (CRLF to our own
+# port) and pjsip's own timers shorten it, so this only bounds our timers (menu timeouts,
+# prompt end): 50 ms instead of 10 halves an idle slot's CPU (measured: 10 idle slots
+# 15% -> 7% of a core).
+POLL_MS = 50
 CLOSE_PUMP_SECONDS = 0.3  # pjmedia writes the WAV header shortly after the recorder is freed
 DEFAULT_SECONDS_PER_POSITION = 60  # expected-wait estimate when routing publishes none
 CUSTOMER_RING_SECONDS = 45  # an outbound callback rings the customer this long
@@ -1293,7 +1297,13 @@ class SlotEngine:
         self._play([self.prompts[key].path], self.durations[key])
 
     def _announce(self, conv: Conversation, command: Command) -> None:
-        if conv.state not in ("queued",) or self.prompt_player is not None:
+        if conv.state != "queued":
+            return  # offered or bridged meanwhile: nothing to announce
+        if self.prompt_player is not None:
+            # another prompt is playing (e.g. routing's own announcement): try again shortly
+            view = self.queued_view
+            if view and view.get("call_id") == conv.call_id:
+                view["next_at"] = time.monotonic() + 1.0
             return
         keys = [k for k in command.data.get("keys", []) if k in self.prompts]
         self._play([self.prompts[k].path for k in keys], sum(self.durations[k] for k in keys))
