@@ -539,7 +539,7 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
     account.create(acfg, True)
     ready.set()
     while not stop["flag"]:
-        ep.libHandleEvents(10)
+        ep.libHandleEvents(50)  # the same poll as the engine slots
         dead.clear()
         while pending:
             kind, call = pending.pop(0)

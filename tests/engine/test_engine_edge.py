@@ -145,10 +145,25 @@ def test_call_through_edge_is_bridged_to_registered_agent(
 def test_slots_refuse_anyone_but_the_edge_and_edge_refuses_unknown_did(
     start_engine: Callable[..., EngineProcess], tmp_path: Path
 ) -> None:
-    start_engine(lines=2, spares=2, edge=True)
+    engine = start_engine(lines=2, spares=2, edge=True)
     direct = rejected_scenario(tmp_path / "direct.xml", did="4008001234", code=403)
     run_ok(sipp(direct, "127.0.0.1:16100", local_port=16514, media_port=46160, cwd=tmp_path))
     unknown = rejected_scenario(tmp_path / "unknown.xml", did="4000000000", code=404)
     run_ok(
         sipp(unknown, EDGE, local_port=16515, media_port=46170, cwd=tmp_path, local_ip="127.0.0.3")
     )
+
+    # SIGTERM stops the edge too: nothing is left running
+    kamailio_pid = int((engine.settings.state_dir / "kamailio" / "kamailio.pid").read_text())
+    assert Path(f"/proc/{kamailio_pid}").exists()
+    slot_pids = [int(p) for p in engine.pool()["pids"].split(",")]
+    assert engine.stop() == 0
+    for pid in [kamailio_pid, *slot_pids]:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"{pid} still running"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
