@@ -38,7 +38,10 @@ def run_api(settings: Settings) -> None:
 
 
 def engine_available() -> bool:
-    return importlib.util.find_spec("ivr.supervisor") is not None
+    try:
+        return importlib.util.find_spec("ivr.supervisor") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 @dataclass
