@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -167,3 +169,56 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_slot_killed_mid_call_is_usable_again_through_the_edge(
+    start_engine: Callable[..., EngineProcess], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # one line only: if the edge still counted the dead slot's call, the next call gets 486
+    engine = start_engine(lines=1, spares=1, edge=True)
+    first = caller_scenario(
+        tmp_path / "first.xml",
+        [("pause", 600), ("dtmf", "0"), ("pause", 30000)],
+        caller="13700000010",
+        hangup=False,
+    )
+    run = sipp(
+        first,
+        EDGE,
+        local_port=16516,
+        media_port=46180,
+        cwd=tmp_path,
+        local_ip="127.0.0.3",
+        timeout_s=20,
+    )
+    try:
+        call = wait_for(lambda: call_of(redis_client, "13700000010"), 10, "the first call")
+        wait_for(
+            lambda: any(e.type == "call_queued" for e in call_events(redis_client, call)),
+            10,
+            "queued",
+        )
+        old_pid = engine.slot_pid("node1-s00")
+        os.kill(old_pid, signal.SIGKILL)
+        wait_for(
+            lambda: any(e.type == "call_ended" for e in call_events(redis_client, call)),
+            15,
+            "the dead slot's call to be ended",
+        )
+
+        def restarted() -> bool:
+            entry = engine.pool().get("slot:node1-s00", "").split()
+            return len(entry) >= 2 and entry[1] == "ready" and int(entry[0]) != old_pid
+
+        wait_for(restarted, 15, "the slot to be restarted")
+    finally:
+        run.kill()
+        run.wait()
+    second = caller_scenario(tmp_path / "second.xml", [("pause", 500)], caller="13700000011")
+    # the supervisor reset the slot's load at the edge before reporting it ready
+    attempt = sipp(
+        second, EDGE, local_port=16517, media_port=46190, cwd=tmp_path, local_ip="127.0.0.3"
+    )
+    attempt.communicate(timeout=30)
+    assert attempt.returncode == 0, engine.log()
+    assert call_of(redis_client, "13700000011")
