@@ -48,7 +48,8 @@ def loudest_window(path: Path, start: float, end: float, window: float = 0.25) -
 def test_menu_prompt_digits_invalid_and_timeout(
     start_engine: Callable[..., EngineProcess], redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    start_engine(lines=4, spares=3)
+    engine = start_engine(lines=4, spares=3)
+    assert engine.pool()["slots"] == "3"  # the warm spares, not yet every line
     repair = caller_scenario(
         tmp_path / "repair.xml",
         [
@@ -75,6 +76,8 @@ def test_menu_prompt_digits_invalid_and_timeout(
     ]
     for run in runs:
         finish(run)
+    # three calls took three spares: the pool grew, capped at the 4 configured lines
+    assert engine.pool()["slots"] == "4"
 
     # DTMF 1 → the room-number collect node → the repair queue
     call = call_of(redis_client, "13800000001") or ""
