@@ -109,6 +109,26 @@ def caller_scenario(
             actions.append('<pause milliseconds="300"/>')
         elif kind == "audio":
             actions.append(f'<nop><action><exec play_pcap_audio="{value}"/></action></nop>')
+        elif kind == "info":  # a digit as SIP INFO (application/dtmf-relay)
+            cseq = 10 + len(actions)
+            actions.append(
+                f"""<send retrans="500"><![CDATA[
+INFO [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{did}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} INFO
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal={value}
+Duration=160
+]]></send>
+  <recv response="200"/>"""
+            )
         elif kind == "wait_bye":
             expect_bye = True
     ending = (
@@ -135,7 +155,7 @@ To: <sip:"""
         + did
         + """@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
-CSeq: 2 BYE
+CSeq: 1000 BYE
 Max-Forwards: 70
 Content-Length: 0
 

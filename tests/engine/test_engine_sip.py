@@ -117,6 +117,30 @@ def test_menu_prompt_digits_invalid_and_timeout(
     assert event(redis_client, call, "call_queued")["queue"] == "general"
 
 
+def test_sip_info_digits_walk_the_menu(
+    start_engine: Callable[..., EngineProcess], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    start_engine(lines=2, spares=2)
+    caller = caller_scenario(
+        tmp_path / "info.xml",
+        [
+            ("pause", 600),
+            ("info", "1"),
+            ("pause", 800),
+            ("info", "7"),
+            ("info", "#"),
+            ("pause", 800),
+        ],
+        caller="13800000004",
+    )
+    finish(sipp(caller, SLOT0, local_port=16520, media_port=46095, cwd=tmp_path))
+    call = call_of(redis_client, "13800000004") or ""
+    digits = [e.data for e in call_events(redis_client, call) if e.type == "digit_received"]
+    assert [(d["digit"], d["method"]) for d in digits] == [("1", 1), ("7", 1), ("#", 1)]
+    assert event(redis_client, call, "digits_collected")["value"] == "7"
+    assert event(redis_client, call, "call_queued")["queue"] == "repair"
+
+
 def test_refusals_unknown_did_and_foreign_source(
     start_engine: Callable[..., EngineProcess], tmp_path: Path
 ) -> None:
