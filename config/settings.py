@@ -41,6 +41,9 @@ class EdgeTuning(BaseModel):
     pike_max_requests: int = Field(default=16, ge=2)
     # A flooding address stays banned this long (htable autoexpire), flood or not.
     ban_seconds: int = Field(default=600, ge=1)
+    # Never banned besides trunks and slots: e.g. the agents' office NAT address (a room of
+    # softphones re-registering after a power cut looks like a flood from one address).
+    flood_exempt_addresses: list[str] = Field(default_factory=list)
     # registrar: longest registration accepted from a softphone.
     register_max_expires: int = Field(default=3600, ge=60)
     # Kamailio worker processes per transport.

@@ -127,12 +127,15 @@ def _addresses(host: str, what: str) -> list[str]:
 
 
 def trusted_addresses(settings: Settings, center: CenterConfig) -> list[str]:
-    """Addresses exempt from flood bans: configured trunk addresses and every trunk's host."""
+    """Addresses exempt from flood bans: trunk addresses, every trunk's host, and the
+    configured exemptions (slots are exempt in the script itself)."""
     found: list[str] = []
     for index, address in enumerate(settings.sip.trunk_addresses):
         found.extend(_addresses(address, f"sip.trunk_addresses[{index}]"))
     for code, trunk in center.telephony.trunks.items():
         found.extend(_addresses(trunk.host, f"telephony.toml: trunks.{code}.host"))
+    for index, address in enumerate(settings.sip.edge.flood_exempt_addresses):
+        found.extend(_addresses(address, f"sip.edge.flood_exempt_addresses[{index}]"))
     return list(dict.fromkeys(found))
 
 
@@ -478,6 +481,7 @@ failure_route[SLOT_FAILURE] {
 	}
 	if (t_branch_timeout() && !t_branch_replied()) {
 		# No answer at all within fr_timer: take the slot out until a probe succeeds.
+		xlog("L_WARN", "edge: slot $du did not answer call $ci, taken out of rotation\n");
 		ds_mark_dst("ip");
 	}
 	if (t_branch_timeout() || t_check_status("^(486|480|408|500|502|503|504)$")) {
@@ -485,6 +489,7 @@ failure_route[SLOT_FAILURE] {
 		# slot it drops the current one from the list first, after which ds_load_unset can
 		# no longer find the load to release: so look ahead, and release before giving up.
 		if ($xavp(_dsdst_[1]=>uri) != $null && ds_next_dst()) {
+			xlog("L_INFO", "edge: call $ci failing over to slot $du\n");
 			t_on_reply("SLOT_REPLY");
 			t_on_failure("SLOT_FAILURE");
 			t_relay();
@@ -495,6 +500,15 @@ failure_route[SLOT_FAILURE] {
 		exit;
 	}
 	ds_load_unset();
+}
+
+# Probe results that change a slot's state (the request URI is the slot's address).
+event_route[dispatcher:dst-down] {
+	xlog("L_NOTICE", "edge: slot $ru down (no answer to OPTIONS)\n");
+}
+
+event_route[dispatcher:dst-up] {
+	xlog("L_NOTICE", "edge: slot $ru up\n");
 }
 
 # Calls placed by a slot: an agent's softphone, else an outside number over a trunk.
@@ -529,11 +543,17 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
     """The kamailio.cfg text for these settings (raises EdgeConfigError naming the problem)."""
     sip = settings.sip
     tuning = sip.edge
-    host = sip.edge_host
     try:
-        ipaddress.ip_address(host)
+        address = ipaddress.ip_address(sip.edge_host)
     except ValueError:
-        raise EdgeConfigError(f"sip.edge_host: {host!r} is not an IP address") from None
+        raise EdgeConfigError(f"sip.edge_host: {sip.edge_host!r} is not an IP address") from None
+    if address.is_unspecified:
+        # Record-Route and the probes' From need the one address peers can reach.
+        raise EdgeConfigError(
+            f"sip.edge_host: {sip.edge_host!r} listens everywhere; give the one address "
+            "callers, trunks and softphones use"
+        )
+    host = f"[{address}]" if address.version == 6 else str(address)
     if not 0 < sip.edge_port < 65536:
         raise EdgeConfigError(f"sip.edge_port: {sip.edge_port} is not a port")
     domain = center.telephony.sip_domain
@@ -581,13 +601,36 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
 
 
 def edge_probe_address(settings: Settings) -> tuple[str, int]:
-    """Where to send a readiness OPTIONS: the edge's address (loopback if it listens on any)."""
+    """The edge's SIP address: where slots send every request, and where replies come from."""
+    return settings.sip.edge_host, settings.sip.edge_port
+
+
+def edge_uri(settings: Settings, user: str, trunk: str | None = None) -> str:
+    """What a slot dials: an agent (``edge_uri(s, "1001")``) or an outside number.
+
+    ``trunk`` names a trunk from telephony.toml for this call (a transfer target's trunk);
+    without it the edge uses ``outbound_trunk``. Only slots may reach agents and trunks.
+    """
     host = settings.sip.edge_host
-    if host in {"0.0.0.0", "::"}:
-        host = "127.0.0.1"
-    return host, settings.sip.edge_port
+    if ":" in host:
+        host = f"[{host}]"
+    suffix = f";trunk={trunk}" if trunk else ""
+    return f"sip:{user}@{host}:{settings.sip.edge_port}{suffix}"
 
 
 def uri_host_port(uri: str) -> tuple[str, int]:
     parts = urlsplit("//" + normalize_slot_uri(uri)[4:])
     return parts.hostname or "", parts.port or 5060
+
+
+def edge_config_problems(settings: Settings, center: CenterConfig) -> list[str]:
+    """What would stop the edge from starting with these settings ([] when fine).
+
+    Meant for ``callcenter check-config``: the same checks ``Edge.start()`` makes before it
+    runs Kamailio, without writing anything.
+    """
+    try:
+        render_config(settings, center, edge_paths(settings))
+    except EdgeConfigError as exc:
+        return [f"SIP edge: {exc}"]
+    return []

@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ def sip_options_ping(host: str, port: int, timeout: float = 0.25) -> int | None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
-        sock.bind((host if host not in {"0.0.0.0", "::"} else "127.0.0.1", 0))
+        sock.bind((host, 0))
         local_host, local_port = sock.getsockname()[:2]
         branch = "z9hG4bK" + secrets.token_hex(8)
         call_id = secrets.token_hex(12)
@@ -124,6 +125,8 @@ class Edge:
         self._slots: list[str] = list(dict.fromkeys(normalize_slot_uri(u) for u in slot_uris))
         self._process: subprocess.Popen[bytes] | None = None
         self._kamcmd = self._find_kamcmd()
+        # Slot changes may come from several supervisor threads; each is a multi-step RPC.
+        self._slot_lock = threading.RLock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -238,6 +241,10 @@ class Edge:
     def add_slot(self, uri: str) -> None:
         """Start dispatching to a slot (kept across an edge restart). No-op if listed."""
         normalized = normalize_slot_uri(uri)
+        with self._slot_lock:
+            self._add_slot(normalized)
+
+    def _add_slot(self, normalized: str) -> None:
         if normalized in self._slots:
             return
         if self.is_running():
@@ -250,6 +257,10 @@ class Edge:
     def remove_slot(self, uri: str) -> None:
         """Stop dispatching to a slot; calls it carries are unaffected. No-op if not listed."""
         normalized = normalize_slot_uri(uri)
+        with self._slot_lock:
+            self._remove_slot(normalized)
+
+    def _remove_slot(self, normalized: str) -> None:
         if normalized not in self._slots:
             return
         if self.is_running():
@@ -264,6 +275,10 @@ class Edge:
         (``reload_delta`` apart, which ``_dispatcher_change`` waits out) to start it at zero.
         """
         normalized = normalize_slot_uri(uri)
+        with self._slot_lock:
+            self._reset_slot_load(normalized)
+
+    def _reset_slot_load(self, normalized: str) -> None:
         if not self.is_running():
             return
         if normalized in self._slots:

@@ -48,7 +48,9 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
 
 @pytest.fixture(scope="session", autouse=True)
 def _require_sip_tools() -> None:
-    missing = [tool for tool in ("kamailio", "kamcmd", "sipp") if not shutil.which(tool)]
+    missing = [
+        tool for tool in ("kamailio", "kamcmd", "sipp", "baresip", "sox") if not shutil.which(tool)
+    ]
     if missing:
         pytest.fail(f"SIP edge tests need {', '.join(missing)} (bash scripts/dev.sh setup)")
 
@@ -80,7 +82,7 @@ def make_settings(state_dir: Path, **tuning: int) -> Settings:
             edge_host=EDGE_HOST,
             edge_port=EDGE_PORT,
             slot_host=EDGE_HOST,
-            edge=EdgeTuning(**defaults),
+            edge=EdgeTuning.model_validate(defaults),
         ),
     )
 

@@ -16,7 +16,9 @@ from config.schemas import TelephonyFile
 from cti.models import Agent
 from ivr.edge.config import (
     EdgeConfigError,
+    edge_config_problems,
     edge_paths,
+    edge_uri,
     normalize_slot_uri,
     render_config,
     render_dispatcher_list,
@@ -39,6 +41,7 @@ def with_telephony(center: CenterConfig, **changes: object) -> CenterConfig:
 def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: CenterConfig) -> None:
     settings = make_settings(state_dir)
     settings.sip.trunk_addresses = ["192.0.2.10"]
+    settings.sip.edge.flood_exempt_addresses = ["198.51.100.7"]
     center = with_telephony(
         center,
         dids=[{"number": "4008001234"}, {"number": "+862161234567"}],
@@ -51,6 +54,7 @@ def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: Center
     text = render_config(settings, center, paths)
     assert '$rU == "4008001234"' in text and '$rU == "+862161234567"' in text
     assert '$si == "192.0.2.10"' in text  # trunk exempt from flood bans
+    assert '$si == "198.51.100.7"' in text
     assert '"sip:9" + $rU + "@192.0.2.10:5070;transport=udp"' in text
     assert "@@" not in text
     # Trap: a "#!define" with a trailing comment would carry the comment into its value.
@@ -166,3 +170,53 @@ def test_sync_subscribers_writes_active_agents(ctx: AppContext) -> None:
     users = [line.split(":")[1] for line in table[1:]]
     assert users == [f"{n}" for n in range(1001, 1012)]
     assert f":1001:{realm}:{sip_ha1('1001', realm, 'pw1001')}" in table[1]
+
+
+def test_edge_must_listen_on_one_address(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    settings.sip.edge_host = "0.0.0.0"
+    with pytest.raises(EdgeConfigError, match=r"sip.edge_host: '0.0.0.0' listens everywhere"):
+        render_config(settings, center, edge_paths(settings))
+    settings.sip.edge_host = "edge.example"
+    with pytest.raises(EdgeConfigError, match="is not an IP address"):
+        render_config(settings, center, edge_paths(settings))
+
+
+def test_edge_uri_for_slots(state_dir: Path) -> None:
+    settings = make_settings(state_dir)
+    assert edge_uri(settings, "1001") == "sip:1001@127.0.0.1:15060"
+    assert edge_uri(settings, "13900000000", trunk="carrier") == (
+        "sip:13900000000@127.0.0.1:15060;trunk=carrier"
+    )
+
+
+def test_sync_job_uses_the_runtime_context(ctx: AppContext) -> None:
+    from ivr.edge.jobs import sync_edge_subscribers
+
+    assert sync_edge_subscribers() == []
+    table = edge_paths(ctx.settings).db_dir / "subscriber"
+    first = table.stat().st_mtime_ns
+    assert sync_edge_subscribers() == []  # twice: same content, file left alone
+    assert table.stat().st_mtime_ns == first
+    assert len(table.read_text().splitlines()) == 1 + 12
+
+
+def test_edge_config_problems_for_check_config(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    assert edge_config_problems(settings, center) == []
+    bad = with_telephony(center, trunks={"carrier": {"host": "192.0.2.1", "transport": "tls"}})
+    (problem,) = edge_config_problems(settings, bad)
+    assert problem.startswith("SIP edge: telephony.toml: trunks.carrier.transport")
+
+
+def test_a_stale_pid_file_never_ends_an_unrelated_process(
+    state_dir: Path, center: CenterConfig
+) -> None:
+    from ivr.edge.process import Edge
+
+    edge = Edge(make_settings(state_dir), center, [])
+    edge.paths.directory.mkdir(parents=True)
+    pid_file = edge.paths.directory / "kamailio.pid"
+    pid_file.write_text(f"{os.getpid()}\n")  # this very test process: not a kamailio of ours
+    edge._stop_stale()
+    assert not pid_file.exists()  # forgotten, and we are still here

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -188,6 +189,44 @@ def test_busy_slot_fails_over_to_the_next(start_edge: EdgeFactory, sipp: Sipp) -
     assert slot_loads(edge) == {SLOT_A: 0}
 
 
+def test_caller_cancelling_while_the_slot_rings_frees_the_slot(
+    start_edge: EdgeFactory, sipp: Sipp
+) -> None:
+    (log,) = start_slots(sipp, SLOT_A, scenario="ringing_uas.xml")
+    edge = start_edge([SLOT_A])
+    wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
+    for _ in range(2):  # the second call proves the first one's load was released
+        cancel = sipp.run(
+            sipp.scenario("caller_cancel.xml"), f"{CALLER}:15301", "-m", "1", "-s", DID
+        )
+        assert cancel.ok(), cancel.errors
+    assert len(log_lines(log, "INVITE")) == 2
+    assert slot_loads(edge) == {SLOT_A: 0}
+
+
+def test_slot_that_does_not_answer_an_invite_fails_over(
+    start_edge: EdgeFactory, sipp: Sipp
+) -> None:
+    logs = start_slots(sipp, SLOT_A, SLOT_B)
+    edge = start_edge([SLOT_A, SLOT_B])
+    wait_for(lambda: slots_active(edge, [SLOT_A, SLOT_B]), 10, "both slots answering probes")
+    # A slot that answers probes but not INVITEs (hung, or died after its last probe).
+    # dispatcher.add puts it first in the set, so with equal loads it is the first choice: the
+    # call must wait fr_timer there, then fail over, not be lost.
+    hung = "sip:127.0.0.1:15109"
+    (hung_log,) = start_slots(sipp, hung, scenario="hung_uas.xml")
+    edge.add_slot(hung)
+    wait_for(lambda: slots_active(edge, [hung]), 10, "hung slot answering probes")
+    call = sipp.run(
+        sipp.scenario("caller.xml"), f"{CALLER}:15301", "-m", "1", "-d", "100", "-s", DID
+    )
+    assert call.ok(), call.errors
+    assert len(log_lines(hung_log, "INVITE")) >= 1, "premise: the hung slot was tried first"
+    assert sum(len(log_lines(log, "INVITE")) for log in logs) == 1
+    assert f"slot {hung} did not answer call" in edge.log_tail(200)
+    assert slot_loads(edge) == {SLOT_A: 0, SLOT_B: 0, hung: 0}
+
+
 def test_dead_slot_leaves_rotation_and_returns(start_edge: EdgeFactory, sipp: Sipp) -> None:
     start_slots(sipp, SLOT_A)
     process_b, _ = sipp.start(sipp.scenario("slot_uas.xml"), SLOT_B.removeprefix("sip:"))
@@ -195,12 +234,14 @@ def test_dead_slot_leaves_rotation_and_returns(start_edge: EdgeFactory, sipp: Si
     wait_for(lambda: slots_active(edge, [SLOT_A, SLOT_B]), 10, "both slots answering probes")
     sipp.stop(process_b)
     wait_for(lambda: not edge.slot_states()[SLOT_B].active, 10, "dead slot marked inactive")
+    wait_for(lambda: f"slot {SLOT_B} down" in edge.log_tail(200), 5, "slot down logged")
     call = sipp.run(
         sipp.scenario("caller.xml"), f"{CALLER}:15301", "-m", "1", "-d", "100", "-s", DID
     )
     assert call.ok(), call.errors
     (log_b,) = start_slots(sipp, SLOT_B)
     wait_for(lambda: slots_active(edge, [SLOT_B]), 10, "restarted slot back in rotation")
+    wait_for(lambda: f"slot {SLOT_B} up" in edge.log_tail(200), 5, "slot up logged")
     assert log_lines(log_b, "INVITE") == []
 
 
@@ -244,13 +285,18 @@ def test_slots_added_removed_and_load_reset_at_run_time(
 # ---------------------------------------------------------------- flood bans
 
 
+@pytest.mark.parametrize("flood_scenario", ["flood.xml", "flood_invite.xml"])
 def test_flood_gets_the_address_banned_while_others_get_through(
-    start_edge: EdgeFactory, sipp: Sipp
+    start_edge: EdgeFactory, sipp: Sipp, flood_scenario: str
 ) -> None:
     (log,) = start_slots(sipp, SLOT_A)
     edge = start_edge([SLOT_A])
     wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
-    flood = sipp.run(sipp.scenario("flood.xml"), "127.0.0.2:15301", "-m", "200", "-r", "500")
+    # INVITEs go to a number that is no DID: the flood must not tie up slots before the ban.
+    flood = sipp.run(
+        sipp.scenario(flood_scenario), "127.0.0.2:15301", "-m", "200", "-r", "500",
+        "-s", "4009999999",
+    )  # fmt: skip
     assert flood.returncode in (0, 1), flood.errors
     wait_for(lambda: "127.0.0.2" in edge.banned_addresses(), 5, "127.0.0.2 banned")
     # The ban outlasts the flood: the banned address gets no answer at all.
@@ -305,6 +351,59 @@ def test_slot_reaches_a_registered_agent(start_edge: EdgeFactory, sipp: Sipp) ->
     )
     assert offline.ok(), offline.errors
     assert slot_loads(edge) == {SLOT_A: 0}  # agent legs never count as slot load
+
+
+BARESIP_CONFIG = """\
+poll_method epoll
+sip_listen {agent}:15211
+net_interface {agent}
+audio_player aubridge,nil
+audio_source aufile,{tone}
+audio_alert aubridge,nil
+module_path /usr/lib/baresip/modules
+module g711.so
+module aufile.so
+module aubridge.so
+module_app account.so
+rtp_ports 15220-15239
+"""
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_slot_reaches_a_baresip_softphone_registered_as_1001(
+    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path, transport: str
+) -> None:
+    edge = start_edge([SLOT_A])
+    tone = tmp_path / "tone.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "30", "sine", "440"],
+        check=True,
+    )
+    config_dir = tmp_path / "baresip"
+    config_dir.mkdir()
+    (config_dir / "config").write_text(BARESIP_CONFIG.format(agent=AGENT, tone=tone))
+    # Its own digest REGISTER, with the edge's address as domain (not sip_domain), auto-answer.
+    (config_dir / "accounts").write_text(
+        f"<sip:1001@127.0.0.1:{EDGE_PORT};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
+    )
+    output = tmp_path / "baresip.log"
+    with output.open("w") as out:
+        phone = subprocess.Popen(
+            ["baresip", "-f", str(config_dir)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(lambda: "AoR: 1001" in edge.rpc("ul.dump"), 10, "baresip registered as 1001")
+        assert f"Socket: {transport}:127.0.0.1:{EDGE_PORT}" in edge.rpc("ul.dump")
+        # -rtp_echo: the "slot" answers RTP, so the softphone's media has a live peer.
+        call = sipp.run(
+            sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "1000",
+            "-rtp_echo", "-s", "1001",
+        )  # fmt: skip
+        assert call.ok(), call.errors
+    finally:
+        phone.terminate()
+        phone.wait(timeout=10)
+    assert "Call established" in output.read_text(errors="replace")
 
 
 def test_outbound_numbers_go_only_to_the_configured_trunk(
@@ -382,3 +481,16 @@ def test_stop_and_restart_keep_slots_and_credentials(
     assert set(edge.slot_states()) == {SLOT_A, SLOT_B}
     assert (edge_paths(edge_settings).db_dir / "subscriber").read_text().count(REALM) == 2
     assert register(sipp, "1001", "pw1001", 200)
+
+
+def test_start_ends_a_stale_edge_left_by_a_crashed_supervisor(
+    start_edge: EdgeFactory, edge_settings: Settings, center: CenterConfig
+) -> None:
+    lost = start_edge([SLOT_A])
+    stale_pid = lost.pid
+    # A new supervisor does not know the old Edge object, only the state directory.
+    edge = Edge(edge_settings, center, [SLOT_A])
+    start_edge.started.append(edge)
+    edge.start()
+    assert edge.is_running() and edge.pid != stale_pid
+    assert not lost.is_running()
