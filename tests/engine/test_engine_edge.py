@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from ivr import wav
-from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, wait_for
+from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, events, wait_for
 from tests.engine.siptools import agent_scenario, caller_scenario, rejected_scenario, sipp
 
 pytestmark = pytest.mark.sip
@@ -133,7 +133,7 @@ def test_call_through_edge_is_bridged_to_registered_agent(
         lambda: any(e.type == "call_ended" for e in call_events(redis_client, call)), 10, "end"
     )
     types = [e.type for e in call_events(redis_client, call)]
-    assert "bridged" in types, types
+    assert "bridged" in types, [(e.call_id[:6], e.type, e.slot) for _i, e in events(redis_client)]
     offered = next(e for e in call_events(redis_client, call) if e.type == "agent_offered")
     assert offered.data["agent_uri"] == f"sip:1001@{EDGE}"
     stopped = next(e for e in call_events(redis_client, call) if e.type == "recording_stopped")
