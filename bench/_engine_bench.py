@@ -434,41 +434,46 @@ def register_agent(workdir: Path, user: str, password: str, contact: str) -> Non
     scenario = workdir / "register.xml"
     source = ROOT / "tests" / "edge" / "scenarios" / "register.xml"
     scenario.write_text(source.read_text().replace("@STATUS@", "200"))
-    subprocess.run(
-        [
-            "sipp",
-            f"127.0.0.1:{EDGE_PORT}",
-            "-sf",
-            str(scenario),
-            "-i",
-            "127.0.0.4",
-            "-p",
-            "16890",
-            "-m",
-            "1",
-            "-au",
-            user,
-            "-ap",
-            password,
-            "-key",
-            "user",
-            user,
-            "-key",
-            "domain",
-            "callcenter.local",
-            "-key",
-            "contact",
-            contact,
-            "-timeout",
-            "10s",
-            "-timeout_error",
-            "-nostdin",
-        ],
-        cwd=workdir,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    for _attempt in range(5):  # the edge may still be busy probing a large slot list
+        result = subprocess.run(
+            [
+                "sipp",
+                f"127.0.0.1:{EDGE_PORT}",
+                "-sf",
+                str(scenario),
+                "-i",
+                "127.0.0.4",
+                "-p",
+                "16890",
+                "-m",
+                "1",
+                "-au",
+                user,
+                "-ap",
+                password,
+                "-key",
+                "user",
+                user,
+                "-key",
+                "domain",
+                "callcenter.local",
+                "-key",
+                "contact",
+                contact,
+                "-timeout",
+                "10s",
+                "-timeout_error",
+                "-nostdin",
+            ],
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        if result.returncode == 0:
+            return
+        time.sleep(2)
+    raise SystemExit(f"agent {user} could not register at the edge")
 
 
 # ---------------------------------------------------------------- the bare slot baseline
@@ -534,14 +539,15 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
     account.create(acfg, True)
     ready.set()
     while not stop["flag"]:
-        ep.libHandleEvents(10)
+        ep.libHandleEvents(50)  # the same poll as the engine slots
         dead.clear()
         while pending:
             kind, call = pending.pop(0)
             if kind == "media" and call.player is None:
+                info = call.getInfo()  # keep it: the media list points into it
                 active = [
                     m.index
-                    for m in call.getInfo().media
+                    for m in info.media
                     if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
                 ]
                 if not active:
@@ -555,6 +561,8 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
                 am.startTransmit(recorder)
                 player.startTransmit(recorder)
                 call.player, call.recorder = player, recorder
+                # no local may keep them alive: the recorder's WAV closes when it is freed
+                del player, recorder, am
             elif kind == "gone":
                 dead += [call.player, call.recorder, call]
                 call.player = call.recorder = None

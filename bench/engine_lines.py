@@ -88,6 +88,13 @@ def run_engine(args: argparse.Namespace, base: Path) -> dict[str, float]:
     work = base / "engine"
     work.mkdir()
     engine = Engine(work, lines=args.lines + 2, spares=args.lines + 2, edge=not args.no_edge)
+    try:
+        return _run_engine(args, work, engine)
+    finally:
+        engine.stop()
+
+
+def _run_engine(args: argparse.Namespace, work: Path, engine: Engine) -> dict[str, float]:
     caller_pcap = tone_pcap(work / "caller.pcap", 440, args.hold + 10)
     agent_pcap = tone_pcap(work / "agent.pcap", 1000, args.hold + 10)
     agent_port = 16850

@@ -171,9 +171,14 @@ class CallRecordConsumer:
                 log.error("skipping malformed event %s: %s", stream_id, exc)
                 self.ctx.redis.xack(self.stream, GROUP, stream_id)
                 continue
-            with self.ctx.sessions() as session, session.begin():
-                if apply_event(session, stream_id, event):
-                    applied += 1
+            try:
+                with self.ctx.sessions() as session, session.begin():
+                    if apply_event(session, stream_id, event):
+                        applied += 1
+            except (KeyError, ValueError, TypeError) as exc:
+                # the event itself is wrong (a database outage raises other errors and is
+                # retried): skip it rather than block every later call
+                log.error("skipping event %s (%s): %r", stream_id, event.type, exc)
             self.ctx.redis.xack(self.stream, GROUP, stream_id)
         return applied
 

@@ -33,7 +33,7 @@ from callcenter.health import beat
 from callcenter.streams import CallEvent, Command, EventType
 from config.settings import Settings
 from ivr import wav
-from ivr.prompts import PromptFile, prepare_all
+from ivr.prompts import PromptError, PromptFile, prepare_all
 
 log = logging.getLogger("ivr.supervisor")
 
@@ -84,6 +84,7 @@ class Supervisor:
         self.restarts = 0
         self.pool_dirty = True
         self.edge_removed: set[str] = set()
+        self.backoff: dict[int, tuple[float, float]] = {}  # index -> (not before, delay)
 
     # ------------------------------------------------------------ slots
     def _spec(self, index: int) -> Any:
@@ -125,9 +126,16 @@ class Supervisor:
     def ensure_capacity(self) -> None:
         lines = self.settings.sip.lines
         spares = min(self.settings.sip.warm_spares, lines)
+        now = time.monotonic()
         while self._idle_count() < spares and len(self.slots) < lines:
-            index = next(i for i in range(lines) if i not in self.slots)
-            self.start_slot(index)
+            free = [
+                i
+                for i in range(lines)
+                if i not in self.slots and self.backoff.get(i, (0.0, 0.0))[0] <= now
+            ]
+            if not free:
+                break
+            self.start_slot(free[0])
         # Shrink slowly: idle slots cost CPU; keep spares plus a margin.
         now = time.monotonic()
         idle = [h for h in self.slots.values() if h.status == "ready" and not h.call]
@@ -190,10 +198,19 @@ class Supervisor:
             )
         if handle.call:
             self.account_failed_call(handle, f"slot process exited with code {code}")
-        if not expected and not self.stopping:
-            self.restarts += 1
-            replacement = self.start_slot(handle.index)
-            replacement.needs_load_reset = bool(handle.call)
+        if expected or self.stopping:
+            return
+        if handle.status == "starting":
+            # died before it was ready (port taken, pjsua2 failed): back off, so a broken
+            # slot index does not become a tight fork loop; other indices keep serving
+            delay = min(2 * self.backoff.get(handle.index, (0.0, 0.5))[1], 30.0)
+            self.backoff[handle.index] = (time.monotonic() + delay, delay)
+            log.error("slot %s failed to start; index unused for %.0f s", handle.spec.name, delay)
+            return
+        self.backoff.pop(handle.index, None)
+        self.restarts += 1
+        replacement = self.start_slot(handle.index)
+        replacement.needs_load_reset = bool(handle.call)
 
     def account_failed_call(self, handle: SlotHandle, reason: str) -> None:
         """The slot died with a call: say so, repair its recording, end the call."""
@@ -351,6 +368,7 @@ class Supervisor:
             return
         handle = free[0]
         handle.reserved_until = now + 5
+        log.info("originate %s for call %s -> %s", command.id, command.call_id, handle.spec.name)
         self.r.xadd(self.ctx.keys.slot_commands(handle.spec.name), command.to_fields())
 
     def _ensure_engine_group(self) -> None:
@@ -499,7 +517,12 @@ def main(
     if with_records is None:
         with_records = os.environ.get("CALLCENTER_ENGINE_RECORDS", "1") != "0"
     ctx = build_context(settings)
-    prompts = prepare_all(ctx.config, settings.state_dir, settings.language)
+    try:
+        prompts = prepare_all(ctx.config, settings.state_dir, settings.language)
+    except PromptError as exc:
+        log.error("%s", exc)  # names the menu node and the file or renderer at fault
+        ctx.close()
+        raise SystemExit(2) from None
     Path(settings.recordings_dir).mkdir(parents=True, exist_ok=True)
     import pjsua2  # noqa: F401  -- imported before forking so every slot shares its pages
 

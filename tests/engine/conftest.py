@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 SLOT_BASE_PORT = 16100
 RTP_BASE_PORT = 40000
 EDGE_PORT = 16050
+TRUNK_PORT = 16620
 
 
 def make_test_config(target: Path) -> Path:
@@ -61,6 +62,26 @@ def make_test_config(target: Path) -> Path:
     queues = (target / "queues.toml").read_text(encoding="utf-8")
     queues = re.sub(r"announce_every_seconds = \d+", "announce_every_seconds = 8", queues)
     (target / "queues.toml").write_text(queues, encoding="utf-8")
+    # a carrier trunk on loopback (a SIPp UAS plays the customer) for callbacks and one
+    # allowed transfer number
+    (target / "telephony.toml").write_text(
+        f"""sip_domain = "callcenter.local"
+outbound_trunk = "carrier"
+
+[[dids]]
+number = "4008001234"
+
+[trunks.carrier]
+host = "127.0.0.1"
+port = {TRUNK_PORT}
+
+[transfer_targets.duty_manager]
+name = {{ zh-CN = "值班经理", en = "Duty manager" }}
+number = "13900000099"
+trunk = "carrier"
+""",
+        encoding="utf-8",
+    )
     config = load_config(target)  # still valid
     assert "测试热线" in (config.menu.nodes["main"].prompt.text or "")  # type: ignore[union-attr]
     return target

@@ -109,6 +109,26 @@ def caller_scenario(
             actions.append('<pause milliseconds="300"/>')
         elif kind == "audio":
             actions.append(f'<nop><action><exec play_pcap_audio="{value}"/></action></nop>')
+        elif kind == "info":  # a digit as SIP INFO (application/dtmf-relay)
+            cseq = 10 + len(actions)
+            actions.append(
+                f"""<send retrans="500"><![CDATA[
+INFO [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{did}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} INFO
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal={value}
+Duration=160
+]]></send>
+  <recv response="200"/>"""
+            )
         elif kind == "wait_bye":
             expect_bye = True
     ending = (
@@ -135,7 +155,7 @@ To: <sip:"""
         + did
         + """@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
-CSeq: 2 BYE
+CSeq: 1000 BYE
 Max-Forwards: 70
 Content-Length: 0
 
@@ -289,6 +309,52 @@ Content-Length: 0
 </scenario>
 """
     path.write_text(xml)
+    return path
+
+
+def customer_scenario(path: Path, pcap: Path, hangup_after_ms: int) -> Path:
+    """A UAS playing a customer reached through a trunk: answers, sends ``pcap`` and hangs up
+    after ``hangup_after_ms`` with its own BYE (routed by the Record-Route set)."""
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="customer behind a trunk">
+  <recv request="INVITE" rrs="true">
+    <action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="their_from"/></action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:customer@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv request="ACK">
+    <action><ereg regexp=".*" search_in="hdr" header="To:" assign_to="our_to"/></action>
+  </recv>
+  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  <pause milliseconds="{hangup_after_ms}"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: [$our_to]
+To: [$their_from]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+""")
     return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 import redis
 
 from ivr import wav
-from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, wait_for
+from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, events, wait_for
 from tests.engine.siptools import agent_scenario, caller_scenario, rejected_scenario, sipp
 
 pytestmark = pytest.mark.sip
@@ -131,7 +133,7 @@ def test_call_through_edge_is_bridged_to_registered_agent(
         lambda: any(e.type == "call_ended" for e in call_events(redis_client, call)), 10, "end"
     )
     types = [e.type for e in call_events(redis_client, call)]
-    assert "bridged" in types, types
+    assert "bridged" in types, [(e.call_id[:6], e.type, e.slot) for _i, e in events(redis_client)]
     offered = next(e for e in call_events(redis_client, call) if e.type == "agent_offered")
     assert offered.data["agent_uri"] == f"sip:1001@{EDGE}"
     stopped = next(e for e in call_events(redis_client, call) if e.type == "recording_stopped")
@@ -145,10 +147,78 @@ def test_call_through_edge_is_bridged_to_registered_agent(
 def test_slots_refuse_anyone_but_the_edge_and_edge_refuses_unknown_did(
     start_engine: Callable[..., EngineProcess], tmp_path: Path
 ) -> None:
-    start_engine(lines=2, spares=2, edge=True)
+    engine = start_engine(lines=2, spares=2, edge=True)
     direct = rejected_scenario(tmp_path / "direct.xml", did="4008001234", code=403)
     run_ok(sipp(direct, "127.0.0.1:16100", local_port=16514, media_port=46160, cwd=tmp_path))
     unknown = rejected_scenario(tmp_path / "unknown.xml", did="4000000000", code=404)
     run_ok(
         sipp(unknown, EDGE, local_port=16515, media_port=46170, cwd=tmp_path, local_ip="127.0.0.3")
     )
+
+    # SIGTERM stops the edge too: nothing is left running
+    kamailio_pid = int((engine.settings.state_dir / "kamailio" / "kamailio.pid").read_text())
+    assert Path(f"/proc/{kamailio_pid}").exists()
+    slot_pids = [int(p) for p in engine.pool()["pids"].split(",")]
+    assert engine.stop() == 0
+    for pid in [kamailio_pid, *slot_pids]:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"{pid} still running"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_slot_killed_mid_call_is_usable_again_through_the_edge(
+    start_engine: Callable[..., EngineProcess], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # one line only: if the edge still counted the dead slot's call, the next call gets 486
+    engine = start_engine(lines=1, spares=1, edge=True)
+    first = caller_scenario(
+        tmp_path / "first.xml",
+        [("pause", 600), ("dtmf", "0"), ("pause", 30000)],
+        caller="13700000010",
+        hangup=False,
+    )
+    run = sipp(
+        first,
+        EDGE,
+        local_port=16516,
+        media_port=46180,
+        cwd=tmp_path,
+        local_ip="127.0.0.3",
+        timeout_s=20,
+    )
+    try:
+        call = wait_for(lambda: call_of(redis_client, "13700000010"), 10, "the first call")
+        wait_for(
+            lambda: any(e.type == "call_queued" for e in call_events(redis_client, call)),
+            10,
+            "queued",
+        )
+        old_pid = engine.slot_pid("node1-s00")
+        os.kill(old_pid, signal.SIGKILL)
+        wait_for(
+            lambda: any(e.type == "call_ended" for e in call_events(redis_client, call)),
+            15,
+            "the dead slot's call to be ended",
+        )
+
+        def restarted() -> bool:
+            entry = engine.pool().get("slot:node1-s00", "").split()
+            return len(entry) >= 2 and entry[1] == "ready" and int(entry[0]) != old_pid
+
+        wait_for(restarted, 15, "the slot to be restarted")
+    finally:
+        run.kill()
+        run.wait()
+    second = caller_scenario(tmp_path / "second.xml", [("pause", 500)], caller="13700000011")
+    # the supervisor reset the slot's load at the edge before reporting it ready
+    attempt = sipp(
+        second, EDGE, local_port=16517, media_port=46190, cwd=tmp_path, local_ip="127.0.0.3"
+    )
+    attempt.communicate(timeout=30)
+    assert attempt.returncode == 0, engine.log()
+    assert call_of(redis_client, "13700000011")

@@ -48,7 +48,8 @@ def loudest_window(path: Path, start: float, end: float, window: float = 0.25) -
 def test_menu_prompt_digits_invalid_and_timeout(
     start_engine: Callable[..., EngineProcess], redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    start_engine(lines=4, spares=3)
+    engine = start_engine(lines=4, spares=3)
+    assert engine.pool()["slots"] == "3"  # the warm spares, not yet every line
     repair = caller_scenario(
         tmp_path / "repair.xml",
         [
@@ -75,6 +76,8 @@ def test_menu_prompt_digits_invalid_and_timeout(
     ]
     for run in runs:
         finish(run)
+    # three calls took three spares: the pool grew, capped at the 4 configured lines
+    assert engine.pool()["slots"] == "4"
 
     # DTMF 1 → the room-number collect node → the repair queue
     call = call_of(redis_client, "13800000001") or ""
@@ -112,6 +115,30 @@ def test_menu_prompt_digits_invalid_and_timeout(
     entered = [e.data["node"] for e in call_events(redis_client, call) if e.type == "menu_entered"]
     assert entered == ["main", "to_agent"]
     assert event(redis_client, call, "call_queued")["queue"] == "general"
+
+
+def test_sip_info_digits_walk_the_menu(
+    start_engine: Callable[..., EngineProcess], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    start_engine(lines=2, spares=2)
+    caller = caller_scenario(
+        tmp_path / "info.xml",
+        [
+            ("pause", 600),
+            ("info", "1"),
+            ("pause", 800),
+            ("info", "7"),
+            ("info", "#"),
+            ("pause", 800),
+        ],
+        caller="13800000004",
+    )
+    finish(sipp(caller, SLOT0, local_port=16520, media_port=46095, cwd=tmp_path))
+    call = call_of(redis_client, "13800000004") or ""
+    digits = [e.data for e in call_events(redis_client, call) if e.type == "digit_received"]
+    assert [(d["digit"], d["method"]) for d in digits] == [("1", 1), ("7", 1), ("#", 1)]
+    assert event(redis_client, call, "digits_collected")["value"] == "7"
+    assert event(redis_client, call, "call_queued")["queue"] == "repair"
 
 
 def test_refusals_unknown_did_and_foreign_source(

@@ -131,3 +131,43 @@ def test_repair_of_an_empty_file_gives_a_valid_wav(tmp_path: Path) -> None:
     path.write_bytes(b"")
     facts = wav.repair(path)
     assert facts.duration == 0 and facts.bytes == 44 and wav.is_header_consistent(path)
+
+
+def test_engine_refuses_to_start_with_a_missing_prompt_file(
+    tmp_path: Path, engine_config_dir: Path, prompt_cache: Path
+) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from ivr.prompts import copy_cache
+    from tests.engine.conftest import REPO, write_settings_file
+
+    copy_cache(prompt_cache, tmp_path / "state")  # only the broken prompt is left to check
+    config = tmp_path / "config"
+    shutil.copytree(engine_config_dir, config)
+    menu = (config / "menu.toml").read_text(encoding="utf-8")
+    menu = menu.replace(
+        'invalid_prompt = { text = "您的输入有误，请重新选择。" }',
+        'invalid_prompt = { file = "prompts/missing.wav" }',
+    )
+    (config / "menu.toml").write_text(menu, encoding="utf-8")
+    settings_file = write_settings_file(
+        tmp_path / "engine.toml",
+        {"environment": "test", "state_dir": tmp_path / "state", "config_dir": config},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    env.update(CALLCENTER_SETTINGS_FILE=str(settings_file), PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-m", "callcenter.cli", "engine"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "nodes.main.invalid: file" in result.stderr
+    assert "missing.wav not found" in result.stderr

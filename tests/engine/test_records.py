@@ -122,10 +122,13 @@ def test_consumer_is_idempotent_on_replay_and_resumes_pending(consumer_ctx: AppC
 def test_malformed_event_is_skipped_not_fatal(consumer_ctx: AppContext) -> None:
     client: Any = consumer_ctx.redis
     client.xadd(consumer_ctx.keys.events, {"type": "call_arrived"})  # no call_id
+    bad = CallEvent(type="recording_started", call_id="call-b", data={"recording_id": "r"})
+    client.xadd(consumer_ctx.keys.events, bad.to_fields())  # no path
     good = _timeline("call-b")[0]
     client.xadd(consumer_ctx.keys.events, good.to_fields())
     assert CallRecordConsumer(consumer_ctx).run_once(block_ms=10) == 1
     assert _counts(consumer_ctx, "call-b")[1] == 1
+    assert client.xpending(consumer_ctx.keys.events, GROUP)["pending"] == 0
 
 
 @pytest.mark.sip
