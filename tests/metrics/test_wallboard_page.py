@@ -3,6 +3,7 @@ in, shows a number change after an event and turns red under the answer-rate tar
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,27 @@ def _publish(ctx: AppContext, kind: str, call_id: str, at: datetime, **data: Any
     redis_client.xadd(ctx.keys.events, event.to_fields())
 
 
+def _clear_of_shift_changes(ctx: AppContext, margin: float = 50.0) -> datetime:
+    """Now, at least ``margin`` seconds after any shift start or end: the calls below start up
+    to 40 s in the past and must all count in the shift in force."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(ctx.settings.timezone)
+    edges = {
+        t.hour * 3600 + t.minute * 60
+        for shift in ctx.config.shifts.shifts.values()
+        for t in (shift.start, shift.end)
+    }
+    while True:
+        now = datetime.now(UTC)
+        local = now.astimezone(tz)
+        second_of_day = local.hour * 3600 + local.minute * 60 + local.second
+        since_edge = min((second_of_day - edge) % 86400 for edge in edges)
+        if since_edge >= margin:
+            return now
+        time.sleep(margin - since_edge)
+
+
 @pytest.mark.browser
 def test_wallboard_updates_live_and_turns_red_under_target(
     ctx: AppContext, live_server: str
@@ -52,7 +74,7 @@ def test_wallboard_updates_live_and_turns_red_under_target(
             page.wait_for_url("**/wallboard**")
             expect(page.locator("#general-waiting")).to_have_text("0", timeout=10_000)
 
-            now = datetime.now(UTC)
+            now = _clear_of_shift_changes(ctx)
             _publish(
                 ctx, EventType.call_queued, "web-1", now - timedelta(seconds=3), queue="general"
             )
