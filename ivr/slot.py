@@ -42,6 +42,7 @@ import redis
 from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent, Command, CommandType, EventType
 from config.loader import CenterConfig
+from config.schemas import CollectNode, HangupNode, MenuFile, Prompt
 from config.settings import Settings
 from ivr import wav
 from ivr.menu import (
@@ -67,6 +68,11 @@ POLL_MS = 50
 CLOSE_PUMP_SECONDS = 0.3  # pjmedia writes the WAV header shortly after the recorder is freed
 DEFAULT_SECONDS_PER_POSITION = 60  # expected-wait estimate when routing publishes none
 CUSTOMER_RING_SECONDS = 45  # an outbound callback rings the customer this long
+SURVEY_DIGIT_SECONDS = 8.0  # a survey waits this long for the key after its prompt
+SURVEY_RETRIES = 2  # a missing or invalid key replays the survey prompt this many times
+# SIP answers to the customer's INVITE -> call_ended outcome (ticketing/consumers.py)
+BUSY_CODES = (486, 600)
+NO_ANSWER_CODES = (408, 480, 487)
 _USER_RE = re.compile(r"sips?:([^@;>]+)@")
 
 
@@ -210,6 +216,8 @@ class Conversation:
     close_at: float | None = None
     max_until: float = 0.0
     originate: dict[str, Any] = field(default_factory=dict)
+    survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
+    prompts: dict[str, PromptFile] = field(default_factory=dict)  # this call's own prompts
 
 
 class SlotEngine:
@@ -418,6 +426,8 @@ class SlotEngine:
                             continue
                         if command.type == CommandType.play and "text" in command.data:
                             command = self._render_announcement(command)
+                        elif command.type == CommandType.originate and command.data.get("survey"):
+                            command = self._render_survey(command)
                         self.commands.put(command)
                         self._wake()
                 self._maybe_announce(client)
@@ -440,6 +450,33 @@ class SlotEngine:
             command.call_id,
             command.id,
             {**command.data, "file": prompt.path, "duration": prompt.duration},
+        )
+
+    def _render_survey(self, command: Command) -> Command:
+        """Render the survey question (cached by text) off the engine thread."""
+        survey = command.data.get("survey")
+        english = self.settings.language == "en"
+        text = ""
+        if isinstance(survey, dict):
+            text = str(survey.get("prompt_en" if english else "prompt_zh") or "")
+            text = text or str(survey.get("prompt_zh") or survey.get("prompt_en") or "")
+        if not text:
+            error = "survey.prompt_zh missing: the survey has no question to play"
+            return Command(
+                command.type, command.call_id, command.id, {**command.data, "error": error}
+            )
+        try:
+            prompt = text_prompt(text, self.settings.state_dir, self.settings.language)
+        except Exception as exc:
+            error = f"survey prompt not rendered: {exc}"
+            return Command(
+                command.type, command.call_id, command.id, {**command.data, "error": error}
+            )
+        return Command(
+            command.type,
+            command.call_id,
+            command.id,
+            {**command.data, "survey_file": prompt.path, "survey_duration": prompt.duration},
         )
 
     def _maybe_announce(self, client: Any) -> None:
@@ -607,6 +644,13 @@ class SlotEngine:
             self._start_recording()
             assert conv.runner is not None
             self._run_actions(conv.runner.start(time.monotonic()))
+        elif leg.role == "caller" and first and conv.direction == "out" and conv.survey:
+            conv.answered = True
+            conv.outcome = "answered"  # whatever the customer keys, they were reached
+            conv.state = "menu"
+            self._start_recording()
+            assert conv.runner is not None
+            self._run_actions(conv.runner.start(time.monotonic()))
         elif leg.role == "caller" and first and conv.direction == "out":
             conv.answered = True
             self.emit(EventType.bridged, data={"agent_uri": conv.agent_uri, "number": conv.caller})
@@ -683,7 +727,13 @@ class SlotEngine:
                         "reason": f"customer not reached: {code} {reason}",
                     },
                 )
-                self._end_call("customer_unreachable", "failed")
+                if code in BUSY_CODES:
+                    outcome = "busy"
+                elif code in NO_ANSWER_CODES:
+                    outcome = "no_answer"
+                else:
+                    outcome = "failed"
+                self._end_call("customer_unreachable", outcome)
                 return
             self.emit(EventType.caller_hung_up, data={"state": conv.state})
             if conv.state in ("queued", "offering"):
@@ -755,9 +805,10 @@ class SlotEngine:
         prompt_at = ""
         for action in actions:  # media first, so the events can say when the prompt started
             if isinstance(action, PlayPrompts):
+                files = [conv.prompts.get(k) or self.prompts.get(k) for k in action.keys]
                 self._play(
-                    [self.prompts[k].path for k in action.keys if k in self.prompts],
-                    sum(self.durations.get(k, 0.0) for k in action.keys),
+                    [f.path for f in files if f is not None],
+                    sum(f.duration for f in files if f is not None),
                 )
                 prompt_at = iso(time.time())
             elif isinstance(action, StopPrompt):
@@ -767,6 +818,8 @@ class SlotEngine:
                 data = dict(action.data)
                 if action.type == EventType.menu_entered and prompt_at:
                     data["prompt_started_at"] = prompt_at
+                if action.type == EventType.digits_collected and conv.survey:
+                    data["node"] = action.node
                 self.emit(action.type, action.node, data)
             elif isinstance(action, Enqueue):
                 self._enqueue(conv, action.queue, action.priority, action.skills)
@@ -1330,7 +1383,8 @@ class SlotEngine:
         self._enqueue(conv, target, conv.priority, conv.skills, requeued_from=conv.queue)
 
     def _originate(self, command: Command) -> None:
-        """Outbound call (callback, click-to-call): the agent first, then the customer."""
+        """Outbound call (callback, click-to-call): the agent first, then the customer; in
+        survey mode only the customer, who hears the survey and keys a digit."""
         if self.conv is not None or self.legs:
             self._command_failed(command, "slot busy")
             return
@@ -1341,6 +1395,9 @@ class SlotEngine:
             return
         if telephony.outbound_trunk is None:
             self._command_failed(command, "no outbound_trunk configured in telephony.toml")
+            return
+        if command.data.get("mode") == "survey" or command.data.get("survey"):
+            self._originate_survey(command, number)
             return
         agent_uri = self._agent_uri(str(command.data.get("agent_uri", "")))
         conv = Conversation(
@@ -1362,6 +1419,79 @@ class SlotEngine:
         conv.offer_deadline = time.monotonic() + 30
         self._dial("agent", agent_uri)
 
+    def _survey_runner(self, survey: dict[str, Any], question: PromptFile) -> MenuRunner:
+        """The survey as a two-node menu (ask for one key, thank), run by the menu runner."""
+        digits = str(survey.get("digits", ""))
+        if not re.fullmatch(r"[0-9*#]{1,12}", digits):
+            raise ValueError(f"survey.digits {digits!r} must be 1-12 keys among 0-9 * #")
+        pattern = "^[" + "".join(re.escape(d) for d in digits) + "]$"
+        menu = MenuFile(
+            entry="survey",
+            nodes={
+                "survey": CollectNode(
+                    kind="collect",
+                    prompt=Prompt(text="survey"),
+                    variable=str(survey.get("variable") or "satisfaction"),
+                    pattern=pattern,
+                    max_digits=1,
+                    terminator="",
+                    first_digit_timeout=SURVEY_DIGIT_SECONDS,
+                    max_retries=SURVEY_RETRIES,
+                    next="survey_thanks",
+                    fallback="survey_end",
+                ),
+                "survey_thanks": HangupNode(kind="hangup", prompt=Prompt(text="thanks")),
+                "survey_end": HangupNode(kind="hangup"),  # no key: system.goodbye
+            },
+        )
+        thanks = self.prompts["survey.thanks"]
+        durations = {
+            **self.durations,
+            "survey.prompt": question.duration,
+            "survey_thanks.prompt": thanks.duration,
+        }
+        return MenuRunner(menu, durations)
+
+    def _originate_survey(self, command: Command, number: str) -> None:
+        """Automatic satisfaction survey: the customer only, through the outbound trunk."""
+        if "error" in command.data:
+            self._command_failed(command, str(command.data["error"]))
+            return
+        survey = command.data.get("survey")
+        if not isinstance(survey, dict) or "survey_file" not in command.data:
+            self._command_failed(command, "survey mode needs a survey object with prompt_zh")
+            return
+        question = PromptFile(
+            str(command.data["survey_file"]), float(command.data.get("survey_duration", 0))
+        )
+        try:
+            runner = self._survey_runner(survey, question)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            self._command_failed(command, f"survey: {exc}")
+            return
+        conv = Conversation(
+            call_id=command.call_id or uuid.uuid4().hex,
+            direction="out",
+            caller=number,
+            did="",
+            state="originating",
+            runner=runner,
+            survey=True,
+        )
+        conv.prompts = {
+            "survey.prompt": question,
+            "survey_thanks.prompt": self.prompts["survey.thanks"],
+        }
+        conv.max_until = time.monotonic() + self.settings.sip.max_call_seconds
+        conv.originate = dict(command.data)
+        self.conv = conv
+        self._send_status({"status": "busy", "call_id": conv.call_id, "started": conv.started})
+        self.emit(
+            EventType.call_arrived,
+            data={"caller": number, "did": "", "direction": "out", "mode": "survey"},
+        )
+        self._dial_customer(conv)
+
     def _dial_customer(self, conv: Conversation) -> None:
         telephony = self.config.telephony
         assert telephony.outbound_trunk is not None
@@ -1376,7 +1506,9 @@ class SlotEngine:
             data={
                 "number": conv.caller,
                 "purpose": conv.originate.get("purpose", ""),
+                "mode": "survey" if conv.survey else "agent",
                 "ticket_id": conv.originate.get("ticket_id"),
+                "callback_id": conv.originate.get("callback_id"),
             },
         )
         self._dial("caller", uri)

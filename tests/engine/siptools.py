@@ -435,3 +435,63 @@ def sipp_agent(
     return subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=cwd
     )
+
+
+def dtmf_pcap_with_pt(digit: str, payload_type: int, target: Path) -> Path:
+    """SIPp's RFC 2833 pcap for ``digit`` with its RTP payload type changed (SIPp's files use
+    101). When the engine offers, an answerer must send events with the offered type (pjsua
+    offers 120), as a real phone does; SIPp replays the RTP as it is in the file."""
+    data = bytearray(Path(_dtmf_pcap(digit)).read_bytes())
+    offset = 24  # pcap global header; Ethernet frames (link type 1)
+    while offset < len(data):
+        included = int.from_bytes(data[offset + 8 : offset + 12], "little")
+        frame = offset + 16
+        ip_header = (data[frame + 14] & 0x0F) * 4
+        rtp = frame + 14 + ip_header + 8
+        data[rtp + 1] = (data[rtp + 1] & 0x80) | payload_type
+        offset = frame + included
+    target.write_bytes(bytes(data))
+    return target
+
+
+def survey_customer_scenario(path: Path, digit: str, pause_ms: int, event_pt: int = 120) -> Path:
+    """A UAS playing a customer reached through a trunk for a survey: answers, keys ``digit``
+    (RFC 2833, payload type ``event_pt`` as the engine offered it) after ``pause_ms`` and
+    waits for the engine's BYE (after the thanks)."""
+    pcap = dtmf_pcap_with_pt(digit, event_pt, path.with_suffix(f".dtmf{digit}.pcap"))
+    sdp = SDP.replace("101", str(event_pt))
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="survey customer behind a trunk">
+  <recv request="INVITE" rrs="true"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:customer@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{sdp}
+]]></send>
+  <recv request="ACK"/>
+  <pause milliseconds="{pause_ms}"/>
+  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+""")
+    return path

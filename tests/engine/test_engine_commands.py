@@ -21,7 +21,13 @@ from tests.engine.conftest import (
     events,
     wait_for,
 )
-from tests.engine.siptools import agent_scenario, caller_scenario, customer_scenario, sipp
+from tests.engine.siptools import (
+    agent_scenario,
+    caller_scenario,
+    customer_scenario,
+    sipp,
+    survey_customer_scenario,
+)
 
 pytestmark = pytest.mark.sip
 
@@ -226,3 +232,136 @@ def test_originate_dials_agent_then_customer_through_trunk(
     noise = max(wav.tone_power(part, rate, 2500), 1)
     assert wav.tone_power(part, rate, 440) > 100 * noise  # the customer
     assert wav.tone_power(part, rate, 1000) > 100 * noise  # the agent
+
+
+SURVEY = {
+    "kind": "satisfaction_1_5",
+    "digits": "12345",
+    "prompt_zh": "您好，这里是物业客服中心回访。满意请按5，不满意请按1。",
+    "prompt_en": "Hello, this is the property service center. Press 5 if satisfied.",
+    "variable": "satisfaction",
+}
+
+
+def survey_originate(client: redis.Redis, call_id: str, **extra: Any) -> None:
+    """What ticketing's ``publish_callback_call`` sends in survey mode (no agent_uri)."""
+    data = {
+        "number": "13800138000",
+        "purpose": "callback",
+        "mode": "survey",
+        "agent_first": False,
+        "ticket_id": 7,
+        "callback_id": 3,
+        "survey": SURVEY,
+        **extra,
+    }
+    client.xadd(
+        "cc:engine:cmd",  # keys.engine_commands
+        {"type": "originate", "call_id": call_id, "id": call_id, "data": json.dumps(data)},
+    )
+
+
+def trunk_uas(tmp_path: Path, scenario: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "sipp",
+            "-sf",
+            str(scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(TRUNK_PORT),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "46250",
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-nostdin",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+
+
+def ended(client: redis.Redis, call_id: str, timeout: float = 40) -> list[Any]:
+    try:
+        wait_for(
+            lambda: any(e.type == "call_ended" for e in call_events(client, call_id)),
+            timeout,
+            f"{call_id} to end",
+        )
+    except AssertionError as exc:
+        seen_events = [(e.type, e.data) for e in call_events(client, call_id)]
+        raise AssertionError(f"{exc}; events: {seen_events}") from None
+    return call_events(client, call_id)
+
+
+def test_survey_originate_dials_customer_and_collects_the_key(
+    start_engine: Callable[..., EngineProcess],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    start_engine(lines=2, spares=2)
+    # the carrier trunk answers as the customer, who keys 4 (RFC 2833) during the question
+    trunk = trunk_uas(tmp_path, survey_customer_scenario(tmp_path / "trunk.xml", "4", 1500))
+    survey_originate(redis_client, "callback-3-1")
+    call = ended(redis_client, "callback-3-1")
+    out, err = trunk.communicate(timeout=20)
+    assert trunk.returncode == 0, (out[-2000:], err[-2000:])  # it got the engine's BYE
+    sequence = [e.type for e in call]
+    for expected in (
+        "call_arrived",
+        "originated",
+        "recording_started",
+        "menu_entered",
+        "digit_received",
+        "digits_collected",
+        "recording_stopped",
+        "call_ended",
+    ):
+        assert expected in sequence, sequence
+    assert "agent_offered" not in sequence and "bridged" not in sequence, sequence
+    originated = next(e.data for e in call if e.type == "originated")
+    assert (originated["mode"], originated["callback_id"]) == ("survey", 3)
+    collected = [e.data for e in call if e.type == "digits_collected"]
+    assert collected == [{"variable": "satisfaction", "value": "4", "node": "survey"}]
+    assert sequence.index("digits_collected") < sequence.index("call_ended")
+    end = call[-1].data
+    assert (end["outcome"], end["reason"]) == ("answered", "menu_hangup"), end
+    stopped = next(e.data for e in call if e.type == "recording_stopped")
+    assert stopped["status"] == "complete", stopped
+    pcm, rate = wav.samples(Path(stopped["path"]))
+    assert len(pcm) > rate  # more than a second: the question and the thanks
+    assert wav.rms(pcm) > 100  # the prompts were recorded, not silence
+
+
+def test_survey_originate_reports_a_busy_customer(
+    start_engine: Callable[..., EngineProcess],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    start_engine(lines=1, spares=1)
+    trunk = trunk_uas(tmp_path, agent_scenario(tmp_path / "busy.xml", None, reject=486))
+    survey_originate(redis_client, "callback-3-2")
+    call = ended(redis_client, "callback-3-2")
+    trunk.communicate(timeout=20)
+    end = call[-1].data
+    assert (end["outcome"], end["reason"]) == ("busy", "customer_unreachable"), end
+    assert "digits_collected" not in [e.type for e in call]
+    assert "recording_started" not in [e.type for e in call]
+
+
+def test_survey_originate_refuses_a_survey_without_keys(
+    start_engine: Callable[..., EngineProcess],
+    redis_client: redis.Redis,
+) -> None:
+    start_engine(lines=1, spares=1)
+    survey_originate(redis_client, "callback-3-3", survey={**SURVEY, "digits": "abc"})
+    failed = seen(redis_client, "callback-3-3", "command_failed")
+    assert "survey.digits 'abc'" in failed[0]["reason"], failed
+    assert "originated" not in [e.type for e in call_events(redis_client, "callback-3-3")]
