@@ -10,11 +10,11 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from callcenter.audit import record as record_audit
 from callcenter.auth import Principal
 from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
-from callcenter.models import AuditEntry
 from callcenter.streams import Command, CommandType
 from cti import numbers, screenpop, shifts
 from cti.models import Agent, AgentQueue, Customer, CustomerPhone, CustomerUnit, FeeStatus, Unit
@@ -73,14 +73,13 @@ def _agent(ctx: AppContext, agent_id: int) -> Agent:
 
 def _audit(ctx: AppContext, actor: str, action: str, object_id: str, **details: Any) -> None:
     with transaction(ctx.sessions) as session:
-        session.add(
-            AuditEntry(
-                actor=actor,
-                action=action,
-                object_type="agent" if action.startswith("agent") else "call",
-                object_id=object_id,
-                details=details,
-            )
+        record_audit(
+            session,
+            actor=actor,
+            action=action,
+            object_type="agent" if action.startswith("agent") else "call",
+            object_id=object_id,
+            details=details,
         )
 
 
@@ -458,14 +457,13 @@ def create_customer(ctx: AppContext, *, data: dict[str, Any], actor: str) -> dic
                 session.flush()
             session.add(CustomerUnit(customer_id=customer.id, unit_id=unit.id, relation="owner"))
         customer_id = customer.id
-        session.add(
-            AuditEntry(
-                actor=actor,
-                action="customer.create",
-                object_type="customer",
-                object_id=str(customer_id),
-                details={"phone": number, "unit": unit_code},
-            )
+        record_audit(
+            session,
+            actor=actor,
+            action="customer.create",
+            object_type="customer",
+            object_id=str(customer_id),
+            details={"phone": number, "unit": unit_code},
         )
     return customer_view(ctx, customer_id)
 
@@ -487,14 +485,13 @@ def link_phone(ctx: AppContext, *, customer_id: int, phone: str, actor: str) -> 
             session.add(
                 CustomerPhone(customer_id=customer_id, number=number, kind=numbers.kind(number))
             )
-            session.add(
-                AuditEntry(
-                    actor=actor,
-                    action="customer.link_phone",
-                    object_type="customer",
-                    object_id=str(customer_id),
-                    details={"phone": number},
-                )
+            record_audit(
+                session,
+                actor=actor,
+                action="customer.link_phone",
+                object_type="customer",
+                object_id=str(customer_id),
+                details={"phone": number},
             )
     return customer_view(ctx, customer_id)
 

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
+from callcenter.audit import record as record_audit
 from callcenter.auth import Principal, current_user, get_ctx
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError, Forbidden, NotFound
-from callcenter.models import AuditEntry, Role
+from callcenter.models import Role
 from cti.models import Call
 from recordings.models import Recording
 
@@ -129,15 +130,14 @@ def get_audio(
     size = path.stat().st_size
     start, end = _parse_range(range_header, size) if range_header else (0, size - 1)
     with ctx.sessions() as session, session.begin():
-        session.add(
-            AuditEntry(
-                actor=principal.username,
-                action="recording.play",
-                object_type="recording",
-                object_id=recording.id,
-                details={"range": [start, end], "bytes": size, "call_id": recording.call_id},
-                remote_addr=request.client.host if request.client else None,
-            )
+        record_audit(
+            session,
+            actor=principal.username,
+            action="recording.play",
+            object_type="recording",
+            object_id=recording.id,
+            details={"range": [start, end], "bytes": size, "call_id": recording.call_id},
+            remote_addr=request.client.host if request.client else None,
         )
     headers = {
         "Accept-Ranges": "bytes",
