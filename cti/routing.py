@@ -76,7 +76,7 @@ class Offer:
 
 def _render_script() -> str:
     source = resources.files("cti").joinpath("lua/routing.lua").read_text(encoding="utf-8")
-    return source.replace("__TRANSITIONS__", agent_state.lua_table())
+    return source.replace("__TRANSITIONS__", agent_state.lua_rules())
 
 
 SCRIPT = _render_script()

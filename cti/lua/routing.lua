@@ -10,7 +10,7 @@
 local prefix = ARGV[1]
 local op = ARGV[2]
 local A = cjson.decode(ARGV[3])
-local T = __TRANSITIONS__
+local RULES = __TRANSITIONS__
 local R = prefix .. ":routing:"
 local NOW = tonumber(A.now)
 local ISO = A.iso
@@ -24,6 +24,10 @@ local AGENT_EVENTS = prefix .. ":agent-events"
 -- (Keys.engine_commands): one supervisor takes each and hands it to an idle slot.
 local ENGINE_CMD = prefix .. ":engine:cmd"
 local ENDED_TTL = 86400
+-- Set when this call of the script put a call in a line: the match that follows then reads the
+-- lines before the ready sets (a new call meets agents who were already ready; an agent going
+-- ready meets calls already waiting). Either order finds the same pairs.
+local LINES_FIRST = false
 
 local function akey(aid) return R .. "agent:" .. aid end
 local function aqkey(aid) return R .. "agent:" .. aid .. ":queues" end
@@ -38,7 +42,16 @@ local function hgetall(key)
     return t
 end
 
-local function queue_conf(q) return hgetall(qkey(q, "config")) end
+-- Queue settings change only through sync_queues (outside any script): read each once a call.
+local CONFS = {}
+local function queue_conf(q)
+    local conf = CONFS[q]
+    if not conf then
+        conf = hgetall(qkey(q, "config"))
+        CONFS[q] = conf
+    end
+    return conf
+end
 
 local function all_queues()
     local qs = redis.call("SMEMBERS", R .. "queues")
@@ -102,7 +115,7 @@ end
 -- idle-since, fewest_calls by today's answered calls (read when the agent goes ready) then
 -- idle-since. Idle-since (epoch seconds, < 1e10) breaks every tie.
 local function ready_score(q, aid, level, idle)
-    local strategy = redis.call("HGET", qkey(q, "config"), "strategy") or "longest_idle"
+    local strategy = queue_conf(q).strategy or "longest_idle"
     if strategy == "skill_then_longest_idle" then
         return (10 - tonumber(level or "0")) * 1e10 + idle
     elseif strategy == "fewest_calls" then
@@ -114,13 +127,21 @@ local function ready_score(q, aid, level, idle)
     return idle
 end
 
+-- The state a named transition leads to from cur; nil when the table does not allow it.
+local function rule(name, cur)
+    local key = ";" .. name .. ":" .. cur .. ">"
+    local i = string.find(RULES, key, 1, true)
+    if not i then return nil end
+    local j = i + #key
+    return string.sub(RULES, j, string.find(RULES, ";", j, true) - 1)
+end
+
 local function transition(aid, name, reason, cid, actor)
     local ak = akey(aid)
     local before = redis.call("HMGET", ak, "state", "call_id", "disposition")
     local cur = before[1] or "logged_out"
-    local t = T[name]
-    if not t or not t.from[cur] then return nil, cur end
-    local to = t.to
+    local to = rule(name, cur)
+    if not to then return nil, cur end
     local queues = hgetall(aqkey(aid))
     if cur == "ready" and to ~= "ready" then
         for q, _ in pairs(queues) do redis.call("ZREM", qkey(q, "ready"), aid) end
@@ -170,21 +191,40 @@ local function on_shift(s, e)
     return MOD >= s or MOD < e
 end
 
+local function eligible(aid, off_ok)
+    local f = redis.call("HMGET", akey(aid), "state", "shift_start", "shift_end")
+    return f[1] == "ready" and (off_ok or on_shift(f[2], f[3]))
+end
+
+local CHUNK = 16
+
 -- The queue's strategy picks one ready, eligible agent; nil when there is none. The ready set
 -- is already in the strategy's order (see ready_score), so the first eligible agent wins;
 -- round robin takes the next agent id after the last one it offered to.
 local function choose_agent(q, conf)
-    local ready = redis.call("ZRANGE", qkey(q, "ready"), 0, -1)
-    if #ready == 0 then return nil end
+    local rkey = qkey(q, "ready")
     local off_ok = conf.off_shift == "1"
-    local round_robin = conf.strategy == "round_robin"
-    local rr_last, rr_first, rr_next = 0, nil, nil
-    if round_robin then rr_last = tonumber(redis.call("GET", qkey(q, "rr")) or "0") end
+    if conf.strategy ~= "round_robin" then
+        -- The first eligible agent in the set's order wins: read it a chunk at a time, so a
+        -- queue with hundreds of ready agents costs no more than one with a few.
+        local start = 0
+        while true do
+            local ready = redis.call("ZRANGE", rkey, start, start + CHUNK - 1)
+            for _, aid in ipairs(ready) do
+                if eligible(aid, off_ok) then return aid end
+            end
+            if #ready < CHUNK then return nil end
+            start = start + CHUNK
+        end
+    end
+    -- Round robin: the next eligible agent id after the last one offered to, wrapping round.
+    local ready = redis.call("ZRANGE", rkey, 0, -1)
+    local rr_last = tonumber(redis.call("GET", qkey(q, "rr")) or "0")
+    local rr_first, rr_next = nil, nil
     for _, aid in ipairs(ready) do
-        local f = redis.call("HMGET", akey(aid), "state", "shift_start", "shift_end")
-        if f[1] == "ready" and (off_ok or on_shift(f[2], f[3])) then
-            if not round_robin then return aid end
-            local n = tonumber(aid)
+        local n = tonumber(aid)
+        if (rr_first == nil or n < rr_first or (n > rr_last and (rr_next == nil or n < rr_next)))
+            and eligible(aid, off_ok) then
             if rr_first == nil or n < rr_first then rr_first = n end
             if n > rr_last and (rr_next == nil or n < rr_next) then rr_next = n end
         end
@@ -242,50 +282,65 @@ local function reserve(cid, call, aid, q, conf)
 end
 
 -- Offer waiting calls to ready agents until no pair is left: the best call first (priority,
--- then arrival across every queue), each to the agent its queue's strategy picks.
+-- then arrival across every queue), each to the agent its queue's strategy picks. The head of
+-- each queue's line is read once and looked at again only where a reservation changed it
+-- (that queue's line, the reserved agent's queues).
 local function match(limit)
-    local queues = all_queues()
-    local out = {}
-    local blocked = {}
-    for _ = 1, limit do
-        local heads = {}
-        for _, q in ipairs(queues) do
-            if not blocked[q] and redis.call("ZCARD", qkey(q, "ready")) > 0 then
-                local h = redis.call("ZRANGE", qkey(q, "waiting"), 0, 0, "WITHSCORES")
-                if #h > 0 then heads[#heads + 1] = {q = q, cid = h[1], score = tonumber(h[2])} end
+    local out, blocked, heads = {}, {}, {}
+    local function look(q)
+        heads[q] = nil
+        if blocked[q] then return end
+        local h
+        if LINES_FIRST then
+            h = redis.call("ZRANGE", qkey(q, "waiting"), 0, 0, "WITHSCORES")
+            if #h == 0 or redis.call("ZCARD", qkey(q, "ready")) == 0 then return end
+        else
+            if redis.call("ZCARD", qkey(q, "ready")) == 0 then return end
+            h = redis.call("ZRANGE", qkey(q, "waiting"), 0, 0, "WITHSCORES")
+            if #h == 0 then return end
+        end
+        heads[q] = {q = q, cid = h[1], score = tonumber(h[2])}
+    end
+    for _, q in ipairs(all_queues()) do look(q) end
+    while #out < limit do
+        local best = nil
+        for _, h in pairs(heads) do
+            if best == nil or h.score < best.score or (h.score == best.score and h.q < best.q) then
+                best = h
             end
         end
-        if #heads == 0 then break end
-        table.sort(heads, function(a, b)
-            if a.score ~= b.score then return a.score < b.score end
-            return a.q < b.q
-        end)
-        local done = false
-        for _, h in ipairs(heads) do
-            local call = hgetall(ckey(h.cid))
-            if call.state ~= "waiting" or call.queue ~= h.q then
-                redis.call("ZREM", qkey(h.q, "waiting"), h.cid) -- stale entry: drop it
-                done = true
-                break
-            end
-            local conf = queue_conf(h.q)
-            local aid = choose_agent(h.q, conf)
+        if best == nil then break end
+        local q, cid = best.q, best.cid
+        local call = hgetall(ckey(cid))
+        if call.state ~= "waiting" or call.queue ~= q then
+            redis.call("ZREM", qkey(q, "waiting"), cid) -- stale entry: drop it
+            look(q)
+        else
+            local conf = queue_conf(q)
+            local aid = choose_agent(q, conf)
             if aid then
-                reserve(h.cid, call, aid, h.q, conf)
-                out[#out + 1] = {h.cid, aid, h.q}
-                done = true
-                break
+                reserve(cid, call, aid, q, conf)
+                out[#out + 1] = {cid, aid, q}
+                -- Only the lines looked at can have changed: q's head left, and the agent
+                -- left the ready sets of their queues (no line gains a call or an agent here).
+                local seen = {}
+                for hq, _ in pairs(heads) do seen[#seen + 1] = hq end
+                for _, hq in ipairs(seen) do look(hq) end
+            else
+                blocked[q] = true -- nobody eligible here; later calls of this queue wait too
+                heads[q] = nil
             end
-            blocked[h.q] = true
         end
-        if not done then break end
     end
     return out
 end
 
+-- fields.known: the call's hash as the caller already read it (saves reading it again).
 local function new_entry(cid, q, fields)
     local ck = ckey(cid)
-    local seq = redis.call("HGET", ck, "seq")
+    local known = fields.known
+    local seq
+    if known then seq = known.seq else seq = redis.call("HGET", ck, "seq") end
     if not seq then seq = redis.call("INCR", R .. "seq") end
     local prio = tonumber(fields.priority or "0")
     local score = string.format("%.0f", (9 - prio) * 1e12 + tonumber(seq))
@@ -294,9 +349,12 @@ local function new_entry(cid, q, fields)
         "score", score, "entered_at", fmt(NOW), "agent", "", "offers", 0,
         "callback", fields.callback and "1" or "0", "kind", "inbound")
     if fields.number and fields.number ~= "" then redis.call("HSET", ck, "number", fields.number) end
-    if not redis.call("HGET", ck, "arrived_at") then redis.call("HSET", ck, "arrived_at", fmt(NOW)) end
+    local arrived
+    if known then arrived = known.arrived_at else arrived = redis.call("HGET", ck, "arrived_at") end
+    if not arrived then redis.call("HSET", ck, "arrived_at", fmt(NOW)) end
     redis.call("PERSIST", ck)
     redis.call("ZADD", qkey(q, "waiting"), score, cid)
+    LINES_FIRST = true
     redis.call("HINCRBY", R .. "stats:" .. q, "entered", 1)
     entry_timers(cid, q, entry)
     return entry
@@ -480,15 +538,18 @@ elseif op == "enqueue" then
         if call.state == "connected" and call.agent and call.agent ~= "" then
             start_wrap_up(call.agent, cid, call.queue, "routing") -- transferred to a queue
         end
+        local given = {}
         for _, f in ipairs({"caller", "slot", "menu_path", "collected", "did"}) do
             if A[f] ~= nil then
                 local v = A[f]
                 if type(v) == "table" then v = cjson.encode(v) end
-                redis.call("HSET", ck, f, tostring(v))
+                given[#given + 1] = f
+                given[#given + 1] = tostring(v)
             end
         end
+        if #given > 0 then redis.call("HSET", ck, unpack(given)) end
         local entry = new_entry(cid, q, {priority = A.priority, callback = A.callback,
-            number = A.number})
+            number = A.number, known = call})
         res.status = "queued"
         res.entry = entry
         local conf = queue_conf(q)

@@ -432,6 +432,29 @@ def test_off_shift_agents_only_where_the_queue_allows(
     assert engine.offers("s1") == []
 
 
+def test_the_first_eligible_agent_is_found_past_many_ineligible_ones(
+    clock: TestClock, router: Router, engine: EngineSide, routing: Routing
+) -> None:
+    """The ready set is read a chunk at a time: 40 ready agents, the 37 longest idle off shift
+    (night shift at 10:00), and the call goes to the longest-idle agent on shift."""
+    for n in range(1, 41):
+        night = n <= 37
+        routing.login(
+            9000 + n,
+            extension=str(9000 + n),
+            uri=f"sip:{9000 + n}@127.0.0.1",
+            queues={"general": 5},
+            shift="night" if night else "day",
+            shift_window=(20 * 60, 8 * 60) if night else (8 * 60, 20 * 60),
+            actor="test",
+        )
+        routing.transition(9000 + n, "ready", actor="test", dispatch=False)
+        clock.advance(1)
+    engine.queue("deep", "general")
+    router.drain()
+    assert engine.offers("deep") == [9038]
+
+
 def test_night_agent_on_shift_at_night(
     ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide
 ) -> None:

@@ -15,7 +15,7 @@ from cti import services
 from cti.models import AgentStateChange
 from cti.router import Router
 from cti.routing import Routing
-from cti.state import TRANSITIONS, AgentState, check, lua_table, reason_for
+from cti.state import TRANSITIONS, AgentState, check, lua_rules, reason_for
 from tests.cti.conftest import EngineSide, agent_ids
 
 S = AgentState
@@ -70,13 +70,31 @@ def test_unknown_transition_and_reason_are_invalid_input() -> None:
     assert reason_for("not_ready", "break") == "break"
 
 
-def test_lua_table_is_the_python_table() -> None:
-    text = lua_table()
-    body = json.loads(json.loads(text.removeprefix("cjson.decode(").removesuffix(")")))
-    assert set(body) == set(TRANSITIONS)
-    for name, transition in TRANSITIONS.items():
-        assert set(body[name]["from"]) == {str(s) for s in transition.sources}
-        assert body[name]["to"] == transition.target
+def test_lua_rules_are_the_python_table() -> None:
+    text = json.loads(lua_rules())
+    assert text.startswith(";") and text.endswith(";")
+    rendered = {tuple(pair.replace(">", ":").split(":")) for pair in text.strip(";").split(";")}
+    expected = {
+        (name, str(source), str(t.target))
+        for name, t in TRANSITIONS.items()
+        for source in t.sources
+    }
+    assert rendered == expected
+
+
+def test_the_script_refuses_what_the_table_refuses(routing: Routing) -> None:
+    """The Lua lookup of the rendered rules agrees with check() for every name and state."""
+    for name in TRANSITIONS:
+        for state in S:
+            args = {"agent": "9999", "transition": name, "actor": "test", "reason": "break"}
+            routing.redis.hset(routing.key("agent:9999"), "state", str(state))
+            allowed = state in TRANSITIONS[name].sources
+            try:
+                routing._run("transition", **args)
+            except Conflict:
+                assert not allowed, (name, state)
+            else:
+                assert allowed or (name == "ready" and state == S.ready), (name, state)
 
 
 def test_transitions_in_redis_emit_events_and_sql_rows(
