@@ -3,13 +3,10 @@ actions, customers. Thin routes over :mod:`cti.services`; walkthrough in docs/ct
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from typing import Annotated, Any
 
-import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, WebSocket
 from starlette.concurrency import run_in_threadpool
 
 from callcenter.auth import Principal, credentials_from_header, get_ctx, require
@@ -17,7 +14,7 @@ from callcenter.context import AppContext
 from callcenter.errors import CallCenterError, Unauthorized
 from callcenter.models import Role
 from callcenter.streams import Command
-from cti import screenpop, services
+from cti import screenpop, services, sockets
 from cti.schemas import (
     AgentStatePublic,
     ClickToCall,
@@ -103,9 +100,7 @@ async def agent_events(websocket: WebSocket, token: str | None = Query(None)) ->
         await websocket.close(code=4401 if isinstance(exc, Unauthorized) else 4403)
         return
     await websocket.accept()
-    client = aioredis.Redis.from_url(ctx.settings.redis_url, decode_responses=True)
-    pubsub = client.pubsub()
-    try:
+    async with sockets.subscription(ctx.settings.redis_url) as (client, pubsub):
         # Subscribe first, then send the snapshot: nothing falls between the two.
         await pubsub.subscribe(ctx.keys.agent_channel(agent_id))
         snapshot = await run_in_threadpool(services.routing_for(ctx).agent, agent_id)
@@ -114,32 +109,7 @@ async def agent_events(websocket: WebSocket, token: str | None = Query(None)) ->
             pop = await client.get(ctx.keys.routing(f"call:{snapshot['call_id']}:pop"))
             if pop:
                 await websocket.send_text(str(pop))
-
-        async def forward() -> None:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    await websocket.send_text(str(message["data"]))
-
-        async def receive() -> None:
-            while True:
-                text = await websocket.receive_text()
-                if text.strip() == "ping":
-                    await websocket.send_json({"type": "pong"})
-
-        tasks = [asyncio.create_task(forward()), asyncio.create_task(receive())]
-        _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await task
-    except WebSocketDisconnect:
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
-        await client.aclose()
+        await sockets.relay(websocket, pubsub)
 
 
 @router.websocket("/leads/events")
@@ -159,43 +129,25 @@ async def lead_events(websocket: WebSocket, token: str | None = Query(None)) -> 
         await websocket.close(code=4403)
         return
     await websocket.accept()
-    client = aioredis.Redis.from_url(ctx.settings.redis_url, decode_responses=True)
-    pubsub = client.pubsub()
-    try:
+    async with sockets.subscription(ctx.settings.redis_url) as (_client, pubsub):
         await pubsub.subscribe(ctx.keys.routing("alerts"))
         await pubsub.psubscribe(ctx.keys.agent_channel(0).replace(":0:", ":*:"))
         report = await run_in_threadpool(services.staffing, ctx)
         await websocket.send_json({"type": "staffing", "snapshot": True, **report})
+        await sockets.relay(websocket, pubsub, _lead_message)
 
-        async def forward() -> None:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    await websocket.send_text(str(message["data"]))
-                elif message.get("type") == "pmessage":
-                    body = json.loads(str(message["data"]))
-                    if body.get("type") == "state":
-                        channel = str(message["channel"]).split(":")
-                        agent_id = int(channel[-2]) if channel[-2].isdigit() else None
-                        await websocket.send_json({**body, "agent_id": agent_id})
 
-        async def receive() -> None:
-            while True:
-                if (await websocket.receive_text()).strip() == "ping":
-                    await websocket.send_json({"type": "pong"})
-
-        tasks = [asyncio.create_task(forward()), asyncio.create_task(receive())]
-        _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await task
-    except WebSocketDisconnect:
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            await pubsub.aclose()
-        await client.aclose()
+def _lead_message(message: dict[str, Any]) -> str | None:
+    """Alerts as they are; every agent's state change, with the agent's id from the channel."""
+    if message.get("type") == "message":
+        return str(message["data"])
+    if message.get("type") == "pmessage":
+        body = json.loads(str(message["data"]))
+        if body.get("type") == "state":
+            channel = str(message["channel"]).split(":")
+            agent_id = int(channel[-2]) if channel[-2].isdigit() else None
+            return json.dumps({**body, "agent_id": agent_id}, ensure_ascii=False)
+    return None
 
 
 # ---------------------------------------------------------------- desktop call control
