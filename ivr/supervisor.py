@@ -42,6 +42,7 @@ SUBSCRIBER_SYNC_EVERY = 30.0
 SHRINK_AFTER_SECONDS = 60.0
 STOP_GRACE_SECONDS = 6.0
 ENGINE_GROUP = "engine"  # consumer group of every node's supervisor on keys.engine_commands
+ORIGINATE_WAIT_SECONDS = 2.0  # how long an originate waits for a node with an idle slot
 
 
 @dataclass
@@ -336,35 +337,64 @@ class Supervisor:
         self.records.start()
 
     # ------------------------------------------------------------ originate forwarding
-    def _forward_originates(self) -> None:
-        """Take commands from the nodes' shared stream (each goes to exactly one node through
-        the consumer group) and hand each to an idle slot of this node."""
-        stream = self.ctx.keys.engine_commands
-        client: Any = self.ctx.redis
-        answer: Any = client.xreadgroup(
-            ENGINE_GROUP, self.settings.node_id, {stream: ">"}, count=10
-        )
-        for _stream, entries in answer or []:
-            for entry_id, fields in entries:
-                self._forward_one(Command.from_fields(fields))
-                client.xack(stream, ENGINE_GROUP, entry_id)
-
-    def _forward_one(self, command: Command) -> None:
-        client: Any = self.ctx.redis
-        now = time.monotonic()
-        free = [
+    def _idle_slots(self, now: float) -> list[SlotHandle]:
+        return [
             h
             for h in self.slots.values()
             if h.status == "ready" and not h.call and h.reserved_until < now
         ]
+
+    def _forward_originates(self) -> None:
+        """Take commands from the nodes' shared stream, as many as this node has idle slots
+        (the consumer group gives each to exactly one node), and hand each to a slot. A node
+        with no idle slot takes none and leaves them to the other nodes; a command no node has
+        taken within ORIGINATE_WAIT_SECONDS is taken and failed ("no idle slot"), so routing
+        puts the caller back in line at once instead of waiting for its ring timer."""
+        stream = self.ctx.keys.engine_commands
+        free = self._idle_slots(time.monotonic())
         if not free:
-            event = CallEvent(
-                type=EventType.command_failed,
-                call_id=command.call_id,
-                node="supervisor",
-                data={"command_id": command.id, "command": command.type, "reason": "no idle slot"},
-            )
-            client.xadd(self.ctx.keys.events, event.to_fields())
+            self._fail_stale_originate()
+            return
+        answer: Any = self.r.xreadgroup(
+            ENGINE_GROUP, self.settings.node_id, {stream: ">"}, count=len(free)
+        )
+        for _stream, entries in answer or []:
+            for entry_id, fields in entries:
+                self._forward_one(Command.from_fields(fields))
+                self.r.xack(stream, ENGINE_GROUP, entry_id)
+
+    def _fail_stale_originate(self) -> None:
+        stream = self.ctx.keys.engine_commands
+        groups: Any = self.r.xinfo_groups(stream)
+        last = next((g["last-delivered-id"] for g in groups if g["name"] == ENGINE_GROUP), None)
+        if last is None:
+            return
+        oldest: Any = self.r.xrange(stream, min=f"({last}", count=1)
+        if not oldest or _age_seconds(self.r, oldest[0][0]) < ORIGINATE_WAIT_SECONDS:
+            return
+        answer: Any = self.r.xreadgroup(ENGINE_GROUP, self.settings.node_id, {stream: ">"}, count=1)
+        for _stream, entries in answer or []:
+            for entry_id, fields in entries:
+                if _age_seconds(self.r, entry_id) >= ORIGINATE_WAIT_SECONDS:
+                    self._fail_originate(Command.from_fields(fields), "no idle slot")
+                else:  # another node took the old one meanwhile: leave this one for others
+                    self.r.xadd(stream, fields)
+                self.r.xack(stream, ENGINE_GROUP, entry_id)
+
+    def _fail_originate(self, command: Command, reason: str) -> None:
+        event = CallEvent(
+            type=EventType.command_failed,
+            call_id=command.call_id,
+            node="supervisor",
+            data={"command_id": command.id, "command": command.type, "reason": reason},
+        )
+        self.r.xadd(self.ctx.keys.events, event.to_fields())
+
+    def _forward_one(self, command: Command) -> None:
+        now = time.monotonic()
+        free = self._idle_slots(now)
+        if not free:
+            self._fail_originate(command, "no idle slot")
             return
         handle = free[0]
         handle.reserved_until = now + 5
@@ -537,3 +567,9 @@ def main(
         supervisor.run()
     finally:
         ctx.close()
+
+
+def _age_seconds(client: Any, entry_id: str) -> float:
+    """How old a stream entry is, by the Redis server's clock (entry ids are its milliseconds)."""
+    seconds, micros = client.time()
+    return (int(seconds) * 1000 + int(micros) // 1000 - int(entry_id.split("-")[0])) / 1000
