@@ -250,17 +250,18 @@ class Router:
         elif kind in {EventType.held, EventType.unheld}:
             routing.hold(call_id, held=kind == EventType.held)
         elif kind == EventType.transferred:
-            before = routing.call(call_id).get("agent")
+            # both desktops (the engine's fact first, then routing's state changes): the agent
+            # who handed the caller over, and an agent who took them
+            before = _int(routing.call(call_id).get("agent"))
+            told = {k: data.get(k) for k in ("kind", "to", "agent_id")}
+            told.update(consult=bool(data.get("consult")), from_agent_id=before)
+            self._tell(event, told, before, _int(data.get("agent_id")))
             result = routing.transferred(
                 call_id,
                 kind=str(data.get("kind") or ""),
                 to=str(data.get("to") or ""),
                 consult=bool(data.get("consult")),
             )
-            # both desktops: the agent who handed the caller over, and an agent who took them
-            told = {k: data.get(k) for k in ("kind", "to", "agent_id")}
-            told.update(consult=bool(data.get("consult")), from_agent_id=_int(before))
-            self._tell(event, told, _int(before), _int(data.get("agent_id")))
         elif kind in {
             EventType.consult_started,
             EventType.consult_answered,
@@ -293,7 +294,7 @@ class Router:
             "from_agent_id": consulting,
             "target_agent_id": target,
         }
-        result: dict[str, Any] | None = None
+        # the desktops hear the engine's fact first, then routing's state changes
         if event.type == EventType.consult_started:
             self._tell(event, {**facts, "ring_timeout": data.get("ring_timeout")}, consulting)
             if target is not None:
@@ -303,16 +304,15 @@ class Router:
                 self._tell(event, offer, target)
             return None
         if event.type == EventType.consult_answered:
+            self._tell(event, facts, consulting, target)
             if target is not None:
                 self.routing.answered(call_id, target, consult=True)
-        elif event.type == EventType.consult_ended and target is not None:
-            result = self.routing.release_transfer(
-                call_id, target, reason=str(data.get("reason") or "")
-            )
+            return None
         extra = {"reason": data.get("reason"), "answered": data.get("answered")}
-        body = facts if event.type == EventType.consult_answered else {**facts, **extra}
-        self._tell(event, body, consulting, target)
-        return result
+        self._tell(event, {**facts, **extra}, consulting, target)
+        if target is None:
+            return None
+        return self.routing.release_transfer(call_id, target, reason=str(data.get("reason") or ""))
 
     def _transfer_refused(self, event: CallEvent) -> dict[str, Any] | None:
         """The engine refused a transfer: a target agent routing reserved for it is released,
