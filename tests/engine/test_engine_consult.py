@@ -54,6 +54,20 @@ def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[float, Path]:
     return found
 
 
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_sipp_left() -> Iterator[None]:
+    """A failed test leaves no SIPp holding its port for the next test."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+
+
 @pytest.fixture
 def listener() -> Iterator[RtpListener]:
     heard = RtpListener(CALLER_RTP)
@@ -86,7 +100,11 @@ def phone(
     tmp_path: Path, agent: tuple[str, int, int], scenario: Path, calls: int = 1
 ) -> subprocess.Popen[bytes]:
     """A SIPp UAS on the agent's port (one process per port at a time)."""
-    return sipp_agent(scenario, local_port=agent[1], media_port=agent[2], calls=calls, cwd=tmp_path)
+    process = sipp_agent(
+        scenario, local_port=agent[1], media_port=agent[2], calls=calls, cwd=tmp_path
+    )
+    STARTED.append(process)
+    return process
 
 
 def start_caller(
@@ -101,6 +119,7 @@ def start_caller(
         sdp_media_port=CALLER_RTP,
     )
     run = sipp(scenario, "127.0.0.1:16100", local_port=CALLER_PORT, media_port=46460, cwd=tmp_path)
+    STARTED.append(run)
     call_id = wait_for(lambda: call_of(client, number), 10, "the call to arrive")
     of_type(client, call_id, "call_queued")
     return run, str(call_id)
