@@ -165,13 +165,16 @@ def call_to_1001(
             local_ip="127.0.0.3",
         )
     )
+    def seen() -> list[tuple[str, str, Any]]:
+        client_redis = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+        return [(e.type, e.call_id[-10:], e.data) for _i, e in events(client_redis)]
+
     try:
         call_id = str(until(ws1, "offer", seconds=30)["call_id"])
+        answered = until(ws1, "answered", seconds=20)
     except TimeoutError:
-        client_redis = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
-        seen = [(e.type, e.call_id[:6], e.data) for _i, e in events(client_redis)]
-        raise AssertionError(f"no offer for 1001; events: {seen}") from None
-    assert until(ws1, "answered", seconds=20)["call_id"] == call_id
+        raise AssertionError(f"1001 did not get the call; events: {seen()}") from None
+    assert answered["call_id"] == call_id, seen()
     return caller, call_id
 
 
