@@ -276,3 +276,33 @@ def test_ring_timer_withdraws_the_offer_before_the_next_agent_is_offered(
     sent = [(c.type, c.data.get("agent_id")) for c in engine.commands("w1")]
     assert sent[-1] == ("cancel_offer", second)
     assert routing.call("w1")["state"] == "waiting"
+
+
+def test_consult_a_configured_number_then_complete(
+    client: TestClient, ctx: AppContext, router: Router, engine: EngineSide, routing: Routing
+) -> None:
+    first, _second = on_call(client, ctx, router, engine, "n1")
+    headers = auth(client, "1001")
+    bad = client.post(
+        "/api/v1/agents/me/call/consult",
+        headers=headers,
+        json={"kind": "number", "target": "13900000000", "action": "start"},
+    )
+    assert bad.status_code == 422 and "configured" in bad.json()["message"]
+    response = client.post(
+        "/api/v1/agents/me/call/consult",
+        headers=headers,
+        json={"kind": "number", "target": "property_office", "action": "start"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["number"] == "02161230000"
+    assert routing.call("n1")["state"] == "connected"  # nothing reserved for a number
+    engine.publish("held", "n1", reason="consult")
+    engine.publish("consult_started", "n1", kind="number", to="property_office", agent_id=None)
+    engine.publish("consult_answered", "n1", kind="number", to="property_office", agent_id=None)
+    router.drain()
+    assert routing.agent(first)["state"] == "on_hold"
+    engine.publish("transferred", "n1", kind="number", to="property_office", consult=True)
+    router.drain()
+    assert routing.agent(first)["state"] == "wrap_up"
+    assert routing.call("n1")["state"] == "transferred"
