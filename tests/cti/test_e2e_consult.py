@@ -165,6 +165,7 @@ def call_to_1001(
             local_ip="127.0.0.3",
         )
     )
+
     def seen() -> list[tuple[str, str, Any]]:
         client_redis = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
         return [(e.type, e.call_id[-10:], e.data) for _i, e in events(client_redis)]
