@@ -33,7 +33,12 @@ class EventType(StrEnum):
     bridged = "bridged"  # data: agent_uri
     held = "held"
     unheld = "unheld"
-    transferred = "transferred"  # data: to (queue / agent / number), kind
+    transferred = "transferred"  # data: to (queue / agent / number), kind; consult (bool)
+    # Consultation (attended transfer): the caller waits on hold while the agent talks to a
+    # colleague or a configured number, then hands the caller over or comes back.
+    consult_started = "consult_started"  # data: kind (agent/number), to, target_uri, agent_id
+    consult_answered = "consult_answered"  # data: kind, to, target_uri, agent_id
+    consult_ended = "consult_ended"  # data: kind, to, agent_id, reason, answered, code
     supervisor_joined = "supervisor_joined"  # data: mode (listen/whisper/barge), uri
     recording_started = "recording_started"  # data: recording_id, path
     recording_stopped = (
@@ -68,7 +73,8 @@ class CommandType(StrEnum):
     hangup = "hangup"
     hold = "hold"
     unhold = "unhold"
-    transfer = "transfer"  # data: kind (queue/agent/number), target
+    transfer = "transfer"  # data: kind (queue/agent/number), target, mode (blind/consult/
+    # complete/cancel), agent_id (the target agent), ring_timeout
     listen = "listen"  # data: supervisor_uri
     whisper = "whisper"
     barge = "barge"
@@ -77,6 +83,8 @@ class CommandType(StrEnum):
     resume_recording = "resume_recording"
     play = "play"  # data: prompt (announcement to the caller, e.g. queue position)
     requeue = "requeue"  # data: queue (overflow decided by routing)
+    # routing withdrew an offer (its ring timer fired): stop ringing that agent now
+    cancel_offer = "cancel_offer"  # data: agent_id, reason
 
 
 def now_iso() -> str:

@@ -88,7 +88,9 @@ def put_state(ctx: Ctx, principal: AgentUser, body: StateChange) -> dict[str, An
 @router.websocket("/agents/me/events")
 async def agent_events(websocket: WebSocket, token: str | None = Query(None)) -> None:
     """The desktop's event socket: JSON objects with ``type`` state / offer / answered /
-    ended / missed / offer_cancelled / wrap_up / queues. Authenticate with
+    ended / missed / offer_cancelled / wrap_up / queues, and for transfers consult_started /
+    consult_offer / consult_answered / consult_ended / transferred / command_failed (see
+    docs/cti.md). Authenticate with
     ``Authorization: Bearer <token>`` or ``?token=<token>`` (browsers)."""
     ctx: AppContext = websocket.app.state.ctx
     try:

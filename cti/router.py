@@ -8,7 +8,9 @@ timers are still in Redis, so nothing is lost across restarts.
 
 Three loops in one:
 1. events (group ``routing``): call_queued, callback_requested, agent_answered, agent_missed,
-   caller_hung_up / abandoned, call_ended / slot_failed, held / unheld, transferred.
+   caller_hung_up / abandoned, call_ended / slot_failed, held / unheld, transferred,
+   consult_started / consult_answered / consult_ended (also told to both agents' desktops),
+   command_failed (an originate; a transfer: its reserved target is released).
 2. timers: ring timeout (backstop for the engine's agent_missed), wrap-up end, overflow,
    callback offer, position announcements.
 3. agent_events (group ``cti-log``): one ``agent_state_changes`` row per transition; and every
@@ -233,6 +235,8 @@ class Router:
         elif kind == "command_failed" and data.get("command") == "originate":
             # The engine could not place a call-back / click-to-call (no idle slot, …).
             result = routing.hangup(call_id, final=True)
+        elif kind == "command_failed" and data.get("command") == "transfer":
+            result = self._transfer_refused(event)
         elif kind == EventType.agent_answered:
             routing.answered(call_id, _int(data.get("agent_id")))
         elif kind == EventType.agent_missed:
@@ -246,11 +250,82 @@ class Router:
         elif kind in {EventType.held, EventType.unheld}:
             routing.hold(call_id, held=kind == EventType.held)
         elif kind == EventType.transferred:
+            # both desktops (the engine's fact first, then routing's state changes): the agent
+            # who handed the caller over, and an agent who took them
+            before = _int(routing.call(call_id).get("agent"))
+            told = {k: data.get(k) for k in ("kind", "to", "agent_id")}
+            told.update(consult=bool(data.get("consult")), from_agent_id=before)
+            self._tell(event, told, before, _int(data.get("agent_id")))
             result = routing.transferred(
-                call_id, kind=str(data.get("kind") or ""), to=str(data.get("to") or "")
+                call_id,
+                kind=str(data.get("kind") or ""),
+                to=str(data.get("to") or ""),
+                consult=bool(data.get("consult")),
             )
+        elif kind in {
+            EventType.consult_started,
+            EventType.consult_answered,
+            EventType.consult_ended,
+        }:
+            result = self._consult(event)
         if result is not None:
             services.deliver(self.ctx, result)
+
+    # ------------------------------------------------------------ consultation
+
+    def _tell(self, event: CallEvent, body: dict[str, Any], *agent_ids: int | None) -> None:
+        """A desktop message (``type`` = the event's type) to each agent's socket."""
+        message = json.dumps(
+            {"type": str(event.type), "call_id": event.call_id, **body, "at": event.at},
+            ensure_ascii=False,
+        )
+        for agent_id in dict.fromkeys(a for a in agent_ids if a is not None):
+            self.redis.publish(self.keys.agent_channel(agent_id), message)
+
+    def _consult(self, event: CallEvent) -> dict[str, Any] | None:
+        """Routing's side of a consultation, and the two desktops told of each step."""
+        data, call_id = event.data, event.call_id
+        call = self.routing.call(call_id)
+        consulting = _int(call.get("agent"))
+        target = _int(data.get("agent_id")) if data.get("kind") == "agent" else None
+        facts = {
+            "kind": data.get("kind"),
+            "to": data.get("to"),
+            "from_agent_id": consulting,
+            "target_agent_id": target,
+        }
+        # the desktops hear the engine's fact first, then routing's state changes
+        if event.type == EventType.consult_started:
+            self._tell(event, {**facts, "ring_timeout": data.get("ring_timeout")}, consulting)
+            if target is not None:
+                # the target's desktop: who is asking, and about which caller
+                offer = {**facts, "type": "consult_offer"}
+                offer.update(caller=call.get("caller"), queue=call.get("queue"))
+                self._tell(event, offer, target)
+            return None
+        if event.type == EventType.consult_answered:
+            self._tell(event, facts, consulting, target)
+            if target is not None:
+                self.routing.answered(call_id, target, consult=True)
+            return None
+        extra = {"reason": data.get("reason"), "answered": data.get("answered")}
+        self._tell(event, {**facts, **extra}, consulting, target)
+        if target is None:
+            return None
+        return self.routing.release_transfer(call_id, target, reason=str(data.get("reason") or ""))
+
+    def _transfer_refused(self, event: CallEvent) -> dict[str, Any] | None:
+        """The engine refused a transfer: a target agent routing reserved for it is released,
+        and the agent who asked is told why."""
+        data, call_id = event.data, event.call_id
+        call = self.routing.call(call_id)
+        result: dict[str, Any] | None = None
+        target = _int(data.get("agent_id"))
+        if data.get("kind") == "agent" and data.get("mode") in {"blind", "consult"} and target:
+            result = self.routing.release_transfer(call_id, target, reason="refused")
+        body = {k: data.get(k) for k in ("command", "command_id", "mode", "kind", "reason")}
+        self._tell(event, body, _int(call.get("agent")))
+        return result
 
     def _enqueue(self, event: CallEvent) -> dict[str, Any]:
         """Queue the call and offer it at once when an agent is free; the caller lookup (SQL)

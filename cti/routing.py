@@ -360,8 +360,12 @@ class Routing:
             args["caller"] = caller
         return self._run("callback_requested", **args)
 
-    def answered(self, call_id: str, agent_id: int | None) -> dict[str, Any]:
-        args: dict[str, Any] = {"call": call_id}
+    def answered(
+        self, call_id: str, agent_id: int | None, *, consult: bool = False
+    ) -> dict[str, Any]:
+        """The agent answered; ``consult``: a consultation target answered (they go on call,
+        the call stays the consulting agent's until the hand-over)."""
+        args: dict[str, Any] = {"call": call_id, "consult": consult}
         if agent_id is not None:
             args["agent"] = agent_id
         return self._run("answered", **args)
@@ -381,8 +385,22 @@ class Routing:
     def hold(self, call_id: str, *, held: bool) -> dict[str, Any]:
         return self._run("hold" if held else "unhold", call=call_id)
 
-    def transferred(self, call_id: str, *, kind: str, to: str) -> dict[str, Any]:
-        return self._run("transferred", call=call_id, kind=kind, to=to, dispatch=True)
+    def transferred(
+        self, call_id: str, *, kind: str, to: str, consult: bool = False
+    ) -> dict[str, Any]:
+        """The engine moved the caller away from the agent: blind, or a consultation
+        completed (``consult``: the target agent already on the call keeps it)."""
+        return self._run(
+            "transferred", call=call_id, kind=kind, to=to, consult=consult, dispatch=True
+        )
+
+    def release_transfer(self, call_id: str, agent_id: int, *, reason: str) -> dict[str, Any]:
+        """A consultation ended without a hand-over (``reason`` from the engine: no_answer,
+        declined, cancelled, target_hung_up, …) or a transfer to ``agent_id`` was refused: the
+        target reserved for the call goes back (missed-offer rules for no_answer, else ready)."""
+        return self._run(
+            "release_transfer", call=call_id, agent=agent_id, reason=reason, dispatch=True
+        )
 
     def transfer_to_number(self, call_id: str, *, actor: str) -> dict[str, Any]:
         return self._run("transfer_number", call=call_id, actor=actor)

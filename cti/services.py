@@ -234,13 +234,33 @@ def _my_live_call(ctx: AppContext, agent_id: int) -> tuple[str, str]:
     return str(snapshot["call_id"]), str(snapshot["state"])
 
 
+def _consult_target(ctx: AppContext, call_id: str, agent_id: int) -> bool:
+    """The agent is on this call as a consultation target (not yet handed the caller)."""
+    return routing_for(ctx).call(call_id).get("transfer_to") == str(agent_id)
+
+
+def _my_controlled_call(ctx: AppContext, agent_id: int) -> tuple[str, str]:
+    """The agent's live call, which they control: a consultation target does not (the
+    consulting agent holds, transfers, completes or cancels)."""
+    call_id, state = _my_live_call(ctx, agent_id)
+    if _consult_target(ctx, call_id, agent_id):
+        raise Conflict(
+            "咨询中，由发起咨询的坐席操作 / during a consultation the consulting agent controls "
+            "the call (you may hang up your part)",
+            details={"call_id": call_id},
+        )
+    return call_id, state
+
+
 def hangup(ctx: AppContext, *, agent_id: int) -> Command:
+    """Hang up the call; for a consultation target, only their part of it (the engine sees
+    the target's agent_id and ends the consultation, not the call)."""
     call_id, _ = _my_live_call(ctx, agent_id)
     return send_command(ctx, call_id, CommandType.hangup, {"by": "agent", "agent_id": agent_id})
 
 
 def hold(ctx: AppContext, *, agent_id: int, held: bool) -> Command:
-    call_id, state = _my_live_call(ctx, agent_id)
+    call_id, state = _my_controlled_call(ctx, agent_id)
     if held and state == "on_hold":
         raise Conflict("通话已保持 / the call is already on hold")
     if not held and state != "on_hold":
@@ -262,8 +282,9 @@ def transfer(
     ctx: AppContext, *, agent_id: int, kind: str, target: str, mode: str = "blind"
 ) -> Command:
     """Transfer (mode blind) or consult (mode consult: the caller waits on hold while the agent
-    talks to the target; a second call with mode "complete" hands the caller over)."""
-    call_id, _ = _my_live_call(ctx, agent_id)
+    talks to the target; a second call with mode "complete" hands the caller over, "cancel"
+    brings the agent back to the caller)."""
+    call_id, _ = _my_controlled_call(ctx, agent_id)
     data: dict[str, Any] = {"kind": kind, "target": target, "mode": mode, "agent_id": agent_id}
     if kind == "queue":
         if target not in ctx.config.queues.queues:

@@ -9,6 +9,7 @@ when it is loaded, so this module is the single definition of what may follow wh
     on_call <--hold/unhold--> on_hold;  on_call/on_hold --end_call--> wrap_up
     wrap_up --end_wrap_up--> ready;  reserved --miss--> not_ready(missed)
     reserved --cancel_offer--> ready (the caller hung up while the agent's phone rang)
+    on_call/on_hold --end_consult--> ready (a consultation target's part ended, no hand-over)
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ _t("hold", {S.on_call}, S.on_hold)
 _t("unhold", {S.on_hold}, S.on_call)
 _t("end_call", {S.on_call, S.on_hold}, S.wrap_up, system=True)
 _t("end_wrap_up", {S.wrap_up}, S.ready)
+# A consultation target's part ended without the caller being handed over (cancelled, they
+# hung up, the caller left): no wrap-up, the call was never theirs.
+_t("end_consult", {S.on_call, S.on_hold}, S.ready, system=True)
 del _t
 
 

@@ -106,6 +106,10 @@ def apply_event(session: Session, stream_id: str, event: CallEvent) -> bool:
         call.end_reason = "slot_failed"
     elif kind == EventType.call_reserved and data.get("agent_id") is not None:
         call.agent_id = _agent_id(session, data) or call.agent_id
+    elif kind == EventType.transferred and data.get("consult") and data.get("kind") == "agent":
+        # a consultation completed: the target agent now has the call (a blind transfer
+        # reports the new agent's agent_answered instead)
+        call.agent_id = _agent_id(session, data) or call.agent_id
     elif kind == EventType.wrap_up_ended and data.get("disposition"):
         call.disposition = str(data["disposition"])
     elif kind == EventType.recording_started:

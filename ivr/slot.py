@@ -1,4 +1,5 @@
-"""One call slot: a pjsua2 endpoint carrying one conversation (caller + up to 3 more legs).
+"""One call slot: a pjsua2 endpoint carrying one conversation (caller + up to 3 more legs:
+the agent, a supervisor, and a consultation target).
 
 Threads in a slot process (see ../shared/PJSUA2.md for why it must be this way):
 
@@ -73,6 +74,13 @@ SURVEY_RETRIES = 2  # a missing or invalid key replays the survey prompt this ma
 # SIP answers to the customer's INVITE -> call_ended outcome (ticketing/consumers.py)
 BUSY_CODES = (486, 600)
 NO_ANSWER_CODES = (408, 480, 487)
+DECLINE_CODES = (486, 600, 603)  # a consultation target's phone said busy / declined
+# The wheel's PJSUA_MAX_CALLS: a 5th makeCall raises PJ_ETOOMANY. Legs still hanging up
+# (CANCEL sent, no final answer yet) count until pjsua reports them DISCONNECTED.
+MAX_LEGS = 4
+CONSULT_NUMBER_RING_SECONDS = 30  # a configured number rings this long for a consultation
+AGENT_RING_SECONDS = 30  # an originate rings the agent this long unless told otherwise
+LEG_ROLES = ("caller", "agent", "super", "consult")
 _USER_RE = re.compile(r"sips?:([^@;>]+)@")
 
 
@@ -108,6 +116,13 @@ def user_part(uri: str) -> str:
 
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- pjsua2 subclasses
@@ -188,6 +203,24 @@ class SlotAccount(pj.Account):
 
 
 @dataclass
+class Consult:
+    """A consultation in progress: the caller on hold, a new leg (role "consult") to a
+    colleague or a configured number; complete hands the caller over, cancel comes back."""
+
+    kind: str  # agent / number
+    to: str  # what the agent asked for: the agent's URI, or the transfer target's name
+    uri: str
+    agent_id: int | None
+    deadline: float | None  # ring timeout (monotonic); None once answered
+    started: float = field(default_factory=time.time)
+    answered: bool = False
+    held_caller: bool = False  # the consultation put the caller on hold (undone at its end)
+
+    def facts(self) -> dict[str, Any]:
+        return {"kind": self.kind, "to": self.to, "target_uri": self.uri, "agent_id": self.agent_id}
+
+
+@dataclass
 class Conversation:
     call_id: str
     direction: str
@@ -218,6 +251,7 @@ class Conversation:
     originate: dict[str, Any] = field(default_factory=dict)
     survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
     prompts: dict[str, PromptFile] = field(default_factory=dict)  # this call's own prompts
+    consult: Consult | None = None
 
 
 class SlotEngine:
@@ -242,7 +276,10 @@ class SlotEngine:
         self.commands: queue.Queue[Command] = queue.Queue()
         self.outbox: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         self.stop = threading.Event()
-        self.legs: dict[str, Leg] = {}
+        self.legs: dict[str, Leg] = {}  # role -> the leg in that role now
+        # legs hung up on purpose and not yet DISCONNECTED: kept referenced (pjsua would
+        # otherwise hang them up behind our back) and counted against MAX_LEGS
+        self.leaving: list[Leg] = []
         self.graveyard: list[Any] = []
         self.conv: Conversation | None = None
         self.media: dict[str, Any] = {}  # name -> AudioMedia (or player/recorder)
@@ -324,13 +361,14 @@ class SlotEngine:
         if self.conv is not None and self.conv.close_at is None:
             self._end_call("shutdown", "failed")
         deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and (self.conv is not None or self.legs):
+        while time.monotonic() < deadline and (self.conv is not None or self.legs or self.leaving):
             self.ep.libHandleEvents(POLL_MS)
             self._step()
-        for leg in list(self.legs.values()):
+        for leg in [*self.legs.values(), *self.leaving]:
             with contextlib.suppress(pj.Error):
                 leg.hangup(pj.CallOpParam(True))
         self.legs.clear()
+        self.leaving.clear()
         self.media.clear()
         self.media_legs.clear()
         self.prompt_player = self.music_player = self.recorder = None
@@ -565,11 +603,15 @@ class SlotEngine:
         self.outbox.put(("event", event))
 
     def _command_failed(self, command: Command, reason: str) -> None:
+        # kind / mode / agent_id let routing undo what it prepared (a reserved transfer target)
+        context: dict[str, Any] = {
+            k: command.data[k] for k in ("kind", "mode", "agent_id") if k in command.data
+        }
         event = CallEvent(
             type=EventType.command_failed,
             call_id=command.call_id,
             slot=self.spec.name,
-            data={"command_id": command.id, "command": command.type, "reason": reason},
+            data={"command_id": command.id, "command": command.type, "reason": reason, **context},
         )
         self.outbox.put(("event", event))
 
@@ -586,7 +628,7 @@ class SlotEngine:
         refusal = 0
         if not self._source_allowed(source):
             refusal, why = 403, f"source {source} is not the edge"
-        elif self.conv is not None or self.legs:
+        elif self.conv is not None or self.legs or self.leaving:
             refusal, why = 486, "slot busy"
         elif did not in self.dids:
             refusal, why = 404, f"DID {did!r} not configured"
@@ -662,22 +704,30 @@ class SlotEngine:
     def _leg_state(self, leg: Leg, state: int, code: int, reason: str) -> None:
         leg.last_code = code or leg.last_code
         conv = self.conv
+        # A leg we hung up on purpose is no longer in ``legs``: its late facts change nothing.
+        current = self.legs.get(leg.role) is leg
         if state == pj.PJSIP_INV_STATE_EARLY and not leg.ringing:
             leg.ringing = True
-            if conv is not None and leg.role == "agent":
+            if conv is not None and current and leg.role == "agent":
                 self.emit(EventType.agent_ringing, data={"agent_uri": conv.agent_uri})
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.confirmed:
             leg.confirmed = True
-            if conv is not None:
+            if not current:
+                # answered just as we cancelled it (200 OK crossed our CANCEL): end it again
+                with contextlib.suppress(pj.Error):
+                    leg.hangup(pj.CallOpParam(True))
+            elif conv is not None:
                 self._leg_confirmed(conv, leg)
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED and not leg.gone:
             leg.gone = True
-            if self.legs.get(leg.role) is leg:
+            if current:
                 del self.legs[leg.role]
+            if leg in self.leaving:
+                self.leaving.remove(leg)
             if self.media_legs.get(leg.role) is leg:  # not a newer leg in the same role
                 self._forget_media(leg.role)
             self.graveyard.append(leg)
-            if conv is not None:
+            if conv is not None and current:
                 self._leg_gone(conv, leg, code, reason)
 
     def _leg_confirmed(self, conv: Conversation, leg: Leg) -> None:
@@ -714,6 +764,8 @@ class SlotEngine:
                 EventType.supervisor_joined, data={"mode": conv.super_mode, "uri": conv.super_uri}
             )
             self._rewire()
+        elif leg.role == "consult":
+            self._consult_answered(conv, leg)
 
     def _leg_gone(self, conv: Conversation, leg: Leg, code: int, reason: str) -> None:
         if conv.close_at is not None:
@@ -736,6 +788,7 @@ class SlotEngine:
                 self._end_call("customer_unreachable", outcome)
                 return
             self.emit(EventType.caller_hung_up, data={"state": conv.state})
+            # (a consultation in progress ends with the call: _end_call reports it)
             if conv.state in ("queued", "offering"):
                 waited = round(time.time() - conv.queued_at, 3)
                 self.emit(EventType.abandoned, data={"queue": conv.queue, "waited": waited})
@@ -747,10 +800,14 @@ class SlotEngine:
                 self._end_call("caller_hung_up", conv.outcome or "menu_hangup")
         elif leg.role == "agent":
             if leg.intentional_hangup:
-                reason_text = leg.intentional_hangup
-                if reason_text in ("ring_timeout",):
-                    self._agent_missed(conv, reason_text)
-                return
+                return  # whoever hung it up reported it
+            if conv.consult is not None:
+                if conv.consult.answered:
+                    # The agent put the phone down while talking to the target: as on any
+                    # PBX, that hands the caller over (an attended transfer by hang-up).
+                    self._consult_complete(conv, by="agent_hung_up")
+                    return
+                self._consult_end(conv, "agent_hung_up", reconnect=False)
             if not leg.confirmed:
                 if conv.direction == "out":
                     self._agent_missed(conv, f"{code} {reason}".strip())
@@ -763,6 +820,19 @@ class SlotEngine:
         elif leg.role == "super":
             conv.super_mode = ""
             self._rewire()
+        elif leg.role == "consult":
+            consult = conv.consult
+            if consult is None or leg.intentional_hangup:
+                return
+            if consult.answered:
+                why = "target_hung_up"
+            elif code in DECLINE_CODES:
+                why = "declined"
+            elif code in NO_ANSWER_CODES:
+                why = "no_answer"
+            else:
+                why = "failed"
+            self._consult_end(conv, why, code=code)
 
     def _agent_missed(self, conv: Conversation, reason: str) -> None:
         self.emit(
@@ -923,7 +993,7 @@ class SlotEngine:
         if name not in self.media:
             return False
         leg = self.media_legs.get(name)
-        return name not in ("caller", "agent", "super") or (leg is not None and not leg.media_dead)
+        return name not in LEG_ROLES or (leg is not None and not leg.media_dead)
 
     def _disconnect(self, edge: tuple[str, str]) -> None:
         if not (self._port_alive(edge[0]) and self._port_alive(edge[1])):
@@ -938,6 +1008,13 @@ class SlotEngine:
             return wanted
         recording = self.recorder is not None and not conv.recording_paused
         bridged = conv.state == "bridged" and not conv.held
+        # A consultation: the caller is on hold (music); the agent hears the target's line
+        # (ringback a trunk may send as early media, then the target) and, once answered,
+        # talks to them. The caller never hears the two. The consultation is in the call's
+        # recording (the center's people on this call), the hold music is not.
+        consult = conv.consult
+        consult_line = consult is not None and "consult" in self.media
+        talking = consult_line and consult is not None and consult.answered
         if self.prompt_player is not None:
             wanted.add(("prompt", "caller"))
             if recording:
@@ -947,22 +1024,32 @@ class SlotEngine:
             wanted.add(("music", "caller"))
         if bridged:
             wanted |= {("caller", "agent"), ("agent", "caller")}
+        if consult_line:
+            wanted.add(("consult", "agent"))
+        if talking:
+            wanted.add(("agent", "consult"))
         if recording:
             wanted.add(("caller", "rec"))
             if conv.state == "bridged":
                 wanted.add(("agent", "rec"))
+            if talking:
+                wanted.add(("consult", "rec"))
         if conv.super_mode and "super" in self.media:
             wanted |= {("caller", "super"), ("agent", "super")}
+            if talking:
+                wanted.add(("consult", "super"))
             if conv.super_mode in ("whisper", "barge"):
                 wanted.add(("super", "agent"))
             if conv.super_mode == "barge":
                 wanted.add(("super", "caller"))
+                if talking:
+                    wanted.add(("super", "consult"))
                 if recording:
                     wanted.add(("super", "rec"))
         return {e for e in wanted if e[0] in self.media and e[1] in self.media}
 
     def _rewire(self) -> None:
-        for role in ("caller", "agent", "super"):
+        for role in LEG_ROLES:
             if role in self.media and not self._port_alive(role):
                 self._forget_media(role)  # ended since the last step: drop without touching
         wanted = self._wanted_edges()
@@ -1010,16 +1097,14 @@ class SlotEngine:
             return
         conv.end_reason, conv.outcome = reason, outcome
         self.queued_view = {}
+        if conv.consult is not None:
+            self._consult_end(conv, reason, reconnect=False)  # its target leg, its event
         # Disconnect everything while every port is valid, then hang up (which frees ports).
         for edge in list(self.edges):
             self._disconnect(edge)
         self.edges.clear()
         for leg in list(self.legs.values()):
-            if not leg.gone:
-                leg.intentional_hangup = "call_ended"
-                self._forget_media(leg.role)
-                with contextlib.suppress(pj.Error):
-                    leg.hangup(pj.CallOpParam(True))
+            self._hang_up(leg, "call_ended")
         # Free the recorder now; its header is written while we keep pumping events.
         for name in ("prompt", "music", "rec"):
             self.media.pop(name, None)
@@ -1082,10 +1167,11 @@ class SlotEngine:
         if conv is None:
             return
         if conv.close_at is not None:
-            if now >= conv.close_at and not self.legs:
+            if now >= conv.close_at and not self.legs and not self.leaving:
                 self._finish(conv)
             elif now >= conv.close_at + 5:  # a leg never confirmed its end: give up on it
                 self.legs.clear()
+                self.leaving.clear()
                 self._finish(conv)
             return
         if conv.prompt_until and now >= conv.prompt_until and self.prompt_player is not None:
@@ -1097,12 +1183,13 @@ class SlotEngine:
             agent = self.legs.get("agent")
             customer = self.legs.get("caller")
             if agent is not None and not agent.confirmed:
-                agent.intentional_hangup = "ring_timeout"
-                with contextlib.suppress(pj.Error):
-                    agent.hangup(pj.CallOpParam(True))
+                self._withdraw_offer(conv, "ring_timeout")
             elif conv.direction == "out" and customer is not None and not customer.confirmed:
                 with contextlib.suppress(pj.Error):
                     customer.hangup(pj.CallOpParam(True))  # the customer did not answer
+        consult = conv.consult
+        if consult is not None and consult.deadline is not None and now >= consult.deadline:
+            self._consult_end(conv, "no_answer")
         if now >= conv.max_until:
             self._end_call(
                 "max_duration", conv.outcome or ("answered" if conv.answered else "failed")
@@ -1149,9 +1236,7 @@ class SlotEngine:
             return
         handler: dict[str, Callable[[Conversation, Command], None]] = {
             CommandType.offer: self._offer,
-            CommandType.hangup: lambda c, _cmd: self._end_call(
-                "command_hangup", c.outcome or ("answered" if c.answered else "failed")
-            ),
+            CommandType.hangup: self._hangup_command,
             CommandType.hold: self._hold,
             CommandType.unhold: self._unhold,
             CommandType.transfer: self._transfer,
@@ -1162,6 +1247,7 @@ class SlotEngine:
             CommandType.resume_recording: self._resume_recording,
             CommandType.play: self._play_command,
             CommandType.requeue: self._requeue,
+            CommandType.cancel_offer: self._cancel_offer,
             "announce": self._announce,
         }
         action = handler.get(command.type)
@@ -1170,7 +1256,68 @@ class SlotEngine:
             return
         action(conv, command)
 
+    def _hangup_command(self, conv: Conversation, command: Command) -> None:
+        by_agent = _int(command.data.get("agent_id"))
+        if conv.consult is not None and by_agent is not None and by_agent == conv.consult.agent_id:
+            # the consultation target's desktop hangs up: their part ends, not the call
+            self._consult_end(conv, "target_hung_up")
+            return
+        self._end_call(
+            "command_hangup", conv.outcome or ("answered" if conv.answered else "failed")
+        )
+
+    def _hang_up(self, leg: Leg, reason: str) -> None:
+        """End one leg on purpose. Media first (``hangup`` frees the leg's conference port at
+        once and pjmedia aborts the process on a stopTransmit to a freed port), then the
+        hangup (a CANCEL while it rings). The leg leaves ``legs`` now, so a new leg may take
+        its role at once, and waits in ``leaving`` until pjsua reports it DISCONNECTED."""
+        if leg.gone:
+            return
+        leg.intentional_hangup = leg.intentional_hangup or reason
+        if self.media_legs.get(leg.role) is leg:
+            self._forget_media(leg.role, disconnect=True)
+        if self.legs.get(leg.role) is leg:
+            del self.legs[leg.role]
+        if leg not in self.leaving:
+            self.leaving.append(leg)
+        with contextlib.suppress(pj.Error):
+            leg.hangup(pj.CallOpParam(True))
+
+    def _withdraw_offer(self, conv: Conversation, reason: str) -> None:
+        """Stop ringing the offered agent now and report the miss at once: routing may offer
+        the call to the next agent right away, and that phone must not ring while this one
+        still does. (Waiting for the CANCEL's final answer could take a slow phone 32 s.)"""
+        agent = self.legs.get("agent")
+        if agent is not None and not agent.confirmed:
+            self._hang_up(agent, reason)
+        if conv.direction == "out":
+            self._agent_missed(conv, reason)
+            self._end_call("agent_unreachable", "failed")
+            return
+        self._agent_missed(conv, reason)
+
+    def _cancel_offer(self, conv: Conversation, command: Command) -> None:
+        """Routing withdrew an offer (its ring timer fired before ours): stop that phone."""
+        agent_id = _int(command.data.get("agent_id"))
+        reason = str(command.data.get("reason") or "withdrawn")
+        consult = conv.consult
+        if consult is not None and not consult.answered and consult.agent_id == agent_id:
+            self._consult_end(conv, "no_answer")
+            return
+        agent = self.legs.get("agent")
+        ringing = agent is not None and not agent.confirmed
+        if ringing and conv.state in ("offering", "originating") and conv.agent_id == agent_id:
+            self._withdraw_offer(conv, reason)
+            return
+        self._command_failed(command, f"no phone is ringing for agent {agent_id} on this call")
+
     def _offer(self, conv: Conversation, command: Command) -> None:
+        if conv.state == "offering":
+            agent = self.legs.get("agent")
+            if agent is not None and not agent.confirmed:
+                # Routing gave the call to another agent (its own ring timer fired first):
+                # the first phone stops ringing before the next one starts.
+                self._withdraw_offer(conv, "ring_timeout")
         if conv.state not in ("queued",):
             self._command_failed(command, f"call is {conv.state}, not waiting in a queue")
             return
@@ -1204,6 +1351,9 @@ class SlotEngine:
             self._agent_missed(conv, f"dial failed: {exc.info()}")
 
     def _hold(self, conv: Conversation, command: Command) -> None:
+        if conv.consult is not None:
+            self._command_failed(command, "a consultation is in progress: complete or cancel it")
+            return
         if conv.state != "bridged" or conv.held:
             self._command_failed(command, "only a connected call can be held")
             return
@@ -1212,6 +1362,9 @@ class SlotEngine:
         self.emit(EventType.held)
 
     def _unhold(self, conv: Conversation, command: Command) -> None:
+        if conv.consult is not None:
+            self._command_failed(command, "a consultation is in progress: complete or cancel it")
+            return
         if not conv.held:
             self._command_failed(command, "call is not on hold")
             return
@@ -1221,28 +1374,49 @@ class SlotEngine:
 
     def _drop_agent(self, reason: str) -> None:
         agent = self.legs.get("agent")
-        if agent is not None and not agent.gone:
-            agent.intentional_hangup = reason
-            # disconnect before hanging up: hangup frees the leg's conference port at once
-            self._forget_media("agent", disconnect=True)
-            with contextlib.suppress(pj.Error):
-                agent.hangup(pj.CallOpParam(True))
+        if agent is not None:
+            self._hang_up(agent, reason)
         self._drop_supervisor()
 
     def _drop_supervisor(self) -> None:
         """A supervisor follows the agent conversation: it leaves with the agent."""
         supervisor = self.legs.get("super")
-        if supervisor is not None and not supervisor.gone:
-            supervisor.intentional_hangup = "agent_left"
-            self._forget_media("super", disconnect=True)
-            with contextlib.suppress(pj.Error):
-                supervisor.hangup(pj.CallOpParam(True))
+        if supervisor is not None:
+            self._hang_up(supervisor, "agent_left")
         if self.conv is not None:
             self.conv.super_mode = ""
 
     def _transfer(self, conv: Conversation, command: Command) -> None:
         kind = str(command.data.get("kind", ""))
         target = str(command.data.get("target", ""))
+        mode = str(command.data.get("mode") or "blind")
+        if mode == "consult":
+            self._consult_start(conv, command)
+            return
+        if mode == "complete":
+            if conv.consult is None:
+                self._command_failed(command, "no consultation in progress")
+            elif not conv.consult.answered:
+                self._command_failed(
+                    command, "the consultation target has not answered: wait, or cancel"
+                )
+            else:
+                self._consult_complete(conv, by="command")
+            return
+        if mode == "cancel":
+            if conv.consult is None:
+                self._command_failed(command, "no consultation in progress")
+            else:
+                self._consult_end(conv, "cancelled")
+            return
+        if mode != "blind":
+            self._command_failed(
+                command, f"transfer mode {mode!r}: use blind, consult, complete or cancel"
+            )
+            return
+        if conv.consult is not None:
+            self._command_failed(command, "a consultation is in progress: complete or cancel it")
+            return
         if kind == "queue":
             if target not in self.config.queues.queues:
                 self._command_failed(command, f"queue {target!r} is not defined")
@@ -1311,6 +1485,141 @@ class SlotEngine:
         except pj.Error as exc:
             self._agent_missed(conv, f"dial failed: {exc.info()}")
 
+    # ------------------------------------------------------------ consultation (attended transfer)
+    def _consult_start(self, conv: Conversation, command: Command) -> None:
+        """The caller goes on hold (music; still recorded), a new leg rings the target."""
+        kind = str(command.data.get("kind", ""))
+        target = str(command.data.get("target", ""))
+        if conv.state != "bridged" or "agent" not in self.legs:
+            self._command_failed(command, "only a call connected to an agent can be consulted on")
+            return
+        if conv.consult is not None:
+            self._command_failed(command, "a consultation is already in progress")
+            return
+        if kind == "agent":
+            uri = self._agent_uri(target) if target else ""
+            queue_cfg = self.config.queues.queues.get(conv.queue)
+            ring = float(
+                command.data.get("ring_timeout")
+                or (queue_cfg.ring_timeout_seconds if queue_cfg else 15)
+            )
+        elif kind == "number":
+            uri = self._transfer_target_uri(target) or ""
+            ring = CONSULT_NUMBER_RING_SECONDS
+        else:
+            self._command_failed(command, f"consult kind {kind!r}: use agent or number")
+            return
+        if not uri:
+            self._command_failed(command, f"{target!r} is not an allowed consultation target")
+            return
+        if len(self.legs) + len(self.leaving) >= MAX_LEGS:
+            self._command_failed(command, f"no line left for a consultation ({MAX_LEGS} per slot)")
+            return
+        consult = Consult(
+            kind=kind,
+            to=target,
+            uri=uri,
+            agent_id=_int(command.data.get("agent_id")) if kind == "agent" else None,
+            deadline=time.monotonic() + ring,
+        )
+        conv.consult = consult
+        if not conv.held:
+            conv.held = consult.held_caller = True
+            self.emit(EventType.held, data={"reason": "consult"})
+        self._rewire()
+        self.emit(EventType.consult_started, data={**consult.facts(), "ring_timeout": ring})
+        try:
+            self._dial("consult", uri)
+        except pj.Error as exc:
+            self._consult_end(conv, "dial_failed", detail=str(exc.info()))
+
+    def _consult_answered(self, conv: Conversation, leg: Leg) -> None:
+        consult = conv.consult
+        if consult is None:
+            self._hang_up(leg, "no_consultation")
+            return
+        consult.answered = True
+        consult.deadline = None
+        self.emit(EventType.consult_answered, data=consult.facts())
+        self._rewire()
+
+    def _consult_end(
+        self,
+        conv: Conversation,
+        reason: str,
+        *,
+        code: int = 0,
+        detail: str = "",
+        reconnect: bool = True,
+    ) -> None:
+        """The consultation ends without a transfer: the target's leg goes; unless the call
+        is ending, a caller the consultation put on hold is reconnected to the agent at once
+        (the agent is on the line and expects the caller back; a caller the agent had put on
+        hold before consulting stays on hold until the agent takes them off)."""
+        consult = conv.consult
+        if consult is None:
+            return
+        conv.consult = None
+        leg = self.legs.get("consult")
+        if leg is not None:
+            self._hang_up(leg, reason)
+        resume = reconnect and consult.held_caller and conv.held and "agent" in self.legs
+        if resume:
+            conv.held = False
+        self._rewire()
+        self.emit(
+            EventType.consult_ended,
+            data={
+                **consult.facts(),
+                "reason": reason,
+                "answered": consult.answered,
+                "code": code,
+                "seconds": round(time.time() - consult.started, 3),
+                **({"detail": detail} if detail else {}),
+            },
+        )
+        if resume:
+            self.emit(EventType.unheld, data={"reason": "consult_ended"})
+
+    def _consult_complete(self, conv: Conversation, *, by: str) -> None:
+        """Hand the caller over: the agent (and a supervisor following them) leave, the
+        target's leg becomes the call's agent leg, the caller is bridged to it."""
+        consult = conv.consult
+        leg = self.legs.get("consult")
+        if consult is None or leg is None:
+            return
+        self._drop_agent("transferred")
+        target_media = self.media.get("consult") if self._port_alive("consult") else None
+        self._forget_media("consult", disconnect=True)
+        del self.legs["consult"]
+        leg.role = "agent"
+        self.legs["agent"] = leg
+        if target_media is not None:
+            self.media["agent"] = target_media
+            self.media_legs["agent"] = leg
+        conv.consult = None
+        conv.held = False
+        conv.agent_uri = consult.uri
+        conv.agent_id = consult.agent_id
+        if consult.kind == "number":
+            conv.outcome = "transferred"
+        self._rewire()
+        self.emit(
+            EventType.transferred,
+            data={
+                "kind": consult.kind,
+                "to": consult.to if consult.kind == "number" else consult.uri,
+                "agent_id": consult.agent_id,
+                "agent_uri": consult.uri,
+                "consult": True,
+                "by": by,
+            },
+        )
+        self.emit(
+            EventType.bridged,
+            data={"agent_uri": conv.agent_uri, "agent_id": conv.agent_id, "queue": conv.queue},
+        )
+
     def _supervise(self, conv: Conversation, command: Command) -> None:
         if conv.state != "bridged":
             self._command_failed(command, "supervisors join connected calls only")
@@ -1325,8 +1634,15 @@ class SlotEngine:
         if not uri:
             self._command_failed(command, "supervisor_uri missing")
             return
+        if len(self.legs) + len(self.leaving) >= MAX_LEGS:
+            self._command_failed(command, f"no line left for a supervisor ({MAX_LEGS} per slot)")
+            return
         conv.super_mode, conv.super_uri = mode, self._agent_uri(uri)
-        self._dial("super", conv.super_uri)
+        try:
+            self._dial("super", conv.super_uri)
+        except pj.Error as exc:
+            conv.super_mode = ""
+            self._command_failed(command, f"dial failed: {exc.info()}")
 
     def _pause_recording(self, conv: Conversation, command: Command) -> None:
         conv.recording_paused = True
@@ -1416,7 +1732,10 @@ class SlotEngine:
         self._send_status({"status": "busy", "call_id": conv.call_id, "started": conv.started})
         self.emit(EventType.call_arrived, data={"caller": number, "did": "", "direction": "out"})
         self.emit(EventType.agent_offered, data={"agent_uri": agent_uri, "agent_id": conv.agent_id})
-        conv.offer_deadline = time.monotonic() + 30
+        # routing's ring timer (ring_timeout + a grace) is only the backstop: ring as long
+        # as it asked, so this phone stops first
+        ring = float(command.data.get("ring_timeout") or AGENT_RING_SECONDS)
+        conv.offer_deadline = time.monotonic() + ring
         self._dial("agent", agent_uri)
 
     def _survey_runner(self, survey: dict[str, Any], question: PromptFile) -> MenuRunner:

@@ -657,6 +657,10 @@ elseif op == "answered" then
                 end_call_record(call.parent, "called_back")
             end
             redis.call("HSET", ck, "state", "connected", "answered_at", fmt(NOW))
+        elseif call.transfer_to == aid and A.consult and call.state ~= "transferring" then
+            -- A consultation: the target talks with the agent while the caller waits; the call
+            -- stays the agent's until the engine reports the hand-over ("transferred").
+            res.consult = true
         elseif call.transfer_to == aid then
             local old = call.agent
             redis.call("HSET", ck, "agent", aid, "transfer_to", "", "state", "connected")
@@ -681,7 +685,15 @@ elseif op == "missed" then
     end
     res.status = miss(cid, aid, A.reason or "no_answer", A.actor or "engine")
 elseif op == "ring_timer" then
+    local call = hgetall(ckey(A.call))
     res.status = miss(A.call, tostring(A.agent), "ring_timeout", "routing")
+    if res.status == "missed" or res.status == "logged_out" then
+        -- The engine rings for ring_timeout and should have given up already: make sure that
+        -- phone stops before the call rings anyone else (an offer the match below makes goes
+        -- to the same stream, after this command).
+        slot_command(A.call, call, "cancel_offer", {agent_id = tonumber(A.agent),
+            reason = "ring_timeout"})
+    end
 elseif op == "hangup" then
     -- The caller hung up (abandoned / caller_hung_up) or the call ended (call_ended).
     local cid = A.call
@@ -722,7 +734,10 @@ elseif op == "hangup" then
         if call.transfer_to and call.transfer_to ~= "" then
             local t = call.transfer_to
             local a = redis.call("HMGET", akey(t), "state", "call_id")
-            if a[1] == "reserved" and a[2] == cid then transition(t, "cancel_offer", "", "", "routing") end
+            if a[1] == "reserved" and a[2] == cid then transition(t, "cancel_offer", "", "", "routing")
+            elseif (a[1] == "on_call" or a[1] == "on_hold") and a[2] == cid then
+                transition(t, "end_consult", "", "", "routing") -- the call ended mid-consultation
+            end
         end
         update_aht(call.queue, call.answered_at)
         end_call_record(cid, "ended")
@@ -748,7 +763,17 @@ elseif op == "transferred" then
         end_call_record(cid, "transferred") -- the outside number answered
         res.status = "transferred"
     elseif call.state == "connected" and call.agent and call.agent ~= "" then
-        if A.kind == "agent" and call.transfer_to and call.transfer_to ~= "" then
+        local t = call.transfer_to or ""
+        local ta = redis.call("HMGET", akey(t), "state", "call_id")
+        if A.consult and A.kind == "agent" and t ~= "" and ta[2] == cid
+            and (ta[1] == "on_call" or ta[1] == "on_hold") then
+            -- A consultation completed: the target, on the call since they answered, keeps the
+            -- caller; the consulting agent goes to wrap-up.
+            start_wrap_up(call.agent, cid, call.queue, "engine")
+            redis.call("HSET", ckey(cid), "agent", t, "transfer_to", "")
+            res.status = "transferred"
+            res.agent = t
+        elseif A.kind == "agent" and call.transfer_to and call.transfer_to ~= "" then
             start_wrap_up(call.agent, cid, call.queue, "engine")
             redis.call("HSET", ckey(cid), "state", "transferring")
             res.status = "transferring"
@@ -790,6 +815,29 @@ elseif op == "transfer_agent" then
     res.status = "reserved"
     res.agent_uri = uri
     res.ring_timeout = ring
+elseif op == "release_transfer" then
+    -- The engine ended a consultation without handing the caller over, or refused a transfer
+    -- to an agent: the target reserved (or talking) for this call is let go. Not answering
+    -- within the ring time is a missed offer (missed-offer rules); a target who declined, was
+    -- cancelled by the consulting agent, or talked and hung up is back to ready.
+    local cid, t = A.call, tostring(A.agent)
+    local call = hgetall(ckey(cid))
+    local a = redis.call("HMGET", akey(t), "state", "call_id")
+    if (call.transfer_to or "") ~= t or a[2] ~= cid then
+        res.status = "ignored"
+    elseif a[1] == "reserved" and A.reason == "no_answer" then
+        res.status = miss(cid, t, "ring_timeout", "engine")
+    else
+        redis.call("HSET", ckey(cid), "transfer_to", "")
+        redis.call("ZREM", TIMERS, "ring|" .. cid .. "|" .. t)
+        if a[1] == "reserved" then
+            transition(t, "cancel_offer", "", "", "engine")
+            publish(t, {type = "offer_cancelled", call_id = cid, reason = A.reason or "", at = ISO})
+        elseif a[1] == "on_call" or a[1] == "on_hold" then
+            transition(t, "end_consult", "", "", "engine")
+        end
+        res.status = "released"
+    end
 elseif op == "originate" then
     -- Click-to-call: reserve the agent, then the engine rings the agent's leg first.
     local aid, cid = tostring(A.agent), A.call

@@ -41,6 +41,8 @@ S = AgentState
         ("logout", S.ready, S.logged_out),
         ("logout", S.wrap_up, S.logged_out),
         ("originate", S.not_ready, S.reserved),
+        ("end_consult", S.on_call, S.ready),
+        ("end_consult", S.on_hold, S.ready),
     ],
 )
 def test_legal_transitions(name: str, source: AgentState, target: AgentState) -> None:

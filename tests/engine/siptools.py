@@ -8,9 +8,14 @@ goes through the edge when there is one.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
 import struct
 import subprocess
+import threading
+import time
+from array import array
 from pathlib import Path
 
 SIPP_PCAPS = Path("/usr/share/sip-tester")
@@ -93,10 +98,13 @@ def caller_scenario(
     did: str = "4008001234",
     caller: str = "13800138000",
     hangup: bool = True,
+    sdp_media_port: int | None = None,
 ) -> Path:
     """A UAC calling ``did``; ``steps`` after the ACK: ("pause", ms), ("dtmf", "1"),
     ("audio", pcap path: starts playing in the background), ("wait_bye", ms: expect the
-    other side to hang up within ms)."""
+    other side to hang up within ms). ``sdp_media_port``: the SDP names this port instead of
+    SIPp's own, so an :class:`RtpListener` there receives what the caller hears (the caller
+    must then send no RTP itself: use "info" digits)."""
     actions: list[str] = []
     expect_bye = False
     for kind, value in steps:
@@ -179,7 +187,7 @@ Max-Forwards: 70
 Content-Type: application/sdp
 Content-Length: [len]
 
-{SDP}
+{SDP if sdp_media_port is None else SDP.replace("[media_port]", str(sdp_media_port))}
 ]]></send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
@@ -495,3 +503,113 @@ Content-Length: 0
 </scenario>
 """)
     return path
+
+
+def ringing_scenario(path: Path, final_after_cancel_ms: int | None = 0) -> Path:
+    """A UAS that rings and never answers: it expects the caller's CANCEL and answers it
+    (200), then ends the INVITE with 487 after ``final_after_cancel_ms`` (a slow phone when
+    large; ``None``: never, as behind a proxy that answers 487 itself). SIPp exits 0 only if
+    the CANCEL came."""
+    final = (
+        ""
+        if final_after_cancel_ms is None
+        else f"""<pause milliseconds="{final_after_cancel_ms}"/>
+  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [$invite_cseq] INVITE
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>"""
+    )
+    # SIPp refuses a variable that is set and never used: keep the CSeq only for the 487
+    invite = (
+        '<recv request="INVITE" rrs="true"/>'
+        if final_after_cancel_ms is None
+        else """<recv request="INVITE" rrs="true">
+    <action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/></action>
+  </recv>"""
+    )
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agent phone that keeps ringing">
+  {invite}
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:agent@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  <recv request="CANCEL"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  {final}
+</scenario>
+""")
+    return path
+
+
+def _ulaw_to_linear(byte: int) -> int:
+    byte = ~byte & 0xFF
+    magnitude = (((byte & 0x0F) << 3) + 0x84) << ((byte >> 4) & 0x07)
+    return 0x84 - magnitude if byte & 0x80 else magnitude - 0x84
+
+
+_ULAW = [_ulaw_to_linear(b) for b in range(256)]
+
+
+class RtpListener:
+    """What a caller hears: receives the RTP a slot sends to the port a caller's SDP named
+    (see ``caller_scenario(sdp_media_port=...)``) and keeps the decoded PCMU audio with the
+    wall-clock arrival time of each packet. Loopback only."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.2)
+        self.packets: list[tuple[float, array[int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(2048)
+            except (TimeoutError, OSError):
+                continue
+            if len(data) < 12 or data[1] & 0x7F != 0:  # PCMU only (not telephone-event)
+                continue
+            start = 12 + 4 * (data[0] & 0x0F)
+            self.packets.append((time.time(), array("h", (_ULAW[b] for b in data[start:]))))
+
+    def audio(self, start: float, end: float) -> array[int]:
+        """Samples received between two wall-clock times (epoch seconds)."""
+        out = array("h")
+        for at, samples in list(self.packets):
+            if start <= at < end:
+                out.extend(samples)
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        with contextlib.suppress(OSError):
+            self.sock.close()

@@ -278,3 +278,30 @@ def test_engine_call_is_recorded_and_served(
             .where(AuditEntry.action == "recording.play", AuditEntry.object_id == recording["id"])
         )
     assert plays == 3
+
+
+def test_completed_consultation_gives_the_call_record_to_the_target(ctx: AppContext) -> None:
+    """The demo agents (seeded SQLite): 1001 answers, consults 1002 and hands the call over."""
+    from callcenter.db import transaction
+    from ivr.records import apply_event
+
+    with ctx.sessions() as session:
+        ids = {a.extension: a.id for a in session.scalars(select(Agent))}
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("call_arrived", {"caller": "13800138000", "did": "4008001234", "direction": "in"}),
+        ("agent_answered", {"agent_id": ids["1001"]}),
+        ("consult_started", {"kind": "agent", "agent_id": ids["1002"]}),
+        ("consult_ended", {"kind": "agent", "agent_id": ids["1002"], "reason": "cancelled"}),
+    ]
+    with transaction(ctx.sessions) as session:
+        for n, (kind, data) in enumerate(steps):
+            apply_event(session, f"1-{n}", CallEvent(kind, "consulted", data=data))
+    with ctx.sessions() as session:
+        call = session.get(Call, "consulted")
+        assert call is not None and call.agent_id == ids["1001"]  # cancelled: still 1001's
+    handed_over = {"kind": "agent", "agent_id": ids["1002"], "consult": True}
+    with transaction(ctx.sessions) as session:
+        apply_event(session, "1-9", CallEvent("transferred", "consulted", data=handed_over))
+    with ctx.sessions() as session:
+        call = session.get(Call, "consulted")
+        assert call is not None and call.agent_id == ids["1002"]
