@@ -68,6 +68,10 @@ POLL_MS = 50
 CLOSE_PUMP_SECONDS = 0.3  # pjmedia writes the WAV header shortly after the recorder is freed
 DEFAULT_SECONDS_PER_POSITION = 60  # expected-wait estimate when routing publishes none
 CUSTOMER_RING_SECONDS = 45  # an outbound callback rings the customer this long
+# Outcomes a `play` command may give a waiting caller: routing is done with them (a call-back
+# confirmed, the no-agents message), so leaving is not abandoning.
+LEAVING_OUTCOMES = ("callback", "closed")
+ORIGINATE_AGENT_RING_SECONDS = 30  # an originate without ring_timeout rings the agent this long
 SURVEY_DIGIT_SECONDS = 8.0  # a survey waits this long for the key after its prompt
 SURVEY_RETRIES = 2  # a missing or invalid key replays the survey prompt this many times
 # SIP answers to the customer's INVITE -> call_ended outcome (ticketing/consumers.py)
@@ -736,7 +740,9 @@ class SlotEngine:
                 self._end_call("customer_unreachable", outcome)
                 return
             self.emit(EventType.caller_hung_up, data={"state": conv.state})
-            if conv.state in ("queued", "offering"):
+            if conv.state == "queued" and conv.outcome in LEAVING_OUTCOMES:
+                self._end_call("caller_hung_up", conv.outcome)
+            elif conv.state in ("queued", "offering"):
                 waited = round(time.time() - conv.queued_at, 3)
                 self.emit(EventType.abandoned, data={"queue": conv.queue, "waited": waited})
                 short = waited < self.config.queues.short_abandon_seconds
@@ -750,6 +756,10 @@ class SlotEngine:
                 reason_text = leg.intentional_hangup
                 if reason_text in ("ring_timeout",):
                     self._agent_missed(conv, reason_text)
+                    if conv.direction == "out":
+                        # Nobody else is on a placed call: without this the slot would keep
+                        # the empty conversation (and stay busy) until max_call_seconds.
+                        self._end_call("agent_unreachable", "failed")
                 return
             if not leg.confirmed:
                 if conv.direction == "out":
@@ -1337,6 +1347,13 @@ class SlotEngine:
         self._rewire()
 
     def _play_command(self, conv: Conversation, command: Command) -> None:
+        outcome = str(command.data.get("outcome") or "")
+        if outcome in LEAVING_OUTCOMES and conv.state == "queued":
+            # Routing's last word to a waiting caller (call-back confirmed, nobody on duty):
+            # they no longer wait, so no position announcements, and their hang-up is no
+            # abandon; the call ends with this outcome.
+            conv.outcome = outcome
+            self.queued_view = {}
         if "error" in command.data:
             self._command_failed(command, f"announcement not rendered: {command.data['error']}")
             return
@@ -1415,8 +1432,15 @@ class SlotEngine:
         self.conv = conv
         self._send_status({"status": "busy", "call_id": conv.call_id, "started": conv.started})
         self.emit(EventType.call_arrived, data={"caller": number, "did": "", "direction": "out"})
-        self.emit(EventType.agent_offered, data={"agent_uri": agent_uri, "agent_id": conv.agent_id})
-        conv.offer_deadline = time.monotonic() + 30
+        # Ring the agent as long as routing allows (the offer's ring_timeout): its own timer
+        # gives up 3 s later and may offer the call-back to someone else, so ringing on
+        # beyond it could put the customer through twice.
+        ring = float(command.data.get("ring_timeout") or ORIGINATE_AGENT_RING_SECONDS)
+        self.emit(
+            EventType.agent_offered,
+            data={"agent_uri": agent_uri, "agent_id": conv.agent_id, "ring_timeout": ring},
+        )
+        conv.offer_deadline = time.monotonic() + ring
         self._dial("agent", agent_uri)
 
     def _survey_runner(self, survey: dict[str, Any], question: PromptFile) -> MenuRunner:

@@ -563,7 +563,10 @@ elseif op == "enqueue" then
                 redis.call("ZREM", qkey(q, "waiting"), cid)
                 outcome(cid, q, entry, "closed")
                 end_call_record(cid, "ended")
-                slot_command(cid, fresh, "play", prompt_data("no_agents", {queue = q}))
+                -- outcome: the engine no longer treats the caller as waiting (no position
+                -- announcements; hanging up now is not abandoning).
+                slot_command(cid, fresh, "play", prompt_data("no_agents", {queue = q,
+                    outcome = "closed"}))
                 -- Hang up once the message has played.
                 redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
                 res.status = "closed"
@@ -596,7 +599,8 @@ elseif op == "callback_requested" then
             redis.call("HSET", ck, "callback", "1", "number", number)
             if A.confirm then
                 -- Asked for by a key press while queued: confirm, then end the caller's leg.
-                slot_command(cid, call, "play", {prompt = "system.callback"})
+                slot_command(cid, call, "play", {prompt = "system.callback",
+                    outcome = "callback"})
                 redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
             end
             local rank = redis.call("ZRANK", qkey(call.queue, "waiting"), cid)
@@ -688,6 +692,9 @@ elseif op == "hangup" then
     local ck = ckey(cid)
     local call = hgetall(ck)
     local kind = call.kind or "inbound"
+    -- The caller's leg is gone: nothing left to hang up after a message (call-back
+    -- confirmation, no agents), and a hangup sent later would only come back as command_failed.
+    redis.call("ZREM", TIMERS, "hangup|" .. cid)
     if call.state == "waiting" then
         if call.callback == "1" then
             res.status = "callback_kept"
