@@ -89,6 +89,10 @@ class SlotSpec:
     rtp_port: int
     rtp_range: int
     allow_from: tuple[str, ...]  # "ip" or "ip:port" allowed to send INVITEs to this slot
+    # Behind the SIP edge, outside numbers are dialled through it (docs/edge.md): slots sit on
+    # loopback and cannot reach a carrier themselves; the edge applies the trunk's prefix.
+    # Without the edge (engine tests, a lab) the slot dials the trunk's address directly.
+    via_edge: bool = False
 
     @property
     def uri(self) -> str:
@@ -1293,9 +1297,16 @@ class SlotEngine:
             return None
         if entry.trunk is None:
             return self._agent_uri(entry.number)
-        trunk = telephony.trunks[entry.trunk]
+        return self._trunk_uri(entry.number, entry.trunk)
+
+    def _trunk_uri(self, number: str, trunk_code: str) -> str:
+        """An outside number over a trunk: through the edge when there is one."""
+        if self.spec.via_edge:
+            sip = self.settings.sip
+            return f"sip:{number}@{sip.edge_host}:{sip.edge_port};trunk={trunk_code}"
+        trunk = self.config.telephony.trunks[trunk_code]
         return (
-            f"sip:{trunk.outbound_prefix}{entry.number}@{trunk.host}:{trunk.port}"
+            f"sip:{trunk.outbound_prefix}{number}@{trunk.host}:{trunk.port}"
             f";transport={trunk.transport}"
         )
 
@@ -1519,11 +1530,7 @@ class SlotEngine:
     def _dial_customer(self, conv: Conversation) -> None:
         telephony = self.config.telephony
         assert telephony.outbound_trunk is not None
-        trunk = telephony.trunks[telephony.outbound_trunk]
-        uri = (
-            f"sip:{trunk.outbound_prefix}{conv.caller}@{trunk.host}:{trunk.port}"
-            f";transport={trunk.transport}"
-        )
+        uri = self._trunk_uri(conv.caller, telephony.outbound_trunk)
         conv.offer_deadline = time.monotonic() + CUSTOMER_RING_SECONDS
         self.emit(
             EventType.originated,
