@@ -226,6 +226,7 @@ class Conversation:
     originate: dict[str, Any] = field(default_factory=dict)
     survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
     prompts: dict[str, PromptFile] = field(default_factory=dict)  # this call's own prompts
+    hangup_after_prompt: bool = False  # a closing message (play with hangup_after) is playing
 
 
 class SlotEngine:
@@ -1104,6 +1105,9 @@ class SlotEngine:
             return
         if conv.prompt_until and now >= conv.prompt_until and self.prompt_player is not None:
             self._stop_prompt()
+            if conv.hangup_after_prompt:
+                self._end_call("message_played", conv.outcome or "failed")
+                return
         if conv.state == "menu" and conv.runner is not None:
             self._run_actions(conv.runner.tick(now))
         if conv.offer_deadline is not None and now >= conv.offer_deadline:
@@ -1365,17 +1369,25 @@ class SlotEngine:
             # abandon; the call ends with this outcome.
             conv.outcome = outcome
             self.queued_view = {}
+        hangup_after = bool(command.data.get("hangup_after"))
+        key = str(command.data.get("prompt", ""))
         if "error" in command.data:
-            self._command_failed(command, f"announcement not rendered: {command.data['error']}")
+            failure = f"announcement not rendered: {command.data['error']}"
+        elif "file" not in command.data and key not in self.prompts:
+            failure = f"unknown prompt {key!r}"
+        else:
+            failure = ""
+        if failure:
+            self._command_failed(command, failure)
+            if hangup_after:  # nothing to wait for: the caller would only hear music
+                self._end_call("message_failed", conv.outcome or "failed")
             return
         if "file" in command.data:
             self._play([str(command.data["file"])], float(command.data.get("duration", 0)))
-            return
-        key = str(command.data.get("prompt", ""))
-        if key not in self.prompts:
-            self._command_failed(command, f"unknown prompt {key!r}")
-            return
-        self._play([self.prompts[key].path], self.durations[key])
+        else:
+            self._play([self.prompts[key].path], self.durations[key])
+        # The message is the last thing the caller hears: hang up when it has played.
+        conv.hangup_after_prompt = conv.hangup_after_prompt or hangup_after
 
     def _announce(self, conv: Conversation, command: Command) -> None:
         if conv.state != "queued":

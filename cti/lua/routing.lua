@@ -24,6 +24,9 @@ local AGENT_EVENTS = prefix .. ":agent-events"
 -- (Keys.engine_commands): one supervisor takes each and hands it to an idle slot.
 local ENGINE_CMD = prefix .. ":engine:cmd"
 local ENDED_TTL = 86400
+-- The engine hangs up itself once a closing message (no agents, call-back confirmation) has
+-- played; routing's own hangup comes this much later, only if the engine did not.
+local MESSAGE_BACKSTOP = tonumber(A.message_backstop or 30)
 -- Set when this call of the script put a call in a line: the match that follows then reads the
 -- lines before the ready sets (a new call meets agents who were already ready; an agent going
 -- ready meets calls already waiting). Either order finds the same pairs.
@@ -564,11 +567,11 @@ elseif op == "enqueue" then
                 outcome(cid, q, entry, "closed")
                 end_call_record(cid, "ended")
                 -- outcome: the engine no longer treats the caller as waiting (no position
-                -- announcements; hanging up now is not abandoning).
+                -- announcements; hanging up now is not abandoning); hangup_after: it hangs up
+                -- when the message has played (only the engine knows how long it lasts).
                 slot_command(cid, fresh, "play", prompt_data("no_agents", {queue = q,
-                    outcome = "closed"}))
-                -- Hang up once the message has played.
-                redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
+                    outcome = "closed", hangup_after = true}))
+                redis.call("ZADD", TIMERS, NOW + MESSAGE_BACKSTOP, "hangup|" .. cid)
                 res.status = "closed"
             elseif mode == "overflow" and (conf.overflow_to or "") ~= "" then
                 move_to_queue(cid, fresh, conf.overflow_to, "no_agents")
@@ -600,8 +603,8 @@ elseif op == "callback_requested" then
             if A.confirm then
                 -- Asked for by a key press while queued: confirm, then end the caller's leg.
                 slot_command(cid, call, "play", {prompt = "system.callback",
-                    outcome = "callback"})
-                redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
+                    outcome = "callback", hangup_after = true})
+                redis.call("ZADD", TIMERS, NOW + MESSAGE_BACKSTOP, "hangup|" .. cid)
             end
             local rank = redis.call("ZRANK", qkey(call.queue, "waiting"), cid)
             call_event("callback_scheduled", cid, {queue = call.queue, number = number,

@@ -495,9 +495,21 @@ def test_no_agents_message_is_played_then_the_engine_hangs_up(center: Center) ->
     assert not center.events(call_id, "command_failed")  # rendered and played
     (queued,) = center.engine_events(call_id, "call_queued")
     (ended,) = center.engine_events(call_id, "call_ended")
-    assert (ended.data["reason"], ended.data["outcome"]) == ("command_hangup", "closed")
+    # The engine hung up when the message had played, not on routing's 30 s backstop.
+    assert (ended.data["reason"], ended.data["outcome"]) == ("message_played", "closed")
+    assert not center.commands(call_id, "hangup")
     played = text_prompt(message.data["text"], center.engine.settings.state_dir, "zh-CN")
-    assert at(ended) - at(queued) >= played.duration  # the whole message, then the BYE
+    assert played.duration <= at(ended) - at(queued) < played.duration + 5
+    # What the caller heard is in the recording (the music is not recorded): the message.
+    (stopped,) = center.engine_events(call_id, "recording_stopped")
+    (started,) = center.engine_events(call_id, "recording_started")
+    pcm, rate = wav.samples(Path(stopped.data["path"]))
+    after_queued = pcm[int((at(queued) - at(started)) * rate) :]
+    step = rate // 10
+    voiced = sum(
+        wav.rms(after_queued[i : i + step]) > 300 for i in range(0, len(after_queued), step)
+    )
+    assert voiced / 10 >= 0.8 * played.duration  # seconds of speech after the caller queued
     assert center.routing.call(call_id)["outcome:1"] == "closed"
     stats = center.redis.hgetall(center.ctx.keys.routing("stats:repair"))
     assert stats == {"entered": "1", "closed": "1"}
