@@ -69,6 +69,10 @@ POLL_MS = 50
 CLOSE_PUMP_SECONDS = 0.3  # pjmedia writes the WAV header shortly after the recorder is freed
 DEFAULT_SECONDS_PER_POSITION = 60  # expected-wait estimate when routing publishes none
 CUSTOMER_RING_SECONDS = 45  # an outbound callback rings the customer this long
+# Outcomes a `play` command may give a waiting caller: routing is done with them (a call-back
+# confirmed, the no-agents message), so leaving is not abandoning.
+LEAVING_OUTCOMES = ("callback", "closed")
+ORIGINATE_AGENT_RING_SECONDS = 30  # an originate without ring_timeout rings the agent this long
 SURVEY_DIGIT_SECONDS = 8.0  # a survey waits this long for the key after its prompt
 SURVEY_RETRIES = 2  # a missing or invalid key replays the survey prompt this many times
 # SIP answers to the customer's INVITE -> call_ended outcome (ticketing/consumers.py)
@@ -79,7 +83,6 @@ DECLINE_CODES = (486, 600, 603)  # a consultation target's phone said busy / dec
 # (CANCEL sent, no final answer yet) count until pjsua reports them DISCONNECTED.
 MAX_LEGS = 4
 CONSULT_NUMBER_RING_SECONDS = 30  # a configured number rings this long for a consultation
-AGENT_RING_SECONDS = 30  # an originate rings the agent this long unless told otherwise
 LEG_ROLES = ("caller", "agent", "super", "consult")
 _USER_RE = re.compile(r"sips?:([^@;>]+)@")
 
@@ -93,6 +96,10 @@ class SlotSpec:
     rtp_port: int
     rtp_range: int
     allow_from: tuple[str, ...]  # "ip" or "ip:port" allowed to send INVITEs to this slot
+    # Behind the SIP edge, outside numbers are dialled through it (docs/edge.md): slots sit on
+    # loopback and cannot reach a carrier themselves; the edge applies the trunk's prefix.
+    # Without the edge (engine tests, a lab) the slot dials the trunk's address directly.
+    via_edge: bool = False
 
     @property
     def uri(self) -> str:
@@ -252,6 +259,7 @@ class Conversation:
     survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
     prompts: dict[str, PromptFile] = field(default_factory=dict)  # this call's own prompts
     consult: Consult | None = None
+    hangup_after_prompt: bool = False  # a closing message (play with hangup_after) is playing
 
 
 class SlotEngine:
@@ -789,7 +797,9 @@ class SlotEngine:
                 return
             self.emit(EventType.caller_hung_up, data={"state": conv.state})
             # (a consultation in progress ends with the call: _end_call reports it)
-            if conv.state in ("queued", "offering"):
+            if conv.state == "queued" and conv.outcome in LEAVING_OUTCOMES:
+                self._end_call("caller_hung_up", conv.outcome)
+            elif conv.state in ("queued", "offering"):
                 waited = round(time.time() - conv.queued_at, 3)
                 self.emit(EventType.abandoned, data={"queue": conv.queue, "waited": waited})
                 short = waited < self.config.queues.short_abandon_seconds
@@ -1176,6 +1186,9 @@ class SlotEngine:
             return
         if conv.prompt_until and now >= conv.prompt_until and self.prompt_player is not None:
             self._stop_prompt()
+            if conv.hangup_after_prompt:
+                self._end_call("message_played", conv.outcome or "failed")
+                return
         if conv.state == "menu" and conv.runner is not None:
             self._run_actions(conv.runner.tick(now))
         if conv.offer_deadline is not None and now >= conv.offer_deadline:
@@ -1457,9 +1470,16 @@ class SlotEngine:
             return None
         if entry.trunk is None:
             return self._agent_uri(entry.number)
-        trunk = telephony.trunks[entry.trunk]
+        return self._trunk_uri(entry.number, entry.trunk)
+
+    def _trunk_uri(self, number: str, trunk_code: str) -> str:
+        """An outside number over a trunk: through the edge when there is one."""
+        if self.spec.via_edge:
+            sip = self.settings.sip
+            return f"sip:{number}@{sip.edge_host}:{sip.edge_port};trunk={trunk_code}"
+        trunk = self.config.telephony.trunks[trunk_code]
         return (
-            f"sip:{trunk.outbound_prefix}{entry.number}@{trunk.host}:{trunk.port}"
+            f"sip:{trunk.outbound_prefix}{number}@{trunk.host}:{trunk.port}"
             f";transport={trunk.transport}"
         )
 
@@ -1653,17 +1673,32 @@ class SlotEngine:
         self._rewire()
 
     def _play_command(self, conv: Conversation, command: Command) -> None:
+        outcome = str(command.data.get("outcome") or "")
+        if outcome in LEAVING_OUTCOMES and conv.state == "queued":
+            # Routing's last word to a waiting caller (call-back confirmed, nobody on duty):
+            # they no longer wait, so no position announcements, and their hang-up is no
+            # abandon; the call ends with this outcome.
+            conv.outcome = outcome
+            self.queued_view = {}
+        hangup_after = bool(command.data.get("hangup_after"))
+        key = str(command.data.get("prompt", ""))
         if "error" in command.data:
-            self._command_failed(command, f"announcement not rendered: {command.data['error']}")
+            failure = f"announcement not rendered: {command.data['error']}"
+        elif "file" not in command.data and key not in self.prompts:
+            failure = f"unknown prompt {key!r}"
+        else:
+            failure = ""
+        if failure:
+            self._command_failed(command, failure)
+            if hangup_after:  # nothing to wait for: the caller would only hear music
+                self._end_call("message_failed", conv.outcome or "failed")
             return
         if "file" in command.data:
             self._play([str(command.data["file"])], float(command.data.get("duration", 0)))
-            return
-        key = str(command.data.get("prompt", ""))
-        if key not in self.prompts:
-            self._command_failed(command, f"unknown prompt {key!r}")
-            return
-        self._play([self.prompts[key].path], self.durations[key])
+        else:
+            self._play([self.prompts[key].path], self.durations[key])
+        # The message is the last thing the caller hears: hang up when it has played.
+        conv.hangup_after_prompt = conv.hangup_after_prompt or hangup_after
 
     def _announce(self, conv: Conversation, command: Command) -> None:
         if conv.state != "queued":
@@ -1731,10 +1766,14 @@ class SlotEngine:
         self.conv = conv
         self._send_status({"status": "busy", "call_id": conv.call_id, "started": conv.started})
         self.emit(EventType.call_arrived, data={"caller": number, "did": "", "direction": "out"})
-        self.emit(EventType.agent_offered, data={"agent_uri": agent_uri, "agent_id": conv.agent_id})
-        # routing's ring timer (ring_timeout + a grace) is only the backstop: ring as long
-        # as it asked, so this phone stops first
-        ring = float(command.data.get("ring_timeout") or AGENT_RING_SECONDS)
+        # Ring the agent as long as routing allows (the offer's ring_timeout): its own timer
+        # gives up 3 s later and may offer the call-back to someone else, so ringing on
+        # beyond it could put the customer through twice.
+        ring = float(command.data.get("ring_timeout") or ORIGINATE_AGENT_RING_SECONDS)
+        self.emit(
+            EventType.agent_offered,
+            data={"agent_uri": agent_uri, "agent_id": conv.agent_id, "ring_timeout": ring},
+        )
         conv.offer_deadline = time.monotonic() + ring
         self._dial("agent", agent_uri)
 
@@ -1814,11 +1853,7 @@ class SlotEngine:
     def _dial_customer(self, conv: Conversation) -> None:
         telephony = self.config.telephony
         assert telephony.outbound_trunk is not None
-        trunk = telephony.trunks[telephony.outbound_trunk]
-        uri = (
-            f"sip:{trunk.outbound_prefix}{conv.caller}@{trunk.host}:{trunk.port}"
-            f";transport={trunk.transport}"
-        )
+        uri = self._trunk_uri(conv.caller, telephony.outbound_trunk)
         conv.offer_deadline = time.monotonic() + CUSTOMER_RING_SECONDS
         self.emit(
             EventType.originated,

@@ -100,6 +100,7 @@ class Supervisor:
             rtp_port=sip.rtp_base_port + index * sip.rtp_ports_per_slot,
             rtp_range=sip.rtp_ports_per_slot,
             allow_from=self.allow_from,
+            via_edge=self.with_edge,
         )
 
     def start_slot(self, index: int) -> SlotHandle:

@@ -24,6 +24,9 @@ local AGENT_EVENTS = prefix .. ":agent-events"
 -- (Keys.engine_commands): one supervisor takes each and hands it to an idle slot.
 local ENGINE_CMD = prefix .. ":engine:cmd"
 local ENDED_TTL = 86400
+-- The engine hangs up itself once a closing message (no agents, call-back confirmation) has
+-- played; routing's own hangup comes this much later, only if the engine did not.
+local MESSAGE_BACKSTOP = tonumber(A.message_backstop or 30)
 -- Set when this call of the script put a call in a line: the match that follows then reads the
 -- lines before the ready sets (a new call meets agents who were already ready; an agent going
 -- ready meets calls already waiting). Either order finds the same pairs.
@@ -563,9 +566,12 @@ elseif op == "enqueue" then
                 redis.call("ZREM", qkey(q, "waiting"), cid)
                 outcome(cid, q, entry, "closed")
                 end_call_record(cid, "ended")
-                slot_command(cid, fresh, "play", prompt_data("no_agents", {queue = q}))
-                -- Hang up once the message has played.
-                redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
+                -- outcome: the engine no longer treats the caller as waiting (no position
+                -- announcements; hanging up now is not abandoning); hangup_after: it hangs up
+                -- when the message has played (only the engine knows how long it lasts).
+                slot_command(cid, fresh, "play", prompt_data("no_agents", {queue = q,
+                    outcome = "closed", hangup_after = true}))
+                redis.call("ZADD", TIMERS, NOW + MESSAGE_BACKSTOP, "hangup|" .. cid)
                 res.status = "closed"
             elseif mode == "overflow" and (conf.overflow_to or "") ~= "" then
                 move_to_queue(cid, fresh, conf.overflow_to, "no_agents")
@@ -596,8 +602,9 @@ elseif op == "callback_requested" then
             redis.call("HSET", ck, "callback", "1", "number", number)
             if A.confirm then
                 -- Asked for by a key press while queued: confirm, then end the caller's leg.
-                slot_command(cid, call, "play", {prompt = "system.callback"})
-                redis.call("ZADD", TIMERS, NOW + tonumber(A.message_seconds or 10), "hangup|" .. cid)
+                slot_command(cid, call, "play", {prompt = "system.callback",
+                    outcome = "callback", hangup_after = true})
+                redis.call("ZADD", TIMERS, NOW + MESSAGE_BACKSTOP, "hangup|" .. cid)
             end
             local rank = redis.call("ZRANK", qkey(call.queue, "waiting"), cid)
             call_event("callback_scheduled", cid, {queue = call.queue, number = number,
@@ -700,6 +707,9 @@ elseif op == "hangup" then
     local ck = ckey(cid)
     local call = hgetall(ck)
     local kind = call.kind or "inbound"
+    -- The caller's leg is gone: nothing left to hang up after a message (call-back
+    -- confirmation, no agents), and a hangup sent later would only come back as command_failed.
+    redis.call("ZREM", TIMERS, "hangup|" .. cid)
     if call.state == "waiting" then
         if call.callback == "1" then
             res.status = "callback_kept"

@@ -46,6 +46,9 @@ trunk = "telecom"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "queues_toml(text): replace queues.toml for this test")
+    config.addinivalue_line(
+        "markers", "sip_plan(plan): an end-to-end SIP test's ports and addresses (sipcases.Plan)"
+    )
 
 
 class TestClock:

@@ -5,10 +5,8 @@ registered at the edge) answers, then on call, hang-up, wrap-up, ready."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,10 +15,9 @@ from fastapi.testclient import TestClient
 
 from callcenter.app import create_app
 from callcenter.context import AppContext
-from cti import services
-from cti.routing import Routing
 from tests.conftest import auth
-from tests.cti.conftest import ZONE, Running, agent_ids, until
+from tests.cti.conftest import Running, agent_ids, until
+from tests.cti.sipcases import finished, morning_routing, register, start_behind_edge
 from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     EngineProcess,
     call_events,
@@ -39,31 +36,6 @@ pytestmark = pytest.mark.sip
 EDGE_PORT = 17050
 EDGE = f"127.0.0.1:{EDGE_PORT}"
 AGENT_IP, AGENT_PORT = "127.0.0.4", 17612
-REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
-
-
-def finished(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
-
-
-def register(tmp_path: Path, user: str, password: str) -> None:
-    scenario = tmp_path / "register.xml"
-    scenario.write_text(REGISTER_XML.read_text().replace("@STATUS@", "200"))
-    argv = ["sipp", EDGE, "-sf", str(scenario), "-i", AGENT_IP, "-p", "17611", "-m", "1",
-            "-au", user, "-ap", password, "-key", "user", user, "-key", "domain",
-            "callcenter.local", "-key", "contact", f"sip:{user}@{AGENT_IP}:{AGENT_PORT}",
-            "-timeout", "10s", "-timeout_error", "-nostdin"]  # fmt: skip
-    finished(
-        subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            cwd=tmp_path,
-        ),
-        20,
-    )
 
 
 def test_caller_pressing_1_reaches_the_longest_idle_agent_with_the_pop_before_the_answer(
@@ -73,24 +45,24 @@ def test_caller_pressing_1_reaches_the_longest_idle_agent_with_the_pop_before_th
     tmp_path: Path,
     pcaps: dict[str, Path],  # noqa: F811
 ) -> None:
-    start_engine(
-        lines=3,
-        spares=2,
-        edge=True,
+    # routing (ctx) dials agents at this edge
+    start_behind_edge(
+        start_engine,
+        ctx,
+        host="127.0.0.1",
         edge_port=EDGE_PORT,
         slot_base_port=17100,
         rtp_base_port=42000,
+        lines=3,
+        spares=2,
     )
-    ctx.settings.sip.edge_port = EDGE_PORT  # routing dials agents at this edge
     # Real time, with the wall clock read as 10:00 in Shanghai (both agents' shifts on).
-    now = time.time()
-    offset = datetime.fromtimestamp(now, ZONE).replace(hour=10, minute=0).timestamp() - now
-    routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=lambda: time.time() + offset)
-    ctx.extras[services.ROUTING_EXTRA] = routing
+    routing = morning_routing(ctx)
     ids = agent_ids(ctx)
     running = Running(ctx, routing, "router-e2e")
     try:
-        register(tmp_path, "1001", "pw1001")
+        register(tmp_path, EDGE, "1001", "pw1001",
+                 ip=AGENT_IP, contact_port=AGENT_PORT, local_port=17611)  # fmt: skip
         softphone = sipp(
             agent_scenario(tmp_path / "agent.xml", pcaps["agent"], answer_after_ms=2500),
             "127.0.0.1:9",  # a UAS: the target is not used

@@ -334,12 +334,40 @@ def test_key_press_after_the_offer_takes_the_callback(
         "callback_offer",
         "system.callback",
     ]
-    clock.advance(10)
+    # The engine hangs up once the confirmation has played; routing's hangup is a backstop.
+    assert engine.commands("kp", "play")[1].data["hangup_after"] is True
+    clock.advance(29)
+    router.drain()
+    assert engine.commands("kp", "hangup") == []
+    clock.advance(1)
     router.drain()
     assert len(engine.commands("kp", "hangup")) == 1
     engine.publish("call_ended", "kp")
     router.drain()
     assert routing.call("kp")["state"] == "waiting"  # keeps the place
+    # The confirmation tells the engine the caller no longer waits (leaving is no abandon).
+    assert engine.commands("kp", "play")[1].data["outcome"] == "callback"
+
+
+def test_caller_who_hangs_up_after_the_message_gets_no_late_hangup(
+    ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide, routing: Routing
+) -> None:
+    services.login(ctx, agent_id=agent_ids(ctx)["1001"], actor="t")
+    engine.queue("kh", "general", caller="13911112222")
+    router.drain()
+    clock.advance(121)  # the call-back offer
+    router.drain()
+    event = CallEvent(type="digit_received", call_id="kh", node="queued", data={"digit": "1"})
+    ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
+    router.drain()
+    assert routing.call("kh")["callback"] == "1"
+    engine.publish("caller_hung_up", "kh")  # before routing's hang-up after the confirmation
+    engine.publish("call_ended", "kh")
+    router.drain()
+    clock.advance(30)
+    router.drain()
+    assert engine.commands("kh", "hangup") == []  # it would only come back as command_failed
+    assert routing.call("kh")["state"] == "waiting"
 
 
 def test_expected_wait_over_the_threshold_offers_a_callback_at_once(
@@ -386,8 +414,10 @@ def test_no_agents_message_closes_the_call(
     router.drain()
     (play,) = engine.commands("nm", "play")
     assert play.data["prompt"] == "no_agents" and "没有客服人员值班" in play.data["text"]
+    assert play.data["outcome"] == "closed"  # the engine ends the call as closed, not failed
+    assert play.data["hangup_after"] is True  # ... once the message has played
     assert routing.call("nm")["outcome:1"] == "closed"
-    clock.advance(10)  # the message has played: routing hangs up
+    clock.advance(30)  # the engine did not hang up: routing's backstop does
     router.drain()
     assert [c.data["reason"] for c in engine.commands("nm", "hangup")] == ["message_played"]
 

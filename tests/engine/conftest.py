@@ -182,8 +182,15 @@ def start_engine(
     started: list[EngineProcess] = []
 
     def start(
-        lines: int = 4, spares: int = 2, records: bool = False, edge: bool = False, **sip: Any
+        lines: int = 4,
+        spares: int = 2,
+        records: bool = False,
+        edge: bool = False,
+        config_dir: Path | None = None,
+        **sip: Any,
     ) -> EngineProcess:
+        """``config_dir``: a test's own config (default: the session's short-timeout copy);
+        prompts it adds to the session's are rendered by the engine at start."""
         copy_cache(prompt_cache, settings.state_dir)
         sip_values = {
             "slot_base_port": SLOT_BASE_PORT,
@@ -201,7 +208,7 @@ def start_engine(
             "state_dir": settings.state_dir,
             "database_url": settings.database_url,
             "redis_url": TEST_REDIS_URL,
-            "config_dir": engine_config_dir,
+            "config_dir": config_dir or engine_config_dir,
             "sip": sip_values,
         }
         settings_file = write_settings_file(tmp_path / "engine.toml", values)

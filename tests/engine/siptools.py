@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
+import re
 import struct
 import subprocess
 import threading
@@ -320,14 +321,23 @@ Content-Length: 0
     return path
 
 
-def customer_scenario(path: Path, pcap: Path, hangup_after_ms: int) -> Path:
+def customer_scenario(path: Path, pcap: Path, hangup_after_ms: int, via: str | None = None) -> Path:
     """A UAS playing a customer reached through a trunk: answers, sends ``pcap`` and hangs up
-    after ``hangup_after_ms`` with its own BYE (routed by the Record-Route set)."""
+    after ``hangup_after_ms`` with its own BYE (routed by the Record-Route set). With ``via``
+    (``host:port`` of the SIP edge) the INVITE must carry the edge's Record-Route."""
+    check = (
+        f'\n      <ereg regexp="{re.escape(via)}" search_in="hdr" header="Record-Route:"'
+        ' check_it="true" assign_to="edge_route"/>'
+        '\n      <log message="INVITE through [$edge_route]"/>'
+        if via
+        else ""
+    )
     path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="customer behind a trunk">
   <recv request="INVITE" rrs="true">
-    <action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="their_from"/></action>
+    <action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="their_from"/>{check}
+    </action>
   </recv>
   <send><![CDATA[
 SIP/2.0 200 OK

@@ -1,0 +1,246 @@
+"""Setup shared by the end-to-end SIP tests of routing (``test_e2e_sip.py``,
+``test_e2e_sip_cases.py``): the real engine behind its Kamailio edge, the router as it runs in
+production on a clock that reads 10:00 in Shanghai, SIPp softphones registered at the edge,
+SIPp callers and a SIPp customer behind the outbound trunk.
+
+Each test takes its own :class:`Plan` (ports and loopback addresses), so these tests can run
+beside the engine's and edge's own SIP tests (ports 5060, 16xxx, 17xxx).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from callcenter.context import AppContext
+from config.loader import load_config
+from config.settings import DEFAULT_CONFIG_DIR
+from cti import services
+from cti.routing import Routing
+from tests.cti.conftest import ZONE
+from tests.engine.conftest import TRUNK_PORT, EngineProcess, make_test_config
+
+REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
+SIP_DOMAIN = "callcenter.local"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One test's addresses. SIP ports ``base`` .. ``base + 99``: the edge, the slots from
+    ``base + 10``, softphones from ``base + 20`` (two ports each: calls, REGISTER), callers from
+    ``base + 60``, the trunk's customer at ``base + 90``. The slots' RTP from ``rtp_base``
+    (16 per line); SIPp media from ``media_base`` (10 per peer)."""
+
+    base: int
+    rtp_base: int
+    media_base: int
+    host: str = "127.0.0.5"  # the edge and the slots
+    agents_ip: str = "127.0.0.6"
+    callers_ip: str = "127.0.0.7"
+    trunk_ip: str = "127.0.0.8"
+
+    @property
+    def edge(self) -> str:
+        return f"{self.host}:{self.base}"
+
+    @property
+    def slot_base_port(self) -> int:
+        return self.base + 10
+
+    @property
+    def trunk_port(self) -> int:
+        return self.base + 90
+
+    def softphone_port(self, n: int) -> int:
+        return self.base + 20 + 2 * n
+
+    def caller_port(self, n: int) -> int:
+        return self.base + 60 + n
+
+    def media(self, n: int) -> int:
+        return self.media_base + 10 * n
+
+
+def finished(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """The SIPp peer ended its scenario successfully (else its output is the failure)."""
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
+
+
+def register(
+    tmp_path: Path,
+    edge: str,
+    user: str,
+    password: str,
+    *,
+    ip: str,
+    contact_port: int,
+    local_port: int,
+) -> None:
+    """Register ``user`` at the edge (digest auth) with a Contact where a SIPp UAS listens."""
+    scenario = tmp_path / "register.xml"
+    scenario.write_text(REGISTER_XML.read_text().replace("@STATUS@", "200"))
+    argv = ["sipp", edge, "-sf", str(scenario), "-i", ip, "-p", str(local_port), "-m", "1",
+            "-au", user, "-ap", password, "-key", "user", user, "-key", "domain", SIP_DOMAIN,
+            "-key", "contact", f"sip:{user}@{ip}:{contact_port}",
+            "-timeout", "10s", "-timeout_error", "-nostdin"]  # fmt: skip
+    finished(
+        subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            cwd=tmp_path,
+        ),
+        20,
+    )
+
+
+def morning_routing(ctx: AppContext) -> Routing:
+    """Routing in real time (the engine's timers are real), with the wall clock read as 10:00
+    in Shanghai so that the day and middle shifts are on whatever the hour of the run; made
+    this process's routing handle (the API and the router use it)."""
+    now = time.time()
+    offset = datetime.fromtimestamp(now, ZONE).replace(hour=10, minute=0).timestamp() - now
+    routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=lambda: time.time() + offset)
+    ctx.extras[services.ROUTING_EXTRA] = routing
+    return routing
+
+
+def start_behind_edge(
+    start_engine: Callable[..., EngineProcess],
+    ctx: AppContext,
+    *,
+    host: str,
+    edge_port: int,
+    slot_base_port: int,
+    rtp_base_port: int,
+    lines: int = 3,
+    spares: int = 2,
+    config_dir: Path | None = None,
+) -> EngineProcess:
+    """The engine with its edge on ``host:edge_port``; routing (``ctx``) dials agents there."""
+    engine = start_engine(
+        lines=lines,
+        spares=spares,
+        edge=True,
+        config_dir=config_dir,
+        edge_host=host,
+        edge_port=edge_port,
+        slot_host=host,
+        slot_base_port=slot_base_port,
+        rtp_base_port=rtp_base_port,
+    )
+    ctx.settings.sip.edge_host = host
+    ctx.settings.sip.edge_port = edge_port
+    return engine
+
+
+def start_plan(
+    start_engine: Callable[..., EngineProcess],
+    ctx: AppContext,
+    plan: Plan,
+    *,
+    lines: int = 3,
+    spares: int = 2,
+) -> EngineProcess:
+    """The engine on ``plan``'s addresses, with the same config directory as routing."""
+    return start_behind_edge(
+        start_engine,
+        ctx,
+        host=plan.host,
+        edge_port=plan.base,
+        slot_base_port=plan.slot_base_port,
+        rtp_base_port=plan.rtp_base,
+        lines=lines,
+        spares=spares,
+        config_dir=ctx.settings.config_dir,
+    )
+
+
+def e2e_config(target: Path, plan: Plan, queues_toml: str | None = None) -> Path:
+    """The engine tests' config (short menu timeouts, a carrier trunk) with the trunk on
+    ``plan``'s address and, when given, another queues.toml. Routing and the engine both
+    read it, so both see the same ring timeouts, overflows and no-agents modes."""
+    make_test_config(target)
+    telephony = target / "telephony.toml"
+    text = telephony.read_text(encoding="utf-8")
+    text = text.replace(
+        f'host = "127.0.0.1"\nport = {TRUNK_PORT}',
+        f'host = "{plan.trunk_ip}"\nport = {plan.trunk_port}',
+    )
+    assert plan.trunk_ip in text
+    telephony.write_text(text, encoding="utf-8")
+    if queues_toml is not None:
+        (target / "queues.toml").write_text(queues_toml, encoding="utf-8")
+    load_config(target)  # still valid
+    return target
+
+
+DEFAULT_QUEUES = (DEFAULT_CONFIG_DIR / "queues.toml").read_text(encoding="utf-8")
+
+
+def queues_with(**tables: str) -> str:
+    """The shipped queues.toml with the named queues' settings replaced (the name kept)."""
+    text = DEFAULT_QUEUES
+    for code, body in tables.items():
+        text = _replace_table(text, code, body)
+    return text
+
+
+def _replace_table(text: str, code: str, body: str) -> str:
+    pattern = re.compile(rf"(\[queues\.{code}\]\nname = [^\n]*\n)(.*?)(?=\n\[|\Z)", re.S)
+    text, count = pattern.subn(lambda m: m.group(1) + body.strip() + "\n", text)
+    assert count == 1, f"no [queues.{code}] table"
+    return text
+
+
+def ringing_agent_scenario(path: Path) -> Path:
+    """A softphone that rings (180) and is never picked up: the INVITE must be cancelled
+    (200 to the CANCEL, 487 to the INVITE); SIPp fails if no CANCEL comes."""
+    path.write_text("""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agent who never answers">
+  <recv request="INVITE" rrs="true"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:agent@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  <recv request="CANCEL"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [cseq] INVITE
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>
+""")
+    return path
