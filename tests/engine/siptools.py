@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import socket
 import re
+import socket
 import struct
 import subprocess
 import threading
