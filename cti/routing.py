@@ -57,6 +57,11 @@ PROMPTS: dict[str, dict[str, str]] = {
         "zh-CN": "当前排队人数较多。如需稍后由我们回电，请按1，您的排队位置将为您保留。",
         "en": "All our agents are busy. Press 1 to be called back; you keep your place in line.",
     },
+    # the call-back offer when nobody serving the queue is logged in
+    "callback_offer.no_agents": {
+        "zh-CN": "现在没有客服人员值班。如需由我们回电，请按1，我们将按您的来电顺序为您回电。",
+        "en": "No agent is on duty right now. Press 1 to be called back in the order you called.",
+    },
     "no_agents": {
         "zh-CN": "抱歉，现在没有客服人员值班，请稍后再拨。再见。",
         "en": "Sorry, no agent is available now. Please call again later. Goodbye.",

@@ -85,10 +85,11 @@ local function command(stream, ctype, cid, data)
     return id
 end
 
--- A play command carries the prompt's text (rendered by the engine) from routing:prompts.
-local function prompt_data(key, data)
+-- A play command carries the prompt's text (rendered by the engine) from routing:prompts; a
+-- variant of the text (text_key) may say why, under the same prompt key.
+local function prompt_data(key, data, text_key)
     data.prompt = key
-    local text = redis.call("HGET", R .. "prompts", key)
+    local text = redis.call("HGET", R .. "prompts", text_key or key)
     if text then data.text = text end
     return data
 end
@@ -580,7 +581,7 @@ elseif op == "enqueue" then
             elseif mode == "callback" then
                 redis.call("HSET", ck, "cb_offered", 1)
                 slot_command(cid, fresh, "play", prompt_data("callback_offer", {queue = q,
-                    reason = "no_agents"}))
+                    reason = "no_agents"}, "callback_offer.no_agents"))
                 res.status = "callback_offered"
             end
         end

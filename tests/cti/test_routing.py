@@ -429,6 +429,9 @@ def test_no_agents_callback_offer_and_wait(
     engine.queue("nw", "callback")  # callback: no_agents = wait
     router.drain()
     assert [c.data["prompt"] for c in engine.commands("nc", "play")] == ["callback_offer"]
+    # The offer says why: nobody is on duty (not "many callers are waiting").
+    text = engine.commands("nc", "play")[0].data["text"]
+    assert "没有客服人员值班" in text and "请按1" in text and "排队人数较多" not in text
     assert engine.commands("nw") == []
     assert routing.call("nw")["state"] == "waiting"
 
