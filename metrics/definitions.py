@@ -13,6 +13,8 @@ callback            the caller asked to be called back (``callback_requested`` /
 overflowed          the call moved on to another queue (``call_overflowed`` or a new
                     ``call_queued`` naming another queue)
 failed              the slot carrying the call died (``slot_failed``)
+closed              nobody serving the queue was logged in and the caller heard the
+                    no-agents message (``call_ended`` with outcome ``closed``)
 ==================  ==============================================================
 
 Every figure of a leg is attributed to the *cohort* of the instant it entered the queue: its
@@ -47,6 +49,7 @@ SHORT_ABANDONED = "short_abandoned"
 CALLBACKS = "callbacks"
 OVERFLOWED = "overflowed"
 FAILED = "failed"
+CLOSED = "closed"
 WAIT_ANSWERED_SUM = "wait_answered_sum"  # seconds, answered legs only (ASA numerator)
 TALK_SUM = "talk_sum"  # seconds from answer to call end (talk + hold)
 TALKS = "talks"  # answered legs whose call has ended
@@ -63,6 +66,7 @@ CALL_COUNTERS = (
     CALLBACKS,
     OVERFLOWED,
     FAILED,
+    CLOSED,
     WAIT_ANSWERED_SUM,
     TALK_SUM,
     TALKS,
@@ -77,6 +81,7 @@ OUTCOME_COUNTER = {
     "callback": CALLBACKS,
     "overflowed": OVERFLOWED,
     "failed": FAILED,
+    "closed": CLOSED,
 }
 
 # Agent states as cti/ names them. Busy = handling a call; available = could take one.
@@ -384,7 +389,11 @@ class CallTracker:
                 effects.extend(self._close(state, at, "failed"))
             effects.extend(self._end(state, at))
         elif kind == EventType.call_ended:
-            if state.leg:
+            if state.leg and data.get("outcome") == CLOSED:
+                # Nobody was on duty: the caller heard the no-agents message, then the engine
+                # hung up. Not an abandon, and no chance to answer it either.
+                effects.extend(self._close(state, at, CLOSED))
+            elif state.leg:
                 # A caller who hangs up while queued abandons, even if no ``abandoned`` came.
                 effects.extend(self._close_abandoned(state, at))
             effects.extend(self._end(state, at))
@@ -564,7 +573,7 @@ def _div(numerator: float, denominator: float) -> float | None:
 def figures(counters: Mapping[str, float]) -> dict[str, Any]:
     """Rates and averages from summed counters (one queue, team, shift, or the center).
 
-    answer rate   = answered / (offered − short abandons − callbacks − overflowed out)
+    answer rate   = answered / (offered − short abandons − callbacks − overflowed out − closed)
     service level = answered within the queue's N seconds / the same denominator
     ASA           = sum of waits of answered legs / answered
     AHT           = (talk + hold + wrap-up) / answered calls that have ended
@@ -572,7 +581,7 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
                     available = ready, reserved (ringing)
     """
     c = {name: float(counters.get(name, 0.0)) for name in CALL_COUNTERS}
-    base = c[OFFERED] - c[SHORT_ABANDONED] - c[CALLBACKS] - c[OVERFLOWED]
+    base = c[OFFERED] - c[SHORT_ABANDONED] - c[CALLBACKS] - c[OVERFLOWED] - c[CLOSED]
     busy = sum(float(counters.get(STATE_PREFIX + s, 0.0)) for s in BUSY_STATES)
     available = sum(float(counters.get(STATE_PREFIX + s, 0.0)) for s in AVAILABLE_STATES)
     result: dict[str, Any] = {
@@ -584,6 +593,7 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
         "callbacks": int(c[CALLBACKS]),
         "overflowed": int(c[OVERFLOWED]),
         "failed": int(c[FAILED]),
+        "closed": int(c[CLOSED]),
         "missed_offers": int(c[MISSED_OFFERS]),
         "answer_rate_base": int(base),
         "answer_rate": _div(c[ANSWERED], base),

@@ -24,6 +24,7 @@ from metrics.definitions import (
     ABANDONED,
     ANSWERED,
     CALLBACKS,
+    CLOSED,
     MISSED_OFFERS,
     OFFERED,
     OVERFLOWED,
@@ -48,6 +49,11 @@ COUNTERS = (
     ),
     ("callcenter_calls_callback_requested", CALLBACKS, "Queued callers who asked for a callback"),
     ("callcenter_calls_overflowed", OVERFLOWED, "Queue legs that moved on to another queue"),
+    (
+        "callcenter_calls_closed",
+        CLOSED,
+        "Callers who heard the no-agents message because nobody serving the queue was logged in",
+    ),
     ("callcenter_agent_missed_offers", MISSED_OFFERS, "Offers an agent did not answer in time"),
 )
 

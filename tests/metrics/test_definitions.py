@@ -103,6 +103,16 @@ def test_overflow_and_callbacks_leave_the_denominator(events: Events) -> None:
     assert snap["queues"]["general"]["waiting"] == 0
 
 
+def test_a_call_closed_with_the_no_agents_message_is_no_abandon(events: Events) -> None:
+    answer(events, "k1", "fees", local(28, 22, 0, 0), local(28, 22, 0, 5))
+    events.call(E.call_queued, "k2", local(28, 22, 1, 0), queue="fees")
+    events.call(E.call_ended, "k2", local(28, 22, 1, 9), reason="message_played", outcome="closed")
+    events.drain()
+    today = events.snapshot(local(28, 22, 5))["queues"]["fees"]["windows"]["today"]
+    assert (today["offered"], today["closed"], today["abandoned"]) == (2, 1, 0)
+    assert today["answer_rate_base"] == 1 and today["answer_rate"] == pytest.approx(1.0)
+
+
 def test_calls_belong_to_the_shift_in_force_when_they_queued(
     ctx: AppContext, events: Events
 ) -> None:
