@@ -243,14 +243,23 @@ end
 local function entry_timers(cid, q, entry)
     local conf = queue_conf(q)
     local tag = cid .. "|" .. entry
+    local due = {} -- one ZADD for all of this entry's timers
     local after = tonumber(conf.overflow_after or "0")
     if after > 0 and (conf.overflow_to or "") ~= "" then
-        redis.call("ZADD", TIMERS, NOW + after, "overflow|" .. tag)
+        due[#due + 1] = NOW + after
+        due[#due + 1] = "overflow|" .. tag
     end
     local cb_after = tonumber(conf.callback_after or "0")
-    if cb_after > 0 then redis.call("ZADD", TIMERS, NOW + cb_after, "cboffer|" .. tag) end
+    if cb_after > 0 then
+        due[#due + 1] = NOW + cb_after
+        due[#due + 1] = "cboffer|" .. tag
+    end
     local every = tonumber(conf.announce_every or "0")
-    if every > 0 then redis.call("ZADD", TIMERS, NOW + every, "announce|" .. tag) end
+    if every > 0 then
+        due[#due + 1] = NOW + every
+        due[#due + 1] = "announce|" .. tag
+    end
+    if #due > 0 then redis.call("ZADD", TIMERS, unpack(due)) end
 end
 
 local function reserve(cid, call, aid, q, conf)
