@@ -90,42 +90,37 @@ def prepare(db: str, state_dir: Path) -> Settings:
 
 
 def start_api(settings: Settings, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """``callcenter api`` as production runs it (uvloop, httptools, access log, ``workers``
+    processes), on loopback; its output goes to ``api.log`` in the state directory."""
     env = dict(
         os.environ,
         CALLCENTER_ENVIRONMENT="test",
         CALLCENTER_STATE_DIR=str(settings.state_dir),
         CALLCENTER_DATABASE_URL=settings.database_url,
         CALLCENTER_REDIS_URL=settings.redis_url,
+        CALLCENTER_HTTP__HOST="127.0.0.1",
+        CALLCENTER_HTTP__PORT=str(port),
+        CALLCENTER_HTTP__WORKERS=str(workers),
     )
+    log = (settings.state_dir / "api.log").open("wb")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "callcenter.app:app_factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--workers",
-            str(workers),
-        ],
+        [sys.executable, "-m", "callcenter.cli", "api"],
         cwd=ROOT,
         env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code in (200, 503):
+                # every worker process answers before the load starts
+                time.sleep(1.0 if workers > 1 else 0)
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit("uvicorn did not start")
+    raise SystemExit(f"callcenter api did not start; see {settings.state_dir / 'api.log'}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -185,6 +180,18 @@ async def closed_loop(client: httpx.AsyncClient, workers: int, total: int, make:
     return total / (time.perf_counter() - began)
 
 
+async def warm_up(c: httpx.AsyncClient, e: httpx.AsyncClient) -> None:
+    """A few requests of each kind first (every process compiles its statements once)."""
+    for _ in range(20):
+        await c.get("/healthz")
+        await c.get("/api/v1/me")
+        created = (await c.post("/api/v1/tickets", json=TICKET)).json()
+        await e.post(
+            f"/api/v1/tickets/{created['id']}/transitions", json={"to": "assigned", "assignee": "x"}
+        )
+        await c.get(f"/api/v1/tickets/{created['id']}")
+
+
 async def api_phase(port: int, rate: float, seconds: float) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(
@@ -204,7 +211,7 @@ async def api_phase(port: int, rate: float, seconds: float) -> dict[str, Any]:
         httpx.AsyncClient(base_url=base, timeout=10, headers=headers, limits=limits) as c,
         httpx.AsyncClient(base_url=base, timeout=10, headers=eng_headers, limits=limits) as e,
     ):
-        await c.get("/healthz")
+        await warm_up(c, e)
         results["baseline GET /healthz"] = await open_loop(
             c, rate, seconds, lambda i: ("GET", "/healthz", None)
         )
@@ -351,6 +358,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
+    summary: dict[str, dict[str, Any]] = {}
     for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         state_dir = Path(tempfile.mkdtemp(prefix=f"bench-tickets-{db}-"))
         try:
@@ -368,11 +376,38 @@ def main() -> None:
             )
             for name, value in results.items():
                 print(f"  {name:40s} {value}")
+            summary[db] = results
             print(f"=== {db}: SLA timers")
             for name, value in timers_phase(settings, args.tickets).items():
                 print(f"  {name:40s} {value}")
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
+    print_summary(summary, args.rate, args.workers)
+
+
+def print_summary(summary: dict[str, dict[str, Any]], rate: float, workers: int) -> None:
+    """One table: achieved rate, p50 / p99 per phase and database; the goal is p99 < 50 ms."""
+    dbs = list(summary)
+    print(
+        f"\n=== summary: {rate:g} requests/s offered (open loop), {workers} uvicorn worker(s); "
+        "achieved/s, p50 / p99 ms; goal p99 < 50 ms"
+    )
+    print("| phase | " + " | ".join(dbs) + " |")
+    print("|---|" + "---|" * len(dbs))
+    for phase in summary[dbs[0]]:
+        cells = []
+        for db in dbs:
+            value = summary[db][phase]
+            if isinstance(value, dict):
+                mark = "" if value["p99_ms"] < 50 else " ✗"
+                errors = f", errors {value['errors']}" if value["errors"] else ""
+                cells.append(
+                    f"{value['achieved_rps']:g}/s, {value['p50_ms']:g} / {value['p99_ms']:g}"
+                    f"{mark}{errors}"
+                )
+            else:
+                cells.append(f"{value:g}/s")
+        print(f"| {phase} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
