@@ -33,7 +33,9 @@ class Ticket(Base):
     contact: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
-    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id"))
+    # The call of a screen pop. No foreign key: the ticket is registered while the call is
+    # live, and the call's row is written later by the ``calls`` consumer of the event stream.
+    call_id: Mapped[str | None] = mapped_column(String(64), index=True)
     channel: Mapped[str] = mapped_column(String(16), default="phone")  # phone, walk_in, api
     sla_class: Mapped[str] = mapped_column(String(16), default="30m")
     due_at: Mapped[datetime | None]

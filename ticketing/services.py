@@ -352,13 +352,12 @@ def create_ticket(
             with ctx.sessions() as session, session.begin():
                 customer_id = None
                 if data.call_id:
-                    call = session.get(Call, data.call_id)
-                    if call is None:
-                        raise InvalidInput(
-                            f"call_id: no call {data.call_id!r} is known / 未找到该通话",
-                            details={"field": "call_id"},
-                        )
-                    customer_id = call.customer_id
+                    # A screen-pop ticket is registered while the call is live: its record may
+                    # not be written yet (the calls consumer follows the event stream), so the
+                    # id is kept as it is and the contact number finds the customer.
+                    customer_id = session.scalar(
+                        select(Call.customer_id).where(Call.id == data.call_id)
+                    )
                 customer_id = customer_id or match_customer(session, data.contact)
                 # 处理投诉：确认对方的身份、查看投诉者的缴费情况 — recorded with the registration.
                 customer = session.get(Customer, customer_id) if customer_id else None
