@@ -133,3 +133,14 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class TicketNumberCounter(Base):
+    """The last ticket number given out per local day (``GD<day>-NNNN``): one upsert allocates
+    the next one, in the creating transaction, so numbers stay dense (a rolled-back creation
+    gives its number back) and concurrent creations of a day queue on this one row."""
+
+    __tablename__ = "ticket_number_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD, local time
+    last: Mapped[int]

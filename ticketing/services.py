@@ -13,14 +13,15 @@ import fnmatch
 import hashlib
 import logging
 import time
-import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,7 @@ from ticketing.models import (
     SatisfactionCallback,
     Ticket,
     TicketEvent,
+    TicketNumberCounter,
     WebhookDelivery,
     WorkOrder,
 )
@@ -309,25 +311,46 @@ def match_customer(session: Session, contact: str) -> int | None:
     )
 
 
-def _number_prefix(ctx: AppContext, now: datetime) -> str:
-    return f"GD{now.astimezone(local_tz(ctx)):%Y%m%d}-"
+def _number_day(ctx: AppContext, now: datetime) -> str:
+    """Numbers count per local day (Asia/Shanghai by default), not per UTC day."""
+    return f"{now.astimezone(local_tz(ctx)):%Y%m%d}"
 
 
-def _allocate_number(session: Session, prefix: str) -> str:
-    """Next number of the day. The caller already holds the write lock (SQLite) or the day's
-    advisory lock (PostgreSQL); the unique constraint is the final guard either way."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(prefix[2:10]) + 7_000_000_000}
-        )
+def _allocate_number(session: Session, day: str, *, resync: bool = False) -> str:
+    """The day's next number: one upsert on the day's counter row, in the creating
+    transaction. It is the transaction's first write, so SQLite's write lock (PostgreSQL: the
+    row's lock) is held from here to the commit: concurrent creations queue on it, and a
+    rolled-back creation gives its number back, so numbers stay dense.
+
+    ``resync`` first lifts the counter to the highest number in use: the unique constraint on
+    ``tickets.number`` (the final guard) found the counter behind."""
+    counter = TicketNumberCounter
+    floor = _highest_number_in_use(session, f"GD{day}-") if resync else 0
+    upsert = (sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert)(counter)
+    bumped = counter.last + 1
+    if floor:
+        bumped = case((counter.last < floor, floor), else_=counter.last) + 1
+    statement = (
+        upsert.values(day=day, last=floor + 1)
+        .on_conflict_do_update(index_elements=[counter.day], set_={"last": bumped})
+        .returning(counter.last)
+    )
+    sequence = session.execute(statement).scalar_one()
+    return f"GD{day}-{sequence:04d}"
+
+
+def _highest_number_in_use(session: Session, prefix: str) -> int:
     last = session.scalar(
         select(Ticket.number)
         .where(Ticket.number.like(prefix + "%"))
         .order_by(func.length(Ticket.number).desc(), Ticket.number.desc())
         .limit(1)
     )
-    sequence = int(last.removeprefix(prefix)) + 1 if last else 1
-    return f"{prefix}{sequence:04d}"
+    return int(last.removeprefix(prefix)) if last else 0
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 def create_ticket(
@@ -346,6 +369,7 @@ def create_ticket(
     sla, due_at = resolve_sla(ctx, category.sla, data.sla, data.due_at, now)
     channel = data.channel or ("phone" if data.call_id else "api")
     name = actor_name(actor)
+    resync = False
     for _attempt in range(NUMBER_RETRIES):
         effects = Effects()
         try:
@@ -380,9 +404,7 @@ def create_ticket(
                 if track.notify_leadership:
                     contacts_for(session, None, "leadership")
                 ticket = Ticket(
-                    # The INSERT comes first so SQLite takes its write lock before the number
-                    # is read; the placeholder never commits.
-                    number=f"tmp-{uuid.uuid4().hex[:24]}",
+                    number=_allocate_number(session, _number_day(ctx, now), resync=resync),
                     category=data.category,
                     department_id=dept.id,
                     track=data.track,
@@ -405,7 +427,6 @@ def create_ticket(
                 )
                 session.add(ticket)
                 session.flush()
-                ticket.number = _allocate_number(session, _number_prefix(ctx, now))
                 add_event(
                     session,
                     ctx,
@@ -431,7 +452,8 @@ def create_ticket(
         except IntegrityError as exc:
             message = str(exc.orig).lower()
             if "uq_tickets_number" in message or "tickets.number" in message:
-                continue  # another ticket took the number between our read and write: retry
+                resync = True  # the number was taken outside the counter: catch up, retry
+                continue
             raise
         apply_effects(ctx, effects)
         return ticket

@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from callcenter.context import AppContext
+from callcenter.db import make_engine
 from callcenter.errors import Conflict
+from callcenter.migrate import upgrade
 from tests.tickets.conftest import MakeCtx
 from tests.tickets.helpers import payload
 from tests.tickets.test_lifecycle import ALL_MEMBERS, full_lifecycle
@@ -134,3 +137,45 @@ def test_concurrent_steps_on_sqlite(ctx: AppContext) -> None:
 @pytest.mark.postgres
 def test_concurrent_steps_on_postgres(make_ctx: MakeCtx) -> None:
     assert race_assignments(make_ctx(postgres=True)) == (1, 7)
+
+
+def test_a_counter_behind_the_numbers_in_use_catches_up(ctx: AppContext) -> None:
+    """The unique constraint is the final guard: a number given out past the day's counter
+    (an import, a restored backup) makes the creation lift the counter and take the next."""
+    now = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    first = services.create_ticket(ctx, TicketCreate(**payload()), actor="1001", now=now)
+    assert first.number == "GD20261207-0001"
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tickets SET number = 'GD20261207-0002' WHERE id = :id"), {"id": first.id}
+        )
+    numbers = [
+        services.create_ticket(ctx, TicketCreate(**payload()), actor="1001", now=now).number
+        for _ in range(2)
+    ]
+    assert numbers == ["GD20261207-0003", "GD20261207-0004"]
+
+
+def test_counters_are_seeded_from_the_numbers_in_use(database_url: str) -> None:
+    upgrade(database_url, "0003_ticket_call_id")
+    engine = make_engine(database_url)
+    columns = (
+        "number, category, track, status, reporter, unit, what, when_text, contact, "
+        "description, channel, sla_class, escalation_level, overdue, created_by, created_at, "
+        "updated_at"
+    )
+    with engine.begin() as conn:
+        for number in ("GD20261207-0003", "GD20261207-0012", "GD20261208-0001", "BENCH-000001"):
+            conn.execute(
+                text(
+                    f"INSERT INTO tickets ({columns}) VALUES (:n, 'c', 'general', 'registered', "
+                    "'r', 'u', 'w', 'w', 'c', '', 'api', '30m', 0, false, 'me', "
+                    "'2026-12-07 00:00:00', '2026-12-07 00:00:00')"
+                ),
+                {"n": number},
+            )
+    upgrade(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT day, last FROM ticket_number_counters ORDER BY day"))
+        assert [tuple(r) for r in rows] == [("20261207", 12), ("20261208", 1)]
+    engine.dispose()
