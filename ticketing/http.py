@@ -45,7 +45,7 @@ def create_ticket(
     user: Principal = Depends(front_desk),
 ) -> dict[str, Any]:
     ticket = services.create_ticket(ctx, body, actor=user)
-    return _public(ctx, ticket.id)
+    return services.ticket_summary(ctx, ticket)  # as written: not read back
 
 
 @router.get("/tickets", response_model=TicketPage, summary="Tickets, newest first, filtered")
@@ -115,8 +115,8 @@ def transition(
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(current_user),
 ) -> dict[str, Any]:
-    services.transition(ctx, ticket_id, body.model_dump(exclude_none=True), actor=user)
-    return services.ticket_detail(ctx, ticket_id)
+    ticket = services.transition(ctx, ticket_id, body.model_dump(exclude_none=True), actor=user)
+    return services.ticket_detail(ctx, ticket)
 
 
 @router.get("/ticket-categories", response_model=list[CategoryPublic], summary="Dispatch table")
@@ -187,6 +187,3 @@ def record_attempt(
     detail = services.ticket_detail(ctx, cb.ticket_id)
     return next(c for c in detail["callbacks"] if c["id"] == cb.id)
 
-
-def _public(ctx: AppContext, ticket_id: int) -> dict[str, Any]:
-    return services.ticket_summary(ctx, ticket_id)

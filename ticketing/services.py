@@ -14,16 +14,19 @@ import hashlib
 import logging
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Table, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
 from callcenter.auth import Principal
 from callcenter.context import AppContext
@@ -59,17 +62,166 @@ SYSTEM = "system"
 NUMBER_RETRIES = 20
 
 
-# ---------------------------------------------------------------- after-commit work
+# ---------------------------------------------------------------- one change: events, effects
 
 
 @dataclass
 class Effects:
     """Work to hand to RQ once the transaction has committed."""
 
-    deliveries: list[WebhookDelivery] = field(default_factory=list)
+    deliveries: list[int] = field(default_factory=list)  # webhook delivery ids to send
     # (ticket id, deadline, track) whose SLA timers to (re)schedule
     sla: list[tuple[int, datetime, str]] = field(default_factory=list)
-    callbacks: list[int] = field(default_factory=list)  # callback ids to (re)schedule
+    # (callback id, when) to (re)schedule
+    callbacks: list[tuple[int, datetime]] = field(default_factory=list)
+
+
+_EVENTS = cast(Table, TicketEvent.__table__)
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+
+
+@dataclass
+class _PendingEvent:
+    ticket: Ticket
+    row: dict[str, Any]
+    deliveries: list[dict[str, Any]]  # WebhookDelivery rows, payload["ticket"]["id"] to fill
+
+
+@dataclass
+class Change:
+    """One transaction's changes to tickets and what goes with them.
+
+    Each step records its timeline entries through :meth:`event` (who acts and when is the
+    change's unless told otherwise); their rows and the matching webhook deliveries are
+    inserted by :meth:`flush` just before the commit, in the same transaction, in one
+    multi-row INSERT after the ORM has written the tickets (a new ticket gets its id then).
+    Timed work for RQ collects in ``effects`` and is handed over after the commit. Open one
+    with :func:`changing`."""
+
+    session: Session
+    ctx: AppContext
+    actor: str
+    now: datetime
+    effects: Effects = field(default_factory=Effects)
+    _events: list[_PendingEvent] = field(default_factory=list)
+    _sla: list[tuple[Ticket, datetime, str]] = field(default_factory=list)
+    _callbacks: list[SatisfactionCallback] = field(default_factory=list)
+
+    def event(
+        self,
+        ticket: Ticket,
+        type: str,
+        *,
+        from_status: str | None = None,
+        to_status: str | None = None,
+        data: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Record one timeline entry of ``ticket`` (as it is now) and its webhook deliveries."""
+        actor = actor or self.actor
+        data = data or {}
+        row = {
+            "at": self.now,
+            "actor": actor,
+            "type": type,
+            "from_status": from_status,
+            "to_status": to_status,
+            "data": data,
+        }
+        deliveries: list[dict[str, Any]] = []
+        name = f"ticket.{type}"
+        targets = self.ctx.config.webhooks.targets
+        if targets:
+            body = {
+                "event": name,
+                "at": self.now.isoformat(),
+                "actor": actor,
+                "ticket": {
+                    "id": ticket.id,
+                    "number": ticket.number,
+                    "status": ticket.status,
+                    "category": ticket.category,
+                    "department_id": ticket.department_id,
+                    "track": ticket.track,
+                    "due_at": ticket.due_at.isoformat() if ticket.due_at else None,
+                    "overdue": ticket.overdue,
+                    "escalation_level": ticket.escalation_level,
+                    "assignee": ticket.assignee,
+                },
+                "from_status": from_status,
+                "to_status": to_status,
+                "data": data,
+            }
+            for target in targets.values():
+                if any(fnmatch.fnmatchcase(name, pattern) for pattern in target.events):
+                    deliveries.append(
+                        {
+                            "url": target.url,
+                            "event": name,
+                            "payload": body,
+                            "status": "pending",
+                            "next_attempt_at": self.now,
+                        }
+                    )
+        self._events.append(_PendingEvent(ticket, row, deliveries))
+
+    def recorded(self, ticket_id: int | None, type: str, due: str | None) -> bool:
+        """Was this SLA event recorded by this change (not inserted yet)?"""
+        return any(
+            p.ticket.id == ticket_id
+            and p.row["type"] == type
+            and p.row["data"].get("due_at") == due
+            for p in self._events
+        )
+
+    def schedule_sla(self, ticket: Ticket) -> None:
+        """(Re)schedule the ticket's SLA timers for its current deadline after the commit."""
+        assert ticket.due_at is not None
+        self._sla.append((ticket, ticket.due_at, ticket.track))
+
+    def schedule_callback(self, cb: SatisfactionCallback) -> None:
+        """(Re)schedule the callback's next attempt (its ``scheduled_for`` at commit)."""
+        self._callbacks.append(cb)
+
+    def flush(self) -> None:
+        """Write the tickets (ORM), then every pending event and delivery in one INSERT each."""
+        self.session.flush()
+        events = [{**p.row, "ticket_id": p.ticket.id} for p in self._events]
+        deliveries = []
+        for pending in self._events:
+            for delivery in pending.deliveries:
+                delivery["payload"]["ticket"]["id"] = pending.ticket.id
+                deliveries.append(delivery)
+        # Core inserts on the tables (not ORM bulk inserts, which split rows by the keys
+        # holding None): one multi-row statement each.
+        if events:
+            self.session.execute(insert(_EVENTS), events)
+        if deliveries:
+            ids = self.session.scalars(
+                insert(_DELIVERIES).returning(
+                    _DELIVERIES.c.id, sort_by_parameter_order=True
+                ),
+                deliveries,
+            )
+            self.effects.deliveries.extend(ids)
+        self.effects.sla.extend((ticket.id, due, track) for ticket, due, track in self._sla)
+        planned = {cb.id: cb.scheduled_for for cb in self._callbacks}
+        self.effects.callbacks.extend(planned.items())
+        self._events.clear()
+        self._sla.clear()
+        self._callbacks.clear()
+
+
+@contextmanager
+def changing(ctx: AppContext, *, actor: str, now: datetime) -> Iterator[Change]:
+    """One transaction of ticket changes: on success its events are inserted, it commits,
+    then its timed work is handed to RQ; on an error everything is rolled back."""
+    with ctx.sessions() as session:
+        with session.begin():
+            change = Change(session, ctx, actor, now)
+            yield change
+            change.flush()
+        apply_effects(ctx, change.effects)
 
 
 def apply_effects(ctx: AppContext, effects: Effects) -> None:
@@ -169,63 +321,6 @@ def max_escalation_level(track_dispatch_to: str) -> int:
     return len(CHAIN) - 1 - CHAIN.index(track_dispatch_to)
 
 
-def add_event(
-    session: Session,
-    ctx: AppContext,
-    effects: Effects,
-    ticket: Ticket,
-    *,
-    actor: str,
-    type: str,
-    at: datetime,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> TicketEvent:
-    """Record one timeline entry and queue the matching webhook deliveries (same transaction)."""
-    event = TicketEvent(
-        ticket_id=ticket.id,
-        at=at,
-        actor=actor,
-        type=type,
-        from_status=from_status,
-        to_status=to_status,
-        data=data or {},
-    )
-    session.add(event)
-    name = f"ticket.{type}"
-    targets = ctx.config.webhooks.targets
-    if targets:
-        body = {
-            "event": name,
-            "at": at.isoformat(),
-            "actor": actor,
-            "ticket": {
-                "id": ticket.id,
-                "number": ticket.number,
-                "status": ticket.status,
-                "category": ticket.category,
-                "department_id": ticket.department_id,
-                "track": ticket.track,
-                "due_at": ticket.due_at.isoformat() if ticket.due_at else None,
-                "overdue": ticket.overdue,
-                "escalation_level": ticket.escalation_level,
-                "assignee": ticket.assignee,
-            },
-            "from_status": from_status,
-            "to_status": to_status,
-            "data": data or {},
-        }
-        for target in targets.values():
-            if any(fnmatch.fnmatchcase(name, pattern) for pattern in target.events):
-                delivery = WebhookDelivery(
-                    url=target.url, event=name, payload=body, status="pending", next_attempt_at=at
-                )
-                session.add(delivery)
-                effects.deliveries.append(delivery)
-    return event
-
-
 # ---------------------------------------------------------------- categories and SLA
 
 
@@ -302,13 +397,43 @@ def written_notice(ctx: AppContext, sla: str) -> bool:
 # ---------------------------------------------------------------- creation
 
 
-def match_customer(session: Session, contact: str) -> int | None:
+_IDENTITY = (
+    Customer.id,
+    Customer.name,
+    Customer.member,
+    Customer.fee_status,
+    Customer.arrears_amount,
+)
+
+
+def caller_identity(
+    session: Session, *, call_id: str | None, contact: str
+) -> dict[str, Any] | None:
+    """Who reports, as the registration records it (处理投诉：确认对方的身份、查看投诉者的缴费情况):
+    the customer of the linked call's record when it has one, else the customer owning the
+    contact number. One query in the usual case."""
+    row = None
+    if call_id:
+        row = session.execute(
+            select(*_IDENTITY).join(Call, Call.customer_id == Customer.id).where(Call.id == call_id)
+        ).first()
     number = normalize(contact)
-    if not number:
+    if row is None and number:
+        row = session.execute(
+            select(*_IDENTITY)
+            .join(CustomerPhone, CustomerPhone.customer_id == Customer.id)
+            .where(CustomerPhone.number == number)
+            .limit(1)
+        ).first()
+    if row is None:
         return None
-    return session.scalar(
-        select(CustomerPhone.customer_id).where(CustomerPhone.number == number).limit(1)
-    )
+    return {
+        "customer_id": row.id,
+        "name": row.name,
+        "member": row.member,
+        "fee_status": str(row.fee_status),
+        "arrears": str(row.arrears_amount),
+    }
 
 
 def _number_day(ctx: AppContext, now: datetime) -> str:
@@ -356,7 +481,11 @@ def _dialect(session: Session) -> str:
 def create_ticket(
     ctx: AppContext, data: TicketCreate, *, actor: Principal | str, now: datetime | None = None
 ) -> Ticket:
-    """Register a report; dispatch it at once to the category's department unless told not to."""
+    """Register a report; dispatch it at once to the category's department unless told not to.
+
+    In SQL: the caller's identity (read before any write), the day's number (the first write,
+    which takes SQLite's write lock), the ticket, its events — then the commit; the SLA timer
+    goes to Redis after it."""
     now = now or utcnow()
     cfg = ctx.config.dispatch
     category = cfg.categories.get(data.category)
@@ -368,38 +497,19 @@ def create_ticket(
         )
     sla, due_at = resolve_sla(ctx, category.sla, data.sla, data.due_at, now)
     channel = data.channel or ("phone" if data.call_id else "api")
-    name = actor_name(actor)
+    track = cfg.tracks[data.track]
     resync = False
     for _attempt in range(NUMBER_RETRIES):
-        effects = Effects()
         try:
-            with ctx.sessions() as session, session.begin():
-                customer_id = None
-                if data.call_id:
-                    # A screen-pop ticket is registered while the call is live: its record may
-                    # not be written yet (the calls consumer follows the event stream), so the
-                    # id is kept as it is and the contact number finds the customer.
-                    customer_id = session.scalar(
-                        select(Call.customer_id).where(Call.id == data.call_id)
-                    )
-                customer_id = customer_id or match_customer(session, data.contact)
-                # 处理投诉：确认对方的身份、查看投诉者的缴费情况 — recorded with the registration.
-                customer = session.get(Customer, customer_id) if customer_id else None
-                identity = (
-                    {
-                        "customer_id": customer.id,
-                        "name": customer.name,
-                        "member": customer.member,
-                        "fee_status": str(customer.fee_status),
-                        "arrears": str(customer.arrears_amount),
-                    }
-                    if customer is not None
-                    else None
-                )
+            with changing(ctx, actor=actor_name(actor), now=now) as change:
+                session = change.session
+                # A screen-pop ticket is registered while the call is live: the call's record
+                # may not be written yet (the calls consumer follows the event stream); the id
+                # is kept as it is and the contact number finds the customer.
+                identity = caller_identity(session, call_id=data.call_id, contact=data.contact)
                 dept = _department_by_code(session, category.department)
                 # Read (and cache) who gets it before the first write: fewer round trips
                 # while SQLite's write lock is held.
-                track = cfg.tracks[data.track]
                 contacts_for(session, dept.id, track.dispatch_to)
                 if track.notify_leadership:
                     contacts_for(session, None, "leadership")
@@ -416,25 +526,21 @@ def create_ticket(
                     when_text=data.when,
                     contact=data.contact,
                     description=data.description,
-                    customer_id=customer_id,
+                    customer_id=identity["customer_id"] if identity else None,
                     call_id=data.call_id,
                     channel=channel,
                     sla_class=sla,
                     due_at=due_at,
-                    created_by=name,
+                    escalation_level=0,
+                    overdue=False,
+                    created_by=change.actor,
                     created_at=now,
                     updated_at=now,
                 )
                 session.add(ticket)
-                session.flush()
-                add_event(
-                    session,
-                    ctx,
-                    effects,
+                change.event(
                     ticket,
-                    actor=name,
-                    type="registered",
-                    at=now,
+                    "registered",
                     to_status=Status.registered,
                     data={
                         "channel": channel,
@@ -447,47 +553,38 @@ def create_ticket(
                     },
                 )
                 if data.auto_dispatch:
-                    _dispatch(session, ctx, effects, ticket, dept, actor=name, now=now)
-                effects.sla.append((ticket.id, due_at, ticket.track))
+                    _dispatch(change, ticket, dept, from_status=Status.registered)
+                change.schedule_sla(ticket)
         except IntegrityError as exc:
             message = str(exc.orig).lower()
             if "uq_tickets_number" in message or "tickets.number" in message:
                 resync = True  # the number was taken outside the counter: catch up, retry
                 continue
             raise
-        apply_effects(ctx, effects)
         return ticket
     raise Conflict("could not allocate a ticket number; try again / 工单号分配失败，请重试")
 
 
 def _dispatch(
-    session: Session,
-    ctx: AppContext,
-    effects: Effects,
+    change: Change,
     ticket: Ticket,
     dept: DeptRef,
     *,
-    actor: str,
-    now: datetime,
+    from_status: str,
+    actor: str | None = None,
     reason: str | None = None,
 ) -> None:
     """Move to ``dispatched``: the department's supervisor (manager on the emergency track);
     an emergency also notifies senior leadership at the same moment (同时上报上级主管领导)."""
-    track = ctx.config.dispatch.tracks[ticket.track]  # type: ignore[index]
-    before = ticket.status
+    track = change.ctx.config.dispatch.tracks[ticket.track]  # type: ignore[index]
     ticket.status = Status.dispatched
     ticket.department_id = dept.id
-    ticket.updated_at = now
-    recipients = contacts_for(session, dept.id, track.dispatch_to)
-    add_event(
-        session,
-        ctx,
-        effects,
+    ticket.updated_at = change.now
+    recipients = contacts_for(change.session, dept.id, track.dispatch_to)
+    change.event(
         ticket,
-        actor=actor,
-        type="dispatched",
-        at=now,
-        from_status=before,
+        "dispatched",
+        from_status=from_status,
         to_status=Status.dispatched,
         data={
             "department": dept.code,
@@ -495,17 +592,14 @@ def _dispatch(
             "recipients": recipients,
             **({"reason": reason} if reason else {}),
         },
+        actor=actor,
     )
     if track.notify_leadership:
-        add_event(
-            session,
-            ctx,
-            effects,
+        change.event(
             ticket,
+            "leadership_notified",
+            data={"recipients": contacts_for(change.session, None, "leadership")},
             actor=actor,
-            type="leadership_notified",
-            at=now,
-            data={"recipients": contacts_for(session, None, "leadership")},
         )
 
 
@@ -577,38 +671,24 @@ def transition(
     """Apply one lifecycle step (``fields["to"]`` plus that step's fields) atomically."""
     now = now or utcnow()
     target = parse_status(str(fields.get("to", "")))
-    effects = Effects()
-    with ctx.sessions() as session, session.begin():
-        ticket = _load_ticket(session, ticket_id)
+    with changing(ctx, actor=actor_name(actor), now=now) as change:
+        ticket = _load_ticket(change.session, ticket_id)
         _authorize(actor, ticket, target)
-        apply_transition(
-            session, ctx, effects, ticket, target, fields, actor=actor_name(actor), now=now
-        )
-    apply_effects(ctx, effects)
+        apply_transition(change, ticket, target, fields)
     return ticket
 
 
-def apply_transition(
-    session: Session,
-    ctx: AppContext,
-    effects: Effects,
-    ticket: Ticket,
-    target: Status,
-    fields: dict[str, Any],
-    *,
-    actor: str,
-    now: datetime,
+def _move(
+    session: Session, ticket: Ticket, current: Status, target: Status, columns: dict[str, Any]
 ) -> None:
-    current = Status(ticket.status)
-    required, result = _callback_flags(session, ticket)
-    check_transition(
-        current, target, ticket.track, fields, callback_required=required, callback_result=result
-    )
-    # Guard against a concurrent step: only one writer moves the ticket out of ``current``.
+    """Guard against a concurrent step: only one writer moves the ticket out of ``current``.
+    The step's other columns go in the same UPDATE, and the loaded ticket takes them as
+    stored (so the ORM does not write them again)."""
+    values = {"status": target.value, **columns}
     moved = session.execute(
         update(Ticket)
         .where(Ticket.id == ticket.id, Ticket.status == current.value)
-        .values(status=target.value, updated_at=now)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
@@ -616,6 +696,25 @@ def apply_transition(
             "the ticket was changed meanwhile; reload it / 工单已被他人修改，请刷新",
             details={"from": current.value, "to": target.value},
         )
+    for key, value in values.items():
+        set_committed_value(ticket, key, value)
+
+
+def apply_transition(
+    change: Change,
+    ticket: Ticket,
+    target: Status,
+    fields: dict[str, Any],
+    *,
+    actor: str | None = None,
+) -> None:
+    session, ctx, now = change.session, change.ctx, change.now
+    actor = actor or change.actor
+    current = Status(ticket.status)
+    required, result = _callback_flags(session, ticket)
+    check_transition(
+        current, target, ticket.track, fields, callback_required=required, callback_result=result
+    )
     note = fields.get("note")
     data: dict[str, Any] = {"note": note} if note else {}
 
@@ -636,29 +735,34 @@ def apply_transition(
                 "department: required (the category has none)", details={"field": "department"}
             )
         reopened = current is Status.callback
+        columns: dict[str, Any] = {"department_id": dept.id, "updated_at": now}
         if reopened:
-            _reopen(ctx, ticket, now)
-            assert ticket.due_at is not None
-            effects.sla.append((ticket.id, ticket.due_at, ticket.track))
-        ticket.status = current.value  # _dispatch records the step from ``current``
+            columns.update(_reopened(ctx, ticket, now))
+        _move(session, ticket, current, target, columns)
+        if reopened:
+            change.schedule_sla(ticket)
         _dispatch(
-            session,
-            ctx,
-            effects,
+            change,
             ticket,
             dept,
+            from_status=current.value,
             actor=actor,
-            now=now,
             reason="reopened after an unsatisfied callback / 回访不满意，继续整改"
             if reopened
             else note,
         )
         return
 
-    ticket.status = target.value
-    ticket.updated_at = now
+    columns = {"updated_at": now}
     if target is Status.assigned:
-        ticket.assignee = str(fields["assignee"]).strip()
+        columns["assignee"] = str(fields["assignee"]).strip()
+    elif target is Status.resolved:
+        columns["resolved_at"] = now
+    elif target is Status.archived:
+        columns["closed_at"] = now
+    _move(session, ticket, current, target, columns)
+
+    if target is Status.assigned:
         data["assignee"] = ticket.assignee
     elif target is Status.resolved:
         order = WorkOrder(
@@ -671,7 +775,6 @@ def apply_transition(
             completed_at=now,
         )
         session.add(order)
-        ticket.resolved_at = now
         data.update(
             done=order.done,
             materials=order.materials,
@@ -680,7 +783,9 @@ def apply_transition(
         )
         if ticket.due_at and now > ticket.due_at:
             data["late_minutes"] = int((now - ticket.due_at).total_seconds() // 60)
-            _mark_overdue(session, ctx, effects, ticket, now, actor=SYSTEM)
+            if _mark_overdue(change, ticket, actor=SYSTEM):
+                # the flags' UPDATE carries the step's time, not the column's onupdate clock
+                flag_modified(ticket, "updated_at")
     elif target is Status.returned_to_front_desk:
         cb = _plan_callback(session, ctx, ticket, now)
         data["callback"] = {
@@ -691,7 +796,7 @@ def apply_transition(
             "mode": cb.mode,
         }
         if cb.status == "scheduled":
-            effects.callbacks.append(cb.id)
+            change.schedule_callback(cb)
     elif target is Status.callback:
         data.update(result=fields["result"], reason=fields.get("reason"), score=fields.get("score"))
         last = current_callback(session, ticket.id)
@@ -707,50 +812,32 @@ def apply_transition(
                 session.add(
                     CallbackAttempt(callback_id=cb.id, at=now, outcome="answered", note=note)
                 )
-    elif target is Status.archived:
-        ticket.closed_at = now
 
-    add_event(
-        session,
-        ctx,
-        effects,
+    change.event(
         ticket,
-        actor=actor,
-        type="transition",
-        at=now,
+        "transition",
         from_status=current.value,
         to_status=target.value,
         data=data,
+        actor=actor,
     )
     if target is Status.returned_to_front_desk and data["callback"]["status"] == "unreachable":
         # No time outside rest hours within the window: the callback result is recorded as is.
         session.flush()
         apply_transition(
-            session,
-            ctx,
-            effects,
+            change,
             ticket,
             Status.callback,
             {"to": "callback", "result": "unreachable", "_from_attempt": True},
             actor=SYSTEM,
-            now=now,
         )
     if target is Status.callback and fields["result"] == CallbackResult.unsatisfied:
         # 如不满意继续整改: back to the department's supervisor at once.
         session.flush()
-        apply_transition(
-            session,
-            ctx,
-            effects,
-            ticket,
-            Status.dispatched,
-            {"to": "dispatched"},
-            actor=actor,
-            now=now,
-        )
+        apply_transition(change, ticket, Status.dispatched, {"to": "dispatched"}, actor=actor)
 
 
-def _reopen(ctx: AppContext, ticket: Ticket, now: datetime) -> None:
+def _reopened(ctx: AppContext, ticket: Ticket, now: datetime) -> dict[str, Any]:
     """A fresh SLA window for the rework; the lateness already recorded stays recorded."""
     cls = ctx.config.dispatch.sla.get(ticket.sla_class)
     if cls is not None and cls.minutes is not None:
@@ -759,39 +846,29 @@ def _reopen(ctx: AppContext, ticket: Ticket, now: datetime) -> None:
         window = max(ticket.due_at - ticket.created_at, timedelta(minutes=30))
     else:
         window = timedelta(minutes=30)
-    ticket.due_at = now + window
-    ticket.escalation_level = 0
-    ticket.resolved_at = None
-    ticket.assignee = None
+    return {"due_at": now + window, "escalation_level": 0, "resolved_at": None, "assignee": None}
 
 
 # ---------------------------------------------------------------- SLA: warn, escalate, overdue
 
 
-def _mark_overdue(
-    session: Session,
-    ctx: AppContext,
-    effects: Effects,
-    ticket: Ticket,
-    now: datetime,
-    *,
-    actor: str,
-) -> bool:
+def _mark_overdue(change: Change, ticket: Ticket, *, actor: str) -> bool:
     """Record that the current deadline was missed (once per deadline)."""
     due = ticket.due_at.isoformat() if ticket.due_at else None
-    if _has_event(session, ticket.id, "overdue", due):
+    if _has_event(change, ticket.id, "overdue", due):
         return False
     ticket.overdue = True
-    ticket.overdue_at = ticket.overdue_at or now
-    _note_event(session, ticket.id, "overdue", due)
-    add_event(
-        session, ctx, effects, ticket, actor=actor, type="overdue", at=now, data={"due_at": due}
-    )
+    ticket.overdue_at = ticket.overdue_at or change.now
+    _note_event(change.session, ticket.id, "overdue", due)
+    change.event(ticket, "overdue", data={"due_at": due}, actor=actor)
     return True
 
 
-def _has_event(session: Session, ticket_id: int, type: str, due: str | None) -> bool:
+def _has_event(change: Change, ticket_id: int, type: str, due: str | None) -> bool:
     """Was this SLA event already recorded for this deadline? (preloaded during a scan)"""
+    if change.recorded(ticket_id, type, due):
+        return True
+    session = change.session
     seen = session.info.get("sla_seen")
     if seen is not None and ticket_id in seen["tickets"]:
         return (ticket_id, type, due) in seen["events"]
@@ -821,25 +898,20 @@ def preload_sla_events(session: Session, ticket_ids: list[int]) -> None:
     session.info["sla_seen"] = {"tickets": set(ticket_ids), "events": events}
 
 
-def check_sla(
-    session: Session, ctx: AppContext, effects: Effects, ticket: Ticket, now: datetime
-) -> list[str]:
+def check_sla(change: Change, ticket: Ticket) -> list[str]:
     """Warn before the deadline, mark overdue and escalate after it. Safe to repeat."""
+    session, ctx, now = change.session, change.ctx, change.now
     done: list[str] = []
     if ticket.status not in OPEN_STATUSES or ticket.due_at is None:
         return done
     track = ctx.config.dispatch.tracks[ticket.track]  # type: ignore[index]
     due = ticket.due_at.isoformat()
     warn_at = ticket.due_at - timedelta(minutes=track.warn_before_minutes)
-    if warn_at <= now < ticket.due_at and not _has_event(session, ticket.id, "sla_warning", due):
-        add_event(
-            session,
-            ctx,
-            effects,
+    if warn_at <= now < ticket.due_at and not _has_event(change, ticket.id, "sla_warning", due):
+        change.event(
             ticket,
+            "sla_warning",
             actor=SYSTEM,
-            type="sla_warning",
-            at=now,
             data={
                 "due_at": due,
                 "minutes_left": int((ticket.due_at - now).total_seconds() // 60),
@@ -850,7 +922,7 @@ def check_sla(
         done.append("warned")
     if now < ticket.due_at:
         return done
-    if _mark_overdue(session, ctx, effects, ticket, now, actor=SYSTEM):
+    if _mark_overdue(change, ticket, actor=SYSTEM):
         done.append("overdue")
     top = max_escalation_level(track.dispatch_to)
     wanted = 1 if now < ticket.due_at + timedelta(minutes=track.escalate_above_after_minutes) else 2
@@ -866,14 +938,10 @@ def check_sla(
             continue
         ticket.escalation_level = level
         role = escalation_role(track.dispatch_to, level)
-        add_event(
-            session,
-            ctx,
-            effects,
+        change.event(
             ticket,
+            "escalated",
             actor=SYSTEM,
-            type="escalated",
-            at=now,
             data={
                 "due_at": due,
                 "level": level,
@@ -1002,8 +1070,8 @@ def record_attempt(
     unanswered → retried within the window, or unreachable once attempts or time run out."""
     now = now or utcnow()
     name = actor_name(actor)
-    effects = Effects()
-    with ctx.sessions() as session, session.begin():
+    with changing(ctx, actor=name, now=now) as change:
+        session = change.session
         cb = session.get(SatisfactionCallback, callback_id)
         if cb is None:
             raise NotFound(f"callback {callback_id} does not exist / 回访不存在")
@@ -1050,9 +1118,7 @@ def record_attempt(
                     details={"status": ticket.status},
                 )
             apply_transition(
-                session,
-                ctx,
-                effects,
+                change,
                 ticket,
                 Status.callback,
                 {
@@ -1063,39 +1129,24 @@ def record_attempt(
                     "_from_attempt": True,
                     "note": note,
                 },
-                actor=name,
-                now=now,
             )
         else:
-            retry_or_give_up(session, ctx, effects, cb, ticket, now, actor=name)
-    apply_effects(ctx, effects)
+            retry_or_give_up(change, cb, ticket)
     return cb
 
 
-def retry_or_give_up(
-    session: Session,
-    ctx: AppContext,
-    effects: Effects,
-    cb: SatisfactionCallback,
-    ticket: Ticket,
-    now: datetime,
-    *,
-    actor: str,
-) -> None:
+def retry_or_give_up(change: Change, cb: SatisfactionCallback, ticket: Ticket) -> None:
+    """An unanswered attempt: try again later inside the window, else record unreachable."""
+    ctx, now = change.ctx, change.now
     cfg = ctx.config.callbacks
     retry_at = next_allowed(now + timedelta(minutes=cfg.retry_after_minutes), cfg, local_tz(ctx))
     if cb.attempts < cfg.max_attempts and retry_at <= cb.deadline:
         cb.status = "scheduled"
         cb.scheduled_for = retry_at
-        effects.callbacks.append(cb.id)
-        add_event(
-            session,
-            ctx,
-            effects,
+        change.schedule_callback(cb)
+        change.event(
             ticket,
-            actor=actor,
-            type="callback_retry",
-            at=now,
+            "callback_retry",
             data={"callback_id": cb.id, "attempts": cb.attempts, "retry_at": retry_at.isoformat()},
         )
         return
@@ -1108,14 +1159,10 @@ def retry_or_give_up(
     cb.completed_at = now
     if ticket.status == Status.returned_to_front_desk:
         apply_transition(
-            session,
-            ctx,
-            effects,
+            change,
             ticket,
             Status.callback,
             {"to": "callback", "result": "unreachable", "reason": why, "_from_attempt": True},
-            actor=actor,
-            now=now,
         )
     cb.result = CallbackResult.unreachable
     cb.reason = why
@@ -1183,53 +1230,62 @@ def callback_dict(cb: SatisfactionCallback, attempts: list[CallbackAttempt]) -> 
     }
 
 
-def ticket_summary(ctx: AppContext, ticket_id: int) -> dict[str, Any]:
+def ticket_summary(ctx: AppContext, ticket: int | Ticket) -> dict[str, Any]:
+    """The ticket as ``TicketPublic``; pass the ticket just written to skip reading it again."""
     with ctx.sessions() as session:
-        return ticket_dict(
-            session, ctx, _load_ticket(session, ticket_id), department_codes(session)
-        )
+        if not isinstance(ticket, Ticket):
+            ticket = _load_ticket(session, ticket)
+        return ticket_dict(session, ctx, ticket, department_codes(session))
+
+
+_TIMELINE = (
+    TicketEvent.id,
+    TicketEvent.at,
+    TicketEvent.actor,
+    TicketEvent.type,
+    TicketEvent.from_status,
+    TicketEvent.to_status,
+    TicketEvent.data,
+)
+_WORK_ORDER = (
+    WorkOrder.id,
+    WorkOrder.done,
+    WorkOrder.materials,
+    WorkOrder.minutes_spent,
+    WorkOrder.attachments,
+    WorkOrder.filled_by,
+    WorkOrder.completed_at,
+)
 
 
 def ticket_detail(
-    ctx: AppContext, ticket_id: int, *, viewer: Principal | None = None
+    ctx: AppContext, ticket: int | Ticket, *, viewer: Principal | None = None
 ) -> dict[str, Any]:
+    """The ticket with its timeline, work orders and callbacks (``TicketDetail``); pass the
+    ticket just written to skip reading it again. Rows are read as plain tuples."""
     with ctx.sessions() as session:
-        ticket = _load_ticket(session, ticket_id)
+        if not isinstance(ticket, Ticket):
+            ticket = _load_ticket(session, ticket)
         if (
             viewer is not None
             and viewer.role is Role.department
             and viewer.department_id != ticket.department_id
         ):
             raise Forbidden("this ticket belongs to another department / 该工单不属于本部门")
+        ticket_id = ticket.id
         out = ticket_dict(session, ctx, ticket, department_codes(session))
         out["timeline"] = [
-            {
-                "id": e.id,
-                "at": e.at,
-                "actor": e.actor,
-                "type": e.type,
-                "from_status": e.from_status,
-                "to_status": e.to_status,
-                "data": e.data,
-            }
-            for e in session.scalars(
-                select(TicketEvent)
+            dict(row._mapping)
+            for row in session.execute(
+                select(*_TIMELINE)
                 .where(TicketEvent.ticket_id == ticket_id)
                 .order_by(TicketEvent.id)
             )
         ]
         out["work_orders"] = [
-            {
-                "id": w.id,
-                "done": w.done,
-                "materials": w.materials,
-                "minutes_spent": w.minutes_spent,
-                "attachments": w.attachments,
-                "filled_by": w.filled_by,
-                "completed_at": w.completed_at,
-            }
-            for w in session.scalars(
-                select(WorkOrder).where(WorkOrder.ticket_id == ticket_id).order_by(WorkOrder.id)
+            dict(row._mapping)
+            for row in session.execute(
+                select(*_WORK_ORDER).where(WorkOrder.ticket_id == ticket_id).order_by(WorkOrder.id)
             )
         ]
         cbs = list(
@@ -1239,19 +1295,15 @@ def ticket_detail(
                 .order_by(SatisfactionCallback.id)
             )
         )
-        out["callbacks"] = [
-            callback_dict(
-                cb,
-                list(
-                    session.scalars(
-                        select(CallbackAttempt)
-                        .where(CallbackAttempt.callback_id == cb.id)
-                        .order_by(CallbackAttempt.id)
-                    )
-                ),
-            )
-            for cb in cbs
-        ]
+        attempts: dict[int, list[CallbackAttempt]] = {cb.id: [] for cb in cbs}
+        if cbs:
+            for attempt in session.scalars(
+                select(CallbackAttempt)
+                .where(CallbackAttempt.callback_id.in_(list(attempts)))
+                .order_by(CallbackAttempt.id)
+            ):
+                attempts[attempt.callback_id].append(attempt)
+        out["callbacks"] = [callback_dict(cb, attempts[cb.id]) for cb in cbs]
         return out
 
 
