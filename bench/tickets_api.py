@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 from sqlalchemy import func, insert, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,12 +130,121 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children now running (uvicorn workers)."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+KEEP_ALIVE_SECONDS = 4.0
+
+
+class Reply:
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class LoadClient:
+    """A small HTTP/1.1 keep-alive client for generating load on loopback.
+
+    httpx spends about 5 ms of CPU per request on this kind of machine, as much as the server
+    under test, and the client shares the machine: its own queueing would be counted as
+    server latency. This one writes prebuilt header bytes and reads the status line, the
+    headers and ``Content-Length`` bytes of body (every answer here has one). Connections
+    are kept alive and reused, up to ``max_connections`` (then requests wait for one).
+    """
+
+    def __init__(self, port: int, headers: dict[str, str], max_connections: int = 64) -> None:
+        self.port = port
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self.open = 0
+        self.slots = asyncio.Semaphore(max_connections)
+
+    async def request(self, method: str, url: str, json: Any = None) -> Reply:
+        body = b"" if json is None else _json_bytes(json)
+        head = (
+            f"{method} {url} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.extra}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        async with self.slots:
+            for _attempt in range(2):
+                reader, writer, reused = await self._connection()
+                try:
+                    writer.write(head + body)
+                    raw = await reader.readuntil(b"\r\n\r\n")
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    writer.close()
+                    self.open -= 1
+                    nothing_read = (
+                        not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial
+                    )
+                    if reused and nothing_read:
+                        continue  # the server had closed the idle connection: never processed
+                    raise
+                status_line, _, header_block = raw.decode("latin-1").partition("\r\n")
+                length = 0
+                for line in header_block.split("\r\n"):
+                    name, _, value = line.partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                reply = Reply(int(status_line.split(" ", 2)[1]), await reader.readexactly(length))
+                self.idle.append((reader, writer, time.monotonic()))
+                return reply
+            raise ConnectionError("the server closed two connections in a row")
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < KEEP_ALIVE_SECONDS:
+                return reader, writer, True
+            writer.close()  # the server closes idle connections after 5 s (uvicorn's default)
+            self.open -= 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.open += 1
+        return reader, writer, False
+
+    async def get(self, url: str, params: dict[str, Any] | None = None) -> Reply:
+        query = ("?" + "&".join(f"{k}={v}" for k, v in params.items())) if params else ""
+        return await self.request("GET", url + query)
+
+    async def post(self, url: str, json: Any = None) -> Reply:
+        return await self.request("POST", url, json=json)
+
+    async def close(self) -> None:
+        for _reader, writer, _since in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 async def open_loop(
-    client: httpx.AsyncClient, rate: float, seconds: float, make: Any
+    client: LoadClient, rate: float, seconds: float, make: Any, server_pid: int = 0
 ) -> dict[str, Any]:
-    """Send ``make(i)`` (method, url, json) at ``rate`` per second; latency from schedule."""
+    """Send ``make(i)`` (method, url, json) at ``rate`` per second; latency from schedule.
+
+    Also reported: how late the client itself sent (``send_lag``: this process starved of
+    CPU shows here, not as server time) and the CPU each side spent per request."""
     count = int(rate * seconds)
     latencies: list[float] = []
+    lags: list[float] = []
     errors: dict[str, int] = {}
     start = time.perf_counter() + 0.05
 
@@ -143,30 +254,38 @@ async def open_loop(
         if delay > 0:
             await asyncio.sleep(delay)
         method, url, body = make(i)
+        lags.append((time.perf_counter() - scheduled) * 1000)
         try:
             response = await client.request(method, url, json=body)
             ok = response.status_code < 300
             key = str(response.status_code)
-        except httpx.HTTPError as exc:
+        except (OSError, asyncio.IncompleteReadError) as exc:
             ok, key = False, type(exc).__name__
         latencies.append((time.perf_counter() - scheduled) * 1000)
         if not ok:
             errors[key] = errors.get(key, 0) + 1
 
+    server_cpu = process_cpu_seconds(server_pid) if server_pid else 0.0
+    client_cpu = time.process_time()
     began = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(count)))
     elapsed = time.perf_counter() - began
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = process_cpu_seconds(server_pid) - server_cpu if server_pid else 0.0
     return {
         "requests": count,
         "achieved_rps": round(count / elapsed, 1),
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(percentile(latencies, 0.99), 2),
         "max_ms": round(max(latencies), 2),
+        "send_lag_p99_ms": round(percentile(lags, 0.99), 2),
+        "server_cpu_ms": round(server_cpu * 1000 / count, 2),
+        "client_cpu_ms": round(client_cpu * 1000 / count, 2),
         "errors": errors,
     }
 
 
-async def closed_loop(client: httpx.AsyncClient, workers: int, total: int, make: Any) -> float:
+async def closed_loop(client: LoadClient, workers: int, total: int, make: Any) -> float:
     """Requests per second with ``workers`` requests always in flight (capacity)."""
     counter = iter(range(total))
 
@@ -180,7 +299,7 @@ async def closed_loop(client: httpx.AsyncClient, workers: int, total: int, make:
     return total / (time.perf_counter() - began)
 
 
-async def warm_up(c: httpx.AsyncClient, e: httpx.AsyncClient) -> None:
+async def warm_up(c: LoadClient, e: LoadClient) -> None:
     """A few requests of each kind first (every process compiles its statements once)."""
     for _ in range(20):
         await c.get("/healthz")
@@ -192,34 +311,24 @@ async def warm_up(c: httpx.AsyncClient, e: httpx.AsyncClient) -> None:
         await c.get(f"/api/v1/tickets/{created['id']}")
 
 
-async def api_phase(port: int, rate: float, seconds: float) -> dict[str, Any]:
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(
-        base_url=base, timeout=10, limits=httpx.Limits(max_connections=64)
-    ) as anon:
-        token = (
-            await anon.post("/api/v1/auth/token", json={"username": "1001", "password": "pw1001"})
-        ).json()
-        eng = (
-            await anon.post("/api/v1/auth/token", json={"username": "eng1", "password": "pweng1"})
-        ).json()
-    headers = {"Authorization": f"Bearer {token['access_token']}"}
-    eng_headers = {"Authorization": f"Bearer {eng['access_token']}"}
+async def api_phase(port: int, rate: float, seconds: float, server_pid: int = 0) -> dict[str, Any]:
+    anon = LoadClient(port, {})
+    token = await anon.post("/api/v1/auth/token", {"username": "1001", "password": "pw1001"})
+    eng = await anon.post("/api/v1/auth/token", {"username": "eng1", "password": "pweng1"})
+    await anon.close()
+    c = LoadClient(port, {"Authorization": f"Bearer {token.json()['access_token']}"})
+    e = LoadClient(port, {"Authorization": f"Bearer {eng.json()['access_token']}"})
     results: dict[str, Any] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with (
-        httpx.AsyncClient(base_url=base, timeout=10, headers=headers, limits=limits) as c,
-        httpx.AsyncClient(base_url=base, timeout=10, headers=eng_headers, limits=limits) as e,
-    ):
+    try:
         await warm_up(c, e)
         results["baseline GET /healthz"] = await open_loop(
-            c, rate, seconds, lambda i: ("GET", "/healthz", None)
+            c, rate, seconds, lambda i: ("GET", "/healthz", None), server_pid
         )
         results["baseline GET /api/v1/me"] = await open_loop(
-            c, rate, seconds, lambda i: ("GET", "/api/v1/me", None)
+            c, rate, seconds, lambda i: ("GET", "/api/v1/me", None), server_pid
         )
         results["POST /api/v1/tickets"] = await open_loop(
-            c, rate, seconds, lambda i: ("POST", "/api/v1/tickets", TICKET)
+            c, rate, seconds, lambda i: ("POST", "/api/v1/tickets", TICKET), server_pid
         )
         ids = [
             t["id"]
@@ -238,9 +347,14 @@ async def api_phase(port: int, rate: float, seconds: float) -> dict[str, Any]:
                 f"/api/v1/tickets/{ids[i]}/transitions",
                 {"to": "assigned", "assignee": "王师傅"},
             ),
+            server_pid,
         )
         results["GET /api/v1/tickets/{id}"] = await open_loop(
-            c, rate, seconds, lambda i: ("GET", f"/api/v1/tickets/{ids[i % len(ids)]}", None)
+            c,
+            rate,
+            seconds,
+            lambda i: ("GET", f"/api/v1/tickets/{ids[i % len(ids)]}", None),
+            server_pid,
         )
         capacity_total = int(rate * seconds)
         results["capacity: creations/s (8 in flight)"] = round(
@@ -250,6 +364,9 @@ async def api_phase(port: int, rate: float, seconds: float) -> dict[str, Any]:
         results["capacity: /healthz/s (8 in flight)"] = round(
             await closed_loop(c, 8, capacity_total, lambda i: ("GET", "/healthz", None)), 1
         )
+    finally:
+        await c.close()
+        await e.close()
     return results
 
 
@@ -366,7 +483,8 @@ def main() -> None:
             port = free_port()
             api = start_api(settings, port, args.workers)
             try:
-                results = asyncio.run(api_phase(port, args.rate, args.seconds))
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    results = runner.run(api_phase(port, args.rate, args.seconds, api.pid))
             finally:
                 api.terminate()
                 api.wait(10)
@@ -403,7 +521,7 @@ def print_summary(summary: dict[str, dict[str, Any]], rate: float, workers: int)
                 errors = f", errors {value['errors']}" if value["errors"] else ""
                 cells.append(
                     f"{value['achieved_rps']:g}/s, {value['p50_ms']:g} / {value['p99_ms']:g}"
-                    f"{mark}{errors}"
+                    f"{mark}{errors} (server CPU {value['server_cpu_ms']:g} ms)"
                 )
             else:
                 cells.append(f"{value:g}/s")
