@@ -115,8 +115,9 @@ def transition(
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(current_user),
 ) -> dict[str, Any]:
-    ticket = services.transition(ctx, ticket_id, body.model_dump(exclude_none=True), actor=user)
-    return services.ticket_detail(ctx, ticket)
+    return services.transition_detail(
+        ctx, ticket_id, body.model_dump(exclude_none=True), actor=user
+    )
 
 
 @router.get("/ticket-categories", response_model=list[CategoryPublic], summary="Dispatch table")
@@ -186,4 +187,3 @@ def record_attempt(
     cb = services.record_attempt(ctx, callback_id, actor=user, **body.model_dump())
     detail = services.ticket_detail(ctx, cb.ticket_id)
     return next(c for c in detail["callbacks"] if c["id"] == cb.id)
-

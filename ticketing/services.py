@@ -78,7 +78,9 @@ class Effects:
 
 _EVENTS = cast(Table, TicketEvent.__table__)
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
-_INSERT_EVENTS = insert(_EVENTS)
+# RETURNING makes SQLAlchemy send the rows as one multi-row INSERT (its "insertmanyvalues")
+# rather than an executemany, which psycopg runs as a pipeline of several round trips.
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id)
 _INSERT_DELIVERIES = insert(_DELIVERIES).returning(_DELIVERIES.c.id, sort_by_parameter_order=True)
 
 
@@ -195,7 +197,7 @@ class Change:
                 delivery["payload"]["ticket"]["id"] = pending.ticket.id
                 deliveries.append(delivery)
         # Core inserts on the tables (not ORM bulk inserts, which split rows by the keys
-        # holding None): one multi-row statement each.
+        # holding None): one multi-row statement each, one round trip.
         conn = self.session.connection()
         if events:
             conn.execute(_INSERT_EVENTS, events)
@@ -697,12 +699,32 @@ def transition(
     now: datetime | None = None,
 ) -> Ticket:
     """Apply one lifecycle step (``fields["to"]`` plus that step's fields) atomically."""
-    now = now or utcnow()
+    with changing(ctx, actor=actor_name(actor), now=now or utcnow()) as change:
+        return _step(change, ticket_id, fields, actor)
+
+
+def transition_detail(
+    ctx: AppContext,
+    ticket_id: int,
+    fields: dict[str, Any],
+    *,
+    actor: Principal | str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """:func:`transition`, answered with the ticket's detail as it commits. The detail is
+    read in the step's own transaction once its rows are written: no second connection
+    checkout and transaction (on PostgreSQL: three round trips fewer)."""
+    with changing(ctx, actor=actor_name(actor), now=now or utcnow()) as change:
+        ticket = _step(change, ticket_id, fields, actor)
+        change.flush()
+        return _detail(change.session, ctx, ticket)
+
+
+def _step(change: Change, ticket_id: int, fields: dict[str, Any], actor: Principal | str) -> Ticket:
     target = parse_status(str(fields.get("to", "")))
-    with changing(ctx, actor=actor_name(actor), now=now) as change:
-        ticket = _load_ticket(change.session, ticket_id)
-        _authorize(actor, ticket, target)
-        apply_transition(change, ticket, target, fields)
+    ticket = _load_ticket(change.session, ticket_id)
+    _authorize(actor, ticket, target)
+    apply_transition(change, ticket, target, fields)
     return ticket
 
 
@@ -1331,18 +1353,22 @@ def ticket_detail(
             and viewer.department_id != ticket.department_id
         ):
             raise Forbidden("this ticket belongs to another department / 该工单不属于本部门")
-        out = ticket_dict(session, ctx, ticket, department_codes(session))
-        conn = session.connection()
-        key = {"ticket_id": ticket.id}
-        out["timeline"] = [dict(row._mapping) for row in conn.execute(_TIMELINE, key)]
-        out["work_orders"] = [dict(row._mapping) for row in conn.execute(_WORK_ORDERS, key)]
-        cbs = list(conn.execute(_CALLBACKS, key))
-        attempts: dict[int, list[Row[Any]]] = {cb.id: [] for cb in cbs}
-        if cbs:
-            for attempt in conn.execute(_ATTEMPTS, {"ids": list(attempts)}):
-                attempts[attempt.callback_id].append(attempt)
-        out["callbacks"] = [callback_dict(cb, attempts[cb.id]) for cb in cbs]
-        return out
+        return _detail(session, ctx, ticket)
+
+
+def _detail(session: Session, ctx: AppContext, ticket: Ticket) -> dict[str, Any]:
+    out = ticket_dict(session, ctx, ticket, department_codes(session))
+    conn = session.connection()
+    key = {"ticket_id": ticket.id}
+    out["timeline"] = [dict(row._mapping) for row in conn.execute(_TIMELINE, key)]
+    out["work_orders"] = [dict(row._mapping) for row in conn.execute(_WORK_ORDERS, key)]
+    cbs = list(conn.execute(_CALLBACKS, key))
+    attempts: dict[int, list[Row[Any]]] = {cb.id: [] for cb in cbs}
+    if cbs:
+        for attempt in conn.execute(_ATTEMPTS, {"ids": list(attempts)}):
+            attempts[attempt.callback_id].append(attempt)
+    out["callbacks"] = [callback_dict(cb, attempts[cb.id]) for cb in cbs]
+    return out
 
 
 def list_tickets(
