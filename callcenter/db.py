@@ -117,11 +117,26 @@ class _SqliteWriteGate:
         finally:
             self._threads.release()
 
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
 
 _gates: weakref.WeakKeyDictionary[Engine, AbstractContextManager[None]] = (
     weakref.WeakKeyDictionary()
 )
 _gates_lock = threading.Lock()
+
+
+def _forget_gates_after_fork() -> None:
+    """A forked child (an RQ work horse) must not share its parent's lock file description
+    (flock would not tell them apart) nor use a thread lock copied while held."""
+    global _gates_lock
+    _gates.clear()
+    _gates_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_gates_after_fork)
 
 
 def write_gate(engine: Engine) -> AbstractContextManager[None]:

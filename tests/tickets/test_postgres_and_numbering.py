@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,6 +140,43 @@ def test_concurrent_steps_on_sqlite(ctx: AppContext) -> None:
 @pytest.mark.postgres
 def test_concurrent_steps_on_postgres(make_ctx: MakeCtx) -> None:
     assert race_assignments(make_ctx(postgres=True)) == (1, 7)
+
+
+CREATE_IN_A_PROCESS = """
+import sys
+from datetime import UTC, datetime
+from callcenter.context import build_context
+from callcenter import runtime
+from config.settings import Settings
+from tests.tickets.helpers import payload
+from ticketing import services
+from ticketing.schemas import TicketCreate
+
+ctx = build_context(Settings(environment="test", state_dir=sys.argv[1], redis_url=sys.argv[2]))
+runtime.set_context(ctx)
+now = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+for _ in range(int(sys.argv[3])):
+    print(services.create_ticket(ctx, TicketCreate(**payload()), actor="1001", now=now).number)
+"""
+
+
+def test_numbers_are_dense_across_processes_on_sqlite(ctx: AppContext) -> None:
+    """Three processes (as uvicorn workers are) create tickets at once: the SQLite write gate
+    (a thread lock and an flock) queues them, nobody fails on a busy database."""
+    settings = ctx.settings
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-c", CREATE_IN_A_PROCESS]
+    argv += [str(settings.state_dir), settings.redis_url, "10"]
+    runs = [
+        subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    numbers: list[str] = []
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        numbers += out.split()
+    check_numbers(numbers, "20261207", 30)
 
 
 def test_a_counter_behind_the_numbers_in_use_catches_up(ctx: AppContext) -> None:
