@@ -97,10 +97,10 @@ class Change:
 
     Each step records its timeline entries through :meth:`event` (who acts and when is the
     change's unless told otherwise); their rows and the matching webhook deliveries are
-    inserted by :meth:`flush` just before the commit, in the same transaction, in one
-    multi-row INSERT after the ORM has written the tickets (a new ticket gets its id then).
+    inserted by :meth:`flush` just before the commit, in the same transaction, one multi-row
+    INSERT each, once the tickets have their ids and the ORM has written its pending rows.
     Timed work for RQ collects in ``effects`` and is handed over after the commit. Open one
-    with :func:`changing`."""
+    with :func:`changing` (a job with its own transaction may flush one itself)."""
 
     session: Session
     ctx: AppContext
@@ -188,7 +188,8 @@ class Change:
         self._callbacks.append(cb)
 
     def flush(self) -> None:
-        """Write the tickets (ORM), then every pending event and delivery in one INSERT each."""
+        """Write the ORM's pending rows, then every pending event and delivery (one INSERT
+        each); safe to call again (only what was added since is written)."""
         self.session.flush()
         events = [{**p.row, "ticket_id": p.ticket.id} for p in self._events]
         deliveries = []
