@@ -25,7 +25,7 @@ from sqlalchemy import Row, Table, and_, bindparam, case, func, insert, or_, sel
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
 from callcenter.auth import Principal
@@ -490,9 +490,13 @@ def _allocate_number(session: Session, day: str, *, resync: bool = False) -> str
 
 def _insert_ticket(session: Session, ticket: Ticket) -> None:
     """Write a new ticket's row as it stands, in one INSERT … RETURNING id (no ORM unit of
-    work: the object stays outside the session, as the row was written)."""
+    work). The object then stands for that row, detached, as if loaded and its session
+    closed: adding it to a session later updates the row rather than inserting it again."""
     values = {key: getattr(ticket, key) for key in _TICKET_COLUMNS}
     ticket.id = session.connection().execute(_INSERT_TICKET, values).scalar_one()
+    for key, value in values.items():  # every column loaded, None ones included
+        setattr(ticket, key, value)
+    make_transient_to_detached(ticket)
 
 
 def _highest_number_in_use(session: Session, prefix: str) -> int:
