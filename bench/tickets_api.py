@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 from sqlalchemy import func, insert, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,42 +92,37 @@ def prepare(db: str, state_dir: Path) -> Settings:
 
 
 def start_api(settings: Settings, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """``callcenter api`` as production runs it (uvloop, httptools, access log, ``workers``
+    processes), on loopback; its output goes to ``api.log`` in the state directory."""
     env = dict(
         os.environ,
         CALLCENTER_ENVIRONMENT="test",
         CALLCENTER_STATE_DIR=str(settings.state_dir),
         CALLCENTER_DATABASE_URL=settings.database_url,
         CALLCENTER_REDIS_URL=settings.redis_url,
+        CALLCENTER_HTTP__HOST="127.0.0.1",
+        CALLCENTER_HTTP__PORT=str(port),
+        CALLCENTER_HTTP__WORKERS=str(workers),
     )
+    log = (settings.state_dir / "api.log").open("wb")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "callcenter.app:app_factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--workers",
-            str(workers),
-        ],
+        [sys.executable, "-m", "callcenter.cli", "api"],
         cwd=ROOT,
         env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code in (200, 503):
+                # every worker process answers before the load starts
+                time.sleep(1.0 if workers > 1 else 0)
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit("uvicorn did not start")
+    raise SystemExit(f"callcenter api did not start; see {settings.state_dir / 'api.log'}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -133,12 +130,121 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children now running (uvicorn workers)."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+KEEP_ALIVE_SECONDS = 4.0
+
+
+class Reply:
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class LoadClient:
+    """A small HTTP/1.1 keep-alive client for generating load on loopback.
+
+    httpx spends about 5 ms of CPU per request on this kind of machine, as much as the server
+    under test, and the client shares the machine: its own queueing would be counted as
+    server latency. This one writes prebuilt header bytes and reads the status line, the
+    headers and ``Content-Length`` bytes of body (every answer here has one). Connections
+    are kept alive and reused, up to ``max_connections`` (then requests wait for one).
+    """
+
+    def __init__(self, port: int, headers: dict[str, str], max_connections: int = 64) -> None:
+        self.port = port
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self.open = 0
+        self.slots = asyncio.Semaphore(max_connections)
+
+    async def request(self, method: str, url: str, json: Any = None) -> Reply:
+        body = b"" if json is None else _json_bytes(json)
+        head = (
+            f"{method} {url} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.extra}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        async with self.slots:
+            for _attempt in range(2):
+                reader, writer, reused = await self._connection()
+                try:
+                    writer.write(head + body)
+                    raw = await reader.readuntil(b"\r\n\r\n")
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    writer.close()
+                    self.open -= 1
+                    nothing_read = (
+                        not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial
+                    )
+                    if reused and nothing_read:
+                        continue  # the server had closed the idle connection: never processed
+                    raise
+                status_line, _, header_block = raw.decode("latin-1").partition("\r\n")
+                length = 0
+                for line in header_block.split("\r\n"):
+                    name, _, value = line.partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                reply = Reply(int(status_line.split(" ", 2)[1]), await reader.readexactly(length))
+                self.idle.append((reader, writer, time.monotonic()))
+                return reply
+            raise ConnectionError("the server closed two connections in a row")
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < KEEP_ALIVE_SECONDS:
+                return reader, writer, True
+            writer.close()  # the server closes idle connections after 5 s (uvicorn's default)
+            self.open -= 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.open += 1
+        return reader, writer, False
+
+    async def get(self, url: str, params: dict[str, Any] | None = None) -> Reply:
+        query = ("?" + "&".join(f"{k}={v}" for k, v in params.items())) if params else ""
+        return await self.request("GET", url + query)
+
+    async def post(self, url: str, json: Any = None) -> Reply:
+        return await self.request("POST", url, json=json)
+
+    async def close(self) -> None:
+        for _reader, writer, _since in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 async def open_loop(
-    client: httpx.AsyncClient, rate: float, seconds: float, make: Any
+    client: LoadClient, rate: float, seconds: float, make: Any, server_pid: int = 0
 ) -> dict[str, Any]:
-    """Send ``make(i)`` (method, url, json) at ``rate`` per second; latency from schedule."""
+    """Send ``make(i)`` (method, url, json) at ``rate`` per second; latency from schedule.
+
+    Also reported: how late the client itself sent (``send_lag``: this process starved of
+    CPU shows here, not as server time) and the CPU each side spent per request."""
     count = int(rate * seconds)
     latencies: list[float] = []
+    lags: list[float] = []
     errors: dict[str, int] = {}
     start = time.perf_counter() + 0.05
 
@@ -148,30 +254,38 @@ async def open_loop(
         if delay > 0:
             await asyncio.sleep(delay)
         method, url, body = make(i)
+        lags.append((time.perf_counter() - scheduled) * 1000)
         try:
             response = await client.request(method, url, json=body)
             ok = response.status_code < 300
             key = str(response.status_code)
-        except httpx.HTTPError as exc:
+        except (OSError, asyncio.IncompleteReadError) as exc:
             ok, key = False, type(exc).__name__
         latencies.append((time.perf_counter() - scheduled) * 1000)
         if not ok:
             errors[key] = errors.get(key, 0) + 1
 
+    server_cpu = process_cpu_seconds(server_pid) if server_pid else 0.0
+    client_cpu = time.process_time()
     began = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(count)))
     elapsed = time.perf_counter() - began
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = process_cpu_seconds(server_pid) - server_cpu if server_pid else 0.0
     return {
         "requests": count,
         "achieved_rps": round(count / elapsed, 1),
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(percentile(latencies, 0.99), 2),
         "max_ms": round(max(latencies), 2),
+        "send_lag_p99_ms": round(percentile(lags, 0.99), 2),
+        "server_cpu_ms": round(server_cpu * 1000 / count, 2),
+        "client_cpu_ms": round(client_cpu * 1000 / count, 2),
         "errors": errors,
     }
 
 
-async def closed_loop(client: httpx.AsyncClient, workers: int, total: int, make: Any) -> float:
+async def closed_loop(client: LoadClient, workers: int, total: int, make: Any) -> float:
     """Requests per second with ``workers`` requests always in flight (capacity)."""
     counter = iter(range(total))
 
@@ -185,34 +299,36 @@ async def closed_loop(client: httpx.AsyncClient, workers: int, total: int, make:
     return total / (time.perf_counter() - began)
 
 
-async def api_phase(port: int, rate: float, seconds: float) -> dict[str, Any]:
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(
-        base_url=base, timeout=10, limits=httpx.Limits(max_connections=64)
-    ) as anon:
-        token = (
-            await anon.post("/api/v1/auth/token", json={"username": "1001", "password": "pw1001"})
-        ).json()
-        eng = (
-            await anon.post("/api/v1/auth/token", json={"username": "eng1", "password": "pweng1"})
-        ).json()
-    headers = {"Authorization": f"Bearer {token['access_token']}"}
-    eng_headers = {"Authorization": f"Bearer {eng['access_token']}"}
-    results: dict[str, Any] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with (
-        httpx.AsyncClient(base_url=base, timeout=10, headers=headers, limits=limits) as c,
-        httpx.AsyncClient(base_url=base, timeout=10, headers=eng_headers, limits=limits) as e,
-    ):
+async def warm_up(c: LoadClient, e: LoadClient) -> None:
+    """A few requests of each kind first (every process compiles its statements once)."""
+    for _ in range(20):
         await c.get("/healthz")
+        await c.get("/api/v1/me")
+        created = (await c.post("/api/v1/tickets", json=TICKET)).json()
+        await e.post(
+            f"/api/v1/tickets/{created['id']}/transitions", json={"to": "assigned", "assignee": "x"}
+        )
+        await c.get(f"/api/v1/tickets/{created['id']}")
+
+
+async def api_phase(port: int, rate: float, seconds: float, server_pid: int = 0) -> dict[str, Any]:
+    anon = LoadClient(port, {})
+    token = await anon.post("/api/v1/auth/token", {"username": "1001", "password": "pw1001"})
+    eng = await anon.post("/api/v1/auth/token", {"username": "eng1", "password": "pweng1"})
+    await anon.close()
+    c = LoadClient(port, {"Authorization": f"Bearer {token.json()['access_token']}"})
+    e = LoadClient(port, {"Authorization": f"Bearer {eng.json()['access_token']}"})
+    results: dict[str, Any] = {}
+    try:
+        await warm_up(c, e)
         results["baseline GET /healthz"] = await open_loop(
-            c, rate, seconds, lambda i: ("GET", "/healthz", None)
+            c, rate, seconds, lambda i: ("GET", "/healthz", None), server_pid
         )
         results["baseline GET /api/v1/me"] = await open_loop(
-            c, rate, seconds, lambda i: ("GET", "/api/v1/me", None)
+            c, rate, seconds, lambda i: ("GET", "/api/v1/me", None), server_pid
         )
         results["POST /api/v1/tickets"] = await open_loop(
-            c, rate, seconds, lambda i: ("POST", "/api/v1/tickets", TICKET)
+            c, rate, seconds, lambda i: ("POST", "/api/v1/tickets", TICKET), server_pid
         )
         ids = [
             t["id"]
@@ -231,9 +347,14 @@ async def api_phase(port: int, rate: float, seconds: float) -> dict[str, Any]:
                 f"/api/v1/tickets/{ids[i]}/transitions",
                 {"to": "assigned", "assignee": "王师傅"},
             ),
+            server_pid,
         )
         results["GET /api/v1/tickets/{id}"] = await open_loop(
-            c, rate, seconds, lambda i: ("GET", f"/api/v1/tickets/{ids[i % len(ids)]}", None)
+            c,
+            rate,
+            seconds,
+            lambda i: ("GET", f"/api/v1/tickets/{ids[i % len(ids)]}", None),
+            server_pid,
         )
         capacity_total = int(rate * seconds)
         results["capacity: creations/s (8 in flight)"] = round(
@@ -243,6 +364,9 @@ async def api_phase(port: int, rate: float, seconds: float) -> dict[str, Any]:
         results["capacity: /healthz/s (8 in flight)"] = round(
             await closed_loop(c, 8, capacity_total, lambda i: ("GET", "/healthz", None)), 1
         )
+    finally:
+        await c.close()
+        await e.close()
     return results
 
 
@@ -351,6 +475,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
+    summary: dict[str, dict[str, Any]] = {}
     for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         state_dir = Path(tempfile.mkdtemp(prefix=f"bench-tickets-{db}-"))
         try:
@@ -358,7 +483,8 @@ def main() -> None:
             port = free_port()
             api = start_api(settings, port, args.workers)
             try:
-                results = asyncio.run(api_phase(port, args.rate, args.seconds))
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    results = runner.run(api_phase(port, args.rate, args.seconds, api.pid))
             finally:
                 api.terminate()
                 api.wait(10)
@@ -368,11 +494,38 @@ def main() -> None:
             )
             for name, value in results.items():
                 print(f"  {name:40s} {value}")
+            summary[db] = results
             print(f"=== {db}: SLA timers")
             for name, value in timers_phase(settings, args.tickets).items():
                 print(f"  {name:40s} {value}")
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
+    print_summary(summary, args.rate, args.workers)
+
+
+def print_summary(summary: dict[str, dict[str, Any]], rate: float, workers: int) -> None:
+    """One table: achieved rate, p50 / p99 per phase and database; the goal is p99 < 50 ms."""
+    dbs = list(summary)
+    print(
+        f"\n=== summary: {rate:g} requests/s offered (open loop), {workers} uvicorn worker(s); "
+        "achieved/s, p50 / p99 ms; goal p99 < 50 ms"
+    )
+    print("| phase | " + " | ".join(dbs) + " |")
+    print("|---|" + "---|" * len(dbs))
+    for phase in summary[dbs[0]]:
+        cells = []
+        for db in dbs:
+            value = summary[db][phase]
+            if isinstance(value, dict):
+                mark = "" if value["p99_ms"] < 50 else " ✗"
+                errors = f", errors {value['errors']}" if value["errors"] else ""
+                cells.append(
+                    f"{value['achieved_rps']:g}/s, {value['p50_ms']:g} / {value['p99_ms']:g}"
+                    f"{mark}{errors} (server CPU {value['server_cpu_ms']:g} ms)"
+                )
+            else:
+                cells.append(f"{value:g}/s")
+        print(f"| {phase} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, Unauthorized
@@ -103,14 +104,20 @@ PRINCIPAL_CACHE_SECONDS = 5.0
 
 
 def principal_for(ctx: AppContext, user_id: int) -> Principal:
-    cache: dict[int, tuple[float, Principal]] = ctx.extras.setdefault("principals", {})  # type: ignore[assignment]
-    cached = cache.get(user_id)
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    principal = _load_principal(ctx, user_id)
-    cache[user_id] = (now + PRINCIPAL_CACHE_SECONDS, principal)
+    principal = _cached_principal(ctx, user_id)
+    if principal is None:
+        principal = _load_principal(ctx, user_id)
+        cache: dict[int, tuple[float, Principal]] = ctx.extras.setdefault("principals", {})  # type: ignore[assignment]
+        cache[user_id] = (time.monotonic() + PRINCIPAL_CACHE_SECONDS, principal)
     return principal
+
+
+def _cached_principal(ctx: AppContext, user_id: int) -> Principal | None:
+    cache: dict[int, tuple[float, Principal]] = ctx.extras.get("principals", {})  # type: ignore[assignment]
+    cached = cache.get(user_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    return None
 
 
 def _load_principal(ctx: AppContext, user_id: int) -> Principal:
@@ -124,7 +131,12 @@ def _load_principal(ctx: AppContext, user_id: int) -> Principal:
         return Principal(user.id, user.username, user.role, user.department_id, agent_id)
 
 
-def get_ctx(request: Request) -> AppContext:
+# The dependencies below are ``async``: FastAPI runs a plain ``def`` dependency in a worker
+# thread, a hop that costs more than these do. What may block (the database, argon2) is
+# handed to a worker thread explicitly.
+
+
+async def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -152,14 +164,24 @@ def credentials_from_header(
     raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
 
 
-def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
-    return credentials_from_header(ctx, request.headers.get("authorization"))
+async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
+    """The signed-in user. A bearer token of a user resolved in the last few seconds is checked
+    right here (an HMAC, no I/O); a cache miss (a database read) and HTTP Basic (argon2, slow
+    on purpose) run in a worker thread."""
+    authorization = request.headers.get("authorization")
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer":
+        payload = read_token(ctx.settings.secret_key, value.strip())
+        cached = _cached_principal(ctx, int(str(payload["sub"])))
+        if cached is not None:
+            return cached
+    return await run_in_threadpool(credentials_from_header, ctx, authorization)
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets only the given roles through (admins always pass)."""
 
-    def check(principal: Principal = Depends(current_user)) -> Principal:
+    async def check(principal: Principal = Depends(current_user)) -> Principal:
         if principal.role is not Role.admin and principal.role not in roles:
             allowed = ", ".join(sorted(str(r) for r in roles))
             raise Forbidden(

@@ -30,11 +30,29 @@ STOP_GRACE_SECONDS = 10
 
 
 def run_api(settings: Settings) -> None:
+    http = settings.http
+    if http.workers > 1:
+        # uvicorn starts the processes and each imports the factory, which reads the same
+        # settings (environment and callcenter.toml) and builds its own context.
+        uvicorn.run(
+            "callcenter.app:app_factory",
+            factory=True,
+            workers=http.workers,
+            host=http.host,
+            port=http.port,
+            log_level="info",
+            access_log=http.access_log,
+        )
+        return
     from callcenter.app import create_app
 
-    ctx = build_context(settings)
-    app = create_app(ctx)
-    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_level="info")
+    uvicorn.run(
+        create_app(build_context(settings)),
+        host=http.host,
+        port=http.port,
+        log_level="info",
+        access_log=http.access_log,
+    )
 
 
 def engine_available() -> bool:

@@ -77,6 +77,12 @@ class SipSettings(BaseModel):
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    # uvicorn worker processes of ``callcenter api``. Each builds its own context from these
+    # settings; they share nothing but SQL and Redis (architecture.md), so any number works.
+    # One process runs one request's Python at a time (the GIL): set about one per core that
+    # the API may use, leaving room for the worker, router and engine on the same machine.
+    workers: int = Field(default=1, ge=1, le=64)
+    access_log: bool = True
 
 
 class Settings(BaseSettings):

@@ -45,7 +45,7 @@ def create_ticket(
     user: Principal = Depends(front_desk),
 ) -> dict[str, Any]:
     ticket = services.create_ticket(ctx, body, actor=user)
-    return _public(ctx, ticket.id)
+    return services.ticket_summary(ctx, ticket)  # as written: not read back
 
 
 @router.get("/tickets", response_model=TicketPage, summary="Tickets, newest first, filtered")
@@ -115,8 +115,9 @@ def transition(
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(current_user),
 ) -> dict[str, Any]:
-    services.transition(ctx, ticket_id, body.model_dump(exclude_none=True), actor=user)
-    return services.ticket_detail(ctx, ticket_id)
+    return services.transition_detail(
+        ctx, ticket_id, body.model_dump(exclude_none=True), actor=user
+    )
 
 
 @router.get("/ticket-categories", response_model=list[CategoryPublic], summary="Dispatch table")
@@ -186,7 +187,3 @@ def record_attempt(
     cb = services.record_attempt(ctx, callback_id, actor=user, **body.model_dump())
     detail = services.ticket_detail(ctx, cb.ticket_id)
     return next(c for c in detail["callbacks"] if c["id"] == cb.id)
-
-
-def _public(ctx: AppContext, ticket_id: int) -> dict[str, Any]:
-    return services.ticket_summary(ctx, ticket_id)

@@ -30,7 +30,15 @@ from callcenter.streams import CallEvent, Command, CommandType, EventType
 from callcenter.worker import queues
 from ticketing import consumers, services
 from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket, WebhookDelivery
-from ticketing.services import SYSTEM, Effects, apply_effects, local_tz, next_allowed
+from ticketing.services import (
+    SYSTEM,
+    Change,
+    Effects,
+    apply_effects,
+    changing,
+    local_tz,
+    next_allowed,
+)
 from ticketing.state import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -115,20 +123,14 @@ def schedule_sla_timers(
 
 
 def schedule_effects(ctx: AppContext, effects: Effects) -> None:
+    """Everything one change hands to RQ, in one Redis round trip (one MULTI/EXEC)."""
     qs = ticket_queues(ctx)
-    if effects.sla:
+    if effects.sla or effects.callbacks or effects.deliveries:
         pipe = qs["high"].connection.pipeline()
+        pipe.multi()  # before any command: RQ's enqueue would start it and refuse a busy pipe
         for ticket_id, due_at, track in effects.sla:
             schedule_sla_timers(ctx, ticket_id, due_at, track, pipeline=pipe)
-        pipe.execute()
-    if effects.callbacks:
-        with ctx.sessions() as session:
-            planned = session.execute(
-                select(SatisfactionCallback.id, SatisfactionCallback.scheduled_for).where(
-                    SatisfactionCallback.id.in_(effects.callbacks)
-                )
-            ).all()
-        for callback_id, at in planned:
+        for callback_id, at in effects.callbacks:
             qs["high"].enqueue_at(
                 at,
                 place_callback,
@@ -136,15 +138,18 @@ def schedule_effects(ctx: AppContext, effects: Effects) -> None:
                 job_id=callback_job_id(ctx, callback_id, at),
                 result_ttl=0,
                 failure_ttl=7 * 86400,
+                pipeline=pipe,
             )
-    for delivery in effects.deliveries:
-        qs["default"].enqueue(
-            deliver_webhook,
-            delivery.id,
-            job_id=_job_id(ctx, "webhook", delivery.id, 1),
-            result_ttl=0,
-            failure_ttl=7 * 86400,
-        )
+        for delivery_id in effects.deliveries:
+            qs["default"].enqueue(
+                deliver_webhook,
+                delivery_id,
+                job_id=_job_id(ctx, "webhook", delivery_id, 1),
+                result_ttl=0,
+                failure_ttl=7 * 86400,
+                pipeline=pipe,
+            )
+        pipe.execute()
     ensure_scan(ctx)
 
 
@@ -181,16 +186,14 @@ def check_sla(ticket_id: int, now: datetime | str | None = None) -> list[str]:
     """Warn / mark overdue / escalate one ticket as its deadline requires (idempotent)."""
     ctx = get_context()
     moment = _now(now)
-    effects = Effects()
     lock = ctx.redis.lock(ctx.keys.tickets(f"lock:{ticket_id}"), timeout=60, blocking_timeout=30)
-    with lock, ctx.sessions() as session, session.begin():
-        ticket = session.get(Ticket, ticket_id)
+    with lock, changing(ctx, actor=SYSTEM, now=moment) as change:
+        ticket = change.session.get(Ticket, ticket_id)
         if ticket is None:
             return []
-        done = services.check_sla(session, ctx, effects, ticket, moment)
+        done = services.check_sla(change, ticket)
         still_open = ticket.status in OPEN_STATUSES and ticket.due_at is not None
         due_at, track = ticket.due_at, ticket.track
-    apply_effects(ctx, effects)
     if still_open and due_at is not None:
         schedule_sla_timers(ctx, ticket_id, due_at, track, after=moment)
     return done
@@ -200,14 +203,12 @@ def scan_sla(now: datetime | str | None = None) -> dict[str, int]:
     """Check every open ticket whose warning time has come, in one pass."""
     ctx = get_context()
     moment = _now(now)
-    effects = Effects()
     counts = {"checked": 0, "warned": 0, "overdue": 0, "escalated": 0}
-    with ctx.sessions() as session, session.begin():
-        for ticket in services.sla_candidates(session, ctx, moment):
+    with changing(ctx, actor=SYSTEM, now=moment) as change:
+        for ticket in services.sla_candidates(change.session, ctx, moment):
             counts["checked"] += 1
-            for what in services.check_sla(session, ctx, effects, ticket, moment):
+            for what in services.check_sla(change, ticket):
                 counts[what.split(":")[0]] += 1
-    apply_effects(ctx, effects)
     return counts
 
 
@@ -314,6 +315,7 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
     moment = _now(now)
     cfg = ctx.config.callbacks
     with ctx.sessions() as session, session.begin():
+        change = Change(session, ctx, SYSTEM, moment)
         cb = session.get(SatisfactionCallback, callback_id)
         if cb is None or cb.status != "scheduled":
             return "nothing to do"
@@ -322,22 +324,18 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
         ticket = session.get(Ticket, cb.ticket_id)
         assert ticket is not None
         if moment > cb.deadline:
-            effects = Effects()
-            services.retry_or_give_up(session, ctx, effects, cb, ticket, moment, actor=SYSTEM)
-            later = effects
+            services.retry_or_give_up(change, cb, ticket)
+            rescheduled = True
         else:
-            later = None
+            rescheduled = False
             allowed = next_allowed(moment, cfg, local_tz(ctx))
             if allowed > moment:  # fired inside a rest period: move to its end
                 cb.scheduled_for = allowed
                 if allowed > cb.deadline:
-                    effects = Effects()
-                    services.retry_or_give_up(
-                        session, ctx, effects, cb, ticket, moment, actor=SYSTEM
-                    )
-                    later = effects
+                    services.retry_or_give_up(change, cb, ticket)
                 else:
-                    later = Effects(callbacks=[cb.id])
+                    change.schedule_callback(cb)
+                rescheduled = True
             else:
                 attempt_no = cb.attempts + 1
                 command_id = f"callback-{cb.id}-{attempt_no}"
@@ -364,8 +362,9 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
                         callback_id=cb.id, at=moment, outcome="placed", call_id=command_id
                     )
                 )
-    if later is not None:
-        apply_effects(ctx, later)
+        change.flush()
+    if rescheduled:
+        apply_effects(ctx, change.effects)
         return "rescheduled"
     return "placed"
 

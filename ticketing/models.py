@@ -33,7 +33,9 @@ class Ticket(Base):
     contact: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
-    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id"))
+    # The call of a screen pop. No foreign key: the ticket is registered while the call is
+    # live, and the call's row is written later by the ``calls`` consumer of the event stream.
+    call_id: Mapped[str | None] = mapped_column(String(64), index=True)
     channel: Mapped[str] = mapped_column(String(16), default="phone")  # phone, walk_in, api
     sla_class: Mapped[str] = mapped_column(String(16), default="30m")
     due_at: Mapped[datetime | None]
@@ -131,3 +133,14 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class TicketNumberCounter(Base):
+    """The last ticket number given out per local day (``GD<day>-NNNN``): one upsert allocates
+    the next one, in the creating transaction, so numbers stay dense (a rolled-back creation
+    gives its number back) and concurrent creations of a day queue on this one row."""
+
+    __tablename__ = "ticket_number_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD, local time
+    last: Mapped[int]

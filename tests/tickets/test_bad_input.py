@@ -22,7 +22,7 @@ from tests.tickets.helpers import counts, payload, snapshot
         ({"sla": "5m"}, "sla"),
         ({"track": "whenever"}, "track"),
         ({"contact": ""}, "contact"),
-        ({"call_id": "no-such-call"}, "call_id"),
+        ({"call_id": "x" * 65}, "call_id"),
         ({"complaint_kind": "angry"}, "complaint_kind"),
     ],
 )
