@@ -24,6 +24,7 @@ from cti import services
 from cti.routing import Routing
 from tests.cti.conftest import ZONE
 from tests.engine.conftest import TRUNK_PORT, EngineProcess, make_test_config
+from tests.engine.siptools import reply
 
 REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
 SIP_DOMAIN = "callcenter.local"
@@ -203,22 +204,11 @@ def _replace_table(text: str, code: str, body: str) -> str:
 def ringing_agent_scenario(path: Path) -> Path:
     """A softphone that rings (180) and is never picked up: the INVITE must be cancelled
     (200 to the CANCEL, 487 to the INVITE); SIPp fails if no CANCEL comes."""
-    path.write_text("""<?xml version="1.0" encoding="UTF-8"?>
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="agent who never answers">
   <recv request="INVITE" rrs="true"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:agent@[local_ip]:[local_port]>
-Content-Length: 0
-
-]]></send>
+  {reply("180 Ringing", "agent")}
   <recv request="CANCEL"/>
   <send><![CDATA[
 SIP/2.0 200 OK

@@ -93,6 +93,28 @@ a=ptime:20
 """
 
 
+def reply(status: str, user: str, sdp: str | None = None, *, retrans: bool = False) -> str:
+    """A SIPp UAS's ``<send>`` answering the last request: ``200 OK`` with an SDP body, or a
+    bodiless one such as ``180 Ringing``; its Contact is ``sip:<user>@`` the UAS's address."""
+    body = (
+        f"Content-Type: application/sdp\nContent-Length: [len]\n\n{sdp}"
+        if sdp
+        else "Content-Length: 0\n"
+    )
+    open_tag = '<send retrans="500">' if retrans else "<send>"
+    return f"""{open_tag}<![CDATA[
+SIP/2.0 {status}
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:{user}@[local_ip]:[local_port]>
+{body}
+]]></send>"""
+
+
 def caller_scenario(
     path: Path,
     steps: list[tuple[str, object]],
@@ -272,20 +294,7 @@ Content-Length: 0
     else:
         play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' if pcap else ""
         body = f"""<pause milliseconds="{answer_after_ms}"/>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:agent@[local_ip]:[local_port]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-{SDP}
-]]></send>
+  {reply("200 OK", "agent", SDP, retrans=True)}
   <recv request="ACK"/>
   {play}
   <recv request="BYE"/>
@@ -339,20 +348,7 @@ def customer_scenario(path: Path, pcap: Path, hangup_after_ms: int, via: str | N
     <action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="their_from"/>{check}
     </action>
   </recv>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:customer@[local_ip]:[local_port]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-{SDP}
-]]></send>
+  {reply("200 OK", "customer", SDP)}
   <recv request="ACK">
     <action><ereg regexp=".*" search_in="hdr" header="To:" assign_to="our_to"/></action>
   </recv>
@@ -482,20 +478,7 @@ def survey_customer_scenario(path: Path, digit: str, pause_ms: int, event_pt: in
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="survey customer behind a trunk">
   <recv request="INVITE" rrs="true"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:customer@[local_ip]:[local_port]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-{sdp}
-]]></send>
+  {reply("200 OK", "customer", sdp)}
   <recv request="ACK"/>
   <pause milliseconds="{pause_ms}"/>
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
