@@ -360,8 +360,9 @@ class Supervisor:
             ENGINE_GROUP, self.settings.node_id, {stream: ">"}, count=len(free)
         )
         for _stream, entries in answer or []:
-            for entry_id, fields in entries:
-                self._forward_one(Command.from_fields(fields))
+            # at most one command per idle slot was read: each gets its own
+            for (entry_id, fields), handle in zip(entries, free, strict=False):
+                self._hand_to(handle, Command.from_fields(fields))
                 self.r.xack(stream, ENGINE_GROUP, entry_id)
 
     def _fail_stale_originate(self) -> None:
@@ -391,14 +392,8 @@ class Supervisor:
         )
         self.r.xadd(self.ctx.keys.events, event.to_fields())
 
-    def _forward_one(self, command: Command) -> None:
-        now = time.monotonic()
-        free = self._idle_slots(now)
-        if not free:
-            self._fail_originate(command, "no idle slot")
-            return
-        handle = free[0]
-        handle.reserved_until = now + 5
+    def _hand_to(self, handle: SlotHandle, command: Command) -> None:
+        handle.reserved_until = time.monotonic() + 5
         log.info("originate %s for call %s -> %s", command.id, command.call_id, handle.spec.name)
         self.r.xadd(self.ctx.keys.slot_commands(handle.spec.name), command.to_fields())
 
