@@ -1001,7 +1001,7 @@ def check_sla(change: Change, ticket: Ticket) -> list[str]:
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue
-        ticket.escalation_level = level
+        set_committed_value(ticket, "escalation_level", level)  # as stored: not written again
         role = escalation_role(track.dispatch_to, level)
         change.event(
             ticket,
