@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import websockets
+from _client import gc_paused
 from sqlalchemy import select
 
 from callcenter.auth import issue_token
@@ -157,8 +159,6 @@ async def run(args: argparse.Namespace) -> None:
             async with websockets.connect(url, max_size=None) as ws:
                 async for raw in ws:
                     now = time.perf_counter()
-                    import json
-
                     message = json.loads(raw)
                     received_at[agent_id] = now
                     await inbox[agent_id].put(message)
@@ -175,92 +175,97 @@ async def run(args: argparse.Namespace) -> None:
                 if message["type"] == kind:
                     return received_at[agent_id]
 
-        baseline: list[float] = []
-        for i in range(args.iterations):
-            agent_id = desktops[i % len(desktops)][0]
-            start = time.perf_counter()
-            ctx.redis.publish(ctx.keys.agent_channel(agent_id), '{"type": "bench"}')
-            baseline.append(await wait_type(agent_id, "bench") - start)
+        with gc_paused():
+            baseline: list[float] = []
+            for i in range(args.iterations):
+                agent_id = desktops[i % len(desktops)][0]
+                start = time.perf_counter()
+                ctx.redis.publish(ctx.keys.agent_channel(agent_id), '{"type": "bench"}')
+                baseline.append(await wait_type(agent_id, "bench") - start)
 
-        pops: list[float] = []
-        for i in range(args.iterations):
-            agent_id = desktops[i % len(desktops)][0]
-            routing.transition(agent_id, "ready", actor="bench", dispatch=False)
-            call_id = f"pop-{i}"
-            ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
-            event = CallEvent(
-                type="call_queued",
-                call_id=call_id,
-                slot="bench-slot",
-                node="bench",
-                data={
-                    "queue": "general",
-                    "priority": 0,
-                    "caller": "13800138000",
-                    "menu_path": ["main", "to_agent"],
-                    "collected": {},
-                },
-            )
-            start = time.perf_counter()
-            ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
-            pops.append(await wait_type(agent_id, "offer") - start)
-            # Reset: the caller hangs up while ringing; the agent goes not ready again.
-            ctx.redis.xadd(
-                ctx.keys.events,
-                CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
-            )
-            while routing.agent(agent_id)["state"] != "ready":
-                await asyncio.sleep(0.002)
-            routing.transition(agent_id, "not_ready", reason="other", actor="bench", dispatch=False)
-        tokens = dict(desktops)
+            pops: list[float] = []
+            for i in range(args.iterations):
+                agent_id = desktops[i % len(desktops)][0]
+                routing.transition(agent_id, "ready", actor="bench", dispatch=False)
+                call_id = f"pop-{i}"
+                ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
+                event = CallEvent(
+                    type="call_queued",
+                    call_id=call_id,
+                    slot="bench-slot",
+                    node="bench",
+                    data={
+                        "queue": "general",
+                        "priority": 0,
+                        "caller": "13800138000",
+                        "menu_path": ["main", "to_agent"],
+                        "collected": {},
+                    },
+                )
+                start = time.perf_counter()
+                ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
+                pops.append(await wait_type(agent_id, "offer") - start)
+                # Reset: the caller hangs up while ringing; the agent goes not ready again.
+                ctx.redis.xadd(
+                    ctx.keys.events,
+                    CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
+                )
+                while routing.agent(agent_id)["state"] != "ready":
+                    await asyncio.sleep(0.002)
+                routing.transition(
+                    agent_id, "not_ready", reason="other", actor="bench", dispatch=False
+                )
+            tokens = dict(desktops)
 
-        def put_ready(agent_id: int) -> int:
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/v1/agents/me/state",
-                data=b'{"state": "ready"}',
-                method="PUT",
-                headers={
-                    "Authorization": f"Bearer {tokens[agent_id]}",
-                    "Content-Type": "application/json",
-                },
-            )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return int(response.status)
+            def put_ready(agent_id: int) -> int:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/v1/agents/me/state",
+                    data=b'{"state": "ready"}',
+                    method="PUT",
+                    headers={
+                        "Authorization": f"Bearer {tokens[agent_id]}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return int(response.status)
 
-        on_ready: list[float] = []
-        for i in range(args.iterations):
-            agent_id = desktops[i % len(desktops)][0]
-            call_id = f"wait-{i}"
-            ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
-            event = CallEvent(
-                type="call_queued",
-                call_id=call_id,
-                slot="bench-slot",
-                node="bench",
-                data={
-                    "queue": "general",
-                    "priority": 0,
-                    "caller": "13800138000",
-                    "menu_path": ["main", "to_agent"],
-                    "collected": {},
-                },
-            )
-            ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
-            while routing.call(call_id).get("state") != "waiting":
-                await asyncio.sleep(0.002)
-            start = time.perf_counter()
-            status, received = await asyncio.gather(
-                asyncio.to_thread(put_ready, agent_id), wait_type(agent_id, "offer")
-            )
-            assert status == 200
-            on_ready.append(received - start)
-            ctx.redis.xadd(
-                ctx.keys.events,
-                CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
-            )
-            while routing.agent(agent_id)["state"] != "ready":
-                await asyncio.sleep(0.002)
-            routing.transition(agent_id, "not_ready", reason="other", actor="bench", dispatch=False)
+            on_ready: list[float] = []
+            for i in range(args.iterations):
+                agent_id = desktops[i % len(desktops)][0]
+                call_id = f"wait-{i}"
+                ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
+                event = CallEvent(
+                    type="call_queued",
+                    call_id=call_id,
+                    slot="bench-slot",
+                    node="bench",
+                    data={
+                        "queue": "general",
+                        "priority": 0,
+                        "caller": "13800138000",
+                        "menu_path": ["main", "to_agent"],
+                        "collected": {},
+                    },
+                )
+                ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
+                while routing.call(call_id).get("state") != "waiting":
+                    await asyncio.sleep(0.002)
+                start = time.perf_counter()
+                status, received = await asyncio.gather(
+                    asyncio.to_thread(put_ready, agent_id), wait_type(agent_id, "offer")
+                )
+                assert status == 200
+                on_ready.append(received - start)
+                ctx.redis.xadd(
+                    ctx.keys.events,
+                    CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
+                )
+                while routing.agent(agent_id)["state"] != "ready":
+                    await asyncio.sleep(0.002)
+                routing.transition(
+                    agent_id, "not_ready", reason="other", actor="bench", dispatch=False
+                )
 
         print(f"screen pop, {len(desktops)} connected desktops, {args.iterations} offers each")
         report("baseline: PUBLISH -> WebSocket", baseline)

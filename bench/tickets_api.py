@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import json
 import os
 import shutil
@@ -30,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,8 @@ from sqlalchemy import func, insert, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _client import gc_paused  # noqa: E402
 
 from callcenter import runtime  # noqa: E402
 from callcenter.context import build_context  # noqa: E402
@@ -238,19 +237,6 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-@contextlib.contextmanager
-def client_gc_paused() -> Iterator[None]:
-    """The load client's own garbage collector off while it measures: a full collection in
-    this process (100-120 ms, after parsing a 500-ticket list) stalled every reply being
-    read and showed as a 100-250 ms server p99 at the start of a phase."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 async def open_loop(
     client: LoadClient, rate: float, seconds: float, make: Any, server_pid: int = 0
 ) -> dict[str, Any]:
@@ -281,7 +267,7 @@ async def open_loop(
         if not ok:
             errors[key] = errors.get(key, 0) + 1
 
-    with client_gc_paused():  # first: its collection takes about 0.1 s
+    with gc_paused():  # first: its collection takes about 0.1 s
         server_cpu = process_cpu_seconds(server_pid) if server_pid else 0.0
         client_cpu = time.process_time()
         began = time.perf_counter()

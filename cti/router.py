@@ -32,6 +32,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from callcenter import heap
 from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.errors import CallCenterError
@@ -503,4 +504,6 @@ def main(ctx: AppContext) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    Router(ctx).run(stop)
+    router = Router(ctx)
+    heap.settle()
+    router.run(stop)
