@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
+from _measure import percentile  # noqa: E402
 
 from callcenter.streams import CallEvent  # noqa: E402
 
@@ -35,13 +36,6 @@ EDGE_PORT = 16050
 BARE_BASE = 16700
 BARE_RTP = 48000
 SIPP_PCAPS = Path("/usr/share/sip-tester")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
 
 
 def summary(values: list[float]) -> str:

@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import redis
+from _measure import percentile
 
 from callcenter.redis_keys import Keys
 from config.loader import load_config
@@ -36,15 +37,10 @@ from cti.routing import Routing
 T = TypeVar("T")
 
 
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def report(name: str, samples: list[float]) -> None:
     ms = [s * 1000 for s in samples]
     print(
-        f"  {name:<34} p50 {percentile(ms, 50):7.3f} ms   p99 {percentile(ms, 99):7.3f} ms   "
+        f"  {name:<34} p50 {percentile(ms, 0.5):7.3f} ms   p99 {percentile(ms, 0.99):7.3f} ms   "
         f"mean {statistics.fmean(ms):7.3f} ms   {len(ms) / sum(samples):9.0f} /s"
     )
 
@@ -181,8 +177,8 @@ def main() -> None:
     ):
         inside = [usec / 1000 for usec in usecs]
         print(
-            f"  {name:<34} p50 {percentile(inside, 50):7.3f} ms   "
-            f"p99 {percentile(inside, 99):7.3f} ms"
+            f"  {name:<34} p50 {percentile(inside, 0.5):7.3f} ms   "
+            f"p99 {percentile(inside, 0.99):7.3f} ms"
         )
     for key in client.scan_iter(f"{keys.prefix}:*", count=1000):
         client.delete(key)

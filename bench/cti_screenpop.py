@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from _client import gc_paused
+from _measure import free_port, gc_paused, percentile
 from sqlalchemy import select
 
 from callcenter.auth import issue_token
@@ -46,23 +45,12 @@ from cti.models import Agent, AgentQueue
 from cti.routing import Routing
 
 
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def report(name: str, samples: list[float]) -> None:
     ms = [s * 1000 for s in samples]
     print(
-        f"  {name:<36} p50 {percentile(ms, 50):7.2f} ms   p99 {percentile(ms, 99):7.2f} ms   "
+        f"  {name:<36} p50 {percentile(ms, 0.5):7.2f} ms   p99 {percentile(ms, 0.99):7.2f} ms   "
         f"max {max(ms):7.2f} ms   mean {statistics.fmean(ms):7.2f} ms"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def add_desktop_agents(settings: Settings, count: int) -> list[tuple[int, str]]:
@@ -175,6 +163,48 @@ async def run(args: argparse.Namespace) -> None:
                 if message["type"] == kind:
                     return received_at[agent_id]
 
+        def queued(call_id: str) -> CallEvent:
+            """The engine's event for a caller reaching the general queue (slot recorded)."""
+            ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
+            return CallEvent(
+                type="call_queued",
+                call_id=call_id,
+                slot="bench-slot",
+                node="bench",
+                data={
+                    "queue": "general",
+                    "priority": 0,
+                    "caller": "13800138000",
+                    "menu_path": ["main", "to_agent"],
+                    "collected": {},
+                },
+            )
+
+        async def reset(agent_id: int, call_id: str) -> None:
+            """The caller hangs up while ringing; the agent is ready again, then not ready."""
+            ctx.redis.xadd(
+                ctx.keys.events,
+                CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
+            )
+            while routing.agent(agent_id)["state"] != "ready":
+                await asyncio.sleep(0.002)
+            routing.transition(agent_id, "not_ready", reason="other", actor="bench", dispatch=False)
+
+        tokens = dict(desktops)
+
+        def put_ready(agent_id: int) -> int:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/agents/me/state",
+                data=b'{"state": "ready"}',
+                method="PUT",
+                headers={
+                    "Authorization": f"Bearer {tokens[agent_id]}",
+                    "Content-Type": "application/json",
+                },
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+
         with gc_paused():
             baseline: list[float] = []
             for i in range(args.iterations):
@@ -188,66 +218,16 @@ async def run(args: argparse.Namespace) -> None:
                 agent_id = desktops[i % len(desktops)][0]
                 routing.transition(agent_id, "ready", actor="bench", dispatch=False)
                 call_id = f"pop-{i}"
-                ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
-                event = CallEvent(
-                    type="call_queued",
-                    call_id=call_id,
-                    slot="bench-slot",
-                    node="bench",
-                    data={
-                        "queue": "general",
-                        "priority": 0,
-                        "caller": "13800138000",
-                        "menu_path": ["main", "to_agent"],
-                        "collected": {},
-                    },
-                )
+                event = queued(call_id)
                 start = time.perf_counter()
                 ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
                 pops.append(await wait_type(agent_id, "offer") - start)
-                # Reset: the caller hangs up while ringing; the agent goes not ready again.
-                ctx.redis.xadd(
-                    ctx.keys.events,
-                    CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
-                )
-                while routing.agent(agent_id)["state"] != "ready":
-                    await asyncio.sleep(0.002)
-                routing.transition(
-                    agent_id, "not_ready", reason="other", actor="bench", dispatch=False
-                )
-            tokens = dict(desktops)
-
-            def put_ready(agent_id: int) -> int:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/api/v1/agents/me/state",
-                    data=b'{"state": "ready"}',
-                    method="PUT",
-                    headers={
-                        "Authorization": f"Bearer {tokens[agent_id]}",
-                        "Content-Type": "application/json",
-                    },
-                )
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    return int(response.status)
-
+                await reset(agent_id, call_id)
             on_ready: list[float] = []
             for i in range(args.iterations):
                 agent_id = desktops[i % len(desktops)][0]
                 call_id = f"wait-{i}"
-                ctx.redis.set(ctx.keys.call_slot(call_id), "bench-slot")
-                event = CallEvent(
-                    type="call_queued",
-                    call_id=call_id,
-                    slot="bench-slot",
-                    node="bench",
-                    data={
-                        "queue": "general",
-                        "priority": 0,
-                        "caller": "13800138000",
-                        "menu_path": ["main", "to_agent"],
-                        "collected": {},
-                    },
-                )
+                event = queued(call_id)
                 ctx.redis.xadd(ctx.keys.events, event.to_fields())  # type: ignore[arg-type]
                 while routing.call(call_id).get("state") != "waiting":
                     await asyncio.sleep(0.002)
@@ -257,15 +237,7 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 assert status == 200
                 on_ready.append(received - start)
-                ctx.redis.xadd(
-                    ctx.keys.events,
-                    CallEvent(type="abandoned", call_id=call_id, node="bench").to_fields(),  # type: ignore[arg-type]
-                )
-                while routing.agent(agent_id)["state"] != "ready":
-                    await asyncio.sleep(0.002)
-                routing.transition(
-                    agent_id, "not_ready", reason="other", actor="bench", dispatch=False
-                )
+                await reset(agent_id, call_id)
 
         print(f"screen pop, {len(desktops)} connected desktops, {args.iterations} offers each")
         report("baseline: PUBLISH -> WebSocket", baseline)

@@ -23,6 +23,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from _measure import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -32,12 +34,6 @@ from ivr.edge.process import Edge  # noqa: E402
 
 SCENARIOS = ROOT / "tests" / "edge" / "scenarios"
 EDGE = ("127.0.0.1", 15060)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def run_caller(workdir: Path, target: str, service: str, calls: int, rate: int) -> list[float]:

@@ -8,6 +8,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from bench._measure import percentile
 from callcenter.context import AppContext, build_context
 from callcenter.migrate import upgrade
 from config.settings import Settings
@@ -38,17 +39,9 @@ def context(redis_url: str, config_dir: Path | None = None, seed: bool = False) 
     return ctx
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def summary(values: list[float], unit: str = "ms", scale: float = 1000.0) -> str:
     return (
-        f"n={len(values)} p50={percentile(values, 50) * scale:.2f}{unit} "
-        f"p99={percentile(values, 99) * scale:.2f}{unit} "
+        f"n={len(values)} p50={percentile(values, 0.5) * scale:.2f}{unit} "
+        f"p99={percentile(values, 0.99) * scale:.2f}{unit} "
         f"mean={statistics.fmean(values) * scale:.2f}{unit} max={max(values) * scale:.2f}{unit}"
     )

@@ -24,18 +24,11 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
+from bench._measure import free_port
 from bench.metrics_common import arguments, context, summary
 from callcenter.streams import CallEvent, EventType
 
 CLIENTS = 50
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def pubsub_baseline(redis_url: str, events: int) -> list[float]:

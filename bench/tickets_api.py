@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from sqlalchemy import func, insert, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _client import gc_paused  # noqa: E402
+from _measure import free_port, gc_paused, percentile  # noqa: E402
 
 from callcenter import runtime  # noqa: E402
 from callcenter.context import build_context  # noqa: E402
@@ -66,12 +65,6 @@ TICKET = {
     "when": "刚才",
     "contact": "13800138000",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prepare(db: str, state_dir: Path) -> Settings:
@@ -125,11 +118,6 @@ def start_api(settings: Settings, port: int, workers: int = 1) -> subprocess.Pop
             time.sleep(0.2)
     process.kill()
     raise SystemExit(f"callcenter api did not start; see {settings.state_dir / 'api.log'}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def process_cpu_seconds(pid: int) -> float:
