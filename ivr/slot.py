@@ -372,7 +372,8 @@ class SlotEngine:
         while time.monotonic() < deadline and (self.conv is not None or self.legs or self.leaving):
             self.ep.libHandleEvents(POLL_MS)
             self._step()
-        for leg in [*self.legs.values(), *self.leaving]:
+        stragglers = [*self.legs.values(), *self.leaving]
+        for leg in stragglers:
             with contextlib.suppress(pj.Error):
                 leg.hangup(pj.CallOpParam(True))
         self.legs.clear()
@@ -382,11 +383,16 @@ class SlotEngine:
         self.prompt_player = self.music_player = self.recorder = None
         self.graveyard.clear()
         self.facts.clear()
+        # A leg hung up just now gets a full second for its BYE and the answer; otherwise
+        # pump only until nothing is left to handle (an idle slot stops at once).
         for _ in range(20):
-            self.ep.libHandleEvents(POLL_MS)
+            if self.ep.libHandleEvents(POLL_MS) == 0 and not stragglers:
+                break
         self.account = None
         gc.collect()
-        self.ep.libDestroy()
+        # Everything is hung up and pumped above: NO_RX_MSG skips pjsua's own fixed wait
+        # for answers (up to 1 s, for unregistrations; slots never register).
+        self.ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
         self.ep = None
 
     # ------------------------------------------------------------ threads off the engine

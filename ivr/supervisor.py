@@ -198,6 +198,8 @@ class Supervisor:
                 code,
                 f" carrying call {handle.call.get('call_id')}" if handle.call else "",
             )
+        elif code != 0:
+            log.warning("slot %s stopped with exit code %s", handle.spec.name, code)
         if handle.call:
             self.account_failed_call(handle, f"slot process exited with code {code}")
         if expected or self.stopping:
