@@ -24,7 +24,6 @@ from cti import services
 from cti.routing import Routing
 from tests.cti.conftest import ZONE
 from tests.engine.conftest import TRUNK_PORT, EngineProcess, make_test_config
-from tests.engine.siptools import reply
 
 REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
 SIP_DOMAIN = "callcenter.local"
@@ -199,38 +198,3 @@ def _replace_table(text: str, code: str, body: str) -> str:
     text, count = pattern.subn(lambda m: m.group(1) + body.strip() + "\n", text)
     assert count == 1, f"no [queues.{code}] table"
     return text
-
-
-def ringing_agent_scenario(path: Path) -> Path:
-    """A softphone that rings (180) and is never picked up: the INVITE must be cancelled
-    (200 to the CANCEL, 487 to the INVITE); SIPp fails if no CANCEL comes."""
-    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="agent who never answers">
-  <recv request="INVITE" rrs="true"/>
-  {reply("180 Ringing", "agent")}
-  <recv request="CANCEL"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <send><![CDATA[
-SIP/2.0 487 Request Terminated
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-CSeq: [cseq] INVITE
-Content-Length: 0
-
-]]></send>
-  <recv request="ACK"/>
-</scenario>
-""")
-    return path

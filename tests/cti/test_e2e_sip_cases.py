@@ -41,7 +41,6 @@ from tests.cti.sipcases import (
     morning_routing,
     queues_with,
     register,
-    ringing_agent_scenario,
     start_plan,
 )
 from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
@@ -55,7 +54,13 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     start_engine,
     wait_for,
 )
-from tests.engine.siptools import agent_scenario, caller_scenario, customer_scenario, sipp
+from tests.engine.siptools import (
+    agent_scenario,
+    caller_scenario,
+    customer_scenario,
+    ringing_scenario,
+    sipp,
+)
 
 pytestmark = pytest.mark.sip
 
@@ -261,7 +266,7 @@ def at(event: CallEvent) -> float:
 @pytest.mark.sip_plan(Plan(18000, 43000, 48000))
 @pytest.mark.queues_toml(queues_with(repair="ring_timeout_seconds = 3\nwrap_up_seconds = 45"))
 def test_missed_offer_makes_the_agent_not_ready_and_rings_the_next_one(center: Center) -> None:
-    never = center.softphone(0, "1001", ringing_agent_scenario(center.tmp_path / "never.xml"))
+    never = center.softphone(0, "1001", ringing_scenario(center.tmp_path / "never.xml"))
     answers = center.answering(1, "1002")
     with center.desktop("1001") as desktop:
         center.ready("1001")  # the longest idle of repair's two ready agents
@@ -348,7 +353,7 @@ callback_offer = { after_seconds = 5 }
 def test_callback_keeps_the_place_and_calls_the_agent_then_the_customer(center: Center) -> None:
     for extension in ("1001", "1002"):
         center.login(extension)  # repair is staffed, nobody is ready
-    never = center.softphone(0, "1002", ringing_agent_scenario(center.tmp_path / "never.xml"))
+    never = center.softphone(0, "1002", ringing_scenario(center.tmp_path / "never.xml"))
     softphone = center.answering(1, "1001")
     customer = center.customer(
         customer_scenario(

@@ -499,10 +499,10 @@ Content-Length: 0
 
 
 def ringing_scenario(path: Path, final_after_cancel_ms: int | None = 0) -> Path:
-    """A UAS that rings and never answers: it expects the caller's CANCEL and answers it
-    (200), then ends the INVITE with 487 after ``final_after_cancel_ms`` (a slow phone when
-    large; ``None``: never, as behind a proxy that answers 487 itself). SIPp exits 0 only if
-    the CANCEL came."""
+    """A softphone that rings (180) and is never picked up: it expects the caller's CANCEL
+    and answers it (200, with the To tag of its 180), then ends the INVITE with 487 after
+    ``final_after_cancel_ms`` (a slow phone when large; ``None``: never, as behind a proxy
+    that answers 487 itself). SIPp exits 0 only if the CANCEL came."""
     final = (
         ""
         if final_after_cancel_ms is None
@@ -531,23 +531,13 @@ Content-Length: 0
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="agent phone that keeps ringing">
   {invite}
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:agent@[local_ip]:[local_port]>
-Content-Length: 0
-
-]]></send>
+  {reply("180 Ringing", "agent")}
   <recv request="CANCEL"/>
   <send><![CDATA[
 SIP/2.0 200 OK
 [last_Via:]
 [last_From:]
-[last_To:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
 [last_Call-ID:]
 [last_CSeq:]
 Content-Length: 0
