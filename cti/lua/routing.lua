@@ -659,6 +659,14 @@ elseif op == "answered" then
         redis.call("HSET", ck, "state", "reserved", "agent", aid)
         call.state = "reserved"
         late = true
+    elseif A.consult and A.agent and (a[1] == "not_ready" or a[1] == "ready")
+        and call.state == "connected" and (call.transfer_to or "") == "" and call.agent ~= aid then
+        -- A consultation target picked up after routing's backstop had given up on them (and
+        -- no other consultation started since): they are talking with the agent, so the
+        -- answer counts here too.
+        redis.call("HSET", ck, "transfer_to", aid)
+        call.transfer_to = aid
+        late = true
     end
     if not late and (a[1] ~= "reserved" or a[2] ~= cid) then
         res.status = "ignored"

@@ -306,3 +306,75 @@ def test_consult_a_configured_number_then_complete(
     router.drain()
     assert routing.agent(first)["state"] == "wrap_up"
     assert routing.call("n1")["state"] == "transferred"
+
+
+def test_a_consult_answer_reported_after_routings_backstop_still_counts(
+    client: TestClient,
+    ctx: AppContext,
+    clock: TestClock,
+    router: Router,
+    engine: EngineSide,
+    routing: Routing,
+) -> None:
+    """Routing's ring timer gave up on the target (the engine had not reported yet), but the
+    target had picked up: they talk with the agent, so the answer is what counts, as for a
+    caller's late answer. Before, the target stayed not ready ``missed`` while on the phone."""
+    first, second = on_call(client, ctx, router, engine, "c9")
+    start_consult(client, router, engine, "c9", second)
+    clock.advance(18.5)  # past the 15 s ring timeout and the 3 s grace
+    router.drain()
+    assert routing.agent(second)["reason"] == "missed"
+    sent = [(c.type, c.data.get("agent_id")) for c in engine.commands("c9")]
+    assert sent[-1] == ("cancel_offer", second)
+    # the engine's answer arrives after that (its cancel_offer found the phone answered)
+    engine.publish("consult_answered", "c9", kind="agent", agent_id=second)
+    router.drain()
+    target = routing.agent(second)
+    assert (target["state"], target["call_id"], target["misses_in_a_row"]) == ("on_call", "c9", 0)
+    assert routing.call("c9")["transfer_to"] == str(second)
+    assert routing.call("c9")["agent"] == str(first)  # still the consulting agent's call
+    # the hand-over then goes as usual
+    engine.publish(
+        "transferred",
+        "c9",
+        kind="agent",
+        to="sip:1002@127.0.0.1:5060",
+        agent_id=second,
+        consult=True,
+    )
+    router.drain()
+    assert routing.agent(first)["state"] == "wrap_up"
+    assert routing.agent(second)["state"] == "on_call"
+    assert routing.call("c9")["agent"] == str(second)
+
+
+def test_a_late_consult_answer_does_not_take_a_target_already_on_another_call(
+    client: TestClient,
+    ctx: AppContext,
+    clock: TestClock,
+    router: Router,
+    engine: EngineSide,
+    routing: Routing,
+) -> None:
+    """The late answer counts only while the consultation is still open to that target: a
+    second consultation to someone else, or the target gone on, leave it ignored."""
+    first, second = on_call(client, ctx, router, engine, "c10")
+    start_consult(client, router, engine, "c10", second)
+    clock.advance(18.5)
+    router.drain()
+    # 1001 consults 1003 instead; 1002's answer for the first attempt arrives late
+    third = agent_ids(ctx)["1003"]
+    client.put("/api/v1/agents/me/state", headers=auth(client, "1003"), json={"state": "ready"})
+    response = client.post(
+        "/api/v1/agents/me/call/consult",
+        headers=auth(client, "1001"),
+        json={"kind": "agent", "target": "1003", "action": "start"},
+    )
+    assert response.status_code == 200, response.text
+    engine.publish("consult_started", "c10", kind="agent", agent_id=third, ring_timeout=15)
+    router.drain()
+    engine.publish("consult_answered", "c10", kind="agent", agent_id=second)
+    router.drain()
+    assert routing.agent(second)["state"] == "not_ready"
+    assert routing.call("c10")["transfer_to"] == str(third)
+    assert routing.agent(third)["state"] == "reserved"
