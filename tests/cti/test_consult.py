@@ -358,7 +358,7 @@ def test_a_late_consult_answer_does_not_take_a_target_already_on_another_call(
 ) -> None:
     """The late answer counts only while the consultation is still open to that target: a
     second consultation to someone else, or the target gone on, leave it ignored."""
-    first, second = on_call(client, ctx, router, engine, "c10")
+    _first, second = on_call(client, ctx, router, engine, "c10")
     start_consult(client, router, engine, "c10", second)
     clock.advance(18.5)
     router.drain()

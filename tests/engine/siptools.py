@@ -426,17 +426,20 @@ def sipp_agent(
     calls: int = 1,
     timeout_s: int = 60,
     cwd: Path | None = None,
+    local_ip: str = "127.0.0.1",
 ) -> subprocess.Popen[bytes]:
+    """Start a SIPp UAS (a softphone, a trunk's customer) waiting for ``calls`` calls on
+    ``local_ip:local_port``; the caller waits on the Popen."""
     argv = [
         "sipp",
         "-sf",
         str(scenario),
         "-i",
-        "127.0.0.1",
+        local_ip,
         "-p",
         str(local_port),
         "-mi",
-        "127.0.0.1",
+        local_ip,
         "-mp",
         str(media_port),
         "-m",

@@ -26,6 +26,7 @@ from tests.engine.siptools import (
     caller_scenario,
     customer_scenario,
     sipp,
+    sipp_agent,
     survey_customer_scenario,
 )
 
@@ -36,29 +37,8 @@ def uas(
     tmp_path: Path, name: str, port: int, media_port: int, pcap: Path | None, calls: int = 1
 ) -> subprocess.Popen[bytes]:
     scenario = agent_scenario(tmp_path / f"{name}.xml", pcap)
-    return subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(scenario),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(media_port),
-            "-m",
-            str(calls),
-            "-timeout",
-            "90s",
-            "-nostdin",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
+    return sipp_agent(
+        scenario, local_port=port, media_port=media_port, calls=calls, timeout_s=90, cwd=tmp_path
     )
 
 
@@ -157,30 +137,7 @@ def test_originate_dials_agent_then_customer_through_trunk(
     agent = uas(tmp_path, "agent", 16623, 46240, pcaps["agent"])
     # the carrier trunk answers as the customer, sends the caller tone, hangs up after 4 s
     trunk_xml = customer_scenario(tmp_path / "trunk.xml", pcaps["caller"], 4000)
-    trunk = subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(trunk_xml),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(TRUNK_PORT),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "46250",
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    trunk = sipp_agent(trunk_xml, local_port=TRUNK_PORT, media_port=46250, cwd=tmp_path)
     redis_client.xadd(
         "cc:engine:cmd",  # keys.engine_commands
         {
@@ -262,30 +219,7 @@ def survey_originate(client: redis.Redis, call_id: str, **extra: Any) -> None:
 
 
 def trunk_uas(tmp_path: Path, scenario: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(scenario),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(TRUNK_PORT),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "46250",
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    return sipp_agent(scenario, local_port=TRUNK_PORT, media_port=46250, cwd=tmp_path)
 
 
 def ended(client: redis.Redis, call_id: str, timeout: float = 40) -> list[Any]:

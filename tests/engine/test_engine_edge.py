@@ -13,7 +13,13 @@ import redis
 
 from ivr import wav
 from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, events, wait_for
-from tests.engine.siptools import agent_scenario, caller_scenario, rejected_scenario, sipp
+from tests.engine.siptools import (
+    agent_scenario,
+    caller_scenario,
+    rejected_scenario,
+    sipp,
+    sipp_agent,
+)
 
 pytestmark = pytest.mark.sip
 
@@ -78,29 +84,8 @@ def test_call_through_edge_is_bridged_to_registered_agent(
     register(tmp_path, "1001", "wrong", "sip:1001@127.0.0.4:16612", 403)
     register(tmp_path, "1001", "pw1001", "sip:1001@127.0.0.4:16612", 200)
     agent = agent_scenario(tmp_path / "agent.xml", pcaps["agent"])
-    agent_run = subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(agent),
-            "-i",
-            "127.0.0.4",
-            "-p",
-            "16612",
-            "-mi",
-            "127.0.0.4",
-            "-mp",
-            "46140",
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
+    agent_run = sipp_agent(
+        agent, local_port=16612, media_port=46140, cwd=tmp_path, local_ip="127.0.0.4"
     )
     caller = caller_scenario(
         tmp_path / "caller.xml",

@@ -14,7 +14,13 @@ import redis
 
 from ivr import wav
 from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
-from tests.engine.siptools import agent_scenario, caller_scenario, rejected_scenario, sipp
+from tests.engine.siptools import (
+    agent_scenario,
+    caller_scenario,
+    rejected_scenario,
+    sipp,
+    sipp_agent,
+)
 
 pytestmark = pytest.mark.sip
 
@@ -169,31 +175,7 @@ def test_offer_bridges_agent_and_recording_has_both_parties(
 ) -> None:
     start_engine(lines=2, spares=2)
     agent = agent_scenario(tmp_path / "agent.xml", pcaps["agent"])
-    agent_run = subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(agent),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "16601",
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "46100",
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-            "-trace_err",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    agent_run = sipp_agent(agent, local_port=16601, media_port=46100, cwd=tmp_path)
     caller = caller_scenario(
         tmp_path / "caller.xml",
         [
@@ -244,30 +226,7 @@ def test_agent_reject_reports_missed_and_caller_keeps_waiting(
 ) -> None:
     start_engine(lines=2, spares=2)
     agent = agent_scenario(tmp_path / "busy.xml", None, reject=486)
-    agent_run = subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(agent),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "16602",
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "46110",
-            "-m",
-            "1",
-            "-timeout",
-            "30s",
-            "-nostdin",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    agent_run = sipp_agent(agent, local_port=16602, media_port=46110, timeout_s=30, cwd=tmp_path)
     caller = caller_scenario(
         tmp_path / "caller.xml",
         [("pause", 600), ("dtmf", "0"), ("pause", 5000)],

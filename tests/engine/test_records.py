@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from ivr.records import GROUP, CallRecordConsumer
 from recordings.models import Recording
 from tests.conftest import TEST_REDIS_URL, auth
 from tests.engine.conftest import EngineProcess, call_of, wait_for
-from tests.engine.siptools import agent_scenario, caller_scenario, sipp
+from tests.engine.siptools import agent_scenario, caller_scenario, sipp, sipp_agent
 
 
 def _timeline(call_id: str) -> list[CallEvent]:
@@ -142,30 +141,7 @@ def test_engine_call_is_recorded_and_served(
 ) -> None:
     start_engine(lines=2, spares=2, records=True)
     agent = agent_scenario(tmp_path / "agent.xml", pcaps["agent"])
-    agent_run = subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(agent),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "16603",
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "46120",
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    agent_run = sipp_agent(agent, local_port=16603, media_port=46120, cwd=tmp_path)
     caller = caller_scenario(
         tmp_path / "caller.xml",
         [

@@ -3,7 +3,6 @@ SIP, the customer keys 4, and ticketing's event reader records the attempt with 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import redis
 
 from tests.engine.conftest import TRUNK_PORT, EngineProcess, call_events, wait_for
-from tests.engine.siptools import survey_customer_scenario
+from tests.engine.siptools import sipp_agent, survey_customer_scenario
 from tests.tickets.conftest import MakeCtx, make_ctx  # noqa: F401  (fixture)
 from tests.tickets.helpers import survey_commands
 from tests.tickets.test_callbacks import callback_of, callbacks_toml, local, place, to_front_desk
@@ -31,30 +30,7 @@ def test_survey_callback_is_called_and_its_score_recorded(
     ticket_id = to_front_desk(ctx, local(2026, 12, 7, 10, 0), local(2026, 12, 7, 10, 20))
     cb = callback_of(ctx, ticket_id)
     trunk_xml = survey_customer_scenario(tmp_path / "trunk.xml", "4", 1500)
-    trunk = subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(trunk_xml),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(TRUNK_PORT),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "46250",
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    trunk = sipp_agent(trunk_xml, local_port=TRUNK_PORT, media_port=46250, cwd=tmp_path)
     place(ctx, cb["id"], cb["scheduled_for"])  # ticketing publishes the survey originate
     (command,) = survey_commands(ctx)
     call_id = command.call_id
