@@ -53,6 +53,7 @@ HEARTBEAT_EVERY_SECONDS = 3.0
 CALL_INFO_TTL_SECONDS = 86400
 
 Entry = tuple[str, dict[str, str]]
+WARM_UP_NUMBER = "01000000000"  # a well-formed landline no customer has
 
 
 class Router:
@@ -71,6 +72,13 @@ class Router:
         self._last_alert: bool | None = None
         self._next_claim: dict[tuple[str, str], float] = {}
         self.ensure_groups()
+
+    def warm_up(self) -> None:
+        """One caller lookup before the first call: the pool connects and every query of the
+        screen pop is compiled now, not while the day's first caller waits for their pop
+        (that first pop took 40-70 ms in bench/cti_screenpop.py, the others 6-10 ms)."""
+        with self.ctx.sessions() as session:
+            screenpop.lookup(session, WARM_UP_NUMBER)
 
     def ensure_groups(self) -> None:
         for stream, group in (
@@ -505,5 +513,6 @@ def main(ctx: AppContext) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     router = Router(ctx)
+    router.warm_up()
     heap.settle()
     router.run(stop)
