@@ -24,6 +24,7 @@ from cti import services
 from cti.routing import Routing
 from tests.cti.conftest import ZONE
 from tests.engine.conftest import TRUNK_PORT, EngineProcess, make_test_config
+from tests.engine.siptools import finished
 
 REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
 SIP_DOMAIN = "callcenter.local"
@@ -64,12 +65,6 @@ class Plan:
 
     def media(self, n: int) -> int:
         return self.media_base + 10 * n
-
-
-def finished(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """The SIPp peer ended its scenario successfully (else its output is the failure)."""
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
 
 
 def register(

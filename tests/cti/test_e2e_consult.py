@@ -24,6 +24,7 @@ from config.settings import DEFAULT_CONFIG_DIR
 from cti import services
 from cti.routing import Routing
 from tests.conftest import TEST_REDIS_URL, auth
+from tests.cti import sipcases
 from tests.cti.conftest import ZONE, Running, agent_ids, until
 from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     EngineProcess,
@@ -35,15 +36,22 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     start_engine,
     wait_for,
 )
-from tests.engine.siptools import agent_scenario, caller_scenario, ringing_scenario, sipp
+from tests.engine.siptools import (  # noqa: F401 (no_sipp_left: fixture)
+    agent_scenario,
+    caller_scenario,
+    finished,
+    no_sipp_left,
+    ringing_scenario,
+    sipp,
+    started,
+)
 
-pytestmark = pytest.mark.sip
+pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
 
 EDGE_PORT = 17050
 EDGE = f"127.0.0.1:{EDGE_PORT}"
 AGENT_IP = "127.0.0.4"
 PHONES = {"1001": (17611, 17612, 47170), "1002": (17613, 17614, 47180)}  # register, SIP, RTP
-REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
 # general rings an agent 4 s (routing's backstop 3 s later): the consultation target too
 SHORT_RING = re.sub(
     r"(\[queues\.general\][^\[]*?)ring_timeout_seconds = \d+",
@@ -54,48 +62,17 @@ SHORT_RING = re.sub(
 assert "ring_timeout_seconds = 4" in SHORT_RING
 
 
-def finished(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
-
-
 def register(tmp_path: Path, user: str) -> None:
     register_port, sip_port, _media = PHONES[user]
-    scenario = tmp_path / "register.xml"
-    scenario.write_text(REGISTER_XML.read_text().replace("@STATUS@", "200"))
-    argv = ["sipp", EDGE, "-sf", str(scenario), "-i", AGENT_IP, "-p", str(register_port),
-            "-m", "1", "-au", user, "-ap", f"pw{user}", "-key", "user", user, "-key", "domain",
-            "callcenter.local", "-key", "contact", f"sip:{user}@{AGENT_IP}:{sip_port}",
-            "-timeout", "10s", "-timeout_error", "-nostdin"]  # fmt: skip
-    finished(
-        subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            cwd=tmp_path,
-        ),
-        20,
+    sipcases.register(
+        tmp_path,
+        EDGE,
+        user,
+        f"pw{user}",
+        ip=AGENT_IP,
+        contact_port=sip_port,
+        local_port=register_port,
     )
-
-
-STARTED: list[subprocess.Popen[bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def no_sipp_left() -> Iterator[None]:
-    """A failed test leaves no SIPp holding its port for the next test."""
-    yield
-    while STARTED:
-        process = STARTED.pop()
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
-
-
-def started(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-    STARTED.append(process)
-    return process
 
 
 def softphone(tmp_path: Path, user: str, scenario: Path) -> subprocess.Popen[bytes]:

@@ -17,7 +17,7 @@ from callcenter.app import create_app
 from callcenter.context import AppContext
 from tests.conftest import auth
 from tests.cti.conftest import Running, agent_ids, until
-from tests.cti.sipcases import finished, morning_routing, register, start_behind_edge
+from tests.cti.sipcases import morning_routing, register, start_behind_edge
 from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     EngineProcess,
     call_events,
@@ -28,7 +28,7 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     start_engine,
     wait_for,
 )
-from tests.engine.siptools import agent_scenario, caller_scenario, sipp
+from tests.engine.siptools import agent_scenario, caller_scenario, finished, sipp
 
 pytestmark = pytest.mark.sip
 

@@ -37,7 +37,6 @@ from tests.cti.conftest import Running, agent_ids, until
 from tests.cti.sipcases import (
     Plan,
     e2e_config,
-    finished,
     morning_routing,
     queues_with,
     register,
@@ -58,6 +57,7 @@ from tests.engine.siptools import (
     agent_scenario,
     caller_scenario,
     customer_scenario,
+    finished,
     ringing_scenario,
     sipp,
 )

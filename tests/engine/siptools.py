@@ -17,7 +17,10 @@ import subprocess
 import threading
 import time
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 
@@ -370,6 +373,33 @@ Content-Length: 0
 </scenario>
 """)
     return path
+
+
+def finished(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """The SIPp peer ended its scenario successfully (else its output is the failure)."""
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
+
+
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def started(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Remember a background SIPp for :func:`no_sipp_left`."""
+    STARTED.append(process)
+    return process
+
+
+@pytest.fixture
+def no_sipp_left() -> Iterator[None]:
+    """A failed test leaves no SIPp holding its port for the next test (a module that starts
+    SIPp with :func:`started` uses it with ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
 
 
 def sipp(

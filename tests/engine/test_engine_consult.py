@@ -24,14 +24,17 @@ from tests.engine.siptools import (
     RtpListener,
     agent_scenario,
     caller_scenario,
+    finished,
+    no_sipp_left,  # noqa: F401 (fixture)
     ringing_scenario,
     sipp,
     sipp_agent,
+    started,
     tone_pcap,
 )
 from tests.engine.test_engine_commands import send
 
-pytestmark = pytest.mark.sip
+pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
 
 SLOT = "node1-s00"
 CALLER_PORT, CALLER_RTP = 16541, 46450
@@ -52,20 +55,6 @@ def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[float, Path]:
             tone_pcap(path, freq, 30)
         found[freq] = path
     return found
-
-
-STARTED: list[subprocess.Popen[bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def no_sipp_left() -> Iterator[None]:
-    """A failed test leaves no SIPp holding its port for the next test."""
-    yield
-    while STARTED:
-        process = STARTED.pop()
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
 
 
 @pytest.fixture
@@ -91,20 +80,13 @@ def of_type(client: redis.Redis, call_id: str, type_: str, count: int = 1) -> li
         raise AssertionError(f"{exc} for {call_id}; events: {seen}") from None
 
 
-def finished(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
-
-
 def phone(
     tmp_path: Path, agent: tuple[str, int, int], scenario: Path, calls: int = 1
 ) -> subprocess.Popen[bytes]:
     """A SIPp UAS on the agent's port (one process per port at a time)."""
-    process = sipp_agent(
-        scenario, local_port=agent[1], media_port=agent[2], calls=calls, cwd=tmp_path
+    return started(
+        sipp_agent(scenario, local_port=agent[1], media_port=agent[2], calls=calls, cwd=tmp_path)
     )
-    STARTED.append(process)
-    return process
 
 
 def start_caller(
@@ -118,8 +100,9 @@ def start_caller(
         caller=number,
         sdp_media_port=CALLER_RTP,
     )
-    run = sipp(scenario, "127.0.0.1:16100", local_port=CALLER_PORT, media_port=46460, cwd=tmp_path)
-    STARTED.append(run)
+    run = started(
+        sipp(scenario, "127.0.0.1:16100", local_port=CALLER_PORT, media_port=46460, cwd=tmp_path)
+    )
     call_id = wait_for(lambda: call_of(client, number), 10, "the call to arrive")
     of_type(client, call_id, "call_queued")
     return run, str(call_id)
