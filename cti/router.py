@@ -264,6 +264,8 @@ class Router:
             before = _int(routing.call(call_id).get("agent"))
             told = {k: data.get(k) for k in ("kind", "to", "agent_id")}
             told.update(consult=bool(data.get("consult")), from_agent_id=before)
+            if "answered" in data:  # a consultation completed before the target answered
+                told["answered"] = bool(data["answered"])
             self._tell(event, told, before, _int(data.get("agent_id")))
             result = routing.transferred(
                 call_id,

@@ -1415,12 +1415,14 @@ class SlotEngine:
         if mode == "complete":
             if conv.consult is None:
                 self._command_failed(command, "no consultation in progress")
-            elif not conv.consult.answered:
-                self._command_failed(
-                    command, "the consultation target has not answered: wait, or cancel"
-                )
-            else:
+            elif conv.consult.answered:
                 self._consult_complete(conv, by="command")
+            elif conv.consult.kind == "agent":
+                self._consult_hand_over_ringing(conv)
+            else:
+                self._command_failed(
+                    command, "an outside number must answer before the hand-over: wait, or cancel"
+                )
             return
         if mode == "cancel":
             if conv.consult is None:
@@ -1638,12 +1640,52 @@ class SlotEngine:
                 "agent_id": consult.agent_id,
                 "agent_uri": consult.uri,
                 "consult": True,
+                "answered": True,
                 "by": by,
             },
         )
         self.emit(
             EventType.bridged,
             data={"agent_uri": conv.agent_uri, "agent_id": conv.agent_id, "queue": conv.queue},
+        )
+
+    def _consult_hand_over_ringing(self, conv: Conversation) -> None:
+        """Complete before the target answered (semi-attended transfer): the agent leaves at
+        once, and the target's ringing leg becomes the call's offer, as a blind transfer's
+        would be. The caller hears the queue's waiting sound until the target answers; a
+        target who does not answer (ring timeout, decline) is a missed offer, and routing
+        puts the caller back in line."""
+        consult = conv.consult
+        leg = self.legs.get("consult")
+        if consult is None or leg is None:
+            return
+        self._drop_agent("transferred")
+        early_media = self.media.get("consult") if self._port_alive("consult") else None
+        self._forget_media("consult", disconnect=True)
+        del self.legs["consult"]
+        leg.role = "agent"
+        self.legs["agent"] = leg
+        if early_media is not None:
+            self.media["agent"] = early_media
+            self.media_legs["agent"] = leg
+        conv.consult = None
+        conv.held = False
+        conv.state = "offering"
+        conv.agent_uri = consult.uri
+        conv.agent_id = consult.agent_id
+        conv.offer_deadline = consult.deadline
+        self._rewire()
+        self.emit(
+            EventType.transferred,
+            data={
+                "kind": "agent",
+                "to": consult.uri,
+                "agent_id": consult.agent_id,
+                "agent_uri": consult.uri,
+                "consult": True,
+                "answered": False,
+                "by": "command",
+            },
         )
 
     def _supervise(self, conv: Conversation, command: Command) -> None:

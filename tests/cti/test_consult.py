@@ -378,3 +378,79 @@ def test_a_late_consult_answer_does_not_take_a_target_already_on_another_call(
     assert routing.agent(second)["state"] == "not_ready"
     assert routing.call("c10")["transfer_to"] == str(third)
     assert routing.agent(third)["state"] == "reserved"
+
+
+def test_completing_before_the_target_answers_hands_the_ringing_offer_over(
+    client: TestClient, ctx: AppContext, router: Router, engine: EngineSide, routing: Routing
+) -> None:
+    """Semi-attended transfer: 1001 completes while 1002's phone still rings. 1001 goes to
+    wrap-up at once; the call waits for 1002 as after a blind transfer: 1002 answering takes
+    it, 1002 not answering is a missed offer and the caller waits in line again."""
+    first, second = on_call(client, ctx, router, engine, "c11")
+    headers = auth(client, "1001")
+    with client.websocket_connect("/api/v1/agents/me/events", headers=headers) as ws1:
+        until(ws1, "state")
+        start_consult(client, router, engine, "c11", second)
+        complete = client.post(
+            "/api/v1/agents/me/call/consult",
+            headers=headers,
+            json={"kind": "agent", "target": "1002", "action": "complete"},
+        )
+        assert complete.status_code == 200, complete.text
+        # the engine drops 1001's leg and keeps 1002's phone ringing
+        engine.publish(
+            "transferred",
+            "c11",
+            kind="agent",
+            to="sip:1002@127.0.0.1:5060",
+            agent_id=second,
+            consult=True,
+            answered=False,
+        )
+        router.drain()
+        told = until(ws1, "transferred")
+        assert (told["consult"], told["answered"], told["agent_id"]) == (True, False, second)
+    assert routing.agent(first)["state"] == "wrap_up"
+    assert routing.agent(second)["state"] == "reserved"
+    assert routing.call("c11")["state"] == "transferring"
+    engine.publish("agent_answered", "c11", agent_id=second)
+    router.drain()
+    assert routing.agent(second)["state"] == "on_call"
+    assert routing.call("c11")["agent"] == str(second)
+    assert routing.call("c11")["state"] == "connected"
+
+    # the same, but 1002 does not answer: the caller waits in the queue again
+    client.post(
+        "/api/v1/agents/me/wrap-up", headers=headers, json={"action": "end", "then_state": "ready"}
+    )
+    engine.publish("call_ended", "c11")
+    router.drain()
+    client.post(
+        "/api/v1/agents/me/wrap-up",
+        headers=auth(client, "1002"),
+        json={"action": "end", "then_state": "ready"},
+    )
+    first, second = on_call(client, ctx, router, engine, "c12")
+    start_consult(client, router, engine, "c12", second)
+    client.post(
+        "/api/v1/agents/me/call/consult",
+        headers=headers,
+        json={"kind": "agent", "target": "1002", "action": "complete"},
+    )
+    engine.publish(
+        "transferred",
+        "c12",
+        kind="agent",
+        to="sip:1002@127.0.0.1:5060",
+        agent_id=second,
+        consult=True,
+        answered=False,
+    )
+    router.drain()
+    engine.publish("agent_missed", "c12", agent_id=second, reason="ring_timeout")
+    router.drain()
+    assert (routing.agent(second)["state"], routing.agent(second)["reason"]) == (
+        "not_ready",
+        "missed",
+    )
+    assert routing.call("c12")["state"] == "waiting"

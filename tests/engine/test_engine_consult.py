@@ -373,3 +373,79 @@ def test_withdrawn_offer_stops_the_first_phone_before_the_next_rings(
     finished(caller)
     finished(agent_b)
     finished(slow, timeout=40)  # every one of its three calls got a CANCEL
+
+
+def test_completing_while_the_target_rings_hands_the_caller_over_when_they_answer(
+    start_engine: Callable[..., EngineProcess],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    tones: dict[float, Path],
+    listener: RtpListener,
+) -> None:
+    """Semi-attended transfer: A completes while B's phone rings. A's leg leaves at once;
+    B's ringing leg becomes the call's offer, and B answering is bridged to the caller."""
+    start_engine(lines=2, spares=2, rtp_silence_timeout_seconds=120)
+    agent_a = phone(tmp_path, AGENT_A, agent_scenario(tmp_path / "a.xml", tones[A_TONE]))
+    agent_b = phone(
+        tmp_path,
+        AGENT_B,
+        agent_scenario(tmp_path / "b.xml", tones[B_TONE], answer_after_ms=3000),
+    )
+    caller, call_id = start_caller(tmp_path, redis_client, "13600000015", [("wait_bye", 0)])
+    bridge_to_a(redis_client, call_id)
+    time.sleep(1.0)
+    target = {"kind": "agent", "target": AGENT_B[0], "agent_id": 2, "ring_timeout": 10}
+    consult(redis_client, call_id, "s-1", mode="consult", **target)
+    of_type(redis_client, call_id, "consult_started")
+    time.sleep(1.0)
+    consult(redis_client, call_id, "s-2", mode="complete", **target)
+    transferred = of_type(redis_client, call_id, "transferred")[0]
+    facts = transferred.data
+    assert (facts["consult"], facts["answered"], facts["agent_id"]) == (True, False, 2)
+    finished(agent_a)  # A's leg got its BYE at the hand-over, before B answered
+    answered = of_type(redis_client, call_id, "agent_answered", 2)[1]
+    assert answered.data["agent_id"] == 2
+    assert epoch(answered) > epoch(transferred) + 0.5  # B was still ringing at the hand-over
+    bridged = of_type(redis_client, call_id, "bridged", 2)[1]
+    assert bridged.data["agent_id"] == 2
+    time.sleep(2.0)
+    end = time.time()
+    send(redis_client, SLOT, "hangup", call_id, "h-1")
+    of_type(redis_client, call_id, "call_ended")
+    finished(caller)
+    finished(agent_b)
+    with_b = power(listener, epoch(bridged) + 0.3, end - 0.1, B_TONE)
+    assert with_b > 100 * max(power(listener, epoch(bridged) + 0.3, end - 0.1, A_TONE), 1)
+    types = [e.type for e in call_events(redis_client, call_id)]
+    assert "consult_ended" not in types and "command_failed" not in types
+
+
+def test_completing_while_the_target_rings_then_no_answer_puts_the_caller_back_in_line(
+    start_engine: Callable[..., EngineProcess],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    tones: dict[float, Path],
+) -> None:
+    """The target of a semi-attended transfer does not answer: their phone is CANCELled at
+    the ring timeout, the miss is reported, and the caller waits in the queue again."""
+    start_engine(lines=2, spares=2, rtp_silence_timeout_seconds=120)
+    agent_a = phone(tmp_path, AGENT_A, agent_scenario(tmp_path / "a.xml", tones[A_TONE]))
+    ringing = phone(tmp_path, AGENT_B, ringing_scenario(tmp_path / "ring.xml"))
+    caller, call_id = start_caller(tmp_path, redis_client, "13600000016", [("wait_bye", 0)])
+    bridge_to_a(redis_client, call_id)
+    target = {"kind": "agent", "target": AGENT_B[0], "agent_id": 2, "ring_timeout": 3}
+    consult(redis_client, call_id, "s-3", mode="consult", **target)
+    started_at = epoch(of_type(redis_client, call_id, "consult_started")[0])
+    consult(redis_client, call_id, "s-4", mode="complete", **target)
+    of_type(redis_client, call_id, "transferred")
+    finished(agent_a)
+    missed = of_type(redis_client, call_id, "agent_missed")[0]
+    assert (missed.data["agent_id"], missed.data["reason"]) == (2, "ring_timeout")
+    assert epoch(missed) - started_at > 2.5  # the consultation's own ring timeout
+    finished(ringing)  # its phone got the CANCEL
+    assert caller.poll() is None  # the caller is still there, waiting in line
+    types = [e.type for e in call_events(redis_client, call_id)]
+    assert "call_ended" not in types
+    send(redis_client, SLOT, "hangup", call_id, "h-2")
+    of_type(redis_client, call_id, "call_ended")
+    finished(caller)
