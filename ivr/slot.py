@@ -1612,10 +1612,39 @@ class SlotEngine:
     def _consult_complete(self, conv: Conversation, *, by: str) -> None:
         """Hand the caller over: the agent (and a supervisor following them) leave, the
         target's leg becomes the call's agent leg, the caller is bridged to it."""
+        consult = self._hand_over(conv)
+        if consult is None:
+            return
+        if consult.kind == "number":
+            conv.outcome = "transferred"
+        self._rewire()
+        self._emit_handed_over(consult, answered=True, by=by)
+        self.emit(
+            EventType.bridged,
+            data={"agent_uri": conv.agent_uri, "agent_id": conv.agent_id, "queue": conv.queue},
+        )
+
+    def _consult_hand_over_ringing(self, conv: Conversation) -> None:
+        """Complete before the target answered (semi-attended transfer): the agent leaves at
+        once, and the target's ringing leg becomes the call's offer, as a blind transfer's
+        would be. The caller hears the queue's waiting sound until the target answers; a
+        target who does not answer (ring timeout, decline) is a missed offer, and routing
+        puts the caller back in line."""
+        consult = self._hand_over(conv)
+        if consult is None:
+            return
+        conv.state = "offering"
+        conv.offer_deadline = consult.deadline
+        self._rewire()
+        self._emit_handed_over(consult, answered=False, by="command")
+
+    def _hand_over(self, conv: Conversation) -> Consult | None:
+        """The agent (and a supervisor following them) leave; the consultation's leg, with
+        its media if any, becomes the call's agent leg. None when there is no such leg."""
         consult = conv.consult
         leg = self.legs.get("consult")
         if consult is None or leg is None:
-            return
+            return None
         self._drop_agent("transferred")
         target_media = self.media.get("consult") if self._port_alive("consult") else None
         self._forget_media("consult", disconnect=True)
@@ -1629,9 +1658,9 @@ class SlotEngine:
         conv.held = False
         conv.agent_uri = consult.uri
         conv.agent_id = consult.agent_id
-        if consult.kind == "number":
-            conv.outcome = "transferred"
-        self._rewire()
+        return consult
+
+    def _emit_handed_over(self, consult: Consult, *, answered: bool, by: str) -> None:
         self.emit(
             EventType.transferred,
             data={
@@ -1640,51 +1669,8 @@ class SlotEngine:
                 "agent_id": consult.agent_id,
                 "agent_uri": consult.uri,
                 "consult": True,
-                "answered": True,
+                "answered": answered,
                 "by": by,
-            },
-        )
-        self.emit(
-            EventType.bridged,
-            data={"agent_uri": conv.agent_uri, "agent_id": conv.agent_id, "queue": conv.queue},
-        )
-
-    def _consult_hand_over_ringing(self, conv: Conversation) -> None:
-        """Complete before the target answered (semi-attended transfer): the agent leaves at
-        once, and the target's ringing leg becomes the call's offer, as a blind transfer's
-        would be. The caller hears the queue's waiting sound until the target answers; a
-        target who does not answer (ring timeout, decline) is a missed offer, and routing
-        puts the caller back in line."""
-        consult = conv.consult
-        leg = self.legs.get("consult")
-        if consult is None or leg is None:
-            return
-        self._drop_agent("transferred")
-        early_media = self.media.get("consult") if self._port_alive("consult") else None
-        self._forget_media("consult", disconnect=True)
-        del self.legs["consult"]
-        leg.role = "agent"
-        self.legs["agent"] = leg
-        if early_media is not None:
-            self.media["agent"] = early_media
-            self.media_legs["agent"] = leg
-        conv.consult = None
-        conv.held = False
-        conv.state = "offering"
-        conv.agent_uri = consult.uri
-        conv.agent_id = consult.agent_id
-        conv.offer_deadline = consult.deadline
-        self._rewire()
-        self.emit(
-            EventType.transferred,
-            data={
-                "kind": "agent",
-                "to": consult.uri,
-                "agent_id": consult.agent_id,
-                "agent_uri": consult.uri,
-                "consult": True,
-                "answered": False,
-                "by": "command",
             },
         )
 
