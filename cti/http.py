@@ -192,7 +192,10 @@ def call_transfer(ctx: Ctx, principal: AgentUser, body: TransferRequest) -> Comm
 @router.post(
     "/agents/me/call/consult",
     response_model=CommandPublic,
-    summary="Consult an agent or number with the caller on hold; then complete or cancel",
+    summary=(
+        "Consult an agent or number with the caller on hold; then complete (an agent: also "
+        "while their phone still rings) or cancel"
+    ),
 )
 def call_consult(ctx: Ctx, principal: AgentUser, body: ConsultRequest) -> CommandPublic:
     mode = {"start": "consult", "complete": "complete", "cancel": "cancel"}[body.action]
