@@ -28,6 +28,7 @@ from typing import Any
 
 import redis
 
+from callcenter import heap
 from callcenter.context import AppContext, build_context
 from callcenter.health import beat
 from callcenter.streams import CallEvent, Command, EventType
@@ -561,6 +562,7 @@ def main(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    heap.settle()  # before the first fork: slots share these pages instead of copying them
     try:
         supervisor.run()
     finally:
