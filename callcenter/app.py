@@ -100,13 +100,8 @@ def create_app(ctx: AppContext) -> FastAPI:
         router = _optional_router(module_name)
         if router is not None:
             app.include_router(router)
-    app.router.on_startup.append(_settle_heap)  # last: after every domain's startup hook
+    app.router.on_startup.append(heap.settle)  # last: after every domain's startup hook
     return app
-
-
-async def _settle_heap() -> None:
-    heap.settle()
-
 
 
 def app_factory() -> Any:

@@ -80,6 +80,7 @@ class Supervisor:
         self.with_edge = with_edge
         self.with_records = with_records
         self.records: BaseProcess | None = None
+        self.originate_wait = ORIGINATE_WAIT_SECONDS
         self.allow_from = tuple(self.settings.sip.slot_allow_from) or (
             f"{self.settings.sip.edge_host}:{self.settings.sip.edge_port}",
         )
@@ -352,7 +353,7 @@ class Supervisor:
         """Take commands from the nodes' shared stream, as many as this node has idle slots
         (the consumer group gives each to exactly one node), and hand each to a slot. A node
         with no idle slot takes none and leaves them to the other nodes; a command no node has
-        taken within ORIGINATE_WAIT_SECONDS is taken and failed ("no idle slot"), so routing
+        taken within ``originate_wait`` seconds is taken and failed ("no idle slot"), so routing
         puts the caller back in line at once instead of waiting for its ring timer."""
         stream = self.ctx.keys.engine_commands
         free = self._idle_slots(time.monotonic())
@@ -375,12 +376,15 @@ class Supervisor:
         if last is None:
             return
         oldest: Any = self.r.xrange(stream, min=f"({last}", count=1)
-        if not oldest or _age_seconds(self.r, oldest[0][0]) < ORIGINATE_WAIT_SECONDS:
+        if not oldest:
+            return
+        now_ms = _server_ms(self.r)
+        if _age_seconds(now_ms, oldest[0][0]) < self.originate_wait:
             return
         answer: Any = self.r.xreadgroup(ENGINE_GROUP, self.settings.node_id, {stream: ">"}, count=1)
         for _stream, entries in answer or []:
             for entry_id, fields in entries:
-                if _age_seconds(self.r, entry_id) >= ORIGINATE_WAIT_SECONDS:
+                if _age_seconds(now_ms, entry_id) >= self.originate_wait:
                     self._fail_originate(Command.from_fields(fields), "no idle slot")
                 else:  # another node took the old one meanwhile: leave this one for others
                     self.r.xadd(stream, fields)
@@ -569,7 +573,12 @@ def main(
         ctx.close()
 
 
-def _age_seconds(client: Any, entry_id: str) -> float:
-    """How old a stream entry is, by the Redis server's clock (entry ids are its milliseconds)."""
+def _server_ms(client: Any) -> int:
+    """The Redis server's clock in milliseconds: the clock stream entry ids are made of."""
     seconds, micros = client.time()
-    return (int(seconds) * 1000 + int(micros) // 1000 - int(entry_id.split("-")[0])) / 1000
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _age_seconds(now_ms: int, entry_id: str) -> float:
+    """How old a stream entry is at ``now_ms`` (see :func:`_server_ms`)."""
+    return (now_ms - int(entry_id.split("-")[0])) / 1000

@@ -334,11 +334,13 @@ local function match(limit)
             if aid then
                 reserve(cid, call, aid, q, conf)
                 out[#out + 1] = {cid, aid, q}
-                -- Only the lines looked at can have changed: q's head left, and the agent
-                -- left the ready sets of their queues (no line gains a call or an agent here).
-                local seen = {}
-                for hq, _ in pairs(heads) do seen[#seen + 1] = hq end
-                for _, hq in ipairs(seen) do look(hq) end
+                -- Only two kinds of line can have changed: q (its head left) and the
+                -- reserved agent's other queues (the agent left their ready sets). No line
+                -- gains a call or an agent here, so a line without a head keeps none.
+                look(q)
+                for hq, _ in pairs(hgetall(aqkey(aid))) do
+                    if heads[hq] then look(hq) end
+                end
             else
                 blocked[q] = true -- nobody eligible here; later calls of this queue wait too
                 heads[q] = nil

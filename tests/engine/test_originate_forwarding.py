@@ -11,11 +11,8 @@ import time
 from types import SimpleNamespace
 from typing import Any, cast
 
-import pytest
-
 from callcenter.context import AppContext, build_context
 from callcenter.streams import CallEvent, Command, CommandType
-from ivr import supervisor as supervisor_module
 from ivr.supervisor import SlotHandle, Supervisor
 
 
@@ -77,11 +74,9 @@ def test_a_busy_node_leaves_originates_to_a_node_with_idle_slots(ctx: AppContext
     assert failures(ctx) == []
 
 
-def test_an_originate_no_node_can_take_fails_after_the_wait(
-    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(supervisor_module, "ORIGINATE_WAIT_SECONDS", 0.3)
+def test_an_originate_no_node_can_take_fails_after_the_wait(ctx: AppContext) -> None:
     full = node(ctx, ctx.settings.node_id, idle=0, busy=3)
+    full.originate_wait = 0.3  # 2 s in production
     originate(ctx, "cb-late")
     full._forward_originates()
     assert failures(ctx) == []  # another node may still take it
