@@ -253,8 +253,17 @@ class StaffingMinimum(Strict):
     _parse = field_validator("start", "end", mode="before")(lambda cls, v: parse_hhmm(v))
 
 
+class AlertRules(Strict):
+    """When the answer-rate alert is raised and cleared (see metrics/alerts.py)."""
+
+    min_resolved_calls: int = Field(default=10, ge=1, le=100_000)
+    raise_after_seconds: int = Field(default=60, ge=0, le=86_400)
+    clear_after_seconds: int = Field(default=120, ge=0, le=86_400)
+
+
 class ShiftsFile(Strict):
     answer_rate_target: float = Field(default=0.9, gt=0, le=1)
+    alerts: AlertRules = Field(default_factory=AlertRules)
     shifts: dict[Code, Shift]
     minimums: list[StaffingMinimum] = Field(default_factory=list)
 

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from callcenter.streams import AgentEventType, CallEvent, EventType
 from config.schemas import QueuesFile, ShiftsFile
+from metrics.alerts import AlertPolicy
 
 # ---------------------------------------------------------------- counters
 
@@ -218,6 +219,7 @@ class MetricConfig:
     service_level_seconds: Mapping[str, int]
     long_wait_alert_seconds: Mapping[str, int]
     answer_rate_target: float
+    alert_policy: AlertPolicy = field(default_factory=AlertPolicy)
     default_service_level_seconds: int = 20
     _cache: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -232,6 +234,11 @@ class MetricConfig:
                 c: q.long_wait_alert_seconds for c, q in queues.queues.items()
             },
             answer_rate_target=shifts.answer_rate_target,
+            alert_policy=AlertPolicy(
+                min_resolved_calls=shifts.alerts.min_resolved_calls,
+                raise_after_seconds=shifts.alerts.raise_after_seconds,
+                clear_after_seconds=shifts.alerts.clear_after_seconds,
+            ),
         )
 
     def sl_seconds(self, queue: str) -> int:
@@ -574,6 +581,9 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
     """Rates and averages from summed counters (one queue, team, shift, or the center).
 
     answer rate   = answered / (offered − short abandons − callbacks − overflowed out − closed)
+    resolved      = answered + abandoned + failed: the legs whose outcome is known (the same
+                    denominator less the callers still waiting or ringing)
+    resolved answer rate = answered / resolved: the figure the answer-rate alert judges
     service level = answered within the queue's N seconds / the same denominator
     ASA           = sum of waits of answered legs / answered
     AHT           = (talk + hold + wrap-up) / answered calls that have ended
@@ -582,6 +592,7 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
     """
     c = {name: float(counters.get(name, 0.0)) for name in CALL_COUNTERS}
     base = c[OFFERED] - c[SHORT_ABANDONED] - c[CALLBACKS] - c[OVERFLOWED] - c[CLOSED]
+    resolved = c[ANSWERED] + c[ABANDONED] + c[FAILED]
     busy = sum(float(counters.get(STATE_PREFIX + s, 0.0)) for s in BUSY_STATES)
     available = sum(float(counters.get(STATE_PREFIX + s, 0.0)) for s in AVAILABLE_STATES)
     result: dict[str, Any] = {
@@ -597,6 +608,8 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
         "missed_offers": int(c[MISSED_OFFERS]),
         "answer_rate_base": int(base),
         "answer_rate": _div(c[ANSWERED], base),
+        "resolved": int(resolved),
+        "resolved_answer_rate": _div(c[ANSWERED], resolved),
         "service_level": _div(c[ANSWERED_IN_SL], base),
         "asa_seconds": _div(c[WAIT_ANSWERED_SUM], c[ANSWERED]),
         "aht_seconds": _div(c[TALK_SUM] + c[WRAP_SUM], c[TALKS]),

@@ -14,6 +14,7 @@ Redis layout (all under ``{prefix}:metrics:``):
 ``min:<epoch minute>``      same, for one minute (rolling windows; expires after 2 hours)
 ``hist:<wait|handle>``      hash ``<queue>|<upper bound>`` counts, ``<queue>|sum``/``|count``
 ``version``                 incremented by every applied batch; ``changed`` is published
+``alerts``                  hash ``answer_rate|<queue>`` → the alert's hysteresis state
 ==========================  ===========================================================
 
 ``<dim>`` is ``q:<queue>`` or ``t:<team>``. One process at a time consumes (it holds the
@@ -41,6 +42,7 @@ from sqlalchemy import select
 from callcenter.context import AppContext
 from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent
+from metrics.alerts import AlertState, rate_breached, step
 from metrics.definitions import (
     CALL_COUNTERS,
     NO_SHIFT,
@@ -800,25 +802,49 @@ def staffing_minimum(ctx: AppContext, local: datetime) -> int | None:
 
 
 def alerts(ctx: AppContext, snapshot: Mapping[str, Any], local: datetime) -> list[dict[str, Any]]:
-    """Answer rate under target for the shift, staffing under the minimum, long waits."""
+    """Answer rate under target for the shift, staffing under the minimum, long waits.
+
+    The answer-rate alert follows its condition with hysteresis (metrics/alerts.py); its
+    state is kept in Redis (``metrics:alerts``) so every API process shows the same alerts.
+    """
+    config = metric_config(ctx)
+    policy = config.alert_policy
     target = float(snapshot["answer_rate_target"])
+    now = local.timestamp()
     out: list[dict[str, Any]] = []
     scopes = [("all", snapshot["center"]), *list(snapshot["queues"].items())]
+    redis: Any = ctx.redis
+    state_key = MetricKeys(ctx.keys)("alerts")
+    stored: Mapping[str, str] = redis.hgetall(state_key)
+    changed: dict[str, str] = {}
+    current = snapshot.get("current_shift")
+    period = str(snapshot["shifts"].get(current, {}).get("occurrence", "")) if current else ""
     for queue, scope in scopes:
-        rate = scope["windows"]["shift"]["answer_rate"]
-        if rate is not None and rate < target:
-            out.append(
-                {
-                    "kind": "answer_rate",
-                    "queue": queue,
-                    "value": rate,
-                    "threshold": target,
-                    "zh-CN": f"{_qname(snapshot, queue, 'zh-CN')}本班次接通率 "
-                    f"{rate:.1%} 低于目标 {target:.0%}",
-                    "en": f"{_qname(snapshot, queue, 'en')}: shift answer rate {rate:.1%} "
-                    f"is under the {target:.0%} target",
-                }
-            )
+        shift = scope["windows"]["shift"]
+        rate, resolved = shift["resolved_answer_rate"], int(shift["resolved"])
+        field_name = f"answer_rate|{queue}"
+        before = AlertState.from_text(stored.get(field_name), period)
+        after = step(before, rate_breached(rate, resolved, target, policy), now, policy)
+        if after.to_text() != stored.get(field_name):
+            changed[field_name] = after.to_text()
+        if not after.active or rate is None:
+            continue
+        out.append(
+            {
+                "kind": "answer_rate",
+                "queue": queue,
+                "value": rate,
+                "threshold": target,
+                "resolved": resolved,
+                "figure": "shift_resolved_answer_rate",
+                "zh-CN": f"{_qname(snapshot, queue, 'zh-CN')}本班次已结束来电 {resolved} 通，"
+                f"接通率 {rate:.1%} 低于目标 {target:.0%}",
+                "en": f"{_qname(snapshot, queue, 'en')}: shift answer rate {rate:.1%} of "
+                f"{resolved} resolved calls is under the {target:.0%} target",
+            }
+        )
+    if changed:
+        redis.hset(state_key, mapping=changed)
     minimum = staffing_minimum(ctx, local)
     logged_in = int(snapshot["center"]["logged_in"])
     if minimum is not None and logged_in < minimum:

@@ -52,9 +52,12 @@ def test_short_abandons_are_left_out_of_both_sides_of_the_answer_rate(events: Ev
     assert general["longest_wait_seconds"] == pytest.approx(60.0)
     assert snap["center"]["windows"]["today"]["answer_rate"] == pytest.approx(0.5)
     assert snap["center"]["windows"]["15m"]["offered"] == 5
-    # the answer rate is under target for the shift: an alert says so
+    # the alert judges resolved calls only (c5 still waits): 2 answered of 3 resolved, but 3 is
+    # under the minimum of resolved calls, so no answer-rate alert yet (tests/metrics/test_alerts)
+    shift = general["windows"]["shift"]
+    assert (shift["resolved"], shift["resolved_answer_rate"]) == (3, pytest.approx(2 / 3))
     kinds = {(a["kind"], a["queue"]) for a in snap["alerts"]}
-    assert ("answer_rate", "general") in kinds and ("answer_rate", "all") in kinds
+    assert not {k for k in kinds if k[0] == "answer_rate"}
     assert ("long_wait", "general") not in kinds  # 60 s < long_wait_alert_seconds (120)
     assert ("staffing", "all") in kinds  # nobody logged in, minimum 8 at 10:05
     later = events.snapshot(local(28, 10, 6, 1))  # c5 has now waited 121 s

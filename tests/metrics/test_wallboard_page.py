@@ -4,6 +4,7 @@ in, shows a number change after an event and turns red under the answer-rate tar
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,8 @@ from fastapi.testclient import TestClient
 
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent, EventType
+from metrics.alerts import AlertPolicy
+from metrics.engine import metric_config
 
 
 def test_pages_render_in_chinese_by_default_and_english_on_request(api: TestClient) -> None:
@@ -58,6 +61,10 @@ def test_wallboard_updates_live_and_turns_red_under_target(
     ctx: AppContext, live_server: str
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
+
+    # two calls are enough to raise the alert here (the shipped policy waits for 10 resolved
+    # calls and 60 s: tests/metrics/test_alerts.py)
+    ctx.extras["metric_config"] = replace(metric_config(ctx), alert_policy=AlertPolicy(1, 0, 0))
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
