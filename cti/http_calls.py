@@ -1,22 +1,25 @@
 """``GET /api/v1/calls`` and ``GET /api/v1/calls/{id}``: call records written by the consumer.
 
-Shift leads, QA and admins read every call; an agent reads only the calls they answered.
-Other roles get 403.
+Shift leads, QA and admins read every call; an agent reads only their own: by default the
+calls they answered (``view=answered``), and apart from those the calls offered to them that
+they did not answer (``view=missed``: their phone rang and they did not take it, or the caller
+hung up while it rang). Other roles get 403.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, not_, or_, select
 
 from callcenter.auth import Principal, current_user, get_ctx
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, NotFound
 from callcenter.models import Role
+from callcenter.streams import EventType
 from cti.models import Call, CallEvent
 from recordings.models import Recording
 
@@ -79,6 +82,26 @@ def _viewer(principal: Principal) -> int | None:
     raise Forbidden("only shift leads, QA, admins and agents (their own calls) may read calls")
 
 
+def _offered_and_missed(agent_id: int) -> ColumnElement[bool]:
+    """Calls offered to the agent that they did not answer."""
+    extracted = CallEvent.data["agent_id"]
+    missed_events = select(CallEvent.call_id).where(
+        CallEvent.type == EventType.agent_missed,
+        # engine events carry the id as a number; older producers wrote it as text
+        or_(extracted.as_integer() == agent_id, extracted.as_string() == str(agent_id)),
+    )
+    rang_unanswered = and_(Call.agent_id == agent_id, Call.answered_at.is_(None))
+    return and_(
+        or_(Call.id.in_(missed_events), rang_unanswered),
+        not_(_answered_by(agent_id)),
+    )
+
+
+def _answered_by(agent_id: int) -> ColumnElement[bool]:
+    """Calls the agent answered (and still held: a call handed over belongs to its target)."""
+    return and_(Call.agent_id == agent_id, Call.answered_at.is_not(None))
+
+
 def _public(call: Call, recording: Recording | None) -> dict[str, Any]:
     return {
         "id": call.id,
@@ -115,15 +138,34 @@ def list_calls(
     ctx: Annotated[AppContext, Depends(get_ctx)],
     principal: Annotated[Principal, Depends(current_user)],
     number: Annotated[str | None, Query(description="caller number (or part of it)")] = None,
+    view: Annotated[
+        Literal["answered", "missed"] | None,
+        Query(
+            description="an agent's calls: answered (the default for agents) or offered to "
+            "them and missed; leads may combine it with agent_id"
+        ),
+    ] = None,
+    agent_id: Annotated[
+        int | None, Query(description="leads, QA, admins: one agent's calls (see view)")
+    ] = None,
     since: Annotated[datetime | None, Query(description="arrived at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="arrived before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CallList:
-    agent_id = _viewer(principal)
+    own = _viewer(principal)
+    if own is not None:
+        if agent_id is not None and agent_id != own:
+            raise Forbidden("an agent may read only their own calls")
+        agent_id, view = own, view or "answered"
     query = select(Call)
     if agent_id is not None:
-        query = query.where(Call.agent_id == agent_id)
+        if view == "missed":
+            query = query.where(_offered_and_missed(agent_id))
+        elif view == "answered":
+            query = query.where(_answered_by(agent_id))
+        else:
+            query = query.where(Call.agent_id == agent_id)
     if number:
         query = query.where(
             or_(Call.caller_number.contains(number, autoescape=True), Call.did == number)
@@ -155,7 +197,14 @@ def get_call(
     agent_id = _viewer(principal)
     with ctx.sessions() as session:
         call = session.get(Call, call_id)
-        if call is None or (agent_id is not None and call.agent_id != agent_id):
+        if call is None or (
+            agent_id is not None
+            and call.agent_id != agent_id
+            and session.scalar(
+                select(Call.id).where(Call.id == call_id, _offered_and_missed(agent_id))
+            )
+            is None
+        ):
             # an agent cannot learn whether someone else's call exists
             raise NotFound(f"call {call_id!r} not found", details={"call_id": call_id})
         recording = session.scalar(
