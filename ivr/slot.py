@@ -254,6 +254,7 @@ class Conversation:
     recording_paused: bool = False
     prompt_until: float = 0.0
     close_at: float | None = None
+    ended_at: float | None = None  # wall clock when the call ended (the BYE), before clean-up
     max_until: float = 0.0
     originate: dict[str, Any] = field(default_factory=dict)
     survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
@@ -1112,6 +1113,7 @@ class SlotEngine:
         if conv is None or conv.close_at is not None:
             return
         conv.end_reason, conv.outcome = reason, outcome
+        conv.ended_at = time.time()  # call_ended is sent after the recorder's flush: stamp now
         self.queued_view = {}
         if conv.consult is not None:
             self._consult_end(conv, reason, reconnect=False)  # its target leg, its event
@@ -1163,14 +1165,16 @@ class SlotEngine:
                         "error": str(exc),
                     },
                 )
+        ended = conv.ended_at if conv.ended_at is not None else time.time()
         self.emit(
             EventType.call_ended,
             data={
                 "reason": conv.end_reason,
                 "outcome": conv.outcome,
                 "queue": conv.queue,
-                "duration": round(time.time() - conv.started, 3),
+                "duration": round(ended - conv.started, 3),
             },
+            at=datetime.fromtimestamp(ended, UTC).isoformat(),
         )
         self.conv = None
         self.media.clear()

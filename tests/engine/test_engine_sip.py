@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +204,17 @@ def test_offer_bridges_agent_and_recording_has_both_parties(
         },
     )
     finish(caller_run)
+    hung_up_by = time.time()  # the caller's BYE was answered: SIPp has exited
     finish(agent_run)
     wait_for(lambda: "call_ended" in types(redis_client, call), 10, "the call to end")
+    # the end is stamped at the BYE, not after the recorder's flush (CLOSE_PUMP_SECONDS later)
+    ended = next(e for e in call_events(redis_client, call) if e.type == "call_ended")
+    ended_at = datetime.fromisoformat(ended.at).timestamp()
+    assert hung_up_by - 2.0 < ended_at <= hung_up_by, (ended_at, hung_up_by)
+    stopped_event = next(
+        e for e in call_events(redis_client, call) if e.type == "recording_stopped"
+    )
+    assert ended_at < datetime.fromisoformat(stopped_event.at).timestamp()
     sequence = types(redis_client, call)
     for expected in ("agent_offered", "agent_ringing", "agent_answered", "bridged"):
         assert expected in sequence, sequence
