@@ -6,7 +6,8 @@ of ``call_overflowed``) until it left it, with one outcome:
 
 ==================  ==============================================================
 answered            an agent answered (``agent_answered``)
-abandoned           the caller hung up while queued, after ``short_abandon_seconds``
+abandoned           the caller hung up while queued, after ``short_abandon_seconds`` of
+                    waiting in all (from the first queue the call entered)
 short_abandoned     the caller hung up while queued, before ``short_abandon_seconds``
 callback            the caller asked to be called back (``callback_requested`` /
                     ``callback_scheduled``): neither answered nor abandoned
@@ -298,6 +299,7 @@ class CallState:
     leg: OpenLeg | None = None
     handling: Handling | None = None
     ended_at: datetime | None = None
+    first_queued_at: datetime | None = None  # the caller's wait starts here, across overflows
 
     @property
     def finished(self) -> bool:
@@ -313,6 +315,7 @@ class CallState:
             if raw[key] is not None:
                 raw[key] = {k: enc(v) for k, v in raw[key].items()}
         raw["ended_at"] = enc(raw["ended_at"])
+        raw["first_queued_at"] = enc(raw["first_queued_at"])
         return json.dumps(raw, separators=(",", ":"))
 
     @classmethod
@@ -338,6 +341,7 @@ class CallState:
             if handling
             else None,
             ended_at=dt(raw.get("ended_at")),
+            first_queued_at=dt(raw.get("first_queued_at")),
         )
 
 
@@ -425,6 +429,8 @@ class CallTracker:
 
     def _open(self, state: CallState, queue: str, at: datetime) -> Effects:
         state.leg = OpenLeg(queue, at)
+        if state.first_queued_at is None:
+            state.first_queued_at = at
         effects = Effects()
         effects.deltas.append(Delta(self.config.cohort(at, queue), OFFERED, 1))
         effects.waiting.append(WaitingChange(queue, state.call_id, at))
@@ -432,7 +438,10 @@ class CallTracker:
 
     def _close_abandoned(self, state: CallState, at: datetime) -> Effects:
         assert state.leg is not None
-        waited = _seconds(at, state.leg.entered_at)
+        # Short or not is the caller's experience: their whole wait, not this queue's part of
+        # it (a caller who waited 60 s in one queue and hung up 2 s after overflowing to the
+        # next abandoned after 62 s, as the call record says).
+        waited = _seconds(at, state.first_queued_at or state.leg.entered_at)
         short = waited < self.config.short_abandon_seconds
         return self._close(state, at, "short_abandoned" if short else "abandoned")
 

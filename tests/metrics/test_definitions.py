@@ -106,6 +106,19 @@ def test_overflow_and_callbacks_leave_the_denominator(events: Events) -> None:
     assert snap["queues"]["general"]["waiting"] == 0
 
 
+def test_an_abandon_just_after_an_overflow_is_judged_on_the_whole_wait(events: Events) -> None:
+    events.call(E.call_queued, "f1", local(28, 9, 30), queue="fees")
+    events.call(E.call_overflowed, "f1", local(28, 9, 31), from_queue="fees", to_queue="general")
+    events.call(E.abandoned, "f1", local(28, 9, 31, 2.4), queue="general", waited=62.4)
+    events.call(E.call_ended, "f1", local(28, 9, 31, 2.4), outcome="abandoned")
+    events.drain()
+    queues = events.snapshot(local(28, 9, 40))["queues"]
+    general = queues["general"]["windows"]["today"]
+    assert (general["abandoned"], general["short_abandoned"]) == (1, 0)
+    assert general["answer_rate_base"] == 1 and general["answer_rate"] == 0
+    assert queues["fees"]["windows"]["today"]["overflowed"] == 1
+
+
 def test_a_call_closed_with_the_no_agents_message_is_no_abandon(events: Events) -> None:
     answer(events, "k1", "fees", local(28, 22, 0, 0), local(28, 22, 0, 5))
     events.call(E.call_queued, "k2", local(28, 22, 1, 0), queue="fees")

@@ -146,10 +146,12 @@ def legs_from_sql(ctx: AppContext) -> list[Leg]:
         current: Leg | None = None
         answered: Leg | None = None
         ended_at: datetime | None = None
+        first_queued: datetime | None = None  # short abandons: the caller's whole wait
         for kind, at, data in events:
             if kind == "call_queued":
                 current = Leg(data["queue"], at)
                 legs.append(current)
+                first_queued = first_queued or at
             elif kind == "call_overflowed":
                 assert current is not None
                 current.outcome, current.left = "overflowed", at
@@ -163,7 +165,7 @@ def legs_from_sql(ctx: AppContext) -> list[Leg]:
                 current.outcome, current.left, current.agent = "answered", at, int(data["agent_id"])
                 answered = current
             elif kind == "abandoned" and current and current.outcome is None:
-                waited = (at - current.entered).total_seconds()
+                waited = (at - (first_queued or current.entered)).total_seconds()
                 current.outcome = "short" if waited < SHORT else "abandoned"
                 current.left = at
             elif kind == "call_ended":
