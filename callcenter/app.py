@@ -16,7 +16,14 @@ from callcenter.errors import CallCenterError
 
 # Each domain exposes ``router`` (an APIRouter) in its ``http`` module; they are mounted under
 # /api/v1 in this order. Pages (server-rendered HTML) are mounted at the root by ``pages``.
-DOMAIN_ROUTERS = ("cti.http", "cti.http_calls", "ticketing.http", "recordings.http", "metrics.http")
+DOMAIN_ROUTERS = (
+    "cti.http",
+    "cti.http_calls",
+    "ticketing.http",
+    "recordings.http",
+    "metrics.http",
+    "metrics.http_whatif",
+)
 PAGE_ROUTERS = ("pages.http",)
 
 

@@ -8,6 +8,7 @@ callcenter router        the routing service (ACD: offers, ring/wrap-up/overflow
 callcenter migrate       upgrade the database to the newest schema
 callcenter seed-demo     insert the demo center (agents, customers, departments)
 callcenter check-config  validate the declarative files and print every problem
+callcenter simulate      what-if: a day's callers against a staffing plan, real routing rules
 """
 
 from __future__ import annotations
@@ -113,6 +114,12 @@ def _engine(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from metrics.whatif_cli import run
+
+    return run(args)
+
+
 def _up(_args: argparse.Namespace) -> int:
     from callcenter.processes import run_up
 
@@ -128,6 +135,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "migrate": (_migrate, "upgrade the database schema to the newest revision"),
     "seed-demo": (_seed_demo, "insert the demo center if the database has no users"),
     "check-config": (_check_config, "validate the declarative configuration files"),
+    "simulate": (_simulate, "what-if: replay a day against a staffing plan (real routing)"),
 }
 
 
@@ -136,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_handler, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
+        if name == "simulate":
+            from metrics.whatif_cli import add_arguments
+
+            add_arguments(command)
         if name == "worker":
             command.add_argument(
                 "--burst", action="store_true", help="exit when the queues are empty"

@@ -1,0 +1,205 @@
+"""What the what-if simulator replays: a day's arrivals and a staffing plan.
+
+Arrivals come from the built-in day profile (``synthetic_arrivals``) or from a stored day's
+call records (``stored_arrivals``); the plan is a TOML file (``load_plan``), validated with
+the same ``file: dotted.key: problem`` messages as the center's own configuration.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+from sqlalchemy import select
+
+from callcenter.context import AppContext
+from config.loader import load_file
+from config.schemas import Code, Strict
+from metrics.simulation import HOURLY_PROFILE, QUEUE_MIX
+
+DEFAULT_PATIENCE_SECONDS = 110.0  # the mean patience when a stored day has no abandons
+DEFAULT_HANDLE_SECONDS = 150.0  # the mean talk time when a stored day has no answered call
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One caller: when they joined a queue, which one, how long they would wait at most,
+    and how long the agent would talk with them."""
+
+    call_id: str
+    at: float  # epoch seconds
+    queue: str
+    patience: float
+    talk: float
+    priority: int = 0
+
+
+# ---------------------------------------------------------------- the plan
+
+
+class PlanGroup(Strict):
+    """``count`` agents working ``shift`` and serving ``queues`` (queue → skill level)."""
+
+    shift: Code
+    count: int = Field(ge=0, le=1000)
+    queues: dict[Code, int] = Field(min_length=1)
+
+
+class PlanFile(Strict):
+    ring_seconds: float = Field(default=4.0, ge=0, le=120)
+    agents: list[PlanGroup] = Field(min_length=1)
+
+
+def load_plan(path: Path) -> PlanFile:
+    """A plan file; raises config.loader.ConfigError listing every problem."""
+    return load_file(path, PlanFile)
+
+
+DEFAULT_PLAN = PlanFile(
+    agents=[
+        PlanGroup(shift="day", count=6, queues={"general": 1, "repair": 1, "fees": 1}),
+        PlanGroup(shift="mid", count=4, queues={"general": 1, "complaint": 1, "repair": 2}),
+        PlanGroup(shift="night", count=2, queues={"general": 1, "repair": 1}),
+    ]
+)
+
+
+# ---------------------------------------------------------------- arrivals
+
+
+def local_midnight(day: date, timezone: str) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(timezone))
+
+
+def synthetic_arrivals(
+    day: date,
+    timezone: str,
+    *,
+    seed: int,
+    volume: float = 1.0,
+    queues: Mapping[str, float] | None = None,
+    patience_mean: float = DEFAULT_PATIENCE_SECONDS,
+    talk_mean: float = DEFAULT_HANDLE_SECONDS,
+) -> list[Arrival]:
+    """The built-in day: Poisson arrivals at the hotline's hourly profile (metrics.simulation),
+    exponential patience and talk times. The same seed gives the same day."""
+    rng = random.Random(seed)
+    mix = dict(queues or QUEUE_MIX)
+    names, weights = list(mix), list(mix.values())
+    start = local_midnight(day, timezone).timestamp()
+    arrivals: list[Arrival] = []
+    for hour, per_hour in enumerate(HOURLY_PROFILE):
+        rate = per_hour * volume / 3600.0
+        if rate <= 0:
+            continue
+        moment = start + hour * 3600.0
+        end = moment + 3600.0
+        while True:
+            moment += rng.expovariate(rate)
+            if moment >= end:
+                break
+            arrivals.append(
+                Arrival(
+                    call_id=f"sim-{len(arrivals) + 1:05d}",
+                    at=moment,
+                    queue=rng.choices(names, weights)[0],
+                    patience=rng.expovariate(1.0 / patience_mean),
+                    talk=max(5.0, rng.expovariate(1.0 / talk_mean)),
+                )
+            )
+    return arrivals
+
+
+def stored_arrivals(ctx: AppContext, day: date, *, seed: int = 1) -> list[Arrival]:
+    """The callers of a stored local day, from the call records.
+
+    Each queued call arrives when it first joined a queue, in that queue. A caller who gave up
+    waited exactly their patience; for the others it is drawn from an exponential whose mean is
+    the day's observed patience (total waiting / abandons, the maximum-likelihood estimate when
+    waits are cut short by answers). An answered call talks as long as it did; the others as
+    long as a call drawn from the day's answered calls.
+    """
+    from cti.models import Call, CallEvent
+
+    start = local_midnight(day, ctx.settings.timezone).astimezone(UTC)
+    end = start + timedelta(days=1)
+    with ctx.sessions() as session:
+        calls = list(
+            session.scalars(
+                select(Call)
+                .where(Call.queued_at >= start, Call.queued_at < end)
+                .order_by(Call.queued_at, Call.id)
+            )
+        )
+        first_queue: dict[str, str] = {}
+        for call_id, data in session.execute(
+            select(CallEvent.call_id, CallEvent.data)
+            .where(CallEvent.call_id.in_([c.id for c in calls]), CallEvent.type == "call_queued")
+            .order_by(CallEvent.at, CallEvent.id)
+        ):
+            if call_id not in first_queue and data.get("queue"):
+                first_queue[call_id] = str(data["queue"])
+
+    def epoch(moment: datetime | None) -> float | None:
+        if moment is None:
+            return None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+    waits, abandons, talks = 0.0, 0, []
+    for call in calls:
+        queued, answered, ended = (
+            epoch(call.queued_at),
+            epoch(call.answered_at),
+            epoch(call.ended_at),
+        )
+        assert queued is not None
+        if answered is not None:
+            waits += answered - queued
+            if ended is not None:
+                talks.append(max(ended - answered, 1.0))
+        elif ended is not None:
+            waits += ended - queued
+            if call.outcome in ("abandoned", "short_abandoned"):
+                abandons += 1
+    patience_mean = waits / abandons if abandons else DEFAULT_PATIENCE_SECONDS
+    rng = random.Random(seed)
+    arrivals = []
+    for call in calls:
+        queued, answered, ended = (
+            epoch(call.queued_at),
+            epoch(call.answered_at),
+            epoch(call.ended_at),
+        )
+        assert queued is not None
+        if call.outcome in ("abandoned", "short_abandoned") and ended is not None:
+            patience = ended - queued
+        else:
+            patience = rng.expovariate(1.0 / patience_mean)
+        if answered is not None and ended is not None:
+            talk = max(ended - answered, 1.0)
+        else:
+            talk = rng.choice(talks) if talks else DEFAULT_HANDLE_SECONDS
+        queue = first_queue.get(call.id) or call.queue_code
+        if not queue:
+            continue
+        arrivals.append(
+            Arrival(
+                call_id=call.id,
+                at=queued,
+                queue=queue,
+                patience=patience,
+                talk=talk,
+                priority=call.priority,
+            )
+        )
+    return arrivals
+
+
+def mean(values: list[float]) -> float:
+    return math.fsum(values) / len(values) if values else 0.0
