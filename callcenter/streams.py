@@ -57,6 +57,8 @@ class EventType(StrEnum):
     call_overflowed = "call_overflowed"  # data: from_queue, to_queue, waited
     callback_scheduled = "callback_scheduled"  # data: queue, number, position kept
     wrap_up_ended = "wrap_up_ended"  # data: agent_id, disposition
+    # Published by the SIP edge (node="edge"): a call turned away before it reached a slot.
+    call_refused = "call_refused"  # data: caller, did, reason, source
 
 
 class AgentEventType(StrEnum):

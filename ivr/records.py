@@ -76,6 +76,14 @@ def apply_event(session: Session, stream_id: str, event: CallEvent) -> bool:
         call.direction = "out" if data.get("direction") == "out" else "in"
         call.arrived_at = at
         call.slot = event.slot or call.slot
+    elif kind == EventType.call_refused:
+        # turned away at the edge: a record of its own so no caller goes uncounted
+        call.caller_number = str(data.get("caller", ""))[:64]
+        call.did = str(data.get("did", ""))[:32]
+        call.direction = "in"
+        call.arrived_at = call.ended_at = at
+        call.outcome = "refused"
+        call.end_reason = str(data.get("reason") or "other")[:32]
     elif kind == EventType.menu_chosen:
         call.menu_path = [
             *call.menu_path,

@@ -58,6 +58,18 @@ TALKS = "talks"  # answered legs whose call has ended
 WRAP_SUM = "wrap_sum"  # seconds from call end to wrap_up_ended
 MISSED_OFFERS = "missed_offers"
 STATE_PREFIX = "state_seconds:"
+# Calls the edge turned away before any queue (every line busy, unknown number, a flood ban,
+# outside the dial plan): counted for the center only, in all and per reason.
+REFUSED = "refused"
+REFUSED_PREFIX = "refused:"
+REFUSED_REASONS = (
+    "no_slot",
+    "unknown_did",
+    "not_from_trunk",
+    "flood_banned",
+    "dial_plan",
+    "bad_request",
+)
 
 CALL_COUNTERS = (
     OFFERED,
@@ -412,6 +424,13 @@ class CallTracker:
             # The answering agent hands the caller on: their talk ends here. (A queue transfer
             # then arrives as a new call_queued, answered by someone else.)
             effects.extend(self._end_talk(state, at))
+        elif kind == EventType.call_refused:
+            reason = str(data.get("reason") or "")
+            reason = reason if reason in REFUSED_REASONS else "other"
+            cohort = self.config.cohort(at, None)
+            effects.deltas.append(Delta(cohort, REFUSED, 1))
+            effects.deltas.append(Delta(cohort, REFUSED_PREFIX + reason, 1))
+            state.ended_at = at  # nothing follows a refusal: the state may be forgotten
         elif kind == EventType.wrap_up_ended:
             handling = state.handling
             if handling and handling.ended_at is not None:
@@ -590,6 +609,7 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
     """Rates and averages from summed counters (one queue, team, shift, or the center).
 
     answer rate   = answered / (offered − short abandons − callbacks − overflowed out − closed)
+    answer rate with refused = answered / (that denominator + calls refused at the edge)
     resolved      = answered + abandoned + failed: the legs whose outcome is known (the same
                     denominator less the callers still waiting or ringing)
     resolved answer rate = answered / resolved: the figure the answer-rate alert judges
@@ -617,6 +637,13 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
         "missed_offers": int(c[MISSED_OFFERS]),
         "answer_rate_base": int(base),
         "answer_rate": _div(c[ANSWERED], base),
+        "refused": int(counters.get(REFUSED, 0)),
+        "refused_by_reason": {
+            name[len(REFUSED_PREFIX) :]: int(value)
+            for name, value in sorted(counters.items())
+            if name.startswith(REFUSED_PREFIX) and value
+        },
+        "answer_rate_with_refused": _div(c[ANSWERED], base + float(counters.get(REFUSED, 0))),
         "resolved": int(resolved),
         "resolved_answer_rate": _div(c[ANSWERED], resolved),
         "service_level": _div(c[ANSWERED_IN_SL], base),

@@ -17,7 +17,8 @@ Redis layout (all under ``{prefix}:metrics:``):
 ``alerts``                  hash ``answer_rate|<queue>`` → the alert's hysteresis state
 ==========================  ===========================================================
 
-``<dim>`` is ``q:<queue>`` or ``t:<team>``. One process at a time consumes (it holds the
+``<dim>`` is ``q:<queue>``, ``t:<team>``, or ``e:edge`` (calls refused at the edge, before any
+queue: counted for the center). One process at a time consumes (it holds the
 ``lease`` key); a batch is applied in one MULTI/EXEC guarded by WATCH on the applied id, so a
 crash between applying and XACK, or two processes racing, never counts an event twice.
 """
@@ -47,6 +48,7 @@ from metrics.definitions import (
     CALL_COUNTERS,
     NO_SHIFT,
     NO_TEAM,
+    REFUSED,
     STATE_PREFIX,
     AgentState,
     AgentTracker,
@@ -64,6 +66,7 @@ from metrics.definitions import (
 log = logging.getLogger(__name__)
 
 GROUP = "metrics"
+EDGE_DIM = "e:edge"  # calls refused at the edge (no queue): counted for the center
 CONSUMER = "metrics"  # one name for every process: whoever holds the lease owns the pending list
 LEASE_SECONDS = 10
 MINUTE_TTL_SECONDS = 2 * 3600
@@ -342,13 +345,15 @@ class _Writes:
             dims = []
             if cohort.queue:
                 dims.append(f"q:{cohort.queue}")
+            elif counter.startswith(REFUSED):
+                dims.append(EDGE_DIM)
             if cohort.team or cohort.agent or counter.startswith(STATE_PREFIX):
                 dims.append(f"t:{cohort.team or NO_TEAM}")
             for dim in dims:
                 name = f"{dim}|{cohort.shift}|{counter}"
                 day[name] += value
                 minute[name] += value
-                if dim[0] == "q":
+                if dim[0] in "qe":
                     total[name] += value
                 for code, occ_key in occ_keys:
                     incr[occ_key][f"{dim}|{code}|{counter}"] += value
@@ -734,6 +739,8 @@ class LiveReader:
             for dim, values in by_window[name].items():
                 if dim.startswith("q:"):
                     add_into(counters, {k: v for k, v in values.items() if k in CALL_COUNTERS})
+                elif dim == EDGE_DIM:
+                    add_into(counters, values)
                 else:
                     add_into(
                         counters, {k: v for k, v in values.items() if k.startswith(STATE_PREFIX)}
@@ -776,7 +783,7 @@ class LiveReader:
                 add_into(
                     shift_center,
                     values
-                    if dim.startswith("q:")
+                    if dim.startswith("q:") or dim == EDGE_DIM
                     else {k: v for k, v in values.items() if k.startswith(STATE_PREFIX)},
                 )
             shifts[name.split(":", 1)[1]] = {

@@ -28,9 +28,10 @@ from metrics.definitions import (
     MISSED_OFFERS,
     OFFERED,
     OVERFLOWED,
+    REFUSED_PREFIX,
     SHORT_ABANDONED,
 )
-from metrics.engine import BUCKETS, WINDOWS, LiveReader
+from metrics.engine import BUCKETS, EDGE_DIM, WINDOWS, LiveReader
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,20 @@ class LiveCollector(Collector):
                 for shift, counters in sorted(by_shift.items()):
                     family.add_metric([dim[2:], shift], counters.get(counter, 0.0))
             yield family
+        refused = CounterMetricFamily(
+            "callcenter_calls_refused",
+            "Calls turned away at the SIP edge before any queue (see docs/metrics.md)",
+            labels=["reason"],
+        )
+        by_reason: dict[str, float] = {}
+        for counters in totals.get(EDGE_DIM, {}).values():
+            for counter, value in counters.items():
+                if counter.startswith(REFUSED_PREFIX):
+                    reason = counter[len(REFUSED_PREFIX) :]
+                    by_reason[reason] = by_reason.get(reason, 0.0) + value
+        for reason, value in sorted(by_reason.items()):
+            refused.add_metric([reason], value)
+        yield refused
         waiting = GaugeMetricFamily(
             "callcenter_calls_waiting", "Calls waiting in the queue now", labels=["queue"]
         )

@@ -72,8 +72,13 @@ def group_key(cohort: Cohort, group: str) -> str | None:
 def _events_for_calls(
     session: Session, start: datetime, end: datetime
 ) -> dict[str, list[CallEvent]]:
-    """Stored events of calls that were queued in [start, end) (with margin for overflows)."""
-    queued_types = (EventType.call_queued.value, EventType.call_overflowed.value)
+    """Stored events of calls that were queued in [start, end) (with margin for overflows),
+    and of calls refused at the edge in it."""
+    queued_types = (
+        EventType.call_queued.value,
+        EventType.call_overflowed.value,
+        EventType.call_refused.value,
+    )
     ids_query = select(CallEventRow.call_id).where(
         CallEventRow.type.in_(queued_types), CallEventRow.at >= start, CallEventRow.at < end
     )
@@ -300,12 +305,18 @@ def to_csv(rows: Iterable[Mapping[str, Any]], group: str) -> str:
     rows = list(rows)
     reasons = sorted({r for row in rows for r in row["not_ready_seconds"]})
     states = sorted({s for row in rows for s in row["state_seconds"]})
+    refusals = sorted({r for row in rows for r in row.get("refused_by_reason", {})})
     scalar = [
         k
         for k in (rows[0].keys() if rows else ["period", group])
-        if k not in ("not_ready_seconds", "state_seconds")
+        if k not in ("not_ready_seconds", "state_seconds", "refused_by_reason")
     ]
-    header = scalar + [f"not_ready_{r}_seconds" for r in reasons] + [f"{s}_seconds" for s in states]
+    header = (
+        scalar
+        + [f"not_ready_{r}_seconds" for r in reasons]
+        + [f"{s}_seconds" for s in states]
+        + [f"refused_{r}" for r in refusals]
+    )
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
@@ -314,6 +325,7 @@ def to_csv(rows: Iterable[Mapping[str, Any]], group: str) -> str:
             [_cell(row[k]) for k in scalar]
             + [_cell(row["not_ready_seconds"].get(r, 0)) for r in reasons]
             + [_cell(row["state_seconds"].get(s, 0)) for s in states]
+            + [_cell(row.get("refused_by_reason", {}).get(r, 0)) for r in refusals]
         )
     return out.getvalue()
 
