@@ -26,7 +26,8 @@ from sqlalchemy import select
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
 from callcenter.streams import CallEvent, EventType
-from ticketing import services
+from ticketing.attempts import record_attempt
+from ticketing.change import SYSTEM
 from ticketing.models import CallbackAttempt
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,13 @@ def _handle(ctx: AppContext, event: CallEvent, now: datetime | None) -> str | No
         score = int(str(event.data.get("value", "")).strip() or "0")
         if not 1 <= score <= 5:
             raise ValueError(f"satisfaction key {score!r} is not 1-5")
-        services.record_attempt(
+        record_attempt(
             ctx,
             callback_id,
             outcome="answered",
             score=score,
             call_id=event.call_id,
-            actor=services.SYSTEM,
+            actor=SYSTEM,
             now=now,
             note="survey / 自动语音回访",
         )
@@ -93,12 +94,12 @@ def _handle(ctx: AppContext, event: CallEvent, now: datetime | None) -> str | No
         outcome = str(event.data.get("outcome") or event.data.get("reason") or "")
         if outcome == "answered":
             return None
-        services.record_attempt(
+        record_attempt(
             ctx,
             callback_id,
             outcome=UNANSWERED.get(outcome, "failed" if outcome else "no_answer"),
             call_id=event.call_id,
-            actor=services.SYSTEM,
+            actor=SYSTEM,
             now=now,
             note=f"call ended: {outcome}",
         )
