@@ -132,6 +132,11 @@ def test_no_import_cycle_among_the_projects_modules() -> None:
     assert found == [], f"import cycles (module-level imports): {found}"
 
 
+def test_no_cycle_is_hidden_behind_a_function_level_import() -> None:
+    found = cycles(import_graph(function_level=True))
+    assert found == [], f"import cycles (function-level imports included): {found}"
+
+
 if __name__ == "__main__":  # the measurement: python tests/foundation/test_import_cycles.py
     for level in (False, True):
         result = cycles(import_graph(function_level=level))
