@@ -6,7 +6,9 @@ envelope (``type``, ``call_id``, ``slot``, ``node``, ``at``) plus ``data`` as JS
 names the keys of ``data``; :func:`from_wire` reads an entry once into its class, and
 :meth:`Event.to_wire` writes exactly the entry it was read from:
 
-- a *required* key (no default) is always written, ``null`` included (producers always set it);
+- a *required* key (no default: its producers always set it) is always written, ``null``
+  included; an entry that lacks one reads it as ``None`` (as ``data.get`` always did) and is
+  written back without it;
 - an *optional* key (default ``None``) is written only when set: producers leave it out;
 - keys a class does not name (a newer producer's) ride along in ``extra``, untouched.
 
@@ -27,7 +29,7 @@ ENVELOPE = ("call_id", "slot", "node", "at")
 
 
 class InvalidEvent(ValueError):
-    """An entry that is not an event of a known type, or lacks a required key."""
+    """An entry that is not an event of a known type, or whose data is not an object."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +42,8 @@ class Event:
     node: str = ""
     at: str = field(default_factory=now_iso)
     extra: Mapping[str, Any] = field(default_factory=dict)  # data keys not named here
+    # required keys the entry it was read from lacked (read as None, not written back)
+    absent: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def type(self) -> EventType:
@@ -50,7 +54,7 @@ class Event:
         out: dict[str, Any] = {}
         for f in _data_fields(type(self)):
             value = getattr(self, f.name)
-            if value is None and _optional(f):
+            if value is None and (_optional(f) or f.name in self.absent):
                 continue
             out[_wire_name(f)] = value
         out.update(self.extra)
@@ -71,7 +75,7 @@ class Event:
 
 
 def _data_fields(cls: type[Event]) -> list[dataclasses.Field[Any]]:
-    return [f for f in dataclasses.fields(cls) if f.name not in (*ENVELOPE, "extra")]
+    return [f for f in dataclasses.fields(cls) if f.name not in (*ENVELOPE, "extra", "absent")]
 
 
 def _optional(f: dataclasses.Field[Any]) -> bool:
@@ -97,9 +101,9 @@ def _as(wire: str, *, required: bool = False) -> Any:
 @dataclass(frozen=True, kw_only=True)
 class CallArrived(Event):
     TYPE = EventType.call_arrived
-    caller: str
-    did: str
-    direction: str  # in / out
+    caller: str | None
+    did: str | None
+    direction: str | None  # in / out
     sip_call_id: str | None = None  # inbound
     source: str | None = None  # inbound: the address the INVITE came from
     mode: str | None = None  # outbound survey calls: "survey"
@@ -108,7 +112,7 @@ class CallArrived(Event):
 @dataclass(frozen=True, kw_only=True)
 class MenuEntered(Event):
     TYPE = EventType.menu_entered
-    kind: str
+    kind: str | None
     prompt_started_at: str | None = None
     menu_node: str | None = _as("node")  # the menu node (the envelope's node is the same)
 
@@ -116,21 +120,21 @@ class MenuEntered(Event):
 @dataclass(frozen=True, kw_only=True)
 class DigitReceived(Event):
     TYPE = EventType.digit_received
-    digit: str
+    digit: str | None
     method: str | None = None  # rfc2833 / info / inband
 
 
 @dataclass(frozen=True, kw_only=True)
 class MenuChosen(Event):
     TYPE = EventType.menu_chosen
-    digit: str
-    target: str
+    digit: str | None
+    target: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class MenuInvalid(Event):
     TYPE = EventType.menu_invalid
-    digits: str
+    digits: str | None
     then_playing: list[str] | None = None
 
 
@@ -143,15 +147,15 @@ class MenuTimeout(Event):
 @dataclass(frozen=True, kw_only=True)
 class DigitsCollected(Event):
     TYPE = EventType.digits_collected
-    variable: str
-    value: str
+    variable: str | None
+    value: str | None
     menu_node: str | None = _as("node")  # survey calls name the node in data too
 
 
 @dataclass(frozen=True, kw_only=True)
 class CallQueued(Event):
     TYPE = EventType.call_queued
-    queue: str
+    queue: str | None
     priority: int | None = None
     skills: list[str] | None = None
     collected: dict[str, Any] | None = None
@@ -175,7 +179,7 @@ class CallbackRequested(Event):
 @dataclass(frozen=True, kw_only=True)
 class AgentOffered(Event):
     TYPE = EventType.agent_offered
-    agent_uri: str
+    agent_uri: str | None
     agent_id: int | None
     ring_timeout: float | None = None
     queue: str | None = None
@@ -184,13 +188,13 @@ class AgentOffered(Event):
 @dataclass(frozen=True, kw_only=True)
 class AgentRinging(Event):
     TYPE = EventType.agent_ringing
-    agent_uri: str
+    agent_uri: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class AgentAnswered(Event):
     TYPE = EventType.agent_answered
-    agent_uri: str
+    agent_uri: str | None
     agent_id: int | None
     queue: str | None = None
 
@@ -198,7 +202,7 @@ class AgentAnswered(Event):
 @dataclass(frozen=True, kw_only=True)
 class AgentMissed(Event):
     TYPE = EventType.agent_missed
-    agent_uri: str
+    agent_uri: str | None
     agent_id: int | None
     reason: str | None = None
     queue: str | None = None
@@ -207,7 +211,7 @@ class AgentMissed(Event):
 @dataclass(frozen=True, kw_only=True)
 class Bridged(Event):
     TYPE = EventType.bridged
-    agent_uri: str
+    agent_uri: str | None
     agent_id: int | None = None
     queue: str | None = None
     number: str | None = None  # outbound: the customer reached
@@ -228,8 +232,8 @@ class Unheld(Event):
 @dataclass(frozen=True, kw_only=True)
 class Transferred(Event):
     TYPE = EventType.transferred
-    kind: str  # queue / agent / number
-    to: str
+    kind: str | None  # queue / agent / number
+    to: str | None
     agent_id: int | None = None
     agent_uri: str | None = None
     consult: bool | None = None  # completed from a consultation
@@ -240,7 +244,7 @@ class Transferred(Event):
 @dataclass(frozen=True, kw_only=True)
 class ConsultStarted(Event):
     TYPE = EventType.consult_started
-    kind: str  # agent / number
+    kind: str | None  # agent / number
     to: str | None
     target_uri: str | None
     agent_id: int | None
@@ -250,7 +254,7 @@ class ConsultStarted(Event):
 @dataclass(frozen=True, kw_only=True)
 class ConsultAnswered(Event):
     TYPE = EventType.consult_answered
-    kind: str
+    kind: str | None
     to: str | None
     target_uri: str | None
     agent_id: int | None
@@ -259,12 +263,12 @@ class ConsultAnswered(Event):
 @dataclass(frozen=True, kw_only=True)
 class ConsultEnded(Event):
     TYPE = EventType.consult_ended
-    kind: str
+    kind: str | None
     to: str | None
     target_uri: str | None
     agent_id: int | None
-    reason: str
-    answered: bool
+    reason: str | None
+    answered: bool | None
     code: int | None
     seconds: float | None = None
     detail: str | None = None
@@ -273,26 +277,26 @@ class ConsultEnded(Event):
 @dataclass(frozen=True, kw_only=True)
 class SupervisorJoined(Event):
     TYPE = EventType.supervisor_joined
-    mode: str  # listen / whisper / barge
+    mode: str | None  # listen / whisper / barge
     uri: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class RecordingStarted(Event):
     TYPE = EventType.recording_started
-    recording_id: str
-    path: str
+    recording_id: str | None
+    path: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class RecordingStopped(Event):
     TYPE = EventType.recording_stopped
-    recording_id: str
-    path: str
-    duration: float
-    size: int = _as("bytes", required=True)
+    recording_id: str | None
+    path: str | None
+    duration: float | None
+    size: int | None = _as("bytes", required=True)
     sha256: str | None
-    status: str  # ok / failed / repaired
+    status: str | None  # ok / failed / repaired
     paused: bool | None = None
     error: str | None = None
     incomplete: bool | None = None
@@ -313,8 +317,8 @@ class AgentHungUp(Event):
 @dataclass(frozen=True, kw_only=True)
 class Abandoned(Event):
     TYPE = EventType.abandoned
-    queue: str
-    waited: float
+    queue: str | None
+    waited: float | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -329,15 +333,15 @@ class CallEnded(Event):
 @dataclass(frozen=True, kw_only=True)
 class SlotFailed(Event):
     TYPE = EventType.slot_failed
-    reason: str
+    reason: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Originated(Event):
     TYPE = EventType.originated
-    number: str
-    purpose: str
-    mode: str  # survey / agent
+    number: str | None
+    purpose: str | None
+    mode: str | None  # survey / agent
     ticket_id: int | None
     callback_id: int | None
 
@@ -346,16 +350,16 @@ class Originated(Event):
 class Announced(Event):
     TYPE = EventType.announced
     queue: str | None
-    position: int
+    position: int | None
     expected_wait: float | None
-    source: str  # engine / routing
+    source: str | None  # engine / routing
 
 
 @dataclass(frozen=True, kw_only=True)
 class CommandFailed(Event):
     TYPE = EventType.command_failed
-    command: str
-    reason: str
+    command: str | None
+    reason: str | None
     command_id: str | None = None
     kind: str | None = None
     mode: str | None = None
@@ -368,9 +372,9 @@ class CommandFailed(Event):
 @dataclass(frozen=True, kw_only=True)
 class CallReserved(Event):
     TYPE = EventType.call_reserved
-    queue: str
-    agent_id: int
-    agent_uri: str
+    queue: str | None
+    agent_id: int | None
+    agent_uri: str | None
     callback: bool | None = None
     offer: Any = None
 
@@ -378,8 +382,8 @@ class CallReserved(Event):
 @dataclass(frozen=True, kw_only=True)
 class CallOverflowed(Event):
     TYPE = EventType.call_overflowed
-    from_queue: str
-    to_queue: str
+    from_queue: str | None
+    to_queue: str | None
     reason: str | None = None
     waited: float | None = None
 
@@ -387,7 +391,7 @@ class CallOverflowed(Event):
 @dataclass(frozen=True, kw_only=True)
 class CallbackScheduled(Event):
     TYPE = EventType.callback_scheduled
-    queue: str
+    queue: str | None
     number: str | None = None
     position: int | None = None
 
@@ -395,7 +399,7 @@ class CallbackScheduled(Event):
 @dataclass(frozen=True, kw_only=True)
 class WrapUpEnded(Event):
     TYPE = EventType.wrap_up_ended
-    agent_id: int
+    agent_id: int | None
     disposition: str | None = None
     by: str | None = None
 
@@ -454,18 +458,22 @@ def from_call_event(event: CallEvent) -> Event:
         raise InvalidEvent(f"{event.type}: data is {type(event.data).__name__}, not an object")
     data = dict(event.data)
     values: dict[str, Any] = {}
+    absent: set[str] = set()
     for f in _data_fields(cls):
         key = _wire_name(f)
         if key in data:
             values[f.name] = data.pop(key)
         elif not _optional(f):
-            raise InvalidEvent(f"{event.type}: data.{key} is missing (call {event.call_id})")
+            # Readers have always taken a missing key as null (``data.get``); so does this.
+            values[f.name] = None
+            absent.add(f.name)
     return cls(
         call_id=event.call_id,
         slot=event.slot,
         node=event.node,
         at=event.at,
         extra=data,
+        absent=frozenset(absent),
         **values,
     )
 
