@@ -137,6 +137,34 @@ def test_no_cycle_is_hidden_behind_a_function_level_import() -> None:
     assert found == [], f"import cycles (function-level imports included): {found}"
 
 
+def test_product_code_never_imports_the_testkit() -> None:
+    graph = import_graph(function_level=True)
+    kit = "callcenter.testkit"
+    users = {
+        module: sorted(t for t in targets if t == kit or t.startswith(kit + "."))
+        for module, targets in graph.items()
+        if not (module == kit or module.startswith(kit + "."))
+    }
+    assert {m: t for m, t in users.items() if t} == {}
+
+
+def test_the_testkit_needs_no_test_runner() -> None:
+    for name, path in project_modules().items():
+        if name.startswith("callcenter.testkit"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            imported = {
+                alias.name.split(".")[0]
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Import)
+                for alias in node.names
+            } | {
+                (node.module or "").split(".")[0]
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom)
+            }
+            assert not imported & {"pytest", "tests", "pjsua2"}, name
+
+
 if __name__ == "__main__":  # the measurement: python tests/foundation/test_import_cycles.py
     for level in (False, True):
         result = cycles(import_graph(function_level=level))
