@@ -19,6 +19,25 @@ from ticketing.state import CallbackResult, Status
 from ticketing.transitions import apply_transition, authorize
 
 
+def _answer(result: str | None, score: int | None, reason: str | None) -> tuple[str, str | None]:
+    """An answered call's result and reason: a survey score alone decides (4-5 satisfied),
+    and an unsatisfied customer's reason is required."""
+    if result is None and score is not None:
+        result = "satisfied" if score >= 4 else "unsatisfied"
+        reason = reason or f"survey score {score} / 满意度评分 {score}"
+    if result is None:
+        raise InvalidInput(
+            "result: required when answered (satisfied or unsatisfied) / 请填写回访结果",
+            details={"field": "result"},
+        )
+    if result == "unsatisfied" and not (reason and reason.strip()):
+        raise InvalidInput(
+            "reason: required when the customer is unsatisfied / 不满意须填写原因",
+            details={"field": "reason"},
+        )
+    return result, reason
+
+
 def record_attempt(
     ctx: AppContext,
     callback_id: int,
@@ -50,19 +69,7 @@ def record_attempt(
         if isinstance(actor, Principal):
             authorize(actor, ticket, Status.callback)
         if outcome == "answered":
-            if result is None and score is not None:
-                result = "satisfied" if score >= 4 else "unsatisfied"
-                reason = reason or f"survey score {score} / 满意度评分 {score}"
-            if result is None:
-                raise InvalidInput(
-                    "result: required when answered (satisfied or unsatisfied) / 请填写回访结果",
-                    details={"field": "result"},
-                )
-            if result == "unsatisfied" and not (reason and reason.strip()):
-                raise InvalidInput(
-                    "reason: required when the customer is unsatisfied / 不满意须填写原因",
-                    details={"field": "reason"},
-                )
+            result, reason = _answer(result, score, reason)
         attempt = session.scalar(
             select(CallbackAttempt)
             .where(CallbackAttempt.callback_id == cb.id, CallbackAttempt.outcome == "placed")

@@ -3,6 +3,7 @@ what each step writes (work order, callback plan, callback result, reopening).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -122,7 +123,10 @@ def apply_transition(
     *,
     actor: str | None = None,
 ) -> None:
-    session, ctx, now = change.session, change.ctx, change.now
+    """One checked step: the guarded status change with the step's columns, what the step
+    writes (its ``_STEP_WRITES`` entry), the timeline event, then any step that follows at
+    once (an unreachable callback window, a reopening after an unsatisfied callback)."""
+    session, now = change.session, change.now
     actor = actor or change.actor
     current = Status(ticket.status)
     required, result = callback_flags(session, ticket)
@@ -130,44 +134,10 @@ def apply_transition(
         current, target, ticket.track, fields, callback_required=required, callback_result=result
     )
     note = fields.get("note")
-    data: dict[str, Any] = {"note": note} if note else {}
-
     if target is Status.dispatched:
-        code = fields.get("department")
-        codes = department_codes(session)
-        dept = (
-            department_by_code(session, str(code))
-            if code
-            else (
-                DeptRef(ticket.department_id, codes[ticket.department_id])
-                if ticket.department_id in codes
-                else None
-            )
-        )
-        if dept is None:
-            raise InvalidInput(
-                "department: required (the category has none)", details={"field": "department"}
-            )
-        reopened = current is Status.callback
-        columns: dict[str, Any] = {"department_id": dept.id, "updated_at": now}
-        if reopened:
-            columns.update(reopened_columns(ctx, ticket, now))
-        _move(session, ticket, current, target, columns)
-        if reopened:
-            change.schedule_sla(ticket)
-        dispatch_ticket(
-            change,
-            ticket,
-            dept,
-            from_status=current.value,
-            actor=actor,
-            reason="reopened after an unsatisfied callback / 回访不满意，继续整改"
-            if reopened
-            else note,
-        )
+        _redispatch(change, ticket, current, fields, actor=actor, note=note)
         return
-
-    columns = {"updated_at": now}
+    columns: dict[str, Any] = {"updated_at": now}
     if target is Status.assigned:
         columns["assignee"] = str(fields["assignee"]).strip()
     elif target is Status.resolved:
@@ -176,57 +146,10 @@ def apply_transition(
         columns["closed_at"] = now
     _move(session, ticket, current, target, columns)
 
-    if target is Status.assigned:
-        data["assignee"] = ticket.assignee
-    elif target is Status.resolved:
-        order = WorkOrder(
-            ticket_id=ticket.id,
-            done=str(fields["done"]),
-            materials=str(fields["materials"]),
-            minutes_spent=int(fields["minutes_spent"]),
-            attachments=list(fields.get("attachments") or []),
-            filled_by=actor,
-            completed_at=now,
-        )
-        session.add(order)
-        data.update(
-            done=order.done,
-            materials=order.materials,
-            minutes_spent=order.minutes_spent,
-            attachments=order.attachments,
-        )
-        if ticket.due_at and now > ticket.due_at:
-            data["late_minutes"] = int((now - ticket.due_at).total_seconds() // 60)
-            if mark_overdue(change, ticket, actor=SYSTEM):
-                # the flags' UPDATE carries the step's time, not the column's onupdate clock
-                flag_modified(ticket, "updated_at")
-    elif target is Status.returned_to_front_desk:
-        cb = plan_callback(session, ctx, ticket, now)
-        data["callback"] = {
-            "id": cb.id,
-            "status": cb.status,
-            "scheduled_for": cb.scheduled_for.isoformat(),
-            "deadline": cb.deadline.isoformat(),
-            "mode": cb.mode,
-        }
-        if cb.status == "scheduled":
-            change.schedule_callback(cb)
-    elif target is Status.callback:
-        data.update(result=fields["result"], reason=fields.get("reason"), score=fields.get("score"))
-        last = current_callback(session, ticket.id)
-        if last is not None and last.status in {"scheduled", "in_progress"}:
-            cb = last
-            cb.status = "done" if fields["result"] != CallbackResult.unreachable else "unreachable"
-            cb.result = str(fields["result"])
-            cb.reason = fields.get("reason")
-            cb.score = fields.get("score")
-            cb.completed_at = now
-            if not fields.get("_from_attempt"):
-                cb.attempts += 1
-                session.add(
-                    CallbackAttempt(callback_id=cb.id, at=now, outcome="answered", note=note)
-                )
-
+    data: dict[str, Any] = {"note": note} if note else {}
+    write = _STEP_WRITES.get(target)
+    if write is not None:
+        data.update(write(change, ticket, fields, actor))
     change.event(
         ticket,
         "transition",
@@ -249,3 +172,134 @@ def apply_transition(
         # 如不满意继续整改: back to the department's supervisor at once.
         session.flush()
         apply_transition(change, ticket, Status.dispatched, {"to": "dispatched"}, actor=actor)
+
+
+def _redispatch(
+    change: Change,
+    ticket: Ticket,
+    current: Status,
+    fields: dict[str, Any],
+    *,
+    actor: str,
+    note: str | None,
+) -> None:
+    """To ``dispatched`` again (another department, or reopened after an unsatisfied
+    callback with a fresh SLA window)."""
+    session, now = change.session, change.now
+    code = fields.get("department")
+    codes = department_codes(session)
+    dept = (
+        department_by_code(session, str(code))
+        if code
+        else (
+            DeptRef(ticket.department_id, codes[ticket.department_id])
+            if ticket.department_id in codes
+            else None
+        )
+    )
+    if dept is None:
+        raise InvalidInput(
+            "department: required (the category has none)", details={"field": "department"}
+        )
+    reopened = current is Status.callback
+    columns: dict[str, Any] = {"department_id": dept.id, "updated_at": now}
+    if reopened:
+        columns.update(reopened_columns(change.ctx, ticket, now))
+    _move(session, ticket, current, Status.dispatched, columns)
+    if reopened:
+        change.schedule_sla(ticket)
+    dispatch_ticket(
+        change,
+        ticket,
+        dept,
+        from_status=current.value,
+        actor=actor,
+        reason="reopened after an unsatisfied callback / 回访不满意，继续整改"
+        if reopened
+        else note,
+    )
+
+
+StepWrite = Callable[[Change, Ticket, dict[str, Any], str], dict[str, Any]]
+
+
+def _assigned(change: Change, ticket: Ticket, fields: dict[str, Any], actor: str) -> dict[str, Any]:
+    return {"assignee": ticket.assignee}
+
+
+def _resolved(change: Change, ticket: Ticket, fields: dict[str, Any], actor: str) -> dict[str, Any]:
+    """The work order (派工单), and the lateness when the deadline had passed."""
+    now = change.now
+    order = WorkOrder(
+        ticket_id=ticket.id,
+        done=str(fields["done"]),
+        materials=str(fields["materials"]),
+        minutes_spent=int(fields["minutes_spent"]),
+        attachments=list(fields.get("attachments") or []),
+        filled_by=actor,
+        completed_at=now,
+    )
+    change.session.add(order)
+    data: dict[str, Any] = {
+        "done": order.done,
+        "materials": order.materials,
+        "minutes_spent": order.minutes_spent,
+        "attachments": order.attachments,
+    }
+    if ticket.due_at and now > ticket.due_at:
+        data["late_minutes"] = int((now - ticket.due_at).total_seconds() // 60)
+        if mark_overdue(change, ticket, actor=SYSTEM):
+            # the flags' UPDATE carries the step's time, not the column's onupdate clock
+            flag_modified(ticket, "updated_at")
+    return data
+
+
+def _returned_to_front_desk(
+    change: Change, ticket: Ticket, fields: dict[str, Any], actor: str
+) -> dict[str, Any]:
+    """The satisfaction callback is planned when the ticket is back at the front desk."""
+    cb = plan_callback(change.session, change.ctx, ticket, change.now)
+    if cb.status == "scheduled":
+        change.schedule_callback(cb)
+    return {
+        "callback": {
+            "id": cb.id,
+            "status": cb.status,
+            "scheduled_for": cb.scheduled_for.isoformat(),
+            "deadline": cb.deadline.isoformat(),
+            "mode": cb.mode,
+        }
+    }
+
+
+def _callback(change: Change, ticket: Ticket, fields: dict[str, Any], actor: str) -> dict[str, Any]:
+    """The callback's result closes the open callback (an agent's answer counts as an
+    attempt unless it came from a recorded attempt)."""
+    session, now = change.session, change.now
+    last = current_callback(session, ticket.id)
+    if last is not None and last.status in {"scheduled", "in_progress"}:
+        last.status = "done" if fields["result"] != CallbackResult.unreachable else "unreachable"
+        last.result = str(fields["result"])
+        last.reason = fields.get("reason")
+        last.score = fields.get("score")
+        last.completed_at = now
+        if not fields.get("_from_attempt"):
+            last.attempts += 1
+            session.add(
+                CallbackAttempt(
+                    callback_id=last.id, at=now, outcome="answered", note=fields.get("note")
+                )
+            )
+    return {
+        "result": fields["result"],
+        "reason": fields.get("reason"),
+        "score": fields.get("score"),
+    }
+
+
+_STEP_WRITES: dict[Status, StepWrite] = {
+    Status.assigned: _assigned,
+    Status.resolved: _resolved,
+    Status.returned_to_front_desk: _returned_to_front_desk,
+    Status.callback: _callback,
+}
