@@ -99,14 +99,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
                 low[node] = min(low[node], low[nxt])
             elif nxt in on_stack:
                 low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component: list[str] = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
+        if low[node] == index[node]:  # node is the root of a component: pop it
+            component = stack[stack.index(node) :]
+            del stack[stack.index(node) :]
+            on_stack.difference_update(component)
             if len(component) > 1:
                 found.append(sorted(component))
 
