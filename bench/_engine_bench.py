@@ -28,6 +28,7 @@ import redis  # noqa: E402
 from _measure import percentile  # noqa: E402
 
 from callcenter.streams import CallEvent  # noqa: E402
+from callcenter.testkit import sipp  # noqa: E402
 
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 PREFIX = "bench"
@@ -110,9 +111,7 @@ def measure(pids_of: Callable[[], list[int]], seconds: float) -> tuple[float, fl
 
 
 def tone_pcap(path: Path, frequency: float, seconds: float) -> Path:
-    from tests.engine.siptools import tone_pcap as make
-
-    return make(path, frequency, seconds)
+    return sipp.tone_pcap(path, frequency, seconds)
 
 
 def tone_wav(path: Path, frequency: float, seconds: float) -> Path:
@@ -288,9 +287,7 @@ def run_sipp(
 
 
 def uas_xml(path: Path, pcap: Path | None) -> Path:
-    from tests.engine.siptools import agent_scenario
-
-    return agent_scenario(path, pcap, answer_after_ms=50)
+    return sipp.agent_scenario(path, pcap, answer_after_ms=50)
 
 
 def invite_to_200_ms(workdir: Path) -> list[float]:

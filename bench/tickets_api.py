@@ -46,7 +46,7 @@ from callcenter.db import make_engine  # noqa: E402
 from callcenter.demo import seed_demo  # noqa: E402
 from callcenter.migrate import upgrade  # noqa: E402
 from config.settings import Settings  # noqa: E402
-from ticketing import jobs  # noqa: E402
+from ticketing import jobs, scheduling  # noqa: E402
 from ticketing.models import Ticket  # noqa: E402
 
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -413,12 +413,12 @@ def timers_phase(settings: Settings, count: int) -> dict[str, Any]:
         with ctx.sessions() as session:
             ids = list(session.execute(select(Ticket.id, Ticket.due_at)).all())
         began = time.perf_counter()
-        high = jobs.ticket_queues(ctx)["high"]
+        high = scheduling.ticket_queues(ctx)["high"]
         for start in range(0, len(ids), 200):
             pipe = high.connection.pipeline()
             for ticket_id, due in ids[start : start + 200]:
                 assert due is not None
-                jobs.schedule_sla_timers(ctx, ticket_id, due, "general", pipeline=pipe)
+                scheduling.schedule_sla_timers(ctx, ticket_id, due, "general", pipeline=pipe)
             pipe.execute()
         schedule_s = time.perf_counter() - began
         began = time.perf_counter()

@@ -5,6 +5,9 @@ Events are past-tense facts; each is one entry on the ``events`` stream whose fi
 Agent state changes go on their own ``agent_events`` stream, same fields with ``agent_id``.
 Commands are imperatives on a slot's command stream with ``type``, ``call_id``, ``id``
 (a unique command id) and ``data`` (JSON). Neither side imports the other.
+
+The keys of each event type's ``data`` are the fields of its class in ``callcenter/events.py``
+(the comments below are a summary); readers parse entries there, once.
 """
 
 from __future__ import annotations

@@ -26,18 +26,18 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from callcenter import heap
+from callcenter import events, heap
 from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.errors import CallCenterError
 from callcenter.health import beat
-from callcenter.streams import CallEvent, EventType
+from callcenter.streams import AgentEventType, CommandType, EventType
 from cti import numbers, screenpop, services, shifts
 from cti.models import Agent, AgentStateChange, Call
 from cti.routing import CALLBACK_DIGIT, Routing
@@ -53,6 +53,8 @@ HEARTBEAT_EVERY_SECONDS = 3.0
 CALL_INFO_TTL_SECONDS = 86400
 
 Entry = tuple[str, dict[str, str]]
+Result = dict[str, Any] | None  # what routing answered, for services.deliver
+E = TypeVar("E", bound=events.Event)
 WARM_UP_NUMBER = "01000000000"  # a well-formed landline no customer has
 
 
@@ -71,6 +73,8 @@ class Router:
         self._next_beat = 0.0
         self._last_alert: bool | None = None
         self._next_claim: dict[tuple[str, str], float] = {}
+        self._handlers: dict[EventType, Callable[[events.Event], Result]] = {}
+        self._subscribe_all()
         self.ensure_groups()
 
     def warm_up(self) -> None:
@@ -210,81 +214,116 @@ class Router:
         return len(entries)
 
     def handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
-        self.handle(CallEvent.from_fields(fields))
+        try:
+            event = events.from_wire(fields)  # the one place an entry is taken apart
+        except events.InvalidEvent as exc:
+            log.warning("event %s skipped: %s", entry_id, exc)
+            return
+        self.handle(event)
 
-    def handle(self, event: CallEvent) -> None:
+    def _subscribe(self, cls: type[E], handler: Callable[[E], Result]) -> None:
+        self._handlers[cls.TYPE] = cast(Callable[[events.Event], Result], handler)
+
+    def _subscribe_all(self) -> None:
+        """The engine's facts routing acts on, one handler each (``handle`` dispatches)."""
+        self._subscribe(events.CallArrived, self._arrived)
+        self._subscribe(events.CallQueued, self._enqueue)
+        self._subscribe(events.CallbackRequested, self._callback_requested)
+        self._subscribe(events.DigitReceived, self._digit)
+        self._subscribe(events.CommandFailed, self._command_failed)
+        self._subscribe(events.AgentAnswered, self._agent_answered)
+        self._subscribe(events.AgentMissed, self._agent_missed)
+        self._subscribe(events.CallerHungUp, self._caller_left)
+        self._subscribe(events.Abandoned, self._caller_left)
+        self._subscribe(events.CallEnded, self._call_over)
+        self._subscribe(events.SlotFailed, self._call_over)
+        self._subscribe(events.Held, self._held)
+        self._subscribe(events.Unheld, self._held)
+        self._subscribe(events.Transferred, self._transferred)
+        self._subscribe(events.ConsultStarted, self._consult)
+        self._subscribe(events.ConsultAnswered, self._consult)
+        self._subscribe(events.ConsultEnded, self._consult)
+
+    def handle(self, event: events.Event) -> None:
         if event.node == "routing":
             return  # our own call_reserved / call_overflowed / ... facts
-        data, call_id, routing = event.data, event.call_id, self.routing
-        kind = event.type
-        result: dict[str, Any] | None = None
-        if kind == EventType.call_arrived:
-            key = self.keys.routing(f"call:{call_id}")
-            self.redis.hset(
-                key,
-                mapping={"caller": str(data.get("caller", "")), "did": str(data.get("did", ""))},
-            )
-            if not self.redis.hexists(key, "state"):
-                self.redis.expire(key, CALL_INFO_TTL_SECONDS)
-        elif kind == EventType.call_queued:
-            result = self._enqueue(event)
-        elif kind == EventType.callback_requested:
-            number = numbers.normalize(str(data.get("number") or ""))
-            queue = str(data.get("queue") or self.ctx.config.callbacks.queue)
-            result = routing.callback_requested(call_id, queue, number)
-        elif kind == EventType.digit_received and event.node == "queued":
-            # A key pressed while waiting: "1" after routing offered a call-back takes it.
-            call = routing.call(call_id)
-            if (
-                str(data.get("digit")) == CALLBACK_DIGIT
-                and call.get("cb_offered") == "1"
-                and call.get("callback") != "1"
-            ):
-                result = routing.callback_requested(call_id, call["queue"], "", confirm=True)
-        elif kind == "command_failed" and data.get("command") == "originate":
-            # The engine could not place a call-back / click-to-call (no idle slot, …).
-            result = routing.hangup(call_id, final=True)
-        elif kind == "command_failed" and data.get("command") == "transfer":
-            result = self._transfer_refused(event)
-        elif kind == EventType.agent_answered:
-            routing.answered(call_id, _int(data.get("agent_id")))
-        elif kind == EventType.agent_missed:
-            result = routing.missed(
-                call_id, _int(data.get("agent_id")), reason=str(data.get("reason") or "no_answer")
-            )
-        elif kind in {EventType.caller_hung_up, EventType.abandoned}:
-            result = routing.hangup(call_id, final=False)
-        elif kind in {EventType.call_ended, EventType.slot_failed}:
-            result = routing.hangup(call_id, final=True)
-        elif kind in {EventType.held, EventType.unheld}:
-            routing.hold(call_id, held=kind == EventType.held)
-        elif kind == EventType.transferred:
-            # both desktops (the engine's fact first, then routing's state changes): the agent
-            # who handed the caller over, and an agent who took them
-            before = _int(routing.call(call_id).get("agent"))
-            told = {k: data.get(k) for k in ("kind", "to", "agent_id")}
-            told.update(consult=bool(data.get("consult")), from_agent_id=before)
-            if "answered" in data:  # a consultation completed before the target answered
-                told["answered"] = bool(data["answered"])
-            self._tell(event, told, before, _int(data.get("agent_id")))
-            result = routing.transferred(
-                call_id,
-                kind=str(data.get("kind") or ""),
-                to=str(data.get("to") or ""),
-                consult=bool(data.get("consult")),
-            )
-        elif kind in {
-            EventType.consult_started,
-            EventType.consult_answered,
-            EventType.consult_ended,
-        }:
-            result = self._consult(event)
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            return
+        result = handler(event)
         if result is not None:
             services.deliver(self.ctx, result)
 
+    def _arrived(self, event: events.CallArrived) -> Result:
+        key = self.keys.routing(f"call:{event.call_id}")
+        self.redis.hset(key, mapping={"caller": str(event.caller), "did": str(event.did)})
+        if not self.redis.hexists(key, "state"):
+            self.redis.expire(key, CALL_INFO_TTL_SECONDS)
+        return None
+
+    def _callback_requested(self, event: events.CallbackRequested) -> Result:
+        number = numbers.normalize(str(event.number or ""))
+        queue = str(event.queue or self.ctx.config.callbacks.queue)
+        return self.routing.callback_requested(event.call_id, queue, number)
+
+    def _digit(self, event: events.DigitReceived) -> Result:
+        if event.node != "queued":
+            return None
+        # A key pressed while waiting: "1" after routing offered a call-back takes it.
+        call = self.routing.call(event.call_id)
+        if (
+            str(event.digit) == CALLBACK_DIGIT
+            and call.get("cb_offered") == "1"
+            and call.get("callback") != "1"
+        ):
+            return self.routing.callback_requested(event.call_id, call["queue"], "", confirm=True)
+        return None
+
+    def _command_failed(self, event: events.CommandFailed) -> Result:
+        if event.command == CommandType.originate:
+            # The engine could not place a call-back / click-to-call (no idle slot, …).
+            return self.routing.hangup(event.call_id, final=True)
+        if event.command == CommandType.transfer:
+            return self._transfer_refused(event)
+        return None
+
+    def _agent_answered(self, event: events.AgentAnswered) -> Result:
+        self.routing.answered(event.call_id, _int(event.agent_id))
+        return None
+
+    def _agent_missed(self, event: events.AgentMissed) -> Result:
+        reason = str(event.reason or "no_answer")
+        return self.routing.missed(event.call_id, _int(event.agent_id), reason=reason)
+
+    def _caller_left(self, event: events.CallerHungUp | events.Abandoned) -> Result:
+        return self.routing.hangup(event.call_id, final=False)
+
+    def _call_over(self, event: events.CallEnded | events.SlotFailed) -> Result:
+        return self.routing.hangup(event.call_id, final=True)
+
+    def _held(self, event: events.Held | events.Unheld) -> Result:
+        self.routing.hold(event.call_id, held=isinstance(event, events.Held))
+        return None
+
+    def _transferred(self, event: events.Transferred) -> Result:
+        # both desktops (the engine's fact first, then routing's state changes): the agent
+        # who handed the caller over, and an agent who took them
+        before = _int(self.routing.call(event.call_id).get("agent"))
+        told: dict[str, Any] = {"kind": event.kind, "to": event.to, "agent_id": event.agent_id}
+        told.update(consult=bool(event.consult), from_agent_id=before)
+        if event.answered is not None:  # a consultation completed before the target answered
+            told["answered"] = bool(event.answered)
+        self._tell(event, told, before, _int(event.agent_id))
+        return self.routing.transferred(
+            event.call_id,
+            kind=str(event.kind or ""),
+            to=str(event.to or ""),
+            consult=bool(event.consult),
+        )
+
     # ------------------------------------------------------------ consultation
 
-    def _tell(self, event: CallEvent, body: dict[str, Any], *agent_ids: int | None) -> None:
+    def _tell(self, event: events.Event, body: dict[str, Any], *agent_ids: int | None) -> None:
         """A desktop message (``type`` = the event's type) to each agent's socket."""
         message = json.dumps(
             {"type": str(event.type), "call_id": event.call_id, **body, "at": event.at},
@@ -293,66 +332,73 @@ class Router:
         for agent_id in dict.fromkeys(a for a in agent_ids if a is not None):
             self.redis.publish(self.keys.agent_channel(agent_id), message)
 
-    def _consult(self, event: CallEvent) -> dict[str, Any] | None:
+    def _consult(
+        self, event: events.ConsultStarted | events.ConsultAnswered | events.ConsultEnded
+    ) -> Result:
         """Routing's side of a consultation, and the two desktops told of each step."""
-        data, call_id = event.data, event.call_id
+        call_id = event.call_id
         call = self.routing.call(call_id)
         consulting = _int(call.get("agent"))
-        target = _int(data.get("agent_id")) if data.get("kind") == "agent" else None
+        target = _int(event.agent_id) if event.kind == "agent" else None
         facts = {
-            "kind": data.get("kind"),
-            "to": data.get("to"),
+            "kind": event.kind,
+            "to": event.to,
             "from_agent_id": consulting,
             "target_agent_id": target,
         }
         # the desktops hear the engine's fact first, then routing's state changes
-        if event.type == EventType.consult_started:
-            self._tell(event, {**facts, "ring_timeout": data.get("ring_timeout")}, consulting)
+        if isinstance(event, events.ConsultStarted):
+            self._tell(event, {**facts, "ring_timeout": event.ring_timeout}, consulting)
             if target is not None:
                 # the target's desktop: who is asking, and about which caller
                 offer = {**facts, "type": "consult_offer"}
                 offer.update(caller=call.get("caller"), queue=call.get("queue"))
                 self._tell(event, offer, target)
             return None
-        if event.type == EventType.consult_answered:
+        if isinstance(event, events.ConsultAnswered):
             self._tell(event, facts, consulting, target)
             if target is not None:
                 self.routing.answered(call_id, target, consult=True)
             return None
-        extra = {"reason": data.get("reason"), "answered": data.get("answered")}
+        extra = {"reason": event.reason, "answered": event.answered}
         self._tell(event, {**facts, **extra}, consulting, target)
         if target is None:
             return None
-        return self.routing.release_transfer(call_id, target, reason=str(data.get("reason") or ""))
+        return self.routing.release_transfer(call_id, target, reason=str(event.reason or ""))
 
-    def _transfer_refused(self, event: CallEvent) -> dict[str, Any] | None:
+    def _transfer_refused(self, event: events.CommandFailed) -> Result:
         """The engine refused a transfer: a target agent routing reserved for it is released,
         and the agent who asked is told why."""
-        data, call_id = event.data, event.call_id
-        call = self.routing.call(call_id)
+        call = self.routing.call(event.call_id)
         result: dict[str, Any] | None = None
-        target = _int(data.get("agent_id"))
-        if data.get("kind") == "agent" and data.get("mode") in {"blind", "consult"} and target:
-            result = self.routing.release_transfer(call_id, target, reason="refused")
-        body = {k: data.get(k) for k in ("command", "command_id", "mode", "kind", "reason")}
+        target = _int(event.agent_id)
+        if event.kind == "agent" and event.mode in {"blind", "consult"} and target:
+            result = self.routing.release_transfer(event.call_id, target, reason="refused")
+        body = {
+            "command": event.command,
+            "command_id": event.command_id,
+            "mode": event.mode,
+            "kind": event.kind,
+            "reason": event.reason,
+        }
         self._tell(event, body, _int(call.get("agent")))
         return result
 
-    def _enqueue(self, event: CallEvent) -> dict[str, Any]:
+    def _enqueue(self, event: events.CallQueued) -> Result:
         """Queue the call and offer it at once when an agent is free; the caller lookup (SQL)
         comes after, so it never delays the offer: for an offered call it feeds the screen
         pop, for a waiting one it raises a member's priority and is kept for the pop."""
-        data, routing = event.data, self.routing
-        queue = str(data.get("queue") or "")
-        caller = str(data.get("caller") or routing.call(event.call_id).get("caller") or "")
+        routing = self.routing
+        queue = str(event.queue or "")
+        caller = str(event.caller or routing.call(event.call_id).get("caller") or "")
         result = routing.enqueue(
             event.call_id,
             queue,
-            priority=int(data.get("priority") or 0),
+            priority=int(event.priority or 0),
             caller=caller or None,
             slot=event.slot or None,
-            menu_path=list(data.get("menu_path") or []),
-            collected=dict(data.get("collected") or {}),
+            menu_path=list(event.menu_path or []),
+            collected=dict(event.collected or {}),
         )
         offers = services.deliver(self.ctx, result)
         config = self.ctx.config.queues.queues.get(queue)
@@ -397,7 +443,7 @@ class Router:
     def _log_states(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         rows = []
         for entry_id, fields in entries:
-            if fields.get("type") != "agent_state_changed":
+            if fields.get("type") != AgentEventType.state_changed:
                 continue
             data = json.loads(fields.get("data") or "{}")
             rows.append(

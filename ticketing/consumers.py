@@ -23,10 +23,11 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
+from callcenter import events
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
-from callcenter.streams import CallEvent, EventType
-from ticketing import services
+from ticketing.attempts import record_attempt
+from ticketing.change import SYSTEM
 from ticketing.models import CallbackAttempt
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def consume(ctx: AppContext, *, now: datetime | None = None, batch: int = 500) -
         for entry_id, fields in entries:
             counts["read"] += 1
             try:
-                outcome = _handle(ctx, CallEvent.from_fields(fields), now)
+                outcome = _handle(ctx, events.from_wire(fields), now)
             except (CallCenterError, KeyError, ValueError) as exc:
                 log.warning("callback event %s not recorded: %s", entry_id, exc)
                 outcome = None
@@ -67,38 +68,38 @@ def consume(ctx: AppContext, *, now: datetime | None = None, batch: int = 500) -
             ctx.redis.xack(ctx.keys.events, GROUP, entry_id)
 
 
-def _handle(ctx: AppContext, event: CallEvent, now: datetime | None) -> str | None:
+def _handle(ctx: AppContext, event: events.Event, now: datetime | None) -> str | None:
     match = CALL_ID.match(event.call_id)
     if match is None:
         return None
     callback_id = int(match.group(1))
     if not _attempt_open(ctx, callback_id, event.call_id):
         return None
-    if event.type == EventType.digits_collected and event.data.get("variable") == "satisfaction":
-        score = int(str(event.data.get("value", "")).strip() or "0")
+    if isinstance(event, events.DigitsCollected) and event.variable == "satisfaction":
+        score = int(str(event.value if event.value is not None else "").strip() or "0")
         if not 1 <= score <= 5:
             raise ValueError(f"satisfaction key {score!r} is not 1-5")
-        services.record_attempt(
+        record_attempt(
             ctx,
             callback_id,
             outcome="answered",
             score=score,
             call_id=event.call_id,
-            actor=services.SYSTEM,
+            actor=SYSTEM,
             now=now,
             note="survey / 自动语音回访",
         )
         return "answered"
-    if event.type == EventType.call_ended:
-        outcome = str(event.data.get("outcome") or event.data.get("reason") or "")
+    if isinstance(event, events.CallEnded):
+        outcome = str(event.outcome or event.reason or "")
         if outcome == "answered":
             return None
-        services.record_attempt(
+        record_attempt(
             ctx,
             callback_id,
             outcome=UNANSWERED.get(outcome, "failed" if outcome else "no_answer"),
             call_id=event.call_id,
-            actor=services.SYSTEM,
+            actor=SYSTEM,
             now=now,
             note=f"call ended: {outcome}",
         )

@@ -11,7 +11,7 @@ from callcenter.auth import Principal, current_user, get_ctx, require
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden
 from callcenter.models import Role
-from ticketing import services
+from ticketing import attempts, dispatch, queries, registration, reports, transitions
 from ticketing.schemas import (
     CallbackAttemptCreate,
     CallbackPublic,
@@ -44,8 +44,8 @@ def create_ticket(
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(front_desk),
 ) -> dict[str, Any]:
-    ticket = services.create_ticket(ctx, body, actor=user)
-    return services.ticket_summary(ctx, ticket)  # as written: not read back
+    ticket = registration.create_ticket(ctx, body, actor=user)
+    return queries.ticket_summary(ctx, ticket)  # as written: not read back
 
 
 @router.get("/tickets", response_model=TicketPage, summary="Tickets, newest first, filtered")
@@ -65,12 +65,12 @@ def list_tickets(
         # Department staff see their own department's queue only.
         if department is not None and department not in {str(user.department_id)}:
             with ctx.sessions() as session:
-                if services.resolve_department(session, department).id != user.department_id:
+                if dispatch.resolve_department(session, department).id != user.department_id:
                     raise Forbidden(
                         "department staff see only their own department / 只能查看本部门工单"
                     )
         department = str(user.department_id)
-    return services.list_tickets(
+    return queries.list_tickets(
         ctx,
         status=status,
         department=department,
@@ -90,7 +90,7 @@ def overdue_report(
     ctx: AppContext = Depends(get_ctx),
     _user: Principal = Depends(reporters),
 ) -> dict[str, Any]:
-    return services.overdue_report(ctx, since=since, until=until)
+    return reports.overdue_report(ctx, since=since, until=until)
 
 
 @router.get(
@@ -101,7 +101,7 @@ def get_ticket(
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(readers),
 ) -> dict[str, Any]:
-    return services.ticket_detail(ctx, ticket_id, viewer=user)
+    return queries.ticket_detail(ctx, ticket_id, viewer=user)
 
 
 @router.post(
@@ -115,7 +115,7 @@ def transition(
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(current_user),
 ) -> dict[str, Any]:
-    return services.transition_detail(
+    return transitions.transition_detail(
         ctx, ticket_id, body.model_dump(exclude_none=True), actor=user
     )
 
@@ -124,7 +124,7 @@ def transition(
 def ticket_categories(
     ctx: AppContext = Depends(get_ctx), _user: Principal = Depends(current_user)
 ) -> list[dict[str, Any]]:
-    return services.categories(ctx)
+    return dispatch.categories(ctx)
 
 
 @router.get(
@@ -142,13 +142,13 @@ def department_tickets(
     user: Principal = Depends(readers),
 ) -> dict[str, Any]:
     with ctx.sessions() as session:
-        dept = services.resolve_department(session, department)
+        dept = dispatch.resolve_department(session, department)
     if user.role is Role.department and user.department_id != dept.id:
         raise Forbidden(
             "department staff see only their own department / 只能查看本部门工单",
             details={"department_id": dept.id},
         )
-    return services.list_tickets(
+    return queries.list_tickets(
         ctx, status=status, department=str(dept.id), overdue=overdue, limit=limit, offset=offset
     )
 
@@ -160,7 +160,7 @@ def list_callbacks(
     ctx: AppContext = Depends(get_ctx),
     _user: Principal = Depends(callback_readers),
 ) -> list[dict[str, Any]]:
-    return services.list_callbacks(ctx, status=status, limit=limit)
+    return queries.list_callbacks(ctx, status=status, limit=limit)
 
 
 @router.get("/callbacks/report", summary="回访总结报告: callback summary for a period")
@@ -170,7 +170,7 @@ def callback_report(
     ctx: AppContext = Depends(get_ctx),
     _user: Principal = Depends(reporters),
 ) -> dict[str, Any]:
-    return services.callback_report(ctx, since=since, until=until)
+    return reports.callback_report(ctx, since=since, until=until)
 
 
 @router.post(
@@ -184,6 +184,6 @@ def record_attempt(
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(front_desk),
 ) -> dict[str, Any]:
-    cb = services.record_attempt(ctx, callback_id, actor=user, **body.model_dump())
-    detail = services.ticket_detail(ctx, cb.ticket_id)
+    cb = attempts.record_attempt(ctx, callback_id, actor=user, **body.model_dump())
+    detail = queries.ticket_detail(ctx, cb.ticket_id)
     return next(c for c in detail["callbacks"] if c["id"] == cb.id)

@@ -14,36 +14,32 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rq import Queue, get_current_job
 from sqlalchemy import select
 
 from callcenter.context import AppContext
 from callcenter.db import utcnow
 from callcenter.runtime import get_context
 from callcenter.streams import CallEvent, Command, CommandType, EventType
-from callcenter.worker import queues
-from ticketing import consumers, services
+from ticketing import consumers, sla
+from ticketing.attempts import record_attempt, retry_or_give_up
+from ticketing.callbacks import due_callbacks, next_allowed
+from ticketing.change import SYSTEM, Change, apply_effects, changing, local_tz
 from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket, WebhookDelivery
-from ticketing.services import (
-    SYSTEM,
-    Change,
-    Effects,
-    apply_effects,
-    changing,
-    local_tz,
-    next_allowed,
+from ticketing.scheduling import (
+    SCAN_INTERVAL,
+    enqueue_scan,
+    schedule_sla_timers,
+    schedule_webhook,
 )
 from ticketing.state import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
 
-SCAN_INTERVAL = timedelta(seconds=60)
 ORIGINATE_STREAM_MAXLEN = 100_000
 SIGNATURE_HEADER = "X-Callcenter-Signature"
 
@@ -54,129 +50,6 @@ def _now(now: datetime | str | None) -> datetime:
     if isinstance(now, str):
         now = datetime.fromisoformat(now)
     return now if now.tzinfo else now.replace(tzinfo=UTC)
-
-
-def ticket_queues(ctx: AppContext) -> dict[str, Queue]:
-    """high (SLA timers, callbacks) and default (webhooks), built once per context."""
-    cached = ctx.extras.get("ticket_queues")
-    if cached is None:
-        qs = queues(ctx)
-        cached = {q.name.rsplit(":", 1)[-1]: q for q in qs}
-        ctx.extras["ticket_queues"] = cached
-    return cached  # type: ignore[return-value]
-
-
-def _job_id(ctx: AppContext, *parts: object) -> str:
-    return "-".join([ctx.keys.prefix, "tickets", *(str(p) for p in parts)])
-
-
-# ---------------------------------------------------------------- scheduling
-
-
-def sla_moments(ctx: AppContext, due_at: datetime, track: str) -> list[tuple[str, datetime]]:
-    """When a deadline needs looking at: the warning, the deadline, the escalation above."""
-    cfg = ctx.config.dispatch.tracks[track]  # type: ignore[index]
-    return [
-        ("warn", due_at - timedelta(minutes=cfg.warn_before_minutes)),
-        ("due", due_at),
-        ("above", due_at + timedelta(minutes=cfg.escalate_above_after_minutes)),
-    ]
-
-
-def sla_job_id(ctx: AppContext, ticket_id: int, name: str, due_at: datetime) -> str:
-    return _job_id(ctx, "sla", ticket_id, name, int(due_at.timestamp()))
-
-
-def schedule_sla_timers(
-    ctx: AppContext,
-    ticket_id: int,
-    due_at: datetime,
-    track: str,
-    pipeline: Any = None,
-    after: datetime | None = None,
-) -> str | None:
-    """Schedule the next SLA timer of this deadline (the first moment after ``after``); each
-    timer, when it fires, schedules the one after it. One RQ job per open ticket at a time;
-    pass ``pipeline`` to batch several tickets in one Redis round trip."""
-    for name, at in sla_moments(ctx, due_at, track):
-        if after is not None and at <= after:
-            continue
-        job_id = sla_job_id(ctx, ticket_id, name, due_at)
-        current = get_current_job()
-        if current is not None and current.id == job_id:
-            return None  # never reschedule the running job's own id
-        high = ticket_queues(ctx)["high"]
-        pipe = pipeline if pipeline is not None else high.connection.pipeline()
-        high.enqueue_at(
-            at,
-            check_sla,
-            ticket_id,
-            job_id=job_id,
-            result_ttl=0,
-            failure_ttl=7 * 86400,
-            pipeline=pipe,
-        )
-        if pipeline is None:
-            pipe.execute()
-        return job_id
-    return None
-
-
-def schedule_effects(ctx: AppContext, effects: Effects) -> None:
-    """Everything one change hands to RQ, in one Redis round trip (one MULTI/EXEC)."""
-    qs = ticket_queues(ctx)
-    if effects.sla or effects.callbacks or effects.deliveries:
-        pipe = qs["high"].connection.pipeline()
-        pipe.multi()  # before any command: RQ's enqueue would start it and refuse a busy pipe
-        for ticket_id, due_at, track in effects.sla:
-            schedule_sla_timers(ctx, ticket_id, due_at, track, pipeline=pipe)
-        for callback_id, at in effects.callbacks:
-            qs["high"].enqueue_at(
-                at,
-                place_callback,
-                callback_id,
-                job_id=callback_job_id(ctx, callback_id, at),
-                result_ttl=0,
-                failure_ttl=7 * 86400,
-                pipeline=pipe,
-            )
-        for delivery_id in effects.deliveries:
-            qs["default"].enqueue(
-                deliver_webhook,
-                delivery_id,
-                job_id=_job_id(ctx, "webhook", delivery_id, 1),
-                result_ttl=0,
-                failure_ttl=7 * 86400,
-                pipeline=pipe,
-            )
-        pipe.execute()
-    ensure_scan(ctx)
-
-
-def ensure_scan(ctx: AppContext) -> None:
-    """Start the periodic scan chain unless one is alive (a key with a TTL marks it).
-    Asked at most once per SCAN_INTERVAL per process."""
-    checked = ctx.extras.get("ticket_scan_checked")
-    if isinstance(checked, float) and time.monotonic() - checked < SCAN_INTERVAL.total_seconds():
-        return
-    ctx.extras["ticket_scan_checked"] = time.monotonic()
-    if ctx.redis.set(
-        ctx.keys.tickets("scan-chain"), "1", nx=True, ex=int(SCAN_INTERVAL.total_seconds() * 3)
-    ):
-        _enqueue_scan(ctx)
-
-
-def callback_job_id(ctx: AppContext, callback_id: int, at: datetime) -> str:
-    """One job id per planned moment: a job must never reschedule its own id (RQ deletes a
-    finished job's hash, which would orphan the new schedule)."""
-    return _job_id(ctx, "callback", callback_id, int(at.timestamp()))
-
-
-def _enqueue_scan(ctx: AppContext) -> None:
-    at = utcnow() + SCAN_INTERVAL
-    ticket_queues(ctx)["low"].enqueue_at(
-        at, scan, job_id=_job_id(ctx, "scan", int(at.timestamp())), result_ttl=0, failure_ttl=86400
-    )
 
 
 # ---------------------------------------------------------------- SLA
@@ -191,7 +64,7 @@ def check_sla(ticket_id: int, now: datetime | str | None = None) -> list[str]:
         ticket = change.session.get(Ticket, ticket_id)
         if ticket is None:
             return []
-        done = services.check_sla(change, ticket)
+        done = sla.check_sla(change, ticket)
         still_open = ticket.status in OPEN_STATUSES and ticket.due_at is not None
         due_at, track = ticket.due_at, ticket.track
     if still_open and due_at is not None:
@@ -205,9 +78,9 @@ def scan_sla(now: datetime | str | None = None) -> dict[str, int]:
     moment = _now(now)
     counts = {"checked": 0, "warned": 0, "overdue": 0, "escalated": 0}
     with changing(ctx, actor=SYSTEM, now=moment) as change:
-        for ticket in services.sla_candidates(change.session, ctx, moment):
+        for ticket in sla.sla_candidates(change.session, ctx, moment):
             counts["checked"] += 1
-            for what in services.check_sla(change, ticket):
+            for what in sla.check_sla(change, ticket):
                 counts[what.split(":")[0]] += 1
     return counts
 
@@ -220,9 +93,7 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
     report["callback_events"] = consumers.consume(ctx, now=None if now is None else moment)
     cfg = ctx.config.callbacks
     with ctx.sessions() as session:
-        due, stale = services.due_callbacks(
-            session, moment, timedelta(minutes=cfg.retry_after_minutes)
-        )
+        due, stale = due_callbacks(session, moment, timedelta(minutes=cfg.retry_after_minutes))
         pending = [
             (row.id, row.attempts)
             for row in session.execute(
@@ -235,7 +106,7 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
     # One bad row must not stop the rest: each item is tried on its own and logged.
     for callback_id in stale:
         try:
-            services.record_attempt(
+            record_attempt(
                 ctx,
                 callback_id,
                 outcome="no_answer",
@@ -250,11 +121,8 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
             place_callback(callback_id, now=moment)
         except Exception:
             log.exception("scan: could not place callback %s", callback_id)
-    qs = ticket_queues(ctx)
     for delivery_id, attempts in pending:
-        qs["default"].enqueue(
-            deliver_webhook, delivery_id, job_id=_job_id(ctx, "webhook", delivery_id, attempts + 1)
-        )
+        schedule_webhook(ctx, delivery_id, attempts + 1)
     report.update(
         callbacks_placed=len(due), callbacks_stale=len(stale), webhooks_requeued=len(pending)
     )
@@ -262,7 +130,7 @@ def scan(now: datetime | str | None = None, reschedule: bool = True) -> dict[str
         ctx.redis.set(
             ctx.keys.tickets("scan-chain"), "1", ex=int(SCAN_INTERVAL.total_seconds() * 3)
         )
-        _enqueue_scan(ctx)
+        enqueue_scan(ctx)
     return report
 
 
@@ -324,7 +192,7 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
         ticket = session.get(Ticket, cb.ticket_id)
         assert ticket is not None
         if moment > cb.deadline:
-            services.retry_or_give_up(change, cb, ticket)
+            retry_or_give_up(change, cb, ticket)
             rescheduled = True
         else:
             rescheduled = False
@@ -332,7 +200,7 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
             if allowed > moment:  # fired inside a rest period: move to its end
                 cb.scheduled_for = allowed
                 if allowed > cb.deadline:
-                    services.retry_or_give_up(change, cb, ticket)
+                    retry_or_give_up(change, cb, ticket)
                 else:
                     change.schedule_callback(cb)
                 rescheduled = True
@@ -387,14 +255,7 @@ def deliver_webhook(delivery_id: int, now: datetime | str | None = None) -> str:
     if not lock.acquire(blocking=False):
         # Another worker is on it, or one died holding the lock: look again once it expires.
         later = utcnow() + timedelta(seconds=hold)
-        ticket_queues(ctx)["default"].enqueue_at(
-            later,
-            deliver_webhook,
-            delivery_id,
-            job_id=_job_id(ctx, "webhook", delivery_id, "busy", int(later.timestamp() * 1000)),
-            result_ttl=0,
-            failure_ttl=7 * 86400,
-        )
+        schedule_webhook(ctx, delivery_id, f"busy-{int(later.timestamp() * 1000)}", at=later)
         return "busy"
     try:
         with ctx.sessions() as session, session.begin():
@@ -450,14 +311,7 @@ def deliver_webhook(delivery_id: int, now: datetime | str | None = None) -> str:
             retry_at, attempts = delivery.next_attempt_at, delivery.attempts
     finally:
         lock.release()
-    ticket_queues(ctx)["default"].enqueue_at(
-        retry_at,
-        deliver_webhook,
-        delivery_id,
-        job_id=_job_id(ctx, "webhook", delivery_id, attempts + 1),
-        result_ttl=0,
-        failure_ttl=7 * 86400,
-    )
+    schedule_webhook(ctx, delivery_id, attempts + 1, at=retry_at)
     return "retry"
 
 

@@ -8,7 +8,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from callcenter.context import AppContext
-from callcenter.streams import CallEvent, Command
+from callcenter.streams import CallEvent, Command, EventType
 from callcenter.worker import queues
 from ticketing.models import (
     CallbackAttempt,
@@ -53,7 +53,7 @@ def callback_requests(ctx: AppContext) -> list[CallEvent]:
     """Agent-first callbacks handed to routing as ``callback_requested`` events."""
     entries: Any = ctx.redis.xrange(ctx.keys.events)
     events = [CallEvent.from_fields(fields) for _id, fields in entries]
-    return [e for e in events if e.type == "callback_requested" and e.node == "ticketing"]
+    return [e for e in events if e.type == EventType.callback_requested and e.node == "ticketing"]
 
 
 def placed_calls(ctx: AppContext) -> list[tuple[str, dict[str, Any]]]:

@@ -15,7 +15,7 @@ from config.schemas import CallbacksFile
 from tests.conftest import auth
 from tests.tickets.conftest import MakeCtx
 from tests.tickets.helpers import payload, placed_calls, run_worker, survey_commands
-from ticketing import jobs, services
+from ticketing import jobs, scheduling, services
 from ticketing.schemas import TicketCreate
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -108,7 +108,7 @@ def test_callback_is_scheduled_24h_after_the_standard_outside_rest_hours(make_ct
     high = next(q for q in queues(ctx) if q.name.endswith(":high"))
     registry = ScheduledJobRegistry(queue=high)
     assert registry.get_scheduled_time(
-        jobs.callback_job_id(ctx, cb["id"], cb["scheduled_for"])
+        scheduling.callback_job_id(ctx, cb["id"], cb["scheduled_for"])
     ) == local(2026, 12, 8, 14, 0)
     # fired early (e.g. by hand), the job does nothing
     place(ctx, cb["id"], local(2026, 12, 8, 13, 0))

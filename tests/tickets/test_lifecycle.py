@@ -15,7 +15,7 @@ from cti.models import Call
 from tests.conftest import auth
 from tests.tickets.conftest import MakeCtx
 from tests.tickets.helpers import callback_requests, payload, run_worker
-from ticketing import jobs
+from ticketing import jobs, scheduling
 
 ALL_MEMBERS = """
 delay_after_sla_hours = 24
@@ -69,7 +69,7 @@ def full_lifecycle(
     # the SLA timers are RQ scheduled jobs at warn, due and escalation-above times
     due = datetime.fromisoformat(body["due_at"])
     warn_minutes = ctx.config.dispatch.tracks[track].warn_before_minutes  # type: ignore[index]
-    timer = scheduled_at(ctx, jobs.sla_job_id(ctx, ticket_id, "warn", due))
+    timer = scheduled_at(ctx, scheduling.sla_job_id(ctx, ticket_id, "warn", due))
     assert timer is not None
     assert abs(timer.timestamp() - (due - timedelta(minutes=warn_minutes)).timestamp()) < 1
 
@@ -96,7 +96,7 @@ def full_lifecycle(
     assert datetime.fromisoformat(callback["scheduled_for"]) >= due + timedelta(hours=24)
     timer = scheduled_at(
         ctx,
-        jobs.callback_job_id(
+        scheduling.callback_job_id(
             ctx, callback["id"], datetime.fromisoformat(callback["scheduled_for"])
         ),
     )

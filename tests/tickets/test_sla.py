@@ -12,7 +12,7 @@ from callcenter.context import AppContext
 from callcenter.worker import queues
 from tests.conftest import auth
 from tests.tickets.helpers import payload, run_worker
-from ticketing import jobs, services
+from ticketing import jobs, scheduling, services
 from ticketing.schemas import TicketCreate
 
 # 10:00 in Shanghai, a week after the repository's "today", so no real-time timer fires.
@@ -108,12 +108,16 @@ def test_timers_are_rq_scheduled_jobs_and_the_scan_recovers_lost_ones(ctx: AppCo
         }
 
     # one timer at a time: the warning first (urgent track: 15 minutes before)
-    assert timers() == {jobs.sla_job_id(ctx, ticket_id, "warn", due): due - timedelta(minutes=15)}
+    assert timers() == {
+        scheduling.sla_job_id(ctx, ticket_id, "warn", due): due - timedelta(minutes=15)
+    }
     # when it fires it schedules the next one: the deadline, then the escalation above
     run_check(ctx, ticket_id, due - timedelta(minutes=15))
-    assert timers()[jobs.sla_job_id(ctx, ticket_id, "due", due)] == due
+    assert timers()[scheduling.sla_job_id(ctx, ticket_id, "due", due)] == due
     run_check(ctx, ticket_id, due)
-    assert timers()[jobs.sla_job_id(ctx, ticket_id, "above", due)] == due + timedelta(minutes=60)
+    assert timers()[scheduling.sla_job_id(ctx, ticket_id, "above", due)] == due + timedelta(
+        minutes=60
+    )
     assert kinds(ctx, ticket_id) == ["sla_warning", "overdue", "escalated"]
 
     # a lost Redis (or a killed worker) loses the timers; the SQL scan still finds the work
