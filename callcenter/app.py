@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from callcenter import health, heap, http_admin, http_auth
+from callcenter import health, heap, http_admin, http_auth, signin
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
 
@@ -47,15 +47,11 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     registry: CollectorRegistry = ctx.extras.setdefault("registry", CollectorRegistry())  # type: ignore[assignment]
+    signin.prepare(ctx)
 
     @app.exception_handler(CallCenterError)
     async def _domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
-        headers = (
-            {"WWW-Authenticate": 'Bearer, Basic realm="callcenter"'}
-            if exc.status_code == 401
-            else None
-        )
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,6 +19,10 @@ class CallCenterError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"error_id": self.error_id, "message": self.message, "details": self.details}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the JSON body."""
+        return {}
+
 
 class NotFound(CallCenterError):
     status_code = 404
@@ -38,6 +42,25 @@ class InvalidInput(CallCenterError):
 class Unauthorized(CallCenterError):
     status_code = 401
     error_id = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer, Basic realm="callcenter"'}
+
+
+class TooManyAttempts(CallCenterError):
+    """Sign-in throttled (callcenter/signin.py); ``retry_after`` seconds until it may work."""
+
+    status_code = 429
+    error_id = "too-many-sign-in-attempts"
+
+    def __init__(
+        self, message: str, *, retry_after: int, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details={**(details or {}), "retry_after": retry_after})
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class Forbidden(CallCenterError):

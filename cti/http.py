@@ -9,7 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, WebSocket
 from starlette.concurrency import run_in_threadpool
 
-from callcenter.auth import Principal, credentials_from_header, get_ctx, require
+from callcenter.auth import (
+    Principal,
+    client_address,
+    credentials_from_header,
+    get_ctx,
+    require,
+)
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError, Unauthorized
 from callcenter.models import Role
@@ -95,7 +101,11 @@ async def agent_events(websocket: WebSocket, token: str | None = Query(None)) ->
     ctx: AppContext = websocket.app.state.ctx
     try:
         principal = await run_in_threadpool(
-            credentials_from_header, ctx, websocket.headers.get("authorization"), token
+            credentials_from_header,
+            ctx,
+            websocket.headers.get("authorization"),
+            token,
+            source=client_address(websocket),
         )
         agent_id = services.my_agent_id(principal)
     except CallCenterError as exc:
@@ -122,7 +132,11 @@ async def lead_events(websocket: WebSocket, token: str | None = Query(None)) -> 
     ctx: AppContext = websocket.app.state.ctx
     try:
         principal = await run_in_threadpool(
-            credentials_from_header, ctx, websocket.headers.get("authorization"), token
+            credentials_from_header,
+            ctx,
+            websocket.headers.get("authorization"),
+            token,
+            source=client_address(websocket),
         )
     except CallCenterError:
         await websocket.close(code=4401)

@@ -18,7 +18,13 @@ import redis
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from callcenter.auth import Principal, credentials_from_header, get_ctx, require
+from callcenter.auth import (
+    Principal,
+    client_address,
+    credentials_from_header,
+    get_ctx,
+    require,
+)
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, Unavailable
 from callcenter.models import Role
@@ -186,7 +192,9 @@ async def wallboard_stream(
     token: Annotated[str | None, Query(description="bearer token (for EventSource)")] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    principal = await asyncio.to_thread(credentials_from_header, ctx, authorization, token)
+    principal = await asyncio.to_thread(
+        credentials_from_header, ctx, authorization, token, source=client_address(request)
+    )
     if principal.role not in (Role.admin, *VIEWERS):
         raise Forbidden(f"role {principal.role} may not watch the wallboard")
     hub = hub_for(ctx)
