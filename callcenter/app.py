@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from callcenter import health, heap, http_admin, http_auth, signin
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
+from callcenter.http_guard import ResponseGuard
 
 # Each domain exposes ``router`` (an APIRouter) in its ``http`` module; they are mounted under
 # /api/v1 in this order. Pages (server-rendered HTML) are mounted at the root by ``pages``.
@@ -46,6 +47,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         description="IVR, routing/CTI, tickets, recordings and live metrics for a service hotline.",
     )
     app.state.ctx = ctx
+    app.add_middleware(ResponseGuard)  # headers, request ids, no exception text in answers
     registry: CollectorRegistry = ctx.extras.setdefault("registry", CollectorRegistry())  # type: ignore[assignment]
     signin.prepare(ctx)
 

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import select
 
 from callcenter.context import AppContext
-from callcenter.errors import TooManyAttempts, Unauthorized
+from callcenter.errors import TooManyAttempts, Unauthorized, Unavailable
 from callcenter.models import User
 from callcenter.passwords import hash_password, verify_password
+
+log = logging.getLogger(__name__)
 
 # KEYS: account counter, address counter. ARGV: account limit, address limit, window (s).
 # Returns {0} when reserved, else {1 (account) | 2 (address), milliseconds left in the window}.
@@ -117,15 +121,21 @@ def sign_in(ctx: AppContext, username: str, password: str, source: str) -> User:
     limits = ctx.settings.signin
     metrics = metrics_for(ctx)
     account_key, address_key = _counter_keys(ctx, username, source)
-    scope, ttl_ms = ctx.redis.eval(
-        _RESERVE,
-        2,
-        account_key,
-        address_key,
-        limits.max_failures_per_account,
-        limits.max_failures_per_address,
-        limits.window_seconds,
-    )
+    try:
+        scope, ttl_ms = ctx.redis.eval(
+            _RESERVE,
+            2,
+            account_key,
+            address_key,
+            limits.max_failures_per_account,
+            limits.max_failures_per_address,
+            limits.window_seconds,
+        )
+    except redis.RedisError:
+        # Without its counters the throttle cannot work: refuse rather than allow unlimited
+        # guessing. Bearer tokens already issued keep working.
+        log.warning("sign-in refused: the throttle's Redis did not answer", exc_info=True)
+        raise Unavailable("sign-in unavailable: try again shortly") from None
     if int(scope):
         metrics.attempts.labels("throttled").inc()
         retry_after = max(1, -(-int(ttl_ms) // 1000))
@@ -145,8 +155,11 @@ def sign_in(ctx: AppContext, username: str, password: str, source: str) -> User:
         metrics.attempts.labels("wrong").inc()
         raise Unauthorized("wrong user name or password")
     metrics.attempts.labels("ok").inc()
-    pipe = ctx.redis.pipeline()
-    pipe.delete(account_key)
-    pipe.eval(_REFUND, 1, address_key)
-    pipe.execute()
+    try:
+        pipe = ctx.redis.pipeline()
+        pipe.delete(account_key)
+        pipe.eval(_REFUND, 1, address_key)
+        pipe.execute()
+    except redis.RedisError:
+        log.warning("sign-in counters not cleared: Redis did not answer", exc_info=True)
     return user

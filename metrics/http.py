@@ -174,10 +174,10 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 def wallboard(ctx: Ctx, _principal: Viewer) -> JSONResponse:
     try:
         return JSONResponse(LiveReader(ctx).snapshot())
-    except redis.RedisError as exc:
-        raise Unavailable(
-            "live figures unavailable: Redis did not answer", details={"error": str(exc)}
-        ) from None
+    except redis.RedisError:
+        # The exception's text (addresses, errno) is for the server log, not the client.
+        log.warning("wallboard: Redis did not answer", exc_info=True)
+        raise Unavailable("live figures unavailable: Redis did not answer") from None
 
 
 @router.get(
