@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 
 class CallCenterError(Exception):
     """Base of every error a user may see. ``error_id`` is kebab-case and stable."""
@@ -71,3 +73,28 @@ class Forbidden(CallCenterError):
 class Unavailable(CallCenterError):
     status_code = 503
     error_id = "unavailable"
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer's body (``CallCenterError.to_dict``, validation errors, the 500)."""
+
+    error_id: str
+    message: str
+    details: dict[str, Any]
+
+
+# Declared on every /api/v1 operation: which errors any of them may answer.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorPublic, "description": description}
+    for status, description in {
+        400: "the request could not be read (e.g. a body that is not JSON)",
+        401: "not signed in, or the credentials are wrong",
+        403: "the signed-in role may not do this",
+        404: "no such object",
+        409: "the object's state does not allow this now",
+        422: "invalid input: the message and details name each field",
+        429: "too many failed sign-ins: retry after the Retry-After header's seconds",
+        500: "internal error: the answer names the request id of the server log's entry",
+        503: "a service this needs (Redis, the database) did not answer",
+    }.items()
+}

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import redis
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BeforeValidator
 
 from callcenter.auth import (
     Principal,
@@ -226,6 +227,16 @@ def _sse(text: str) -> bytes:
     return f"event: wallboard\ndata: {text}\n\n".encode()
 
 
+def _iso_only(value: object) -> object:
+    """pydantic reads a number as seconds since 1970: ``to=429`` would silently be 1970."""
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+        raise ValueError("not an ISO 8601 date or date-time (e.g. 2026-05-01T08:00)")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
 def _range(
     start: datetime | None, end: datetime | None, ctx: AppContext
 ) -> tuple[datetime, datetime]:
@@ -248,6 +259,7 @@ def _range(
     "AHT, missed offers, not-ready time by reason, tickets created, satisfaction callbacks. "
     "`from`/`to` are ISO 8601 (local time of the center when no offset is given); default: the "
     "last 7 days. `format=csv` returns CSV.",
+    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
 )
 def get_report(
     period: Literal["hour", "shift", "day", "week", "total"],
@@ -256,8 +268,8 @@ def get_report(
     group: Annotated[
         Literal["queue", "team", "agent", "center"], Query(description="rows per …")
     ] = "queue",
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    end: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Any:
     start_utc, end_utc = _range(start, end, ctx)
@@ -286,8 +298,8 @@ def get_report(
 def get_staffing(
     ctx: Ctx,
     _principal: Viewer,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    end: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     service_level_target: Annotated[float, Query(gt=0, le=1)] = 0.8,
 ) -> JSONResponse:
     start_utc, end_utc = _range(start, end, ctx)
