@@ -63,9 +63,16 @@ async def create_token(
         else:
             form = await request.form()
             body = TokenRequest.model_validate(dict(form))
-    except (ValidationError, json.JSONDecodeError) as exc:
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
         raise InvalidInput(
-            "username and password are required", details={"error": str(exc)}
+            f"username and password are required: {', '.join(fields)}",
+            details={"fields": fields},
+        ) from None
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        raise InvalidInput(
+            "the request body is not a JSON object with username and password",
+            details={"field": "body"},
         ) from None
     # argon2, SQL and Redis: in a worker thread, so the event loop keeps serving meanwhile.
     user = await run_in_threadpool(

@@ -17,6 +17,7 @@ from callcenter.auth import Principal, current_user, get_ctx
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, NotFound
 from callcenter.models import Role
+from callcenter.params import MAX_ROW_ID, IsoDateTime
 from cti.models import Call, CallEvent
 from recordings.models import Recording
 
@@ -115,10 +116,12 @@ def list_calls(
     ctx: Annotated[AppContext, Depends(get_ctx)],
     principal: Annotated[Principal, Depends(current_user)],
     number: Annotated[str | None, Query(description="caller number (or part of it)")] = None,
-    since: Annotated[datetime | None, Query(description="arrived at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="arrived before (ISO 8601)")] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(description="arrived at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[IsoDateTime | None, Query(description="arrived before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> CallList:
     agent_id = _viewer(principal)
     query = select(Call)

@@ -119,6 +119,7 @@ del _t
 # elsewhere with the same ``illegal`` answer as a transition).
 IN_STATE_ACTIONS: dict[str, frozenset[AgentState]] = {
     "extend_wrap_up": frozenset({S.wrap_up}),
+    "disposition": frozenset({S.on_call, S.on_hold, S.wrap_up}),
 }
 
 

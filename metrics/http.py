@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 import redis
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from pydantic import BeforeValidator
 
 from callcenter.auth import (
     Principal,
@@ -29,6 +28,7 @@ from callcenter.auth import (
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, Unavailable
 from callcenter.models import Role
+from callcenter.params import IsoDateTime
 from metrics import reports as report_module
 from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
 from metrics.prometheus import install_collector
@@ -225,16 +225,6 @@ async def wallboard_stream(
 
 def _sse(text: str) -> bytes:
     return f"event: wallboard\ndata: {text}\n\n".encode()
-
-
-def _iso_only(value: object) -> object:
-    """pydantic reads a number as seconds since 1970: ``to=429`` would silently be 1970."""
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-        raise ValueError("not an ISO 8601 date or date-time (e.g. 2026-05-01T08:00)")
-    return value
-
-
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _range(

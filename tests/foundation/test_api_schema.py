@@ -112,3 +112,57 @@ def test_extending_wrap_up_outside_wrap_up_is_a_conflict(client: TestClient) -> 
         "state": "logged_out",
         "allowed_from": ["wrap_up"],
     }
+
+
+BIG = "70908381097965993984"  # more than a 64-bit SQL integer holds
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("GET", f"/api/v1/customers/{BIG}", None, "customer_id"),
+        ("POST", f"/api/v1/customers/{BIG}/phones", {"phone": "13800138000"}, "customer_id"),
+        ("PUT", f"/api/v1/agents/{BIG}/state", {"state": "ready"}, "agent_id"),
+        ("PUT", f"/api/v1/agents/{BIG}/queues", {"queues": {}}, "agent_id"),
+        ("GET", f"/api/v1/calls?offset={BIG}", None, "offset"),
+        ("GET", f"/api/v1/tickets/{BIG}", None, "ticket_id"),
+        ("GET", f"/api/v1/tickets?offset={BIG}", None, "offset"),
+        ("POST", f"/api/v1/callbacks/{BIG}/attempts", {"outcome": "busy"}, "callback_id"),
+        ("GET", "/api/v1/calls?until=0.46", None, "until"),
+        ("GET", "/api/v1/callbacks/report?since=0.37", None, "since"),
+        ("GET", "/api/v1/tickets/reports/overdue?since=2325", None, "since"),
+        ("GET", "/api/v1/tickets?to=0.0", None, "to"),
+        ("GET", "/api/v1/reports/hour?to=-850820", None, "to"),
+        ("GET", "/api/v1/staffing?from=0.80", None, "from"),
+    ],
+)
+def test_bad_input_found_by_the_run_is_a_422_naming_the_field(
+    client: TestClient, method: str, path: str, body: Any, field: str
+) -> None:
+    """Each of these answered 500 (an integer too large for SQL) or was silently read as a
+    date in 1970 (a bare number) before."""
+    headers = {"Authorization": f"Bearer {token(client, 'admin')}"}
+    response = client.request(method, path, headers=headers, json=body)
+    assert response.status_code == 422, response.text
+    assert field in response.json()["message"], response.text
+
+
+def test_a_token_request_that_is_not_json_is_a_422(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/auth/token",
+        content=b"\xb6\x0f\xff",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["details"] == {"field": "body"}
+
+
+def test_a_disposition_outside_a_call_is_a_conflict(client: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {token(client, '1001')}"}
+    response = client.post(
+        "/api/v1/agents/me/wrap-up",
+        headers=headers,
+        json={"action": "disposition", "disposition": "resolved"},
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["details"]["allowed_from"] == ["on_call", "on_hold", "wrap_up"]
