@@ -7,12 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from callcenter import health, heap, http_admin, http_auth
+from callcenter import health, heap, http_admin, http_auth, signin
 from callcenter.context import AppContext
-from callcenter.errors import CallCenterError
+from callcenter.errors import ERROR_RESPONSES, CallCenterError
+from callcenter.http_guard import ResponseGuard
 
 # Each domain exposes ``router`` (an APIRouter) in its ``http`` module; they are mounted under
 # /api/v1 in this order. Pages (server-rendered HTML) are mounted at the root by ``pages``.
@@ -46,6 +48,17 @@ def _install(module_name: str, app: FastAPI, ctx: AppContext) -> None:
         install(app, ctx)
 
 
+FRAMEWORK_ERROR_IDS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "request-too-large",
+    415: "unsupported-media-type",
+}
+
+
 def create_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(
         title="Call center",
@@ -53,16 +66,28 @@ def create_app(ctx: AppContext) -> FastAPI:
         description="IVR, routing/CTI, tickets, recordings and live metrics for a service hotline.",
     )
     app.state.ctx = ctx
+    app.add_middleware(ResponseGuard)  # headers, request ids, no exception text in answers
     registry: CollectorRegistry = ctx.extras.setdefault("registry", CollectorRegistry())  # type: ignore[assignment]
+    signin.prepare(ctx)
 
     @app.exception_handler(CallCenterError)
     async def _domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
-        headers = (
-            {"WWW-Authenticate": 'Bearer, Basic realm="callcenter"'}
-            if exc.status_code == 401
-            else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        """Errors raised by the framework itself (no such route, wrong method, a body that is
+        not JSON) in the same shape as ours."""
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            message, details = "the request body could not be parsed", {"field": "body"}
+        else:
+            message, details = str(exc.detail), {}
+        error_id = FRAMEWORK_ERROR_IDS.get(exc.status_code, "bad-request")
+        return JSONResponse(
+            {"error_id": error_id, "message": message, "details": details},
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,11 +115,16 @@ def create_app(ctx: AppContext) -> FastAPI:
             status_code=200 if healthy else 503,
         )
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus exposition")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus exposition",
+        response_class=PlainTextResponse,
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     api.include_router(http_auth.router)
     api.include_router(http_admin.router)
     for module_name in DOMAIN_ROUTERS:

@@ -1,4 +1,5 @@
-"""Users, passwords (argon2id), bearer tokens, and the role checks every route uses.
+"""Users, bearer tokens, and the role checks every route uses (passwords: passwords.py,
+sign-in and its throttle: signin.py).
 
 Tokens are stateless: ``base64url(json payload) . base64url(HMAC-SHA256)`` signed with the
 deployment's secret, carrying the user id, role and expiry. HTTP Basic works too, so a script
@@ -16,33 +17,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, Unauthorized
 from callcenter.models import Role, User
-
-_hasher = PasswordHasher()
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def sip_ha1(username: str, realm: str, password: str) -> str:
-    """Digest HA1 as the registrar stores it (RFC 2617): md5(user:realm:password)."""
-    return hashlib.md5(f"{username}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
+from callcenter.passwords import hash_password as hash_password  # re-exported
+from callcenter.passwords import sip_ha1 as sip_ha1  # re-exported
+from callcenter.passwords import verify_password as verify_password  # re-exported
+from callcenter.signin import sign_in
 
 
 @dataclass(frozen=True)
@@ -90,14 +76,6 @@ def read_token(secret: str, token: str) -> dict[str, object]:
     return payload
 
 
-def authenticate(ctx: AppContext, username: str, password: str) -> User:
-    with ctx.sessions() as session:
-        user = session.scalar(select(User).where(User.username == username))
-    if user is None or not user.active or not verify_password(user.password_hash, password):
-        raise Unauthorized("wrong user name or password")
-    return user
-
-
 # Every API request resolves its user; a short-lived cache saves two queries per request.
 # A disabled user or a changed role takes effect within PRINCIPAL_CACHE_SECONDS.
 PRINCIPAL_CACHE_SECONDS = 5.0
@@ -141,10 +119,19 @@ async def get_ctx(request: Request) -> AppContext:
     return ctx
 
 
+def client_address(connection: HTTPConnection) -> str:
+    """The client's address as the server saw it (uvicorn resolves X-Forwarded-For only from
+    its trusted proxies, ``forwarded_allow_ips``): the per-address sign-in throttle's key."""
+    return connection.client.host if connection.client else "unknown"
+
+
 def credentials_from_header(
-    ctx: AppContext, authorization: str | None, token: str | None = None
+    ctx: AppContext, authorization: str | None, token: str | None = None, *, source: str
 ) -> Principal:
-    """Resolve ``Authorization: Bearer …`` / ``Basic …`` (or a ``token`` query value)."""
+    """Resolve ``Authorization: Bearer …`` / ``Basic …`` (or a ``token`` query value).
+
+    Blocking (SQL, Redis, argon2 for Basic): call it in a worker thread. ``source`` is the
+    client's address, for the sign-in throttle of Basic credentials."""
     if token:
         payload = read_token(ctx.settings.secret_key, token)
         return principal_for(ctx, int(str(payload["sub"])))
@@ -159,7 +146,7 @@ def credentials_from_header(
             username, _, password = base64.b64decode(value.strip()).decode().partition(":")
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise Unauthorized("malformed Basic credentials") from None
-        user = authenticate(ctx, username, password)
+        user = sign_in(ctx, username, password, source)
         return principal_for(ctx, user.id)
     raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
 
@@ -167,7 +154,7 @@ def credentials_from_header(
 async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
     """The signed-in user. A bearer token of a user resolved in the last few seconds is checked
     right here (an HMAC, no I/O); a cache miss (a database read) and HTTP Basic (argon2, slow
-    on purpose) run in a worker thread."""
+    on purpose, throttled) run in a worker thread."""
     authorization = request.headers.get("authorization")
     scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() == "bearer":
@@ -175,7 +162,9 @@ async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> 
         cached = _cached_principal(ctx, int(str(payload["sub"])))
         if cached is not None:
             return cached
-    return await run_in_threadpool(credentials_from_header, ctx, authorization)
+    return await run_in_threadpool(
+        credentials_from_header, ctx, authorization, source=client_address(request)
+    )
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 
 class CallCenterError(Exception):
     """Base of every error a user may see. ``error_id`` is kebab-case and stable."""
@@ -18,6 +20,10 @@ class CallCenterError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         return {"error_id": self.error_id, "message": self.message, "details": self.details}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the JSON body."""
+        return {}
 
 
 class NotFound(CallCenterError):
@@ -39,6 +45,25 @@ class Unauthorized(CallCenterError):
     status_code = 401
     error_id = "unauthorized"
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer, Basic realm="callcenter"'}
+
+
+class TooManyAttempts(CallCenterError):
+    """Sign-in throttled (callcenter/signin.py); ``retry_after`` seconds until it may work."""
+
+    status_code = 429
+    error_id = "too-many-sign-in-attempts"
+
+    def __init__(
+        self, message: str, *, retry_after: int, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details={**(details or {}), "retry_after": retry_after})
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class Forbidden(CallCenterError):
     status_code = 403
@@ -48,3 +73,28 @@ class Forbidden(CallCenterError):
 class Unavailable(CallCenterError):
     status_code = 503
     error_id = "unavailable"
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer's body (``CallCenterError.to_dict``, validation errors, the 500)."""
+
+    error_id: str
+    message: str
+    details: dict[str, Any]
+
+
+# Declared on every /api/v1 operation: which errors any of them may answer.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorPublic, "description": description}
+    for status, description in {
+        400: "the request could not be read (e.g. a body that is not JSON)",
+        401: "not signed in, or the credentials are wrong",
+        403: "the signed-in role may not do this",
+        404: "no such object",
+        409: "the object's state does not allow this now",
+        422: "invalid input: the message and details name each field",
+        429: "too many failed sign-ins: retry after the Retry-After header's seconds",
+        500: "internal error: the answer names the request id of the server log's entry",
+        503: "a service this needs (Redis, the database) did not answer",
+    }.items()
+}

@@ -7,10 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from callcenter.auth import Principal, authenticate, current_user, get_ctx, issue_token
+from callcenter.auth import Principal, client_address, current_user, get_ctx, issue_token
 from callcenter.context import AppContext
 from callcenter.errors import InvalidInput
+from callcenter.signin import sign_in
 
 router = APIRouter(tags=["auth"])
 
@@ -61,11 +63,21 @@ async def create_token(
         else:
             form = await request.form()
             body = TokenRequest.model_validate(dict(form))
-    except (ValidationError, json.JSONDecodeError) as exc:
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
         raise InvalidInput(
-            "username and password are required", details={"error": str(exc)}
+            f"username and password are required: {', '.join(fields)}",
+            details={"fields": fields},
         ) from None
-    user = authenticate(ctx, body.username, body.password)
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        raise InvalidInput(
+            "the request body is not a JSON object with username and password",
+            details={"field": "body"},
+        ) from None
+    # argon2, SQL and Redis: in a worker thread, so the event loop keeps serving meanwhile.
+    user = await run_in_threadpool(
+        sign_in, ctx, body.username, body.password, client_address(request)
+    )
     ttl = ctx.settings.token_ttl_seconds
     return TokenPublic(
         access_token=issue_token(ctx.settings.secret_key, user, ttl),

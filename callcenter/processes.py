@@ -20,6 +20,7 @@ from types import FrameType
 
 import uvicorn
 
+from callcenter.accesslog import log_config
 from callcenter.context import build_context
 from callcenter.health import expected_processes_key
 from callcenter.migrate import upgrade
@@ -42,6 +43,7 @@ def run_api(settings: Settings) -> None:
             port=http.port,
             log_level="info",
             access_log=http.access_log,
+            log_config=log_config(),  # no query strings (tokens) in the logs
         )
         return
     from callcenter.app import create_app
@@ -52,6 +54,7 @@ def run_api(settings: Settings) -> None:
         port=http.port,
         log_level="info",
         access_log=http.access_log,
+        log_config=log_config(),
     )
 
 

@@ -85,6 +85,18 @@ class HttpSettings(BaseModel):
     access_log: bool = True
 
 
+class SignInSettings(BaseModel):
+    """Throttling of password sign-ins (token, HTTP Basic, the login page); docs/security.md.
+
+    Failures are counted in Redis in a fixed window that starts with the first failure. Over
+    either limit, sign-ins answer 429 with Retry-After until the window ends, the right
+    password included."""
+
+    max_failures_per_account: int = Field(default=5, ge=1)
+    max_failures_per_address: int = Field(default=20, ge=1)
+    window_seconds: int = Field(default=300, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything a process needs to know about where things are."""
 
@@ -111,6 +123,7 @@ class Settings(BaseSettings):
     screen_pop_webhook_url: str = ""
     http: HttpSettings = HttpSettings()
     sip: SipSettings = SipSettings()
+    signin: SignInSettings = SignInSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -9,10 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, WebSocket
 from starlette.concurrency import run_in_threadpool
 
-from callcenter.auth import Principal, credentials_from_header, get_ctx, require
+from callcenter.auth import (
+    Principal,
+    client_address,
+    credentials_from_header,
+    get_ctx,
+    require,
+)
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError, Unauthorized
 from callcenter.models import Role
+from callcenter.params import RowId
 from callcenter.streams import Command
 from cti import screenpop, services, sockets
 from cti.schemas import (
@@ -95,7 +102,11 @@ async def agent_events(websocket: WebSocket, token: str | None = Query(None)) ->
     ctx: AppContext = websocket.app.state.ctx
     try:
         principal = await run_in_threadpool(
-            credentials_from_header, ctx, websocket.headers.get("authorization"), token
+            credentials_from_header,
+            ctx,
+            websocket.headers.get("authorization"),
+            token,
+            source=client_address(websocket),
         )
         agent_id = services.my_agent_id(principal)
     except CallCenterError as exc:
@@ -122,7 +133,11 @@ async def lead_events(websocket: WebSocket, token: str | None = Query(None)) -> 
     ctx: AppContext = websocket.app.state.ctx
     try:
         principal = await run_in_threadpool(
-            credentials_from_header, ctx, websocket.headers.get("authorization"), token
+            credentials_from_header,
+            ctx,
+            websocket.headers.get("authorization"),
+            token,
+            source=client_address(websocket),
         )
     except CallCenterError:
         await websocket.close(code=4401)
@@ -261,7 +276,7 @@ def create_customer(ctx: Ctx, principal: AgentUser, body: CustomerCreate) -> dic
 
 
 @router.get("/customers/{customer_id}", summary="A customer with units and phones")
-def get_customer(ctx: Ctx, _principal: Staff, customer_id: int) -> dict[str, Any]:
+def get_customer(ctx: Ctx, _principal: Staff, customer_id: RowId) -> dict[str, Any]:
     return services.customer_view(ctx, customer_id)
 
 
@@ -269,7 +284,9 @@ def get_customer(ctx: Ctx, _principal: Staff, customer_id: int) -> dict[str, Any
     "/customers/{customer_id}/phones",
     summary="Link a phone number (e.g. an unknown caller's) to an existing customer",
 )
-def link_phone(ctx: Ctx, principal: AgentUser, customer_id: int, body: PhoneLink) -> dict[str, Any]:
+def link_phone(
+    ctx: Ctx, principal: AgentUser, customer_id: RowId, body: PhoneLink
+) -> dict[str, Any]:
     return services.link_phone(
         ctx, customer_id=customer_id, phone=body.phone, actor=principal.username
     )
@@ -294,7 +311,7 @@ def list_agents(
     response_model=AgentStatePublic,
     summary="Force an agent's state (leads)",
 )
-def force_state(ctx: Ctx, lead: Lead, agent_id: int, body: ForceState) -> dict[str, Any]:
+def force_state(ctx: Ctx, lead: Lead, agent_id: RowId, body: ForceState) -> dict[str, Any]:
     return services.force_state(
         ctx, lead=lead, agent_id=agent_id, state=body.state, reason=body.reason
     )
@@ -305,7 +322,7 @@ def force_state(ctx: Ctx, lead: Lead, agent_id: int, body: ForceState) -> dict[s
     response_model=AgentStatePublic,
     summary="Move an agent between queues live (leads)",
 )
-def move_agent(ctx: Ctx, lead: Lead, agent_id: int, body: QueuesUpdate) -> dict[str, Any]:
+def move_agent(ctx: Ctx, lead: Lead, agent_id: RowId, body: QueuesUpdate) -> dict[str, Any]:
     return services.move_agent(ctx, lead=lead, agent_id=agent_id, queues=body.queues)
 
 

@@ -19,6 +19,7 @@ from callcenter.auth import Principal, current_user, get_ctx
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, NotFound
 from callcenter.models import Role
+from callcenter.params import MAX_ROW_ID, IsoDateTime
 from callcenter.streams import EventType
 from cti.models import Call, CallEvent
 from recordings.models import Recording
@@ -146,12 +147,15 @@ def list_calls(
         ),
     ] = None,
     agent_id: Annotated[
-        int | None, Query(description="leads, QA, admins: one agent's calls (see view)")
+        int | None,
+        Query(ge=1, le=MAX_ROW_ID, description="leads, QA, admins: one agent's calls (see view)"),
     ] = None,
-    since: Annotated[datetime | None, Query(description="arrived at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="arrived before (ISO 8601)")] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(description="arrived at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[IsoDateTime | None, Query(description="arrived before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> CallList:
     own = _viewer(principal)
     if own is not None:

@@ -115,6 +115,13 @@ _t("end_wrap_up", {S.wrap_up}, S.ready)
 _t("end_consult", {S.on_call, S.on_hold}, S.ready, system=True)
 del _t
 
+# Requests that keep the state but are allowed only in some states (routing.lua refuses them
+# elsewhere with the same ``illegal`` answer as a transition).
+IN_STATE_ACTIONS: dict[str, frozenset[AgentState]] = {
+    "extend_wrap_up": frozenset({S.wrap_up}),
+    "disposition": frozenset({S.on_call, S.on_hold, S.wrap_up}),
+}
+
 
 def check(name: str, current: AgentState | str) -> AgentState:
     """The state after ``name`` from ``current``; Conflict if that transition is not allowed."""
@@ -128,10 +135,10 @@ def check(name: str, current: AgentState | str) -> AgentState:
 
 
 def illegal(name: str, current: AgentState | str) -> Conflict:
-    transition = TRANSITIONS[name]
+    sources = TRANSITIONS[name].sources if name in TRANSITIONS else IN_STATE_ACTIONS[name]
     state = AgentState(current)
     zh, en = STATE_NAMES[state]
-    allowed = sorted(str(s) for s in transition.sources)
+    allowed = sorted(str(s) for s in sources)
     return Conflict(
         f"当前状态“{zh}”不能执行“{name}” / cannot {name.replace('_', ' ')} while {en} "
         f"(allowed from: {', '.join(allowed)})",

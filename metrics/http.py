@@ -18,10 +18,17 @@ import redis
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from callcenter.auth import Principal, credentials_from_header, get_ctx, require
+from callcenter.auth import (
+    Principal,
+    client_address,
+    credentials_from_header,
+    get_ctx,
+    require,
+)
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, Unavailable
 from callcenter.models import Role
+from callcenter.params import IsoDateTime
 from metrics import reports as report_module
 from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
 from metrics.prometheus import install_collector
@@ -168,10 +175,10 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 def wallboard(ctx: Ctx, _principal: Viewer) -> JSONResponse:
     try:
         return JSONResponse(LiveReader(ctx).snapshot())
-    except redis.RedisError as exc:
-        raise Unavailable(
-            "live figures unavailable: Redis did not answer", details={"error": str(exc)}
-        ) from None
+    except redis.RedisError:
+        # The exception's text (addresses, errno) is for the server log, not the client.
+        log.warning("wallboard: Redis did not answer", exc_info=True)
+        raise Unavailable("live figures unavailable: Redis did not answer") from None
 
 
 @router.get(
@@ -186,7 +193,9 @@ async def wallboard_stream(
     token: Annotated[str | None, Query(description="bearer token (for EventSource)")] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    principal = await asyncio.to_thread(credentials_from_header, ctx, authorization, token)
+    principal = await asyncio.to_thread(
+        credentials_from_header, ctx, authorization, token, source=client_address(request)
+    )
     if principal.role not in (Role.admin, *VIEWERS):
         raise Forbidden(f"role {principal.role} may not watch the wallboard")
     hub = hub_for(ctx)
@@ -240,6 +249,7 @@ def _range(
     "AHT, missed offers, not-ready time by reason, tickets created, satisfaction callbacks. "
     "`from`/`to` are ISO 8601 (local time of the center when no offset is given); default: the "
     "last 7 days. `format=csv` returns CSV.",
+    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
 )
 def get_report(
     period: Literal["hour", "shift", "day", "week", "total"],
@@ -248,8 +258,8 @@ def get_report(
     group: Annotated[
         Literal["queue", "team", "agent", "center"], Query(description="rows per …")
     ] = "queue",
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    end: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Any:
     start_utc, end_utc = _range(start, end, ctx)
@@ -278,8 +288,8 @@ def get_report(
 def get_staffing(
     ctx: Ctx,
     _principal: Viewer,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    end: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     service_level_target: Annotated[float, Query(gt=0, le=1)] = 0.8,
 ) -> JSONResponse:
     start_utc, end_utc = _range(start, end, ctx)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -11,6 +10,7 @@ from callcenter.auth import Principal, current_user, get_ctx, require
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden
 from callcenter.models import Role
+from callcenter.params import MAX_ROW_ID, IsoDateTime, RowId
 from ticketing import attempts, dispatch, queries, registration, reports, transitions
 from ticketing.schemas import (
     CallbackAttemptCreate,
@@ -54,10 +54,10 @@ def list_tickets(
     department: str | None = Query(default=None, description="department id or code"),
     overdue: bool | None = None,
     customer_number: str | None = Query(default=None, description="caller or customer number"),
-    created_from: datetime | None = Query(default=None, alias="from"),
-    created_to: datetime | None = Query(default=None, alias="to"),
+    created_from: IsoDateTime | None = Query(default=None, alias="from"),
+    created_to: IsoDateTime | None = Query(default=None, alias="to"),
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_ROW_ID),
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(readers),
 ) -> dict[str, Any]:
@@ -85,8 +85,8 @@ def list_tickets(
 
 @router.get("/tickets/reports/overdue", summary="Overdue work (未按时完成记录), by period")
 def overdue_report(
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     ctx: AppContext = Depends(get_ctx),
     _user: Principal = Depends(reporters),
 ) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def overdue_report(
     "/tickets/{ticket_id}", response_model=TicketDetail, summary="A ticket with its timeline"
 )
 def get_ticket(
-    ticket_id: int,
+    ticket_id: RowId,
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(readers),
 ) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def get_ticket(
     summary="One lifecycle step: 409 with the allowed next states, 422 naming a missing field",
 )
 def transition(
-    ticket_id: int,
+    ticket_id: RowId,
     body: TransitionRequest,
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(current_user),
@@ -137,7 +137,7 @@ def department_tickets(
     status: str | None = None,
     overdue: bool | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_ROW_ID),
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(readers),
 ) -> dict[str, Any]:
@@ -165,8 +165,8 @@ def list_callbacks(
 
 @router.get("/callbacks/report", summary="回访总结报告: callback summary for a period")
 def callback_report(
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     ctx: AppContext = Depends(get_ctx),
     _user: Principal = Depends(reporters),
 ) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def callback_report(
     summary="Record a callback attempt: answered with a result, or not answered (retried)",
 )
 def record_attempt(
-    callback_id: int,
+    callback_id: RowId,
     body: CallbackAttemptCreate,
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(front_desk),
