@@ -175,6 +175,11 @@ def principal_for_session(
     if session is None:
         raise Unauthorized("signed out or session expired / 登录已失效，请重新登录")
     sessions.check_csrf(session, method, csrf)
+    return session_principal(ctx, session)
+
+
+def session_principal(ctx: AppContext, session: sessions.PageSession) -> Principal:
+    """The user of a loaded page session, read from the database now (refused if disabled)."""
     return _load_principal(ctx, session.user_id)
 
 
