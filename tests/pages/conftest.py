@@ -12,13 +12,16 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from sqlalchemy import insert, select
 
 from callcenter import runtime
 from callcenter.app import create_app
 from callcenter.context import AppContext, build_context
 from config.settings import Settings
 from cti import services
+from cti.models import Department
 from cti.routing import Routing
+from ticketing.models import Ticket
 
 # 10:00 in Shanghai: the day (08-20) and middle (09-21) shifts are on.
 MORNING = datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
@@ -70,3 +73,36 @@ def csrf_of(client: TestClient, page: str = "/") -> str:
     found = re.search(r'name="csrf-token" content="([^"]+)"', html)
     assert found, "the page carries no CSRF token"
     return found.group(1)
+
+
+def insert_tickets(ctx: AppContext, count: int, *, department: str = "engineering") -> None:
+    """``count`` dispatched tickets in one bulk insert (numbers GD20261130-P00001…), for paging."""
+    now = datetime(2026, 11, 30, 2, 0, tzinfo=ZoneInfo("UTC"))
+    with ctx.sessions.begin() as session:
+        dept_id = session.scalar(select(Department.id).where(Department.code == department))
+        session.execute(
+            insert(Ticket),
+            [
+                {
+                    "number": f"GD20261130-P{i:05d}",
+                    "category": "paid_home_repair",
+                    "department_id": dept_id,
+                    "track": "general",
+                    "status": "dispatched",
+                    "reporter": f"业主{i}",
+                    "unit": f"{i % 9 + 1}-1-{i:04d}",
+                    "what": "水龙头漏水" if i % 2 else "门锁损坏",
+                    "when_text": "今天上午",
+                    "contact": f"139{i:08d}",
+                    "description": "",
+                    "channel": "api",
+                    "sla_class": "3h",
+                    "overdue": i % 10 == 0,
+                    "escalation_level": 0,
+                    "created_by": "bulk",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(1, count + 1)
+            ],
+        )

@@ -54,11 +54,11 @@ def test_cookie_is_httponly_lax_and_fresh_at_each_sign_in(
     stale = TestClient(client.app, cookies={COOKIE: first})
     assert stale.get("/desktop", follow_redirects=False).status_code == 303
     # the record lives in Redis with an expiry and the creation time, not under the raw id
-    keys = list(ctx.redis.scan_iter(f"{ctx.keys.prefix}:session:*"))  # type: ignore[union-attr]
+    keys = list(ctx.redis.scan_iter(f"{ctx.keys.prefix}:session:*"))
     assert len(keys) == 1 and second not in str(keys[0])
-    record = ctx.redis.hgetall(keys[0])  # type: ignore[union-attr]
-    assert set(record) == {"user_id", "csrf", "created_at"}  # type: ignore[arg-type]
-    assert 0 < int(ctx.redis.ttl(keys[0])) <= ctx.settings.token_ttl_seconds  # type: ignore[arg-type]
+    record = ctx.redis.hgetall(keys[0])
+    assert set(record) == {"user_id", "csrf", "created_at"}
+    assert 0 < int(ctx.redis.ttl(keys[0])) <= ctx.settings.token_ttl_seconds
 
 
 def test_secure_cookie_when_configured(ctx: AppContext, client: TestClient) -> None:
