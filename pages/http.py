@@ -258,7 +258,7 @@ def lead(request: Request, ctx: Ctx) -> Response:
     signed = _guard(request, ctx, "lead", lang)
     if isinstance(signed, Response):
         return signed
-    data = views.lead(ctx, lang)
+    data = views.lead(ctx, lang, signed.principal)
     return _render(
         request,
         "lead.html",
@@ -269,6 +269,7 @@ def lead(request: Request, ctx: Ctx) -> Response:
         state_names=views.state_names(lang),
         reason_names=views.reason_names(lang),
         reasons=views.agent_reasons(lang),
+        my_extension=data["my_extension"],
     )
 
 

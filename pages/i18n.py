@@ -199,6 +199,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lead.minimum": {"zh-CN": "本班最低", "en": "Shift minimum"},
     "lead.alerts": {"zh-CN": "告警", "en": "Alerts"},
     "lead.no_alerts": {"zh-CN": "无告警", "en": "No alerts"},
+    "lead.my_extension": {"zh-CN": "我的分机（监听用）", "en": "My extension (to listen)"},
     "lead.move": {"zh-CN": "调整队列", "en": "Move queues"},
     "tickets.title": {"zh-CN": "工单列表", "en": "Tickets"},
     "tickets.status": {"zh-CN": "状态", "en": "Status"},

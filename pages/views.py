@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from callcenter.auth import Principal
 from callcenter.context import AppContext
-from callcenter.errors import Forbidden, NotFound
+from callcenter.errors import NotFound
 from callcenter.models import Role, User
 from cti import numbers
 from cti import services as cti_services
@@ -147,9 +147,14 @@ def desktop(ctx: AppContext, user: Principal, lang: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- /lead
 
 
-def lead(ctx: AppContext, lang: str) -> dict[str, Any]:
+def lead(ctx: AppContext, lang: str, user: Principal) -> dict[str, Any]:
     routing = cti_services.routing_for(ctx)
     with ctx.sessions() as session:
+        my_extension = (
+            session.scalar(select(Agent.extension).where(Agent.id == user.agent_id))
+            if user.agent_id is not None
+            else None
+        )
         people = dict(
             session.execute(
                 select(Agent.id, User.display_name).join(User, User.id == Agent.user_id)
@@ -167,6 +172,7 @@ def lead(ctx: AppContext, lang: str) -> dict[str, Any]:
         "queues": routing.queue_status(),
         "staffing": cti_services.staffing(ctx),
         "queue_names": queue_names(ctx, lang),
+        "my_extension": my_extension,
     }
 
 
@@ -331,13 +337,12 @@ def transitions_for(user: Principal, detail: dict[str, Any]) -> list[str]:
 
 def ticket_page(ctx: AppContext, user: Principal, number: str, lang: str) -> dict[str, Any]:
     ticket_id = ticket_id_by_number(ctx, number)
-    try:
-        detail = ticket_services.ticket_detail(ctx, ticket_id, viewer=user)
-    except Forbidden:
-        raise
+    detail = ticket_services.ticket_detail(ctx, ticket_id, viewer=user)
     categories = {c["code"]: c for c in ticket_services.categories(ctx)}
     steps = transitions_for(user, detail)
+    department_names = {d["id"]: d["name"] for d in _departments(ctx, lang)}
     return {
+        "department_name": department_names.get(detail["department_id"] or 0, ""),
         "ticket": detail,
         "status_name": _status_name(detail["status"], lang),
         "category_name": _category_name(categories, detail["category"], lang),

@@ -15,9 +15,7 @@ const CC = (() => {
     });
     let data = null;
     try { data = await response.json(); } catch (_) { data = null; }
-    if (response.status === 401) {
-      window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
-    }
+    if (response.status === 401) toLogin();
     if (!response.ok) {
       const error = new Error((data && data.message) || response.statusText);
       error.status = response.status;
@@ -44,22 +42,28 @@ const CC = (() => {
     return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
   }
 
-  // Opens a socket and keeps it open: reconnects after a drop, sends a ping every 20 s,
-  // and goes to the sign-in page when the server says the session is gone (4401).
+  // Opens a socket and keeps it open: reconnects after a drop, sends a ping every 20 s, and
+  // goes to the sign-in page when the session is gone. A refused handshake reaches the browser
+  // without the server's close code, so a socket that never opened asks /api/v1/me why.
+  function toLogin() {
+    window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+  }
   function keepSocket(path, onMessage, onStatus) {
     let socket = null, timer = null;
     function open() {
+      let opened = false;
       socket = new WebSocket(socketUrl(path));
-      socket.onopen = () => { onStatus(true); timer = setInterval(() => socket.send("ping"), 20000); };
+      socket.onopen = () => { opened = true; onStatus(true); timer = setInterval(() => socket.send("ping"), 20000); };
       socket.onmessage = (event) => onMessage(JSON.parse(event.data));
-      socket.onclose = (event) => {
+      socket.onclose = async (event) => {
         clearInterval(timer);
         onStatus(false);
-        if (event.code === 4401) {
-          window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
-          return;
+        if (event.code === 4401) { toLogin(); return; }
+        if (!opened) {
+          const me = await fetch("/api/v1/me", {credentials: "same-origin"});
+          if (me.status === 401) { toLogin(); return; }
         }
-        if (event.code !== 4403) setTimeout(open, 2000);
+        setTimeout(open, 2000);
       };
     }
     open();

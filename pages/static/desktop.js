@@ -36,7 +36,14 @@
   setInterval(() => { $("state-time").textContent = CC.duration((Date.now() - since) / 1000); }, 1000);
   showState(DATA.snapshot.state, DATA.snapshot.reason, DATA.snapshot.since);
 
-  function applyState(body) { if (body) showState(body.state, body.reason, body.since); }
+  function showQueues(queues) {
+    $("my-queues").textContent = Object.entries(queues || {}).map(([q, l]) => (DATA.queues[q] || q) + " (" + l + ")").join(" ");
+  }
+  function applyState(body) {
+    if (!body) return;
+    showState(body.state, body.reason, body.since);
+    if (body.queues) showQueues(body.queues);
+  }
 
   $("btn-ready").addEventListener("click", async () => applyState(await act(CC.api("PUT", "/agents/me/state", {state: "ready"}))));
   $("btn-not-ready").addEventListener("click", async () =>
@@ -65,10 +72,9 @@
     $("pop-name").textContent = customer ? customer.name : MSG["desk.new_customer"];
     $("pop-member").textContent = customer ? (customer.member ? MSG["desk.yes"] : MSG["desk.no"]) : "";
     $("pop-units").textContent = customer ? customer.units.map((u) => u.code).join("、") : "";
-    $("pop-fee").textContent = customer
-      ? (MSG["desk.fee." + customer.fee_status] || customer.fee_status) +
-        (customer.fee_status === "arrears" ? " · " + MSG["desk.arrears"] + " ¥" + customer.arrears_amount : "")
-      : "";
+    $("pop-fee").textContent = !customer ? ""
+      : customer.fee_status === "arrears" ? MSG["desk.arrears"] + " ¥" + customer.arrears_amount
+      : (MSG["desk.fee." + customer.fee_status] || customer.fee_status);
     $("pop-fee").className = customer && customer.fee_status === "arrears" ? "under-target" : "";
     const queueName = pop.queue ? (pop.queue.name[LANG] || pop.queue.code) : "";
     $("pop-queue").textContent = queueName + (pop.wait_seconds !== undefined ? " · " + MSG["desk.wait"] + " " + CC.duration(pop.wait_seconds) : "");
@@ -123,9 +129,7 @@
       case "answered": $("pop-ringing").hidden = true; break;
       case "offer_cancelled": case "missed": $("pop-ringing").hidden = true; break;
       case "command_failed": say(MSG["desk.event.command_failed"] + ": " + (message.reason || message.command), true); break;
-      case "queues":
-        $("my-queues").textContent = Object.entries(message.queues || {}).map(([q, l]) => (DATA.queues[q] || q) + " (" + l + ")").join(" ");
-        break;
+      case "queues": showQueues(message.queues); break;
       default: break;
     }
   }

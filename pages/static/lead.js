@@ -58,6 +58,10 @@
     document.body.dataset.socket = up ? "open" : "closed";
   });
 
+  function supervision(mode) {
+    const extension = $("lead-extension").value.trim();
+    return extension ? {mode, extension} : {mode};
+  }
   document.querySelectorAll("#agents tr[data-agent]").forEach((row) => {
     row.querySelectorAll("[data-force]").forEach((button) => button.addEventListener("click", async () => {
       const body = button.dataset.force === "ready" ? {state: "ready"} : {state: "not_ready", reason: "forced"};
@@ -66,7 +70,7 @@
     }));
     row.querySelectorAll("[data-supervise]").forEach((button) => button.addEventListener("click", async () => {
       if (!row.dataset.call) { say(MSG["desk.failed"] + ": " + MSG["desk.no_call"], true); return; }
-      const result = await act(CC.api("POST", "/calls/" + encodeURIComponent(row.dataset.call) + "/supervise", {mode: button.dataset.supervise}));
+      const result = await act(CC.api("POST", "/calls/" + encodeURIComponent(row.dataset.call) + "/supervise", supervision(button.dataset.supervise)));
       if (result) say(MSG["desk.done"] + ": " + button.textContent);
     }));
   });

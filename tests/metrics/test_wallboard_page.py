@@ -102,4 +102,6 @@ def test_wallboard_updates_live_and_turns_red_under_target(
             expect(page.locator("#alerts .alert[data-kind=answer_rate]").first).to_be_visible()
         finally:
             browser.close()
-    assert httpx.get(f"{live_server}/wallboard?lang=en").status_code == 200
+    signed_out = httpx.get(f"{live_server}/wallboard?lang=en")
+    assert signed_out.status_code == 303  # pages need the sign-in cookie
+    assert signed_out.headers["location"].startswith("/login?next=")
