@@ -219,6 +219,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "tickets.total": {"zh-CN": "共", "en": "Total"},
     "tickets.next": {"zh-CN": "下一页", "en": "Next page"},
     "tickets.first": {"zh-CN": "第一页", "en": "First page"},
+    "tickets.overdue_report": {"zh-CN": "超时工单（未按时完成记录）", "en": "Overdue tickets"},
     "tickets.empty": {"zh-CN": "没有符合条件的工单", "en": "No tickets match"},
     "tickets.own_department": {"zh-CN": "本部门", "en": "Your department"},
     "ticket.timeline": {"zh-CN": "处理记录", "en": "Timeline"},

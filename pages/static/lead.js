@@ -68,6 +68,16 @@
       const result = await act(CC.api("PUT", "/agents/" + row.dataset.agent + "/state", body));
       if (result) { showAgent(row, result.state, result.reason, result.since, result.call_id); say(MSG["desk.done"]); }
     }));
+    row.querySelector("[data-move]").addEventListener("click", async () => {
+      // "general:6,repair:8" -> {"general": 6, "repair": 8}
+      const queues = {};
+      for (const part of row.querySelector(".queues-edit").value.split(",")) {
+        const [code, level] = part.split(":").map((x) => x.trim());
+        if (code) queues[code] = Number(level || 5);
+      }
+      const result = await act(CC.api("PUT", "/agents/" + row.dataset.agent + "/queues", {queues}));
+      if (result) say(MSG["desk.done"] + ": " + MSG["lead.move"]);
+    });
     row.querySelectorAll("[data-supervise]").forEach((button) => button.addEventListener("click", async () => {
       if (!row.dataset.call) { say(MSG["desk.failed"] + ": " + MSG["desk.no_call"], true); return; }
       const result = await act(CC.api("POST", "/calls/" + encodeURIComponent(row.dataset.call) + "/supervise", supervision(button.dataset.supervise)));

@@ -247,6 +247,12 @@ def test_desktop_pop_ticket_and_lead_in_a_real_browser(
     routing_agent_1002 = _agent_id(ctx, "1002")
     services.set_state(ctx, agent_id=routing_agent_1002, state="ready", reason=None, actor="t")
     expect(lead.locator(f"#agent-{routing_agent_1002} .state")).to_have_text("就绪", timeout=10_000)
+    # move 1002 between queues live
+    moved = lead.locator(f"#agent-{routing_agent_1002}")
+    moved.locator(".queues-edit").fill("general:6,complaint:4")
+    moved.get_by_role("button", name="调整队列").click()
+    expect(lead.locator("#lead-message")).to_contain_text("调整队列", timeout=10_000)
+    assert routing.agent(routing_agent_1002)["queues"] == {"complaint": 4, "general": 6}
     lead.goto(f"{live_server}/wallboard")
     expect(lead.locator("#general-waiting")).to_have_text("0", timeout=10_000)
     lead.screenshot(path=str(shots / "wallboard.png"), full_page=True)
