@@ -1,7 +1,7 @@
 """Offer -> screen pop received on the agent's WebSocket, with 200 desktops connected.
 
 A real uvicorn serves the API on loopback; 200 agents' desktops hold the event WebSocket open
-(``?token=``). The routing service runs as its own process, as in production
+(``Authorization: Bearer``). The routing service runs as its own process, as in production
 (``callcenter router``). Two ways an offer happens, each timed until that agent's socket
 receives the ``offer``:
   call arrives   one agent is ready; the "engine" publishes ``call_queued`` for 13800138000 on
@@ -143,8 +143,9 @@ async def run(args: argparse.Namespace) -> None:
         received_at: dict[int, float] = {}
 
         async def desktop(agent_id: int, token: str) -> None:
-            url = f"ws://127.0.0.1:{port}/api/v1/agents/me/events?token={token}"
-            async with websockets.connect(url, max_size=None) as ws:
+            url = f"ws://127.0.0.1:{port}/api/v1/agents/me/events"
+            headers = {"Authorization": f"Bearer {token}"}
+            async with websockets.connect(url, max_size=None, additional_headers=headers) as ws:
                 async for raw in ws:
                     now = time.perf_counter()
                     message = json.loads(raw)

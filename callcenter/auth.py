@@ -22,6 +22,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from callcenter import sessions
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, Unauthorized
 from callcenter.models import Role, User
@@ -151,11 +152,39 @@ def credentials_from_header(
     raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
 
 
+def principal_for_session(
+    ctx: AppContext, session_id: str, *, method: str = "GET", csrf: str | None = None
+) -> Principal:
+    """The user of a page session (the cookie of ``POST /login``): the user row is read on
+    every request (no cache), so a disabled user is refused at once; a state-changing request
+    must carry the session's CSRF token."""
+    session = sessions.load(ctx, session_id)
+    if session is None:
+        raise Unauthorized("signed out or session expired / 登录已失效，请重新登录")
+    sessions.check_csrf(session, method, csrf)
+    return session_principal(ctx, session)
+
+
+def session_principal(ctx: AppContext, session: sessions.PageSession) -> Principal:
+    """The user of a loaded page session, read from the database now (refused if disabled)."""
+    return _load_principal(ctx, session.user_id)
+
+
 async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
     """The signed-in user. A bearer token of a user resolved in the last few seconds is checked
     right here (an HMAC, no I/O); a cache miss (a database read) and HTTP Basic (argon2, slow
-    on purpose, throttled) run in a worker thread."""
+    on purpose, throttled) run in a worker thread. Without an Authorization header, a page's
+    session cookie (with its CSRF token on state-changing requests) signs the request in."""
     authorization = request.headers.get("authorization")
+    session_id = request.cookies.get(sessions.COOKIE)
+    if not authorization and session_id:
+        return await run_in_threadpool(
+            principal_for_session,
+            ctx,
+            session_id,
+            method=request.method,
+            csrf=request.headers.get(sessions.CSRF_HEADER),
+        )
     scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() == "bearer":
         payload = read_token(ctx.settings.secret_key, value.strip())

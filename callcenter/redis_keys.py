@@ -59,6 +59,10 @@ class Keys:
     def metrics(self, name: str) -> str:
         return f"{self.prefix}:metrics:{name}"
 
+    # ---- page sign-in sessions (callcenter/sessions.py); keyed by a digest of the cookie
+    def page_session(self, digest: str) -> str:
+        return f"{self.prefix}:session:{digest}"
+
     # ---- agent desktop pub/sub
     def agent_channel(self, agent_id: int) -> str:
         return f"{self.prefix}:agent:{agent_id}:events"

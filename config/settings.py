@@ -83,6 +83,9 @@ class HttpSettings(BaseModel):
     # the API may use, leaving room for the worker, router and engine on the same machine.
     workers: int = Field(default=1, ge=1, le=64)
     access_log: bool = True
+    # Page sign-in cookies carry ``Secure`` when the request came over https (behind a proxy
+    # passing X-Forwarded-Proto from a trusted address) or always when this is set.
+    secure_cookies: bool = False
 
 
 class SignInSettings(BaseModel):

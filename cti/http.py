@@ -9,13 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, WebSocket
 from starlette.concurrency import run_in_threadpool
 
-from callcenter.auth import (
-    Principal,
-    client_address,
-    credentials_from_header,
-    get_ctx,
-    require,
-)
+from callcenter.auth import Principal, get_ctx, require
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError, Unauthorized
 from callcenter.models import Role
@@ -93,21 +87,15 @@ def put_state(ctx: Ctx, principal: AgentUser, body: StateChange) -> dict[str, An
 
 
 @router.websocket("/agents/me/events")
-async def agent_events(websocket: WebSocket, token: str | None = Query(None)) -> None:
+async def agent_events(websocket: WebSocket) -> None:
     """The desktop's event socket: JSON objects with ``type`` state / offer / answered /
     ended / missed / offer_cancelled / wrap_up / queues, and for transfers consult_started /
     consult_offer / consult_answered / consult_ended / transferred / command_failed (see
-    docs/cti.md). Authenticate with
-    ``Authorization: Bearer <token>`` or ``?token=<token>`` (browsers)."""
+    docs/cti.md). Authenticate with ``Authorization: Bearer <token>`` (programs) or the
+    page's sign-in cookie from this site's Origin (browsers); never a token in the URL."""
     ctx: AppContext = websocket.app.state.ctx
     try:
-        principal = await run_in_threadpool(
-            credentials_from_header,
-            ctx,
-            websocket.headers.get("authorization"),
-            token,
-            source=client_address(websocket),
-        )
+        principal = await sockets.authenticate(ctx, websocket)
         agent_id = services.my_agent_id(principal)
     except CallCenterError as exc:
         await websocket.close(code=4401 if isinstance(exc, Unauthorized) else 4403)
@@ -126,21 +114,15 @@ async def agent_events(websocket: WebSocket, token: str | None = Query(None)) ->
 
 
 @router.websocket("/leads/events")
-async def lead_events(websocket: WebSocket, token: str | None = Query(None)) -> None:
+async def lead_events(websocket: WebSocket) -> None:
     """The lead's live feed: ``{"type": "staffing", ...}`` (on connect, and whenever the staffing
     alert starts or ends) and every agent's ``{"type": "state", "agent_id", ...}``. Same
     authentication as the agent socket; leads and admins only (close code 4403 otherwise)."""
     ctx: AppContext = websocket.app.state.ctx
     try:
-        principal = await run_in_threadpool(
-            credentials_from_header,
-            ctx,
-            websocket.headers.get("authorization"),
-            token,
-            source=client_address(websocket),
-        )
-    except CallCenterError:
-        await websocket.close(code=4401)
+        principal = await sockets.authenticate(ctx, websocket)
+    except CallCenterError as exc:
+        await websocket.close(code=4401 if isinstance(exc, Unauthorized) else 4403)
         return
     if principal.role not in {Role.lead, Role.admin}:
         await websocket.close(code=4403)

@@ -5,6 +5,9 @@ the other answers the client's ``ping`` with ``{"type": "pong"}``. Whichever end
 client went away, the socket broke) cancels the other. The Redis connection is closed inside a
 shielded scope, so a server shutting down (or a test client leaving) cannot interrupt the
 cleanup halfway and leak a connection or a stray ``CancelledError``.
+
+:func:`authenticate` signs a socket in: programs send ``Authorization: Bearer`` (or Basic);
+pages send their sign-in cookie, accepted only from our own Origin. No token travels in a URL.
 """
 
 from __future__ import annotations
@@ -18,6 +21,17 @@ import redis.asyncio as aioredis
 from fastapi import WebSocket, WebSocketDisconnect
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+
+from callcenter import sessions
+from callcenter.auth import (
+    Principal,
+    client_address,
+    credentials_from_header,
+    principal_for_session,
+)
+from callcenter.context import AppContext
+from callcenter.errors import Unauthorized
 
 # Renders one pub/sub message for the client; None skips it.
 Render = Callable[[dict[str, Any]], str | None]
@@ -40,6 +54,21 @@ async def subscription(redis_url: str) -> AsyncIterator[tuple[aioredis.Redis, Pu
                 await pubsub.aclose()
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+
+async def authenticate(ctx: AppContext, websocket: WebSocket) -> Principal:
+    """The socket's user: the Authorization header (programs) or the page session cookie, which
+    must come with an Origin of this very host (a page elsewhere cannot ride the cookie)."""
+    authorization = websocket.headers.get("authorization")
+    if authorization:
+        return await run_in_threadpool(
+            credentials_from_header, ctx, authorization, source=client_address(websocket)
+        )
+    session_id = websocket.cookies.get(sessions.COOKIE)
+    if not session_id:
+        raise Unauthorized("authentication required: a bearer token or the page's sign-in")
+    sessions.check_same_origin(websocket.headers, require_origin=True)
+    return await run_in_threadpool(principal_for_session, ctx, session_id)
 
 
 def channel_message(message: dict[str, Any]) -> str | None:

@@ -15,14 +15,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import redis
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
+from callcenter import sessions
 from callcenter.auth import (
     Principal,
     client_address,
     credentials_from_header,
     get_ctx,
+    principal_for_session,
     require,
 )
 from callcenter.context import AppContext
@@ -184,18 +186,12 @@ def wallboard(ctx: Ctx, _principal: Viewer) -> JSONResponse:
 @router.get(
     "/wallboard/stream",
     summary="Server-sent events: the wallboard JSON each time a figure changes",
-    description="Event name `wallboard`, data = the same JSON as GET /wallboard. Browsers "
-    "may pass the bearer token as `?token=` (EventSource cannot set headers).",
+    description="Event name `wallboard`, data = the same JSON as GET /wallboard. Programs send "
+    "`Authorization` (Bearer or Basic); the wallboard page's EventSource sends its sign-in "
+    "cookie (same origin only). No token in the URL.",
 )
-async def wallboard_stream(
-    request: Request,
-    ctx: Ctx,
-    token: Annotated[str | None, Query(description="bearer token (for EventSource)")] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
-    principal = await asyncio.to_thread(
-        credentials_from_header, ctx, authorization, token, source=client_address(request)
-    )
+async def wallboard_stream(request: Request, ctx: Ctx) -> StreamingResponse:
+    principal = await _stream_user(request, ctx)
     if principal.role not in (Role.admin, *VIEWERS):
         raise Forbidden(f"role {principal.role} may not watch the wallboard")
     hub = hub_for(ctx)
@@ -220,6 +216,18 @@ async def wallboard_stream(
         events(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream_user(request: Request, ctx: AppContext) -> Principal:
+    """Authorization header (programs) or the page's session cookie from this same site."""
+    authorization = request.headers.get("authorization")
+    session_id = request.cookies.get(sessions.COOKIE)
+    if not authorization and session_id:
+        sessions.check_same_origin(request.headers, require_origin=False)
+        return await asyncio.to_thread(principal_for_session, ctx, session_id)
+    return await asyncio.to_thread(
+        credentials_from_header, ctx, authorization, source=client_address(request)
     )
 
 

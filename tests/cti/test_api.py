@@ -125,20 +125,28 @@ def test_agent_desktop_flow_with_header_token(
         assert session.get(Call, "earlier-call") is not None
 
 
-def test_websocket_token_in_query_and_refusals(client: TestClient, ctx: AppContext) -> None:
+def test_websocket_bearer_header_and_refusals(client: TestClient, ctx: AppContext) -> None:
     bearer = token(client, "1002")
-    with client.websocket_connect(f"/api/v1/agents/me/events?token={bearer}") as ws:
+    with client.websocket_connect(
+        "/api/v1/agents/me/events", headers={"Authorization": f"Bearer {bearer}"}
+    ) as ws:
         assert until(ws, "state")["state"] == "logged_out"
         ws.send_text("ping")
         assert until(ws, "pong") == {"type": "pong"}
     assert refused_code(client, "/api/v1/agents/me/events") == 4401
-    assert refused_code(client, "/api/v1/agents/me/events?token=forged.token") == 4401
+    assert refused_code(client, "/api/v1/agents/me/events", "forged.token") == 4401
+    # a token in the URL is not read at all (tokens do not travel in URLs)
+    assert refused_code(client, f"/api/v1/agents/me/events?token={bearer}") == 4401
     qa = token(client, "qa1")
-    assert refused_code(client, f"/api/v1/agents/me/events?token={qa}") == 4403
+    assert refused_code(client, "/api/v1/agents/me/events", qa) == 4403
 
 
-def refused_code(client: TestClient, url: str) -> int:
-    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(url):
+def refused_code(client: TestClient, url: str, bearer: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect(url, headers=headers),
+    ):
         pass
     return refused.value.code
 
@@ -443,8 +451,10 @@ def test_lead_socket_shows_staffing_alert_and_agent_states(
     client: TestClient, ctx: AppContext, router: Router
 ) -> None:
     bearer = token(client, "lead1")
-    assert refused_code(client, f"/api/v1/leads/events?token={token(client, '1001')}") == 4403
-    with client.websocket_connect(f"/api/v1/leads/events?token={bearer}") as ws:
+    assert refused_code(client, "/api/v1/leads/events", token(client, "1001")) == 4403
+    with client.websocket_connect(
+        "/api/v1/leads/events", headers={"Authorization": f"Bearer {bearer}"}
+    ) as ws:
         first = until(ws, "staffing")
         assert first["alert"] is True and first["minimum"] == 8
         headers = auth(client, "1003")

@@ -23,9 +23,10 @@ def _token(base: str, user: str) -> str:
 def test_sse_pushes_an_update_after_an_event(ctx: AppContext, live_server: str) -> None:
     token = _token(live_server, "lead1")
     url = f"{live_server}/api/v1/wallboard/stream"
-    denied = httpx.get(url, params={"token": _token(live_server, "1001")})
+    denied = httpx.get(url, headers={"Authorization": f"Bearer {_token(live_server, '1001')}"})
     assert denied.status_code == 403
-    with httpx.stream("GET", url, params={"token": token}, timeout=10) as response:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.stream("GET", url, headers=headers, timeout=10) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = response.iter_lines()

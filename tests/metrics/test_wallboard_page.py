@@ -19,12 +19,20 @@ from metrics.engine import metric_config
 
 
 def test_pages_render_in_chinese_by_default_and_english_on_request(api: TestClient) -> None:
+    assert api.get("/wallboard", follow_redirects=False).status_code == 303  # sign in first
+    signed_in = api.post("/login", data={"username": "lead1", "password": "pwlead1"})
+    assert signed_in.status_code == 200 and signed_in.url.path == "/lead"
     page = api.get("/wallboard")
     assert page.status_code == 200 and "实时监控墙" in page.text and "报修" in page.text
     english = api.get("/wallboard", params={"lang": "en"})
     assert "Live wallboard" in english.text and "Repairs" in english.text
     index = api.get("/")
     assert 'href="/wallboard?lang=zh-CN"' in index.text
+    chart = api.get("/wallboard/answer-rate.svg")
+    assert (
+        chart.headers["content-type"].startswith("image/svg+xml")
+        and "今日每小时接通率" in chart.text
+    )
     login = api.get("/login", params={"next": "//evil.example/"})
     assert '"//evil.example/"' not in login.text  # only local redirects after sign-in
 
@@ -101,4 +109,6 @@ def test_wallboard_updates_live_and_turns_red_under_target(
             expect(page.locator("#alerts .alert[data-kind=answer_rate]").first).to_be_visible()
         finally:
             browser.close()
-    assert httpx.get(f"{live_server}/wallboard?lang=en").status_code == 200
+    signed_out = httpx.get(f"{live_server}/wallboard?lang=en")
+    assert signed_out.status_code == 303  # pages need the sign-in cookie
+    assert signed_out.headers["location"].startswith("/login?next=")

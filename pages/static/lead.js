@@ -1,0 +1,104 @@
+// The lead's console: agents' states live from the lead socket, force a state, listen /
+// whisper / barge on an agent's call (to the lead's own extension), queue figures every 5 s.
+"use strict";
+(() => {
+  const DATA = JSON.parse(document.getElementById("lead-data").textContent);
+  const MSG = DATA.messages;
+  const LANG = DATA.lang;
+  const $ = (id) => document.getElementById(id);
+
+  function say(text, bad) {
+    const box = $("lead-message");
+    box.className = bad ? "alert" : "notice";
+    box.textContent = text;
+  }
+  async function act(promise) {
+    try { return await promise; } catch (error) { say(MSG["desk.failed"] + ": " + error.message, true); return null; }
+  }
+
+  function showAgent(row, state, reason, at, callId) {
+    const cell = row.querySelector(".state");
+    cell.textContent = DATA.stateNames[state] || state;
+    cell.className = "state state-" + state;
+    row.querySelector(".reason").textContent = state === "not_ready" && reason ? (DATA.reasonNames[reason] || reason) : "";
+    if (at) row.dataset.since = at;
+    row.dataset.call = callId || "";
+    row.querySelector(".call").textContent = callId || "";
+    if (!callId) row.querySelector(".queue").textContent = "";
+  }
+  setInterval(() => {
+    document.querySelectorAll("#agents tr[data-agent]").forEach((row) => {
+      const since = Date.parse(row.dataset.since);
+      row.querySelector(".since").textContent = since ? CC.duration((Date.now() - since) / 1000) : "";
+    });
+  }, 1000);
+
+  function showAlert(report) {
+    const box = $("alerts");
+    box.replaceChildren();
+    $("staffing-online").textContent = report.logged_in;
+    $("staffing-minimum").textContent = report.minimum;
+    if (report.alert) {
+      const text = typeof report.message === "string" ? report.message : (report.message && (report.message[LANG] || report.message.en)) || "";
+      box.appendChild(CC.el("div", text, {class: "alert", "data-kind": "staffing"}));
+    } else {
+      box.appendChild(CC.el("p", MSG["lead.no_alerts"], {class: "muted"}));
+    }
+  }
+
+  CC.keepSocket("/leads/events", (message) => {
+    if (message.type === "state" && message.agent_id) {
+      const row = $("agent-" + message.agent_id);
+      if (row) showAgent(row, message.state, message.reason, message.at, message.call_id);
+    } else if (message.type === "staffing") {
+      showAlert(message);
+    }
+  }, (up) => {
+    $("connection").textContent = up ? MSG["desk.connected"] : MSG["desk.disconnected"];
+    document.body.dataset.socket = up ? "open" : "closed";
+  });
+
+  function supervision(mode) {
+    const extension = $("lead-extension").value.trim();
+    return extension ? {mode, extension} : {mode};
+  }
+  document.querySelectorAll("#agents tr[data-agent]").forEach((row) => {
+    row.querySelectorAll("[data-force]").forEach((button) => button.addEventListener("click", async () => {
+      const body = button.dataset.force === "ready" ? {state: "ready"} : {state: "not_ready", reason: "forced"};
+      const result = await act(CC.api("PUT", "/agents/" + row.dataset.agent + "/state", body));
+      if (result) { showAgent(row, result.state, result.reason, result.since, result.call_id); say(MSG["desk.done"]); }
+    }));
+    row.querySelector("[data-move]").addEventListener("click", async () => {
+      // "general:6,repair:8" -> {"general": 6, "repair": 8}
+      const queues = {};
+      for (const part of row.querySelector(".queues-edit").value.split(",")) {
+        const [code, level] = part.split(":").map((x) => x.trim());
+        if (code) queues[code] = Number(level || 5);
+      }
+      const result = await act(CC.api("PUT", "/agents/" + row.dataset.agent + "/queues", {queues}));
+      if (result) say(MSG["desk.done"] + ": " + MSG["lead.move"]);
+    });
+    row.querySelectorAll("[data-supervise]").forEach((button) => button.addEventListener("click", async () => {
+      if (!row.dataset.call) { say(MSG["desk.failed"] + ": " + MSG["desk.no_call"], true); return; }
+      const result = await act(CC.api("POST", "/calls/" + encodeURIComponent(row.dataset.call) + "/supervise", supervision(button.dataset.supervise)));
+      if (result) say(MSG["desk.done"] + ": " + button.textContent);
+    }));
+  });
+
+  async function refreshQueues() {
+    const status = await act(CC.api("GET", "/queues/status"));
+    if (!status) return;
+    for (const q of status.queues) {
+      const row = $("queue-" + q.queue);
+      if (!row) continue;
+      row.querySelector(".waiting").textContent = q.waiting;
+      row.querySelector(".longest").textContent = Math.round(q.longest_wait_seconds) + "s";
+      row.querySelector(".members").textContent = q.agents_logged_in;
+    }
+    showAlert(status.staffing);
+  }
+  setInterval(refreshQueues, 5000);
+  document.querySelectorAll("#agents tr[data-agent]").forEach((row) => {
+    row.querySelector(".since").textContent = "";
+  });
+})();

@@ -1,0 +1,108 @@
+"""Pages fixtures: a seeded SQLite copy, the test Redis, routing on a fixed morning clock (the
+day shift is on, so demo agents may go ready whatever the hour the tests run), an in-process
+client, and sign-in through the real ``POST /login`` form."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, select
+
+from callcenter import runtime
+from callcenter.app import create_app
+from callcenter.context import AppContext, build_context
+from config.settings import Settings
+from cti import services
+from cti.models import Department
+from cti.routing import Routing
+from ticketing.models import Ticket
+
+# 10:00 in Shanghai: the day (08-20) and middle (09-21) shifts are on.
+MORNING = datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+
+
+class FixedClock:
+    """Routing's clock in these tests: a fixed morning that moves only when told."""
+
+    def __init__(self, start: float = MORNING) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def ctx(settings: Settings, redis_client: redis.Redis) -> Iterator[AppContext]:
+    context = build_context(settings)
+    runtime.set_context(context)
+    context.extras[services.ROUTING_EXTRA] = Routing(
+        context.redis, context.keys, context.config, timezone=settings.timezone, clock=FixedClock()
+    )
+    yield context
+    runtime.set_context(None)
+    context.close()
+
+
+@pytest.fixture
+def client(ctx: AppContext) -> Iterator[TestClient]:
+    ctx.extras["metrics_consumer"] = False
+    with TestClient(create_app(ctx)) as test_client:
+        yield test_client
+
+
+def sign_in(client: TestClient, username: str, password: str | None = None, **form: str) -> str:
+    """Signs in with the login form; returns where the server redirected."""
+    response = client.post(
+        "/login",
+        data={"username": username, "password": password or f"pw{username}", **form},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return str(response.headers["location"])
+
+
+def csrf_of(client: TestClient, page: str = "/") -> str:
+    """The session's CSRF token as a page embeds it."""
+    html = client.get(page).text
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
+
+
+def insert_tickets(ctx: AppContext, count: int, *, department: str = "engineering") -> None:
+    """``count`` dispatched tickets in one bulk insert (numbers GD20261130-P00001…), for paging."""
+    now = datetime(2026, 11, 30, 2, 0, tzinfo=ZoneInfo("UTC"))
+    with ctx.sessions.begin() as session:
+        dept_id = session.scalar(select(Department.id).where(Department.code == department))
+        session.execute(
+            insert(Ticket),
+            [
+                {
+                    "number": f"GD20261130-P{i:05d}",
+                    "category": "paid_home_repair",
+                    "department_id": dept_id,
+                    "track": "general",
+                    "status": "dispatched",
+                    "reporter": f"业主{i}",
+                    "unit": f"{i % 9 + 1}-1-{i:04d}",
+                    "what": "水龙头漏水" if i % 2 else "门锁损坏",
+                    "when_text": "今天上午",
+                    "contact": f"139{i:08d}",
+                    "description": "",
+                    "channel": "api",
+                    "sla_class": "3h",
+                    "overdue": i % 10 == 0,
+                    "escalation_level": 0,
+                    "created_by": "bulk",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(1, count + 1)
+            ],
+        )
