@@ -140,8 +140,8 @@ def main() -> None:
     )
     upgrade(settings.database_url)
     ctx = build_context(settings)
-    for key in ctx.redis.scan_iter(f"{PREFIX}:*", count=1000):  # type: ignore[union-attr]
-        ctx.redis.delete(key)  # type: ignore[union-attr]
+    for key in ctx.redis.scan_iter(f"{PREFIX}:*", count=1000):
+        ctx.redis.delete(key)
     seed_demo(ctx)
     usernames = add_agents(ctx, args.desktops)
     port = free_port()
@@ -237,8 +237,8 @@ def main() -> None:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
-        for key in ctx.redis.scan_iter(f"{PREFIX}:*", count=1000):  # type: ignore[union-attr]
-            ctx.redis.delete(key)  # type: ignore[union-attr]
+        for key in ctx.redis.scan_iter(f"{PREFIX}:*", count=1000):
+            ctx.redis.delete(key)
         ctx.close()
 
 

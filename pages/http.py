@@ -23,10 +23,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from callcenter import sessions
-from callcenter.auth import Principal, authenticate, get_ctx, session_principal
+from callcenter import sessions, signin
+from callcenter.auth import Principal, client_address, get_ctx, session_principal
 from callcenter.context import AppContext
-from callcenter.errors import CallCenterError, NotFound, Unauthorized
+from callcenter.errors import CallCenterError, NotFound, TooManyAttempts, Unauthorized
 from callcenter.models import Role
 from metrics import reports
 from pages import access, views
@@ -192,11 +192,26 @@ async def login_submit(request: Request, ctx: Ctx) -> Response:
     password = str(form.get("password") or "")
     target = access.safe_next(str(form.get("next") or ""))
     try:
-        user = await run_in_threadpool(authenticate, ctx, username, password)
+        user = await run_in_threadpool(
+            signin.sign_in, ctx, username, password, client_address(request)
+        )
     except Unauthorized:
         return _render(
             request, "login.html", lang, None, status_code=401, next_url=target or "", failed=True
         )
+    except TooManyAttempts as exc:
+        page = _render(
+            request,
+            "login.html",
+            lang,
+            None,
+            status_code=429,
+            next_url=target or "",
+            failed=True,
+            throttled=True,
+        )
+        page.headers.update(exc.headers())
+        return page
     previous = request.cookies.get(sessions.COOKIE)
     if previous:
         await run_in_threadpool(sessions.end, ctx, previous)

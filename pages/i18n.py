@@ -25,6 +25,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "login.password": {"zh-CN": "密码", "en": "Password"},
     "login.submit": {"zh-CN": "登录", "en": "Sign in"},
     "login.failed": {"zh-CN": "用户名或密码错误", "en": "Wrong user name or password"},
+    "login.throttled": {
+        "zh-CN": "登录失败次数过多，请稍后再试",
+        "en": "Too many failed sign-ins; try again later",
+    },
     "wb.title": {"zh-CN": "实时监控墙", "en": "Live wallboard"},
     "wb.queue": {"zh-CN": "队列", "en": "Queue"},
     "wb.center": {"zh-CN": "全中心", "en": "Whole center"},
