@@ -3,13 +3,16 @@ and calls with recordings made through the same event consumer the engine feeds.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,9 @@ import pytest
 from botocore.config import Config
 
 from callcenter.context import AppContext
+from callcenter.streams import CallEvent
 from recordings.storage import LocalStorage, S3Storage, Storage
+from ticketing.models import Ticket
 
 
 def _free_port() -> int:
@@ -80,7 +85,131 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return S3Storage(s3_client(endpoint), bucket, prefix="center1")
 
 
+# ---------------------------------------------------------------- calls with recordings
+
+TONE_HZ = 440.0
+
+
+def write_wav(path: Path, tone_seconds: float, silence_seconds: float, rate: int = 8000) -> None:
+    """A real 8 kHz mono 16-bit WAV as the engine writes it: a tone, then silence."""
+    import math
+    from array import array
+
+    from ivr import wav
+
+    tone = array(
+        "h",
+        (
+            int(12000 * math.sin(2 * math.pi * TONE_HZ * n / rate))
+            for n in range(int(tone_seconds * rate))
+        ),
+    )
+    quiet = array("h", bytes(2 * int(silence_seconds * rate)))
+    pcm = (tone + quiet).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(wav.header(len(pcm), rate) + pcm)
+
+
+@dataclass(frozen=True)
+class MadeCall:
+    call_id: str
+    recording_id: str
+    path: Path
+    sha256: str
+    started_at: datetime
+
+
 @pytest.fixture
-def recordings_ctx(ctx: AppContext) -> AppContext:
-    Path(ctx.settings.recordings_dir).mkdir(parents=True, exist_ok=True)
-    return ctx
+def make_call(ctx: AppContext) -> Callable[..., MadeCall]:
+    """A finished call with its recording, applied through the call-record consumer's own
+    ``apply_event`` (the events the engine publishes), and a real WAV on disk."""
+    counter = itertools.count(1)
+
+    def make(
+        *,
+        agent: str | None = "1001",
+        caller: str = "13800138000",
+        queue: str | None = "repair",
+        started: datetime | None = None,
+        tone_seconds: float = 2.0,
+        silence_seconds: float = 1.0,
+        ticket: str | None = None,
+        collected: dict[str, str] | None = None,
+        record: bool = True,
+    ) -> MadeCall:
+        from ivr import wav
+        from ivr.records import apply_event
+
+        n = next(counter)
+        started = started or datetime.now(UTC) - timedelta(minutes=10, seconds=n)
+        call_id = f"call-{uuid.uuid4().hex[:10]}"
+        path = (
+            Path(ctx.settings.recordings_dir)
+            / f"{started:%Y}"
+            / f"{started:%m}"
+            / f"{started:%d}"
+            / f"{call_id}.wav"
+        )
+        duration = tone_seconds + silence_seconds
+        events: list[tuple[str, dict[str, Any], datetime]] = [
+            ("call_arrived", {"caller": caller, "did": "4008001234"}, started),
+        ]
+        if collected:
+            for variable, value in collected.items():
+                events.append(("digits_collected", {"variable": variable, "value": value}, started))
+        if queue:
+            events.append(("call_queued", {"queue": queue, "priority": 0}, started))
+        if agent:
+            events.append(("agent_answered", {"agent_uri": f"sip:{agent}@127.0.0.1"}, started))
+        facts = None
+        if record and agent:
+            write_wav(path, tone_seconds, silence_seconds)
+            facts = wav.facts(path)
+            events.append(
+                ("recording_started", {"recording_id": call_id, "path": str(path)}, started)
+            )
+            events.append(
+                (
+                    "recording_stopped",
+                    {
+                        "recording_id": call_id,
+                        "path": str(path),
+                        "duration": facts.duration,
+                        "bytes": facts.bytes,
+                        "sha256": facts.sha256,
+                        "status": "complete",
+                    },
+                    started + timedelta(seconds=duration),
+                )
+            )
+        outcome = "answered" if agent else "abandoned"
+        events.append(
+            (
+                "call_ended",
+                {"outcome": outcome, "reason": "caller_hung_up"},
+                started + timedelta(seconds=duration),
+            )
+        )
+        with ctx.sessions() as session, session.begin():
+            for index, (kind, data, at) in enumerate(events):
+                event = CallEvent(
+                    type=kind, call_id=call_id, slot="s1", node="", at=at.isoformat(), data=data
+                )
+                apply_event(session, f"{int(at.timestamp() * 1000)}-{n}{index:02d}", event)
+            if ticket:
+                session.add(
+                    Ticket(
+                        number=ticket,
+                        category="repair_public",
+                        reporter="张伟",
+                        unit="3-2-1201",
+                        what="漏水",
+                        when_text="今天",
+                        contact=caller,
+                        call_id=call_id,
+                        created_by="1001",
+                    )
+                )
+        return MadeCall(call_id, call_id, path, facts.sha256 if facts else "", started)
+
+    return make
