@@ -30,7 +30,7 @@ from callcenter.context import AppContext
 from callcenter.errors import CallCenterError, Forbidden, NotFound
 from callcenter.models import Role
 from cti.models import Call
-from recordings import access, links, playback
+from recordings import access, http_qa, links, playback
 from recordings.errors import LinkRefused
 from recordings.models import Recording, RecordingMedia
 from recordings.schemas import (
@@ -45,6 +45,7 @@ from recordings.schemas import (
 from recordings.search import RecordingFilter, search
 
 router = APIRouter(tags=["recordings"])
+router.include_router(http_qa.router)
 
 
 def _remote(request: Request) -> str | None:

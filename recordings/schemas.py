@@ -78,3 +78,69 @@ class LegalHold(BaseModel):
 class ErasureRequest(BaseModel):
     number: str = Field(min_length=3, max_length=64, pattern=r"^\+?[0-9]+$")
     reason: str = Field(min_length=1, max_length=500)
+
+
+class ScorecardItemPublic(BaseModel):
+    code: str
+    name: dict[str, str]
+    weight: float
+    max_score: int
+    phrases: list[str]
+    guidance: str
+
+
+class ScorecardPublic(BaseModel):
+    code: str
+    name: dict[str, str]
+    default: bool
+    items: list[ScorecardItemPublic]
+
+
+class EvaluationCreate(BaseModel):
+    recording_id: str = Field(min_length=1, max_length=64)
+    scorecard: str | None = Field(default=None, description="default: qa.toml default_scorecard")
+    scores: dict[str, Any] = Field(description="item code -> score (0..the item's max_score)")
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class EvaluationPublic(BaseModel):
+    id: int
+    recording_id: str
+    call_id: str | None
+    agent: str | None
+    evaluator: str | None
+    scorecard: str
+    scores: dict[str, Any]
+    total: float
+    comment: str | None
+    created_at: datetime
+    disputed_at: datetime | None
+    dispute_reason: str | None
+
+
+class DisputeCreate(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class TrendWeek(BaseModel):
+    week: str
+    count: int
+    average: float | None
+
+
+class AgentTrend(BaseModel):
+    agent: str
+    weeks: list[TrendWeek]
+
+
+class SampleAgent(BaseModel):
+    agent: str
+    candidates: int
+    recordings: list[RecordingItem]
+
+
+class WeeklySample(BaseModel):
+    week: str
+    per_agent: int
+    min_answered_seconds: int
+    agents: list[SampleAgent]

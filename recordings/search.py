@@ -79,7 +79,22 @@ def search(
         )
     )
     has_more = len(rows) > limit
-    rows = rows[:limit]
+    return _items(session, rows[:limit]), has_more
+
+
+def items_for(session: Session, recording_ids: list[str]) -> list[RecordingItem]:
+    """The search items of these recordings, oldest first."""
+    rows = list(
+        session.scalars(
+            select(Recording)
+            .where(Recording.id.in_(recording_ids))
+            .order_by(Recording.started_at, Recording.id)
+        )
+    )
+    return _items(session, rows)
+
+
+def _items(session: Session, rows: list[Recording]) -> list[RecordingItem]:
     agent_ids = {r.agent_id for r in rows if r.agent_id is not None}
     extensions: dict[int, str] = {}
     if agent_ids:
@@ -110,4 +125,4 @@ def search(
         )
         for r in rows
     ]
-    return items, has_more
+    return items
