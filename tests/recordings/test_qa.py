@@ -75,7 +75,7 @@ def test_bad_scores_are_refused_naming_the_item(
     client: TestClient, make_call: Callable[..., MadeCall]
 ) -> None:
     made = make_call()
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({**FULL, "bogus": 3}, "scores.bogus"),
         ({**FULL, "tone": 6}, "scores.tone: 6 is out of range 0..5"),
         ({**FULL, "tone": -1}, "scores.tone"),
