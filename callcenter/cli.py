@@ -8,6 +8,8 @@ callcenter router        the routing service (ACD: offers, ring/wrap-up/overflow
 callcenter migrate       upgrade the database to the newest schema
 callcenter seed-demo     insert the demo center (agents, customers, departments)
 callcenter check-config  validate the declarative files and print every problem
+callcenter recordings-reconcile   answered calls, recording rows, files and checksums agree?
+callcenter recordings-retention   delete recordings past their queue's retention (not on hold)
 """
 
 from __future__ import annotations
@@ -113,6 +115,12 @@ def _engine(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _recordings(args: argparse.Namespace) -> int:
+    from recordings.commands import run
+
+    return run(args.command, load_settings())
+
+
 def _up(_args: argparse.Namespace) -> int:
     from callcenter.processes import run_up
 
@@ -128,6 +136,8 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "migrate": (_migrate, "upgrade the database schema to the newest revision"),
     "seed-demo": (_seed_demo, "insert the demo center if the database has no users"),
     "check-config": (_check_config, "validate the declarative configuration files"),
+    "recordings-reconcile": (_recordings, "list recordings whose files and rows disagree"),
+    "recordings-retention": (_recordings, "delete recordings past their queue's retention"),
 }
 
 

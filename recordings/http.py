@@ -30,10 +30,11 @@ from callcenter.context import AppContext
 from callcenter.errors import CallCenterError, Forbidden, NotFound
 from callcenter.models import Role
 from cti.models import Call
-from recordings import access, http_qa, links, playback
+from recordings import access, http_qa, links, playback, reconcile, retention
 from recordings.errors import LinkRefused
 from recordings.models import Recording, RecordingMedia
 from recordings.schemas import (
+    ErasureRequest,
     LegalHold,
     LinkPublic,
     LinkRequest,
@@ -122,6 +123,42 @@ def find_recordings(
         has_more=has_more,
         next_offset=offset + limit if has_more else None,
     )
+
+
+@router.get(
+    "/recordings/reconciliation",
+    summary="The last reconciliation's findings (files and rows that disagree)",
+)
+def get_reconciliation(
+    ctx: Annotated[AppContext, Depends(get_ctx)],
+    _principal: Annotated[Principal, Depends(require(Role.lead, Role.qa))],
+) -> dict[str, Any]:
+    report = reconcile.last_report(ctx)
+    if report is None:
+        raise NotFound("reconciliation has not run yet: POST /api/v1/recordings/reconciliation")
+    return report
+
+
+@router.post(
+    "/recordings/reconciliation",
+    summary="Reconcile now: answered calls, rows, files and checksums; returns the findings",
+)
+def run_reconciliation(
+    ctx: Annotated[AppContext, Depends(get_ctx)],
+    principal: Annotated[Principal, Depends(require(Role.lead, Role.qa))],
+    verify_checksums: bool = True,
+) -> dict[str, Any]:
+    report = reconcile.reconcile_and_store(ctx, verify_checksums=verify_checksums)
+    with ctx.sessions() as session, session.begin():
+        record_audit(
+            session,
+            actor=principal.username,
+            action="recording.reconciled",
+            object_type="recording",
+            object_id="*",
+            details={"counts": report.counts},
+        )
+    return report.to_dict()
 
 
 @router.get(
@@ -386,3 +423,24 @@ def set_legal_hold(
             remote_addr=_remote(request),
         )
     return {"id": recording_id, "legal_hold": body.hold}
+
+
+@router.post(
+    "/recordings/erasure",
+    summary="Erase what is kept about a caller's number: recordings (unless on legal hold), "
+    "keyed-in digits, the number in call records, screen-pop data; audited per deletion",
+)
+def erase(
+    body: ErasureRequest,
+    request: Request,
+    ctx: Annotated[AppContext, Depends(get_ctx)],
+    principal: Annotated[Principal, Depends(require(Role.admin))],
+) -> dict[str, Any]:
+    result = retention.erase_number(
+        ctx,
+        body.number,
+        actor=principal.username,
+        reason=body.reason,
+        remote_addr=_remote(request),
+    )
+    return {"number_fingerprint": retention.number_fingerprint(body.number), **result.to_dict()}
