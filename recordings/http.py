@@ -246,6 +246,7 @@ def _play(
         recording_id=recording.id,
         details={
             "range": list(byte_range) if byte_range else [0, size - 1],
+            "ranged": byte_range is not None,
             "bytes": size,
             "format": source.format,
             "call_id": recording.call_id,
@@ -312,6 +313,7 @@ def get_audio(
         recording_id=recording.id,
         details={
             "range": list(byte_range) if byte_range else [0, size - 1],
+            "ranged": byte_range is not None,
             "bytes": size,
             "format": "wav",
             "call_id": recording.call_id,

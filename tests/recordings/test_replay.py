@@ -73,6 +73,7 @@ def test_link_plays_without_credentials_and_ranges_are_byte_exact(
     assert len(plays) == 1 + 5
     assert all(actor == "qa1" for _, actor, _ in plays)
     assert plays[2][2]["range"] == [44, 1043]
+    assert [play[2]["ranged"] for play in plays] == [False] + [True] * 5
 
 
 def _tamper(url: str) -> list[str]:
