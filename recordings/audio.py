@@ -89,7 +89,7 @@ def verify_transcode(original: Path, encoded: Path, scratch: Path) -> float:
     """Decode ``encoded`` and check its length against ``original``; the decoded length."""
     decoded = scratch / "verify.wav"
     run = subprocess.run(
-        [_tool("opusdec"), "--quiet", "--rate", "8000", str(encoded), str(decoded)],
+        [_tool("opusdec"), "--quiet", "--no-dither", "--rate", "8000", str(encoded), str(decoded)],
         capture_output=True,
         timeout=600,
         check=False,
