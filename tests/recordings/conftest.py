@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from botocore.config import Config
 
-from callcenter.context import AppContext
+from callcenter import runtime
+from callcenter.context import AppContext, build_context
 from callcenter.streams import CallEvent
+from config.settings import Settings
 from recordings.storage import LocalStorage, S3Storage, Storage
 from ticketing.models import Ticket
 
@@ -83,6 +86,79 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     endpoint: str = request.getfixturevalue("s3_endpoint")
     bucket: str = request.getfixturevalue("s3_bucket")
     return S3Storage(s3_client(endpoint), bucket, prefix="center1")
+
+
+# ---------------------------------------------------------------- SQLite and PostgreSQL
+
+# the tables these tests fill; emptied around each PostgreSQL test (TRUNCATE does not fire
+# the audit log's row triggers)
+_FILLED = (
+    "evaluations",
+    "recording_media",
+    "recordings",
+    "call_events",
+    "calls",
+    "tickets",
+    "audit_log",
+)
+
+
+def _seeded_postgres() -> None:
+    """Migrate and seed the test PostgreSQL database unless it already holds the demo users
+    (other test modules drop its schema, so this is checked before every test)."""
+    from sqlalchemy import inspect, text
+
+    from callcenter.context import build_context
+    from callcenter.db import make_engine
+    from callcenter.demo import seed_demo
+    from callcenter.migrate import upgrade
+    from tests.conftest import TEST_POSTGRES_URL, TEST_REDIS_URL, reset_postgres
+
+    engine = make_engine(TEST_POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            ready = inspect(conn).has_table("recording_media") and bool(
+                conn.execute(text("SELECT count(*) FROM users WHERE username = 'qa1'")).scalar()
+            )
+    finally:
+        engine.dispose()
+    if ready:
+        return
+    reset_postgres(TEST_POSTGRES_URL)
+    upgrade(TEST_POSTGRES_URL)
+    context = build_context(
+        Settings(environment="test", database_url=TEST_POSTGRES_URL, redis_url=TEST_REDIS_URL)
+    )
+    seed_demo(context)
+    context.close()
+
+
+def _empty_postgres(context: AppContext) -> None:
+    from sqlalchemy import text
+
+    with context.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(_FILLED)} CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ctx(
+    request: pytest.FixtureRequest, settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> Iterator[AppContext]:
+    """Every recordings test runs on the seeded SQLite copy and on PostgreSQL."""
+    from tests.conftest import TEST_POSTGRES_URL
+
+    if request.param == "postgres":
+        _seeded_postgres()
+        settings = settings.model_copy(update={"database_url": TEST_POSTGRES_URL})
+    context = build_context(settings)
+    if request.param == "postgres":
+        _empty_postgres(context)
+    runtime.set_context(context)
+    yield context
+    runtime.set_context(None)
+    if request.param == "postgres":
+        _empty_postgres(context)
+    context.close()
 
 
 # ---------------------------------------------------------------- calls with recordings

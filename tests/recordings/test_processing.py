@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from rq import Worker
 
@@ -17,7 +16,7 @@ from callcenter import runtime
 from callcenter.app import create_app
 from callcenter.context import AppContext, build_context
 from callcenter.worker import queues
-from config.settings import RecordingStorageSettings, Settings
+from config.settings import RecordingStorageSettings
 from ivr import wav
 from recordings import jobs
 from recordings.models import Recording, RecordingMedia
@@ -144,10 +143,9 @@ def test_link_defaults_to_the_verified_opus(
 
 
 @pytest.fixture
-def s3_ctx(
-    settings: Settings, s3_endpoint: str, s3_bucket: str, redis_client: redis.Redis
-) -> Iterator[AppContext]:
-    configured = settings.model_copy(
+def s3_ctx(ctx: AppContext, s3_endpoint: str, s3_bucket: str) -> Iterator[AppContext]:
+    """The test's database, recordings kept in a bucket of the S3-compatible server."""
+    configured = ctx.settings.model_copy(
         update={
             "recording_storage": RecordingStorageSettings(
                 backend="s3",
@@ -162,7 +160,7 @@ def s3_ctx(
     context = build_context(configured)
     runtime.set_context(context)
     yield context
-    runtime.set_context(None)
+    runtime.set_context(ctx)
     context.close()
 
 
@@ -170,7 +168,6 @@ def test_s3_store_receives_both_files_and_serves_ranges(
     s3_ctx: AppContext, make_call: Callable[..., MadeCall]
 ) -> None:
     made = make_call()
-    runtime.set_context(s3_ctx)  # make_call's own context was installed after s3_ctx
     original = made.path.read_bytes()
     assert jobs.process_recording(made.recording_id)["result"] == "processed"
     media = _media(s3_ctx, made.recording_id)
