@@ -27,7 +27,7 @@ from callcenter.auth import (
     require,
 )
 from callcenter.context import AppContext
-from callcenter.errors import CallCenterError, Forbidden, NotFound
+from callcenter.errors import CallCenterError, Forbidden, NotFound, Unauthorized
 from callcenter.models import Role
 from cti.models import Call
 from recordings import access, http_qa, links, playback, reconcile, retention
@@ -189,7 +189,7 @@ def play(
         raise
     try:
         return _play(ctx, claims, download, range_header, authorization, remote)
-    except (Forbidden, NotFound) as exc:
+    except (Forbidden, NotFound, Unauthorized) as exc:
         audit(
             ctx,
             actor=str(claims.user_id),
@@ -302,7 +302,18 @@ def get_audio(
     principal: Annotated[Principal, Depends(current_user)],
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
-    recording = _load(ctx, principal, recording_id)
+    try:
+        recording = _load(ctx, principal, recording_id)
+    except CallCenterError as exc:
+        audit(
+            ctx,
+            actor=principal.username,
+            action="recording.denied",
+            recording_id=recording_id,
+            details={"reason": exc.error_id, "via": "audio"},
+            remote_addr=_remote(request),
+        )
+        raise
     source = playback.wav_source(ctx, recording)
     size = playback.size_of(source, recording.id)
     byte_range = playback.parse_range(range_header, size) if range_header else None

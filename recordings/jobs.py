@@ -32,7 +32,12 @@ PROCESS_GRACE = timedelta(minutes=2)
 
 
 def _queue(ctx: AppContext, name: str) -> Any:
-    return {q.name.rsplit(":", 1)[-1]: q for q in queues(ctx)}[name]
+    """The RQ queue by short name, built once per context (each build opens a connection)."""
+    cached: dict[str, Any] | None = ctx.extras.get("recordings_queues")  # type: ignore[assignment]
+    if cached is None:
+        cached = {q.name.rsplit(":", 1)[-1]: q for q in queues(ctx)}
+        ctx.extras["recordings_queues"] = cached
+    return cached[name]
 
 
 def _key(ctx: AppContext, what: str) -> str:

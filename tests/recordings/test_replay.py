@@ -172,10 +172,15 @@ def _audit_actions(ctx: AppContext, made: MadeCall) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("user", ["qa1", "1001"])
 def test_authenticated_audio_route_still_serves_ranges(
-    client: TestClient, make_call: Callable[..., MadeCall], user: str
+    client: TestClient, ctx: AppContext, make_call: Callable[..., MadeCall], user: str
 ) -> None:
     made = make_call(agent="1001")
     data = made.path.read_bytes()
+    refused = client.get(
+        f"/api/v1/recordings/{made.recording_id}/audio", headers=auth(client, "1002")
+    )
+    assert refused.status_code == 404
+    assert ("recording.denied", "1002") in _audit_actions(ctx, made)
     part = client.get(
         f"/api/v1/recordings/{made.recording_id}/audio",
         headers={**auth(client, user), "Range": "bytes=10-19"},
