@@ -14,7 +14,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from callcenter.context import AppContext
 from callcenter.db import utcnow
@@ -29,6 +29,9 @@ SCAN_INTERVAL = timedelta(minutes=5)
 DAILY = timedelta(days=1)
 # a finished recording without media this long after it ended is picked up by the scan
 PROCESS_GRACE = timedelta(minutes=2)
+# a failed transcode (a missing or crashing encoder) is tried again this long after
+RETRY_AFTER = timedelta(minutes=30)
+RETRIED_PROBLEMS = ("transcode-failed", "file-missing")
 
 
 def _queue(ctx: AppContext, name: str) -> Any:
@@ -64,17 +67,25 @@ def enqueue_processing(ctx: AppContext, recording_id: str) -> None:
 
 
 def unprocessed(ctx: AppContext, *, older_than: timedelta = PROCESS_GRACE) -> list[str]:
-    cutoff = utcnow() - older_than
+    """Finished recordings without media, and those whose transcode failed over
+    RETRY_AFTER ago (a checksum mismatch is never retried: it waits for a person)."""
+    now = utcnow()
     with ctx.sessions() as session:
         return list(
             session.scalars(
                 select(Recording.id)
                 .outerjoin(RecordingMedia, RecordingMedia.recording_id == Recording.id)
                 .where(
-                    RecordingMedia.recording_id.is_(None),
                     Recording.deleted_at.is_(None),
                     Recording.status != "recording",
-                    Recording.ended_at < cutoff,
+                    Recording.ended_at < now - older_than,
+                    or_(
+                        RecordingMedia.recording_id.is_(None),
+                        and_(
+                            RecordingMedia.problem.in_(RETRIED_PROBLEMS),
+                            RecordingMedia.processed_at < now - RETRY_AFTER,
+                        ),
+                    ),
                 )
                 .limit(1000)
             )

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from rq import Worker
+from sqlalchemy import update
 
 from callcenter import runtime
 from callcenter.app import create_app
@@ -81,7 +83,7 @@ def test_job_measures_transcodes_and_is_idempotent(
 def test_checksum_mismatch_is_flagged_and_the_file_kept(
     ctx: AppContext, make_call: Callable[..., MadeCall]
 ) -> None:
-    made = make_call()
+    made = make_call(started=datetime.now(UTC) - timedelta(days=1))
     damaged = bytearray(made.path.read_bytes())
     damaged[500] ^= 0xFF
     made.path.write_bytes(bytes(damaged))
@@ -94,6 +96,7 @@ def test_checksum_mismatch_is_flagged_and_the_file_kept(
     assert not made.path.with_suffix(".opus").exists()
     with ctx.sessions() as session:
         assert session.get(Recording, made.recording_id) is not None
+    assert made.recording_id not in jobs.unprocessed(ctx)  # waits for a person
 
 
 def test_a_failing_transcoder_leaves_the_original_intact(
@@ -106,8 +109,17 @@ def test_a_failing_transcoder_leaves_the_original_intact(
     assert made.path.read_bytes() == original
     assert _media(ctx, made.recording_id).problem == "transcode-failed"
     monkeypatch.undo()
-    # the next run (the periodic scan re-enqueues problems too) completes it
+    # the periodic scan tries it again once RETRY_AFTER has passed, and then it completes
+    assert made.recording_id not in jobs.unprocessed(ctx)
+    with ctx.sessions() as session, session.begin():
+        session.execute(
+            update(RecordingMedia)
+            .where(RecordingMedia.recording_id == made.recording_id)
+            .values(processed_at=datetime.now(UTC) - jobs.RETRY_AFTER - timedelta(seconds=1))
+        )
+    assert made.recording_id in jobs.unprocessed(ctx)
     assert jobs.process_recording(made.recording_id)["result"] == "processed"
+    assert made.recording_id not in jobs.unprocessed(ctx)
 
 
 def test_worker_runs_the_job_from_the_queue(
