@@ -33,9 +33,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("caller_number", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("queue_code", sa.String(length=40), nullable=True))
         batch_op.add_column(
-            sa.Column(
-                "qa_status", sa.String(length=16), nullable=False, server_default="unscored"
-            )
+            sa.Column("qa_status", sa.String(length=16), nullable=False, server_default="unscored")
         )
         batch_op.add_column(
             sa.Column("legal_hold", sa.Boolean(), nullable=False, server_default=sa.false())
