@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from callcenter.context import AppContext
@@ -87,3 +88,19 @@ def test_periodic_scan_enqueues_unprocessed_and_reconciles_daily(
     assert "retention_deleted" in report
     again = jobs.scan(reschedule=False)  # reconciliation and retention: once a day
     assert "reconciliation" not in again and "retention_deleted" not in again
+
+
+def test_cli_commands_report_and_exit_codes(
+    ctx: AppContext, make_call: Callable[..., MadeCall], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recordings.commands import run
+
+    jobs.process_recording(make_call().recording_id)
+    assert run("recordings-reconcile", ctx.settings) == 0
+    assert '"file-without-row": 0' in capsys.readouterr().out
+    stray = Path(ctx.settings.recordings_dir) / "2026/01/02/stray.wav"
+    write_wav(stray, 0.2, 0.0)
+    assert run("recordings-reconcile", ctx.settings) == 1
+    assert "2026/01/02/stray.wav" in capsys.readouterr().out
+    assert run("recordings-retention", ctx.settings) == 0
+    assert "0 recording(s) deleted" in capsys.readouterr().out
