@@ -1,7 +1,7 @@
 # One image for every process (api, engine, worker); docker-compose.yml picks the command.
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends kamailio espeak-ng sox \
+ && apt-get install -y --no-install-recommends kamailio espeak-ng sox opus-tools \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./

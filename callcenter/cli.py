@@ -9,6 +9,8 @@ callcenter migrate       upgrade the database to the newest schema
 callcenter seed-demo     insert the demo center (agents, customers, departments)
 callcenter check-config  validate the declarative files and print every problem
 callcenter simulate      what-if: a day's callers against a staffing plan, real routing rules
+callcenter recordings-reconcile   answered calls, recording rows, files and checksums agree?
+callcenter recordings-retention   delete recordings past their queue's retention (not on hold)
 """
 
 from __future__ import annotations
@@ -120,6 +122,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _recordings(args: argparse.Namespace) -> int:
+    from recordings.commands import run
+
+    return run(args.command, load_settings())
+
+
 def _up(_args: argparse.Namespace) -> int:
     from callcenter.processes import run_up
 
@@ -136,6 +144,8 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "seed-demo": (_seed_demo, "insert the demo center if the database has no users"),
     "check-config": (_check_config, "validate the declarative configuration files"),
     "simulate": (_simulate, "what-if: replay a day against a staffing plan (real routing)"),
+    "recordings-reconcile": (_recordings, "list recordings whose files and rows disagree"),
+    "recordings-retention": (_recordings, "delete recordings past their queue's retention"),
 }
 
 

@@ -30,6 +30,9 @@ def run(ctx: AppContext, *, burst: bool = False, name: str = "worker") -> None:
     beat(ctx, name)
     thread = threading.Thread(target=heartbeat, name="heartbeat", daemon=True)
     thread.start()
+    from recordings.jobs import ensure_scan  # recordings' periodic scan (docs/recordings.md)
+
+    ensure_scan(ctx)
     qs = queues(ctx)
     # The worker's jobs need the context too: they rebuild it from settings (jobs take ids).
     worker = Worker(qs, connection=qs[0].connection, job_class=Job)

@@ -21,6 +21,7 @@ from config.schemas import (
     DispatchFile,
     EnqueueNode,
     MenuFile,
+    QaFile,
     QueuesFile,
     ShiftsFile,
     TelephonyFile,
@@ -36,6 +37,7 @@ FILES: dict[str, type[BaseModel]] = {
     "callbacks.toml": CallbacksFile,
     "telephony.toml": TelephonyFile,
     "webhooks.toml": WebhooksFile,
+    "qa.toml": QaFile,
 }
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,6 +62,7 @@ class CenterConfig:
     dispatch: DispatchFile
     callbacks: CallbacksFile
     telephony: TelephonyFile
+    qa: QaFile
     webhooks: WebhooksFile = field(default_factory=WebhooksFile)
 
 
@@ -192,6 +195,7 @@ def load_config(directory: Path) -> CenterConfig:
         callbacks=loaded["callbacks.toml"],  # type: ignore[arg-type]
         telephony=loaded["telephony.toml"],  # type: ignore[arg-type]
         webhooks=loaded["webhooks.toml"],  # type: ignore[arg-type]
+        qa=loaded["qa.toml"],  # type: ignore[arg-type]
     )
     problems = _cross_check(cfg)
     if problems:

@@ -192,6 +192,9 @@ class Queue(Strict):
     overflow: Overflow | None = None
     callback_offer: CallbackOffer | None = None
     member_priority: int = Field(default=1, ge=0, le=9)
+    # recordings of this queue's calls are deleted after this many days (unless on legal
+    # hold); None: the file's recording_retention_days
+    recording_retention_days: int | None = Field(default=None, ge=1, le=36500)
 
     @model_validator(mode="after")
     def _overflow_needed(self) -> Queue:
@@ -202,6 +205,8 @@ class Queue(Strict):
 
 class QueuesFile(Strict):
     short_abandon_seconds: int = Field(default=5, ge=0, le=60)
+    # recordings of calls without a queue, and of queues that set none, are kept this long
+    recording_retention_days: int = Field(default=365, ge=1, le=36500)
     queues: dict[Code, Queue]
 
     @model_validator(mode="after")
@@ -414,4 +419,42 @@ class TelephonyFile(Strict):
         duplicates = {n for n in numbers if numbers.count(n) > 1}
         if duplicates:
             raise ValueError(f"dids: number {sorted(duplicates)[0]!r} is listed twice")
+        return self
+
+
+# ---------------------------------------------------------------- QA scorecards (qa.toml)
+
+
+class ScorecardItem(Strict):
+    name: Names
+    weight: float = Field(gt=0, le=100)
+    max_score: int = Field(default=5, ge=1, le=100)
+    # what the evaluator listens for, shown beside the item (e.g. the courtesy phrases)
+    phrases: list[str] = Field(default_factory=list)
+    guidance: str = ""
+
+
+class Scorecard(Strict):
+    name: Names
+    items: dict[Code, ScorecardItem] = Field(min_length=1)
+
+
+class QaSample(Strict):
+    # calls shorter than this are left out of the weekly sample (too short to judge)
+    min_answered_seconds: int = Field(default=30, ge=0, le=3600)
+    per_agent: int = Field(default=5, ge=1, le=100)
+
+
+class QaFile(Strict):
+    default_scorecard: Code
+    sample: QaSample = QaSample()
+    scorecards: dict[Code, Scorecard] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> QaFile:
+        if self.default_scorecard not in self.scorecards:
+            raise ValueError(
+                f"default_scorecard: scorecard {self.default_scorecard!r} is not defined "
+                "in [scorecards]"
+            )
         return self

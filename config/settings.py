@@ -100,6 +100,21 @@ class SignInSettings(BaseModel):
     window_seconds: int = Field(default=300, ge=1)
 
 
+class RecordingStorageSettings(BaseModel):
+    """Where finished recordings are kept (docs/recordings.md): the local recordings directory,
+    or a bucket of an S3-compatible object store (production, several engine nodes)."""
+
+    backend: Literal["local", "s3"] = "local"
+    endpoint_url: str = ""  # empty: AWS itself; e.g. http://minio:9000 for a local store
+    bucket: str = "recordings"
+    prefix: str = ""
+    region: str = "us-east-1"
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    # a replay link (POST /api/v1/recordings/{id}/link) is valid this long
+    link_ttl_seconds: int = Field(default=300, ge=10, le=86400)
+
+
 class Settings(BaseSettings):
     """Everything a process needs to know about where things are."""
 
@@ -127,6 +142,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     sip: SipSettings = SipSettings()
     signin: SignInSettings = SignInSettings()
+    recording_storage: RecordingStorageSettings = RecordingStorageSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

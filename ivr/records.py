@@ -24,6 +24,7 @@ from callcenter.streams import CallEvent, EventType
 from config.settings import Settings
 from cti.models import Agent, Call
 from cti.models import CallEvent as CallEventRow
+from recordings.jobs import enqueue_processing
 from recordings.models import Recording
 
 log = logging.getLogger("ivr.records")
@@ -141,6 +142,10 @@ def apply_event(session: Session, stream_id: str, event: CallEvent) -> bool:
             )
             session.add(recording)
         recording.ended_at = at
+        # copied for the recording search (recordings/search.py reads one table)
+        recording.agent_id = call.agent_id
+        recording.caller_number = call.caller_number
+        recording.queue_code = call.queue_code
         recording.duration_seconds = float(data.get("duration") or 0)
         recording.bytes = int(data.get("bytes") or 0)
         recording.sha256 = data.get("sha256")
@@ -187,6 +192,11 @@ class CallRecordConsumer:
                 with self.ctx.sessions() as session, session.begin():
                     if apply_event(session, stream_id, event):
                         applied += 1
+                if event.type == EventType.recording_stopped:
+                    # after commit: the worker post-processes the finished file
+                    enqueue_processing(
+                        self.ctx, str(event.data.get("recording_id") or event.call_id)
+                    )
             except (KeyError, ValueError, TypeError) as exc:
                 # the event itself is wrong (a database outage raises other errors and is
                 # retried): skip it rather than block every later call

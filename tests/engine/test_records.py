@@ -255,6 +255,36 @@ def test_engine_call_is_recorded_and_served(
         )
     assert plays == 3
 
+    # post-processing of the engine's own recording (recordings/processing.py): the engine's
+    # SHA-256 verified, the Opus transcode checked by decoding, a link's ranges byte-exact
+    from recordings import jobs
+
+    assert jobs.process_recording(recording["id"])["result"] == "processed"
+    media = client.get(f"/api/v1/recordings/{recording['id']}/media", headers=lead).json()
+    assert media["problem"] is None and media["audio_verified"] is True
+    assert media["wav_sha256"] == recording["sha256"]
+    assert abs(media["duration_seconds"] - recording["duration_seconds"]) < 0.05
+    assert 0 < media["silence_share"] < 1 and max(media["peaks"]) > 0
+    assert 0 < media["audio_bytes"] < recording["bytes"] / 4
+    link = client.post(
+        f"/api/v1/recordings/{recording['id']}/link", json={"format": "wav"}, headers=lead
+    ).json()
+    ranged = client.get(link["url"], headers={"Range": "bytes=1000-4999"})
+    assert ranged.status_code == 206 and ranged.content == whole.content[1000:5000]
+    # a damaged file is found by reconciliation and flagged, never dropped
+    with ctx.sessions() as session:
+        row = session.get(Recording, recording["id"])
+        assert row is not None
+        wav_path = Path(row.path)
+    damaged = bytearray(wav_path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x40
+    wav_path.write_bytes(bytes(damaged))
+    report = client.post("/api/v1/recordings/reconciliation", headers=lead).json()
+    assert [f["recording_id"] for f in report["findings"] if f["kind"] == "checksum-mismatch"] == [
+        recording["id"]
+    ]
+    assert wav_path.read_bytes() == bytes(damaged)
+
 
 def test_completed_consultation_gives_the_call_record_to_the_target(ctx: AppContext) -> None:
     """The demo agents (seeded SQLite): 1001 answers, consults 1002 and hands the call over."""

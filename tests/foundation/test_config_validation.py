@@ -95,6 +95,7 @@ CASES = [
     ),
     ("callbacks.toml", "max_attempts = 3", "max_attempts = [3]", "max_attempts", "integer"),
     ("webhooks.toml", "timeout_seconds = 5", 'timeout_seconds = "5s"', "timeout_seconds", "number"),
+    ("qa.toml", "weight = 15", 'weight = "x"', "scorecards.service.items.greeting.weight", "num"),
     # overnight shift: ends before it starts without saying so, and the reverse
     ("shifts.toml", "overnight = true\n", "", "shifts.night.overnight", "before it starts"),
     (

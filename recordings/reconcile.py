@@ -1,0 +1,192 @@
+"""Reconciliation: files and rows still agree.
+
+- every answered call has a recording (``call-without-recording``);
+- every recording row has its file (``file-missing``) with the engine's SHA-256
+  (``checksum-mismatch``), and a verified transcode is still in the store
+  (``transcode-missing``);
+- every file has its row (``file-without-row``; a file of a deleted recording:
+  ``deleted-recording-file``).
+
+Nothing is repaired or deleted here: the findings are listed (``GET
+/api/v1/recordings/reconciliation``, kept in Redis until the next run) for a person to act on.
+Runs on demand (API, ``callcenter recordings-reconcile``) and daily from the worker's scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from callcenter.context import AppContext
+from callcenter.db import utcnow
+from cti.models import Call
+from recordings.models import Recording, RecordingMedia
+from recordings.playback import engine_file, store
+from recordings.storage import LocalStorage, MissingObject, Storage, StorageError
+
+log = logging.getLogger("recordings.reconcile")
+
+KINDS = (
+    "call-without-recording",
+    "file-missing",
+    "checksum-mismatch",
+    "transcode-missing",
+    "file-without-row",
+    "deleted-recording-file",
+)
+# the stored report keeps this many findings (the counts are always complete)
+MAX_FINDINGS = 5000
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    recording_id: str | None = None
+    call_id: str | None = None
+    key: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    ran_at: datetime
+    checked_calls: int = 0
+    checked_recordings: int = 0
+    checked_files: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(KINDS, 0)
+        for finding in self.findings:
+            counts[finding.kind] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ran_at": self.ran_at.isoformat(),
+            "checked_calls": self.checked_calls,
+            "checked_recordings": self.checked_recordings,
+            "checked_files": self.checked_files,
+            "counts": self.counts,
+            "findings": [asdict(f) for f in self.findings[:MAX_FINDINGS]],
+            "truncated": len(self.findings) > MAX_FINDINGS,
+        }
+
+
+def _sha256(storage: Storage, key: str) -> str:
+    digest = hashlib.sha256()
+    for chunk in storage.read(key):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _wav_location(ctx: AppContext, recording: Recording) -> tuple[Storage, str]:
+    if recording.storage_key:
+        return store(ctx), recording.storage_key
+    return engine_file(ctx, recording)
+
+
+def reconcile(ctx: AppContext, *, verify_checksums: bool = True) -> Report:
+    report = Report(ran_at=utcnow())
+    storage = store(ctx)
+    referenced: set[tuple[str, str]] = set()  # (store name, key) of live recordings
+    deleted: set[tuple[str, str]] = set()
+    with ctx.sessions() as session:
+        recorded_calls = set(session.scalars(select(Recording.call_id)))
+        for call_id in session.scalars(
+            select(Call.id).where(Call.answered_at.is_not(None), Call.ended_at.is_not(None))
+        ):
+            report.checked_calls += 1
+            if call_id not in recorded_calls:
+                report.findings.append(
+                    Finding("call-without-recording", call_id=call_id, detail="answered, no row")
+                )
+        rows = session.execute(
+            select(Recording, RecordingMedia).outerjoin(
+                RecordingMedia, RecordingMedia.recording_id == Recording.id
+            )
+        ).all()
+        for recording, media in rows:
+            try:
+                where, key = _wav_location(ctx, recording)
+            except StorageError as exc:
+                report.findings.append(
+                    Finding("file-missing", recording.id, recording.call_id, None, str(exc))
+                )
+                continue
+            keys = [(where.name, key)]
+            if media is not None and media.audio_key:
+                keys.append((storage.name, media.audio_key))
+            if recording.deleted_at is not None:
+                deleted.update(keys)
+                continue
+            referenced.update(keys)
+            if recording.status == "recording":
+                continue  # still being written
+            report.checked_recordings += 1
+            if not where.exists(key):
+                report.findings.append(
+                    Finding("file-missing", recording.id, recording.call_id, key, "no WAV")
+                )
+                continue
+            if verify_checksums and recording.sha256:
+                actual = _sha256(where, key)
+                if actual != recording.sha256:
+                    report.findings.append(
+                        Finding(
+                            "checksum-mismatch",
+                            recording.id,
+                            recording.call_id,
+                            key,
+                            f"engine {recording.sha256}, file {actual}",
+                        )
+                    )
+            if media is not None and media.audio_verified and media.audio_key:
+                try:
+                    storage.size(media.audio_key)
+                except MissingObject:
+                    report.findings.append(
+                        Finding(
+                            "transcode-missing",
+                            recording.id,
+                            recording.call_id,
+                            media.audio_key,
+                            "verified Opus transcode not in the store",
+                        )
+                    )
+    stores: list[Storage] = [storage]
+    local = LocalStorage(ctx.settings.recordings_dir)
+    if storage.name != "local":
+        stores.append(local)  # files the engine wrote that are not uploaded yet
+    for source in stores:
+        for key in source.list():
+            report.checked_files += 1
+            if (source.name, key) in referenced:
+                continue
+            kind = "deleted-recording-file" if (source.name, key) in deleted else "file-without-row"
+            report.findings.append(Finding(kind, key=key, detail=f"in the {source.name} store"))
+    return report
+
+
+def _report_key(ctx: AppContext) -> str:
+    return f"{ctx.keys.prefix}:recordings:reconciliation"
+
+
+def reconcile_and_store(ctx: AppContext, *, verify_checksums: bool = True) -> Report:
+    report = reconcile(ctx, verify_checksums=verify_checksums)
+    ctx.redis.set(_report_key(ctx), json.dumps(report.to_dict(), ensure_ascii=False))
+    if report.findings:
+        log.warning("recording reconciliation: %s", report.counts)
+    return report
+
+
+def last_report(ctx: AppContext) -> dict[str, Any] | None:
+    text = ctx.redis.get(_report_key(ctx))
+    return None if text is None else dict(json.loads(str(text)))
