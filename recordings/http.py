@@ -221,7 +221,7 @@ def _play(
 ) -> Response:
     principal = principal_for(ctx, claims.user_id)
     if authorization:
-        presenter = credentials_from_header(ctx, authorization)
+        presenter = credentials_from_header(ctx, authorization, source=remote or "unknown")
         if presenter.user_id != claims.user_id:
             raise LinkRefused(
                 "this replay link belongs to another user",
