@@ -3,6 +3,7 @@ recording post-processing, reports, webhooks), with a heartbeat for /healthz."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 from rq import Queue, Worker
@@ -12,6 +13,9 @@ from callcenter.context import AppContext
 from callcenter.health import HEARTBEAT_TTL_SECONDS, beat
 
 QUEUE_NAMES = ("high", "default", "low")
+# Run once when a worker starts, by dotted name (domains import this module for ``queues``;
+# naming them keeps the worker from importing back): each takes the context.
+STARTUP_HOOKS = ("recordings.jobs.ensure_scan",)  # recordings' periodic scan (docs/recordings.md)
 
 
 def queues(ctx: AppContext) -> list[Queue]:
@@ -30,9 +34,9 @@ def run(ctx: AppContext, *, burst: bool = False, name: str = "worker") -> None:
     beat(ctx, name)
     thread = threading.Thread(target=heartbeat, name="heartbeat", daemon=True)
     thread.start()
-    from recordings.jobs import ensure_scan  # recordings' periodic scan (docs/recordings.md)
-
-    ensure_scan(ctx)
+    for hook in STARTUP_HOOKS:
+        module, _, function = hook.rpartition(".")
+        getattr(importlib.import_module(module), function)(ctx)
     qs = queues(ctx)
     # The worker's jobs need the context too: they rebuild it from settings (jobs take ids).
     worker = Worker(qs, connection=qs[0].connection, job_class=Job)
