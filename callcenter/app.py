@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from callcenter import health, heap, http_admin, http_auth
+from callcenter import health, heap, http_admin, http_auth, supervision
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
 
@@ -47,6 +47,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     registry: CollectorRegistry = ctx.extras.setdefault("registry", CollectorRegistry())  # type: ignore[assignment]
+    supervision.install_collector(registry, ctx)
 
     @app.exception_handler(CallCenterError)
     async def _domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
@@ -73,15 +74,18 @@ def create_app(ctx: AppContext) -> FastAPI:
             status_code=422,
         )
 
-    @app.get(
-        "/healthz", tags=["ops"], summary="200 when SQL, Redis and every started process are up"
-    )
+    @app.get("/healthz", tags=["ops"], summary="200 while this API process serves requests")
     def healthz() -> JSONResponse:
-        healthy, report = health.check(ctx)
-        return JSONResponse(
-            {"status": "ok" if healthy else "down", "checks": report},
-            status_code=200 if healthy else 503,
-        )
+        return JSONResponse(health.liveness())
+
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="200 when the center can take a call now; else 503 naming what is missing",
+    )
+    def readyz() -> JSONResponse:
+        ready, report = health.readiness(ctx)
+        return JSONResponse(report, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus exposition")
     def metrics() -> Response:

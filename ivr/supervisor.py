@@ -30,8 +30,9 @@ import redis
 
 from callcenter import heap
 from callcenter.context import AppContext, build_context
-from callcenter.health import beat
+from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from callcenter.streams import CallEvent, Command, EventType
+from callcenter.supervision import die_with_parent
 from config.settings import Settings
 from ivr import wav
 from ivr.prompts import PromptError, PromptFile, prepare_all
@@ -39,6 +40,7 @@ from ivr.prompts import PromptError, PromptFile, prepare_all
 log = logging.getLogger("ivr.supervisor")
 
 HEARTBEAT_EVERY = 3.0
+ROTATION_EVERY = 1.0  # how often the readiness record is refreshed from the dispatcher
 SUBSCRIBER_SYNC_EVERY = 30.0
 SHRINK_AFTER_SECONDS = 60.0
 STOP_GRACE_SECONDS = 6.0
@@ -111,8 +113,16 @@ class Supervisor:
         spec = self._spec(index)
         receiver, sender = self.fork.Pipe(duplex=False)
         process = self.fork.Process(
-            target=run_slot,
-            args=(spec, self.settings, self.ctx.config, self.prompts, sender),
+            target=_with_parent,
+            args=(
+                os.getpid(),
+                run_slot,
+                spec,
+                self.settings,
+                self.ctx.config,
+                self.prompts,
+                sender,
+            ),
             name=spec.name,
         )
         process.start()
@@ -337,7 +347,9 @@ class Supervisor:
         from ivr.records import run_consumer_process
 
         self.records = self.fork.Process(
-            target=run_consumer_process, args=(self.settings,), name="call-records"
+            target=_with_parent,
+            args=(os.getpid(), run_consumer_process, self.settings),
+            name="call-records",
         )
         self.records.start()
 
@@ -420,6 +432,7 @@ class Supervisor:
         self._ensure_engine_group()
         next_beat = time.monotonic() + HEARTBEAT_EVERY
         next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
+        next_rotation = 0.0
         try:
             self._start_records()
             self.ensure_capacity()
@@ -448,6 +461,9 @@ class Supervisor:
                     next_beat = now + HEARTBEAT_EVERY
                 if self.pool_dirty:
                     self._write_pool_state()
+                if now >= next_rotation:
+                    self._publish_rotation()
+                    next_rotation = time.monotonic() + ROTATION_EVERY
                 self._forward_originates_safely()
                 if self.edge is not None and now >= next_sync:
                     self._sync_subscribers()
@@ -477,6 +493,41 @@ class Supervisor:
         if self.records is not None and not self.records.is_alive() and not self.stopping:
             log.error("call-record consumer exited (%s); restarting", self.records.exitcode)
             self._start_records()
+
+    def rotation(self) -> Rotation:
+        """What the edge would do with a new call: slots its dispatcher has active that are
+        really running here, and addresses it has active with no slot behind them (it starts
+        with every line's address active, and a slot that died stays active until an OPTIONS
+        probe times out): a call sent there fails over, and after a few such tries gets 486."""
+        running = {h.spec.uri: h for h in self.slots.values() if h.status in ("ready", "busy")}
+        node = self.settings.node_id
+        if not self.with_edge:
+            free = sum(1 for h in running.values() if not h.call)
+            return Rotation(node, len(running), free, len(self.slots))
+        if self.edge is None or not self.edge.is_running():
+            return Rotation(node, 0, 0, len(self.slots), "SIP edge not running")
+        try:
+            states = self.edge.slot_states()
+        except Exception:  # boundary: an edge that does not answer its RPC takes no calls
+            log.exception("reading the edge's dispatcher failed")
+            return Rotation(node, 0, 0, len(self.slots), "SIP edge not answering its RPC")
+        active = [uri for uri, state in states.items() if state.active and uri in running]
+        free = sum(1 for uri in active if not running[uri].call and states[uri].load == 0)
+        dead = sum(1 for uri, state in states.items() if state.active and uri not in running)
+        if dead:
+            problem = f"the edge still has {dead} address(es) with no running slot in rotation"
+        elif not active:
+            problem = f"{len(running)} slot(s) running, none active at the edge yet"
+        else:
+            problem = ""
+        return Rotation(node, len(active), free, len(self.slots), problem)
+
+    def _publish_rotation(self) -> None:
+        rotation = self.rotation()
+        try:
+            publish_rotation(self.r, self.ctx.keys.prefix, rotation)
+        except redis.RedisError:
+            log.warning("publishing the readiness record failed", exc_info=True)
 
     def _write_pool_state(self) -> None:
         """A small summary for operators and benchmarks (``{prefix}:engine:pool``)."""
@@ -535,6 +586,7 @@ class Supervisor:
                 self.records.kill()
         with contextlib.suppress(Exception):
             self.r.delete(self.ctx.keys.process_heartbeat("engine"))
+            clear_rotation(self.r, self.ctx.keys.prefix, self.settings.node_id)
             self.r.delete(f"{self.ctx.keys.prefix}:engine:pool")
 
 
@@ -571,6 +623,14 @@ def main(
         supervisor.run()
     finally:
         ctx.close()
+
+
+def _with_parent(parent: int, target: Any, *args: Any) -> None:
+    """A forked child's entry: it ends (SIGTERM: a slot still closes its call and recording)
+    when the supervisor dies, even by SIGKILL, instead of living on as an orphan that holds
+    its SIP port."""
+    die_with_parent(signal.SIGTERM, parent)
+    target(*args)
 
 
 def _server_ms(client: Any) -> int:
