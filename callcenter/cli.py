@@ -8,6 +8,7 @@ callcenter router        the routing service (ACD: offers, ring/wrap-up/overflow
 callcenter migrate       upgrade the database to the newest schema
 callcenter seed-demo     insert the demo center (agents, customers, departments)
 callcenter check-config  validate the declarative files and print every problem
+callcenter systemd-units --out DIR   write the systemd units running what `up` runs
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from config.loader import ConfigError, load_config
 from config.settings import load_settings
@@ -119,6 +121,15 @@ def _up(_args: argparse.Namespace) -> int:
     return run_up(load_settings())
 
 
+def _systemd_units(args: argparse.Namespace) -> int:
+    from callcenter.systemd import UnitOptions, write_units
+
+    options = UnitOptions(user=args.user, env_file=args.env_file, state_dir=args.state_dir)
+    for path in write_units(Path(args.out), options):
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "up": (_up, "migrate, start what is missing and run every process (embedded defaults)"),
     "api": (_api, "run the HTTP API and pages"),
@@ -128,6 +139,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "migrate": (_migrate, "upgrade the database schema to the newest revision"),
     "seed-demo": (_seed_demo, "insert the demo center if the database has no users"),
     "check-config": (_check_config, "validate the declarative configuration files"),
+    "systemd-units": (_systemd_units, "write systemd units for every process `up` runs"),
 }
 
 
@@ -139,6 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         if name == "worker":
             command.add_argument(
                 "--burst", action="store_true", help="exit when the queues are empty"
+            )
+        if name == "systemd-units":
+            command.add_argument("--out", required=True, help="directory to write the units to")
+            command.add_argument("--user", default="callcenter", help="user the units run as")
+            command.add_argument(
+                "--env-file",
+                default="/etc/callcenter/callcenter.env",
+                help="environment file (CALLCENTER_* settings) the units read",
+            )
+            command.add_argument(
+                "--state-dir", default="/var/lib/callcenter", help="CALLCENTER_STATE_DIR"
             )
     args = parser.parse_args(argv)
     handler, _ = COMMANDS[args.command]

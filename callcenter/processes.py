@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-import httpx
 import uvicorn
 
 from callcenter.context import AppContext, build_context
@@ -248,30 +250,35 @@ class ReadinessWatch:
 
     def __init__(self, settings: Settings) -> None:
         self.url = _local_url(settings, "/readyz")
-        self.client = httpx.Client(timeout=2.0)
         self.ready = False
         self.last_missing: list[str] | None = None
         self.next_poll = 0.0
+
+    def _ask(self) -> tuple[bool, list[str]]:
+        try:
+            with urllib.request.urlopen(self.url, timeout=2.0) as response:
+                return response.status == 200, []
+        except urllib.error.HTTPError as exc:  # 503 carries the list of what is missing
+            try:
+                return False, [str(m) for m in json.loads(exc.read()).get("missing", [])]
+            except ValueError:
+                return False, [f"api: /readyz answered {exc.code}"]
+            finally:
+                exc.close()
+        except (OSError, ValueError):
+            return False, ["api: not answering"]
 
     def poll(self) -> None:
         now = time.monotonic()
         if now < self.next_poll:
             return
         self.next_poll = now + READY_POLL_SECONDS
-        try:
-            response = self.client.get(self.url)
-            ready = response.status_code == 200
-            missing = [] if ready else list(response.json().get("missing", []))
-        except (httpx.HTTPError, ValueError):
-            ready, missing = False, ["api: not answering"]
+        ready, missing = self._ask()
         if ready and not self.ready:
             print("ready: the center takes calls (GET /readyz answers 200)", flush=True)
         elif not ready and missing != self.last_missing:
             print(f"  not ready: {'; '.join(missing)}", flush=True)
         self.ready, self.last_missing = ready, missing
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def run_up(settings: Settings) -> int:
@@ -339,8 +346,6 @@ def run_up(settings: Settings) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if watch is not None:
-            watch.close()
         supervisor.stop_all()
         if owned_redis is not None:
             owned_redis.terminate()

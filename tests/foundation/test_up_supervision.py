@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from callcenter.processes import up_processes
 from tests.engine.siptools import caller_scenario, sipp
 
 pytestmark = pytest.mark.sip
@@ -222,6 +223,13 @@ def test_up_says_ready_only_when_a_call_is_answered(up: Up, tmp_path: Path) -> N
     assert all(status == 503 for t, status, _b in up.answers if t < up.ready_line_at - 1.0)
     banner = up.output()
     assert "(90 lines: up to 90 calls at once)" in banner
+    # up runs the processes of its table (which compose and systemd units are checked against)
+    started = {
+        tuple(cmdline(pid).split()[1:])
+        for pid in descendants(up.proc.pid)
+        if (_stat(pid) or ["", "0"])[1] == str(up.proc.pid) and "callcenter.cli" in cmdline(pid)
+    }
+    assert started == {("-m", "callcenter.cli", *spec.command) for spec in up_processes()}
 
 
 def test_up_restarts_what_dies_and_leaves_no_orphan(up: Up, tmp_path: Path) -> None:
