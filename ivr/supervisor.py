@@ -8,7 +8,9 @@ The supervisor itself never creates a pjsua2 object and runs no threads, so fork
 It keeps ``warm_spares`` idle slots ready (growing up to ``sip.lines``) so a new call never
 waits for a slot to start, restarts a slot that dies (its call is reported ended by
 ``slot_failed`` and its WAV header repaired), runs the SIP edge and the call-record consumer,
-and beats the ``engine`` heartbeat that /healthz reads. SIGTERM stops everything it started.
+beats the ``engine`` heartbeat, and publishes what its edge's dispatcher has in rotation for
+/readyz (``callcenter.health``). SIGTERM stops everything it started; its children end with it
+even when it is killed (parent-death signal).
 """
 
 from __future__ import annotations
