@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -37,6 +37,7 @@ from callcenter.streams import CallEvent, Command, EventType
 from callcenter.supervision import die_with_parent
 from config.settings import Settings
 from ivr import wav
+from ivr.edge.membership import ANNOUNCE_EVERY_SECONDS, announce, rotation_of, withdraw
 from ivr.prompts import PromptError, PromptFile, prepare_all
 
 log = logging.getLogger("ivr.supervisor")
@@ -72,6 +73,7 @@ class Supervisor:
         *,
         with_edge: bool = True,
         with_records: bool = True,
+        join: bool = False,
     ) -> None:
         self.ctx = ctx
         self.r: Any = ctx.redis  # redis-py's stub types do not fit decoded streams
@@ -83,6 +85,11 @@ class Supervisor:
         self.edge: Any = None
         self.with_edge = with_edge
         self.with_records = with_records
+        # join: no edge of our own; the slots are announced to a standalone edge
+        # (``callcenter edge``, ivr/edge/membership.py) and reach agents through it.
+        self.join = join
+        if join:
+            self.with_edge = False
         self.records: BaseProcess | None = None
         self.originate_wait = ORIGINATE_WAIT_SECONDS
         self.allow_from = tuple(self.settings.sip.slot_allow_from) or (
@@ -106,7 +113,7 @@ class Supervisor:
             rtp_port=sip.rtp_base_port + index * sip.rtp_ports_per_slot,
             rtp_range=sip.rtp_ports_per_slot,
             allow_from=self.allow_from,
-            via_edge=self.with_edge,
+            via_edge=self.with_edge or self.join,
         )
 
     def start_slot(self, index: int) -> SlotHandle:
@@ -465,7 +472,9 @@ class Supervisor:
                     self._write_pool_state()
                 if now >= next_rotation:
                     self._publish_rotation()
-                    next_rotation = time.monotonic() + ROTATION_EVERY
+                    next_rotation = time.monotonic() + (
+                        ANNOUNCE_EVERY_SECONDS if self.join else ROTATION_EVERY
+                    )
                 self._forward_originates_safely()
                 if self.edge is not None and now >= next_sync:
                     self._sync_subscribers()
@@ -497,10 +506,7 @@ class Supervisor:
             self._start_records()
 
     def rotation(self) -> Rotation:
-        """What the edge would do with a new call: slots its dispatcher has active that are
-        really running here, and addresses it has active with no slot behind them (it starts
-        with every line's address active, and a slot that died stays active until an OPTIONS
-        probe times out): a call sent there fails over, and after a few such tries gets 486."""
+        """What this node's own edge would do with a new call (``rotation_of``)."""
         running = {h.spec.uri: h for h in self.slots.values() if h.status in ("ready", "busy")}
         node = self.settings.node_id
         if not self.with_edge:
@@ -513,18 +519,17 @@ class Supervisor:
         except Exception:  # boundary: an edge that does not answer its RPC takes no calls
             log.exception("reading the edge's dispatcher failed")
             return Rotation(node, 0, 0, len(self.slots), "SIP edge not answering its RPC")
-        active = [uri for uri, state in states.items() if state.active and uri in running]
-        free = sum(1 for uri in active if not running[uri].call and states[uri].load == 0)
-        dead = sum(1 for uri, state in states.items() if state.active and uri not in running)
-        if dead:
-            problem = f"the edge still has {dead} address(es) with no running slot in rotation"
-        elif not active:
-            problem = f"{len(running)} slot(s) running, none active at the edge yet"
-        else:
-            problem = ""
-        return Rotation(node, len(active), free, len(self.slots), problem)
+        busy = {uri for uri, h in running.items() if h.call}
+        return replace(rotation_of(node, states, set(running), busy), slots=len(self.slots))
 
     def _publish_rotation(self) -> None:
+        if self.join:  # the edge publishes the rotation; this node says which slots run
+            running = [h.spec.uri for h in self.slots.values() if h.status in ("ready", "busy")]
+            try:
+                announce(self.r, self.ctx.keys.prefix, self.settings.node_id, running)
+            except redis.RedisError:
+                log.warning("announcing this node's slots failed", exc_info=True)
+            return
         rotation = self.rotation()
         try:
             publish_rotation(self.r, self.ctx.keys.prefix, rotation)
@@ -589,11 +594,17 @@ class Supervisor:
         with contextlib.suppress(Exception):
             self.r.delete(self.ctx.keys.process_heartbeat("engine"))
             clear_rotation(self.r, self.ctx.keys.prefix, self.settings.node_id)
+            if self.join:
+                withdraw(self.r, self.ctx.keys.prefix, self.settings.node_id)
             self.r.delete(f"{self.ctx.keys.prefix}:engine:pool")
 
 
 def main(
-    settings: Settings, *, with_edge: bool | None = None, with_records: bool | None = None
+    settings: Settings,
+    *,
+    with_edge: bool | None = None,
+    with_records: bool | None = None,
+    join: bool = False,
 ) -> None:
     """Run the engine until SIGTERM/SIGINT. Prompts are rendered/checked before any slot."""
     logging.basicConfig(
@@ -613,7 +624,7 @@ def main(
     Path(settings.recordings_dir).mkdir(parents=True, exist_ok=True)
     import pjsua2  # noqa: F401  -- imported before forking so every slot shares its pages
 
-    supervisor = Supervisor(ctx, prompts, with_edge=with_edge, with_records=with_records)
+    supervisor = Supervisor(ctx, prompts, with_edge=with_edge, with_records=with_records, join=join)
 
     def _stop(_signum: int, _frame: Any) -> None:
         supervisor.stopping = True
