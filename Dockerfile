@@ -1,4 +1,5 @@
-# One image for every process (api, engine, worker); docker-compose.yml picks the command.
+# One image for every process (api, worker, router, engine, migrate); docker-compose.yml
+# picks the command (`callcenter <command>`).
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
  && apt-get install -y --no-install-recommends kamailio espeak-ng sox opus-tools \

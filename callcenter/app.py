@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from callcenter import health, heap, http_admin, http_auth, signin
+from callcenter import health, heap, http_admin, http_auth, signin, supervision
 from callcenter.context import AppContext
 from callcenter.errors import ERROR_RESPONSES, CallCenterError
 from callcenter.http_guard import ResponseGuard
@@ -69,6 +69,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.add_middleware(ResponseGuard)  # headers, request ids, no exception text in answers
     registry: CollectorRegistry = ctx.extras.setdefault("registry", CollectorRegistry())  # type: ignore[assignment]
     signin.prepare(ctx)
+    supervision.install_collector(registry, ctx)
 
     @app.exception_handler(CallCenterError)
     async def _domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
@@ -105,15 +106,18 @@ def create_app(ctx: AppContext) -> FastAPI:
             status_code=422,
         )
 
-    @app.get(
-        "/healthz", tags=["ops"], summary="200 when SQL, Redis and every started process are up"
-    )
+    @app.get("/healthz", tags=["ops"], summary="200 while this API process serves requests")
     def healthz() -> JSONResponse:
-        healthy, report = health.check(ctx)
-        return JSONResponse(
-            {"status": "ok" if healthy else "down", "checks": report},
-            status_code=200 if healthy else 503,
-        )
+        return JSONResponse(health.liveness())
+
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="200 when the center can take a call now; else 503 naming what is missing",
+    )
+    def readyz() -> JSONResponse:
+        ready, report = health.readiness(ctx)
+        return JSONResponse(report, status_code=200 if ready else 503)
 
     @app.get(
         "/metrics",

@@ -3,6 +3,8 @@
 callcenter up            migrate, start what is missing, run every process, print addresses
 callcenter api           the HTTP API and pages
 callcenter engine        the SIP/media engine (supervisor of pjsua2 slots, SIP edge)
+callcenter engine --node NAME --host ADDRESS   a media node joining a running `callcenter edge`
+callcenter edge          the SIP edge alone, dispatching to the media nodes that join it
 callcenter worker        the RQ worker (SLA timers, callbacks, webhooks, reports)
 callcenter router        the routing service (ACD: offers, ring/wrap-up/overflow timers)
 callcenter migrate       upgrade the database to the newest schema
@@ -11,14 +13,18 @@ callcenter check-config  validate the declarative files and print every problem
 callcenter simulate      what-if: a day's callers against a staffing plan, real routing rules
 callcenter recordings-reconcile   answered calls, recording rows, files and checksums agree?
 callcenter recordings-retention   delete recordings past their queue's retention (not on hold)
+callcenter systemd-units --out DIR   write the systemd units running what `up` runs
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from config.loader import ConfigError, load_config
 from config.settings import load_settings
@@ -101,7 +107,7 @@ def _router(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine(_args: argparse.Namespace) -> int:
+def _engine(args: argparse.Namespace) -> int:
     try:
         engine = importlib.import_module("ivr.supervisor")
     except ModuleNotFoundError as exc:
@@ -112,7 +118,40 @@ def _engine(_args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    engine.main(load_settings())
+    settings = load_settings()
+    if (args.node is None) != (args.host is None):
+        print(
+            "engine: --node and --host go together (a media node joining an edge)", file=sys.stderr
+        )
+        return 2
+    if args.node is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", args.node):
+            print(
+                f"engine: --node {args.node!r}: letters, digits, '.', '_' or '-' (at most 32)",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            host = str(ipaddress.ip_address(args.host))
+        except ValueError:
+            print(f"engine: --host {args.host!r} is not an IP address", file=sys.stderr)
+            return 2
+        settings = settings.model_copy(
+            update={
+                "node_id": args.node,
+                "sip": settings.sip.model_copy(update={"slot_host": host}),
+            }
+        )
+        engine.main(settings, join=True)
+        return 0
+    engine.main(settings)
+    return 0
+
+
+def _edge(_args: argparse.Namespace) -> int:
+    from ivr.edge.standalone import main as edge_main
+
+    edge_main(load_settings())
     return 0
 
 
@@ -134,10 +173,20 @@ def _up(_args: argparse.Namespace) -> int:
     return run_up(load_settings())
 
 
+def _systemd_units(args: argparse.Namespace) -> int:
+    from callcenter.systemd import UnitOptions, write_units
+
+    options = UnitOptions(user=args.user, env_file=args.env_file, state_dir=args.state_dir)
+    for path in write_units(Path(args.out), options):
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "up": (_up, "migrate, start what is missing and run every process (embedded defaults)"),
     "api": (_api, "run the HTTP API and pages"),
-    "engine": (_engine, "run the SIP/media engine"),
+    "engine": (_engine, "run the SIP/media engine (or, with --node/--host, a node of an edge)"),
+    "edge": (_edge, "run the SIP edge alone for the media nodes that join it"),
     "worker": (_worker, "run a background-job worker"),
     "router": (_router, "run the routing service (queues, offers, routing timers)"),
     "migrate": (_migrate, "upgrade the database schema to the newest revision"),
@@ -146,6 +195,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "simulate": (_simulate, "what-if: replay a day against a staffing plan (real routing)"),
     "recordings-reconcile": (_recordings, "list recordings whose files and rows disagree"),
     "recordings-retention": (_recordings, "delete recordings past their queue's retention"),
+    "systemd-units": (_systemd_units, "write systemd units for every process `up` runs"),
 }
 
 
@@ -161,6 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         if name == "worker":
             command.add_argument(
                 "--burst", action="store_true", help="exit when the queues are empty"
+            )
+        if name == "engine":
+            command.add_argument("--node", help="this media node's name (its slots' prefix)")
+            command.add_argument("--host", help="the address this node's slots listen on")
+        if name == "systemd-units":
+            command.add_argument("--out", required=True, help="directory to write the units to")
+            command.add_argument("--user", default="callcenter", help="user the units run as")
+            command.add_argument(
+                "--env-file",
+                default="/etc/callcenter/callcenter.env",
+                help="environment file (CALLCENTER_* settings) the units read",
+            )
+            command.add_argument(
+                "--state-dir", default="/var/lib/callcenter", help="CALLCENTER_STATE_DIR"
             )
     args = parser.parse_args(argv)
     handler, _ = COMMANDS[args.command]

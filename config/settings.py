@@ -62,7 +62,7 @@ class SipSettings(BaseModel):
     slot_base_port: int = 21000
     rtp_base_port: int = 30000
     rtp_ports_per_slot: int = 16
-    lines: int = Field(default=12, ge=1, le=2000, description="simultaneous conversations")
+    lines: int = Field(default=90, ge=1, le=2000, description="simultaneous conversations")
     warm_spares: int = Field(default=4, ge=1)
     kamailio_binary: str = "kamailio"
     kamailio_ctl_socket: str = ""  # default: <state_dir>/kamailio/ctl.sock

@@ -8,7 +8,9 @@ The supervisor itself never creates a pjsua2 object and runs no threads, so fork
 It keeps ``warm_spares`` idle slots ready (growing up to ``sip.lines``) so a new call never
 waits for a slot to start, restarts a slot that dies (its call is reported ended by
 ``slot_failed`` and its WAV header repaired), runs the SIP edge and the call-record consumer,
-and beats the ``engine`` heartbeat that /healthz reads. SIGTERM stops everything it started.
+beats the ``engine`` heartbeat, and publishes what its edge's dispatcher has in rotation for
+/readyz (``callcenter.health``). SIGTERM stops everything it started; its children end with it
+even when it is killed (parent-death signal).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import multiprocessing
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -30,15 +32,18 @@ import redis
 
 from callcenter import heap
 from callcenter.context import AppContext, build_context
-from callcenter.health import beat
+from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from callcenter.streams import CallEvent, Command, EventType
+from callcenter.supervision import die_with_parent
 from config.settings import Settings
 from ivr import wav
+from ivr.edge.membership import ANNOUNCE_EVERY_SECONDS, announce, rotation_of, withdraw
 from ivr.prompts import PromptError, PromptFile, prepare_all
 
 log = logging.getLogger("ivr.supervisor")
 
 HEARTBEAT_EVERY = 3.0
+ROTATION_EVERY = 1.0  # how often the readiness record is refreshed from the dispatcher
 SUBSCRIBER_SYNC_EVERY = 30.0
 SHRINK_AFTER_SECONDS = 60.0
 STOP_GRACE_SECONDS = 6.0
@@ -68,6 +73,7 @@ class Supervisor:
         *,
         with_edge: bool = True,
         with_records: bool = True,
+        join: bool = False,
     ) -> None:
         self.ctx = ctx
         self.r: Any = ctx.redis  # redis-py's stub types do not fit decoded streams
@@ -79,6 +85,11 @@ class Supervisor:
         self.edge: Any = None
         self.with_edge = with_edge
         self.with_records = with_records
+        # join: no edge of our own; the slots are announced to a standalone edge
+        # (``callcenter edge``, ivr/edge/membership.py) and reach agents through it.
+        self.join = join
+        if join:
+            self.with_edge = False
         self.records: BaseProcess | None = None
         self.originate_wait = ORIGINATE_WAIT_SECONDS
         self.allow_from = tuple(self.settings.sip.slot_allow_from) or (
@@ -102,7 +113,7 @@ class Supervisor:
             rtp_port=sip.rtp_base_port + index * sip.rtp_ports_per_slot,
             rtp_range=sip.rtp_ports_per_slot,
             allow_from=self.allow_from,
-            via_edge=self.with_edge,
+            via_edge=self.with_edge or self.join,
         )
 
     def start_slot(self, index: int) -> SlotHandle:
@@ -111,8 +122,16 @@ class Supervisor:
         spec = self._spec(index)
         receiver, sender = self.fork.Pipe(duplex=False)
         process = self.fork.Process(
-            target=run_slot,
-            args=(spec, self.settings, self.ctx.config, self.prompts, sender),
+            target=_with_parent,
+            args=(
+                os.getpid(),
+                run_slot,
+                spec,
+                self.settings,
+                self.ctx.config,
+                self.prompts,
+                sender,
+            ),
             name=spec.name,
         )
         process.start()
@@ -337,7 +356,9 @@ class Supervisor:
         from ivr.records import run_consumer_process
 
         self.records = self.fork.Process(
-            target=run_consumer_process, args=(self.settings,), name="call-records"
+            target=_with_parent,
+            args=(os.getpid(), run_consumer_process, self.settings),
+            name="call-records",
         )
         self.records.start()
 
@@ -420,6 +441,7 @@ class Supervisor:
         self._ensure_engine_group()
         next_beat = time.monotonic() + HEARTBEAT_EVERY
         next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
+        next_rotation = 0.0
         try:
             self._start_records()
             self.ensure_capacity()
@@ -448,6 +470,11 @@ class Supervisor:
                     next_beat = now + HEARTBEAT_EVERY
                 if self.pool_dirty:
                     self._write_pool_state()
+                if now >= next_rotation:
+                    self._publish_rotation()
+                    next_rotation = time.monotonic() + (
+                        ANNOUNCE_EVERY_SECONDS if self.join else ROTATION_EVERY
+                    )
                 self._forward_originates_safely()
                 if self.edge is not None and now >= next_sync:
                     self._sync_subscribers()
@@ -477,6 +504,37 @@ class Supervisor:
         if self.records is not None and not self.records.is_alive() and not self.stopping:
             log.error("call-record consumer exited (%s); restarting", self.records.exitcode)
             self._start_records()
+
+    def rotation(self) -> Rotation:
+        """What this node's own edge would do with a new call (``rotation_of``)."""
+        running = {h.spec.uri: h for h in self.slots.values() if h.status in ("ready", "busy")}
+        node = self.settings.node_id
+        if not self.with_edge:
+            free = sum(1 for h in running.values() if not h.call)
+            return Rotation(node, len(running), free, len(self.slots))
+        if self.edge is None or not self.edge.is_running():
+            return Rotation(node, 0, 0, len(self.slots), "SIP edge not running")
+        try:
+            states = self.edge.slot_states()
+        except Exception:  # boundary: an edge that does not answer its RPC takes no calls
+            log.exception("reading the edge's dispatcher failed")
+            return Rotation(node, 0, 0, len(self.slots), "SIP edge not answering its RPC")
+        busy = {uri for uri, h in running.items() if h.call}
+        return replace(rotation_of(node, states, set(running), busy), slots=len(self.slots))
+
+    def _publish_rotation(self) -> None:
+        if self.join:  # the edge publishes the rotation; this node says which slots run
+            running = [h.spec.uri for h in self.slots.values() if h.status in ("ready", "busy")]
+            try:
+                announce(self.r, self.ctx.keys.prefix, self.settings.node_id, running)
+            except redis.RedisError:
+                log.warning("announcing this node's slots failed", exc_info=True)
+            return
+        rotation = self.rotation()
+        try:
+            publish_rotation(self.r, self.ctx.keys.prefix, rotation)
+        except redis.RedisError:
+            log.warning("publishing the readiness record failed", exc_info=True)
 
     def _write_pool_state(self) -> None:
         """A small summary for operators and benchmarks (``{prefix}:engine:pool``)."""
@@ -535,11 +593,18 @@ class Supervisor:
                 self.records.kill()
         with contextlib.suppress(Exception):
             self.r.delete(self.ctx.keys.process_heartbeat("engine"))
+            clear_rotation(self.r, self.ctx.keys.prefix, self.settings.node_id)
+            if self.join:
+                withdraw(self.r, self.ctx.keys.prefix, self.settings.node_id)
             self.r.delete(f"{self.ctx.keys.prefix}:engine:pool")
 
 
 def main(
-    settings: Settings, *, with_edge: bool | None = None, with_records: bool | None = None
+    settings: Settings,
+    *,
+    with_edge: bool | None = None,
+    with_records: bool | None = None,
+    join: bool = False,
 ) -> None:
     """Run the engine until SIGTERM/SIGINT. Prompts are rendered/checked before any slot."""
     logging.basicConfig(
@@ -559,7 +624,7 @@ def main(
     Path(settings.recordings_dir).mkdir(parents=True, exist_ok=True)
     import pjsua2  # noqa: F401  -- imported before forking so every slot shares its pages
 
-    supervisor = Supervisor(ctx, prompts, with_edge=with_edge, with_records=with_records)
+    supervisor = Supervisor(ctx, prompts, with_edge=with_edge, with_records=with_records, join=join)
 
     def _stop(_signum: int, _frame: Any) -> None:
         supervisor.stopping = True
@@ -571,6 +636,14 @@ def main(
         supervisor.run()
     finally:
         ctx.close()
+
+
+def _with_parent(parent: int, target: Any, *args: Any) -> None:
+    """A forked child's entry: it ends (SIGTERM: a slot still closes its call and recording)
+    when the supervisor dies, even by SIGKILL, instead of living on as an orphan that holds
+    its SIP port."""
+    die_with_parent(signal.SIGTERM, parent)
+    target(*args)
 
 
 def _server_ms(client: Any) -> int:

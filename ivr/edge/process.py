@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from callcenter.supervision import die_with_parent
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.config import (
@@ -169,6 +170,7 @@ class Edge:
             "-Y",
             str(paths.runtime_dir),
         ]
+        parent = os.getpid()
         with open(paths.log, "ab") as log_file:
             self._process = subprocess.Popen(
                 command,
@@ -177,6 +179,11 @@ class Edge:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() can end its children
                 close_fds=True,
+                # Kamailio ends (and ends its own children) when the process that started it
+                # dies, even by SIGKILL: an orphaned edge would keep the SIP port and answer
+                # calls with no slot behind it. Start the edge from a thread that lives as
+                # long as it should (the supervisor's main thread).
+                preexec_fn=lambda: die_with_parent(signal.SIGTERM, parent),
             )
         (paths.directory / "kamailio.pid").write_text(f"{self._process.pid}\n")
         host, port = edge_probe_address(self.settings)

@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+
+# It runs the engine (Kamailio and pjsua2 slots on fixed ports): under the global SIP lock.
+pytestmark = pytest.mark.sip
 
 ROOT = Path(__file__).resolve().parents[2]
 

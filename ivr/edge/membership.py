@@ -1,0 +1,81 @@
+"""Which media nodes' slots a standalone edge dispatches to: announcements in Redis.
+
+A media node joining an edge (``callcenter engine --node NAME --host ADDRESS``) cannot reach
+the edge's control socket (it may run on another host), so it announces its running slots in
+Redis every half second with a short TTL; the edge (``callcenter edge``) reads the
+announcements and changes its dispatcher to match. A node that stops withdraws at once; a
+node that dies stops being announced when its TTL runs out, and the edge takes its slots
+out of rotation. Pure Redis: nothing here imports pjsua2 or runs Kamailio.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from callcenter.health import Rotation
+
+if TYPE_CHECKING:  # process.py runs Kamailio; this module stays importable without it
+    from ivr.edge.process import SlotState
+
+ANNOUNCE_EVERY_SECONDS = 0.5
+ANNOUNCE_TTL_MS = 1500  # three missed announcements and the node's slots leave rotation
+
+
+def nodes_key(prefix: str) -> str:
+    """The nodes that announced slots (a set; members whose announcement expired are pruned)."""
+    return f"{prefix}:edge:nodes"
+
+
+def node_slots_key(prefix: str, node: str) -> str:
+    """One node's running slot URIs (JSON list), expiring unless announced again."""
+    return f"{prefix}:edge:node:{node}:slots"
+
+
+def announce(client: Any, prefix: str, node: str, uris: list[str]) -> None:
+    pipe = client.pipeline(transaction=False)
+    pipe.set(node_slots_key(prefix, node), json.dumps(sorted(uris)), px=ANNOUNCE_TTL_MS)
+    pipe.sadd(nodes_key(prefix), node)
+    pipe.execute()
+
+
+def withdraw(client: Any, prefix: str, node: str) -> None:
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(node_slots_key(prefix, node))
+    pipe.srem(nodes_key(prefix), node)
+    pipe.execute()
+
+
+def members(client: Any, prefix: str) -> dict[str, list[str]]:
+    """node -> its announced slot URIs, for every node whose announcement is current."""
+    nodes = sorted(str(n) for n in client.smembers(nodes_key(prefix)))
+    if not nodes:
+        return {}
+    found: dict[str, list[str]] = {}
+    values = client.mget([node_slots_key(prefix, node) for node in nodes])
+    for node, value in zip(nodes, values, strict=True):
+        if value is None:
+            client.srem(nodes_key(prefix), node)
+            continue
+        found[node] = [str(uri) for uri in json.loads(value)]
+    return found
+
+
+def rotation_of(
+    node: str, states: dict[str, SlotState], running: set[str], busy: set[str]
+) -> Rotation:
+    """What an edge would do with a new call, from its dispatcher's ``states`` and the slot
+    URIs really ``running`` behind it (``busy``: those carrying a call). An address active in
+    the dispatcher with no running slot behind it (the edge starts with every line's address
+    active; a dead slot stays active until an OPTIONS probe times out) would take a call, fail
+    over a few times and answer 486: the edge is not ready while it has one."""
+    active = [uri for uri, state in states.items() if state.active and uri in running]
+    free = sum(1 for uri in active if uri not in busy and states[uri].load == 0)
+    dead = sum(1 for uri, state in states.items() if state.active and uri not in running)
+    if dead:
+        problem = f"the edge still has {dead} address(es) with no running slot in rotation"
+    elif not active:
+        problem = f"{len(running)} slot(s) running, none active at the edge yet"
+    else:
+        problem = ""
+    return Rotation(node, len(active), free, len(running), problem)

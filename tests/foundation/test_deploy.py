@@ -1,0 +1,153 @@
+"""docker-compose.yml and the generated systemd units run what ``callcenter up`` runs, with the
+same commands (no Docker engine and no systemd needed: the files are read and verified)."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from callcenter.cli import COMMANDS
+from callcenter.processes import PROCESSES, argv_of, up_processes
+from callcenter.systemd import MIGRATE, TARGET, UnitOptions, render_units, unit_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
+
+
+def callcenter_services() -> dict[str, dict[str, Any]]:
+    """Services running this project's image (the `x-callcenter` anchor)."""
+    return {
+        name: service
+        for name, service in compose()["services"].items()
+        if service.get("image") == "callcenter:latest"
+    }
+
+
+def test_the_image_runs_the_callcenter_command() -> None:
+    """Compose gives `callcenter <command>`; up runs `python -m callcenter.cli <command>`: the
+    same entry point (the console script is callcenter.cli:main)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r'^ENTRYPOINT \["callcenter"\]$', dockerfile, re.MULTILINE)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["callcenter"] == "callcenter.cli:main"
+    for spec in PROCESSES:
+        assert argv_of(spec) == [sys.executable, "-m", "callcenter.cli", *spec.command]
+
+
+def test_compose_runs_every_process_up_runs_with_the_same_command() -> None:
+    services = callcenter_services()
+    long_running = {
+        name: service["command"]
+        for name, service in services.items()
+        if service.get("restart") != "no"
+    }
+    # The image has the engine: compare with the whole table (up drops the engine only from
+    # a build without ivr/).
+    assert long_running == {spec.name: list(spec.command) for spec in PROCESSES}
+    assert {spec.name for spec in up_processes()} <= set(long_running)
+    assert "router" in long_running  # without it no call is ever offered to an agent
+    for name, service in services.items():
+        if service.get("restart") == "no":  # one-shot steps: real subcommands
+            assert service["command"][0] in COMMANDS, name
+            continue
+        assert service["restart"] == "unless-stopped", name  # Docker restarts what dies
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_health_and_networks() -> None:
+    services = compose()["services"]
+    check = " ".join(services["api"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/readyz" in check
+    assert services["api"]["environment"]["CALLCENTER_HTTP__HOST"] == "0.0.0.0"
+    # The engine runs the SIP edge: SIP and RTP on the host's network, Redis and PostgreSQL
+    # reached through their ports published on the host's loopback.
+    engine = services["engine"]
+    assert engine["network_mode"] == "host"
+    assert "127.0.0.1:6379" in engine["environment"]["CALLCENTER_REDIS_URL"]
+    assert "@127.0.0.1:5432/" in engine["environment"]["CALLCENTER_DATABASE_URL"]
+    assert "127.0.0.1:6379:6379" in services["redis"]["ports"]
+    assert "127.0.0.1:5432:5432" in services["postgres"]["ports"]
+
+
+def _parse(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=True, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(text)
+    return parser
+
+
+def test_systemd_units_run_what_up_runs(tmp_path: Path) -> None:
+    options = UnitOptions(state_dir=str(tmp_path))
+    units = render_units(options)
+    specs = up_processes()
+    assert set(units) == {MIGRATE, TARGET, *(unit_name(spec) for spec in specs)}
+    for spec in specs:
+        unit = _parse(units[unit_name(spec)])
+        assert unit["Service"]["ExecStart"].split() == argv_of(spec)  # the same command
+        assert unit["Service"]["Restart"] == "always"
+        assert unit["Service"]["KillMode"] == "control-group"  # slots and Kamailio end too
+        assert unit["Unit"]["StartLimitBurst"] == "5"
+        assert MIGRATE in unit["Unit"]["Requires"]
+        assert unit["Install"]["WantedBy"] == TARGET
+    target = _parse(units[TARGET])
+    assert set(target["Unit"]["Wants"].split()) == {MIGRATE, *(unit_name(s) for s in specs)}
+    migrate = _parse(units[MIGRATE])
+    assert migrate["Service"]["Type"] == "oneshot"
+    assert migrate["Service"]["ExecStart"].split()[-1] == "migrate"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    out = tmp_path / "units"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callcenter.cli",
+            "systemd-units",
+            "--out",
+            str(out),
+            "--state-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.iterdir())
+    assert {f.name for f in files} == set(render_units(UnitOptions()))
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Any unknown key, bad value or missing executable is a message here.
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+
+
+def test_systemd_units_needs_a_directory() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "callcenter.cli", "systemd-units"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--out" in result.stderr
