@@ -74,8 +74,16 @@ class Event:
         return self.to_call_event().to_fields()
 
 
-def _data_fields(cls: type[Event]) -> list[dataclasses.Field[Any]]:
-    return [f for f in dataclasses.fields(cls) if f.name not in (*ENVELOPE, "extra", "absent")]
+def _data_fields(cls: type[Event]) -> tuple[dataclasses.Field[Any], ...]:
+    """The fields that are keys of ``data`` (the envelope's are not), in declaration order."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        skip = (*ENVELOPE, "extra", "absent")
+        found = _FIELDS[cls] = tuple(f for f in dataclasses.fields(cls) if f.name not in skip)
+    return found
+
+
+_FIELDS: dict[type[Event], tuple[dataclasses.Field[Any], ...]] = {}
 
 
 def _optional(f: dataclasses.Field[Any]) -> bool:

@@ -10,20 +10,17 @@ from datetime import datetime
 import pytest
 
 from callcenter.context import AppContext
-from config.settings import DEFAULT_CONFIG_DIR
+from callcenter.testkit.config import queues_toml
 from cti import services
 from cti.routing import Routing
 from tests.cti.conftest import ZONE, EngineSide, Running, agent_ids
 
-SHORT = (
-    (DEFAULT_CONFIG_DIR / "queues.toml")
-    .read_text(encoding="utf-8")
-    .replace(
-        "ring_timeout_seconds = 15\nwrap_up_seconds = 45\noverflow = { after_seconds = 90, "
-        'to = "general" }',
-        "ring_timeout_seconds = 3\nwrap_up_seconds = 3\noverflow = { after_seconds = 5, "
-        'to = "general" }',
-    )
+SHORT = queues_toml(
+    repair={
+        "ring_timeout_seconds": 3,
+        "wrap_up_seconds": 3,
+        "overflow": {"after_seconds": 5, "to": "general"},
+    }
 )
 
 

@@ -12,13 +12,11 @@ import pytest
 from callcenter.context import AppContext
 from callcenter.errors import Conflict
 from callcenter.streams import CallEvent
-from config.settings import DEFAULT_CONFIG_DIR
+from callcenter.testkit.config import queues_toml
 from cti import services, shifts
 from cti.router import Router
 from cti.routing import Routing
 from tests.cti.conftest import ZONE, EngineSide, TestClock, agent_ids
-
-DEFAULT_QUEUES = (DEFAULT_CONFIG_DIR / "queues.toml").read_text(encoding="utf-8")
 
 
 def ready(ctx: AppContext, clock: TestClock, *extensions: str, gap: float = 1.0) -> list[int]:
@@ -53,9 +51,7 @@ def test_longest_idle_agent_gets_the_call(
     assert routing.agent(a1006)["state"] == "ready"
 
 
-@pytest.mark.queues_toml(
-    DEFAULT_QUEUES.replace('strategy = "longest_idle"', 'strategy = "round_robin"', 1)
-)
+@pytest.mark.queues_toml(queues_toml(general={"strategy": "round_robin"}))
 def test_round_robin_takes_agents_in_turn(
     ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide
 ) -> None:
@@ -195,12 +191,7 @@ def test_ring_timeout_timer_marks_missed_and_reoffers(
     assert routing.call("t1")["agent"] == str(first)
 
 
-@pytest.mark.queues_toml(
-    DEFAULT_QUEUES.replace(
-        "ring_timeout_seconds = 15\nwrap_up_seconds = 45",
-        "ring_timeout_seconds = 15\nwrap_up_seconds = 45\nmissed_offers_to_logout = 2",
-    )
-)
+@pytest.mark.queues_toml(queues_toml(repair={"missed_offers_to_logout": 2}))
 def test_n_misses_in_a_row_log_the_agent_out(
     ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide, routing: Routing
 ) -> None:
@@ -406,7 +397,7 @@ def test_position_and_expected_wait_for_the_engines_announcements(
     assert [c.data["prompt"] for c in engine.commands("a1", "play")] == ["callback_offer"]
 
 
-@pytest.mark.queues_toml(DEFAULT_QUEUES.replace('no_agents = "wait"', 'no_agents = "message"'))
+@pytest.mark.queues_toml(queues_toml(callback={"no_agents": "message"}))
 def test_no_agents_message_closes_the_call(
     ctx: AppContext, clock: TestClock, router: Router, engine: EngineSide, routing: Routing
 ) -> None:
@@ -436,12 +427,7 @@ def test_no_agents_callback_offer_and_wait(
     assert routing.call("nw")["state"] == "waiting"
 
 
-@pytest.mark.queues_toml(
-    DEFAULT_QUEUES.replace(
-        '[queues.fees]\nname = { zh-CN = "缴费查询", en = "Fees" }',
-        '[queues.fees]\nname = { zh-CN = "缴费查询", en = "Fees" }\nno_agents = "overflow"',
-    )
-)
+@pytest.mark.queues_toml(queues_toml(fees={"no_agents": "overflow"}))
 def test_no_agents_overflow_moves_the_call_at_once(
     ctx: AppContext, router: Router, engine: EngineSide, routing: Routing
 ) -> None:

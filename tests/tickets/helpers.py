@@ -36,10 +36,23 @@ def payload(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+class _BurstWorker(SimpleWorker):
+    """RQ's worker without its pub/sub command listener (remote "kill horse" / "shutdown"
+    commands, which tests never send). Its thread polls with ``sleep_time=60``, and a burst
+    worker's teardown joins it: a burst run then took up to a minute instead of milliseconds,
+    and tests that poll the worker against a deadline failed."""
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
+        pass
+
+
 def run_worker(ctx: AppContext) -> None:
     """Run every job that is due now, in this process (RQ's own scheduler moves due jobs)."""
     qs = queues(ctx)
-    worker = SimpleWorker(qs, connection=qs[0].connection)
+    worker = _BurstWorker(qs, connection=qs[0].connection)
     worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
 
 

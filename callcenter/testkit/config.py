@@ -1,0 +1,51 @@
+"""Test configurations made from the typed models, not by editing the shipped text.
+
+A change names the file's keys (``queues_toml(repair={"strategy": "round_robin"})``); the
+shipped file is loaded with its model, the change applied to the loaded values, the result
+validated by the same model (so a misspelt key or a value out of range fails here, with the
+loader's message) and written as TOML. Needs the test extras (``tomli-w``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+from pydantic import BaseModel, ValidationError
+
+from config.loader import load_file
+from config.schemas import QueuesFile
+from config.settings import DEFAULT_CONFIG_DIR
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigEditError(ValueError):
+    """A test asked for a change the configuration's model does not allow."""
+
+
+def to_toml(config: BaseModel) -> str:
+    """A validated configuration as the TOML an admin would write (unset values left out)."""
+    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True, by_alias=True))
+
+
+def edited(model: type[M], values: dict[str, Any], file: str) -> M:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigEditError(f"{file}: {exc}") from None
+
+
+def queues_toml(
+    source: Path = DEFAULT_CONFIG_DIR, *, file: dict[str, Any] | None = None, **queues: Any
+) -> str:
+    """``queues.toml`` with these queues' keys changed (``repair={"wrap_up_seconds": 3}``)
+    and, in ``file``, top-level keys (``short_abandon_seconds``)."""
+    values = load_file(source / "queues.toml", QueuesFile).model_dump(mode="json")
+    values.update(file or {})
+    for code, changes in queues.items():
+        if code not in values["queues"]:
+            raise ConfigEditError(f"queues.toml: queues.{code}: no such queue")
+        values["queues"][code].update(changes)
+    return to_toml(edited(QueuesFile, values, "queues.toml"))
