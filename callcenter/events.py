@@ -412,6 +412,17 @@ class WrapUpEnded(Event):
     by: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallRefused(Event):
+    """The SIP edge turned a call away before any slot (docs/metrics.md, "refused")."""
+
+    TYPE = EventType.call_refused
+    reason: str | None
+    caller: str | None = None
+    did: str | None = None
+    source: str | None = None
+
+
 EVENT_CLASSES: dict[EventType, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -450,6 +461,7 @@ EVENT_CLASSES: dict[EventType, type[Event]] = {
         CallOverflowed,
         CallbackScheduled,
         WrapUpEnded,
+        CallRefused,
     )
 }
 

@@ -160,6 +160,12 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
     },
     EventType.callback_scheduled: {"queue": "repairs", "number": "13800138000", "position": 1},
     EventType.wrap_up_ended: {"agent_id": 1, "disposition": "resolved", "by": "routing"},
+    EventType.call_refused: {
+        "caller": "13900000001",
+        "did": "4008001234",
+        "reason": "no_slot",
+        "source": "127.0.0.3",
+    },
 }
 
 
