@@ -26,7 +26,7 @@ DOMAIN_ROUTERS = (
     "metrics.http",
     "metrics.http_whatif",
 )
-PAGE_ROUTERS = ("pages.http",)
+PAGE_ROUTERS = ("pages.http", "pages.qa")
 
 
 def _optional_router(module_name: str) -> APIRouter | None:
