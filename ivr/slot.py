@@ -181,6 +181,18 @@ class Leg(pj.Call):
         except Exception:
             log.exception("onCallMediaState failed")
 
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
+        # Defence in depth behind the edge (which answers 403 to REFER from outside): a REFER
+        # accepted here would make this slot dial the Refer-To number at the center's cost.
+        prm.statusCode = pj.PJSIP_SC_FORBIDDEN
+        log.warning("REFER to %s refused", prm.dstUri)
+
+    def onCallReplaceRequest(self, prm: pj.OnCallReplaceRequestParam) -> None:
+        # An INVITE with Replaces would take this call over from a third party: refused.
+        prm.statusCode = pj.PJSIP_SC_FORBIDDEN
+        prm.reason = "Replaces not allowed"
+        log.warning("INVITE with Replaces for a call of this slot refused")
+
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         # RFC 2833 arrives here at the start of each digit, SIP INFO (method 1) likewise.
         try:
@@ -254,6 +266,7 @@ class Conversation:
     recording_paused: bool = False
     prompt_until: float = 0.0
     close_at: float | None = None
+    ended_at: float | None = None  # wall clock when the call ended (the BYE), before clean-up
     max_until: float = 0.0
     originate: dict[str, Any] = field(default_factory=dict)
     survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
@@ -1112,6 +1125,7 @@ class SlotEngine:
         if conv is None or conv.close_at is not None:
             return
         conv.end_reason, conv.outcome = reason, outcome
+        conv.ended_at = time.time()  # call_ended is sent after the recorder's flush: stamp now
         self.queued_view = {}
         if conv.consult is not None:
             self._consult_end(conv, reason, reconnect=False)  # its target leg, its event
@@ -1163,14 +1177,16 @@ class SlotEngine:
                         "error": str(exc),
                     },
                 )
+        ended = conv.ended_at if conv.ended_at is not None else time.time()
         self.emit(
             EventType.call_ended,
             data={
                 "reason": conv.end_reason,
                 "outcome": conv.outcome,
                 "queue": conv.queue,
-                "duration": round(time.time() - conv.started, 3),
+                "duration": round(ended - conv.started, 3),
             },
+            at=datetime.fromtimestamp(ended, UTC).isoformat(),
         )
         self.conv = None
         self.media.clear()
