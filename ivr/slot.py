@@ -31,7 +31,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -46,6 +45,32 @@ from config.loader import CenterConfig
 from config.schemas import CollectNode, HangupNode, MenuFile, Prompt
 from config.settings import Settings
 from ivr import wav
+from ivr.call_core import (
+    LEAVING_OUTCOMES,
+    MEDIA_CHECK_EVERY,
+    AgentMissed,
+    CallAction,
+    CallPhase,
+    CheckMedia,
+    Consult,
+    ConsultComplete,
+    ConsultEnd,
+    Conversation,
+    EmitEvent,
+    EndCall,
+    Finish,
+    HangupLeg,
+    LegGone,
+    LegsView,
+    Rewire,
+    RunMenu,
+    WithdrawOffer,
+    forced_outcome,
+    on_leg_gone,
+    on_tick,
+)
+from ivr.call_core import StopPrompt as StopPromptDue
+from ivr.legs import DigitReceived, Leg, LegFact, LegMediaReady, LegStateChanged, SlotAccount
 from ivr.menu import (
     Action,
     Emit,
@@ -58,6 +83,8 @@ from ivr.menu import (
     TransferTo,
 )
 from ivr.prompts import MAX_ANNOUNCED_MINUTES, MAX_ANNOUNCED_POSITION, PromptFile, text_prompt
+from ivr.spec import SlotSpec
+from ivr.wiring import WiringState, present_edges, wanted_edges
 
 log = logging.getLogger("ivr.slot")
 
@@ -69,41 +96,15 @@ POLL_MS = 50
 CLOSE_PUMP_SECONDS = 0.3  # pjmedia writes the WAV header shortly after the recorder is freed
 DEFAULT_SECONDS_PER_POSITION = 60  # expected-wait estimate when routing publishes none
 CUSTOMER_RING_SECONDS = 45  # an outbound callback rings the customer this long
-# Outcomes a `play` command may give a waiting caller: routing is done with them (a call-back
-# confirmed, the no-agents message), so leaving is not abandoning.
-LEAVING_OUTCOMES = ("callback", "closed")
 ORIGINATE_AGENT_RING_SECONDS = 30  # an originate without ring_timeout rings the agent this long
 SURVEY_DIGIT_SECONDS = 8.0  # a survey waits this long for the key after its prompt
 SURVEY_RETRIES = 2  # a missing or invalid key replays the survey prompt this many times
-# SIP answers to the customer's INVITE -> call_ended outcome (ticketing/consumers.py)
-BUSY_CODES = (486, 600)
-NO_ANSWER_CODES = (408, 480, 487)
-DECLINE_CODES = (486, 600, 603)  # a consultation target's phone said busy / declined
 # The wheel's PJSUA_MAX_CALLS: a 5th makeCall raises PJ_ETOOMANY. Legs still hanging up
 # (CANCEL sent, no final answer yet) count until pjsua reports them DISCONNECTED.
 MAX_LEGS = 4
 CONSULT_NUMBER_RING_SECONDS = 30  # a configured number rings this long for a consultation
 LEG_ROLES = ("caller", "agent", "super", "consult")
 _USER_RE = re.compile(r"sips?:([^@;>]+)@")
-
-
-@dataclass(frozen=True)
-class SlotSpec:
-    name: str
-    index: int
-    sip_host: str
-    sip_port: int
-    rtp_port: int
-    rtp_range: int
-    allow_from: tuple[str, ...]  # "ip" or "ip:port" allowed to send INVITEs to this slot
-    # Behind the SIP edge, outside numbers are dialled through it (docs/edge.md): slots sit on
-    # loopback and cannot reach a carrier themselves; the edge applies the trunk's prefix.
-    # Without the edge (engine tests, a lab) the slot dials the trunk's address directly.
-    via_edge: bool = False
-
-    @property
-    def uri(self) -> str:
-        return f"sip:{self.sip_host}:{self.sip_port}"
 
 
 def waiting_key(keys: Keys, queue_code: str) -> str:
@@ -132,149 +133,6 @@ def _int(value: object) -> int | None:
         return None
 
 
-# ---------------------------------------------------------------- pjsua2 subclasses
-
-
-class Leg(pj.Call):
-    """One SIP call leg; callbacks only copy facts for the engine loop."""
-
-    def __init__(
-        self, slot: SlotEngine, role: str, account: pj.Account, call_id: int = pj.PJSUA_INVALID_ID
-    ) -> None:
-        super().__init__(account, call_id)
-        self.slot = slot
-        self.role = role
-        self.media_index: int | None = None
-        self.confirmed = False
-        self.ringing = False
-        self.gone = False
-        self.last_code = 0
-        self.intentional_hangup = ""
-        self.media_dead = False
-        self.last_rx_packets = -1
-        self.last_rx_at = time.monotonic()
-
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:
-        try:
-            info = self.getInfo()
-            if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-                # its conference port is gone from now on: touching it aborts the process
-                self.media_dead = True
-            self.slot.facts.append(
-                ("state", self, info.state, info.lastStatusCode, info.lastReason)
-            )
-            self.slot.wake_soon()
-        except Exception:
-            log.exception("onCallState failed")
-
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
-        try:
-            info = self.getInfo()
-            for media in info.media:
-                if (
-                    media.type == pj.PJMEDIA_TYPE_AUDIO
-                    and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
-                ):
-                    self.slot.facts.append(("media", self, media.index, 0, ""))
-                    self.slot.wake_soon()
-                    break
-        except Exception:
-            log.exception("onCallMediaState failed")
-
-    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
-        # Defence in depth behind the edge (which answers 403 to REFER from outside): a REFER
-        # accepted here would make this slot dial the Refer-To number at the center's cost.
-        prm.statusCode = pj.PJSIP_SC_FORBIDDEN
-        log.warning("REFER to %s refused", prm.dstUri)
-
-    def onCallReplaceRequest(self, prm: pj.OnCallReplaceRequestParam) -> None:
-        # An INVITE with Replaces would take this call over from a third party: refused.
-        prm.statusCode = pj.PJSIP_SC_FORBIDDEN
-        prm.reason = "Replaces not allowed"
-        log.warning("INVITE with Replaces for a call of this slot refused")
-
-    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
-        # RFC 2833 arrives here at the start of each digit, SIP INFO (method 1) likewise.
-        try:
-            self.slot.facts.append(
-                ("dtmf", self, str(prm.digit), int(prm.method), str(time.time()))
-            )
-            # end the current poll now: the caller waits for the next prompt (menu latency)
-            self.slot.wake_soon()
-        except Exception:
-            log.exception("onDtmfDigit failed")
-
-
-class SlotAccount(pj.Account):
-    def __init__(self, slot: SlotEngine) -> None:
-        super().__init__()
-        self.slot = slot
-
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        # Must decide here: a Call not kept referenced is declined by pjsua (603).
-        try:
-            self.slot.incoming(self, prm.callId, str(prm.rdata.srcAddress))
-        except Exception:
-            log.exception("onIncomingCall failed")
-
-
-# ---------------------------------------------------------------- the conversation
-
-
-@dataclass
-class Consult:
-    """A consultation in progress: the caller on hold, a new leg (role "consult") to a
-    colleague or a configured number; complete hands the caller over, cancel comes back."""
-
-    kind: str  # agent / number
-    to: str  # what the agent asked for: the agent's URI, or the transfer target's name
-    uri: str
-    agent_id: int | None
-    deadline: float | None  # ring timeout (monotonic); None once answered
-    started: float = field(default_factory=time.time)
-    answered: bool = False
-    held_caller: bool = False  # the consultation put the caller on hold (undone at its end)
-
-    def facts(self) -> dict[str, Any]:
-        return {"kind": self.kind, "to": self.to, "target_uri": self.uri, "agent_id": self.agent_id}
-
-
-@dataclass
-class Conversation:
-    call_id: str
-    direction: str
-    caller: str
-    did: str
-    started: float = field(default_factory=time.time)
-    state: str = "menu"  # menu, queued, offering, bridged, ending, originating
-    runner: MenuRunner | None = None
-    queue: str = ""
-    priority: int = 0
-    skills: tuple[str, ...] = ()
-    queued_at: float = 0.0
-    answered: bool = False
-    held: bool = False
-    outcome: str = ""
-    end_reason: str = ""
-    agent_uri: str = ""
-    agent_id: int | None = None
-    offer_deadline: float | None = None
-    super_mode: str = ""
-    super_uri: str = ""
-    recording_id: str = ""
-    recording_path: str = ""
-    recording_paused: bool = False
-    prompt_until: float = 0.0
-    close_at: float | None = None
-    ended_at: float | None = None  # wall clock when the call ended (the BYE), before clean-up
-    max_until: float = 0.0
-    originate: dict[str, Any] = field(default_factory=dict)
-    survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
-    prompts: dict[str, PromptFile] = field(default_factory=dict)  # this call's own prompts
-    consult: Consult | None = None
-    hangup_after_prompt: bool = False  # a closing message (play with hangup_after) is playing
-
-
 class SlotEngine:
     """Everything on the engine thread of one slot process."""
 
@@ -293,7 +151,7 @@ class SlotEngine:
         self.durations = {key: p.duration for key, p in prompts.items()}
         self.keys = Keys(settings.redis_prefix)
         self.status = status
-        self.facts: deque[tuple[Any, ...]] = deque()
+        self.facts: deque[LegFact] = deque()
         self.commands: queue.Queue[Command] = queue.Queue()
         self.outbox: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         self.stop = threading.Event()
@@ -315,6 +173,7 @@ class SlotEngine:
         self.account: Any = None
         self.next_media_check = 0.0
         self.wake_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._action_handlers = self._build_action_handlers()
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> None:
@@ -596,9 +455,9 @@ class SlotEngine:
         while self.facts:
             fact = self.facts.popleft()
             try:
-                self._handle_fact(*fact)
+                self._handle_fact(fact)
             except Exception:
-                log.exception("handling %s failed", fact[0])
+                log.exception("handling %s failed", type(fact).__name__)
         while True:
             try:
                 command = self.commands.get_nowait()
@@ -643,17 +502,13 @@ class SlotEngine:
         self.outbox.put(("event", event))
 
     # ------------------------------------------------------------ incoming calls
-    def _source_allowed(self, source: str) -> bool:
-        host = source.rsplit(":", 1)[0]
-        return any(entry in (source, host) for entry in self.spec.allow_from)
-
     def incoming(self, account: pj.Account, call_id: int, source: str) -> None:
         leg = Leg(self, "caller", account, call_id)
         info = leg.getInfo()
         did = user_part(info.localUri)
         caller = user_part(info.remoteUri)
         refusal = 0
-        if not self._source_allowed(source):
+        if not self.spec.source_allowed(source):
             refusal, why = 403, f"source {source} is not the edge"
         elif self.conv is not None or self.legs or self.leaving:
             refusal, why = 486, "slot busy"
@@ -687,13 +542,13 @@ class SlotEngine:
         leg.answer(op)
 
     # ------------------------------------------------------------ facts from callbacks
-    def _handle_fact(self, kind: str, leg: Leg, a: Any, b: Any, c: Any) -> None:
-        if kind == "state":
-            self._leg_state(leg, int(a), int(b), str(c))
-        elif kind == "media":
-            self._leg_media(leg, int(a))
-        elif kind == "dtmf":
-            self._leg_dtmf(leg, str(a), int(b), float(c))
+    def _handle_fact(self, fact: LegFact) -> None:
+        if isinstance(fact, LegStateChanged):
+            self._leg_state(fact.leg, fact.state, fact.code, fact.reason)
+        elif isinstance(fact, LegMediaReady):
+            self._leg_media(fact.leg, fact.index)
+        elif isinstance(fact, DigitReceived):
+            self._leg_dtmf(fact.leg, fact.digit, fact.method, fact.at)
 
     def _leg_media(self, leg: Leg, index: int) -> None:
         if leg.gone or self.legs.get(leg.role) is not leg:
@@ -716,14 +571,14 @@ class SlotEngine:
         elif leg.role == "caller" and first and conv.direction == "out" and conv.survey:
             conv.answered = True
             conv.outcome = "answered"  # whatever the customer keys, they were reached
-            conv.state = "menu"
+            conv.state = CallPhase.menu
             self._start_recording()
             assert conv.runner is not None
             self._run_actions(conv.runner.start(time.monotonic()))
         elif leg.role == "caller" and first and conv.direction == "out":
             conv.answered = True
             self.emit(EventType.bridged, data={"agent_uri": conv.agent_uri, "number": conv.caller})
-            conv.state = "bridged"
+            conv.state = CallPhase.bridged
         elif leg.role == "agent" and first and conv.direction == "out":
             self._start_recording()
         self._rewire()
@@ -768,7 +623,7 @@ class SlotEngine:
                 )
                 self._dial_customer(conv)
                 return
-            if conv.state == "transferring":
+            if conv.state == CallPhase.transferring:
                 self.emit(EventType.transferred, data={"kind": "number", "to": conv.agent_uri})
             else:
                 self.emit(
@@ -779,7 +634,7 @@ class SlotEngine:
                         "queue": conv.queue,
                     },
                 )
-            conv.state = "bridged"
+            conv.state = CallPhase.bridged
             self.queued_view = {}
             self._rewire()
             self.emit(
@@ -795,73 +650,51 @@ class SlotEngine:
             self._consult_answered(conv, leg)
 
     def _leg_gone(self, conv: Conversation, leg: Leg, code: int, reason: str) -> None:
-        if conv.close_at is not None:
-            return
-        if leg.role == "caller":
-            if conv.direction == "out" and not leg.confirmed:
-                self.emit(
-                    EventType.command_failed,
-                    data={
-                        "command": "originate",
-                        "reason": f"customer not reached: {code} {reason}",
-                    },
-                )
-                if code in BUSY_CODES:
-                    outcome = "busy"
-                elif code in NO_ANSWER_CODES:
-                    outcome = "no_answer"
-                else:
-                    outcome = "failed"
-                self._end_call("customer_unreachable", outcome)
-                return
-            self.emit(EventType.caller_hung_up, data={"state": conv.state})
-            # (a consultation in progress ends with the call: _end_call reports it)
-            if conv.state == "queued" and conv.outcome in LEAVING_OUTCOMES:
-                self._end_call("caller_hung_up", conv.outcome)
-            elif conv.state in ("queued", "offering"):
-                waited = round(time.time() - conv.queued_at, 3)
-                self.emit(EventType.abandoned, data={"queue": conv.queue, "waited": waited})
-                short = waited < self.config.queues.short_abandon_seconds
-                self._end_call("caller_hung_up", "short_abandoned" if short else "abandoned")
-            elif conv.answered:
-                self._end_call("caller_hung_up", conv.outcome or "answered")
-            else:
-                self._end_call("caller_hung_up", conv.outcome or "menu_hangup")
-        elif leg.role == "agent":
-            if leg.intentional_hangup:
-                return  # whoever hung it up reported it
-            if conv.consult is not None:
-                if conv.consult.answered:
-                    # The agent put the phone down while talking to the target: as on any
-                    # PBX, that hands the caller over (an attended transfer by hang-up).
-                    self._consult_complete(conv, by="agent_hung_up")
-                    return
-                self._consult_end(conv, "agent_hung_up", reconnect=False)
-            if not leg.confirmed:
-                if conv.direction == "out":
-                    self._agent_missed(conv, f"{code} {reason}".strip())
-                    self._end_call("agent_unreachable", "failed")
-                    return
-                self._agent_missed(conv, "rejected" if code >= 400 else f"{code} {reason}")
-                return
-            self.emit(EventType.agent_hung_up, data={"agent_uri": conv.agent_uri})
-            self._end_call("agent_hung_up", conv.outcome or "answered")
-        elif leg.role == "super":
-            conv.super_mode = ""
-            self._rewire()
-        elif leg.role == "consult":
-            consult = conv.consult
-            if consult is None or leg.intentional_hangup:
-                return
-            if consult.answered:
-                why = "target_hung_up"
-            elif code in DECLINE_CODES:
-                why = "declined"
-            elif code in NO_ANSWER_CODES:
-                why = "no_answer"
-            else:
-                why = "failed"
-            self._consult_end(conv, why, code=code)
+        gone = LegGone(
+            role=leg.role,
+            confirmed=leg.confirmed,
+            code=code,
+            reason=reason,
+            intentional=bool(leg.intentional_hangup),
+        )
+        short = self.config.queues.short_abandon_seconds
+        self._carry_out(conv, on_leg_gone(conv, gone, now=time.time(), short_abandon_seconds=short))
+
+    def _carry_out(self, conv: Conversation, actions: list[CallAction]) -> None:
+        """Carry out the call core's actions in order (see ivr/call_core.py)."""
+        for action in actions:
+            self._action_handlers[type(action)](conv, action)
+
+    def _build_action_handlers(self) -> dict[type, Callable[[Conversation, Any], None]]:
+        return {
+            EmitEvent: lambda _conv, a: self.emit(a.type, data=a.data),
+            EndCall: lambda _conv, a: self._end_call(a.reason, a.outcome),
+            AgentMissed: lambda conv, a: self._agent_missed(conv, a.reason),
+            WithdrawOffer: lambda conv, a: self._withdraw_offer(conv, a.reason),
+            ConsultEnd: lambda conv, a: self._consult_end(
+                conv, a.reason, code=a.code, reconnect=a.reconnect
+            ),
+            ConsultComplete: lambda conv, a: self._consult_complete(conv, by=a.by),
+            Rewire: lambda _conv, _a: self._rewire(),
+            StopPromptDue: lambda _conv, _a: self._stop_prompt(),
+            RunMenu: lambda _conv, a: self._run_actions(list(a.actions)),
+            HangupLeg: lambda _conv, a: self._cancel_leg(a.role),
+            CheckMedia: lambda conv, a: self._check_rtp(conv, a.at),
+            Finish: self._finish_action,
+        }
+
+    def _cancel_leg(self, role: str) -> None:
+        """Hang up a leg without taking it out of its role (its DISCONNECTED ends the call)."""
+        leg = self.legs.get(role)
+        if leg is not None:
+            with contextlib.suppress(pj.Error):
+                leg.hangup(pj.CallOpParam(True))
+
+    def _finish_action(self, conv: Conversation, action: Finish) -> None:
+        if action.forced:
+            self.legs.clear()
+            self.leaving.clear()
+        self._finish(conv)
 
     def _agent_missed(self, conv: Conversation, reason: str) -> None:
         self.emit(
@@ -874,8 +707,8 @@ class SlotEngine:
             },
         )
         conv.offer_deadline = None
-        if conv.direction == "in" and conv.state in ("offering", "transferring"):
-            conv.state = "queued"
+        if conv.direction == "in" and conv.state in (CallPhase.offering, CallPhase.transferring):
+            conv.state = CallPhase.queued
             self._queued_view(conv)
         self._rewire()
 
@@ -883,7 +716,7 @@ class SlotEngine:
         conv = self.conv
         if conv is None or leg.role != "caller" or conv.close_at is not None:
             return
-        if conv.state == "menu" and conv.runner is not None:
+        if conv.state == CallPhase.menu and conv.runner is not None:
             actions = conv.runner.digit(digit, time.monotonic())
             # the digit's own event carries the moment the digit arrived (latency figures)
             first = actions[0]
@@ -893,7 +726,10 @@ class SlotEngine:
             self._run_actions(actions)
         else:
             self.emit(
-                EventType.digit_received, conv.state, {"digit": digit, "method": method}, at=iso(at)
+                EventType.digit_received,
+                conv.state.value,
+                {"digit": digit, "method": method},
+                at=iso(at),
             )
 
     # ------------------------------------------------------------ menu actions
@@ -942,7 +778,7 @@ class SlotEngine:
         conv.queue, conv.priority, conv.skills = queue_code, priority, skills
         if not conv.queued_at:
             conv.queued_at = time.time()
-        conv.state = "queued"
+        conv.state = CallPhase.queued
         self.emit(
             EventType.call_queued,
             runner.node if runner else "",
@@ -1032,50 +868,15 @@ class SlotEngine:
 
     def _wanted_edges(self) -> set[tuple[str, str]]:
         conv = self.conv
-        wanted: set[tuple[str, str]] = set()
-        if conv is None or conv.close_at is not None:
-            return wanted
-        recording = self.recorder is not None and not conv.recording_paused
-        bridged = conv.state == "bridged" and not conv.held
-        # A consultation: the caller is on hold (music); the agent hears the target's line
-        # (ringback a trunk may send as early media, then the target) and, once answered,
-        # talks to them. The caller never hears the two. The consultation is in the call's
-        # recording (the center's people on this call), the hold music is not.
-        consult = conv.consult
-        consult_line = consult is not None and "consult" in self.media
-        talking = consult_line and consult is not None and consult.answered
-        if self.prompt_player is not None:
-            wanted.add(("prompt", "caller"))
-            if recording:
-                wanted.add(("prompt", "rec"))
-        elif conv.state in ("queued", "offering", "transferring") or conv.held:
+        if conv is None:
+            return set()
+        state = WiringState.of(
+            conv, recorder=self.recorder is not None, prompt_playing=self.prompt_player is not None
+        )
+        wanted = wanted_edges(state)
+        if ("music", "caller") in wanted:
             self._ensure_music()
-            wanted.add(("music", "caller"))
-        if bridged:
-            wanted |= {("caller", "agent"), ("agent", "caller")}
-        if consult_line:
-            wanted.add(("consult", "agent"))
-        if talking:
-            wanted.add(("agent", "consult"))
-        if recording:
-            wanted.add(("caller", "rec"))
-            if conv.state == "bridged":
-                wanted.add(("agent", "rec"))
-            if talking:
-                wanted.add(("consult", "rec"))
-        if conv.super_mode and "super" in self.media:
-            wanted |= {("caller", "super"), ("agent", "super")}
-            if talking:
-                wanted.add(("consult", "super"))
-            if conv.super_mode in ("whisper", "barge"):
-                wanted.add(("super", "agent"))
-            if conv.super_mode == "barge":
-                wanted.add(("super", "caller"))
-                if talking:
-                    wanted.add(("super", "consult"))
-                if recording:
-                    wanted.add(("super", "rec"))
-        return {e for e in wanted if e[0] in self.media and e[1] in self.media}
+        return present_edges(wanted, set(self.media))
 
     def _rewire(self) -> None:
         for role in LEG_ROLES:
@@ -1198,43 +999,21 @@ class SlotEngine:
         conv = self.conv
         if conv is None:
             return
-        if conv.close_at is not None:
-            if now >= conv.close_at and not self.legs and not self.leaving:
-                self._finish(conv)
-            elif now >= conv.close_at + 5:  # a leg never confirmed its end: give up on it
-                self.legs.clear()
-                self.leaving.clear()
-                self._finish(conv)
-            return
-        if conv.prompt_until and now >= conv.prompt_until and self.prompt_player is not None:
-            self._stop_prompt()
-            if conv.hangup_after_prompt:
-                self._end_call("message_played", conv.outcome or "failed")
-                return
-        if conv.state == "menu" and conv.runner is not None:
-            self._run_actions(conv.runner.tick(now))
-        if conv.offer_deadline is not None and now >= conv.offer_deadline:
-            conv.offer_deadline = None
-            agent = self.legs.get("agent")
-            customer = self.legs.get("caller")
-            if agent is not None and not agent.confirmed:
-                self._withdraw_offer(conv, "ring_timeout")
-            elif conv.direction == "out" and customer is not None and not customer.confirmed:
-                with contextlib.suppress(pj.Error):
-                    customer.hangup(pj.CallOpParam(True))  # the customer did not answer
-        consult = conv.consult
-        if consult is not None and consult.deadline is not None and now >= consult.deadline:
-            self._consult_end(conv, "no_answer")
-        if now >= conv.max_until:
-            self._end_call(
-                "max_duration", conv.outcome or ("answered" if conv.answered else "failed")
-            )
-        elif now >= self.next_media_check:
-            self.next_media_check = now + 1.0
-            self._check_rtp(conv, now)
+        agent, customer = self.legs.get("agent"), self.legs.get("caller")
+        legs = LegsView(
+            any_left=bool(self.legs or self.leaving),
+            agent_ringing=agent is not None and not agent.confirmed,
+            customer_ringing=customer is not None and not customer.confirmed,
+            prompt_playing=self.prompt_player is not None,
+        )
+        for action in on_tick(conv, now, legs, next_media_check=self.next_media_check):
+            if conv.close_at is not None and not isinstance(action, Finish):
+                break  # the call ended on an earlier action: the rest would change nothing
+            self._carry_out(conv, [action])
 
     def _check_rtp(self, conv: Conversation, now: float) -> None:
         """A caller that vanished without BYE sends no RTP: end the call after the timeout."""
+        self.next_media_check = now + MEDIA_CHECK_EVERY
         leg = self.legs.get("caller")
         if leg is None or leg.media_index is None:
             return
@@ -1245,9 +1024,7 @@ class SlotEngine:
         if packets != leg.last_rx_packets:
             leg.last_rx_packets, leg.last_rx_at = packets, now
         elif now - leg.last_rx_at > self.settings.sip.rtp_silence_timeout_seconds:
-            self._end_call(
-                "rtp_timeout", conv.outcome or ("answered" if conv.answered else "failed")
-            )
+            self._end_call("rtp_timeout", forced_outcome(conv))
 
     # ------------------------------------------------------------ commands
     def _agent_uri(self, uri: str) -> str:
@@ -1297,9 +1074,7 @@ class SlotEngine:
             # the consultation target's desktop hangs up: their part ends, not the call
             self._consult_end(conv, "target_hung_up")
             return
-        self._end_call(
-            "command_hangup", conv.outcome or ("answered" if conv.answered else "failed")
-        )
+        self._end_call("command_hangup", forced_outcome(conv))
 
     def _hang_up(self, leg: Leg, reason: str) -> None:
         """End one leg on purpose. Media first (``hangup`` frees the leg's conference port at
@@ -1341,19 +1116,23 @@ class SlotEngine:
             return
         agent = self.legs.get("agent")
         ringing = agent is not None and not agent.confirmed
-        if ringing and conv.state in ("offering", "originating") and conv.agent_id == agent_id:
+        if (
+            ringing
+            and conv.state in (CallPhase.offering, CallPhase.originating)
+            and conv.agent_id == agent_id
+        ):
             self._withdraw_offer(conv, reason)
             return
         self._command_failed(command, f"no phone is ringing for agent {agent_id} on this call")
 
     def _offer(self, conv: Conversation, command: Command) -> None:
-        if conv.state == "offering":
+        if conv.state == CallPhase.offering:
             agent = self.legs.get("agent")
             if agent is not None and not agent.confirmed:
                 # Routing gave the call to another agent (its own ring timer fired first):
                 # the first phone stops ringing before the next one starts.
                 self._withdraw_offer(conv, "ring_timeout")
-        if conv.state not in ("queued",):
+        if conv.state != CallPhase.queued:
             self._command_failed(command, f"call is {conv.state}, not waiting in a queue")
             return
         uri = self._agent_uri(str(command.data.get("agent_uri", "")))
@@ -1368,7 +1147,7 @@ class SlotEngine:
         conv.agent_uri = uri
         agent_id = command.data.get("agent_id")
         conv.agent_id = int(agent_id) if agent_id is not None else None
-        conv.state = "offering"
+        conv.state = CallPhase.offering
         conv.offer_deadline = time.monotonic() + ring
         self.emit(
             EventType.agent_offered,
@@ -1389,7 +1168,7 @@ class SlotEngine:
         if conv.consult is not None:
             self._command_failed(command, "a consultation is in progress: complete or cancel it")
             return
-        if conv.state != "bridged" or conv.held:
+        if conv.state != CallPhase.bridged or conv.held:
             self._command_failed(command, "only a connected call can be held")
             return
         conv.held = True
@@ -1466,7 +1245,7 @@ class SlotEngine:
         elif kind == "agent":
             self._drop_agent("transferred")
             conv.held = False
-            conv.state = "queued"
+            conv.state = CallPhase.queued
             self.emit(EventType.transferred, data={"kind": "agent", "to": target})
             self._offer(
                 conv,
@@ -1518,7 +1297,7 @@ class SlotEngine:
             return
         self._drop_agent("transferred")
         conv.held = False
-        conv.state = "transferring"
+        conv.state = CallPhase.transferring
         conv.agent_uri = uri
         conv.agent_id = None
         conv.outcome = "transferred"
@@ -1534,7 +1313,7 @@ class SlotEngine:
         """The caller goes on hold (music; still recorded), a new leg rings the target."""
         kind = str(command.data.get("kind", ""))
         target = str(command.data.get("target", ""))
-        if conv.state != "bridged" or "agent" not in self.legs:
+        if conv.state != CallPhase.bridged or "agent" not in self.legs:
             self._command_failed(command, "only a call connected to an agent can be consulted on")
             return
         if conv.consult is not None:
@@ -1649,7 +1428,7 @@ class SlotEngine:
         consult = self._hand_over(conv)
         if consult is None:
             return
-        conv.state = "offering"
+        conv.state = CallPhase.offering
         conv.offer_deadline = consult.deadline
         self._rewire()
         self._emit_handed_over(consult, answered=False, by="command")
@@ -1691,7 +1470,7 @@ class SlotEngine:
         )
 
     def _supervise(self, conv: Conversation, command: Command) -> None:
-        if conv.state != "bridged":
+        if conv.state != CallPhase.bridged:
             self._command_failed(command, "supervisors join connected calls only")
             return
         mode = str(command.type)
@@ -1724,7 +1503,7 @@ class SlotEngine:
 
     def _play_command(self, conv: Conversation, command: Command) -> None:
         outcome = str(command.data.get("outcome") or "")
-        if outcome in LEAVING_OUTCOMES and conv.state == "queued":
+        if outcome in LEAVING_OUTCOMES and conv.state == CallPhase.queued:
             # Routing's last word to a waiting caller (call-back confirmed, nobody on duty):
             # they no longer wait, so no position announcements, and their hang-up is no
             # abandon; the call ends with this outcome.
@@ -1751,7 +1530,7 @@ class SlotEngine:
         conv.hangup_after_prompt = conv.hangup_after_prompt or hangup_after
 
     def _announce(self, conv: Conversation, command: Command) -> None:
-        if conv.state != "queued":
+        if conv.state != CallPhase.queued:
             return  # offered or bridged meanwhile: nothing to announce
         if self.prompt_player is not None:
             # another prompt is playing (e.g. routing's own announcement): try again shortly
@@ -1776,7 +1555,7 @@ class SlotEngine:
         if target not in self.config.queues.queues:
             self._command_failed(command, f"queue {target!r} is not defined")
             return
-        if conv.state not in ("queued", "offering"):
+        if conv.state not in (CallPhase.queued, CallPhase.offering):
             self._command_failed(command, f"call is {conv.state}, not waiting")
             return
         self._drop_agent("requeued")
@@ -1806,7 +1585,7 @@ class SlotEngine:
             direction="out",
             caller=number,
             did="",
-            state="originating",
+            state=CallPhase.originating,
         )
         conv.max_until = time.monotonic() + self.settings.sip.max_call_seconds
         conv.agent_uri = agent_uri
@@ -1882,7 +1661,7 @@ class SlotEngine:
             direction="out",
             caller=number,
             did="",
-            state="originating",
+            state=CallPhase.originating,
             runner=runner,
             survey=True,
         )

@@ -35,6 +35,7 @@ from callcenter.streams import CallEvent, Command, EventType
 from config.settings import Settings
 from ivr import wav
 from ivr.prompts import PromptError, PromptFile, prepare_all
+from ivr.spec import SlotSpec
 
 log = logging.getLogger("ivr.supervisor")
 
@@ -49,7 +50,7 @@ ORIGINATE_WAIT_SECONDS = 2.0  # how long an originate waits for a node with an i
 @dataclass
 class SlotHandle:
     index: int
-    spec: Any  # ivr.slot.SlotSpec (imported lazily: it imports pjsua2)
+    spec: SlotSpec
     process: BaseProcess
     conn: Connection
     status: str = "starting"  # starting, ready, busy, stopping
@@ -90,9 +91,7 @@ class Supervisor:
         self.backoff: dict[int, tuple[float, float]] = {}  # index -> (not before, delay)
 
     # ------------------------------------------------------------ slots
-    def _spec(self, index: int) -> Any:
-        from ivr.slot import SlotSpec
-
+    def _spec(self, index: int) -> SlotSpec:
         sip = self.settings.sip
         return SlotSpec(
             name=f"{self.settings.node_id}-s{index:02d}",
