@@ -8,11 +8,12 @@ Every function here is unit-tested without SIP (tests/engine/test_call_core.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from callcenter.streams import EventType
+from callcenter.streams import CommandType, EventType
 from ivr.menu import Action as MenuAction
 from ivr.menu import MenuRunner
 from ivr.prompts import PromptFile
@@ -56,6 +57,18 @@ class Consult:
 
     def facts(self) -> dict[str, Any]:
         return {"kind": self.kind, "to": self.to, "target_uri": self.uri, "agent_id": self.agent_id}
+
+    def handed_over(self, *, answered: bool, by: str) -> dict[str, Any]:
+        """The ``transferred`` event's data when the caller is handed over to the target."""
+        return {
+            "kind": self.kind,
+            "to": self.to if self.kind == "number" else self.uri,
+            "agent_id": self.agent_id,
+            "agent_uri": self.uri,
+            "consult": True,
+            "answered": answered,
+            "by": by,
+        }
 
 
 @dataclass
@@ -101,6 +114,7 @@ class Conversation:
 class EmitEvent:
     type: EventType
     data: dict[str, Any] = field(default_factory=dict)
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,8 +185,64 @@ class Finish:
     forced: bool = False
 
 
+@dataclass(frozen=True)
+class DropLeg:
+    """Hang up the leg in ``role`` on purpose (it leaves its role at once)."""
+
+    role: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StartRecording:
+    pass
+
+
+@dataclass(frozen=True)
+class DialCustomer:
+    """An outbound call's agent answered (or a survey starts): ring the customer."""
+
+
+@dataclass(frozen=True)
+class ScheduleAnnouncements:
+    """The caller waits (again): position announcements per the queue's schedule."""
+
+
+@dataclass(frozen=True)
+class StopAnnouncements:
+    pass
+
+
+@dataclass(frozen=True)
+class CommandRefused:
+    """The command cannot be carried out: routing gets ``command_failed`` with the reason."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class DropAgent:
+    """The agent's leg (and a supervisor following it) leave the call."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Requeue:
+    queue: str
+    requeued_from: str
+
+
 CallAction = (
     EmitEvent
+    | DropLeg
+    | StartRecording
+    | DialCustomer
+    | ScheduleAnnouncements
+    | StopAnnouncements
+    | CommandRefused
+    | DropAgent
+    | Requeue
     | EndCall
     | AgentMissed
     | WithdrawOffer
@@ -185,9 +255,18 @@ CallAction = (
     | CheckMedia
     | Finish
 )
+Actions = list[CallAction]
 
 
 # ---------------------------------------------------------------- decisions
+
+
+def optional_int(value: object) -> int | None:
+    """An id from a command's data: None when absent, empty or not a number."""
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 def forced_outcome(conv: Conversation) -> str:
@@ -213,6 +292,156 @@ def consult_failure(answered: bool, code: int) -> str:
     if code in NO_ANSWER_CODES:
         return "no_answer"
     return "failed"
+
+
+def agent_missed(conv: Conversation, reason: str) -> list[CallAction]:
+    """The offered phone did not take the call: an inbound caller waits in the queue again
+    (routing offers the call to someone else); an outbound call's caller decides itself."""
+    actions: list[CallAction] = [
+        EmitEvent(
+            EventType.agent_missed,
+            {
+                "agent_uri": conv.agent_uri,
+                "agent_id": conv.agent_id,
+                "reason": reason,
+                "queue": conv.queue,
+            },
+        )
+    ]
+    conv.offer_deadline = None
+    if conv.direction == "in" and conv.state in (CallPhase.offering, CallPhase.transferring):
+        conv.state = CallPhase.queued
+        actions.append(ScheduleAnnouncements())
+    return [*actions, Rewire()]
+
+
+def enqueue(
+    conv: Conversation,
+    queue_code: str,
+    priority: int,
+    skills: tuple[str, ...],
+    *,
+    requeued_from: str = "",
+    wall_now: float,
+) -> list[CallAction]:
+    """The call waits in ``queue_code`` (first time, or moved from ``requeued_from``); its
+    waiting time counts from the first time it was queued."""
+    runner = conv.runner
+    conv.queue, conv.priority, conv.skills = queue_code, priority, skills
+    if not conv.queued_at:
+        conv.queued_at = wall_now
+    conv.state = CallPhase.queued
+    queued = {
+        "queue": queue_code,
+        "priority": priority,
+        "skills": list(skills),
+        "collected": dict(runner.collected) if runner else {},
+        "menu_path": list(runner.menu_path) if runner else [],
+        "caller": conv.caller,
+        "did": conv.did,
+        "queued_epoch": conv.queued_at,
+        **({"previous_queue": requeued_from} if requeued_from else {}),
+    }
+    node = runner.node if runner else ""
+    return [EmitEvent(EventType.call_queued, queued, node), ScheduleAnnouncements(), Rewire()]
+
+
+def consult_ended(
+    conv: Conversation,
+    reason: str,
+    *,
+    code: int = 0,
+    detail: str = "",
+    reconnect: bool = True,
+    agent_present: bool,
+    wall_now: float,
+) -> list[CallAction]:
+    """The consultation ends without a transfer: the target's leg goes; unless the call
+    is ending, a caller the consultation put on hold is reconnected to the agent at once
+    (the agent is on the line and expects the caller back; a caller the agent had put on
+    hold before consulting stays on hold until the agent takes them off)."""
+    consult = conv.consult
+    if consult is None:
+        return []
+    conv.consult = None
+    resume = reconnect and consult.held_caller and conv.held and agent_present
+    if resume:
+        conv.held = False
+    ended = {
+        **consult.facts(),
+        "reason": reason,
+        "answered": consult.answered,
+        "code": code,
+        "seconds": round(wall_now - consult.started, 3),
+        **({"detail": detail} if detail else {}),
+    }
+    actions: list[CallAction] = [
+        DropLeg("consult", reason),
+        Rewire(),
+        EmitEvent(EventType.consult_ended, ended),
+    ]
+    if resume:
+        actions.append(EmitEvent(EventType.unheld, {"reason": "consult_ended"}))
+    return actions
+
+
+def on_leg_answered(conv: Conversation, role: str) -> list[CallAction]:
+    """A current leg answered (200 OK confirmed)."""
+    if role == "agent":
+        return _agent_answered(conv)
+    if role == "super":
+        joined = {"mode": conv.super_mode, "uri": conv.super_uri}
+        return [EmitEvent(EventType.supervisor_joined, joined), Rewire()]
+    if role == "consult":
+        consult = conv.consult
+        if consult is None:
+            return [DropLeg("consult", "no_consultation")]
+        consult.answered = True
+        consult.deadline = None
+        return [EmitEvent(EventType.consult_answered, consult.facts()), Rewire()]
+    return []
+
+
+def _agent_answered(conv: Conversation) -> list[CallAction]:
+    conv.offer_deadline = None
+    conv.answered = True
+    if conv.direction == "out":
+        answered = {"agent_uri": conv.agent_uri, "agent_id": conv.agent_id}
+        return [EmitEvent(EventType.agent_answered, answered), DialCustomer()]
+    who = {"agent_uri": conv.agent_uri, "agent_id": conv.agent_id, "queue": conv.queue}
+    first: EmitEvent
+    if conv.state == CallPhase.transferring:
+        first = EmitEvent(EventType.transferred, {"kind": "number", "to": conv.agent_uri})
+    else:
+        first = EmitEvent(EventType.agent_answered, who)
+    conv.state = CallPhase.bridged
+    return [first, StopAnnouncements(), Rewire(), EmitEvent(EventType.bridged, dict(who))]
+
+
+def on_media_ready(conv: Conversation, role: str, *, first: bool, now: float) -> list[CallAction]:
+    """A current leg's audio is active (``first``: not a re-negotiation); ``now`` monotonic."""
+    actions: list[CallAction] = []
+    caller = role == "caller" and first
+    if caller and conv.direction == "in":
+        actions += [StartRecording(), *_menu_start(conv, now)]
+    elif caller and conv.direction == "out" and conv.survey:
+        conv.answered = True
+        conv.outcome = "answered"  # whatever the customer keys, they were reached
+        conv.state = CallPhase.menu
+        actions += [StartRecording(), *_menu_start(conv, now)]
+    elif caller and conv.direction == "out":
+        conv.answered = True
+        bridged = {"agent_uri": conv.agent_uri, "number": conv.caller}
+        actions.append(EmitEvent(EventType.bridged, bridged))
+        conv.state = CallPhase.bridged
+    elif role == "agent" and first and conv.direction == "out":
+        actions.append(StartRecording())
+    return [*actions, Rewire()]
+
+
+def _menu_start(conv: Conversation, now: float) -> list[CallAction]:
+    assert conv.runner is not None, "a call in the menu has a menu runner"
+    return [RunMenu(tuple(conv.runner.start(now)))]
 
 
 @dataclass(frozen=True)
@@ -308,20 +537,41 @@ def on_tick(
 ) -> list[CallAction]:
     """The call's timers at ``now`` (monotonic). Clears the deadlines it acts on."""
     if conv.close_at is not None:
-        if now >= conv.close_at and not legs.any_left:
-            return [Finish()]
-        if now >= conv.close_at + CLOSE_GIVE_UP_SECONDS:
-            return [Finish(forced=True)]  # a leg never confirmed its end: give up on it
-        return []
-    actions: list[CallAction] = []
-    if conv.prompt_until and now >= conv.prompt_until and legs.prompt_playing:
-        actions.append(StopPrompt())
-        if conv.hangup_after_prompt:
-            return [*actions, EndCall("message_played", conv.outcome or "failed")]
+        return _closing(conv, now, legs)
+    actions = _prompt_end(conv, now, legs)
+    if actions and isinstance(actions[-1], EndCall):
+        return actions
     if conv.state == CallPhase.menu and conv.runner is not None:
         menu_actions = conv.runner.tick(now)
         if menu_actions:
             actions.append(RunMenu(tuple(menu_actions)))
+    actions += _ring_timeouts(conv, now, legs)
+    if now >= conv.max_until:
+        actions.append(EndCall("max_duration", forced_outcome(conv)))
+    elif now >= next_media_check:
+        actions.append(CheckMedia(now))
+    return actions
+
+
+def _closing(conv: Conversation, now: float, legs: LegsView) -> list[CallAction]:
+    assert conv.close_at is not None
+    if now >= conv.close_at and not legs.any_left:
+        return [Finish()]
+    if now >= conv.close_at + CLOSE_GIVE_UP_SECONDS:
+        return [Finish(forced=True)]  # a leg never confirmed its end: give up on it
+    return []
+
+
+def _prompt_end(conv: Conversation, now: float, legs: LegsView) -> list[CallAction]:
+    if not (conv.prompt_until and now >= conv.prompt_until and legs.prompt_playing):
+        return []
+    if conv.hangup_after_prompt:  # a closing message: the caller has heard it
+        return [StopPrompt(), EndCall("message_played", conv.outcome or "failed")]
+    return [StopPrompt()]
+
+
+def _ring_timeouts(conv: Conversation, now: float, legs: LegsView) -> list[CallAction]:
+    actions: list[CallAction] = []
     if conv.offer_deadline is not None and now >= conv.offer_deadline:
         conv.offer_deadline = None
         if legs.agent_ringing:
@@ -331,8 +581,96 @@ def on_tick(
     consult = conv.consult
     if consult is not None and consult.deadline is not None and now >= consult.deadline:
         actions.append(ConsultEnd("no_answer"))
-    if now >= conv.max_until:
-        actions.append(EndCall("max_duration", forced_outcome(conv)))
-    elif now >= next_media_check:
-        actions.append(CheckMedia(now))
     return actions
+
+
+# ---------------------------------------------------------------- commands
+
+BUSY_WITH_CONSULT = "a consultation is in progress: complete or cancel it"
+
+
+def on_command(
+    conv: Conversation,
+    type_: str,
+    data: dict[str, Any],
+    *,
+    agent_ringing: bool,
+    queues: Container[str],
+) -> list[CallAction] | None:
+    """The commands decided without SIP (None: not one of them, the slot handles it)."""
+    handler = _COMMANDS.get(type_)
+    if handler is None:
+        return None
+    return handler(conv, data, agent_ringing, queues)
+
+
+def _hangup(conv: Conversation, data: dict[str, Any], _r: bool, _q: Container[str]) -> Actions:
+    by_agent = optional_int(data.get("agent_id"))
+    if conv.consult is not None and by_agent is not None and by_agent == conv.consult.agent_id:
+        # the consultation target's desktop hangs up: their part ends, not the call
+        return [ConsultEnd("target_hung_up")]
+    return [EndCall("command_hangup", forced_outcome(conv))]
+
+
+def _hold(conv: Conversation, _d: dict[str, Any], _r: bool, _q: Container[str]) -> Actions:
+    if conv.consult is not None:
+        return [CommandRefused(BUSY_WITH_CONSULT)]
+    if conv.state != CallPhase.bridged or conv.held:
+        return [CommandRefused("only a connected call can be held")]
+    conv.held = True
+    return [Rewire(), EmitEvent(EventType.held)]
+
+
+def _unhold(conv: Conversation, _d: dict[str, Any], _r: bool, _q: Container[str]) -> Actions:
+    if conv.consult is not None:
+        return [CommandRefused(BUSY_WITH_CONSULT)]
+    if not conv.held:
+        return [CommandRefused("call is not on hold")]
+    conv.held = False
+    return [Rewire(), EmitEvent(EventType.unheld)]
+
+
+def _pause(conv: Conversation, _d: dict[str, Any], _r: bool, _q: Container[str]) -> Actions:
+    conv.recording_paused = True
+    return [Rewire()]
+
+
+def _resume(conv: Conversation, _d: dict[str, Any], _r: bool, _q: Container[str]) -> Actions:
+    conv.recording_paused = False
+    return [Rewire()]
+
+
+def _cancel_offer(
+    conv: Conversation, data: dict[str, Any], agent_ringing: bool, _q: Container[str]
+) -> Actions:
+    """Routing withdrew an offer (its ring timer fired before ours): stop that phone."""
+    agent_id = optional_int(data.get("agent_id"))
+    reason = str(data.get("reason") or "withdrawn")
+    consult = conv.consult
+    if consult is not None and not consult.answered and consult.agent_id == agent_id:
+        return [ConsultEnd("no_answer")]
+    offered = conv.state in (CallPhase.offering, CallPhase.originating)
+    if agent_ringing and offered and conv.agent_id == agent_id:
+        return [WithdrawOffer(reason)]
+    return [CommandRefused(f"no phone is ringing for agent {agent_id} on this call")]
+
+
+def _requeue(conv: Conversation, data: dict[str, Any], _r: bool, queues: Container[str]) -> Actions:
+    target = str(data.get("queue", ""))
+    if target not in queues:
+        return [CommandRefused(f"queue {target!r} is not defined")]
+    if conv.state not in (CallPhase.queued, CallPhase.offering):
+        return [CommandRefused(f"call is {conv.state.value}, not waiting")]
+    conv.offer_deadline = None
+    return [DropAgent("requeued"), Requeue(target, requeued_from=conv.queue)]
+
+
+_COMMANDS: dict[str, Callable[[Conversation, dict[str, Any], bool, Container[str]], Actions]] = {
+    CommandType.hangup: _hangup,
+    CommandType.hold: _hold,
+    CommandType.unhold: _unhold,
+    CommandType.pause_recording: _pause,
+    CommandType.resume_recording: _resume,
+    CommandType.cancel_offer: _cancel_offer,
+    CommandType.requeue: _requeue,
+}

@@ -1,4 +1,5 @@
-"""A slot's SIP legs (pjsua2 calls) and the facts their callbacks hand the engine loop.
+"""A slot's SIP side: its pjsua2 endpoint and account, its legs (pjsua2 calls), and the
+facts their callbacks hand the engine loop.
 
 pjsua2 runs these callbacks inside ``libHandleEvents`` on the engine thread. They only copy
 what happened into a small frozen fact and wake the loop; the loop decides what to do (a
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import pjsua2 as pj
+
+from ivr.spec import SlotSpec
 
 log = logging.getLogger("ivr.slot")
 
@@ -138,3 +141,48 @@ class SlotAccount(pj.Account):
             self.slot.incoming(self, prm.callId, str(prm.rdata.srcAddress))
         except Exception:
             log.exception("onIncomingCall failed")
+
+
+def start_endpoint(spec: SlotSpec, slot: FactSink) -> tuple[pj.Endpoint, SlotAccount]:
+    """pjsua2 for one slot, on the calling (engine) thread: no worker threads, callbacks
+    only inside ``libHandleEvents``, 4 calls, 8 kHz mono, PCMU/PCMA only, no sound card."""
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.maxCalls = 4
+    cfg.uaConfig.userAgent = "callcenter-slot"
+    cfg.logConfig.level = 1
+    cfg.logConfig.consoleLevel = 1
+    cfg.medConfig.clockRate = 8000
+    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.channelCount = 1
+    cfg.medConfig.ecTailLen = 0
+    cfg.medConfig.noVad = True
+    cfg.medConfig.threadCnt = 1
+    ep.libInit(cfg)
+    tcfg = pj.TransportConfig()
+    tcfg.port = spec.sip_port
+    tcfg.boundAddress = spec.sip_host
+    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+    ep.audDevManager().setNullDev()  # no sound card: without it no RTP flows at all
+    for codec in ep.codecEnum2():
+        ep.codecSetPriority(codec.codecId, 0)
+    ep.codecSetPriority("PCMU/8000", 255)
+    ep.codecSetPriority("PCMA/8000", 254)
+    ep.libStart()
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:{spec.name}@{spec.sip_host}:{spec.sip_port}"
+    acfg.mediaConfig.transportConfig.port = spec.rtp_port
+    acfg.mediaConfig.transportConfig.portRange = spec.rtp_range
+    acfg.mediaConfig.transportConfig.boundAddress = spec.sip_host
+    # One codec in the answer: no re-INVITE to "lock" it (peers need not handle one).
+    acfg.mediaConfig.lockCodecEnabled = False
+    # Session timers off: dead calls are caught by the RTP silence timer instead.
+    acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
+    acfg.natConfig.iceEnabled = False
+    acfg.presConfig.publishEnabled = False
+    account = SlotAccount(slot)
+    account.create(acfg, True)
+    return ep, account

@@ -11,33 +11,58 @@ from collections.abc import Sequence
 import pytest
 
 from callcenter.streams import EventType
+from config.schemas import MenuFile
 from ivr.call_core import (
     AgentMissed,
     CallPhase,
     CheckMedia,
+    CommandRefused,
     Consult,
     ConsultComplete,
     ConsultEnd,
     Conversation,
+    DialCustomer,
+    DropAgent,
+    DropLeg,
     EmitEvent,
     EndCall,
     Finish,
     HangupLeg,
     LegGone,
     LegsView,
+    Requeue,
     Rewire,
+    RunMenu,
+    ScheduleAnnouncements,
+    StartRecording,
+    StopAnnouncements,
     StopPrompt,
     WithdrawOffer,
+    agent_missed,
+    consult_ended,
     consult_failure,
     customer_unreachable_outcome,
+    enqueue,
     forced_outcome,
+    on_command,
+    on_leg_answered,
     on_leg_gone,
+    on_media_ready,
     on_tick,
 )
+from ivr.menu import MenuRunner
 from ivr.spec import SlotSpec
 from ivr.wiring import WiringState, present_edges, wanted_edges
 
 SHORT = 5.0  # short_abandon_seconds
+MENU = MenuFile.model_validate(
+    {"entry": "main", "nodes": {"main": {"kind": "hangup", "prompt": {"text": "bye"}}}}
+)
+
+
+def one_node_runner() -> MenuRunner:
+    """A real menu runner on a one-node menu (the core only starts it)."""
+    return MenuRunner(MENU, {"main.prompt": 1.0})
 
 
 def conv_in(state: CallPhase = CallPhase.menu, **kw: object) -> Conversation:
@@ -339,3 +364,245 @@ def test_slot_spec_allows_only_its_sources() -> None:
     assert not spec.source_allowed("127.0.0.1:5070")
     assert spec.source_allowed("10.0.0.9:1234")
     assert spec.uri == "sip:127.0.0.1:21000"
+
+
+# ---------------------------------------------------------------- commands decided without SIP
+
+QUEUES = {"sales", "repair"}
+
+
+def command(conv: Conversation, type_: str, ringing: bool = False, **data: object) -> object:
+    return on_command(conv, type_, dict(data), agent_ringing=ringing, queues=QUEUES)
+
+
+def test_hold_and_unhold_a_connected_call() -> None:
+    conv = conv_in(CallPhase.bridged)
+    assert command(conv, "hold") == [Rewire(), EmitEvent(EventType.held)]
+    assert conv.held
+    assert command(conv, "hold") == [CommandRefused("only a connected call can be held")]
+    assert command(conv, "unhold") == [Rewire(), EmitEvent(EventType.unheld)]
+    assert not conv.held
+    assert command(conv, "unhold") == [CommandRefused("call is not on hold")]
+    queued = conv_in(CallPhase.queued)
+    assert command(queued, "hold") == [CommandRefused("only a connected call can be held")]
+
+
+def test_hold_is_refused_during_a_consultation() -> None:
+    consult = Consult(kind="agent", to="t", uri="u", agent_id=7, deadline=9.0)
+    conv = conv_in(CallPhase.bridged, consult=consult, held=True)
+    refused = [CommandRefused("a consultation is in progress: complete or cancel it")]
+    assert command(conv, "hold") == refused
+    assert command(conv, "unhold") == refused
+    assert conv.held
+
+
+def test_pause_and_resume_recording_rewire() -> None:
+    conv = conv_in(CallPhase.bridged)
+    assert command(conv, "pause_recording") == [Rewire()]
+    assert conv.recording_paused
+    assert command(conv, "resume_recording") == [Rewire()]
+    assert not conv.recording_paused
+
+
+def test_hangup_command_ends_the_call_or_only_the_consultation() -> None:
+    consult = Consult(kind="agent", to="t", uri="u", agent_id=7, deadline=9.0)
+    conv = conv_in(CallPhase.bridged, consult=consult, answered=True)
+    assert command(conv, "hangup", agent_id="7") == [ConsultEnd("target_hung_up")]
+    assert command(conv, "hangup", agent_id=3) == [EndCall("command_hangup", "answered")]
+    assert command(conv_in(), "hangup") == [EndCall("command_hangup", "failed")]
+
+
+def test_cancel_offer() -> None:
+    offering = conv_in(CallPhase.offering, agent_id=5)
+    assert command(offering, "cancel_offer", ringing=True, agent_id=5) == [
+        WithdrawOffer("withdrawn")
+    ]
+    assert command(offering, "cancel_offer", ringing=True, agent_id=5, reason="ring_timeout") == [
+        WithdrawOffer("ring_timeout")
+    ]
+    refused = [CommandRefused("no phone is ringing for agent 6 on this call")]
+    assert command(offering, "cancel_offer", ringing=True, agent_id=6) == refused
+    answered = [CommandRefused("no phone is ringing for agent 5 on this call")]
+    assert command(offering, "cancel_offer", ringing=False, agent_id=5) == answered
+    consult = Consult(kind="agent", to="t", uri="u", agent_id=7, deadline=9.0)
+    consulting = conv_in(CallPhase.bridged, consult=consult)
+    assert command(consulting, "cancel_offer", agent_id=7) == [ConsultEnd("no_answer")]
+
+
+def test_requeue() -> None:
+    conv = conv_in(CallPhase.offering, queue="sales", offer_deadline=50.0)
+    assert command(conv, "requeue", queue="repair") == [
+        DropAgent("requeued"),
+        Requeue("repair", requeued_from="sales"),
+    ]
+    assert conv.offer_deadline is None
+    assert command(conv, "requeue", queue="nope") == [CommandRefused("queue 'nope' is not defined")]
+    bridged = conv_in(CallPhase.bridged)
+    assert command(bridged, "requeue", queue="repair") == [
+        CommandRefused("call is bridged, not waiting")
+    ]
+
+
+def test_commands_needing_sip_are_left_to_the_slot() -> None:
+    for type_ in ("offer", "transfer", "listen", "play", "announce", "nonsense"):
+        assert command(conv_in(CallPhase.queued), type_) is None
+
+
+def test_hand_over_event_names_the_target() -> None:
+    number = Consult(kind="number", to="lawyer", uri="sip:9@t", agent_id=None, deadline=None)
+    assert number.handed_over(answered=True, by="command") == {
+        "kind": "number",
+        "to": "lawyer",
+        "agent_id": None,
+        "agent_uri": "sip:9@t",
+        "consult": True,
+        "answered": True,
+        "by": "command",
+    }
+    agent = Consult(kind="agent", to="1002", uri="sip:1002@e", agent_id=2, deadline=1.0)
+    facts = agent.handed_over(answered=False, by="agent_hung_up")
+    assert facts["to"] == "sip:1002@e" and facts["answered"] is False
+
+
+# ---------------------------------------------------------------- answers and media
+
+
+def test_agent_answers_an_offer_the_call_is_bridged() -> None:
+    conv = conv_in(
+        CallPhase.offering, agent_uri="sip:a@e", agent_id=4, queue="q", offer_deadline=9.0
+    )
+    who = {"agent_uri": "sip:a@e", "agent_id": 4, "queue": "q"}
+    assert on_leg_answered(conv, "agent") == [
+        EmitEvent(EventType.agent_answered, who),
+        StopAnnouncements(),
+        Rewire(),
+        EmitEvent(EventType.bridged, who),
+    ]
+    assert conv.state == CallPhase.bridged and conv.answered and conv.offer_deadline is None
+
+
+def test_transfer_target_answers_the_transfer_is_done() -> None:
+    conv = conv_in(CallPhase.transferring, agent_uri="sip:8001@e", offer_deadline=30.0)
+    actions = on_leg_answered(conv, "agent")
+    assert actions[0] == EmitEvent(EventType.transferred, {"kind": "number", "to": "sip:8001@e"})
+    assert conv.state == CallPhase.bridged
+
+
+def test_outbound_agent_answers_then_the_customer_is_dialled() -> None:
+    conv = conv_out(agent_uri="sip:a@e", agent_id=4, offer_deadline=30.0)
+    assert on_leg_answered(conv, "agent") == [
+        EmitEvent(EventType.agent_answered, {"agent_uri": "sip:a@e", "agent_id": 4}),
+        DialCustomer(),
+    ]
+    assert conv.state == CallPhase.originating and conv.answered
+
+
+def test_supervisor_and_consult_target_answer() -> None:
+    conv = conv_in(CallPhase.bridged, super_mode="listen", super_uri="sip:s@e")
+    assert on_leg_answered(conv, "super") == [
+        EmitEvent(EventType.supervisor_joined, {"mode": "listen", "uri": "sip:s@e"}),
+        Rewire(),
+    ]
+    assert on_leg_answered(conv, "consult") == [DropLeg("consult", "no_consultation")]
+    consult = Consult(kind="agent", to="t", uri="u", agent_id=1, deadline=9.0)
+    conv.consult = consult
+    assert on_leg_answered(conv, "consult") == [
+        EmitEvent(EventType.consult_answered, consult.facts()),
+        Rewire(),
+    ]
+    assert consult.answered and consult.deadline is None
+
+
+def test_offer_missed_puts_an_inbound_caller_back_in_line() -> None:
+    conv = conv_in(
+        CallPhase.offering, agent_uri="sip:a@e", agent_id=4, queue="q", offer_deadline=3.0
+    )
+    actions = agent_missed(conv, "ring_timeout")
+    assert actions == [
+        EmitEvent(
+            EventType.agent_missed,
+            {"agent_uri": "sip:a@e", "agent_id": 4, "reason": "ring_timeout", "queue": "q"},
+        ),
+        ScheduleAnnouncements(),
+        Rewire(),
+    ]
+    assert conv.state == CallPhase.queued and conv.offer_deadline is None
+    outbound = conv_out(offer_deadline=3.0)
+    assert ScheduleAnnouncements() not in agent_missed(outbound, "x")
+    assert outbound.state == CallPhase.originating
+
+
+def test_caller_media_starts_recording_and_the_menu() -> None:
+    conv = conv_in(runner=one_node_runner())
+    actions = on_media_ready(conv, "caller", first=True, now=0.0)
+    assert actions[0] == StartRecording()
+    assert isinstance(actions[1], RunMenu) and actions[-1] == Rewire()
+    assert on_media_ready(conv, "caller", first=False, now=1.0) == [Rewire()]
+
+
+def test_outbound_customer_media_bridges_or_starts_the_survey() -> None:
+    conv = conv_out(agent_uri="sip:a@e")
+    conv.caller = "13800000000"
+    assert on_media_ready(conv, "caller", first=True, now=0.0) == [
+        EmitEvent(EventType.bridged, {"agent_uri": "sip:a@e", "number": "13800000000"}),
+        Rewire(),
+    ]
+    assert conv.state == CallPhase.bridged and conv.answered
+    survey = conv_out(survey=True, runner=one_node_runner())
+    actions = on_media_ready(survey, "caller", first=True, now=0.0)
+    assert actions[0] == StartRecording() and isinstance(actions[1], RunMenu)
+    assert survey.state == CallPhase.menu and survey.outcome == "answered"
+    agent_side = conv_out()
+    assert on_media_ready(agent_side, "agent", first=True, now=0.0) == [StartRecording(), Rewire()]
+
+
+def test_enqueue_then_requeue_keeps_the_first_queued_time() -> None:
+    conv = conv_in(runner=one_node_runner())
+    actions = enqueue(conv, "sales", 2, ("zh",), wall_now=100.0)
+    assert conv.state == CallPhase.queued and conv.queued_at == 100.0
+    first = actions[0]
+    assert isinstance(first, EmitEvent) and first.type == EventType.call_queued
+    assert first.node == "main"
+    assert first.data["queue"] == "sales" and first.data["skills"] == ["zh"]
+    assert first.data["queued_epoch"] == 100.0 and "previous_queue" not in first.data
+    assert actions[1:] == [ScheduleAnnouncements(), Rewire()]
+    moved = enqueue(conv, "repair", 2, ("zh",), requeued_from="sales", wall_now=150.0)
+    event = moved[0]
+    assert isinstance(event, EmitEvent)
+    assert event.data["previous_queue"] == "sales" and event.data["queued_epoch"] == 100.0
+
+
+def test_consult_ends_and_the_caller_it_held_comes_back() -> None:
+    consult = Consult(
+        kind="agent", to="t", uri="u", agent_id=1, deadline=9.0, started=10.0, held_caller=True
+    )
+    conv = conv_in(CallPhase.bridged, consult=consult, held=True)
+    actions = consult_ended(conv, "cancelled", agent_present=True, wall_now=12.5)
+    assert actions[:2] == [DropLeg("consult", "cancelled"), Rewire()]
+    ended = actions[2]
+    assert isinstance(ended, EmitEvent) and ended.type == EventType.consult_ended
+    assert ended.data["reason"] == "cancelled" and ended.data["seconds"] == 2.5
+    assert actions[3] == EmitEvent(EventType.unheld, {"reason": "consult_ended"})
+    assert conv.consult is None and not conv.held
+    assert consult_ended(conv, "again", agent_present=True, wall_now=13.0) == []
+
+
+def test_consult_ending_with_the_call_or_agent_gone_leaves_the_caller_held() -> None:
+    for reconnect, agent_present in ((False, True), (True, False)):
+        consult = Consult(kind="number", to="n", uri="u", agent_id=None, deadline=None)
+        consult.held_caller = True
+        conv = conv_in(CallPhase.bridged, consult=consult, held=True)
+        actions = consult_ended(
+            conv,
+            "no_answer",
+            code=480,
+            reconnect=reconnect,
+            agent_present=agent_present,
+            wall_now=1.0,
+        )
+        assert EmitEvent(EventType.unheld, {"reason": "consult_ended"}) not in actions
+        assert conv.held
+    consult = Consult(kind="agent", to="t", uri="u", agent_id=1, deadline=9.0)  # held before
+    conv = conv_in(CallPhase.bridged, consult=consult, held=True)
+    consult_ended(conv, "cancelled", agent_present=True, wall_now=1.0)
+    assert conv.held
