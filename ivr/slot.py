@@ -347,32 +347,41 @@ class SlotEngine:
 
     def _leg_state(self, leg: Leg, state: int, code: int, reason: str) -> None:
         leg.last_code = code or leg.last_code
-        conv = self.conv
-        # A leg we hung up on purpose is no longer in ``legs``: its late facts change nothing.
-        current = self.legs.get(leg.role) is leg
         if state == pj.PJSIP_INV_STATE_EARLY and not leg.ringing:
             leg.ringing = True
-            if conv is not None and current and leg.role == "agent":
+            conv = self.conv
+            if conv is not None and self._is_current(leg) and leg.role == "agent":
                 self.emit(EventType.agent_ringing, data={"agent_uri": conv.agent_uri})
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.confirmed:
             leg.confirmed = True
-            if not current:
-                # answered just as we cancelled it (200 OK crossed our CANCEL): end it again
-                with contextlib.suppress(pj.Error):
-                    leg.hangup(pj.CallOpParam(True))
-            elif conv is not None:
-                self._carry_out(conv, on_leg_answered(conv, leg.role))
+            self._leg_confirmed(leg)
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED and not leg.gone:
             leg.gone = True
-            if current:
-                del self.legs[leg.role]
-            if leg in self.leaving:
-                self.leaving.remove(leg)
-            if self.media.owns(leg):  # not a newer leg in the same role
-                self.media.forget(leg.role)
-            self.graveyard.append(leg)
-            if conv is not None and current:
-                self._leg_gone(conv, leg, code, reason)
+            self._leg_disconnected(leg, code, reason)
+
+    def _is_current(self, leg: Leg) -> bool:
+        """A leg we hung up on purpose is no longer in ``legs``: its late facts change nothing."""
+        return self.legs.get(leg.role) is leg
+
+    def _leg_confirmed(self, leg: Leg) -> None:
+        if not self._is_current(leg):
+            # answered just as we cancelled it (200 OK crossed our CANCEL): end it again
+            with contextlib.suppress(pj.Error):
+                leg.hangup(pj.CallOpParam(True))
+        elif self.conv is not None:
+            self._carry_out(self.conv, on_leg_answered(self.conv, leg.role))
+
+    def _leg_disconnected(self, leg: Leg, code: int, reason: str) -> None:
+        current = self._is_current(leg)
+        if current:
+            del self.legs[leg.role]
+        if leg in self.leaving:
+            self.leaving.remove(leg)
+        if self.media.owns(leg):  # not a newer leg in the same role
+            self.media.forget(leg.role)
+        self.graveyard.append(leg)
+        if self.conv is not None and current:
+            self._leg_gone(self.conv, leg, code, reason)
 
     def _leg_gone(self, conv: Conversation, leg: Leg, code: int, reason: str) -> None:
         gone = LegGone(
@@ -466,25 +475,11 @@ class SlotEngine:
         conv = self.conv
         if conv is None:
             return
-        prompt_at = ""
-        for action in actions:  # media first, so the events can say when the prompt started
-            if isinstance(action, PlayPrompts):
-                files = [conv.prompts.get(k) or self.prompts.get(k) for k in action.keys]
-                self._play(
-                    [f.path for f in files if f is not None],
-                    sum(f.duration for f in files if f is not None),
-                )
-                prompt_at = iso(time.time())
-            elif isinstance(action, StopPrompt):
-                self._stop_prompt()
+        # media first, so the events can say when the prompt started
+        prompt_at = self._menu_media(conv, actions)
         for action in actions:
             if isinstance(action, Emit):
-                data = dict(action.data)
-                if action.type == EventType.menu_entered and prompt_at:
-                    data["prompt_started_at"] = prompt_at
-                if action.type == EventType.digits_collected and conv.survey:
-                    data["node"] = action.node
-                self.emit(action.type, action.node, data)
+                self._menu_event(conv, action, prompt_at)
             elif isinstance(action, Enqueue):
                 self._enqueue(conv, action.queue, action.priority, action.skills)
             elif isinstance(action, RequestCallback):
@@ -494,6 +489,29 @@ class SlotEngine:
                 self._transfer_number(conv, action.target, None)
             elif isinstance(action, Hangup):
                 self._end_call(action.reason, conv.outcome or action.reason)
+
+    def _menu_media(self, conv: Conversation, actions: list[Action]) -> str:
+        """Play or stop the menu's prompts; the moment a prompt started (ISO) or ""."""
+        prompt_at = ""
+        for action in actions:
+            if isinstance(action, PlayPrompts):
+                files = [conv.prompts.get(k) or self.prompts.get(k) for k in action.keys]
+                self._play(
+                    [f.path for f in files if f is not None],
+                    sum(f.duration for f in files if f is not None),
+                )
+                prompt_at = iso(time.time())
+            elif isinstance(action, StopPrompt):
+                self._stop_prompt()
+        return prompt_at
+
+    def _menu_event(self, conv: Conversation, action: Emit, prompt_at: str) -> None:
+        data = dict(action.data)
+        if action.type == EventType.menu_entered and prompt_at:
+            data["prompt_started_at"] = prompt_at
+        if action.type == EventType.digits_collected and conv.survey:
+            data["node"] = action.node
+        self.emit(action.type, action.node, data)
 
     def _enqueue(
         self,
@@ -524,9 +542,7 @@ class SlotEngine:
 
     # ------------------------------------------------------------ media wiring
     def _play(self, paths: list[str], duration: float) -> None:
-        if self.media.stop_prompt() and self.conv is not None:
-            self.conv.prompt_until = 0.0
-            self._rewire()
+        self._stop_prompt()
         if not self.media.start_prompt(paths):
             return
         assert self.conv is not None

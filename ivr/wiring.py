@@ -46,34 +46,43 @@ def wanted_edges(state: WiringState) -> set[Edge]:
     drop (``present_edges``)."""
     if state.closed:
         return set()
-    wanted: set[Edge] = set()
-    bridged = state.phase == CallPhase.bridged
     # A consultation: the caller is on hold (music); the agent hears the target's line
     # (ringback a trunk may send as early media, then the target) and, once answered,
     # talks to them. The caller never hears the two. The consultation is in the call's
     # recording (the center's people on this call), the hold music is not.
     talking = state.consult and state.consult_answered
-    if state.prompt_playing:
-        wanted.add(("prompt", "caller"))
-        if state.recording:
-            wanted.add(("prompt", "rec"))
-    elif state.phase in WAITING_PHASES or state.held:
-        wanted.add(("music", "caller"))
-    if bridged and not state.held:
+    wanted = _what_the_caller_hears(state)
+    if state.phase == CallPhase.bridged and not state.held:
         wanted |= {("caller", "agent"), ("agent", "caller")}
     if state.consult:
         wanted.add(("consult", "agent"))
     if talking:
         wanted.add(("agent", "consult"))
     if state.recording:
-        wanted.add(("caller", "rec"))
-        if bridged:
-            wanted.add(("agent", "rec"))
-        if talking:
-            wanted.add(("consult", "rec"))
+        wanted |= _recorded(state, talking)
     if state.super_mode:
         wanted |= _supervisor_edges(state.super_mode, talking, state.recording)
     return wanted
+
+
+def _what_the_caller_hears(state: WiringState) -> set[Edge]:
+    """A prompt (recorded), else music while waiting or held; the agent is added apart."""
+    if state.prompt_playing:
+        return (
+            {("prompt", "caller"), ("prompt", "rec")} if state.recording else {("prompt", "caller")}
+        )
+    if state.phase in WAITING_PHASES or state.held:
+        return {("music", "caller")}
+    return set()
+
+
+def _recorded(state: WiringState, talking: bool) -> set[Edge]:
+    edges = {("caller", "rec")}
+    if state.phase == CallPhase.bridged:
+        edges.add(("agent", "rec"))
+    if talking:
+        edges.add(("consult", "rec"))
+    return edges
 
 
 def _supervisor_edges(mode: str, talking: bool, recording: bool) -> set[Edge]:
