@@ -39,6 +39,7 @@ from config.settings import Settings
 from ivr import wav
 from ivr.edge.membership import ANNOUNCE_EVERY_SECONDS, announce, rotation_of, withdraw
 from ivr.prompts import PromptError, PromptFile, prepare_all
+from ivr.spec import SlotSpec
 
 log = logging.getLogger("ivr.supervisor")
 
@@ -54,7 +55,7 @@ ORIGINATE_WAIT_SECONDS = 2.0  # how long an originate waits for a node with an i
 @dataclass
 class SlotHandle:
     index: int
-    spec: Any  # ivr.slot.SlotSpec (imported lazily: it imports pjsua2)
+    spec: SlotSpec
     process: BaseProcess
     conn: Connection
     status: str = "starting"  # starting, ready, busy, stopping
@@ -101,9 +102,7 @@ class Supervisor:
         self.backoff: dict[int, tuple[float, float]] = {}  # index -> (not before, delay)
 
     # ------------------------------------------------------------ slots
-    def _spec(self, index: int) -> Any:
-        from ivr.slot import SlotSpec
-
+    def _spec(self, index: int) -> SlotSpec:
         sip = self.settings.sip
         return SlotSpec(
             name=f"{self.settings.node_id}-s{index:02d}",

@@ -8,11 +8,11 @@ would report (ready and idle, or busy), and the test reads what lands on the rea
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any, cast
 
 from callcenter.context import AppContext, build_context
 from callcenter.streams import CallEvent, Command, CommandType
+from ivr.spec import SlotSpec
 from ivr.supervisor import SlotHandle, Supervisor
 
 
@@ -26,7 +26,7 @@ def node(ctx: AppContext, name: str, *, idle: int, busy: int = 0) -> Supervisor:
     for index in range(idle + busy):
         sup.slots[index] = SlotHandle(
             index=index,
-            spec=SimpleNamespace(name=f"{name}-s{index:02d}"),
+            spec=SlotSpec(f"{name}-s{index:02d}", index, "127.0.0.1", 0, 0, 0, ()),
             process=cast(Any, None),
             conn=cast(Any, None),
             status="ready" if index < idle else "busy",
