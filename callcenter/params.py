@@ -4,7 +4,8 @@ rather than an error deep in the database driver.
 - Row ids and offsets: SQL integers are 64-bit; a larger number in a URL made SQLite raise
   OverflowError (and PostgreSQL a NumericValueOutOfRange) and the client got a 500.
 - Dates and times: pydantic reads a bare number as seconds since 1970, so ``since=429`` was
-  silently 1970-01-01T00:07:09Z; the documented input is ISO 8601 and only that is taken.
+  silently 1970-01-01T00:07:09Z; the documented input is ISO 8601 and only that is taken,
+  within years that cannot overflow when shifted to UTC (year 1 with +04:00 was a 500).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 MAX_ROW_ID = 2**63 - 1  # BIGINT, SQLite INTEGER
 
@@ -32,5 +33,16 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+# Far enough from datetime's limits (years 1 and 9999) that time-zone shifts and the report
+# windows added to a bound (a day, a week) cannot overflow; OverflowError was a 500.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
+
+
+def _within_years(value: datetime) -> datetime:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"outside the years {EARLIEST_YEAR}–{LATEST_YEAR}")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_within_years)]
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

@@ -135,13 +135,17 @@ BIG = "70908381097965993984"  # more than a 64-bit SQL integer holds
         ("GET", "/api/v1/tickets?to=0.0", None, "to"),
         ("GET", "/api/v1/reports/hour?to=-850820", None, "to"),
         ("GET", "/api/v1/staffing?from=0.80", None, "from"),
+        ("GET", "/api/v1/reports/total?to=0001-01-01T02%3A24%3A11Z", None, "to"),
+        ("GET", "/api/v1/staffing?to=0001-01-01T02%3A00%3A00%2B04%3A00", None, "to"),
+        ("GET", "/api/v1/calls?until=0001-01-01T00%3A00%3A00%2B01%3A01", None, "until"),
+        ("GET", "/api/v1/tickets?from=9999-12-31T23%3A00%3A00-05%3A00", None, "from"),
     ],
 )
 def test_bad_input_found_by_the_run_is_a_422_naming_the_field(
     client: TestClient, method: str, path: str, body: Any, field: str
 ) -> None:
-    """Each of these answered 500 (an integer too large for SQL) or was silently read as a
-    date in 1970 (a bare number) before."""
+    """Each of these answered 500 (an integer too large for SQL, a date that overflows when
+    shifted to UTC) or was silently read as a date in 1970 (a bare number) before."""
     headers = {"Authorization": f"Bearer {token(client, 'admin')}"}
     response = client.request(method, path, headers=headers, json=body)
     assert response.status_code == 422, response.text
