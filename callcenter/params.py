@@ -1,8 +1,8 @@
 """Request parameter types every router shares, bounded so bad input is a 422 naming the field
 rather than an error deep in the database driver.
 
-- Row ids and offsets: SQL integers are 64-bit; a larger number in a URL made SQLite raise
-  OverflowError (and PostgreSQL a NumericValueOutOfRange) and the client got a 500.
+- Row ids and offsets: a number beyond the column's integer made SQLite raise OverflowError
+  (past 64 bits) and PostgreSQL NumericValueOutOfRange (past 32 bits): a 500 for the client.
 - Dates and times: pydantic reads a bare number as seconds since 1970, so ``since=429`` was
   silently 1970-01-01T00:07:09Z; the documented input is ISO 8601 and only that is taken,
   within years that cannot overflow when shifted to UTC (year 1 with +04:00 was a 500).
@@ -16,7 +16,9 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator, BeforeValidator
 
-MAX_ROW_ID = 2**63 - 1  # BIGINT, SQLite INTEGER
+# Primary keys are SQL INTEGER: 32-bit on PostgreSQL (64 on SQLite); OFFSET takes a BIGINT.
+MAX_ROW_ID = 2**31 - 1
+MAX_OFFSET = 2**63 - 1
 
 
 def _iso_only(value: object) -> object:

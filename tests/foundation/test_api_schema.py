@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +29,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from callcenter.app import create_app
-from callcenter.context import AppContext
-from tests.conftest import token
+from callcenter.context import AppContext, build_context
+from callcenter.demo import seed_demo
+from callcenter.migrate import upgrade
+from config.settings import Settings
+from tests.conftest import TEST_POSTGRES_URL, TEST_REDIS_URL, reset_postgres, token
 
 # A deeper run by hand: CALLCENTER_SCHEMATHESIS_EXAMPLES=100 (randomised beyond the default).
 EXAMPLES_PER_OPERATION = int(os.environ.get("CALLCENTER_SCHEMATHESIS_EXAMPLES", "5"))
@@ -78,8 +83,7 @@ def _run_operation(
         failures.append(f"{operation.label} [{mode.value}]: {str(exc).strip()[:1500]}")
 
 
-@pytest.mark.parametrize("role", sorted(ROLES))
-def test_every_operation_keeps_its_contract(ctx: AppContext, role: str) -> None:
+def _run_schema(ctx: AppContext, role: str) -> None:
     app = create_app(ctx)
     with TestClient(app) as client:
         username = ROLES[role]
@@ -98,6 +102,35 @@ def test_every_operation_keeps_its_contract(ctx: AppContext, role: str) -> None:
                 _run_operation(operation, mode, headers, failures)
         print(f"{role}: {operations} operations in {time.monotonic() - started:.1f} s")
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_every_operation_keeps_its_contract(ctx: AppContext, role: str) -> None:
+    _run_schema(ctx, role)
+
+
+@pytest.fixture
+def pg_ctx(tmp_path: Path, redis_client: object) -> Iterator[AppContext]:
+    reset_postgres(TEST_POSTGRES_URL)
+    upgrade(TEST_POSTGRES_URL)
+    settings = Settings(
+        environment="test",
+        state_dir=tmp_path,
+        redis_url=TEST_REDIS_URL,
+        database_url=TEST_POSTGRES_URL,
+    )
+    context = build_context(settings)
+    seed_demo(context)
+    yield context
+    context.close()
+    reset_postgres(TEST_POSTGRES_URL)
+
+
+@pytest.mark.postgres
+def test_every_operation_keeps_its_contract_on_postgresql(pg_ctx: AppContext) -> None:
+    """PostgreSQL checks what SQLite lets through (string lengths, integer ranges, time
+    zones); as admin every operation reaches its SQL."""
+    _run_schema(pg_ctx, "admin")
 
 
 def test_extending_wrap_up_outside_wrap_up_is_a_conflict(client: TestClient) -> None:
@@ -128,6 +161,8 @@ BIG = "70908381097965993984"  # more than a 64-bit SQL integer holds
         ("GET", f"/api/v1/calls?offset={BIG}", None, "offset"),
         ("GET", f"/api/v1/tickets/{BIG}", None, "ticket_id"),
         ("GET", f"/api/v1/tickets?offset={BIG}", None, "offset"),
+        ("GET", "/api/v1/tickets/165551057675", None, "ticket_id"),  # past PostgreSQL's int4
+        ("PUT", "/api/v1/agents/140737488355327/state", {"state": "ready"}, "agent_id"),
         ("POST", f"/api/v1/callbacks/{BIG}/attempts", {"outcome": "busy"}, "callback_id"),
         ("GET", "/api/v1/calls?until=0.46", None, "until"),
         ("GET", "/api/v1/callbacks/report?since=0.37", None, "since"),
