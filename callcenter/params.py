@@ -48,3 +48,11 @@ def _within_years(value: datetime) -> datetime:
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_within_years)]
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+
+def row_id_in(text: str) -> int | None:
+    """``text`` as a row id when it is one (ASCII digits within the column's range), else None.
+    ``str.isdigit`` alone is not enough: ``"²".isdigit()`` is true and ``int("²")`` raises."""
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_ROW_ID:
+        return int(text)
+    return None

@@ -33,6 +33,7 @@ from callcenter.context import AppContext
 from callcenter.db import utcnow, write_gate
 from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
 from callcenter.models import Role
+from callcenter.params import row_id_in
 from config.schemas import CallbacksFile
 from cti.models import Call, Customer, CustomerPhone, Department, DepartmentContact
 from cti.numbers import normalize
@@ -1419,9 +1420,10 @@ def list_tickets(
 
 def resolve_department(session: Session, ref: str) -> Department:
     """A department by numeric id or by code."""
+    row_id = row_id_in(ref)
     dept = (
-        session.get(Department, int(ref))
-        if ref.isdigit()
+        session.get(Department, row_id)
+        if row_id is not None
         else session.scalar(select(Department).where(Department.code == ref))
     )
     if dept is None:

@@ -206,3 +206,43 @@ def test_a_disposition_outside_a_call_is_a_conflict(client: TestClient) -> None:
     )
     assert response.status_code == 409, response.text
     assert response.json()["details"]["allowed_from"] == ["on_call", "on_hold", "wrap_up"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("GET", "/api/v1/audit?object_id=a%00b", None, "query.object_id"),
+        ("GET", "/api/v1/customers/lookup?number=%0F%00z", None, "query.number"),
+        ("GET", "/api/v1/departments/a%00/tickets", None, "path"),
+        ("POST", "/api/v1/customers", {"name": "张\x00伟", "phones": []}, "name"),
+        ("POST", "/api/v1/tickets", {"x": [{"y": "\x00"}]}, "x.0.y"),
+    ],
+)
+def test_nul_characters_are_refused_naming_the_field(
+    client: TestClient, method: str, path: str, body: Any, field: str
+) -> None:
+    """PostgreSQL cannot hold a NUL: each of these was a 500 there (found by the PostgreSQL
+    run with more examples)."""
+    headers = {"Authorization": f"Bearer {token(client, 'admin')}"}
+    response = client.request(method, path, headers=headers, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["details"]["problems"][0]["field"] == field
+    assert field in response.json()["message"]
+
+
+def test_a_nul_in_a_sign_in_form_is_refused(client: TestClient) -> None:
+    response = client.post("/api/v1/auth/token", data={"username": "ad\x00min", "password": "x"})
+    assert response.status_code == 422, response.text
+    assert response.json()["details"]["problems"][0]["field"] == "username"
+
+
+@pytest.mark.parametrize("ref", ["²", "99999999999"])
+def test_a_department_reference_that_is_no_id_is_looked_up_as_a_code(
+    client: TestClient, ref: str
+) -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` raises (a 500); an id past the column's
+    range made PostgreSQL refuse the query (a 500)."""
+    headers = {"Authorization": f"Bearer {token(client, 'admin')}"}
+    response = client.get(f"/api/v1/departments/{ref}/tickets", headers=headers)
+    assert response.status_code == 404, response.text
+    assert response.json()["details"] == {"department": ref}
