@@ -236,7 +236,7 @@ def test_a_nul_in_a_sign_in_form_is_refused(client: TestClient) -> None:
     assert response.json()["details"]["problems"][0]["field"] == "username"
 
 
-@pytest.mark.parametrize("ref", ["²", "99999999999"])
+@pytest.mark.parametrize("ref", ["²", "99999999999", "9" * 30])
 def test_a_department_reference_that_is_no_id_is_looked_up_as_a_code(
     client: TestClient, ref: str
 ) -> None:
