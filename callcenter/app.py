@@ -15,6 +15,7 @@ from callcenter import health, heap, http_admin, http_auth, signin, supervision
 from callcenter.context import AppContext
 from callcenter.errors import ERROR_RESPONSES, CallCenterError
 from callcenter.http_guard import ResponseGuard
+from callcenter.http_input import RefuseNulCharacters
 
 # Each domain exposes ``router`` (an APIRouter) in its ``http`` module; they are mounted under
 # /api/v1 in this order. Pages (server-rendered HTML) are mounted at the root by ``pages``.
@@ -66,6 +67,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         description="IVR, routing/CTI, tickets, recordings and live metrics for a service hotline.",
     )
     app.state.ctx = ctx
+    app.add_middleware(RefuseNulCharacters)  # inside the guard: its 422s get the headers too
     app.add_middleware(ResponseGuard)  # headers, request ids, no exception text in answers
     registry: CollectorRegistry = ctx.extras.setdefault("registry", CollectorRegistry())  # type: ignore[assignment]
     signin.prepare(ctx)

@@ -77,6 +77,13 @@ def read_token(secret: str, token: str) -> dict[str, object]:
     return payload
 
 
+def authenticate(ctx: AppContext, username: str, password: str, *, source: str) -> User:
+    """The active user with this name and password: ``signin.sign_in`` (throttled per account
+    and per ``source`` address, one argon2 verification whatever the user). Blocking: call it
+    in a worker thread."""
+    return sign_in(ctx, username, password, source)
+
+
 # Every API request resolves its user; a short-lived cache saves two queries per request.
 # A disabled user or a changed role takes effect within PRINCIPAL_CACHE_SECONDS.
 PRINCIPAL_CACHE_SECONDS = 5.0

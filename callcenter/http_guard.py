@@ -61,7 +61,8 @@ def internal_error(request_id: str) -> JSONResponse:
     return JSONResponse(
         {
             "error_id": "internal-error",
-            "message": f"internal error; the server log has the details under request {request_id}",
+            "message": f"服务器内部错误（请求编号 {request_id}）/ internal error; the server log "
+            f"has the details under request {request_id}",
             "details": {"request_id": request_id},
         },
         status_code=500,

@@ -42,7 +42,8 @@ local limits = {tonumber(ARGV[1]), tonumber(ARGV[2])}
 local counts = {}
 for i = 1, 2 do
   counts[i] = redis.call('INCR', KEYS[i])
-  if counts[i] == 1 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+  -- the first slot starts the window; a counter without one (never expected) gets one too
+  if redis.call('PTTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 end
 for i = 1, 2 do
   if counts[i] > limits[i] then
@@ -135,25 +136,28 @@ def sign_in(ctx: AppContext, username: str, password: str, source: str) -> User:
         # Without its counters the throttle cannot work: refuse rather than allow unlimited
         # guessing. Bearer tokens already issued keep working.
         log.warning("sign-in refused: the throttle's Redis did not answer", exc_info=True)
-        raise Unavailable("sign-in unavailable: try again shortly") from None
+        raise Unavailable(
+            "暂时无法登录，请稍后再试 / sign-in unavailable: try again shortly"
+        ) from None
     if int(scope):
         metrics.attempts.labels("throttled").inc()
         retry_after = max(1, -(-int(ttl_ms) // 1000))
         raise TooManyAttempts(
-            "too many failed sign-ins; try again later",
+            f"登录失败次数过多，请 {retry_after} 秒后再试 / "
+            f"too many failed sign-ins: try again in {retry_after} s",
             retry_after=retry_after,
             details={"scope": "account" if int(scope) == 1 else "address"},
         )
     with ctx.sessions() as session:
         user = session.scalar(select(User).where(User.username == username))
     usable = user is not None and user.active
+    # The same work whether or not this user can sign in: the timing tells nothing.
+    password_hash = user.password_hash if user is not None and user.active else _dummy_hash()
     with metrics.verify_seconds.time():
-        matched = verify_password(
-            user.password_hash if user is not None and usable else _dummy_hash(), password
-        )
+        matched = verify_password(password_hash, password)
     if user is None or not usable or not matched:
         metrics.attempts.labels("wrong").inc()
-        raise Unauthorized("wrong user name or password")
+        raise Unauthorized("用户名或密码错误 / wrong user name or password")
     metrics.attempts.labels("ok").inc()
     try:
         pipe = ctx.redis.pipeline()

@@ -19,7 +19,7 @@ from callcenter.auth import Principal, current_user, get_ctx
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden, NotFound
 from callcenter.models import Role
-from callcenter.params import MAX_ROW_ID, IsoDateTime
+from callcenter.params import MAX_OFFSET, MAX_ROW_ID, IsoDateTime
 from callcenter.streams import EventType
 from cti.models import Call, CallEvent
 from recordings.models import Recording
@@ -155,7 +155,7 @@ def list_calls(
     ] = None,
     until: Annotated[IsoDateTime | None, Query(description="arrived before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CallList:
     own = _viewer(principal)
     if own is not None:

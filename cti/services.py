@@ -15,6 +15,7 @@ from callcenter.auth import Principal
 from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callcenter.params import row_id_in
 from callcenter.streams import Command, CommandType
 from cti import numbers, screenpop, shifts
 from cti.models import Agent, AgentQueue, Customer, CustomerPhone, CustomerUnit, FeeStatus, Unit
@@ -271,8 +272,9 @@ def hold(ctx: AppContext, *, agent_id: int, held: bool) -> Command:
 def _agent_by_ref(ctx: AppContext, target: str) -> Agent:
     with ctx.sessions() as session:
         agent = session.scalar(select(Agent).where(Agent.extension == target))
-        if agent is None and target.isdigit():
-            agent = session.get(Agent, int(target))
+        row_id = row_id_in(target)
+        if agent is None and row_id is not None:
+            agent = session.get(Agent, row_id)
     if agent is None:
         raise NotFound(f"坐席不存在 / no agent {target!r}", details={"target": target})
     return agent

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from callcenter.context import AppContext
 from callcenter.errors import InvalidInput, NotFound
+from callcenter.params import row_id_in
 from cti.models import Department, DepartmentContact
 from ticketing.change import Change
 from ticketing.models import Ticket
@@ -145,9 +146,10 @@ def dispatch_ticket(
 
 def resolve_department(session: Session, ref: str) -> Department:
     """A department by numeric id or by code."""
+    row_id = row_id_in(ref)
     dept = (
-        session.get(Department, int(ref))
-        if ref.isdigit()
+        session.get(Department, row_id)
+        if row_id is not None
         else session.scalar(select(Department).where(Department.code == ref))
     )
     if dept is None:

@@ -10,7 +10,7 @@ from callcenter.auth import Principal, current_user, get_ctx, require
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden
 from callcenter.models import Role
-from callcenter.params import MAX_ROW_ID, IsoDateTime, RowId
+from callcenter.params import MAX_OFFSET, IsoDateTime, RowId
 from ticketing import attempts, dispatch, queries, registration, reports, transitions
 from ticketing.schemas import (
     CallbackAttemptCreate,
@@ -57,7 +57,7 @@ def list_tickets(
     created_from: IsoDateTime | None = Query(default=None, alias="from"),
     created_to: IsoDateTime | None = Query(default=None, alias="to"),
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0, le=MAX_ROW_ID),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(readers),
 ) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def department_tickets(
     status: str | None = None,
     overdue: bool | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0, le=MAX_ROW_ID),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     ctx: AppContext = Depends(get_ctx),
     user: Principal = Depends(readers),
 ) -> dict[str, Any]:

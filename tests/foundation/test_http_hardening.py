@@ -87,7 +87,8 @@ def test_unhandled_error_answers_500_naming_the_request_only(
     request_id = response.headers["x-request-id"]
     assert body == {
         "error_id": "internal-error",
-        "message": f"internal error; the server log has the details under request {request_id}",
+        "message": f"服务器内部错误（请求编号 {request_id}）/ internal error; the server log "
+        f"has the details under request {request_id}",
         "details": {"request_id": request_id},
     }
     assert "audit_log" not in response.text and "OperationalError" not in response.text
