@@ -19,7 +19,7 @@ from callcenter.errors import NotFound
 from callcenter.models import Role, User
 from cti import numbers
 from cti import services as cti_services
-from cti.models import Agent, Call, CustomerPhone, Department
+from cti.models import Agent, AgentQueue, Call, CustomerPhone, Department
 from cti.state import CHOOSABLE_REASONS, REASON_NAMES, STATE_NAMES, AgentState, NotReadyReason
 from ticketing import services as ticket_services
 from ticketing.models import SatisfactionCallback, Ticket
@@ -160,9 +160,16 @@ def lead(ctx: AppContext, lang: str, user: Principal) -> dict[str, Any]:
                 select(Agent.id, User.display_name).join(User, User.id == Agent.user_id)
             ).all()
         )
+        memberships: dict[int, dict[str, int]] = {}
+        for agent_id, queue_code, level in session.execute(
+            select(AgentQueue.agent_id, AgentQueue.queue_code, AgentQueue.skill_level)
+        ):
+            memberships.setdefault(agent_id, {})[queue_code] = level
     agents = cti_services.list_agents(ctx)
     for row in agents:
         row["name"] = people.get(row["agent_id"], "")
+        # a logged-out agent has no live queues: show the ones they are configured for
+        row["queues"] = row["queues"] or dict(sorted(memberships.get(row["agent_id"], {}).items()))
         call_id = row.get("call_id")
         row["call_queue"] = (
             routing.redis.hget(routing.key(f"call:{call_id}"), "queue") if call_id else None

@@ -32,9 +32,12 @@
     const onCall = ["reserved", "on_call", "on_hold"].includes(state);
     document.querySelectorAll("[data-call], [data-consult], #btn-transfer").forEach((b) => { b.disabled = !onCall; });
     $("btn-end-wrap-up").disabled = state !== "wrap_up";
+    tick();
   }
-  setInterval(() => { $("state-time").textContent = CC.duration((Date.now() - since) / 1000); }, 1000);
+  function tick() { $("state-time").textContent = CC.duration((Date.now() - since) / 1000); }
   showState(DATA.snapshot.state, DATA.snapshot.reason, DATA.snapshot.since);
+  tick();
+  setInterval(tick, 1000);
 
   function showQueues(queues) {
     $("my-queues").textContent = Object.entries(queues || {}).map(([q, l]) => (DATA.queues[q] || q) + " (" + l + ")").join(" ");

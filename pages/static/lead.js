@@ -26,12 +26,14 @@
     row.querySelector(".call").textContent = callId || "";
     if (!callId) row.querySelector(".queue").textContent = "";
   }
-  setInterval(() => {
+  function tick() {
     document.querySelectorAll("#agents tr[data-agent]").forEach((row) => {
       const since = Date.parse(row.dataset.since);
       row.querySelector(".since").textContent = since ? CC.duration((Date.now() - since) / 1000) : "";
     });
-  }, 1000);
+  }
+  tick();
+  setInterval(tick, 1000);
 
   function showAlert(report) {
     const box = $("alerts");
@@ -98,7 +100,4 @@
     showAlert(status.staffing);
   }
   setInterval(refreshQueues, 5000);
-  document.querySelectorAll("#agents tr[data-agent]").forEach((row) => {
-    row.querySelector(".since").textContent = "";
-  });
 })();

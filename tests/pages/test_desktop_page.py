@@ -39,6 +39,10 @@ def test_lead_console_lists_agents_and_queues(client: TestClient) -> None:
     page = client.get("/lead").text
     assert page.count('data-agent="') == 12
     assert 'id="queue-repair"' in page and "报修" in page
+    # logged-out agents' queue fields show the queues they are configured for
+    assert page.count('class="queues-edit"') == 12
+    assert not re.search(r'class="queues-edit"[^>]*value=""', page)
+    assert 'value="callback:5,general:7,repair:9"' in page  # 1001 in the demo roster
     assert "在线坐席 0 人，低于最低要求" in page  # nobody logged in: the staffing alert
 
 
