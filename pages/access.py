@@ -23,6 +23,9 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "lead": frozenset({Role.lead}),
     "tickets": frozenset({Role.agent, Role.lead, Role.qa, Role.department}),
     "wallboard": frozenset({Role.lead, Role.qa}),
+    # The QA page (pages/qa.py, when the build mounts it): the roles that may find every
+    # recording and score it (recordings/access.py READ_ALL and EVALUATE).
+    "qa": frozenset({Role.qa, Role.lead}),
 }
 
 MAX_NEXT_LENGTH = 2000

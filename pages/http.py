@@ -1,6 +1,7 @@
 """Pages mounted at the root: sign-in, the agent desktop, the lead's console, tickets, the
-wallboard. Server-rendered Jinja2; each page's small script (``pages/static``) only renders
-what the server pushes and calls ``/api/v1`` with the sign-in cookie and the CSRF token.
+wallboard (the QA page, :mod:`pages.qa`, uses this module's guard and rendering).
+Server-rendered Jinja2; each page's small script (``pages/static``) only renders what the
+server pushes and calls ``/api/v1`` with the sign-in cookie and the CSRF token.
 
 Sign-in: ``POST /login`` checks the password, starts a server-side session
 (:mod:`callcenter.sessions`) and sets its id in an HttpOnly, SameSite=Lax cookie (Secure over
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import NoMatchFound
 
 from callcenter import sessions, signin
 from callcenter.auth import Principal, client_address, get_ctx, session_principal
@@ -62,7 +64,14 @@ def _signed_in(request: Request, ctx: AppContext) -> Signed | None:
 
 
 def _has_qa_page(request: Request) -> bool:
-    return any(getattr(route, "path", None) == "/qa" for route in request.app.routes)
+    """Whether this build mounts the QA page (:mod:`pages.qa`, its route named ``qa_page``).
+
+    Asked by name: FastAPI keeps an included router as one entry of ``app.routes``, so the
+    page's path is not listed there."""
+    try:
+        return bool(request.app.url_path_for("qa_page") == "/qa")
+    except NoMatchFound:
+        return False
 
 
 def _nav(role: Role | None, request: Request) -> list[tuple[str, str]]:
@@ -77,7 +86,7 @@ def _nav(role: Role | None, request: Request) -> list[tuple[str, str]]:
     ):
         if access.may_open(role, page):
             links.append((f"/{page}", key))
-    if role in (Role.qa, Role.admin) and _has_qa_page(request):
+    if access.may_open(role, "qa") and _has_qa_page(request):
         links.append(("/qa", "nav.qa"))
     return links
 

@@ -29,7 +29,13 @@ def socket_refused(client: TestClient, path: str, headers: dict[str, str]) -> in
 
 @pytest.mark.parametrize(
     ("username", "home"),
-    [("1001", "/desktop"), ("lead1", "/lead"), ("eng1", "/tickets"), ("qa1", "/"), ("admin", "/")],
+    [
+        ("1001", "/desktop"),
+        ("lead1", "/lead"),
+        ("eng1", "/tickets"),
+        ("qa1", "/qa"),
+        ("admin", "/"),
+    ],
 )
 def test_each_role_lands_on_its_page(client: TestClient, username: str, home: str) -> None:
     assert sign_in(client, username) == home
