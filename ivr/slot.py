@@ -181,6 +181,18 @@ class Leg(pj.Call):
         except Exception:
             log.exception("onCallMediaState failed")
 
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
+        # Defence in depth behind the edge (which answers 403 to REFER from outside): a REFER
+        # accepted here would make this slot dial the Refer-To number at the center's cost.
+        prm.statusCode = pj.PJSIP_SC_FORBIDDEN
+        log.warning("REFER to %s refused", prm.dstUri)
+
+    def onCallReplaceRequest(self, prm: pj.OnCallReplaceRequestParam) -> None:
+        # An INVITE with Replaces would take this call over from a third party: refused.
+        prm.statusCode = pj.PJSIP_SC_FORBIDDEN
+        prm.reason = "Replaces not allowed"
+        log.warning("INVITE with Replaces for a call of this slot refused")
+
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         # RFC 2833 arrives here at the start of each digit, SIP INFO (method 1) likewise.
         try:

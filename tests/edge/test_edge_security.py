@@ -1,0 +1,191 @@
+"""The edge as a fraud and exploit barrier: what a hostile caller sends never reaches a slot
+or a trunk. Real Kamailio, SIPp peers on loopback (see conftest.py for the addresses)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from config.loader import CenterConfig
+from config.schemas import TelephonyFile, Trunk
+from tests.edge.conftest import (
+    DID,
+    EdgeFactory,
+    RawResponse,
+    RawSip,
+    Sipp,
+    sdp,
+    sip_request,
+    slot_loads,
+    slots_active,
+    wait_for,
+)
+
+pytestmark = pytest.mark.sip
+
+SLOT_A = "sip:127.0.0.1:15101"
+CALLER = "127.0.0.3"
+TRUNK = "127.0.0.7:15601"
+
+
+def with_trunk(center: CenterConfig) -> CenterConfig:
+    telephony = TelephonyFile.model_validate(
+        {
+            **center.telephony.model_dump(),
+            "trunks": {"carrier": Trunk(host="127.0.0.7", port=15601)},
+            "outbound_trunk": "carrier",
+        }
+    )
+    return dataclasses.replace(center, telephony=telephony)
+
+
+def traced_peer(sipp: Sipp, scenario: str, local: str, tmp_path: Path) -> tuple[Path, Path]:
+    """A SIPp UAS that also traces every message it receives; returns (log, messages)."""
+    messages = tmp_path / f"messages-{local.replace(':', '_')}.log"
+    _, log = sipp.start(
+        sipp.scenario(scenario), local, "-trace_msg", "-message_file", str(messages)
+    )
+    return log, messages
+
+
+def received(messages: Path, method: str) -> int:
+    """How many requests of this method a traced SIPp peer received."""
+    if not messages.exists():
+        return 0
+    text = messages.read_text(errors="replace")
+    return sum(1 for line in text.splitlines() if line.startswith(f"{method} sip:"))
+
+
+# ---------------------------------------------------------------- in-dialog requests
+
+
+@pytest.mark.parametrize("method", ["REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH"])
+def test_in_dialog_request_other_than_call_control_gets_403_at_the_edge(
+    start_edge: EdgeFactory, sipp: Sipp, center: CenterConfig, tmp_path: Path, method: str
+) -> None:
+    """The toll-fraud path of issue 11: an answered call, then REFER to a mobile number."""
+    _, slot_messages = traced_peer(sipp, "slot_uas.xml", SLOT_A.removeprefix("sip:"), tmp_path)
+    _, trunk_messages = traced_peer(sipp, "slot_uas.xml", TRUNK, tmp_path)
+    edge = start_edge([SLOT_A], center=with_trunk(center))
+    wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
+    call = sipp.run(
+        sipp.scenario("caller_in_dialog.xml", 403, verb=method), f"{CALLER}:15301",
+        "-m", "1", "-s", DID, "-key", "target", "13912345678",
+    )  # fmt: skip
+    assert call.ok(), call.errors
+    assert received(slot_messages, "INVITE") == 1
+    assert received(slot_messages, method) == 0
+    assert received(slot_messages, "BYE") == 1
+    assert received(trunk_messages, "INVITE") == 0
+    assert f"in-dialog {method} from {CALLER}" in edge.log_tail(200)
+    assert slot_loads(edge) == {SLOT_A: 0}
+
+
+# ---------------------------------------------------------------- body policy
+
+DID_URI = f"sip:{DID}@127.0.0.1:15060"
+
+
+def _hang_up(raw: RawSip, invite: bytes, ok: RawResponse) -> None:
+    """ACK and BYE an answered raw INVITE through the edge (its Record-Route as Route)."""
+    head = invite.decode(errors="replace").split("\r\n")
+    original = {
+        k.strip(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)
+    }
+    contact = re.search(r"<([^>]+)>", ok.header("Contact"))
+    assert contact
+    common = {
+        "Route": ok.header("Record-Route"),
+        "From": original["From"],
+        "To": ok.header("To"),
+        "Call-ID": original["Call-ID"],
+    }
+    local = (raw.host, raw.port)
+    for method, cseq in (("ACK", "1 ACK"), ("BYE", "2 BYE")):
+        request = sip_request(
+            method, contact[1], local, headers={**common, "CSeq": cseq}, content_type=None
+        )
+        if method == "ACK":
+            raw.send(request)
+        else:
+            bye = raw.final(request)
+            assert bye is not None and bye.status == 200, bye
+
+
+BIG_SDP_LINES = tuple(f"a=x-filler:{n}" for n in range(112))
+MULTIPART = (
+    b"--boundary42\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-ID: <" + b"A" * 300 + b">\r\n\r\n" + sdp() + b"\r\n"
+    b"--boundary42\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-ID:\r\n\r\n" + sdp() + b"\r\n"
+    b"--boundary42--\r\n"
+)
+
+# Each shape of a known pjproject 2.15.1 advisory (and its near relatives), with the status the
+# edge must answer. None of them may reach a slot.
+HOSTILE_BODIES: dict[str, tuple[bytes, str, int]] = {
+    "ptime-overflow": (sdp("a=ptime:4294967295"), "application/sdp", 488),
+    "maxptime-overflow": (sdp("a=maxptime:18446744073709551616"), "application/sdp", 488),
+    "ptime-1000": (sdp("a=ptime:1000"), "application/sdp", 488),
+    "ptime-negative": (sdp("a=ptime:-20"), "application/sdp", 488),
+    "ptime-not-a-number": (sdp("a=ptime:abc"), "application/sdp", 488),
+    "multipart-content-id": (MULTIPART, "multipart/mixed;boundary=boundary42", 415),
+    "sdp-120-lines": (sdp(*BIG_SDP_LINES), "application/sdp", 488),
+    "nul-byte": (sdp("a=sendrecv\x00a=ptime:20"), "application/sdp", 400),
+    "payload-type-200": (sdp(payload_types="0 200"), "application/sdp", 488),
+    "rtpmap-pt-300": (sdp("a=rtpmap:300 PCMU/8000"), "application/sdp", 488),
+    "long-line": (sdp("a=x-long:" + "9" * 400), "application/sdp", 488),
+    "not-sdp": (b"hello\r\n", "text/plain", 415),
+    "oversized": (sdp(*(f"a=x:{'y' * 90}" for _ in range(95))), "application/sdp", 413),
+    "no-v-line": (sdp()[5:], "application/sdp", 488),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(HOSTILE_BODIES))
+def test_hostile_body_to_the_did_is_refused_before_any_slot(
+    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path, shape: str
+) -> None:
+    body, content_type, status = HOSTILE_BODIES[shape]
+    _, slot_messages = traced_peer(sipp, "slot_uas.xml", SLOT_A.removeprefix("sip:"), tmp_path)
+    edge = start_edge([SLOT_A])
+    wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
+    raw = RawSip(CALLER, 15311)
+    try:
+        answer = raw.final(
+            sip_request("INVITE", DID_URI, (CALLER, 15311), body=body, content_type=content_type)
+        )
+    finally:
+        raw.close()
+    assert answer is not None, "no answer from the edge"
+    assert answer.status == status, answer.text
+    assert received(slot_messages, "INVITE") == 0
+    assert f"INVITE from {CALLER}:15311 refused" in edge.log_tail(200)
+    assert slot_loads(edge) == {SLOT_A: 0}
+
+
+def test_a_normal_caller_sdp_still_reaches_a_slot(
+    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path
+) -> None:
+    """The policy's control: the SDP a real softphone or carrier sends is accepted."""
+    _, slot_messages = traced_peer(sipp, "slot_uas.xml", SLOT_A.removeprefix("sip:"), tmp_path)
+    edge = start_edge([SLOT_A])
+    wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
+    raw = RawSip(CALLER, 15312)
+    try:
+        invite = sip_request(
+            "INVITE", DID_URI, (CALLER, 15312),
+            body=sdp("a=ptime:20", "a=maxptime:150", "a=sendrecv", payload_types="0 8 101"),
+            content_type="application/sdp",
+        )  # fmt: skip
+        answer = raw.final(invite)
+        assert answer is not None and answer.status == 200, answer
+        _hang_up(raw, invite, answer)
+    finally:
+        raw.close()
+    assert received(slot_messages, "INVITE") == 1
+    wait_for(lambda: slot_loads(edge) == {SLOT_A: 0}, 5, "slot released")
