@@ -11,7 +11,7 @@ VENV="$ROOT/.venv"
 log() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
 
 SYSTEM_PACKAGES_RUN=(python3 python3-venv python3-dev gcc redis-server kamailio espeak-ng sox)
-SYSTEM_PACKAGES_TEST=(postgresql sip-tester baresip chromium)
+SYSTEM_PACKAGES_TEST=(postgresql sip-tester baresip chromium sipvicious)
 APT_UPDATED=0
 
 apt_install() {

@@ -160,7 +160,10 @@ def _render_trunk_route(center: CenterConfig) -> str:
                 "(package kamailio-tls-modules), which the edge does not load; use udp or tcp"
             )
     if not telephony.trunks:
-        return '\tsl_send_reply("403", "No outbound trunk configured");\n\texit;\n'
+        return (
+            '\txlog("L_NOTICE", "edge: call $ci from slot $si:$sp to $rU refused: no trunk\\n");\n'
+            '\tsl_send_reply("403", "No outbound trunk configured");\n\texit;\n'
+        )
     lines = ['\t$var(trunk) = "";']
     for code in telephony.trunks:
         # A slot may name a trunk explicitly (transfer targets): sip:NUMBER@edge;trunk=CODE
@@ -177,6 +180,7 @@ def _render_trunk_route(center: CenterConfig) -> str:
         )
         lines.append("\t\troute(RELAY);")
         lines.append("\t}")
+    lines.append('\txlog("L_NOTICE", "edge: call $ci from slot $si:$sp: no trunk for $ru\\n");')
     lines.append('\tsl_send_reply("403", "No outbound trunk for this call");')
     lines.append("\texit;")
     return "\n".join(lines) + "\n"
@@ -389,6 +393,7 @@ request_route {
 	}
 	if (!is_method("INVITE")) {
 		if (!is_method("ACK")) {
+			xlog("L_NOTICE", "edge: $rm from $si:$sp refused (method not allowed)\n");
 			sl_send_reply("405", "Method Not Allowed");
 		}
 		exit;
@@ -428,6 +433,7 @@ route[FLOOD] {
 
 route[REQINIT] {
 	if (!mf_process_maxfwd_header("10")) {
+		xlog("L_NOTICE", "edge: $rm from $si:$sp refused (Max-Forwards)\n");
 		sl_send_reply("483", "Too Many Hops");
 		exit;
 	}
@@ -477,19 +483,27 @@ route[WITHINDLG] {
 		}
 		exit;
 	}
+	xlog("L_NOTICE", "edge: in-dialog $rm from $si:$sp matches no route set, refused\n");
 	sl_send_reply("404", "Not here");
 	exit;
 }
 
 route[REGISTRAR] {
 	if (ds_is_from_list("@@SLOT_SET@@", "2")) {
+		xlog("L_NOTICE", "edge: REGISTER from slot $si:$sp refused\n");
 		sl_send_reply("403", "Forbidden");
 		exit;
 	}
 	$var(rc) = auth_check(@@REALM@@, "subscriber", "0");
 	if ($var(rc) == -2 || $var(rc) == -3) {
 		# Wrong password and unknown user look the same to the caller.
-		$var(fails) = $shtinc(authfail=>$si);
+		# $shtinc does not create a missing entry: the first failure sets it.
+		if ($sht(authfail=>$si) == $null) {
+			$sht(authfail=>$si) = 1;
+		} else {
+			$sht(authfail=>$si) = $sht(authfail=>$si) + 1;
+		}
+		$var(fails) = $sht(authfail=>$si);
 		xlog("L_NOTICE",
 			"edge: REGISTER for $tU from $si:$sp refused (auth $var(rc), failure $var(fails))\n");
 		if ($var(fails) >= @@AUTH_FAIL_LIMIT@@ && $var(trusted) == 0) {
@@ -506,6 +520,7 @@ route[REGISTRAR] {
 	}
 	# The digest user must be the extension being registered (1001 cannot register as 1002).
 	if ($au != $tU) {
+		xlog("L_NOTICE", "edge: REGISTER for $tU by $au from $si:$sp refused (not their own)\n");
 		sl_send_reply("403", "Forbidden");
 		exit;
 	}

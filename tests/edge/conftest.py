@@ -54,6 +54,8 @@ def _require_sip_tools() -> None:
     missing = [
         tool for tool in ("kamailio", "kamcmd", "sipp", "baresip", "sox") if not shutil.which(tool)
     ]
+    if not Path("/usr/share/sipvicious/sipvicious").is_dir():
+        missing.append("sipvicious")
     if missing:
         pytest.fail(f"SIP edge tests need {', '.join(missing)} (bash scripts/dev.sh setup)")
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile, Trunk
+from config.settings import Settings
 from tests.edge.conftest import (
     DID,
+    EDGE_HOST,
+    EDGE_PORT,
+    REALM,
     EdgeFactory,
     RawResponse,
     RawSip,
     Sipp,
+    SippResult,
+    make_settings,
     sdp,
     sip_request,
     slot_loads,
@@ -189,3 +196,114 @@ def test_a_normal_caller_sdp_still_reaches_a_slot(
         raw.close()
     assert received(slot_messages, "INVITE") == 1
     wait_for(lambda: slot_loads(edge) == {SLOT_A: 0}, 5, "slot released")
+
+
+# ---------------------------------------------------------------- registrar and scanners
+
+SCANNER = "127.0.0.2"
+AGENT = "127.0.0.4"
+
+
+def register(
+    sipp: Sipp, user: str, password: str, status: int, contact: str, local: str = AGENT
+) -> SippResult:
+    return sipp.run(
+        sipp.scenario("register.xml", status), f"{local}:15401", "-m", "1",
+        "-au", user, "-ap", password, "-key", "user", user, "-key", "domain", REALM,
+        "-key", "contact", contact,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        "sip:1001@127.0.0.1:15060",  # the edge itself
+        "sip:1001@127.0.0.1:15101",  # a slot
+        "sip:1001@127.0.0.1:21000",  # the slots' host, any port
+        "sip:1001@127.0.0.7:15601",  # the trunk
+        "sip:1001@127.0.0.4:15201>, <sip:1001@127.0.0.7:15601",  # two Contacts, one the trunk
+    ],
+)
+def test_register_contact_pointing_at_the_edge_a_slot_or_a_trunk_gets_403(
+    start_edge: EdgeFactory, sipp: Sipp, center: CenterConfig, contact: str
+) -> None:
+    edge = start_edge([SLOT_A], center=with_trunk(center))
+    refused = register(sipp, "1001", "pw1001", 403, contact)
+    assert refused.ok(), refused.errors
+    assert "AoR: 1001" not in edge.rpc("ul.dump")
+    assert f"REGISTER for 1001 from {AGENT}:15401 refused" in edge.log_tail(50)
+    # The softphone's own address is fine.
+    accepted = register(sipp, "1001", "pw1001", 200, f"sip:1001@{AGENT}:15201")
+    assert accepted.ok(), accepted.errors
+
+
+def sipvicious(tmp_path: Path, tool: str, *args: str, timeout: float = 60) -> str:
+    """A sipvicious tool from 127.0.0.2 against the test edge; its combined output."""
+    command = [
+        "/usr/bin/python3", str(Path(__file__).parent / "sipvicious_bound.py"), SCANNER, tool,
+        "-p", str(EDGE_PORT), *args, EDGE_HOST,
+    ]  # fmt: skip
+    # HOME: sipvicious keeps its session files under ~/.sipvicious
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    return done.stdout + done.stderr
+
+
+def test_scanners_user_agents_are_dropped_unanswered(
+    start_edge: EdgeFactory, tmp_path: Path
+) -> None:
+    """sipvicious says User-Agent: friendly-scanner: svmap finds no SIP device at all."""
+    edge = start_edge([SLOT_A])
+    found = sipvicious(tmp_path, "svmap")
+    assert f"{EDGE_HOST}:{EDGE_PORT}" not in found, found
+    cracked = sipvicious(tmp_path, "svcrack", "-u", "1001", "-r", "1000-1003", "--maximumtime=2")
+    assert "found nothing" in cracked, cracked
+    assert f"scanner OPTIONS from {SCANNER}" in edge.log_tail(50)
+    assert f"scanner REGISTER from {SCANNER}" in edge.log_tail(50)
+
+
+def open_settings(state_dir: Path, **tuning: int) -> Settings:
+    """Scanner User-Agents let through, so sipvicious meets the registrar's own rules."""
+    settings = make_settings(state_dir, **tuning)
+    settings.sip.edge.scanner_user_agents = []
+    return settings
+
+
+def test_known_and_unknown_extensions_answer_the_same(
+    start_edge: EdgeFactory, tmp_path: Path, state_dir: Path
+) -> None:
+    start_edge([SLOT_A], settings=open_settings(state_dir))  # agents 1001 and 1002
+    for method in ("REGISTER", "INVITE", "OPTIONS"):
+        found = sipvicious(tmp_path, "svwar", "-e", "1000-1010", "-m", method, "--maximumtime=2")
+        assert "1001" not in found and "1002" not in found, (method, found)
+    raw = RawSip(CALLER, 15313)
+    try:
+        answers = {}
+        for user in ("1001", "1999"):
+            target = f"sip:{user}@{EDGE_HOST}:{EDGE_PORT}"
+            register_ = raw.final(sip_request("REGISTER", target, (CALLER, 15313)))
+            invite = raw.final(sip_request("INVITE", target, (CALLER, 15313), body=sdp()))
+            assert register_ is not None and invite is not None
+            challenge = re.sub(r'nonce="[^"]*"', "", register_.header("WWW-Authenticate"))
+            answers[user] = (register_.status, challenge, invite.status)
+    finally:
+        raw.close()
+    assert answers["1001"] == answers["1999"] and answers["1001"][0] == 401, answers
+
+
+def test_password_guessing_bans_the_address_while_an_agent_elsewhere_registers(
+    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path, state_dir: Path
+) -> None:
+    # pike far above what svcrack sends: the ban must come from the failed authentications.
+    edge = start_edge([SLOT_A], settings=open_settings(state_dir, pike_max_requests=1000))
+    words = tmp_path / "words.txt"
+    words.write_text("".join(f"guess{n}\n" for n in range(12)) + "pw1001\n")
+    cracked = sipvicious(tmp_path, "svcrack", "-u", "1001", "-d", str(words), "--maximumtime=3")
+    assert "pw1001" not in cracked and "found nothing" in cracked, cracked
+    assert SCANNER in edge.banned_addresses()
+    assert f"password guessing from {SCANNER}" in edge.log_tail(50)
+    assert edge.log_tail(200).count(f"REGISTER for 1001 from {SCANNER}") == 5
+    elsewhere = register(sipp, "1001", "pw1001", 200, "sip:1001@127.0.0.3:15201", local=CALLER)
+    assert elsewhere.ok(), elsewhere.errors
