@@ -39,7 +39,7 @@ from ticketing.services import (
     local_tz,
     next_allowed,
 )
-from ticketing.state import OPEN_STATUSES
+from ticketing.state import OPEN_STATUSES, CallbackResult
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +323,15 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
             return "not yet"
         ticket = session.get(Ticket, cb.ticket_id)
         assert ticket is not None
+        refusal = ctx.config.telephony.dial_plan.plan().refusal(cb.number)
+        if refusal:
+            # Never dialled: the number is outside telephony.toml's dial plan.
+            cb.status = "unreachable"
+            cb.result = CallbackResult.unreachable
+            cb.reason = refusal
+            cb.completed_at = moment
+            change.flush()
+            return "refused"
         if moment > cb.deadline:
             services.retry_or_give_up(change, cb, ticket)
             rescheduled = True

@@ -233,6 +233,19 @@ def _render_contact_check(settings: Settings, center: CenterConfig) -> str:
     return "\n".join(lines)
 
 
+def _render_dial_plan_check(center: CenterConfig) -> str:
+    """Sets $var(dialable) for $rU by telephony.toml's dial plan (config/dialplan.py)."""
+    plan = center.telephony.dial_plan.plan()
+    lines = [
+        "\t\t$var(dialable) = 0;",
+        f'\t\tif (!($rU =~ "^00") && $rU =~ {_quote(plan.posix_national())}) $var(dialable) = 1;',
+    ]
+    international = plan.posix_international()
+    if international:
+        lines.append(f"\t\tif ($rU =~ {_quote(international)}) $var(dialable) = 1;")
+    return "\n".join(lines)
+
+
 def _render_trusted_check(addresses: list[str]) -> str:
     lines = ["\t$var(trusted) = 0;"]
     lines.append(f'\tif (ds_is_from_list("{SLOT_SET}", "2")) $var(trusted) = 1;')
@@ -730,8 +743,16 @@ route[FROM_SLOT] {
 		exit;
 	}
 	if ($rU =~ "^\+?[0-9]{3,20}$") {
-		route(TO_TRUNK);
+		# A number: only those telephony.toml's dial plan allows reach a trunk.
+@@DIAL_PLAN_CHECK@@
+		if ($var(dialable) == 1) {
+			route(TO_TRUNK);
+		}
+		xlog("L_NOTICE", "edge: call $ci from slot $si:$sp to $rU refused: not in the dial plan\n");
+		sl_send_reply("403", "Number not allowed by the dial plan");
+		exit;
 	}
+	xlog("L_NOTICE", "edge: call $ci from slot $si:$sp to $rU refused: unknown\n");
 	sl_send_reply("404", "Not Found");
 	exit;
 }
@@ -799,6 +820,7 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "DID_CHECK": _render_did_check(center).rstrip("\n"),
         "SCANNER_CHECK": _render_scanner_check(tuning.scanner_user_agents).rstrip("\n"),
         "CONTACT_CHECK": _render_contact_check(settings, center),
+        "DIAL_PLAN_CHECK": _render_dial_plan_check(center),
         "PV_BUFFER": str(max(8192, 2 * tuning.max_body_bytes + 1024)),
         "AUTHFAIL_TABLE": _quote(f"authfail=>size=8;autoexpire={tuning.auth_fail_window_seconds};"),
         "AUTH_FAIL_LIMIT": str(tuning.auth_fail_limit),

@@ -307,3 +307,51 @@ def test_password_guessing_bans_the_address_while_an_agent_elsewhere_registers(
     assert edge.log_tail(200).count(f"REGISTER for 1001 from {SCANNER}") == 5
     elsewhere = register(sipp, "1001", "pw1001", 200, "sip:1001@127.0.0.3:15201", local=CALLER)
     assert elsewhere.ok(), elsewhere.errors
+
+
+# ---------------------------------------------------------------- dial plan
+
+
+def test_a_slot_dialling_outside_the_dial_plan_gets_403_and_the_trunk_sees_nothing(
+    start_edge: EdgeFactory, sipp: Sipp, center: CenterConfig, tmp_path: Path
+) -> None:
+    _, trunk_messages = traced_peer(sipp, "slot_uas.xml", TRUNK, tmp_path)
+    edge = start_edge([SLOT_A], center=with_trunk(center))
+    # The "slot" is a SIPp caller bound to the slot's address.
+    for number in ("0044207123456", "004420712345", "4008001234", "12345678901", "+8613912345678"):
+        refused = sipp.run(
+            sipp.scenario("invite_rejected.xml", 403), "127.0.0.1:15101", "-m", "1", "-s", number
+        )
+        assert refused.ok(), (number, refused.errors)
+        assert f"to {number} refused: not in the dial plan" in edge.log_tail(50)
+    assert received(trunk_messages, "INVITE") == 0
+    call = sipp.run(
+        sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "100", "-s", "02161234567"
+    )
+    assert call.ok(), call.errors
+    assert received(trunk_messages, "INVITE") == 1
+
+
+def test_international_prefixes_in_the_dial_plan_open_only_those_countries(
+    start_edge: EdgeFactory, sipp: Sipp, center: CenterConfig, tmp_path: Path
+) -> None:
+    _, trunk_messages = traced_peer(sipp, "slot_uas.xml", TRUNK, tmp_path)
+    trunked = with_trunk(center)
+    telephony = TelephonyFile.model_validate(
+        {
+            **trunked.telephony.model_dump(),
+            "dial_plan": {"international_prefixes": ["00852"]},
+        }
+    )
+    start_edge([SLOT_A], center=dataclasses.replace(trunked, telephony=telephony))
+    refused = sipp.run(
+        sipp.scenario("invite_rejected.xml", 403), "127.0.0.1:15101", "-m", "1",
+        "-s", "0044207123456",
+    )  # fmt: skip
+    assert refused.ok(), refused.errors
+    call = sipp.run(
+        sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "100",
+        "-s", "0085212345678",
+    )  # fmt: skip
+    assert call.ok(), call.errors
+    assert received(trunk_messages, "INVITE") == 1
