@@ -7,12 +7,17 @@ order a request meets it (the ``kamailio.cfg`` this module writes says the same 
    is banned for ``ban_seconds`` (pike alone blocks only while the rate stays high, so the
    ban lives in an htable with autoexpire); trunks and slots are exempt;
 2. ``sanity_check`` and Max-Forwards;
-3. in-dialog requests follow the Record-Route set, but a request from outside may only be
-   routed towards a slot (a forged Route set must not reach a trunk or a softphone);
-4. REGISTER: digest auth (HA1 only, ``auth_db`` over ``db_text``), then ``usrloc``;
-5. INVITE from a slot (``ds_is_from_list`` mode 2: IP and port, any transport): a registered
-   agent extension, else the outbound trunk when one is configured;
-6. INVITE from anyone else: only configured DIDs (others get 404) go to a free slot chosen by
+3. from outside the slot set: scanner User-Agents dropped, then the body policy (Content-Type,
+   size, NUL bytes, SDP ptime/payload types/line limits: pjsua2 2.15.1 must never parse it);
+4. in-dialog requests: from outside only call control (no REFER, NOTIFY, SUBSCRIBE, MESSAGE,
+   PUBLISH), following the Record-Route set, and only towards a slot (a forged Route set must
+   not reach a trunk or a softphone);
+5. REGISTER: digest auth (HA1 only, ``auth_db`` over ``db_text``; failures counted per address
+   and banned past ``auth_fail_limit``), a Contact that is not the edge, a slot or a trunk,
+   then ``usrloc``;
+6. INVITE from a slot (``ds_is_from_list`` mode 2: IP and port, any transport): a registered
+   agent extension, else the outbound trunk for numbers telephony.toml's dial plan allows;
+7. INVITE from anyone else: only configured DIDs (others get 404) go to a free slot chosen by
    dispatcher algorithm 10 (call load, one call per slot), failing over a capped number of
    times, then 486.
 
