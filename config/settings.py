@@ -59,6 +59,9 @@ class EdgeTuning(BaseModel):
     # auth_fail_window_seconds of the previous one, ban the address for ban_seconds.
     auth_fail_limit: int = Field(default=5, ge=1)
     auth_fail_window_seconds: int = Field(default=60, ge=1)
+    # Calls to the DIDs accepted only from trunk addresses (every trunk's host and
+    # sip.trunk_addresses), when there are any; None: on in production, off otherwise.
+    dids_from_trunks_only: bool | None = None
     # Requests whose User-Agent contains one of these (case-insensitive) are dropped unanswered.
     scanner_user_agents: list[str] = Field(
         default_factory=lambda: ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "iWar"]

@@ -191,12 +191,38 @@ def _render_trunk_route(center: CenterConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _render_did_check(center: CenterConfig) -> str:
+def trunk_addresses(settings: Settings, center: CenterConfig) -> list[str]:
+    """Where trunks send from: every trunk's host and ``sip.trunk_addresses``."""
+    found: list[str] = []
+    for index, address in enumerate(settings.sip.trunk_addresses):
+        found.extend(_addresses(address, f"sip.trunk_addresses[{index}]"))
+    for code, trunk in center.telephony.trunks.items():
+        found.extend(_addresses(trunk.host, f"telephony.toml: trunks.{code}.host"))
+    return list(dict.fromkeys(found))
+
+
+def _render_did_check(settings: Settings, center: CenterConfig) -> str:
     lines = ["\t$var(did) = 0;"]
     for did in center.telephony.dids:
         number = did.number.lstrip("+")
         # Trunks send the DID with or without a leading "+": both forms are the same number.
         lines.append(f'\tif ($rU == "{number}" || $rU == "+{number}") $var(did) = 1;')
+    only_trunks = settings.sip.edge.dids_from_trunks_only
+    if only_trunks is None:
+        only_trunks = settings.environment == "production"
+    addresses = trunk_addresses(settings, center)
+    if only_trunks and addresses:
+        # A DID is the carrier's number: a call to it from anywhere else bypasses the carrier.
+        lines.append("\t$var(from_trunk) = 0;")
+        for address in addresses:
+            lines.append(f'\tif ($si == "{address}") $var(from_trunk) = 1;')
+        lines.append("\tif ($var(did) == 1 && $var(from_trunk) == 0) {")
+        lines.append(
+            '\t\txlog("L_NOTICE", "edge: INVITE from $si:$sp to DID $rU refused: not a trunk\\n");'
+        )
+        lines.append('\t\tsl_send_reply("403", "Forbidden");')
+        lines.append("\t\texit;")
+        lines.append("\t}")
     return "\n".join(lines) + "\n"
 
 
@@ -224,10 +250,7 @@ def _render_scanner_check(user_agents: list[str]) -> str:
 def _render_contact_check(settings: Settings, center: CenterConfig) -> str:
     """Contact hosts a softphone may not register: the edge, the slots' host, trunks."""
     forbidden = [settings.sip.edge_host, settings.sip.slot_host]
-    for index, address in enumerate(settings.sip.trunk_addresses):
-        forbidden.extend(_addresses(address, f"sip.trunk_addresses[{index}]"))
-    for code, trunk in center.telephony.trunks.items():
-        forbidden.extend(_addresses(trunk.host, f"telephony.toml: trunks.{code}.host"))
+    forbidden.extend(trunk_addresses(settings, center))
     lines = []
     for address in dict.fromkeys(forbidden):
         for form in (address, f"[{address}]") if ":" in address else (address,):
@@ -822,7 +845,7 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "MAX_ATTEMPTS": str(tuning.max_slot_attempts),
         "REALM": _quote(domain),
         "TRUSTED_CHECK": _render_trusted_check(trusted_addresses(settings, center)).rstrip("\n"),
-        "DID_CHECK": _render_did_check(center).rstrip("\n"),
+        "DID_CHECK": _render_did_check(settings, center).rstrip("\n"),
         "SCANNER_CHECK": _render_scanner_check(tuning.scanner_user_agents).rstrip("\n"),
         "CONTACT_CHECK": _render_contact_check(settings, center),
         "DIAL_PLAN_CHECK": _render_dial_plan_check(center),

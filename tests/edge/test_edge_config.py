@@ -243,3 +243,15 @@ def test_scanner_user_agents_are_checked(state_dir: Path, center: CenterConfig) 
     settings.sip.edge.scanner_user_agents = ['evil" || 1']
     with pytest.raises(EdgeConfigError, match=r"scanner_user_agents\[0\]"):
         render_config(settings, center, edge_paths(settings))
+
+
+def test_dids_from_trunks_only_is_on_in_production(state_dir: Path, center: CenterConfig) -> None:
+    center = with_telephony(center, trunks={"carrier": {"host": "192.0.2.10"}})
+    settings = make_settings(state_dir)
+    assert "not a trunk" not in render_config(settings, center, edge_paths(settings))
+    production = settings.model_copy(update={"environment": "production"})
+    text = render_config(production, center, edge_paths(production))
+    assert 'if ($si == "192.0.2.10") $var(from_trunk) = 1;' in text
+    # No trunk at all: nothing to compare with, so DIDs stay reachable.
+    bare = with_telephony(center, trunks={})
+    assert "not a trunk" not in render_config(production, bare, edge_paths(production))

@@ -355,3 +355,24 @@ def test_international_prefixes_in_the_dial_plan_open_only_those_countries(
     )  # fmt: skip
     assert call.ok(), call.errors
     assert received(trunk_messages, "INVITE") == 1
+
+
+def test_dids_only_from_trunk_addresses_when_asked(
+    start_edge: EdgeFactory, sipp: Sipp, center: CenterConfig, state_dir: Path, tmp_path: Path
+) -> None:
+    _, slot_messages = traced_peer(sipp, "slot_uas.xml", SLOT_A.removeprefix("sip:"), tmp_path)
+    settings = make_settings(state_dir)
+    settings.sip.edge.dids_from_trunks_only = True  # the production default
+    edge = start_edge([SLOT_A], settings=settings, center=with_trunk(center))
+    wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
+    refused = sipp.run(
+        sipp.scenario("invite_rejected.xml", 403), f"{CALLER}:15301", "-m", "1", "-s", DID
+    )
+    assert refused.ok(), refused.errors
+    assert f"INVITE from {CALLER}:15301 to DID {DID} refused: not a trunk" in edge.log_tail(50)
+    assert received(slot_messages, "INVITE") == 0
+    from_trunk = sipp.run(
+        sipp.scenario("caller.xml"), "127.0.0.7:15602", "-m", "1", "-d", "100", "-s", DID
+    )
+    assert from_trunk.ok(), from_trunk.errors
+    assert received(slot_messages, "INVITE") == 1
