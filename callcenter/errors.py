@@ -41,6 +41,12 @@ class InvalidInput(CallCenterError):
     error_id = "invalid-input"
 
 
+class NumberNotAllowed(InvalidInput):
+    """A number outside telephony.toml's dial plan: the center never dials it."""
+
+    error_id = "number-not-allowed"
+
+
 class Unauthorized(CallCenterError):
     status_code = 401
     error_id = "unauthorized"

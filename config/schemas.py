@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from config.dialplan import DEFAULT_NATIONAL, DialPlan, pattern_problem, prefix_problem
+
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 Digit = Annotated[str, Field(pattern=r"^[0-9*#]$")]
 
@@ -399,12 +401,41 @@ class TransferTarget(Strict):
     trunk: Code | None = None  # None: an internal extension at the edge
 
 
+class DialPlanSpec(Strict):
+    """Which numbers may be dialled out (see config/dialplan.py)."""
+
+    national: list[str] = Field(default_factory=lambda: list(DEFAULT_NATIONAL), min_length=1)
+    international_prefixes: list[str] = Field(default_factory=list)
+
+    @field_validator("national")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            problem = pattern_problem(pattern)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("international_prefixes")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            problem = prefix_problem(prefix)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    def plan(self) -> DialPlan:
+        return DialPlan(tuple(self.national), tuple(self.international_prefixes))
+
+
 class TelephonyFile(Strict):
     sip_domain: str = "callcenter.local"
     dids: list[Did]
     trunks: dict[Code, Trunk] = Field(default_factory=dict)
     outbound_trunk: Code | None = None  # used only by explicit actions: callbacks, click-to-call
     transfer_targets: dict[Code, TransferTarget] = Field(default_factory=dict)
+    dial_plan: DialPlanSpec = Field(default_factory=DialPlanSpec)
 
     @model_validator(mode="after")
     def _trunks_exist(self) -> TelephonyFile:
@@ -415,6 +446,9 @@ class TelephonyFile(Strict):
                 raise ValueError(
                     f"transfer_targets.{code}.trunk: trunk {target.trunk!r} is not defined"
                 )
+            refusal = self.dial_plan.plan().refusal(target.number) if target.trunk else None
+            if refusal:
+                raise ValueError(f"transfer_targets.{code}.number: {refusal}")
         numbers = [d.number for d in self.dids]
         duplicates = {n for n in numbers if numbers.count(n) > 1}
         if duplicates:

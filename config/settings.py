@@ -50,6 +50,22 @@ class EdgeTuning(BaseModel):
     children: int = Field(default=4, ge=1, le=64)
     # Kamailio log level (-1 error .. 3 debug); the log goes to <state_dir>/kamailio/kamailio.log.
     log_level: int = Field(default=1, ge=-5, le=4)
+    # Body policy for requests from outside the slot set (pjsua2 2.15.1 must never parse
+    # hostile SDP): largest body accepted, and the SDP's line count and line length limits.
+    max_body_bytes: int = Field(default=8192, ge=1024, le=16384)
+    max_sdp_lines: int = Field(default=64, ge=16, le=500)
+    max_sdp_line_length: int = Field(default=256, ge=80, le=1000)
+    # Password guessing: this many failed digest authentications from one address, each within
+    # auth_fail_window_seconds of the previous one, ban the address for ban_seconds.
+    auth_fail_limit: int = Field(default=5, ge=1)
+    auth_fail_window_seconds: int = Field(default=60, ge=1)
+    # Calls to the DIDs accepted only from trunk addresses (every trunk's host and
+    # sip.trunk_addresses), when there are any; None: on in production, off otherwise.
+    dids_from_trunks_only: bool | None = None
+    # Requests whose User-Agent contains one of these (case-insensitive) are dropped unanswered.
+    scanner_user_agents: list[str] = Field(
+        default_factory=lambda: ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "iWar"]
+    )
 
 
 class SipSettings(BaseModel):

@@ -14,7 +14,7 @@ from callcenter.audit import record as record_audit
 from callcenter.auth import Principal
 from callcenter.context import AppContext
 from callcenter.db import transaction
-from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound, NumberNotAllowed
 from callcenter.params import row_id_in
 from callcenter.streams import Command, CommandType
 from cti import numbers, screenpop, shifts
@@ -415,13 +415,19 @@ def click_to_call(
                     details={"number": number},
                 )
             customer_id = customer.id
-    if numbers.kind(chosen) not in {"mobile", "landline"}:
-        raise InvalidInput(f"not a callable number: {chosen!r}")
+    refusal = ctx.config.telephony.dial_plan.plan().refusal(chosen)
+    if refusal:
+        raise NumberNotAllowed(refusal, details={"number": chosen})
     call_id = f"out-{uuid.uuid4().hex[:20]}"
     routing_for(ctx).originate(
         agent_id, call_id, number=chosen, trunk=trunk, customer_id=customer_id, actor=actor
     )
     return {"call_id": call_id, "number": chosen, "customer_id": customer_id, "trunk": trunk}
+
+
+def _is_agent_extension(ctx: AppContext, extension: str) -> bool:
+    with ctx.sessions() as session:
+        return session.scalar(select(Agent.id).where(Agent.extension == extension)) is not None
 
 
 def supervise(
@@ -433,6 +439,12 @@ def supervise(
         if lead.agent_id is None:
             raise InvalidInput("extension is required: the phone the lead listens on")
         extension = _agent(ctx, lead.agent_id).extension
+    elif not _is_agent_extension(ctx, extension):
+        # Anything else would reach the edge as a number and could leave through the trunk.
+        raise InvalidInput(
+            f"分机不属于任何坐席 / extension {extension!r} is not an agent's extension",
+            details={"extension": extension},
+        )
     command = send_command(
         ctx,
         call_id,

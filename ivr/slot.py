@@ -1106,6 +1106,10 @@ class SlotEngine:
         if not re.fullmatch(r"\+?\d{3,20}", number):
             self._command_failed(command, f"number {number!r} is not a phone number")
             return
+        refusal = telephony.dial_plan.plan().refusal(number)
+        if refusal:  # the last check before the trunk (the edge checks again)
+            self._command_failed(command, refusal)
+            return
         if telephony.outbound_trunk is None:
             self._command_failed(command, "no outbound_trunk configured in telephony.toml")
             return

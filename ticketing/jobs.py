@@ -36,7 +36,7 @@ from ticketing.scheduling import (
     schedule_sla_timers,
     schedule_webhook,
 )
-from ticketing.state import OPEN_STATUSES
+from ticketing.state import OPEN_STATUSES, CallbackResult
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +191,15 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
             return "not yet"
         ticket = session.get(Ticket, cb.ticket_id)
         assert ticket is not None
+        refusal = ctx.config.telephony.dial_plan.plan().refusal(cb.number)
+        if refusal:
+            # Never dialled: the number is outside telephony.toml's dial plan.
+            cb.status = "unreachable"
+            cb.result = CallbackResult.unreachable
+            cb.reason = refusal
+            cb.completed_at = moment
+            change.flush()
+            return "refused"
         if moment > cb.deadline:
             retry_or_give_up(change, cb, ticket)
             rescheduled = True

@@ -7,12 +7,17 @@ order a request meets it (the ``kamailio.cfg`` this module writes says the same 
    is banned for ``ban_seconds`` (pike alone blocks only while the rate stays high, so the
    ban lives in an htable with autoexpire); trunks and slots are exempt;
 2. ``sanity_check`` and Max-Forwards;
-3. in-dialog requests follow the Record-Route set, but a request from outside may only be
-   routed towards a slot (a forged Route set must not reach a trunk or a softphone);
-4. REGISTER: digest auth (HA1 only, ``auth_db`` over ``db_text``), then ``usrloc``;
-5. INVITE from a slot (``ds_is_from_list`` mode 2: IP and port, any transport): a registered
-   agent extension, else the outbound trunk when one is configured;
-6. INVITE from anyone else: only configured DIDs (others get 404) go to a free slot chosen by
+3. from outside the slot set: scanner User-Agents dropped, then the body policy (Content-Type,
+   size, NUL bytes, SDP ptime/payload types/line limits: pjsua2 2.15.1 must never parse it);
+4. in-dialog requests: from outside only call control (no REFER, NOTIFY, SUBSCRIBE, MESSAGE,
+   PUBLISH), following the Record-Route set, and only towards a slot (a forged Route set must
+   not reach a trunk or a softphone);
+5. REGISTER: digest auth (HA1 only, ``auth_db`` over ``db_text``; failures counted per address
+   and banned past ``auth_fail_limit``), a Contact that is not the edge, a slot or a trunk,
+   then ``usrloc``;
+6. INVITE from a slot (``ds_is_from_list`` mode 2: IP and port, any transport): a registered
+   agent extension, else the outbound trunk for numbers telephony.toml's dial plan allows;
+7. INVITE from anyone else: only configured DIDs (others get 404) go to a free slot chosen by
    dispatcher algorithm 10 (call load, one call per slot), failing over a capped number of
    times, then 486.
 
@@ -160,7 +165,10 @@ def _render_trunk_route(center: CenterConfig) -> str:
                 "(package kamailio-tls-modules), which the edge does not load; use udp or tcp"
             )
     if not telephony.trunks:
-        return '\tsl_send_reply("403", "No outbound trunk configured");\n\texit;\n'
+        return (
+            '\txlog("L_NOTICE", "edge: call $ci from slot $si:$sp to $rU refused: no trunk\\n");\n'
+            '\tsl_send_reply("403", "No outbound trunk configured");\n\texit;\n'
+        )
     lines = ['\t$var(trunk) = "";']
     for code in telephony.trunks:
         # A slot may name a trunk explicitly (transfer targets): sip:NUMBER@edge;trunk=CODE
@@ -177,18 +185,93 @@ def _render_trunk_route(center: CenterConfig) -> str:
         )
         lines.append("\t\troute(RELAY);")
         lines.append("\t}")
+    lines.append('\txlog("L_NOTICE", "edge: call $ci from slot $si:$sp: no trunk for $ru\\n");')
     lines.append('\tsl_send_reply("403", "No outbound trunk for this call");')
     lines.append("\texit;")
     return "\n".join(lines) + "\n"
 
 
-def _render_did_check(center: CenterConfig) -> str:
+def trunk_addresses(settings: Settings, center: CenterConfig) -> list[str]:
+    """Where trunks send from: every trunk's host and ``sip.trunk_addresses``."""
+    found: list[str] = []
+    for index, address in enumerate(settings.sip.trunk_addresses):
+        found.extend(_addresses(address, f"sip.trunk_addresses[{index}]"))
+    for code, trunk in center.telephony.trunks.items():
+        found.extend(_addresses(trunk.host, f"telephony.toml: trunks.{code}.host"))
+    return list(dict.fromkeys(found))
+
+
+def _render_did_check(settings: Settings, center: CenterConfig) -> str:
     lines = ["\t$var(did) = 0;"]
     for did in center.telephony.dids:
         number = did.number.lstrip("+")
         # Trunks send the DID with or without a leading "+": both forms are the same number.
         lines.append(f'\tif ($rU == "{number}" || $rU == "+{number}") $var(did) = 1;')
+    only_trunks = settings.sip.edge.dids_from_trunks_only
+    if only_trunks is None:
+        only_trunks = settings.environment == "production"
+    addresses = trunk_addresses(settings, center)
+    if only_trunks and addresses:
+        # A DID is the carrier's number: a call to it from anywhere else bypasses the carrier.
+        lines.append("\t$var(from_trunk) = 0;")
+        for address in addresses:
+            lines.append(f'\tif ($si == "{address}") $var(from_trunk) = 1;')
+        lines.append("\tif ($var(did) == 1 && $var(from_trunk) == 0) {")
+        lines.append(
+            '\t\txlog("L_NOTICE", "edge: INVITE from $si:$sp to DID $rU refused: not a trunk\\n");'
+        )
+        lines.append('\t\tsl_send_reply("403", "Forbidden");')
+        lines.append("\t\texit;")
+        lines.append("\t}")
     return "\n".join(lines) + "\n"
+
+
+def _render_scanner_check(user_agents: list[str]) -> str:
+    """Drop requests from known scanners' User-Agents (sipvicious sends "friendly-scanner")."""
+    words = []
+    for index, agent in enumerate(user_agents):
+        if not re.fullmatch(r"[A-Za-z0-9 _.\-]+", agent):
+            raise EdgeConfigError(
+                f"sip.edge.scanner_user_agents[{index}]: {agent!r}: letters, digits, space, "
+                "'.', '_' and '-' only"
+            )
+        words.append(agent.lower().replace(".", "[.]"))
+    if not words:
+        return ""
+    pattern = "|".join(words)
+    return (
+        f'\tif ($(ua{{s.tolower}}) =~ "({pattern})") {{\n'
+        '\t\txlog("L_NOTICE", "edge: scanner $rm from $si:$sp (User-Agent $ua) dropped\\n");\n'
+        "\t\texit;\n"
+        "\t}\n"
+    )
+
+
+def _render_contact_check(settings: Settings, center: CenterConfig) -> str:
+    """Contact hosts a softphone may not register: the edge, the slots' host, trunks."""
+    forbidden = [settings.sip.edge_host, settings.sip.slot_host]
+    forbidden.extend(trunk_addresses(settings, center))
+    lines = []
+    for address in dict.fromkeys(forbidden):
+        for form in (address, f"[{address}]") if ":" in address else (address,):
+            lines.append(f'\tif ($var(chost) == "{form}") $var(bad) = 1;')
+    if not ipaddress.ip_address(settings.sip.edge_host).is_loopback:
+        # An edge on a real address: a loopback Contact would point at the edge's own host.
+        lines.append('\tif ($var(chost) =~ "^(127[.]|\\[?::1\\]?$|localhost$)") $var(bad) = 1;')
+    return "\n".join(lines)
+
+
+def _render_dial_plan_check(center: CenterConfig) -> str:
+    """Sets $var(dialable) for $rU by telephony.toml's dial plan (config/dialplan.py)."""
+    plan = center.telephony.dial_plan.plan()
+    lines = [
+        "\t\t$var(dialable) = 0;",
+        f'\t\tif (!($rU =~ "^00") && $rU =~ {_quote(plan.posix_national())}) $var(dialable) = 1;',
+    ]
+    international = plan.posix_international()
+    if international:
+        lines.append(f"\t\tif ($rU =~ {_quote(international)}) $var(dialable) = 1;")
+    return "\n".join(lines)
 
 
 def _render_trusted_check(addresses: list[str]) -> str:
@@ -198,6 +281,19 @@ def _render_trusted_check(addresses: list[str]) -> str:
         lines.append(f'\tif ($si == "{address}") $var(trusted) = 1;')
     return "\n".join(lines) + "\n"
 
+
+# Regular expressions of the SDP policy (POSIX extended, as Kamailio's =~ runs them), matched
+# against "\n" + body + "\n"; \r and \n are Kamailio string escapes.
+_BAD_PT = "(12[89]|1[3-9][0-9]|[2-9][0-9][0-9]|[0-9]{4,})"  # 128 and up
+SDP_BAD_PATTERNS = {
+    # a=ptime / a=maxptime other than 1 to 3 digits (pjmedia 2.15.1 overflows on 4294967295)
+    "BAD_PTIME": r"[\r\n]a=(max)?ptime:([^1-9]|[1-9][^0-9\r\n]|[1-9][0-9][^0-9\r\n]"
+    r"|[1-9][0-9][0-9][^\r\n])",
+    # an m= line (proto with a "/", e.g. RTP/AVP) listing a payload type above 127
+    "BAD_PT_MEDIA": r"[\r\n]m=[^\r\n]*/[^ \r\n]*( [^ \r\n]+)* " + _BAD_PT + r"[ \r\n]",
+    # rtpmap / fmtp for a payload type above 127, or not a number
+    "BAD_PT_ATTRIBUTE": r"[\r\n]a=(rtpmap|fmtp):([^0-9]|" + _BAD_PT[1:],
+}
 
 _TEMPLATE = r"""#!KAMAILIO
 #
@@ -222,6 +318,8 @@ server_header="Server: callcenter-edge"
 user_agent_header="User-Agent: callcenter-edge"
 sip_warning=0
 tcp_connection_lifetime=3605
+# The body policy hex-encodes bodies (NUL check): room for max_body_bytes twice over.
+pv_buffer_size=@@PV_BUFFER@@
 
 ####### modules (all in Debian's base `kamailio` package)
 loadmodule "kex.so"
@@ -265,6 +363,9 @@ modparam("pike", "sampling_time_unit", @@PIKE_WINDOW@@)
 modparam("pike", "reqs_density_per_unit", @@PIKE_MAX@@)
 modparam("pike", "remove_latency", 4)
 modparam("htable", "htable", @@BAN_TABLE@@)
+# Failed digest authentications per address; an entry expires auth_fail_window after its
+# last failure, so the count is "failures, each within the window of the previous one".
+modparam("htable", "htable", @@AUTHFAIL_TABLE@@)
 
 # Credentials: HA1 only, in db_text files the application rewrites atomically; db_mode 1
 # re-reads a table when its file changes, so new agents register without a reload.
@@ -302,6 +403,7 @@ modparam("dispatcher", "ds_timer_mode", 1)
 request_route {
 	route(FLOOD);
 	route(REQINIT);
+	route(SCREEN);
 
 	if (is_method("CANCEL")) {
 		if (t_check_trans()) {
@@ -332,6 +434,7 @@ request_route {
 	}
 	if (!is_method("INVITE")) {
 		if (!is_method("ACK")) {
+			xlog("L_NOTICE", "edge: $rm from $si:$sp refused (method not allowed)\n");
 			sl_send_reply("405", "Method Not Allowed");
 		}
 		exit;
@@ -371,6 +474,7 @@ route[FLOOD] {
 
 route[REQINIT] {
 	if (!mf_process_maxfwd_header("10")) {
+		xlog("L_NOTICE", "edge: $rm from $si:$sp refused (Max-Forwards)\n");
 		sl_send_reply("483", "Too Many Hops");
 		exit;
 	}
@@ -393,6 +497,14 @@ route[WITHINDLG] {
 	if (!has_totag()) {
 		return;
 	}
+	# From outside the slot set only call control passes: a REFER (or NOTIFY, SUBSCRIBE,
+	# MESSAGE, PUBLISH) to a slot would make it dial out at the center's cost.
+	if (!ds_is_from_list("@@SLOT_SET@@", "2")
+			&& !is_method("ACK|BYE|CANCEL|INVITE|UPDATE|PRACK|INFO")) {
+		xlog("L_NOTICE", "edge: in-dialog $rm from $si:$sp refused (only call control passes)\n");
+		sl_send_reply("403", "Forbidden");
+		exit;
+	}
 	if (loose_route()) {
 		if (!ds_is_from_list("@@SLOT_SET@@", "2")
 				&& !ds_is_from_list("@@SLOT_SET@@", "2", "$nh(u)")) {
@@ -412,19 +524,34 @@ route[WITHINDLG] {
 		}
 		exit;
 	}
+	xlog("L_NOTICE", "edge: in-dialog $rm from $si:$sp matches no route set, refused\n");
 	sl_send_reply("404", "Not here");
 	exit;
 }
 
 route[REGISTRAR] {
 	if (ds_is_from_list("@@SLOT_SET@@", "2")) {
+		xlog("L_NOTICE", "edge: REGISTER from slot $si:$sp refused\n");
 		sl_send_reply("403", "Forbidden");
 		exit;
 	}
 	$var(rc) = auth_check(@@REALM@@, "subscriber", "0");
 	if ($var(rc) == -2 || $var(rc) == -3) {
 		# Wrong password and unknown user look the same to the caller.
-		xlog("L_NOTICE", "edge: REGISTER for $tU from $si:$sp refused (auth $var(rc))\n");
+		# $shtinc does not create a missing entry: the first failure sets it.
+		if ($sht(authfail=>$si) == $null) {
+			$sht(authfail=>$si) = 1;
+		} else {
+			$sht(authfail=>$si) = $sht(authfail=>$si) + 1;
+		}
+		$var(fails) = $sht(authfail=>$si);
+		xlog("L_NOTICE",
+			"edge: REGISTER for $tU from $si:$sp refused (auth $var(rc), failure $var(fails))\n");
+		if ($var(fails) >= @@AUTH_FAIL_LIMIT@@ && $var(trusted) == 0) {
+			$sht(ban=>$si) = 1;
+			xlog("L_ALERT",
+				"edge: password guessing from $si:$sp, address banned for @@BAN_SECONDS@@ s\n");
+		}
 		sl_send_reply("403", "Forbidden");
 		exit;
 	}
@@ -434,14 +561,136 @@ route[REGISTRAR] {
 	}
 	# The digest user must be the extension being registered (1001 cannot register as 1002).
 	if ($au != $tU) {
+		xlog("L_NOTICE", "edge: REGISTER for $tU by $au from $si:$sp refused (not their own)\n");
 		sl_send_reply("403", "Forbidden");
 		exit;
 	}
 	consume_credentials();
+	route(CONTACT_CHECK);
 	if (!save("location")) {
 		sl_reply_error();
 	}
 	exit;
+}
+
+# A softphone's Contact must be its own address: never the edge, a slot or a trunk (the edge
+# would otherwise deliver agent calls, i.e. outside calls, to them).
+route[CONTACT_CHECK] {
+	if ($ct == "*") {
+		return;
+	}
+	if ($hdrc(Contact) != 1 || $ct =~ ",") {
+		xlog("L_NOTICE", "edge: REGISTER for $tU from $si:$sp refused: more than one Contact\n");
+		sl_send_reply("403", "One Contact per registration");
+		exit;
+	}
+	$var(chost) = $(ct{nameaddr.uri}{uri.host});
+	$var(bad) = 0;
+	if ($var(chost) == $null || $var(chost) == "") $var(bad) = 1;
+	if (ds_is_from_list("@@SLOT_SET@@", "3", "sip:$var(chost)")) $var(bad) = 1;
+@@CONTACT_CHECK@@
+	if ($var(bad) == 1) {
+		xlog("L_NOTICE",
+			"edge: REGISTER for $tU from $si:$sp refused: Contact $ct is an edge/slot/trunk\n");
+		sl_send_reply("403", "Contact not allowed");
+		exit;
+	}
+}
+
+# What reaches the routing logic from outside the slot set: scanners are dropped unanswered,
+# bodies must pass the body policy (pjsua2 2.15.1 must never parse hostile SDP).
+route[SCREEN] {
+	if (ds_is_from_list("@@SLOT_SET@@", "2")) {
+		return;
+	}
+@@SCANNER_CHECK@@
+	route(BODY);
+}
+
+route[REFUSE] {
+	xlog("L_NOTICE", "edge: $rm from $si:$sp refused: $var(why)\n");
+	if (!is_method("ACK")) {
+		sl_send_reply("$var(code)", "$var(reason)");
+	}
+	exit;
+}
+
+# Body policy: one Content-Type, application/sdp on INVITE/ACK/UPDATE/PRACK and
+# application/dtmf-relay (or dtmf) on INFO, nothing else (multipart included), no
+# Content-Encoding, at most max_body_bytes, no NUL byte; SDP starting with v=0, ptime and
+# maxptime 1..999 ms, payload types 0..127, bounded line count and line length.
+route[BODY] {
+	if ($bs == 0 && $hdrc(Content-Type) == 0) {
+		return;
+	}
+	$var(code) = 415;
+	$var(reason) = "Unsupported Media Type";
+	if ($bs > @@MAX_BODY@@) {
+		$var(code) = 413;
+		$var(reason) = "Request Entity Too Large";
+		$var(why) = "body of $bs bytes";
+		route(REFUSE);
+	}
+	if ($hdrc(Content-Type) != 1 || $hdrc(Content-Encoding) != 0) {
+		$var(why) = "Content-Type/Content-Encoding headers";
+		route(REFUSE);
+	}
+	$var(ctype) = $(cT{s.tolower});
+	if (is_method("INFO")) {
+		if (!($var(ctype) =~ "^application/(dtmf-relay|dtmf)[ \t]*(;.*)?$")) {
+			$var(why) = "Content-Type $cT on INFO";
+			route(REFUSE);
+		}
+	} else if (is_method("INVITE|ACK|UPDATE|PRACK")) {
+		if (!($var(ctype) =~ "^application/sdp[ \t]*(;.*)?$")) {
+			$var(why) = "Content-Type $cT";
+			route(REFUSE);
+		}
+	} else {
+		$var(why) = "a body on $rm";
+		route(REFUSE);
+	}
+	if ($bs == 0) {
+		return;
+	}
+	$var(code) = 400;
+	$var(reason) = "Bad Request";
+	# Regular expressions stop at a NUL byte: look for it in the hex-encoded body instead.
+	if ($(rb{s.encode.hexa}) =~ "^(..)*00") {
+		$var(why) = "NUL byte in the body";
+		route(REFUSE);
+	}
+	if (!is_method("INFO")) {
+		route(SDP);
+	}
+}
+
+route[SDP] {
+	$var(code) = 488;
+	$var(reason) = "Not Acceptable Here";
+	$var(sdp) = "\n" + $rb + "\n";
+	if (!($var(sdp) =~ "^\nv=0\r?\n")) {
+		$var(why) = "SDP not starting with v=0";
+		route(REFUSE);
+	}
+	if ($var(sdp) =~ "^\n([^\n]*\n){@@MAX_LINES@@}[^\r\n]") {
+		$var(why) = "SDP longer than @@MAX_LINES@@ lines";
+		route(REFUSE);
+	}
+	if ($var(sdp) =~ "[^\r\n]{@@MAX_LINE_PLUS_ONE@@}") {
+		$var(why) = "SDP line longer than @@MAX_LINE@@ characters";
+		route(REFUSE);
+	}
+	# ptime/maxptime: 1 to 3 digits, nothing else (2.15.1 overflows on 4294967295).
+	if ($var(sdp) =~ "@@BAD_PTIME@@") {
+		$var(why) = "SDP ptime/maxptime out of range";
+		route(REFUSE);
+	}
+	# RTP payload types are 7 bits: 0..127 in m= lines, rtpmap and fmtp.
+	if ($var(sdp) =~ "@@BAD_PT_MEDIA@@" || $var(sdp) =~ "@@BAD_PT_ATTRIBUTE@@") {
+		$var(why) = "SDP payload type out of range";
+		route(REFUSE);
+	}
 }
 
 # New calls from callers and trunks: configured DIDs only, each to a free slot.
@@ -522,8 +771,16 @@ route[FROM_SLOT] {
 		exit;
 	}
 	if ($rU =~ "^\+?[0-9]{3,20}$") {
-		route(TO_TRUNK);
+		# A number: only those telephony.toml's dial plan allows reach a trunk.
+@@DIAL_PLAN_CHECK@@
+		if ($var(dialable) == 1) {
+			route(TO_TRUNK);
+		}
+		xlog("L_NOTICE", "edge: call $ci from slot $si:$sp to $rU refused: not in the dial plan\n");
+		sl_send_reply("403", "Number not allowed by the dial plan");
+		exit;
 	}
+	xlog("L_NOTICE", "edge: call $ci from slot $si:$sp to $rU refused: unknown\n");
 	sl_send_reply("404", "Not Found");
 	exit;
 }
@@ -588,7 +845,18 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "MAX_ATTEMPTS": str(tuning.max_slot_attempts),
         "REALM": _quote(domain),
         "TRUSTED_CHECK": _render_trusted_check(trusted_addresses(settings, center)).rstrip("\n"),
-        "DID_CHECK": _render_did_check(center).rstrip("\n"),
+        "DID_CHECK": _render_did_check(settings, center).rstrip("\n"),
+        "SCANNER_CHECK": _render_scanner_check(tuning.scanner_user_agents).rstrip("\n"),
+        "CONTACT_CHECK": _render_contact_check(settings, center),
+        "DIAL_PLAN_CHECK": _render_dial_plan_check(center),
+        "PV_BUFFER": str(max(8192, 2 * tuning.max_body_bytes + 1024)),
+        "AUTHFAIL_TABLE": _quote(f"authfail=>size=8;autoexpire={tuning.auth_fail_window_seconds};"),
+        "AUTH_FAIL_LIMIT": str(tuning.auth_fail_limit),
+        "MAX_BODY": str(tuning.max_body_bytes),
+        **SDP_BAD_PATTERNS,
+        "MAX_LINES": str(tuning.max_sdp_lines),
+        "MAX_LINE": str(tuning.max_sdp_line_length),
+        "MAX_LINE_PLUS_ONE": str(tuning.max_sdp_line_length + 1),
         "TRUNK_ROUTE": _render_trunk_route(center),
     }
     text = _TEMPLATE

@@ -90,8 +90,8 @@ def test_unresolvable_trunk_host_is_named(state_dir: Path, center: CenterConfig)
 def test_no_trunk_means_slots_cannot_call_out(state_dir: Path, center: CenterConfig) -> None:
     settings = make_settings(state_dir)
     text = render_config(settings, center, edge_paths(settings))
-    route = text.split("route[TO_TRUNK] {", 1)[1]
-    assert route.lstrip().startswith('sl_send_reply("403"')
+    route = text.split("route[TO_TRUNK] {", 1)[1].split("\n}", 1)[0]
+    assert 'sl_send_reply("403"' in route and "t_relay" not in route and "RELAY" not in route
 
 
 @pytest.mark.parametrize(
@@ -220,3 +220,38 @@ def test_a_stale_pid_file_never_ends_an_unrelated_process(
     pid_file.write_text(f"{os.getpid()}\n")  # this very test process: not a kamailio of ours
     edge._stop_stale()
     assert not pid_file.exists()  # forgotten, and we are still here
+
+
+def test_security_rules_are_rendered_from_settings(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir, max_body_bytes=4096, auth_fail_limit=3)
+    settings.sip.edge.scanner_user_agents = ["friendly-scanner", "Scan.Tool"]
+    center = with_telephony(center, dial_plan={"international_prefixes": ["00852"]})
+    text = render_config(settings, center, edge_paths(settings))
+    assert "if ($bs > 4096)" in text
+    assert "$var(fails) >= 3" in text
+    assert '=~ "(friendly-scanner|scan[.]tool)"' in text
+    assert '$rU =~ "^((1[3-9][0-9]{9})|(0[1-9][0-9]{9,10}))$"' in text
+    assert '$rU =~ "^(00852[0-9]{4,12})$"' in text
+    # An edge on a loopback address (tests) cannot refuse loopback Contacts wholesale.
+    assert '"^(127[.]' not in text
+    settings.sip.edge_host = "192.0.2.5"
+    assert '"^(127[.]' in render_config(settings, center, edge_paths(settings))
+
+
+def test_scanner_user_agents_are_checked(state_dir: Path, center: CenterConfig) -> None:
+    settings = make_settings(state_dir)
+    settings.sip.edge.scanner_user_agents = ['evil" || 1']
+    with pytest.raises(EdgeConfigError, match=r"scanner_user_agents\[0\]"):
+        render_config(settings, center, edge_paths(settings))
+
+
+def test_dids_from_trunks_only_is_on_in_production(state_dir: Path, center: CenterConfig) -> None:
+    center = with_telephony(center, trunks={"carrier": {"host": "192.0.2.10"}})
+    settings = make_settings(state_dir)
+    assert "not a trunk" not in render_config(settings, center, edge_paths(settings))
+    production = settings.model_copy(update={"environment": "production"})
+    text = render_config(production, center, edge_paths(production))
+    assert 'if ($si == "192.0.2.10") $var(from_trunk) = 1;' in text
+    # No trunk at all: nothing to compare with, so DIDs stay reachable.
+    bare = with_telephony(center, trunks={})
+    assert "not a trunk" not in render_config(production, bare, edge_paths(production))
