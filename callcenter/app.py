@@ -116,6 +116,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         "/readyz",
         tags=["ops"],
         summary="200 when the center can take a call now; else 503 naming what is missing",
+        responses={503: {"description": "not ready: `missing` names each part that is not"}},
     )
     def readyz() -> JSONResponse:
         ready, report = health.readiness(ctx)

@@ -40,6 +40,9 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("CALLCENTER_SCHEMATHESIS_EXAMPLES", 
 
 # Endpoints that do not end by themselves: the wallboard's server-sent events.
 STREAMING = {"GET /api/v1/wallboard/stream"}
+# Answers 503 by design while the center cannot take a call (no engine in this test): the 503
+# is documented and its body checked, but it is no server error.
+NOT_READY_BY_DESIGN = {"GET /readyz"}
 
 ROLES: dict[str, str | None] = {
     "anonymous": None,  # every operation must answer a documented 401
@@ -62,6 +65,8 @@ def _run_operation(
     operation: Any, mode: GenerationMode, headers: dict[str, str], failures: list[str]
 ) -> None:
     checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
+    if operation.label in NOT_READY_BY_DESIGN:
+        checks = [check for check in checks if check is not not_a_server_error]
 
     @settings(
         max_examples=EXAMPLES_PER_OPERATION,
