@@ -32,6 +32,9 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="zh-CN")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by a password change, a disable or a role change (migration 0005_admin): bearer
+    # tokens and sessions issued before this instant are refused (auth.check_user_current).
+    credentials_changed_at: Mapped[datetime | None]
 
 
 class AuditEntry(Base):
