@@ -500,14 +500,17 @@ def follow(ctx: AppContext, change: UserChange, *, actor: str) -> None:
     """
     from cti.services import deliver, routing_for
 
-    if change.logout_agent is not None:
+    routing = routing_for(ctx)
+    if change.logout_agent is not None and routing.agent(change.logout_agent)["state"] != (
+        "logged_out"
+    ):
         try:
-            routing_for(ctx).logout(change.logout_agent, reason="disabled", actor=actor)
+            routing.logout(change.logout_agent, reason="disabled", actor=actor)
         except CallCenterError as exc:
             log.warning("agent %s stays in routing: %s", change.logout_agent, exc.message)
     if change.agent_queues is not None:
         agent_id, queues = change.agent_queues
-        if routing_for(ctx).agent(agent_id)["state"] != "logged_out":
-            deliver(ctx, routing_for(ctx).set_queues(agent_id, queues, actor=actor))
+        if routing.agent(agent_id)["state"] != "logged_out":
+            deliver(ctx, routing.set_queues(agent_id, queues, actor=actor))
     if change.edge_changed:
         edge.follow(ctx, drop=change.drop_registrations)

@@ -36,7 +36,9 @@ def drop_registration(settings: Settings, aor: str, timeout: float = 5.0) -> boo
     socket = Path(settings.sip.kamailio_ctl_socket)
     if not socket.exists():
         return False
-    command = [_kamcmd(settings), "-s", f"unix:{socket}", "ul.rm", "location", aor]
+    # "s:" keeps kamcmd from sending an all-digit extension as an integer, which ul.rm
+    # rejects as a missing parameter.
+    command = [_kamcmd(settings), "-s", f"unix:{socket}", "ul.rm", "location", f"s:{aor}"]
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, check=False
