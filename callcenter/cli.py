@@ -8,6 +8,7 @@ callcenter router        the routing service (ACD: offers, ring/wrap-up/overflow
 callcenter migrate       upgrade the database to the newest schema
 callcenter seed-demo     insert the demo center (agents, customers, departments)
 callcenter check-config  validate the declarative files and print every problem
+callcenter user ...      add / disable / enable / passwd / list users (callcenter/admin/cli.py)
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def _up(_args: argparse.Namespace) -> int:
     return run_up(load_settings())
 
 
+def _user(args: argparse.Namespace) -> int:
+    from callcenter.admin.cli import run
+
+    return run(args)
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "up": (_up, "migrate, start what is missing and run every process (embedded defaults)"),
     "api": (_api, "run the HTTP API and pages"),
@@ -128,6 +135,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "migrate": (_migrate, "upgrade the database schema to the newest revision"),
     "seed-demo": (_seed_demo, "insert the demo center if the database has no users"),
     "check-config": (_check_config, "validate the declarative configuration files"),
+    "user": (_user, "manage users: add, disable, enable, passwd, list"),
 }
 
 
@@ -140,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument(
                 "--burst", action="store_true", help="exit when the queues are empty"
             )
+        if name == "user":
+            from callcenter.admin.cli import add_arguments
+
+            add_arguments(command)
     args = parser.parse_args(argv)
     handler, _ = COMMANDS[args.command]
     try:
