@@ -63,10 +63,14 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 def _seed_demo(_args: argparse.Namespace) -> int:
     from callcenter.context import build_context
-    from callcenter.demo import seed_demo
+    from callcenter.demo import FIRST_ADMIN_HINT, demo_refusal, seed_demo
     from callcenter.migrate import upgrade
 
     settings = load_settings()
+    refusal = demo_refusal(settings)
+    if refusal is not None:
+        print(f"refusing to insert the demo center: {refusal}. {FIRST_ADMIN_HINT}", file=sys.stderr)
+        return 1
     upgrade(settings.database_url)
     ctx = build_context(settings)
     seeded = seed_demo(ctx)
