@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from callcenter import health, heap, http_admin, http_auth
+from callcenter import health, heap, http_admin, http_auth, http_config
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
 
@@ -90,6 +90,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     api = APIRouter(prefix="/api/v1")
     api.include_router(http_auth.router)
     api.include_router(http_admin.router)
+    api.include_router(http_config.router)
     for module_name in DOMAIN_ROUTERS:
         router = _optional_router(module_name)
         if router is not None:

@@ -1,0 +1,113 @@
+"""``/api/v1/config/{file}``: the declarative files as JSON, validated, stored as versions,
+rolled back (admin). Thin: the work is in ``callcenter.admin.config_versions``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Response
+from pydantic import BaseModel
+
+from callcenter.admin import config_versions
+from callcenter.auth import Principal, get_ctx, require
+from callcenter.context import AppContext
+from callcenter.db import transaction
+from callcenter.models import ConfigVersion, Role
+
+router = APIRouter(tags=["config"])
+
+Admin = Annotated[Principal, Depends(require(Role.admin))]
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+class ConfigDocument(BaseModel):
+    file: str
+    version: int  # 0: the file under config_dir, never stored through the API
+    document: dict[str, Any]
+
+
+class VersionPublic(BaseModel):
+    file: str
+    version: int
+    author: str
+    at: datetime
+    note: str | None
+    rollback_of: int | None
+    diff: list[dict[str, Any]]
+    applied: bool = False  # stored only: running processes keep their files (docs/admin.md)
+
+
+def _public(row: ConfigVersion) -> VersionPublic:
+    return VersionPublic(
+        file=row.file,
+        version=row.version,
+        author=row.author,
+        at=row.at,
+        note=row.note,
+        rollback_of=row.rollback_of,
+        diff=row.diff,
+    )
+
+
+@router.get("/config/{name}", response_model=ConfigDocument, summary="A file's newest document")
+def get_config(ctx: Ctx, _admin: Admin, name: str) -> ConfigDocument:
+    with ctx.sessions() as session:
+        version, document = config_versions.current(session, ctx, name=name)
+    return ConfigDocument(file=name, version=version, document=document)
+
+
+@router.put(
+    "/config/{name}",
+    response_model=VersionPublic,
+    status_code=201,
+    summary="Store a new version of a file (422 lists every problem; nothing is stored then)",
+)
+def put_config(
+    ctx: Ctx,
+    admin: Admin,
+    name: str,
+    response: Response,
+    document: Annotated[dict[str, Any], Body(description="the file's TOML structure as JSON")],
+    note: str | None = None,
+) -> VersionPublic:
+    with transaction(ctx.sessions) as session:
+        row, created = config_versions.store(
+            session, ctx, actor=admin.username, name=name, document=document, note=note
+        )
+        if not created:
+            response.status_code = 200
+        return _public(row)
+
+
+@router.get(
+    "/config/{name}/versions", response_model=list[VersionPublic], summary="Versions, newest first"
+)
+def list_versions(ctx: Ctx, _admin: Admin, name: str) -> list[VersionPublic]:
+    with ctx.sessions() as session:
+        return [_public(row) for row in config_versions.versions(session, name=name)]
+
+
+@router.get(
+    "/config/{name}/versions/{version}", response_model=ConfigDocument, summary="One version"
+)
+def get_version(ctx: Ctx, _admin: Admin, name: str, version: int) -> ConfigDocument:
+    with ctx.sessions() as session:
+        row = config_versions.get_version(session, name=name, version=version)
+        return ConfigDocument(file=name, version=row.version, document=row.document)
+
+
+@router.post(
+    "/config/{name}/versions/{version}/rollback",
+    response_model=VersionPublic,
+    status_code=201,
+    summary="Store an older version's document again as the newest (0: the original file)",
+)
+def rollback(ctx: Ctx, admin: Admin, name: str, version: int, response: Response) -> VersionPublic:
+    with transaction(ctx.sessions) as session:
+        row, created = config_versions.rollback(
+            session, ctx, actor=admin.username, name=name, version=version
+        )
+        if not created:
+            response.status_code = 200
+        return _public(row)
