@@ -35,11 +35,13 @@ class VersionPublic(BaseModel):
     note: str | None
     rollback_of: int | None
     diff: list[dict[str, Any]]
-    applied: bool = False  # stored only: running processes keep their files (docs/admin.md)
+    # What took the new version at once; every other process takes it when it next starts.
+    applied_live: list[str] = []
 
 
-def _public(row: ConfigVersion) -> VersionPublic:
+def _public(row: ConfigVersion, applied_live: list[str] | None = None) -> VersionPublic:
     return VersionPublic(
+        applied_live=applied_live or [],
         file=row.file,
         version=row.version,
         author=row.author,
@@ -72,12 +74,15 @@ def put_config(
     note: str | None = None,
 ) -> VersionPublic:
     with transaction(ctx.sessions) as session:
-        row, created = config_versions.store(
+        stored = config_versions.store(
             session, ctx, actor=admin.username, name=name, document=document, note=note
         )
-        if not created:
-            response.status_code = 200
-        return _public(row)
+        public = _public(stored.version)
+    if not stored.created:
+        response.status_code = 200
+        return public
+    public.applied_live = config_versions.apply_live(ctx, stored.config, name)
+    return public
 
 
 @router.get(
@@ -105,9 +110,12 @@ def get_version(ctx: Ctx, _admin: Admin, name: str, version: int) -> ConfigDocum
 )
 def rollback(ctx: Ctx, admin: Admin, name: str, version: int, response: Response) -> VersionPublic:
     with transaction(ctx.sessions) as session:
-        row, created = config_versions.rollback(
+        stored = config_versions.rollback(
             session, ctx, actor=admin.username, name=name, version=version
         )
-        if not created:
-            response.status_code = 200
-        return _public(row)
+        public = _public(stored.version)
+    if not stored.created:
+        response.status_code = 200
+        return public
+    public.applied_live = config_versions.apply_live(ctx, stored.config, name)
+    return public

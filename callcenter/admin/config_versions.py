@@ -6,18 +6,26 @@ files (their newest stored versions, else the files under ``config_dir``) exactl
 is stored as the file's next version with who, when and the diff. A rollback stores an older
 version's document again, as a new version.
 
-Stored versions are not applied to running processes, nor read at start: processes keep
-reading ``config_dir`` (docs/admin.md).
+What a stored version changes at once, and what waits for a restart (docs/admin.md):
+- every process reads the newest stored versions when it starts (``config_store``);
+- ``apply_live``: the process that stored the version uses the new configuration from the
+  next request on, and a ``queues`` version is copied into the routing settings in Redis, which
+  every router and API process reads at each offer (ring time, wrap-up, strategy, overflow,
+  callback offer, announcements): the next offer uses it, a call already ringing keeps the ring
+  time it was offered with. Other processes keep their in-memory copy (menus in the engine,
+  shifts, dispatch, …) until they restart.
 """
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from callcenter.admin.config_store import latest_documents
 from callcenter.audit import record as record_audit
 from callcenter.context import AppContext
 from callcenter.errors import InvalidInput, NotFound
@@ -62,11 +70,7 @@ def current(session: Session, ctx: AppContext, *, name: str) -> tuple[int, dict[
 
 def stored_config(session: Session, ctx: AppContext) -> CenterConfig:
     """The files as the newest stored versions make them (the others as under config_dir)."""
-    documents = {}
-    for name in EDITABLE:
-        latest = _latest(session, name)
-        if latest is not None:
-            documents[f"{name}.toml"] = dict(latest.document)
+    documents = latest_documents(session)
     return config_with(ctx.config, documents) if documents else ctx.config
 
 
@@ -111,6 +115,13 @@ def validate(
     )
 
 
+@dataclass
+class Stored:
+    version: ConfigVersion
+    created: bool  # False: the document was unchanged and nothing was stored
+    config: CenterConfig  # the whole configuration with this version
+
+
 def store(
     session: Session,
     ctx: AppContext,
@@ -120,15 +131,15 @@ def store(
     document: dict[str, Any],
     note: str | None = None,
     rollback_of: int | None = None,
-) -> tuple[ConfigVersion, bool]:
-    """Validate and store ``document`` as the file's next version; (the version, created).
-    An unchanged document stores nothing and returns the current version."""
-    validate(session, ctx, name=name, document=document)
+) -> Stored:
+    """Validate and store ``document`` as the file's next version. An unchanged document
+    stores nothing and returns the current version."""
+    config = validate(session, ctx, name=name, document=document)
     version, previous = current(session, ctx, name=name)
     changes = diff(previous, document)
     latest = _latest(session, name)
     if not changes and latest is not None:
-        return latest, False
+        return Stored(latest, False, config)
     number = (session.scalar(select(func.max(ConfigVersion.version)).where(
         ConfigVersion.file == name)) or 0) + 1  # fmt: skip
     row = ConfigVersion(
@@ -149,7 +160,7 @@ def store(
         details={"version": number, "previous_version": version, "diff": changes,
                  "rollback_of": rollback_of},
     )  # fmt: skip
-    return row, True
+    return Stored(row, True, config)
 
 
 def get_version(session: Session, *, name: str, version: int) -> ConfigVersion:
@@ -176,9 +187,7 @@ def versions(session: Session, *, name: str) -> list[ConfigVersion]:
     )
 
 
-def rollback(
-    session: Session, ctx: AppContext, *, actor: str, name: str, version: int
-) -> tuple[ConfigVersion, bool]:
+def rollback(session: Session, ctx: AppContext, *, actor: str, name: str, version: int) -> Stored:
     """Store version ``version``'s document again as the newest version (0: the file under
     config_dir). Validated against the other files as they are now: a rollback that no longer
     fits them is refused."""
@@ -190,3 +199,18 @@ def rollback(
         session, ctx, actor=actor, name=name, document=document,
         note=f"rollback to version {version}", rollback_of=version,
     )  # fmt: skip
+
+
+def apply_live(ctx: AppContext, config: CenterConfig, name: str) -> list[str]:
+    """After the commit: use ``config`` in this process from now on; for ``queues``, copy the
+    routing settings into Redis for every router. Returns what was applied, for the answer."""
+    from cti.services import routing_for
+
+    ctx.config = config
+    routing = routing_for(ctx)
+    routing.config = config
+    applied = ["this API process"]
+    if name == "queues":
+        routing.sync_queues()
+        applied.append("queue routing settings of every router (next offer)")
+    return applied

@@ -51,7 +51,10 @@ def test_get_put_versions_and_rollback(client: TestClient, ctx: AppContext) -> N
     assert stored.json()["diff"] == [
         {"key": "queues.general.ring_timeout_seconds", "before": 15, "after": 25}
     ]
-    assert stored.json()["applied"] is False
+    assert stored.json()["applied_live"] == [
+        "this API process",
+        "queue routing settings of every router (next offer)",
+    ]
     current = client.get("/api/v1/config/queues", headers=admin).json()
     assert current["version"] == 1 and current["document"] == slower
     # The same document again stores nothing.
@@ -146,3 +149,28 @@ def test_only_admins_and_only_known_files(client: TestClient) -> None:
     assert client.get("/api/v1/config/secrets", headers=admin).status_code == 404
     for name in ("menu", "queues", "shifts", "dispatch", "callbacks", "telephony", "webhooks"):
         assert client.get(f"/api/v1/config/{name}", headers=admin).status_code == 200
+
+
+def test_a_process_started_after_a_version_was_stored_uses_it(
+    client: TestClient, ctx: AppContext
+) -> None:
+    from callcenter.context import build_context
+
+    admin = auth(client, "admin")
+    shifts = client.get("/api/v1/config/shifts", headers=admin).json()["document"]
+    shifts["answer_rate_target"] = 0.85
+    stored = client.put("/api/v1/config/shifts", json=shifts, headers=admin)
+    assert stored.json()["applied_live"] == ["this API process"]
+    assert ctx.config.shifts.answer_rate_target == 0.85
+    restarted = build_context(ctx.settings)
+    try:
+        assert restarted.config.shifts.answer_rate_target == 0.85
+        assert restarted.config.queues == ctx.config.queues  # files without versions: as is
+    finally:
+        restarted.close()
+    client.post("/api/v1/config/shifts/versions/0/rollback", headers=admin)
+    restarted = build_context(ctx.settings)
+    try:
+        assert restarted.config.shifts.answer_rate_target == 0.9
+    finally:
+        restarted.close()
