@@ -91,6 +91,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     api.include_router(http_auth.router)
     api.include_router(http_admin.router)
     api.include_router(http_config.router)
+    _install("callcenter.http_config", app, ctx)
     for module_name in DOMAIN_ROUTERS:
         router = _optional_router(module_name)
         if router is not None:

@@ -91,15 +91,22 @@ def _worker(args: argparse.Namespace) -> int:
 
     ctx = build_context(load_settings())
     runtime.set_context(ctx)
+    if not args.burst:
+        from callcenter.admin.config_watch import start_watcher
+
+        start_watcher(ctx)  # stored configuration versions reach the jobs without a restart
     worker.run(ctx, burst=args.burst)
     return 0
 
 
 def _router(_args: argparse.Namespace) -> int:
+    from callcenter.admin.config_watch import start_watcher
     from callcenter.context import build_context
     from cti.router import main as router_main
 
-    router_main(build_context(load_settings()))
+    ctx = build_context(load_settings())
+    start_watcher(ctx)  # stored configuration versions reach routing without a restart
+    router_main(ctx)
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Response
 from pydantic import BaseModel
 
 from callcenter.admin import config_versions
@@ -16,6 +16,21 @@ from callcenter.db import transaction
 from callcenter.models import ConfigVersion, Role
 
 router = APIRouter(tags=["config"])
+
+
+def install(app: FastAPI, ctx: AppContext) -> None:
+    """Keep this API process's configuration current when another process stores a version."""
+    from callcenter.admin.config_watch import start_watcher, stop_watcher
+
+    def start() -> None:
+        start_watcher(ctx)
+
+    def stop() -> None:
+        stop_watcher(ctx)
+
+    app.router.on_startup.append(start)
+    app.router.on_shutdown.append(stop)
+
 
 Admin = Annotated[Principal, Depends(require(Role.admin))]
 Ctx = Annotated[AppContext, Depends(get_ctx)]
@@ -81,7 +96,9 @@ def put_config(
     if not stored.created:
         response.status_code = 200
         return public
-    public.applied_live = config_versions.apply_live(ctx, stored.config, name)
+    public.applied_live = config_versions.apply_live(
+        ctx, stored.config, name=name, version=stored.version.version
+    )
     return public
 
 
@@ -117,5 +134,7 @@ def rollback(ctx: Ctx, admin: Admin, name: str, version: int, response: Response
     if not stored.created:
         response.status_code = 200
         return public
-    public.applied_live = config_versions.apply_live(ctx, stored.config, name)
+    public.applied_live = config_versions.apply_live(
+        ctx, stored.config, name=name, version=stored.version.version
+    )
     return public

@@ -9,11 +9,11 @@ version's document again, as a new version.
 What a stored version changes at once, and what waits for a restart (docs/admin.md):
 - every process reads the newest stored versions when it starts (``config_store``);
 - ``apply_live``: the process that stored the version uses the new configuration from the
-  next request on, and a ``queues`` version is copied into the routing settings in Redis, which
-  every router and API process reads at each offer (ring time, wrap-up, strategy, overflow,
-  callback offer, announcements): the next offer uses it, a call already ringing keeps the ring
-  time it was offered with. Other processes keep their in-memory copy (menus in the engine,
-  shifts, dispatch, …) until they restart.
+  next request on; a ``queues`` version is copied into the routing settings in Redis, which
+  the routing script reads at each offer (ring time, wrap-up, strategy, overflow, callback
+  offer): the next offer uses it, a call already ringing keeps the ring time it was offered
+  with; and a notice tells the API, router and worker processes to reload
+  (``config_watch``). The engine keeps the menus it loaded until it restarts.
 """
 
 from __future__ import annotations
@@ -201,16 +201,18 @@ def rollback(session: Session, ctx: AppContext, *, actor: str, name: str, versio
     )  # fmt: skip
 
 
-def apply_live(ctx: AppContext, config: CenterConfig, name: str) -> list[str]:
+def apply_live(ctx: AppContext, config: CenterConfig, *, name: str, version: int) -> list[str]:
     """After the commit: use ``config`` in this process from now on; for ``queues``, copy the
-    routing settings into Redis for every router. Returns what was applied, for the answer."""
+    routing settings into Redis for every router; tell every watching process (API workers,
+    routers, workers) to reload. Returns what was applied, for the answer."""
+    from callcenter.admin.config_watch import publish_change, use_config
     from cti.services import routing_for
 
-    ctx.config = config
-    routing = routing_for(ctx)
-    routing.config = config
+    use_config(ctx, config)
     applied = ["this API process"]
     if name == "queues":
-        routing.sync_queues()
+        routing_for(ctx).sync_queues()
         applied.append("queue routing settings of every router (next offer)")
+    publish_change(ctx, file=name, version=version)
+    applied.append("API, router and worker processes (reload notice)")
     return applied

@@ -54,6 +54,7 @@ def test_get_put_versions_and_rollback(client: TestClient, ctx: AppContext) -> N
     assert stored.json()["applied_live"] == [
         "this API process",
         "queue routing settings of every router (next offer)",
+        "API, router and worker processes (reload notice)",
     ]
     current = client.get("/api/v1/config/queues", headers=admin).json()
     assert current["version"] == 1 and current["document"] == slower
@@ -160,7 +161,10 @@ def test_a_process_started_after_a_version_was_stored_uses_it(
     shifts = client.get("/api/v1/config/shifts", headers=admin).json()["document"]
     shifts["answer_rate_target"] = 0.85
     stored = client.put("/api/v1/config/shifts", json=shifts, headers=admin)
-    assert stored.json()["applied_live"] == ["this API process"]
+    assert stored.json()["applied_live"] == [
+        "this API process",
+        "API, router and worker processes (reload notice)",
+    ]
     assert ctx.config.shifts.answer_rate_target == 0.85
     restarted = build_context(ctx.settings)
     try:
@@ -174,3 +178,43 @@ def test_a_process_started_after_a_version_was_stored_uses_it(
         assert restarted.config.shifts.answer_rate_target == 0.9
     finally:
         restarted.close()
+
+
+def test_another_running_process_takes_a_stored_version_without_restarting(
+    client: TestClient, ctx: AppContext
+) -> None:
+    """A second context with its watcher stands for a router or worker process (cli.py starts
+    the same watcher there): a real Redis notice, its own connection and thread."""
+    import time
+
+    from callcenter.admin.config_watch import ConfigWatcher
+    from callcenter.context import build_context
+    from cti.services import routing_for
+
+    other = build_context(ctx.settings)
+    routing = routing_for(other)
+    watcher = ConfigWatcher(other).start()
+    try:
+        deadline = time.monotonic() + 10
+        while watcher.reloads == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert watcher.reloads >= 1, "the watcher never subscribed"
+        assert other.config.queues.queues["repair"].ring_timeout_seconds == 15
+
+        admin = auth(client, "admin")
+        queues = client.get("/api/v1/config/queues", headers=admin).json()["document"]
+        queues["queues"]["repair"]["ring_timeout_seconds"] = 30
+        queues["queues"]["repair"]["announce_every_seconds"] = 45
+        started = time.monotonic()
+        assert client.put("/api/v1/config/queues", json=queues, headers=admin).status_code == 201
+        while time.monotonic() < started + 5:
+            if other.config.queues.queues["repair"].announce_every_seconds == 45:
+                break
+            time.sleep(0.01)
+        took = time.monotonic() - started
+        assert other.config.queues.queues["repair"].announce_every_seconds == 45
+        assert routing.config.queues.queues["repair"].ring_timeout_seconds == 30
+        print(f"another process took the new version {took * 1000:.0f} ms after the PUT")
+    finally:
+        watcher.stop()
+        other.close()
