@@ -223,6 +223,20 @@ def _extension_free(session: Session, extension: str, *, except_id: int | None =
         )
 
 
+def _not_last_admin(session: Session, user: User, *, field: str) -> None:
+    """Nobody could administer the center any more (only the CLI could repair it)."""
+    others = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.admin, User.active.is_(True), User.id != user.id)
+    )
+    if not others:
+        raise Conflict(
+            "这是最后一个启用的管理员 / this is the last active admin: create another first",
+            details={"user_id": user.id, "field": field},
+        )
+
+
 def _team_id(session: Session, name: str | None, actor: str) -> int | None:
     if name is None:
         return None
@@ -353,6 +367,8 @@ def update_user(
     if "active" in sent and data.active is None:
         problems.add("active", "必须是 true 或 false / must be true or false")
     problems.raise_if_any()
+    if user.role is Role.admin and user.active and (role is not Role.admin or data.active is False):
+        _not_last_admin(session, user, field="active" if data.active is False else "role")
     if "extension" in agent_sent and agent_data.extension is not None:
         _extension_free(session, agent_data.extension, except_id=agent.id if agent else None)
 

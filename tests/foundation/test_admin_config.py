@@ -218,3 +218,39 @@ def test_another_running_process_takes_a_stored_version_without_restarting(
     finally:
         watcher.stop()
         other.close()
+
+
+def test_versions_and_the_start_overlay_on_sqlite_and_postgresql(
+    database_url: str, tmp_path: Path, redis_client: object
+) -> None:
+    from callcenter.admin import config_versions
+    from callcenter.context import build_context
+    from callcenter.db import transaction
+    from callcenter.migrate import upgrade
+    from config.settings import Settings
+    from tests.conftest import TEST_REDIS_URL
+
+    upgrade(database_url)
+    settings = Settings(
+        environment="test", state_dir=tmp_path, database_url=database_url, redis_url=TEST_REDIS_URL
+    )
+    context = build_context(settings)
+    try:
+        with context.sessions() as session:
+            _version, document = config_versions.current(session, context, name="queues")
+        for timeout in (25, 35):
+            document["queues"]["general"]["ring_timeout_seconds"] = timeout
+            with transaction(context.sessions) as session:
+                config_versions.store(
+                    session, context, actor="t", name="queues", document=copy.deepcopy(document)
+                )
+        with transaction(context.sessions) as session:
+            config_versions.rollback(session, context, actor="t", name="queues", version=1)
+        restarted = build_context(settings)
+        assert restarted.config.queues.queues["general"].ring_timeout_seconds == 25
+        restarted.close()
+        with context.sessions() as session:
+            stored = config_versions.versions(session, name="queues")
+        assert [v.version for v in stored] == [3, 2, 1]
+    finally:
+        context.close()

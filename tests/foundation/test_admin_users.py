@@ -417,3 +417,17 @@ def test_create_disable_and_conflicts_on_sqlite_and_postgresql(
         assert subscribers(context)["2001"] == sip_ha1("2001", REALM, GOOD_SIP)
     finally:
         context.close()
+
+
+def test_the_last_active_admin_cannot_be_disabled_or_demoted(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    me = client.get("/api/v1/me", headers=admin).json()
+    url = f"/api/v1/users/{me['id']}"
+    refused = client.patch(url, json={"active": False}, headers=admin)
+    assert refused.status_code == 409 and refused.json()["details"]["field"] == "active"
+    refused = client.patch(url, json={"role": "lead"}, headers=admin)
+    assert refused.status_code == 409 and refused.json()["details"]["field"] == "role"
+    body = {"username": "boss", "password": GOOD, "role": "admin", "display_name": "boss"}
+    assert client.post("/api/v1/users", json=body, headers=admin).status_code == 201
+    assert client.patch(url, json={"active": False}, headers=admin).status_code == 200
