@@ -79,6 +79,10 @@ def test_first_admin_on_an_empty_production_database(
     assert sign_in(api, "chief", PASSWORD) == 401
     assert sign_in(api, "chief", new_password) == 200
 
+    last = cli(production, "disable", "chief")
+    assert last.returncode == 1 and "last active admin" in last.stderr
+    second = cli(production, "add", "--role", "admin", "deputy", stdin=PASSWORD + "\n")
+    assert second.returncode == 0, second.stderr
     assert cli(production, "disable", "chief").returncode == 0
     assert sign_in(api, "chief", new_password) == 401
     assert cli(production, "enable", "chief").returncode == 0
