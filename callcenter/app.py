@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from callcenter import health, heap, http_admin, http_auth, signin, supervision
+from callcenter import health, heap, http_admin, http_auth, http_config, signin, supervision
 from callcenter.context import AppContext
 from callcenter.errors import ERROR_RESPONSES, CallCenterError
 from callcenter.http_guard import ResponseGuard
@@ -134,6 +134,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     api.include_router(http_auth.router)
     api.include_router(http_admin.router)
+    api.include_router(http_config.router)
+    _install("callcenter.http_config", app, ctx)
     for module_name in DOMAIN_ROUTERS:
         router = _optional_router(module_name)
         if router is not None:

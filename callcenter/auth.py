@@ -1,8 +1,10 @@
 """Users, bearer tokens, and the role checks every route uses (passwords: passwords.py,
 sign-in and its throttle: signin.py).
 
-Tokens are stateless: ``base64url(json payload) . base64url(HMAC-SHA256)`` signed with the
-deployment's secret, carrying the user id, role and expiry. HTTP Basic works too, so a script
+Tokens are ``base64url(json payload) . base64url(HMAC-SHA256)`` signed with the deployment's
+secret, carrying the user id, role, issue time and expiry. Each request reads the user's row:
+a disabled user, or a token issued before the user's last credentials change, is refused at
+once (``check_user_current``). HTTP Basic works too, so a script
 can call the API without fetching a token first.
 """
 
@@ -16,6 +18,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -52,11 +55,14 @@ def _unb64(text: str) -> bytes:
 
 
 def issue_token(secret: str, user: User, ttl_seconds: int) -> str:
+    now = time.time()
     payload = {
         "sub": user.id,
         "usr": user.username,
         "role": str(user.role),
-        "exp": int(time.time()) + ttl_seconds,
+        # Full precision: compared with users.credentials_changed_at (check_user_current).
+        "iat": now,
+        "exp": int(now) + ttl_seconds,
     }
     body = _b64(json.dumps(payload, separators=(",", ":")).encode())
     signature = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
@@ -84,37 +90,60 @@ def authenticate(ctx: AppContext, username: str, password: str, *, source: str) 
     return sign_in(ctx, username, password, source)
 
 
-# Every API request resolves its user; a short-lived cache saves two queries per request.
-# A disabled user or a changed role takes effect within PRINCIPAL_CACHE_SECONDS.
-PRINCIPAL_CACHE_SECONDS = 5.0
+def check_user_current(user: User, issued_at: float | None) -> None:
+    """Refuse a credential (bearer token, page session) that no longer speaks for ``user``.
+
+    ``issued_at`` is when the credential was issued (seconds since the epoch, fractions kept),
+    or None for one that does not say. A disabled user is refused at once; so is a credential
+    issued before the user's last password change, disable or role change
+    (``users.credentials_changed_at``). Page sessions call this too.
+    """
+    if not user.active:
+        raise Unauthorized("此账号已停用 / this user is disabled")
+    changed = user.credentials_changed_at
+    if changed is not None and (issued_at is None or issued_at < changed.timestamp()):
+        raise Unauthorized(
+            "凭据已变更, 请重新登录 / credentials changed since this was issued: sign in again"
+        )
 
 
-def principal_for(ctx: AppContext, user_id: int) -> Principal:
-    principal = _cached_principal(ctx, user_id)
-    if principal is None:
-        principal = _load_principal(ctx, user_id)
-        cache: dict[int, tuple[float, Principal]] = ctx.extras.setdefault("principals", {})  # type: ignore[assignment]
-        cache[user_id] = (time.monotonic() + PRINCIPAL_CACHE_SECONDS, principal)
-    return principal
+def credentials_changed_now() -> datetime:
+    """The instant to store in ``credentials_changed_at``: now, floored to the millisecond, so
+    a token issued in the same millisecond right after the change still counts as newer."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _cached_principal(ctx: AppContext, user_id: int) -> Principal | None:
-    cache: dict[int, tuple[float, Principal]] = ctx.extras.get("principals", {})  # type: ignore[assignment]
-    cached = cache.get(user_id)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    return None
+def principal_for(ctx: AppContext, user_id: int, issued_at: float | None = None) -> Principal:
+    """The principal of a bearer token's user: one primary-key read (joined with the agent
+    row) per request, so a disabled user or a changed password takes effect at once."""
+    return _load_principal(ctx, user_id, issued_at, check_issued=True)
 
 
-def _load_principal(ctx: AppContext, user_id: int) -> Principal:
+def _load_principal(
+    ctx: AppContext, user_id: int, issued_at: float | None, *, check_issued: bool
+) -> Principal:
     from cti.models import Agent  # cti owns agents; imported here to keep auth free of cycles
 
     with ctx.sessions() as session:
-        user = session.get(User, user_id)
-        if user is None or not user.active:
+        row = session.execute(
+            select(User, Agent.id)
+            .outerjoin(Agent, Agent.user_id == User.id)
+            .where(User.id == user_id)
+        ).first()
+        if row is None:
             raise Unauthorized("user no longer exists or is disabled")
-        agent_id = session.scalar(select(Agent.id).where(Agent.user_id == user.id))
+        user, agent_id = row
+        if check_issued:
+            check_user_current(user, issued_at)
+        elif not user.active:
+            raise Unauthorized("user no longer exists or is disabled")
         return Principal(user.id, user.username, user.role, user.department_id, agent_id)
+
+
+def _issued_at(payload: dict[str, object]) -> float | None:
+    value = payload.get("iat")
+    return float(value) if isinstance(value, int | float) else None
 
 
 # The dependencies below are ``async``: FastAPI runs a plain ``def`` dependency in a worker
@@ -142,20 +171,21 @@ def credentials_from_header(
     client's address, for the sign-in throttle of Basic credentials."""
     if token:
         payload = read_token(ctx.settings.secret_key, token)
-        return principal_for(ctx, int(str(payload["sub"])))
+        return principal_for(ctx, int(str(payload["sub"])), _issued_at(payload))
     if not authorization:
         raise Unauthorized("authentication required: HTTP Basic or a bearer token")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer":
         payload = read_token(ctx.settings.secret_key, value.strip())
-        return principal_for(ctx, int(str(payload["sub"])))
+        return principal_for(ctx, int(str(payload["sub"])), _issued_at(payload))
     if scheme.lower() == "basic":
         try:
             username, _, password = base64.b64decode(value.strip()).decode().partition(":")
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise Unauthorized("malformed Basic credentials") from None
         user = sign_in(ctx, username, password, source)
-        return principal_for(ctx, user.id)
+        # The password was just checked: it is current by definition.
+        return _load_principal(ctx, user.id, None, check_issued=False)
     raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
 
 
@@ -173,15 +203,16 @@ def principal_for_session(
 
 
 def session_principal(ctx: AppContext, session: sessions.PageSession) -> Principal:
-    """The user of a loaded page session, read from the database now (refused if disabled)."""
-    return _load_principal(ctx, session.user_id)
+    """The user of a loaded page session, read from the database now: refused if disabled, or
+    if the session began before the user's last credentials change (``check_user_current``)."""
+    return _load_principal(ctx, session.user_id, session.created_at, check_issued=True)
 
 
 async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
-    """The signed-in user. A bearer token of a user resolved in the last few seconds is checked
-    right here (an HMAC, no I/O); a cache miss (a database read) and HTTP Basic (argon2, slow
-    on purpose, throttled) run in a worker thread. Without an Authorization header, a page's
-    session cookie (with its CSRF token on state-changing requests) signs the request in."""
+    """The signed-in user. A bad or expired bearer token is refused right here (an HMAC, no
+    I/O); the user's row (one primary-key read) and HTTP Basic (argon2, slow on purpose,
+    throttled) are read in a worker thread. Without an Authorization header, a page's session
+    cookie (with its CSRF token on state-changing requests) signs the request in."""
     authorization = request.headers.get("authorization")
     session_id = request.cookies.get(sessions.COOKIE)
     if not authorization and session_id:
@@ -194,10 +225,7 @@ async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> 
         )
     scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() == "bearer":
-        payload = read_token(ctx.settings.secret_key, value.strip())
-        cached = _cached_principal(ctx, int(str(payload["sub"])))
-        if cached is not None:
-            return cached
+        read_token(ctx.settings.secret_key, value.strip())
     return await run_in_threadpool(
         credentials_from_header, ctx, authorization, source=client_address(request)
     )

@@ -14,6 +14,7 @@ callcenter simulate      what-if: a day's callers against a staffing plan, real 
 callcenter recordings-reconcile   answered calls, recording rows, files and checksums agree?
 callcenter recordings-retention   delete recordings past their queue's retention (not on hold)
 callcenter systemd-units --out DIR   write the systemd units running what `up` runs
+callcenter user ...      add / disable / enable / passwd / list users (callcenter/admin/cli.py)
 """
 
 from __future__ import annotations
@@ -71,10 +72,14 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 def _seed_demo(_args: argparse.Namespace) -> int:
     from callcenter.context import build_context
-    from callcenter.demo import seed_demo
+    from callcenter.demo import FIRST_ADMIN_HINT, demo_refusal, seed_demo
     from callcenter.migrate import upgrade
 
     settings = load_settings()
+    refusal = demo_refusal(settings)
+    if refusal is not None:
+        print(f"refusing to insert the demo center: {refusal}. {FIRST_ADMIN_HINT}", file=sys.stderr)
+        return 1
     upgrade(settings.database_url)
     ctx = build_context(settings)
     seeded = seed_demo(ctx)
@@ -95,15 +100,22 @@ def _worker(args: argparse.Namespace) -> int:
 
     ctx = build_context(load_settings())
     runtime.set_context(ctx)
+    if not args.burst:
+        from callcenter.admin.config_watch import start_watcher
+
+        start_watcher(ctx)  # stored configuration versions reach the jobs without a restart
     worker.run(ctx, burst=args.burst)
     return 0
 
 
 def _router(_args: argparse.Namespace) -> int:
+    from callcenter.admin.config_watch import start_watcher
     from callcenter.context import build_context
     from cti.router import main as router_main
 
-    router_main(build_context(load_settings()))
+    ctx = build_context(load_settings())
+    start_watcher(ctx)  # stored configuration versions reach routing without a restart
+    router_main(ctx)
     return 0
 
 
@@ -182,6 +194,12 @@ def _systemd_units(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user(args: argparse.Namespace) -> int:
+    from callcenter.admin.cli import run
+
+    return run(args)
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "up": (_up, "migrate, start what is missing and run every process (embedded defaults)"),
     "api": (_api, "run the HTTP API and pages"),
@@ -196,6 +214,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "recordings-reconcile": (_recordings, "list recordings whose files and rows disagree"),
     "recordings-retention": (_recordings, "delete recordings past their queue's retention"),
     "systemd-units": (_systemd_units, "write systemd units for every process `up` runs"),
+    "user": (_user, "manage users: add, disable, enable, passwd, list"),
 }
 
 
@@ -226,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument(
                 "--state-dir", default="/var/lib/callcenter", help="CALLCENTER_STATE_DIR"
             )
+        if name == "user":
+            from callcenter.admin.cli import add_arguments
+
+            add_arguments(command)
     args = parser.parse_args(argv)
     handler, _ = COMMANDS[args.command]
     try:

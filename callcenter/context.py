@@ -8,6 +8,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.admin.config_store import with_stored_versions
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.redis_keys import Keys
 from config.loader import CenterConfig, load_config
@@ -30,9 +31,12 @@ class AppContext:
 
 
 def build_context(settings: Settings) -> AppContext:
-    """Validate the declarative files, then connect SQL and Redis (lazily: no I/O here)."""
+    """Validate the declarative files (with the versions stored through the admin API laid
+    over them: one SQL query), then connect Redis (lazily)."""
     center = load_config(settings.config_dir)
     engine = make_engine(settings.database_url)
+    # Versions an admin stored through /api/v1/config win over the files (docs/admin.md).
+    center = with_stored_versions(center, engine)
     return AppContext(
         settings=settings,
         config=center,

@@ -8,6 +8,7 @@ among them 13800138000. Deterministic: the same data every run.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from callcenter.auth import hash_password, sip_ha1
 from callcenter.context import AppContext
 from callcenter.models import Role, User
+from config.settings import DEMO_SECRET, Settings
 from cti.models import (
     Agent,
     AgentQueue,
@@ -268,13 +270,108 @@ def _seed_customers(session: Session, rng: random.Random, count: int = 300) -> N
             )
 
 
+FIRST_ADMIN_HINT = (
+    "create the first admin with: callcenter user add --role admin USERNAME "
+    "(the password is asked for, or read from stdin)"
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may well resolve to a public address
+
+
+def demo_refusal(settings: Settings) -> str | None:
+    """Why the demo center (known passwords, the demo secret) may not run here, or None.
+
+    Only development or test, with the API and the SIP edge bound to loopback: anywhere else
+    ``pw1001`` would open an agent's desktop and register their softphone for anyone.
+    """
+    if settings.environment == "production":
+        return "environment is production"
+    for what, host in (("API", settings.http.host), ("SIP edge", settings.sip.edge_host)):
+        if not _is_loopback(host):
+            return f"the {what} listens on {host}, not on loopback"
+    return None
+
+
+def demo_credentials_in_use(ctx: AppContext) -> list[str]:
+    """Every demo credential that still works, e.g. ``sign-in admin/pwadmin``, ``SIP 1001/pw1001``."""
+    from callcenter.auth import verify_password
+    from cti.models import Agent
+
+    usernames = ["admin", "lead1", "qa1", *DEPARTMENT_STAFF.values(), *AGENT_EXTENSIONS]
+    realm = ctx.config.telephony.sip_domain
+    found: list[str] = []
+    with ctx.sessions() as session:
+        users = {
+            u.username: u for u in session.scalars(select(User).where(User.username.in_(usernames)))
+        }
+        agents = {
+            a.extension: a
+            for a in session.scalars(select(Agent).where(Agent.extension.in_(AGENT_EXTENSIONS)))
+        }
+    for username in usernames:
+        user = users.get(username)
+        if user and user.active and verify_password(user.password_hash, demo_password(username)):
+            found.append(f"sign-in {username}/{demo_password(username)}")
+    for extension in AGENT_EXTENSIONS:
+        agent = agents.get(extension)
+        demo_ha1 = sip_ha1(extension, realm, demo_password(extension))
+        if agent and agent.active and agent.sip_ha1.lower() == demo_ha1:
+            found.append(f"SIP {extension}/{demo_password(extension)}")
+    return found
+
+
 def demo_passwords_in_use(ctx: AppContext) -> bool:
     """True while any demo account still accepts its demo password."""
-    from callcenter.auth import verify_password
+    return bool(demo_credentials_in_use(ctx))
 
+
+def prepare_for_start(ctx: AppContext) -> list[str]:
+    """What ``up`` does about demo data: seed it where allowed, warn while it works, refuse it
+    elsewhere. Returns the lines to print; raises DemoRefused when the center must not start."""
+    lines: list[str] = []
+    refusal = demo_refusal(ctx.settings)
+    if refusal is None:
+        if seed_demo(ctx):
+            lines.append("demo center inserted (hotline 4008001234, agents 1001-1012)")
+        if ctx.settings.secret_key == DEMO_SECRET:
+            lines.append(
+                "WARNING: the demo secret signs tokens (set CALLCENTER_SECRET_KEY before real use)"
+            )
+        in_use = demo_credentials_in_use(ctx)
+        if in_use:
+            lines.append(
+                "WARNING: demo passwords are in use (change or disable them before real use): "
+                + ", ".join(in_use)
+            )
+        return lines
+    if ctx.settings.secret_key == DEMO_SECRET:
+        raise DemoRefused(
+            f"refusing to start with the demo secret: {refusal}; "
+            "set CALLCENTER_SECRET_KEY to a long random value"
+        )
     with ctx.sessions() as session:
-        for username in ["admin", "lead1", "qa1", *AGENT_EXTENSIONS]:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is not None and verify_password(user.password_hash, demo_password(username)):
-                return True
-    return False
+        empty = is_empty(session)
+    if empty:
+        raise DemoRefused(
+            f"refusing to insert the demo center: {refusal}. The database has no users: "
+            + FIRST_ADMIN_HINT
+        )
+    in_use = demo_credentials_in_use(ctx)
+    if in_use:
+        raise DemoRefused(
+            f"refusing to start: {refusal} and demo credentials work: {', '.join(in_use)}. "
+            "Disable them (callcenter user disable NAME) or set new passwords "
+            "(callcenter user passwd NAME; SIP passwords through PATCH /api/v1/users/{id})"
+        )
+    return lines
+
+
+class DemoRefused(Exception):
+    """The demo center may not run here; the message says why and what to do instead."""

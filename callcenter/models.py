@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.db import Base, utcnow
@@ -32,6 +32,9 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="zh-CN")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by a password change, a disable or a role change (migration 0005_admin): bearer
+    # tokens and sessions issued before this instant are refused (auth.check_user_current).
+    credentials_changed_at: Mapped[datetime | None]
 
 
 class AuditEntry(Base):
@@ -49,3 +52,21 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class ConfigVersion(Base):
+    """A declarative file's document as an admin stored it (migration 0005_admin): ``version``
+    counts up per file; a rollback stores an older document again as a new version."""
+
+    __tablename__ = "config_versions"
+    __table_args__ = (UniqueConstraint("file", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file: Mapped[str] = mapped_column(String(32))  # "queues", "menu", ...
+    version: Mapped[int]
+    document: Mapped[dict[str, Any]] = mapped_column()
+    diff: Mapped[list[Any]] = mapped_column(default=list)  # [{key, before, after}]
+    author: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+    rollback_of: Mapped[int | None]  # the version whose document this one restores

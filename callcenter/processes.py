@@ -304,18 +304,14 @@ def run_up(settings: Settings) -> int:
             owned_redis = start_redis(settings.redis_url, settings.state_dir)
         upgrade(settings.database_url)
         print(f"  database migrated: {settings.database_url}", flush=True)
-        from callcenter.demo import seed_demo
+        from callcenter.demo import DemoRefused, prepare_for_start
 
-        if seed_demo(ctx):
-            print("  demo center inserted (hotline 4008001234, agents 1001-1012)", flush=True)
-        from callcenter.demo import demo_passwords_in_use
-
-        if demo_passwords_in_use(ctx):
-            print(
-                "  WARNING: demo passwords are in use (agents pw1001…pw1012, admin pwadmin,"
-                " lead1 pwlead1, qa1 pwqa1). Change them before real use.",
-                flush=True,
-            )
+        try:
+            for line in prepare_for_start(ctx):
+                print(f"  {line}", flush=True)
+        except DemoRefused as exc:
+            print(f"  {exc}", flush=True)
+            return 1
         specs = up_processes()
         for spec in specs:
             supervisor.start(spec)

@@ -7,6 +7,7 @@ check-config`` prints the same report.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -201,3 +202,28 @@ def load_config(directory: Path) -> CenterConfig:
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def config_with(cfg: CenterConfig, documents: dict[str, dict[str, Any]]) -> CenterConfig:
+    """``cfg`` with files replaced by ``documents`` (file name -> the file's TOML structure as
+    JSON), validated and cross-checked as ``load_config`` does: a ConfigError lists every
+    problem as ``<file>: <dotted.key>: <problem>``, exactly as ``check-config`` prints it."""
+    problems: list[str] = []
+    replaced: dict[str, BaseModel] = {}
+    for filename, document in documents.items():
+        path = cfg.directory / filename
+        model = FILES.get(filename)
+        if model is None:
+            problems.append(f"{path}: (file): not a declarative file; known: {', '.join(FILES)}")
+            continue
+        try:
+            replaced[filename.removesuffix(".toml")] = model.model_validate(document)
+        except ValidationError as exc:
+            problems.extend(_format(path, exc))
+    if problems:
+        raise ConfigError(problems)
+    changed = dataclasses.replace(cfg, **replaced)  # type: ignore[arg-type]
+    problems = _cross_check(changed)
+    if problems:
+        raise ConfigError(problems)
+    return changed

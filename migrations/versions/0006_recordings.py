@@ -5,7 +5,7 @@ call records here, then by the call-record consumer and post-processing) so a se
 millions of recordings reads one table through one index.
 
 Revision ID: 0006_recordings
-Revises: 0004_ticket_numbers
+Revises: 0005_admin
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_recordings"
-down_revision: str | None = "0004_ticket_numbers"
+down_revision: str | None = "0005_admin"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

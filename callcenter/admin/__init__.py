@@ -1,0 +1,1 @@
+"""Administration: users and agents, password policy, departments' contacts (docs/admin.md)."""

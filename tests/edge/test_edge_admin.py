@@ -1,0 +1,141 @@
+"""The edge follows the admin API within seconds (real Kamailio, baresip and SIPp on loopback):
+an agent created through the API registers their softphone at once; once disabled, their
+registration is gone and a new REGISTER is refused; a changed SIP password works and the old
+one stops."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from callcenter import runtime
+from callcenter.app import create_app
+from callcenter.context import AppContext, build_context
+from config.settings import Settings
+from tests.conftest import TEST_REDIS_URL, auth
+from tests.edge.conftest import EDGE_PORT, REALM, EdgeFactory, Sipp, wait_for
+
+pytestmark = pytest.mark.sip
+
+SLOT = "sip:127.0.0.1:15101"
+AGENT = "127.0.0.4"
+SIGN_IN = "Harbour-Lantern-42"
+SIP_PASSWORD = "Kettle-Orchard-77"
+NEW_SIP_PASSWORD = "Lantern-Harbour-88"
+
+PHONE_CONFIG = """\
+poll_method epoll
+sip_listen {agent}:15211
+net_interface {agent}
+audio_player aubridge,nil
+audio_source aubridge,nil
+audio_alert aubridge,nil
+module_path /usr/lib/baresip/modules
+module g711.so
+module aubridge.so
+module_app account.so
+rtp_ports 15220-15239
+"""
+
+
+@pytest.fixture
+def admin_ctx(
+    edge_settings: Settings, seeded_sqlite_template: Path, redis_client: object
+) -> Iterator[AppContext]:
+    """The API's context on the edge's state directory (its subscriber table, ctl socket)."""
+    shutil.copy(seeded_sqlite_template, edge_settings.state_dir / "callcenter.db")
+    settings = edge_settings.model_copy(update={"redis_url": TEST_REDIS_URL})
+    context = build_context(settings)
+    runtime.set_context(context)
+    yield context
+    runtime.set_context(None)
+    context.close()
+
+
+def register(sipp: Sipp, user: str, password: str, status: int) -> bool:
+    result = sipp.run(
+        sipp.scenario("register.xml", status),
+        f"{AGENT}:15401",
+        "-m", "1",
+        "-au", user, "-ap", password,
+        "-key", "user", user, "-key", "domain", REALM,
+        "-key", "contact", f"sip:{user}@{AGENT}:15201",
+    )  # fmt: skip
+    return result.ok()
+
+
+def test_api_agent_registers_at_once_and_disabling_unregisters_and_refuses(
+    start_edge: EdgeFactory, admin_ctx: AppContext, sipp: Sipp, tmp_path: Path
+) -> None:
+    edge = start_edge([SLOT], agents=())
+    with TestClient(create_app(admin_ctx)) as client:
+        admin = auth(client, "admin")
+        created = client.post(
+            "/api/v1/users",
+            json={
+                "username": "ning",
+                "password": SIGN_IN,
+                "role": "agent",
+                "display_name": "客服专员 宁静",
+                "agent": {"extension": "2001", "sip_password": SIP_PASSWORD, "shift": "day"},
+            },
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        created_at = time.monotonic()
+
+        config_dir = tmp_path / "baresip"
+        config_dir.mkdir()
+        (config_dir / "config").write_text(PHONE_CONFIG.format(agent=AGENT))
+        (config_dir / "accounts").write_text(
+            f"<sip:2001@127.0.0.1:{EDGE_PORT}>;auth_pass={SIP_PASSWORD};regint=3600\n"
+        )
+        log = (tmp_path / "baresip.log").open("w")
+        phone = subprocess.Popen(
+            ["baresip", "-f", str(config_dir)], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for(lambda: "AoR: 2001" in edge.rpc("ul.dump"), 10, "baresip registered")
+            registered_after = time.monotonic() - created_at
+            print(f"registered {registered_after:.2f} s after the API created the agent")
+            assert registered_after < 5
+
+            user_id = created.json()["id"]
+            disabled = client.patch(
+                f"/api/v1/users/{user_id}", json={"active": False}, headers=admin
+            )
+            assert disabled.status_code == 200
+            # The registration is gone when the API answers, and a new REGISTER is refused.
+            assert "AoR: 2001" not in edge.rpc("ul.dump")
+            assert register(sipp, "2001", SIP_PASSWORD, 403)
+            assert "AoR: 2001" not in edge.rpc("ul.dump")
+        finally:
+            phone.terminate()
+            phone.wait(timeout=10)
+            log.close()
+
+        enabled = client.patch(f"/api/v1/users/{user_id}", json={"active": True}, headers=admin)
+        assert enabled.status_code == 200
+        assert register(sipp, "2001", SIP_PASSWORD, 200)
+        assert "AoR: 2001" in edge.rpc("ul.dump")
+
+        changed = client.patch(
+            f"/api/v1/users/{user_id}",
+            json={"agent": {"sip_password": NEW_SIP_PASSWORD}},
+            headers=admin,
+        )
+        assert changed.status_code == 200
+        # The phone that registered with the old password no longer receives calls ...
+        assert "AoR: 2001" not in edge.rpc("ul.dump")
+        # ... the old password is refused and the new one works.
+        assert register(sipp, "2001", SIP_PASSWORD, 403)
+        assert register(sipp, "2001", NEW_SIP_PASSWORD, 200)
+        assert "AoR: 2001" in edge.rpc("ul.dump")
+        # The seeded agents were written alongside and still register.
+        assert register(sipp, "1001", "pw1001", 200)
