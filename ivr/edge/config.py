@@ -31,7 +31,7 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from config.loader import CenterConfig
 from config.schemas import Trunk
@@ -220,6 +220,8 @@ def _render_did_check(settings: Settings, center: CenterConfig) -> str:
         lines.append(
             '\t\txlog("L_NOTICE", "edge: INVITE from $si:$sp to DID $rU refused: not a trunk\\n");'
         )
+        lines.append('\t\t$var(refused) = "not_from_trunk";')
+        lines.append("\t\troute(CALL_REFUSED);")
         lines.append('\t\tsl_send_reply("403", "Forbidden");')
         lines.append("\t\texit;")
         lines.append("\t}")
@@ -259,6 +261,29 @@ def _render_contact_check(settings: Settings, center: CenterConfig) -> str:
         # An edge on a real address: a loopback Contact would point at the edge's own host.
         lines.append('\tif ($var(chost) =~ "^(127[.]|\\[?::1\\]?$|localhost$)") $var(bad) = 1;')
     return "\n".join(lines)
+
+
+def _redis_server(url: str) -> str:
+    """ndb_redis's server definition (name ``cc``) for the center's Redis URL."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("redis", "unix"):
+        raise EdgeConfigError(f"redis_url: {url!r}: the edge speaks redis:// or unix:// only")
+    db = (parsed.path or "/0").strip("/") or "0"
+    if parsed.scheme == "unix":
+        db = dict(parse_qsl(parsed.query)).get("db", "0")
+        target = f"unix={parsed.path}"
+    else:
+        target = f"addr={parsed.hostname or '127.0.0.1'};port={parsed.port or 6379}"
+    if not db.isdigit():
+        raise EdgeConfigError(f"redis_url: {url!r}: database {db!r} is not a number")
+    parts = ["name=cc", target, f"db={db}"]
+    if parsed.password:
+        if re.search(r"[;\s\"]", parsed.password):
+            raise EdgeConfigError(
+                "redis_url: the edge cannot pass a password with ';', '\"' or space"
+            )
+        parts.append(f"pass={unquote(parsed.password)}")
+    return ";".join(parts)
 
 
 def _render_dial_plan_check(center: CenterConfig) -> str:
@@ -344,8 +369,17 @@ loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
 loadmodule "dispatcher.so"
+# Debian's kamailio-redis-modules: calls turned away here are reported on the events stream.
+loadmodule "ndb_redis.so"
 
 modparam("ctl", "binrpc", @@CTL@@)
+
+# The center's Redis. A refused call is reported with one XADD; Redis being away must neither
+# stop the edge from starting nor hold a SIP worker for long.
+modparam("ndb_redis", "server", @@REDIS_SERVER@@)
+modparam("ndb_redis", "init_without_redis", 1)
+modparam("ndb_redis", "connect_timeout", 500)
+modparam("ndb_redis", "cmd_timeout", 500)
 
 # A slot that sends no provisional reply within fr_timer is treated as dead (next slot);
 # fr_inv_timer is the ringing time allowed once a softphone or trunk answered with 1xx.
@@ -465,6 +499,10 @@ route[FLOOD] {
 		# flood (-1) until its next sampling window, which must not re-ban the address.
 		$sht(ban=>$si) = 1;
 		xlog("L_ALERT", "edge: flood from $si:$sp ($rm), address banned for @@BAN_SECONDS@@ s\n");
+		# One record when the ban starts; what the banned address sends next is dropped
+		# unrecorded (a record per flooding packet would carry the flood into Redis).
+		$var(refused) = "flood_banned";
+		route(CALL_REFUSED);
 		exit;
 	}
 	if ($var(pike) < 0) {
@@ -609,6 +647,8 @@ route[SCREEN] {
 
 route[REFUSE] {
 	xlog("L_NOTICE", "edge: $rm from $si:$sp refused: $var(why)\n");
+	$var(refused) = "bad_request";
+	route(CALL_REFUSED);
 	if (!is_method("ACK")) {
 		sl_send_reply("$var(code)", "$var(reason)");
 	}
@@ -698,6 +738,8 @@ route[FROM_OUTSIDE] {
 @@DID_CHECK@@
 	if ($var(did) == 0) {
 		xlog("L_NOTICE", "edge: INVITE from $si:$sp to unknown number $rU refused\n");
+		$var(refused) = "unknown_did";
+		route(CALL_REFUSED);
 		sl_send_reply("404", "Not Found");
 		exit;
 	}
@@ -707,6 +749,8 @@ route[FROM_OUTSIDE] {
 route[TO_SLOT] {
 	if (!ds_select_dst("@@SLOT_SET@@", "10", "@@MAX_ATTEMPTS@@")) {
 		xlog("L_NOTICE", "edge: no free slot for call $ci from $si:$sp\n");
+		$var(refused) = "no_slot";
+		route(CALL_REFUSED);
 		sl_send_reply("486", "Busy Here");
 		exit;
 	}
@@ -745,10 +789,39 @@ failure_route[SLOT_FAILURE] {
 			exit;
 		}
 		ds_load_unset();
+		$var(refused) = "no_slot";
+		route(CALL_REFUSED);
 		t_reply("486", "Busy Here");
 		exit;
 	}
 	ds_load_unset();
+}
+
+# A new call turned away before any slot took it: one call_refused event on the events stream
+# (docs/metrics.md "refused"), so the caller is counted like any other. Only numbers are
+# copied from the request (a hostile From cannot inject into the JSON); the call id is a hash.
+route[CALL_REFUSED] {
+	if (!is_method("INVITE") || has_totag()) {
+		return;
+	}
+	$var(caller) = "";
+	if ($fU =~ "^[+]?[0-9]{1,32}$") {
+		$var(caller) = $fU;
+	}
+	$var(callee) = "";
+	if ($rU =~ "^[+]?[0-9]{1,32}$") {
+		$var(callee) = $rU;
+	}
+	$var(data) = "{\"caller\":\"" + $var(caller) + "\",\"did\":\"" + $var(callee)
+		+ "\",\"reason\":\"" + $var(refused) + "\",\"source\":\"" + $si + "\"}";
+	$var(refused_id) = "refused-" + $(ci{s.md5});
+	$var(refused_at) = $utimef(%Y-%m-%dT%H:%M:%S+00:00);
+	# (the engine's own XADDs trim the stream to its usual length)
+	if (!redis_cmd("cc",
+			"XADD @@EVENTS_STREAM@@ * type call_refused node edge call_id %s at %s data %s",
+			"$var(refused_id)", "$var(refused_at)", "$var(data)", "refused")) {
+		xlog("L_WARN", "edge: refused call $ci from $si not reported: Redis did not answer\n");
+	}
 }
 
 # Probe results that change a slot's state (the request URI is the slot's address).
@@ -777,6 +850,8 @@ route[FROM_SLOT] {
 			route(TO_TRUNK);
 		}
 		xlog("L_NOTICE", "edge: call $ci from slot $si:$sp to $rU refused: not in the dial plan\n");
+		$var(refused) = "dial_plan";
+		route(CALL_REFUSED);
 		sl_send_reply("403", "Number not allowed by the dial plan");
 		exit;
 	}
@@ -849,6 +924,8 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "SCANNER_CHECK": _render_scanner_check(tuning.scanner_user_agents).rstrip("\n"),
         "CONTACT_CHECK": _render_contact_check(settings, center),
         "DIAL_PLAN_CHECK": _render_dial_plan_check(center),
+        "REDIS_SERVER": _quote(_redis_server(settings.redis_url)),
+        "EVENTS_STREAM": f"{settings.redis_prefix}:events",
         "PV_BUFFER": str(max(8192, 2 * tuning.max_body_bytes + 1024)),
         "AUTHFAIL_TABLE": _quote(f"authfail=>size=8;autoexpire={tuning.auth_fail_window_seconds};"),
         "AUTH_FAIL_LIMIT": str(tuning.auth_fail_limit),

@@ -29,6 +29,7 @@ from config.settings import EdgeTuning, Settings, SipSettings
 from ivr.edge.config import edge_paths
 from ivr.edge.process import Edge
 from ivr.edge.subscribers import Subscriber, write_subscribers
+from tests.conftest import TEST_REDIS_URL
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 EDGE_HOST = "127.0.0.1"
@@ -83,6 +84,7 @@ def make_settings(state_dir: Path, **tuning: int) -> Settings:
     return Settings(
         environment="test",
         state_dir=state_dir,
+        redis_url=TEST_REDIS_URL,  # where the edge reports refused calls
         sip=SipSettings(
             edge_host=EDGE_HOST,
             edge_port=EDGE_PORT,
