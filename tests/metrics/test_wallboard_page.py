@@ -107,6 +107,12 @@ def test_wallboard_updates_live_and_turns_red_under_target(
             expect(page.locator("#all-answer-rate")).to_have_class("under-target", timeout=10_000)
             expect(page.locator("#general-answer-rate")).to_have_text("50.0%")
             expect(page.locator("#alerts .alert[data-kind=answer_rate]").first).to_be_visible()
+
+            # a caller turned away at the edge (every line busy): counted for the center
+            _publish(ctx, EventType.call_refused, "refused-web", now, reason="no_slot")
+            expect(page.locator("#all-refused")).to_have_text("1", timeout=10_000)
+            expect(page.locator("#all-answer-rate-with-refused")).to_have_text("33.3%")
+            expect(page.locator("#all-refused-reasons")).to_have_text("线路全忙 1")
         finally:
             browser.close()
     signed_out = httpx.get(f"{live_server}/wallboard?lang=en")
