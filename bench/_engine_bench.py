@@ -141,18 +141,7 @@ def tone_wav(path: Path, frequency: float, seconds: float) -> Path:
 # ---------------------------------------------------------------- SIPp
 
 
-SDP = """v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0 8 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:8 PCMA/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-15
-a=ptime:20
-"""
+SDP = sipp.SDP  # the SIPp offer every test and benchmark peer sends
 
 
 def caller_xml(path: Path, body: str, *, per_call_target: bool) -> Path:
