@@ -311,6 +311,27 @@ class RecordingStopped(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RecordingPaused(Event):
+    """PCI pause: nothing is recorded from ``offset_s`` seconds into the file."""
+
+    TYPE = EventType.recording_paused
+    recording_id: str | None
+    offset_s: float | None
+    by: int | None  # the agent who paused
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingResumed(Event):
+    """Recording goes on at ``offset_s`` after ``paused_s`` seconds left out."""
+
+    TYPE = EventType.recording_resumed
+    recording_id: str | None
+    offset_s: float | None
+    paused_s: float | None
+    by: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class CallerHungUp(Event):
     TYPE = EventType.caller_hung_up
     state: str | None = None  # the conversation's state when the caller left
@@ -449,6 +470,8 @@ EVENT_CLASSES: dict[EventType, type[Event]] = {
         SupervisorJoined,
         RecordingStarted,
         RecordingStopped,
+        RecordingPaused,
+        RecordingResumed,
         CallerHungUp,
         AgentHungUp,
         Abandoned,

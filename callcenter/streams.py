@@ -47,6 +47,9 @@ class EventType(StrEnum):
     recording_stopped = (
         "recording_stopped"  # data: recording_id, path, duration, bytes, sha256, status
     )
+    # PCI pause: nothing is recorded from here; offset_s: seconds into the file, by: agent_id
+    recording_paused = "recording_paused"  # data: recording_id, offset_s, by
+    recording_resumed = "recording_resumed"  # data: recording_id, offset_s, paused_s, by
     caller_hung_up = "caller_hung_up"
     agent_hung_up = "agent_hung_up"
     abandoned = "abandoned"  # caller hung up while queued; data: queue, waited

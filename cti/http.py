@@ -170,6 +170,27 @@ def call_unhold(ctx: Ctx, principal: AgentUser) -> CommandPublic:
 
 
 @router.post(
+    "/agents/me/call/recording/pause",
+    response_model=CommandPublic,
+    summary="Pause the call's recording (PCI: the span is left out of the file and marked); "
+    "409 without a live call or when already paused",
+)
+def call_recording_pause(ctx: Ctx, principal: AgentUser) -> CommandPublic:
+    agent_id = services.my_agent_id(principal)
+    return _command(services.recording_pause(ctx, agent_id=agent_id, pause=True))
+
+
+@router.post(
+    "/agents/me/call/recording/resume",
+    response_model=CommandPublic,
+    summary="Resume the call's paused recording; 409 without a live call or when not paused",
+)
+def call_recording_resume(ctx: Ctx, principal: AgentUser) -> CommandPublic:
+    agent_id = services.my_agent_id(principal)
+    return _command(services.recording_pause(ctx, agent_id=agent_id, pause=False))
+
+
+@router.post(
     "/agents/me/call/transfer",
     response_model=CommandPublic,
     summary="Transfer the caller to a queue, an agent or a configured number",

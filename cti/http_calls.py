@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, not_, or_, select
 
 from callcenter.auth import Principal, current_user, get_ctx
@@ -23,6 +23,7 @@ from callcenter.params import MAX_OFFSET, MAX_ROW_ID, IsoDateTime
 from callcenter.streams import EventType
 from cti.models import Call, CallEvent
 from recordings.models import Recording
+from recordings.schemas import PausedSpan
 
 router = APIRouter(tags=["calls"])
 
@@ -36,6 +37,7 @@ class RecordingSummary(BaseModel):
     sha256: str | None
     status: str
     audio_url: str
+    paused_spans: list[PausedSpan] = Field(default_factory=list)
 
 
 class CallPublic(BaseModel):
@@ -130,6 +132,7 @@ def _public(call: Call, recording: Recording | None) -> dict[str, Any]:
             sha256=recording.sha256,
             status=recording.status,
             audio_url=f"/api/v1/recordings/{recording.id}/audio",
+            paused_spans=[PausedSpan.model_validate(s) for s in recording.paused_spans or []],
         ),
     }
 

@@ -269,6 +269,26 @@ def hold(ctx: AppContext, *, agent_id: int, held: bool) -> Command:
     return send_command(ctx, call_id, CommandType.hold if held else CommandType.unhold)
 
 
+# how long the API remembers a call's pause (longer than any call: the mark is per call)
+RECORDING_PAUSE_MARK_SECONDS = 24 * 3600
+
+
+def recording_pause(ctx: AppContext, *, agent_id: int, pause: bool) -> Command:
+    """PCI pause/resume of the call's recording (card numbers are not recorded): the slot
+    disconnects its recorder, so the span is absent from the file and marked on the recording
+    (``recording_paused`` / ``recording_resumed``). The pause is remembered per call in Redis
+    (set once, atomically), so a second pause or a resume without one is refused here."""
+    call_id, _ = _my_controlled_call(ctx, agent_id)
+    _slot(ctx, call_id)  # a call no slot has: refused before anything is marked
+    key = ctx.keys.routing(f"call:{call_id}:recording_paused")
+    if pause and not ctx.redis.set(key, str(agent_id), nx=True, ex=RECORDING_PAUSE_MARK_SECONDS):
+        raise Conflict("录音已暂停 / the recording is already paused", details={"call_id": call_id})
+    if not pause and not ctx.redis.delete(key):
+        raise Conflict("录音未暂停 / the recording is not paused", details={"call_id": call_id})
+    kind = CommandType.pause_recording if pause else CommandType.resume_recording
+    return send_command(ctx, call_id, kind, {"agent_id": agent_id})
+
+
 def _agent_by_ref(ctx: AppContext, target: str) -> Agent:
     with ctx.sessions() as session:
         agent = session.scalar(select(Agent).where(Agent.extension == target))

@@ -96,6 +96,11 @@ class Conversation:
     recording_id: str = ""
     recording_path: str = ""
     recording_paused: bool = False
+    # PCI pause: when the recorder started (monotonic), the pause in progress, the seconds
+    # paused so far; the file holds the call minus the paused spans (``_recording_pause``)
+    recording_started_at: float = 0.0
+    recording_paused_at: float = 0.0
+    recording_paused_total: float = 0.0
     prompt_until: float = 0.0
     close_at: float | None = None
     ended_at: float | None = None  # wall clock when the call ended (the BYE), before clean-up
@@ -596,8 +601,15 @@ def on_command(
     *,
     agent_ringing: bool,
     queues: Container[str],
+    now: float | None = None,
 ) -> list[CallAction] | None:
-    """The commands decided without SIP (None: not one of them, the slot handles it)."""
+    """The commands decided without SIP (None: not one of them, the slot handles it);
+    ``now`` monotonic (the recording pause's offsets)."""
+    if type_ in (CommandType.pause_recording, CommandType.resume_recording):
+        moment = time.monotonic() if now is None else now
+        return _recording_pause(
+            conv, type_ == CommandType.pause_recording, moment, optional_int(data.get("agent_id"))
+        )
     handler = _COMMANDS.get(type_)
     if handler is None:
         return None
@@ -630,14 +642,36 @@ def _unhold(conv: Conversation, _d: dict[str, Any], _r: bool, _q: Container[str]
     return [Rewire(), EmitEvent(EventType.unheld)]
 
 
-def _pause(conv: Conversation, _d: dict[str, Any], _r: bool, _q: Container[str]) -> Actions:
-    conv.recording_paused = True
-    return [Rewire()]
+def recording_offset(conv: Conversation, now: float) -> float:
+    """Seconds of audio in the recording at ``now``: the recorder only writes while something
+    is connected to it, so a paused span adds nothing to the file."""
+    paused = conv.recording_paused_total
+    if conv.recording_paused:
+        paused += now - conv.recording_paused_at
+    return round(max(0.0, now - conv.recording_started_at - paused), 3)
 
 
-def _resume(conv: Conversation, _d: dict[str, Any], _r: bool, _q: Container[str]) -> Actions:
-    conv.recording_paused = False
-    return [Rewire()]
+def _recording_pause(conv: Conversation, pause: bool, now: float, by: int | None) -> Actions:
+    """PCI pause/resume: the recorder is disconnected (``ivr/wiring.py``), so the span is
+    absent from the file; the events mark where, for the recording's metadata."""
+    if not conv.recording_id:
+        return [CommandRefused("this call is not being recorded")]
+    if conv.close_at is not None:
+        return [CommandRefused("the call has ended")]
+    if pause == conv.recording_paused:
+        return [
+            CommandRefused(
+                "the recording is already paused" if pause else "the recording is not paused"
+            )
+        ]
+    offset = recording_offset(conv, now)
+    data: dict[str, Any] = {"recording_id": conv.recording_id, "offset_s": offset, "by": by}
+    if pause:
+        conv.recording_paused, conv.recording_paused_at = True, now
+        return [Rewire(), EmitEvent(EventType.recording_paused, data)]
+    span = round(now - conv.recording_paused_at, 3)
+    conv.recording_paused, conv.recording_paused_total = False, conv.recording_paused_total + span
+    return [Rewire(), EmitEvent(EventType.recording_resumed, {**data, "paused_s": span})]
 
 
 def _cancel_offer(
@@ -669,8 +703,6 @@ _COMMANDS: dict[str, Callable[[Conversation, dict[str, Any], bool, Container[str
     CommandType.hangup: _hangup,
     CommandType.hold: _hold,
     CommandType.unhold: _unhold,
-    CommandType.pause_recording: _pause,
-    CommandType.resume_recording: _resume,
     CommandType.cancel_offer: _cancel_offer,
     CommandType.requeue: _requeue,
 }

@@ -58,6 +58,32 @@ def _agent_id(session: Session, data: dict[str, Any]) -> int | None:
     return None
 
 
+def mark_pause(spans: list[Any] | None, kind: str, at: datetime, data: dict[str, Any]) -> list[Any]:
+    """The recording's paused spans after a pause or resume (a new list: JSON columns only
+    notice assignment). A resume closes the open span; one without an open span, or a second
+    pause, changes nothing (the slot refuses both, so only a replay could bring them)."""
+    out = [dict(span) for span in spans or []]
+    open_span = out[-1] if out and out[-1].get("resumed_at") is None else None
+    if kind == EventType.recording_paused and open_span is None:
+        out.append(
+            {
+                "offset_s": float(data.get("offset_s") or 0.0),
+                "paused_at": at.isoformat(),
+                "resumed_at": None,
+                "seconds": None,
+                "by": data.get("by"),
+            }
+        )
+    elif kind == EventType.recording_resumed and open_span is not None:
+        paused_at = _when(str(open_span["paused_at"]))
+        seconds = data.get("paused_s")
+        open_span["resumed_at"] = at.isoformat()
+        open_span["seconds"] = round(
+            float(seconds) if seconds is not None else (at - paused_at).total_seconds(), 3
+        )
+    return out
+
+
 def apply_event(session: Session, stream_id: str, event: CallEvent) -> bool:
     """Apply one event; False when this stream entry was applied before (replay)."""
     if session.scalar(select(CallEventRow.id).where(CallEventRow.stream_id == stream_id)):
@@ -133,6 +159,10 @@ def apply_event(session: Session, stream_id: str, event: CallEvent) -> bool:
                     status="recording",
                 )
             )
+    elif kind in (EventType.recording_paused, EventType.recording_resumed):
+        recording = session.get(Recording, str(data.get("recording_id") or event.call_id))
+        if recording is not None:
+            recording.paused_spans = mark_pause(recording.paused_spans, kind, at, data)
     elif kind == EventType.recording_stopped:
         recording_id = str(data.get("recording_id") or event.call_id)
         recording = session.get(Recording, recording_id)
@@ -141,6 +171,11 @@ def apply_event(session: Session, stream_id: str, event: CallEvent) -> bool:
                 id=recording_id, call_id=call.id, path=str(data["path"]), started_at=at
             )
             session.add(recording)
+        if recording.paused_spans and recording.paused_spans[-1].get("resumed_at") is None:
+            # the call ended while paused: the span runs to the end
+            recording.paused_spans = mark_pause(
+                recording.paused_spans, EventType.recording_resumed, at, {}
+            )
         recording.ended_at = at
         # copied for the recording search (recordings/search.py reads one table)
         recording.agent_id = call.agent_id

@@ -576,6 +576,7 @@ class SlotEngine:
         directory.mkdir(parents=True, exist_ok=True)
         path = (directory / f"{conv.call_id}.wav").resolve()
         self.media.start_recorder(str(path))
+        conv.recording_started_at = time.monotonic()
         conv.recording_id = conv.call_id
         conv.recording_path = str(path)
         self._send_status(
@@ -709,7 +710,14 @@ class SlotEngine:
         agent = self.legs.get("agent")
         ringing = agent is not None and not agent.confirmed
         queues = self.config.queues.queues
-        decided = on_command(conv, command.type, command.data, agent_ringing=ringing, queues=queues)
+        decided = on_command(
+            conv,
+            command.type,
+            command.data,
+            agent_ringing=ringing,
+            queues=queues,
+            now=time.monotonic(),
+        )
         if decided is not None:
             for step in decided:
                 if isinstance(step, CommandRefused):

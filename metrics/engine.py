@@ -62,6 +62,7 @@ from metrics.definitions import (
     shift_in_force,
     shift_occurrence,
 )
+from recordings import reconcile
 
 log = logging.getLogger(__name__)
 
@@ -881,6 +882,9 @@ def alerts(ctx: AppContext, snapshot: Mapping[str, Any], local: datetime) -> lis
                     f"(threshold {limit} s)",
                 }
             )
+    mismatches = reconcile.wallboard_alert(ctx)  # recordings, rows and files disagree
+    if mismatches is not None:
+        out.append(mismatches)
     return out
 
 

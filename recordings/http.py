@@ -39,6 +39,7 @@ from recordings.schemas import (
     LinkPublic,
     LinkRequest,
     MediaPublic,
+    PausedSpan,
     QaStatus,
     RecordingPage,
     RecordingPublic,
@@ -288,6 +289,7 @@ def get_recording(
         sha256=r.sha256,
         status=r.status,
         audio_url=f"/api/v1/recordings/{r.id}/audio",
+        paused_spans=[PausedSpan.model_validate(span) for span in r.paused_spans or []],
     )
 
 

@@ -47,6 +47,9 @@ class Recording(Base):
     legal_hold: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     # where the WAV is in the recording store (None until post-processing put it there)
     storage_key: Mapped[str | None] = mapped_column(String(512))
+    # Added by 0007_recording_pauses: the PCI-paused spans, absent from the file; each
+    # {"offset_s", "paused_at", "resumed_at", "seconds", "by"} (ivr/records.py fills them)
+    paused_spans: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
 
 
 class RecordingMedia(Base):

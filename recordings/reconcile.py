@@ -42,6 +42,15 @@ KINDS = (
 )
 # the stored report keeps this many findings (the counts are always complete)
 MAX_FINDINGS = 5000
+# how the wallboard's alert names each kind (zh-CN, en)
+KIND_NAMES = {
+    "call-without-recording": ("已接通话无录音", "answered calls without a recording"),
+    "file-missing": ("录音文件缺失", "recording files missing"),
+    "checksum-mismatch": ("校验和不符", "checksum mismatches"),
+    "transcode-missing": ("转码文件缺失", "transcodes missing"),
+    "file-without-row": ("无记录的文件", "files without a row"),
+    "deleted-recording-file": ("已删除录音的残留文件", "files of deleted recordings"),
+}
 
 
 @dataclass(frozen=True)
@@ -179,9 +188,18 @@ def _report_key(ctx: AppContext) -> str:
     return f"{ctx.keys.prefix}:recordings:reconciliation"
 
 
+def _counts_key(ctx: AppContext) -> str:
+    return f"{ctx.keys.prefix}:recordings:reconciliation:counts"
+
+
 def reconcile_and_store(ctx: AppContext, *, verify_checksums: bool = True) -> Report:
     report = reconcile(ctx, verify_checksums=verify_checksums)
-    ctx.redis.set(_report_key(ctx), json.dumps(report.to_dict(), ensure_ascii=False))
+    summary = {"ran_at": report.ran_at.isoformat(), "counts": report.counts}
+    pipe = ctx.redis.pipeline()
+    pipe.set(_report_key(ctx), json.dumps(report.to_dict(), ensure_ascii=False))
+    # the wallboard reads this small summary on every snapshot (not the findings)
+    pipe.set(_counts_key(ctx), json.dumps(summary))
+    pipe.execute()
     if report.findings:
         log.warning("recording reconciliation: %s", report.counts)
     return report
@@ -190,3 +208,28 @@ def reconcile_and_store(ctx: AppContext, *, verify_checksums: bool = True) -> Re
 def last_report(ctx: AppContext) -> dict[str, Any] | None:
     text = ctx.redis.get(_report_key(ctx))
     return None if text is None else dict(json.loads(str(text)))
+
+
+def wallboard_alert(ctx: AppContext) -> dict[str, Any] | None:
+    """The last run's mismatches as one wallboard alert, shown until a run finds none (the
+    findings themselves are in ``GET /api/v1/recordings/reconciliation``)."""
+    text = ctx.redis.get(_counts_key(ctx))
+    if text is None:
+        return None
+    summary = json.loads(str(text))
+    counts = {kind: n for kind, n in dict(summary["counts"]).items() if n}
+    if not counts:
+        return None
+    total = sum(counts.values())
+    zh = "、".join(f"{KIND_NAMES.get(k, (k, k))[0]} {n}" for k, n in counts.items())
+    en = ", ".join(f"{n} {KIND_NAMES.get(k, (k, k))[1]}" for k, n in counts.items())
+    return {
+        "kind": "recordings_reconciliation",
+        "queue": "all",
+        "value": total,
+        "threshold": 0,
+        "counts": counts,
+        "ran_at": summary["ran_at"],
+        "zh-CN": f"录音核对发现 {total} 处不一致：{zh}",
+        "en": f"Recording reconciliation found {total} mismatches: {en}",
+    }

@@ -32,6 +32,17 @@ class RecordingPage(BaseModel):
     next_offset: int | None
 
 
+class PausedSpan(BaseModel):
+    """A PCI pause: nothing was recorded from ``paused_at`` to ``resumed_at``; the file
+    goes on at ``offset_s`` seconds."""
+
+    offset_s: float = Field(description="seconds into the recording where the pause falls")
+    paused_at: datetime
+    resumed_at: datetime | None = Field(description="None while the pause lasts")
+    seconds: float | None = Field(description="the length of the span left out of the file")
+    by: int | None = Field(default=None, description="the agent who paused")
+
+
 class RecordingPublic(BaseModel):
     id: str
     call_id: str
@@ -40,6 +51,9 @@ class RecordingPublic(BaseModel):
     sha256: str | None
     status: str
     audio_url: str
+    paused_spans: list[PausedSpan] = Field(
+        default_factory=list, description="PCI pauses: spans absent from the file"
+    )
 
 
 class LinkRequest(BaseModel):

@@ -70,6 +70,8 @@ def test_agent_desktop_flow_with_header_token(
         response = client.put("/api/v1/agents/me/state", headers=headers, json={"state": "ready"})
         assert response.json()["state"] == "ready"
         assert until(ws, "state")["state"] == "ready"
+        idle = client.post("/api/v1/agents/me/call/recording/pause", headers=headers)
+        assert idle.status_code == 409 and "no call in progress" in idle.json()["message"]
         engine.queue(
             "call-1",
             "repair",
@@ -99,11 +101,27 @@ def test_agent_desktop_flow_with_header_token(
         router.drain()
         assert until(ws, "answered")["call_id"] == "call-1"
         assert client.get("/api/v1/agents/me", headers=headers).json()["state"] == "on_call"
+        # PCI pause/resume: a command to the call's slot each, a repeat refused by name
+        pause, resume = "/api/v1/agents/me/call/recording/pause", "/api/v1/agents/me/call/recording/resume"
+        refused = client.post(resume, headers=headers)
+        assert refused.status_code == 409 and "not paused" in refused.json()["message"]
+        response = client.post(pause, headers=headers)
+        assert response.status_code == 200 and response.json()["type"] == "pause_recording"
+        assert response.json()["data"] == {"agent_id": pop["agent_id"]}
+        refused = client.post(pause, headers=headers)
+        assert refused.status_code == 409 and "already paused" in refused.json()["message"]
+        assert client.post(resume, headers=headers).json()["type"] == "resume_recording"
         response = client.post("/api/v1/agents/me/call/hold", headers=headers)
         assert response.status_code == 200 and response.json()["type"] == "hold"
         response = client.post("/api/v1/agents/me/call/hangup", headers=headers)
         assert response.status_code == 200
-        assert [c.type for c in engine.commands("call-1")] == ["offer", "hold", "hangup"]
+        assert [c.type for c in engine.commands("call-1")] == [
+            "offer",
+            "pause_recording",
+            "resume_recording",
+            "hold",
+            "hangup",
+        ]
         engine.publish("call_ended", "call-1", reason="agent_hung_up", outcome="answered")
         router.drain()
         ended = until(ws, "ended")

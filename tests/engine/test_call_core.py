@@ -49,6 +49,7 @@ from ivr.call_core import (
     on_leg_gone,
     on_media_ready,
     on_tick,
+    recording_offset,
 )
 from ivr.menu import MenuRunner
 from ivr.spec import SlotSpec
@@ -396,11 +397,32 @@ def test_hold_is_refused_during_a_consultation() -> None:
     assert conv.held
 
 
-def test_pause_and_resume_recording_rewire() -> None:
-    conv = conv_in(CallPhase.bridged)
-    assert command(conv, "pause_recording") == [Rewire()]
+def test_pause_and_resume_recording_rewire_and_mark_the_span() -> None:
+    conv = conv_in(CallPhase.bridged, recording_id="r-1", recording_started_at=100.0)
+    paused = on_command(conv, "pause_recording", {"agent_id": 7}, agent_ringing=False,
+                        queues=QUEUES, now=112.5)  # fmt: skip
+    mark = {"recording_id": "r-1", "offset_s": 12.5, "by": 7}
+    assert paused == [Rewire(), EmitEvent(EventType.recording_paused, mark)]
     assert conv.recording_paused
-    assert command(conv, "resume_recording") == [Rewire()]
+    assert not wanted_edges(WiringState.of(conv, recorder=True, prompt_playing=False)) & {
+        ("caller", "rec"),
+        ("agent", "rec"),
+    }
+    again = on_command(conv, "pause_recording", {}, agent_ringing=False, queues=QUEUES, now=113)
+    assert again == [CommandRefused("the recording is already paused")]
+    resumed = on_command(conv, "resume_recording", {"agent_id": 7}, agent_ringing=False,
+                         queues=QUEUES, now=120.5)  # fmt: skip
+    # the file goes on where it stopped: 8 s paused are not in it
+    mark = {"recording_id": "r-1", "offset_s": 12.5, "by": 7, "paused_s": 8.0}
+    assert resumed == [Rewire(), EmitEvent(EventType.recording_resumed, mark)]
+    assert not conv.recording_paused
+    assert recording_offset(conv, 130.5) == 22.5
+    assert command(conv, "resume_recording") == [CommandRefused("the recording is not paused")]
+
+
+def test_pause_is_refused_without_a_recording() -> None:
+    conv = conv_in(CallPhase.bridged)
+    assert command(conv, "pause_recording") == [CommandRefused("this call is not being recorded")]
     assert not conv.recording_paused
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from cti.models import CallEvent as CallEventRow
 from ivr.records import GROUP, CallRecordConsumer
 from recordings.models import Recording
 from tests.conftest import TEST_REDIS_URL, auth
-from tests.engine.conftest import EngineProcess, call_of, wait_for
+from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
 from tests.engine.siptools import agent_scenario, caller_scenario, sipp, sipp_agent
 
 
@@ -130,6 +132,19 @@ def test_malformed_event_is_skipped_not_fatal(consumer_ctx: AppContext) -> None:
     assert client.xpending(consumer_ctx.keys.events, GROUP)["pending"] == 0
 
 
+PAUSED_SECONDS = 1.5
+
+
+def _event(client: redis.Redis, call_id: str, type_: str) -> dict[str, Any] | None:
+    found = [e.data for e in call_events(client, call_id) if e.type == type_]
+    return found[-1] if found else None
+
+
+def _command(client: redis.Redis, call_id: str, type_: str, ident: str, **data: Any) -> None:
+    fields = {"type": type_, "call_id": call_id, "id": ident, "data": json.dumps(data)}
+    client.xadd("cc:slot:node1-s00:cmd", fields)  # type: ignore[arg-type]
+
+
 @pytest.mark.sip
 def test_engine_call_is_recorded_and_served(
     start_engine: Callable[..., EngineProcess],
@@ -174,6 +189,17 @@ def test_engine_call_is_recorded_and_served(
             "data": '{"agent_uri": "sip:1001@127.0.0.1:16603"}',
         },
     )
+    # PCI pause while the two talk: the span is left out of the file and marked
+    wait_for(lambda: _event(redis_client, call_id, "bridged"), 15, "the agent to be bridged")
+    _command(redis_client, call_id, "pause_recording", "cmd-10", agent_id=1)
+    wait_for(lambda: _event(redis_client, call_id, "recording_paused"), 5, "the pause")
+    _command(redis_client, call_id, "pause_recording", "cmd-11")  # already paused: refused
+    time.sleep(PAUSED_SECONDS)  # the span to leave out (nothing to wait for: it is time)
+    _command(redis_client, call_id, "resume_recording", "cmd-12", agent_id=1)
+    resumed = wait_for(lambda: _event(redis_client, call_id, "recording_resumed"), 5, "resume")
+    refused = _event(redis_client, call_id, "command_failed")
+    assert refused and refused["command_id"] == "cmd-11", refused
+    assert refused["reason"] == "the recording is already paused"
     caller_run.communicate(timeout=60)
     agent_run.communicate(timeout=60)
     assert caller_run.returncode == 0
@@ -213,6 +239,15 @@ def test_engine_call_is_recorded_and_served(
     assert recording["status"] == "complete" and recording["bytes"] > 44
     assert len(recording["sha256"]) == 64 and recording["duration_seconds"] > 3
     assert body["events"][0]["type"] == "call_arrived"
+    # the paused span: absent from the file (shorter than the call by the span), marked in
+    # the recording's metadata at the file offset where the audio goes on
+    ended_event = next(e for e in body["events"] if e["type"] == "call_ended")
+    (span,) = recording["paused_spans"]
+    assert span["seconds"] == resumed["paused_s"] >= PAUSED_SECONDS
+    assert span["offset_s"] == resumed["offset_s"] > 0 and span["by"] == 1
+    assert span["paused_at"] < span["resumed_at"]
+    missing = ended_event["data"]["duration"] - recording["duration_seconds"]
+    assert abs(missing - span["seconds"]) < 0.5, (missing, span)
 
     listing = client.get("/api/v1/calls", params={"number": "13900000001"}, headers=lead).json()
     assert [c["id"] for c in listing["items"]] == [call_id]

@@ -114,6 +114,13 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "status": "failed",
         "error": "OSError: disk full",
     },
+    EventType.recording_paused: {"recording_id": "r-1", "offset_s": 12.5, "by": 3},
+    EventType.recording_resumed: {
+        "recording_id": "r-1",
+        "offset_s": 12.5,
+        "paused_s": 20.1,
+        "by": 3,
+    },
     EventType.caller_hung_up: {"state": "queued"},
     EventType.agent_hung_up: {"agent_uri": "sip:1001@127.0.0.1"},
     EventType.abandoned: {"queue": "repairs", "waited": 12.5},

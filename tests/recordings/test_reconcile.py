@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -104,3 +105,39 @@ def test_cli_commands_report_and_exit_codes(
     assert "2026/01/02/stray.wav" in capsys.readouterr().out
     assert run("recordings-retention", ctx.settings) == 0
     assert "0 recording(s) deleted" in capsys.readouterr().out
+
+
+def _reconciliation_alerts(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    wallboard = client.get("/api/v1/wallboard", headers=headers)
+    assert wallboard.status_code == 200, wallboard.text
+    return [a for a in wallboard.json()["alerts"] if a["kind"] == "recordings_reconciliation"]
+
+
+def test_mismatches_show_on_the_wallboard_alerts_until_a_clean_run(
+    client: TestClient, ctx: AppContext, make_call: Callable[..., MadeCall]
+) -> None:
+    lead = auth(client, "lead1")
+    assert _reconciliation_alerts(client, lead) == []  # never reconciled: nothing to show
+    make_call()
+    vanished = make_call()
+    kept = vanished.path.read_bytes()
+    vanished.path.unlink()
+    unrecorded = make_call(record=False)
+    # the daily scan's run (the worker's), not only the API's
+    assert jobs.scan(reschedule=False)["reconciliation"]["file-missing"] == 1
+    (alert,) = _reconciliation_alerts(client, lead)
+    assert alert["counts"] == {"file-missing": 1, "call-without-recording": 1}
+    assert alert["value"] == 2 and alert["queue"] == "all"
+    assert "录音文件缺失 1" in alert["zh-CN"] and "1 recording files missing" in alert["en"]
+    # still there on the next snapshot (not a one-off push) ...
+    assert _reconciliation_alerts(client, lead) == [alert]
+    # ... until a run finds everything in order again
+    vanished.path.write_bytes(kept)
+    with ctx.sessions() as session, session.begin():
+        from cti.models import Call
+
+        call = session.get(Call, unrecorded.call_id)
+        assert call is not None
+        call.answered_at = None  # not answered after all: no recording expected
+    client.post("/api/v1/recordings/reconciliation", headers=lead)
+    assert _reconciliation_alerts(client, lead) == []
