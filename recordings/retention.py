@@ -23,6 +23,13 @@ from callcenter.audit import record as record_audit
 from callcenter.context import AppContext
 from callcenter.db import utcnow
 from cti.models import Call, CallEvent
+from recordings.erasure import (
+    RecordsErased,
+    erase_customers,
+    erase_routing_states,
+    erase_tickets,
+    number_forms,
+)
 from recordings.models import Recording, RecordingMedia
 from recordings.playback import engine_file, store
 from recordings.storage import Storage, StorageError
@@ -141,6 +148,7 @@ class Erasure:
     recordings_held: list[str] = field(default_factory=list)
     events_redacted: int = 0
     screen_pops_deleted: int = 0
+    records: RecordsErased = field(default_factory=RecordsErased)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +157,7 @@ class Erasure:
             "recordings_held": self.recordings_held,
             "events_redacted": self.events_redacted,
             "screen_pops_deleted": self.screen_pops_deleted,
+            **self.records.to_dict(),
         }
 
 
@@ -161,14 +170,31 @@ def erase_number(
     ctx: AppContext, number: str, *, actor: str, reason: str, remote_addr: str | None = None
 ) -> Erasure:
     """Erase what is kept about calls from ``number``: their recordings (unless on legal
-    hold), the digits keyed in (call record and timeline), the caller number itself, and the
-    screen-pop data in Redis. One audit entry per deletion."""
+    hold), the digits keyed in (call record, timeline and routing state), the caller number
+    itself, the screen-pop data in Redis, the customer record and ticket contacts with that
+    number (``recordings/erasure.py``). One audit entry per deletion."""
     result = Erasure()
     files: list[tuple[Storage, str]] = []
     moment = utcnow()
     fingerprint = number_fingerprint(number)
+    forms = number_forms(number)
     with ctx.sessions() as session, session.begin():
-        calls = list(session.scalars(select(Call).where(Call.caller_number == number)))
+
+        def audit(
+            *, action: str, object_type: str, object_id: str, extra: dict[str, Any] | None = None
+        ) -> None:
+            details = {"reason": reason, "number": fingerprint, **(extra or {})}
+            record_audit(
+                session,
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                details=details,
+                remote_addr=remote_addr,
+            )
+
+        calls = list(session.scalars(select(Call).where(Call.caller_number.in_(forms))))
         for call in calls:
             result.calls.append(call.id)
             for recording in session.scalars(
@@ -222,6 +248,9 @@ def erase_number(
                     details={"reason": reason, "number": fingerprint},
                     remote_addr=remote_addr,
                 )
+        erase_routing_states(ctx, calls, audit, result.records)
+        erase_tickets(session, forms, audit, result.records)
+        erase_customers(session, forms, audit, result.records)
     _remove(files)
     return result
 

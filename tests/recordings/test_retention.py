@@ -6,18 +6,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from callcenter.context import AppContext
 from callcenter.models import AuditEntry
-from cti.models import Call, CallEvent
+from cti.models import Call, CallEvent, Customer, CustomerPhone, CustomerUnit, Unit
 from recordings import jobs
 from recordings.models import Recording
 from recordings.retention import apply_retention
 from tests.conftest import auth
 from tests.recordings.conftest import MadeCall
+from ticketing.models import SatisfactionCallback, Ticket, TicketEvent
 
 NOW = datetime.now(UTC)
 
@@ -155,3 +157,169 @@ def test_erasure_by_number(
         "/api/v1/recordings", params={"caller": number}, headers=auth(client, "qa1")
     ).json()["items"]
     assert [item["id"] for item in found] == [held.recording_id]
+
+
+def _ticket(number: str, contact: str, customer_id: int | None) -> Ticket:
+    return Ticket(
+        number=number,
+        category="water_leak",
+        status="registered",
+        reporter="李四",
+        unit="3-2-1201",
+        what="漏水",
+        when_text="今天",
+        contact=contact,
+        customer_id=customer_id,
+        created_by="1001",
+    )
+
+
+def _people(ctx: AppContext, ids: list[int]) -> list[tuple[Any, ...]]:
+    """What is kept about customers ``ids``: the rows a wrong erasure would change."""
+    with ctx.sessions() as session:
+        customers = session.execute(
+            select(Customer.id, Customer.name, Customer.notes).where(Customer.id.in_(ids))
+        ).all()
+        phones = session.execute(
+            select(CustomerPhone.customer_id, CustomerPhone.number)
+            .where(CustomerPhone.customer_id.in_(ids))
+            .order_by(CustomerPhone.id)
+        ).all()
+        units = session.execute(
+            select(CustomerUnit.customer_id, CustomerUnit.unit_id).where(
+                CustomerUnit.customer_id.in_(ids)
+            )
+        ).all()
+    return [*map(tuple, customers), *map(tuple, phones), *map(tuple, units)]
+
+
+def test_erasure_covers_tickets_customers_and_routing_state_and_loses_nothing_else(
+    client: TestClient, ctx: AppContext, make_call: Callable[..., MadeCall]
+) -> None:
+    number, household, neighbour = "13700137001", "13600136001", "13900139001"
+    erased_call = make_call(caller=number, collected={"room": "1201"})
+    other_call = make_call(caller=neighbour, collected={"room": "0808"})
+    with ctx.sessions() as session, session.begin():
+        unit_id = session.scalars(select(Unit.id)).first()
+        alone = Customer(name="李四", notes="只有这个号码")
+        family = Customer(name="王家", notes="两个号码")
+        other = Customer(name="赵六", notes="邻居")
+        session.add_all([alone, family, other])
+        session.flush()
+        session.add_all(
+            [
+                CustomerPhone(customer_id=alone.id, number=number),
+                CustomerPhone(customer_id=family.id, number=number),
+                CustomerPhone(customer_id=family.id, number=household),
+                CustomerPhone(customer_id=other.id, number=neighbour),
+            ]
+        )
+        if unit_id is not None:
+            session.add_all(
+                [
+                    CustomerUnit(customer_id=alone.id, unit_id=unit_id),
+                    CustomerUnit(customer_id=other.id, unit_id=unit_id),
+                ]
+            )
+        session.get(Call, erased_call.call_id).customer_id = alone.id  # type: ignore[union-attr]
+        mine = _ticket("GD20261206-9001", "137-0013-7001", alone.id)  # free text: normalised
+        theirs = _ticket("GD20261206-9002", neighbour, other.id)
+        session.add_all([mine, theirs])
+        session.flush()
+        session.add(
+            TicketEvent(ticket_id=mine.id, actor="1001", type="note", data={"contact": number})
+        )
+        session.add_all(
+            [
+                SatisfactionCallback(
+                    ticket_id=t.id, number=n, scheduled_for=NOW, deadline=NOW, customer_id=c
+                )
+                for t, n, c in ((mine, number, alone.id), (theirs, neighbour, other.id))
+            ]
+        )
+        ids = {"alone": alone.id, "family": family.id, "other": other.id}
+    routing_state = {"caller": number, "collected": '{"room": "1201"}', "state": "ended"}
+    ctx.redis.hset(ctx.keys.routing(f"call:{erased_call.call_id}"), mapping=routing_state)
+    ctx.redis.hset(
+        ctx.keys.routing(f"call:{other_call.call_id}"), mapping={"caller": neighbour, "x": "1"}
+    )
+    before_other = _people(ctx, [ids["other"]])
+    try:
+        response = client.post(
+            "/api/v1/recordings/erasure",
+            json={"number": number, "reason": "客户要求删除"},
+            headers=auth(client, "admin"),
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["tickets_redacted"] == ["GD20261206-9001"]
+        assert body["customers_deleted"] == [ids["alone"]]
+        assert (body["customer_phones_deleted"], body["callbacks_redacted"]) == (2, 1)
+        assert body["routing_states_redacted"] == 1
+        assert number not in response.text
+        with ctx.sessions() as session:
+            # the lone customer's record is gone; the household keeps its other number
+            assert session.get(Customer, ids["alone"]) is None
+            assert _people(ctx, [ids["family"]]) == [
+                (ids["family"], "王家", "两个号码"),
+                (ids["family"], household),
+            ]
+            ticket = session.scalar(select(Ticket).where(Ticket.number == "GD20261206-9001"))
+            assert ticket is not None and ticket.contact == "" and ticket.customer_id is None
+            assert ticket.what == "漏水"  # the work done stays on record
+            notes = session.scalars(
+                select(TicketEvent.data).where(TicketEvent.ticket_id == ticket.id)
+            )
+            assert number not in str(list(notes))
+            numbers = set(session.scalars(select(SatisfactionCallback.number)))
+            assert numbers == {"", neighbour}
+            erased = session.get(Call, erased_call.call_id)
+            assert erased is not None and erased.customer_id is None
+            # other customers' data intact: record, phones, units, ticket, call, call-back
+            kept = session.scalar(select(Ticket).where(Ticket.number == "GD20261206-9002"))
+            assert kept is not None and (kept.contact, kept.customer_id) == (
+                neighbour,
+                ids["other"],
+            )
+            kept_call = session.get(Call, other_call.call_id)
+            assert kept_call is not None and kept_call.caller_number == neighbour
+            assert kept_call.collected == {"room": "0808"}
+        assert _people(ctx, [ids["other"]]) == before_other
+        left = ctx.redis.hgetall(ctx.keys.routing(f"call:{erased_call.call_id}"))
+        assert left == {"state": "ended"}  # the digits and the number gone, the rest kept
+        assert ctx.redis.hget(ctx.keys.routing(f"call:{other_call.call_id}"), "caller") == neighbour
+        audited = {
+            action: _audited(ctx, action)
+            for action in (
+                "ticket.contact_erased",
+                "callback.number_erased",
+                "customer_phone.erased",
+                "customer.erased",
+                "call_state.redacted",
+            )
+        }
+        assert audited["ticket.contact_erased"] == ["GD20261206-9001"]
+        assert len(audited["callback.number_erased"]) == 1
+        assert sorted(audited["customer_phone.erased"]) == sorted(
+            [str(ids["alone"]), str(ids["family"])]
+        )
+        assert audited["customer.erased"] == [str(ids["alone"])]
+        assert audited["call_state.redacted"] == [erased_call.call_id]
+        with ctx.sessions() as session:
+            assert number not in str(list(session.scalars(select(AuditEntry.details))))
+    finally:
+        with ctx.sessions() as session, session.begin():  # the seeded PostgreSQL is shared
+            session.execute(delete(SatisfactionCallback))
+            for table in (CustomerUnit, CustomerPhone):
+                session.execute(delete(table).where(table.customer_id.in_(list(ids.values()))))
+            session.execute(
+                update(Call)
+                .values(customer_id=None)
+                .where(Call.customer_id.in_(list(ids.values())))
+            )
+            session.execute(
+                update(Ticket)
+                .values(customer_id=None)
+                .where(Ticket.customer_id.in_(list(ids.values())))
+            )
+            session.execute(delete(Customer).where(Customer.id.in_(list(ids.values()))))
