@@ -19,6 +19,7 @@
   let picked = null;
   let peaks = [];
   let peakSeconds = 0.1;
+  let pauses = [];  // PCI-paused spans (GET /recordings/{id}), marked at their file offset
   const player = $("player");
   const canvas = $("waveform");
 
@@ -81,6 +82,10 @@
       ctx.fillStyle = x < playedX ? "#9fd3ff" : "#3d5a73";
       ctx.fillRect(x, (height - bar) / 2, Math.max(1, step - 0.5), bar);
     });
+    ctx.fillStyle = "#ff5c5c";  // a pause: nothing recorded here (marked, not audio)
+    for (const span of pauses) {
+      if (duration) ctx.fillRect((span.offset_s / duration) * width - 1, 0, 3, height);
+    }
     ctx.fillStyle = "#ffcc00";
     ctx.fillRect(playedX, 0, 2, height);
   }
@@ -105,12 +110,17 @@
       for (const event of call.events) {
         const seconds = (new Date(event.at).getTime() - start) / 1000;
         const data = event.data || {};
+        const inFile = data.offset_s == null ? "" : MSG["qa.paused_span"] + " @" + clock(data.offset_s);
         const detail = QUEUES[data.queue] || data.digit || data.value || data.to
-          || data.agent_uri || data.outcome || "";
+          || data.agent_uri || data.outcome || inFile || "";
         const li = document.createElement("li");
         li.dataset.type = event.type;
         li.append(CC.el("span", "+" + clock(seconds), {"class": "at"}),
           CC.el("span", (MSG["event." + event.type] || event.type) + (detail ? " · " + detail : "")));
+        if (data.offset_s != null) {  // a pause: seek to where the recording goes on
+          li.classList.add("seekable");
+          li.addEventListener("click", () => { player.currentTime = data.offset_s; draw(); });
+        }
         timeline.append(li);
       }
     } catch (error) {
@@ -129,6 +139,10 @@
     const link = await CC.api("POST", recordingPath(item.id, "/link"));
     player.src = link.url;  // a same-origin replay link: plays without other credentials
     peaks = [];
+    pauses = [];
+    try {
+      pauses = (await CC.api("GET", recordingPath(item.id))).paused_spans || [];
+    } catch (error) { pauses = []; }
     try {
       const media = await CC.api("GET", recordingPath(item.id, "/media"));
       peaks = media.peaks;

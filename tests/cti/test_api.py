@@ -102,7 +102,8 @@ def test_agent_desktop_flow_with_header_token(
         assert until(ws, "answered")["call_id"] == "call-1"
         assert client.get("/api/v1/agents/me", headers=headers).json()["state"] == "on_call"
         # PCI pause/resume: a command to the call's slot each, a repeat refused by name
-        pause, resume = "/api/v1/agents/me/call/recording/pause", "/api/v1/agents/me/call/recording/resume"
+        pause = "/api/v1/agents/me/call/recording/pause"
+        resume = "/api/v1/agents/me/call/recording/resume"
         refused = client.post(resume, headers=headers)
         assert refused.status_code == 409 and "not paused" in refused.json()["message"]
         response = client.post(pause, headers=headers)

@@ -8,7 +8,7 @@ import re
 from fastapi.testclient import TestClient
 
 from pages.charts import HourFigure, answer_rate_svg
-from tests.pages.conftest import sign_in
+from tests.pages.conftest import csrf_of, sign_in
 
 
 def test_desktop_labels_in_chinese_and_english(client: TestClient) -> None:
@@ -58,3 +58,18 @@ def test_answer_rate_chart_marks_hours_under_the_target() -> None:
     )
     assert bars == [("9", "0.950", "#2e7d32"), ("10", "0.500", "#c62828")]
     assert 'class="target"' in svg and "目标 90%" in svg
+
+
+def test_desktop_pauses_and_resumes_the_recording_with_the_page_token(client: TestClient) -> None:
+    sign_in(client, "1001")
+    page = client.get("/desktop").text
+    for action, label in (("pause", "暂停录音"), ("resume", "恢复录音")):
+        assert re.search(rf'data-call="recording/{action}"[^>]*>{label}</button>', page)
+    english = client.get("/desktop", params={"lang": "en"}).text
+    assert ">Pause recording</button>" in english and ">Resume recording</button>" in english
+    # what the button posts (desktop.js: /agents/me/call/ + data-call, cookie and CSRF token)
+    url = "/api/v1/agents/me/call/recording/pause"
+    assert client.post(url).status_code == 403  # the cookie alone is not enough
+    token = csrf_of(client, "/desktop")
+    refused = client.post(url, headers={"X-CSRF-Token": token})
+    assert refused.status_code == 409 and "no call in progress" in refused.json()["message"]

@@ -238,8 +238,10 @@ def test_erasure_covers_tickets_customers_and_routing_state_and_loses_nothing_el
             ]
         )
         ids = {"alone": alone.id, "family": family.id, "other": other.id}
-    routing_state = {"caller": number, "collected": '{"room": "1201"}', "state": "ended"}
-    ctx.redis.hset(ctx.keys.routing(f"call:{erased_call.call_id}"), mapping=routing_state)
+    ctx.redis.hset(
+        ctx.keys.routing(f"call:{erased_call.call_id}"),
+        mapping={"caller": number, "collected": '{"room": "1201"}', "state": "ended"},
+    )
     ctx.redis.hset(
         ctx.keys.routing(f"call:{other_call.call_id}"), mapping={"caller": neighbour, "x": "1"}
     )
