@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -36,6 +37,28 @@ pytestmark = pytest.mark.sip
 EDGE_PORT = 17050
 EDGE = f"127.0.0.1:{EDGE_PORT}"
 AGENT_IP, AGENT_PORT = "127.0.0.4", 17612
+
+
+PAUSED_SECONDS = 1.0
+
+
+def pci_pause(
+    client: TestClient, headers: dict[str, str], redis_client: redis.Redis, call_id: str
+) -> float:
+    """Pause and resume the recording as the desktop does; the seconds left out."""
+
+    def published(kind: str) -> dict[str, Any] | None:
+        found = [e.data for e in call_events(redis_client, call_id) if e.type == kind]
+        return found[-1] if found else None
+
+    url = "/api/v1/agents/me/call/recording/"
+    assert client.post(url + "pause", headers=headers).status_code == 200
+    wait_for(lambda: published("recording_paused"), 5, "the slot to pause the recording")
+    assert client.post(url + "pause", headers=headers).status_code == 409  # already paused
+    time.sleep(PAUSED_SECONDS)  # the span left out (time itself, nothing to poll)
+    assert client.post(url + "resume", headers=headers).status_code == 200
+    resumed = wait_for(lambda: published("recording_resumed"), 5, "the slot to resume")
+    return float(resumed["paused_s"])
 
 
 def test_caller_pressing_1_reaches_the_longest_idle_agent_with_the_pop_before_the_answer(
@@ -125,6 +148,8 @@ def test_caller_pressing_1_reaches_the_longest_idle_agent_with_the_pop_before_th
                 assert until(ws, "answered", seconds=20)["call_id"] == call_id
                 assert routing.agent(ids["1001"])["state"] == "on_call"
                 assert routing.agent(ids["1002"])["state"] == "ready"
+                # PCI pause from the desktop API, through Redis to the slot's recorder
+                paused = pci_pause(client, agent1001, redis_client, call_id)
                 finished(caller)
                 finished(softphone)
                 ended = until(ws, "ended", seconds=20)
@@ -141,5 +166,9 @@ def test_caller_pressing_1_reaches_the_longest_idle_agent_with_the_pop_before_th
             types.index("call_reserved") < types.index("agent_answered") < types.index("call_ended")
         )
         assert routing.call(call_id)["outcome:1"] == "answered"
+        # the paused span is absent from the file: shorter than the call by the span
+        facts = {e.type: e.data for e in call_events(redis_client, call_id)}
+        missing = facts["call_ended"]["duration"] - facts["recording_stopped"]["duration"]
+        assert abs(missing - paused) < 0.5, (missing, paused)
     finally:
         running.halt()
