@@ -464,7 +464,7 @@ class Supervisor:
                 self._check_records()
                 now = time.monotonic()
                 if now >= next_beat:
-                    beat(self.ctx, "engine")
+                    self._beat()
                     self.pool_dirty = True
                     next_beat = now + HEARTBEAT_EVERY
                 if self.pool_dirty:
@@ -480,6 +480,14 @@ class Supervisor:
                     next_sync = now + SUBSCRIBER_SYNC_EVERY
         finally:
             self.shutdown()
+
+    def _beat(self) -> None:
+        """The heartbeat; Redis away (restarting) must not end the engine and every call on
+        its slots: the beat resumes when Redis is back."""
+        try:
+            beat(self.ctx, "engine")
+        except redis.RedisError as exc:
+            log.warning("engine heartbeat not written (Redis: %s); calls go on", exc)
 
     def _wait_initial_pool(self, timeout: float) -> None:
         """Let the first slots answer before the edge starts sending calls."""

@@ -515,6 +515,14 @@ class MetricsConsumer:
                 if time.monotonic() - swept_at > 60:
                     self.forget_stale_waiting()
                     swept_at = time.monotonic()
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):  # Redis came back without its data (no AOF)
+                    log.error("metrics consumer: group missing; recreating it")
+                    self.ensure_groups()
+                    self._pending_done = False
+                    continue
+                log.exception("metrics consumer: Redis error; retrying in 1 s")
+                self._stop.wait(1.0)
             except redis.RedisError:
                 log.exception("metrics consumer: Redis error; retrying in 1 s")
                 self._stop.wait(1.0)

@@ -68,8 +68,10 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed"
         self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)]
-            + ["--appendonly", "yes", "--save", "", "--daemonize", "no"],
+            [
+                *(binary, "--bind", "127.0.0.1", "--port", str(self.port)),
+                *("--dir", str(self.directory), "--appendonly", "yes", "--save", ""),
+            ],
             stdout=subprocess.DEVNULL,
             preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
@@ -360,9 +362,9 @@ def day(tmp_path: Path, seeded_sqlite_template: Path) -> Iterator[Day]:
 def general_agents(ctx: AppContext, count: int) -> list[int]:
     with ctx.sessions() as session:
         rows = session.scalars(
-            select(AgentQueue.agent_id).where(AgentQueue.queue_code == QUEUE).order_by(
-                AgentQueue.agent_id
-            )
+            select(AgentQueue.agent_id)
+            .where(AgentQueue.queue_code == QUEUE)
+            .order_by(AgentQueue.agent_id)
         ).all()
     return list(rows)[:count]
 
@@ -403,8 +405,10 @@ def test_restarts_mid_day_lose_nothing_and_count_nothing_twice(day: Day) -> None
 
     # Redis SIGKILLed with calls queued and agents ready: two offers in flight, three waiting.
     services.set_state(ctx, agent_id=agents[2], state="not_ready", reason="break", actor="test")
-    wait(lambda: all(services.routing_for(ctx).agent(a)["state"] == "ready" for a in agents[:2]),
-         "two agents ready")
+    wait(
+        lambda: all(services.routing_for(ctx).agent(a)["state"] == "ready" for a in agents[:2]),
+        "two agents ready",
+    )
     day.queue("x1", "x2", "x3", "x4", "x5")
     wait(lambda: day.engine.offers("x1") and day.engine.offers("x2"), "two offers")
     wait(lambda: day.waiting() == ["x3", "x4", "x5"], "three waiting")
