@@ -430,3 +430,29 @@ def test_restarts_mid_day_lose_nothing_and_count_nothing_twice(day: Day) -> None
         lambda: set(services.routing_for(ctx).agent_states(agents).values()) == {"ready"},
         f"agents ready again (now {states})",
     )
+
+
+def test_the_lease_of_a_dead_consumer_on_this_host_is_taken_over_at_once(ctx: AppContext) -> None:
+    """An API restarted after a crash does not leave live figures frozen for the lease's TTL;
+    a live holder, or one on another host, keeps it."""
+    import socket
+
+    from metrics.engine import MetricsConsumer
+
+    key = ctx.keys.metrics("lease")
+    host = socket.gethostname()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "30"])
+    consumer = MetricsConsumer(ctx)
+    try:
+        ctx.redis.set(key, f"{host}:{alive.pid}:1", ex=10)
+        assert not consumer.hold_lease()
+        ctx.redis.set(key, f"elsewhere:{dead.pid}:1", ex=10)
+        assert not consumer.hold_lease()
+        ctx.redis.set(key, f"{host}:{dead.pid}:1", ex=10)
+        assert consumer.hold_lease()
+        assert ctx.redis.get(key) == consumer.name
+    finally:
+        alive.kill()
+        alive.wait()
