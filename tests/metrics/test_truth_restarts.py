@@ -45,7 +45,7 @@ from callcenter.supervision import die_with_parent
 from callcenter.testkit.config import queues_toml
 from config.settings import DEFAULT_CONFIG_DIR, Settings
 from cti import services
-from cti.models import AgentQueue, CallEvent
+from cti.models import AgentQueue, AgentStateChange, CallEvent
 from ivr.records import CallRecordConsumer
 from tests.cti.conftest import EngineSide
 from tests.metrics.conftest import free_port
@@ -289,6 +289,24 @@ class Day:
             raise AssertionError(
                 f"{where}: live {seen[0]} / report {seen[1]} / recount {seen[2]}; "
                 f"{len(self.calls)} calls placed"
+            ) from None
+        # the router's SQL state log: one row per agent state change, none lost, none twice
+        stream: list[tuple[str, dict[str, str]]] = self.ctx.redis.xrange(  # type: ignore[assignment]
+            self.ctx.keys.agent_events
+        )
+        changes = [i for i, f in stream if f.get("type") == "agent_state_changed"]
+
+        def logged() -> list[str]:
+            with self.ctx.sessions() as session:
+                return list(session.scalars(select(AgentStateChange.stream_id)))
+
+        try:
+            wait(lambda: sorted(logged()) == sorted(changes), f"the state log {where}", 10)
+        except AssertionError:
+            rows = logged()
+            raise AssertionError(
+                f"{where}: {len(changes)} state changes, {len(rows)} rows "
+                f"({len(set(rows))} distinct)"
             ) from None
 
     # ------------------------------------------------------------ the engine's half
