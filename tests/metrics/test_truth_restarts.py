@@ -474,3 +474,24 @@ def test_the_lease_of_a_dead_consumer_on_this_host_is_taken_over_at_once(ctx: Ap
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_the_metrics_consumer_recreates_its_group_when_redis_lost_it(ctx: AppContext) -> None:
+    """Redis back without its data (no AOF): the consumer recreates its group and counts the
+    calls that come after, instead of failing every second."""
+    from metrics.engine import LiveReader, MetricsConsumer
+    from tests.metrics.conftest import Events
+
+    consumer = MetricsConsumer(ctx, block_ms=20)
+    consumer.start()
+    try:
+        wait(lambda: ctx.redis.exists(ctx.keys.metrics("lease")), "the lease")
+        ctx.redis.delete(ctx.keys.events, ctx.keys.agent_events)  # the streams and groups lost
+        Events(ctx).call("call_queued", "after-loss", datetime.now(UTC), queue=QUEUE)
+        wait(
+            lambda: LiveReader(ctx).snapshot()["queues"][QUEUE]["waiting"] == 1,
+            "the call counted",
+            10,
+        )
+    finally:
+        consumer.stop()
