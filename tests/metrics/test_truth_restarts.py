@@ -45,7 +45,7 @@ from callcenter.supervision import die_with_parent
 from callcenter.testkit.config import queues_toml
 from config.settings import DEFAULT_CONFIG_DIR, Settings
 from cti import services
-from cti.models import AgentQueue, AgentStateChange, CallEvent
+from cti.models import Agent, AgentQueue, AgentStateChange, CallEvent
 from ivr.records import CallRecordConsumer
 from tests.cti.conftest import EngineSide
 from tests.metrics.conftest import free_port
@@ -360,6 +360,44 @@ class Day:
         return [str(c) for c in self.ctx.redis.zrange(key, 0, -1)]
 
 
+class Desktop:
+    """An agent's desktop socket as the page keeps it (common.js): reconnects after a drop."""
+
+    def __init__(self, port: int, extension: str) -> None:
+        self.url = f"ws://127.0.0.1:{port}/api/v1/agents/me/events"
+        basic = base64.b64encode(f"{extension}:pw{extension}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {basic}"}
+        self.messages: list[dict[str, Any]] = []
+        self.connections = 0
+        self.stopping = False
+        self.thread = _thread(self._run)
+
+    def _run(self) -> None:
+        from websockets.exceptions import WebSocketException
+        from websockets.sync.client import connect
+
+        while not self.stopping:
+            try:
+                with connect(self.url, additional_headers=self.headers, open_timeout=5) as ws:
+                    self.connections += 1
+                    while not self.stopping:
+                        try:
+                            self.messages.append(json.loads(ws.recv(timeout=0.2)))
+                        except TimeoutError:
+                            continue
+            except (OSError, WebSocketException):
+                time.sleep(0.2)
+
+    def told_of(self, call_id: str) -> bool:
+        """An offer of the call, or (after a reconnect) the snapshot of the agent reserved
+        for it."""
+        return any(
+            m.get("call_id") == call_id
+            and (m["type"] == "offer" or (m.get("snapshot") and m.get("state") == "reserved"))
+            for m in self.messages
+        )
+
+
 def _thread(target: Callable[[], None]) -> Any:
     import threading
 
@@ -375,6 +413,11 @@ def day(tmp_path: Path, seeded_sqlite_template: Path) -> Iterator[Day]:
         yield the_day
     finally:
         the_day.close()
+
+
+def extension_of(ctx: AppContext, agent_id: int) -> str:
+    with ctx.sessions() as session:
+        return str(session.scalar(select(Agent.extension).where(Agent.id == agent_id)))
 
 
 def general_agents(ctx: AppContext, count: int) -> list[int]:
@@ -431,6 +474,8 @@ def test_restarts_mid_day_lose_nothing_and_count_nothing_twice(day: Day) -> None
     wait(lambda: day.engine.offers("x1") and day.engine.offers("x2"), "two offers")
     wait(lambda: day.waiting() == ["x3", "x4", "x5"], "three waiting")
     routing_before = {c: services.routing_for(ctx).call(c).get("state") for c in day.calls}
+    desktop = Desktop(day.http_port, extension_of(ctx, agents[2]))
+    wait(lambda: desktop.messages, "the desktop's snapshot")
     day.redis.kill()
     day.redis.start()
     # the routing state came back from the AOF as it was
@@ -439,6 +484,10 @@ def test_restarts_mid_day_lose_nothing_and_count_nothing_twice(day: Day) -> None
         routing_before
     )
     services.set_state(ctx, agent_id=agents[2], state="ready", reason=None, actor="test")
+    try:  # the agent who went ready after the restart hears of the longest-waiting call
+        wait(lambda: desktop.told_of("x3"), "the desktop told of its offer", 15)
+    finally:
+        desktop.stopping = True
     day.serve(["x1", "x2", "x3", "x4", "x5"])
     day.offered_once()
     assert day.waiting() == []
