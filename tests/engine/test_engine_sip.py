@@ -23,6 +23,7 @@ from tests.engine.siptools import (
     sipp,
     sipp_agent,
 )
+from tests.private_redis import PrivateRedis
 
 pytestmark = pytest.mark.sip
 
@@ -351,8 +352,6 @@ def test_a_call_outlives_a_redis_restart(
     """Redis (AOF on) SIGKILLed with a caller queued; the caller hangs up while Redis is away
     (longer than the engine's heartbeat period): the engine keeps running, and the call's
     events reach the stream once Redis is back, each once and in order."""
-    from tests.metrics.test_truth_restarts import PrivateRedis
-
     (tmp_path / "aof").mkdir()
     server = PrivateRedis(tmp_path / "aof")
     server.start()

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
@@ -49,47 +48,11 @@ from cti.models import Agent, AgentQueue, AgentStateChange, CallEvent
 from ivr.records import CallRecordConsumer
 from tests.cti.conftest import EngineSide
 from tests.metrics.conftest import free_port
+from tests.private_redis import PrivateRedis
 
 QUEUE = "general"
 SHORT = 1  # short_abandon_seconds: an abandon after 0.3 s is short, after 1.5 s it is not
 COUNTS = ("offered", "answered", "abandoned", "short_abandoned")
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, AOF on (``appendfsync everysec``, the default)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
-        self.proc = subprocess.Popen(
-            [
-                *(binary, "--bind", "127.0.0.1", "--port", str(self.port)),
-                *("--dir", str(self.directory), "--appendonly", "yes", "--save", ""),
-            ],
-            stdout=subprocess.DEVNULL,
-            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
-        )
-        client = redis.Redis.from_url(self.url)
-        wait(lambda: _pings(client), "redis-server answering")
-        client.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()  # SIGKILL: no shutdown save, only what the AOF already has
-        self.proc.wait()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 def wait(check: Callable[[], Any], what: str, seconds: float = 20.0) -> Any:
