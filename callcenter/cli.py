@@ -63,10 +63,15 @@ def _check_config(_args: argparse.Namespace) -> int:
 
 def _migrate(_args: argparse.Namespace) -> int:
     from callcenter.migrate import upgrade
+    from callcenter.services import aof_wanted, ensure_aof
 
     settings = load_settings()
     upgrade(settings.database_url)
     print(f"database at head: {settings.database_url}")
+    if aof_wanted(settings.redis_aof, settings.environment):
+        # The one-shot that runs before every process (compose, systemd): Redis keeps the
+        # routing state across its own restarts from here on.
+        print(ensure_aof(settings.redis_url))
     return 0
 
 

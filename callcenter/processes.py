@@ -36,7 +36,7 @@ from callcenter.accesslog import log_config
 from callcenter.context import AppContext, build_context
 from callcenter.health import clear_rotation
 from callcenter.migrate import upgrade
-from callcenter.services import redis_reachable, start_redis
+from callcenter.services import aof_wanted, ensure_aof, redis_reachable, start_redis
 from callcenter.supervision import RestartPolicy, count_restart, die_with_parent
 from config.settings import Settings
 
@@ -302,6 +302,8 @@ def run_up(settings: Settings) -> int:
                 f"  Redis not reachable at {settings.redis_url}: starting redis-server", flush=True
             )
             owned_redis = start_redis(settings.redis_url, settings.state_dir)
+        elif aof_wanted(settings.redis_aof, settings.environment):
+            print(f"  {ensure_aof(settings.redis_url)}", flush=True)
         upgrade(settings.database_url)
         print(f"  database migrated: {settings.database_url}", flush=True)
         from callcenter.demo import DemoRefused, prepare_for_start

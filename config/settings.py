@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Key prefix for everything this deployment keeps in Redis (several centers may share one).
     redis_prefix: str = "cc"
+    # Redis's append-only file, so the routing state (queued calls, agents' states, offers in
+    # flight, timers, stream groups) survives a Redis restart: ``callcenter migrate`` and
+    # ``up`` turn it on (CONFIG SET appendonly yes, and CONFIG REWRITE into Redis's own
+    # configuration file) when it is off. None: on in production, Redis left alone otherwise.
+    redis_aof: bool | None = None
     state_dir: Path = Path("var")
     recordings_dir: Path = Path("")  # default: <state_dir>/recordings
     config_dir: Path = DEFAULT_CONFIG_DIR

@@ -180,6 +180,26 @@ class Router:
         handler: Callable[[str, dict[str, str]], None] | Callable[[list[Entry]], None],
         block_ms: int,
     ) -> int:
+        try:
+            return self._consume_group(stream, group, handler, block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis came back without our groups (no AOF, or its data lost): recreate them and
+            # the queues' settings so new calls are routed; what Redis lost is gone.
+            log.error("group %s on %s missing (Redis lost its data?): recreating", group, stream)
+            self.ensure_groups()
+            self.routing.sync_queues()
+            self._own_pending[(stream, group)] = True
+            return 0
+
+    def _consume_group(
+        self,
+        stream: str,
+        group: str,
+        handler: Callable[[str, dict[str, str]], None] | Callable[[list[Entry]], None],
+        block_ms: int,
+    ) -> int:
         key = (stream, group)
         entries: list[Entry] = []
         if self._own_pending.get(key, True):

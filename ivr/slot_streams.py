@@ -90,8 +90,12 @@ class SlotStreams:
 
     def _publisher(self) -> None:
         client: Any = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        retry: tuple[str, Any] | None = None
         while True:
-            item = self.outbox.get()
+            # One at a time, in order: an event that could not be published (Redis away) is
+            # retried before any later one, so a call's events never arrive out of order.
+            item = retry if retry is not None else self.outbox.get()
+            retry = None
             if item is None:
                 break
             kind, payload = item
@@ -109,7 +113,7 @@ class SlotStreams:
                 # Redis down: keep the event and retry, so nothing is lost silently.
                 log.exception("publishing %s failed; retrying", kind)
                 time.sleep(0.5)
-                self.outbox.put(item)
+                retry = item
         client.close()
 
     def _side_effects(self, pipe: Any, event: CallEvent) -> None:

@@ -97,6 +97,9 @@ class Supervisor:
             f"{self.settings.sip.edge_host}:{self.settings.sip.edge_port}",
         )
         self.restarts = 0
+        # events about dead slots' calls that Redis did not take (away): published in order
+        # before anything else the next time round the loop
+        self.unpublished: list[CallEvent] = []
         self.pool_dirty = True
         self.edge_removed: set[str] = set()
         self.backoff: dict[int, tuple[float, float]] = {}  # index -> (not before, delay)
@@ -244,7 +247,8 @@ class Supervisor:
 
         def publish(type_: str, data: dict[str, Any]) -> None:
             event = CallEvent(type=type_, call_id=call_id, slot=slot, node="supervisor", data=data)
-            self.r.xadd(self.ctx.keys.events, event.to_fields(), maxlen=500_000, approximate=True)
+            self.unpublished.append(event)
+            self._flush_unpublished()
 
         publish(EventType.slot_failed, {"reason": reason})
         if call.get("path"):
@@ -464,7 +468,7 @@ class Supervisor:
                 self._check_records()
                 now = time.monotonic()
                 if now >= next_beat:
-                    beat(self.ctx, "engine")
+                    self._beat()
                     self.pool_dirty = True
                     next_beat = now + HEARTBEAT_EVERY
                 if self.pool_dirty:
@@ -474,12 +478,35 @@ class Supervisor:
                     next_rotation = time.monotonic() + (
                         ANNOUNCE_EVERY_SECONDS if self.join else ROTATION_EVERY
                     )
+                if self.unpublished:
+                    self._flush_unpublished()
                 self._forward_originates_safely()
                 if self.edge is not None and now >= next_sync:
                     self._sync_subscribers()
                     next_sync = now + SUBSCRIBER_SYNC_EVERY
         finally:
             self.shutdown()
+
+    def _flush_unpublished(self) -> None:
+        """Publish the kept events in order; stop at the first Redis refuses (kept for later)."""
+        while self.unpublished:
+            event = self.unpublished[0]
+            try:
+                self.r.xadd(
+                    self.ctx.keys.events, event.to_fields(), maxlen=500_000, approximate=True
+                )
+            except redis.RedisError as exc:
+                log.warning("%s of %s kept for later (Redis: %s)", event.type, event.call_id, exc)
+                return
+            self.unpublished.pop(0)
+
+    def _beat(self) -> None:
+        """The heartbeat; Redis away (restarting) must not end the engine and every call on
+        its slots: the beat resumes when Redis is back."""
+        try:
+            beat(self.ctx, "engine")
+        except redis.RedisError as exc:
+            log.warning("engine heartbeat not written (Redis: %s); calls go on", exc)
 
     def _wait_initial_pool(self, timeout: float) -> None:
         """Let the first slots answer before the edge starts sending calls."""
@@ -590,6 +617,9 @@ class Supervisor:
             self.records.join(10)
             if self.records.is_alive():
                 self.records.kill()
+        self._flush_unpublished()
+        for event in self.unpublished:
+            log.error("%s of %s lost: Redis did not answer", event.type, event.call_id)
         with contextlib.suppress(Exception):
             self.r.delete(self.ctx.keys.process_heartbeat("engine"))
             clear_rotation(self.r, self.ctx.keys.prefix, self.settings.node_id)

@@ -106,6 +106,26 @@ def load_teams(ctx: AppContext) -> dict[str, str | None]:
     return {str(agent): (str(team) if team is not None else None) for agent, team in rows}
 
 
+def holder_gone(holder: str) -> bool:
+    """True when a lease holder's name (``host:pid:…``) is a process of this host that no
+    longer runs. Another host's holder is never judged (its lease runs out by its TTL)."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # another consumer of this very process (or, in a container, an earlier
+        # life with the same pid: its lease then runs out by its TTL)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
+
+
 def _stream_id(value: str) -> tuple[int, int]:
     ms, _, seq = value.partition("-")
     return int(ms), int(seq or 0)
@@ -415,8 +435,26 @@ class MetricsConsumer:
         if self.redis.set(key, self.name, nx=True, ex=LEASE_SECONDS):
             self._pending_done = False  # a new holder first re-reads the pending entries
             return True
-        if self.redis.get(key) == self.name:
+        holder = self.redis.get(key)
+        if holder == self.name:
             self.redis.expire(key, LEASE_SECONDS)
+            return True
+        if holder and holder_gone(str(holder)):
+            # A process of this host that died (an API restarted after a crash) holds it: take
+            # it over now rather than leave live figures frozen until its TTL runs out. The
+            # WATCH on the applied ids still keeps two writers from counting an event twice.
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    if pipe.get(key) != holder:
+                        return False
+                    pipe.multi()
+                    pipe.set(key, self.name, ex=LEASE_SECONDS)
+                    pipe.execute()
+                except redis.WatchError:
+                    return False
+            log.warning("metrics: took over the lease of %s (that process is gone)", holder)
+            self._pending_done = False
             return True
         return False
 
@@ -478,6 +516,14 @@ class MetricsConsumer:
                 if time.monotonic() - swept_at > 60:
                     self.forget_stale_waiting()
                     swept_at = time.monotonic()
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):  # Redis came back without its data (no AOF)
+                    log.error("metrics consumer: group missing; recreating it")
+                    self.ensure_groups()
+                    self._pending_done = False
+                    continue
+                log.exception("metrics consumer: Redis error; retrying in 1 s")
+                self._stop.wait(1.0)
             except redis.RedisError:
                 log.exception("metrics consumer: Redis error; retrying in 1 s")
                 self._stop.wait(1.0)

@@ -12,6 +12,7 @@ import pytest
 from callcenter.context import AppContext
 from callcenter.testkit.config import queues_toml
 from cti import services
+from cti.router import Router
 from cti.routing import Routing
 from tests.cti.conftest import ZONE, EngineSide, Running, agent_ids
 
@@ -95,3 +96,19 @@ def test_ring_timeout_overflow_and_wrap_up_in_real_time_across_a_restart(
         assert ctx.redis.exists(ctx.keys.process_heartbeat("router"))
     finally:
         running.halt()
+
+
+def test_a_router_whose_redis_lost_its_data_routes_new_calls(
+    ctx: AppContext, router: Router, routing: Routing, engine: EngineSide
+) -> None:
+    """Redis back without its data (no AOF): the router recreates its consumer groups and the
+    queues' settings instead of failing every round; agents log in again, new calls route."""
+    agent = agent_ids(ctx)["1001"]
+    services.set_state(ctx, agent_id=agent, state="ready", reason=None, actor="t")
+    ctx.redis.flushdb()
+    assert router.step() == 0  # NOGROUP handled
+    services.login(ctx, agent_id=agent, actor="t")
+    services.set_state(ctx, agent_id=agent, state="ready", reason=None, actor="t")
+    engine.queue("after-loss", "repair")
+    router.drain()
+    assert engine.offers("after-loss") == [agent]

@@ -187,10 +187,17 @@ def start_engine(
         records: bool = False,
         edge: bool = False,
         config_dir: Path | None = None,
+        redis_url: str | None = None,
         **sip: Any,
     ) -> EngineProcess:
         """``config_dir``: a test's own config (default: the session's short-timeout copy);
-        prompts it adds to the session's are rendered by the engine at start."""
+        prompts it adds to the session's are rendered by the engine at start. ``redis_url``:
+        a Redis of the test's own (default: the test Redis)."""
+        client = (
+            redis_client
+            if redis_url is None
+            else redis.Redis.from_url(redis_url, decode_responses=True)
+        )
         copy_cache(prompt_cache, settings.state_dir)
         sip_values = {
             "slot_base_port": SLOT_BASE_PORT,
@@ -207,7 +214,7 @@ def start_engine(
             "environment": "test",
             "state_dir": settings.state_dir,
             "database_url": settings.database_url,
-            "redis_url": TEST_REDIS_URL,
+            "redis_url": redis_url or TEST_REDIS_URL,
             "config_dir": config_dir or engine_config_dir,
             "sip": sip_values,
         }
@@ -227,7 +234,7 @@ def start_engine(
             stdout=log_path.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        engine = EngineProcess(process, Settings(**values), log_path, redis_client)  # type: ignore[arg-type]
+        engine = EngineProcess(process, Settings(**values), log_path, client)  # type: ignore[arg-type]
         started.append(engine)
 
         def ready() -> bool:
@@ -237,7 +244,7 @@ def start_engine(
 
         wait_for(ready, 30, "the slot pool to be ready")
         # the heartbeat starts once the edge (when asked for) answers OPTIONS
-        wait_for(lambda: redis_client.exists("cc:proc:engine:alive"), 30, "the engine to run")
+        wait_for(lambda: client.exists("cc:proc:engine:alive"), 30, "the engine to run")
         return engine
 
     yield start

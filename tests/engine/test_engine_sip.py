@@ -23,6 +23,7 @@ from tests.engine.siptools import (
     sipp,
     sipp_agent,
 )
+from tests.private_redis import PrivateRedis
 
 pytestmark = pytest.mark.sip
 
@@ -343,3 +344,39 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_a_call_outlives_a_redis_restart(
+    start_engine: Callable[..., EngineProcess], tmp_path: Path
+) -> None:
+    """Redis (AOF on) SIGKILLed with a caller queued; the caller hangs up while Redis is away
+    (longer than the engine's heartbeat period): the engine keeps running, and the call's
+    events reach the stream once Redis is back, each once and in order."""
+    (tmp_path / "aof").mkdir()
+    server = PrivateRedis(tmp_path / "aof")
+    server.start()
+    engine: EngineProcess | None = None
+    try:
+        engine = start_engine(lines=2, spares=1, redis_url=server.url)
+        client = engine.redis
+        steps: list[tuple[str, object]] = [("pause", 600), ("dtmf", "0"), ("pause", 4000)]
+        caller = caller_scenario(tmp_path / "wait.xml", steps, caller="13800000030")
+        caller_run = sipp(caller, SLOT0, local_port=16540, media_port=46140, cwd=tmp_path)
+        call = wait_for(lambda: call_of(client, "13800000030"), 10, "the call")
+        wait_for(lambda: "call_queued" in types(client, call), 10, "queued")
+        server.kill()
+        finish(caller_run)  # the caller hangs up while Redis is away
+        time.sleep(1.0)  # away longer than the engine's heartbeat period (3 s) in all
+        assert engine.process.poll() is None, f"the engine died:\n{engine.log()}"
+        server.start()
+        wait_for(lambda: "call_ended" in types(client, call), 10, "the call's end")
+        kinds = types(client, call)
+        ending = ("caller_hung_up", "abandoned", "call_ended")
+        assert [k for k in kinds if k in ending] == list(ending), kinds  # once each, in order
+        assert kinds.index("call_queued") < kinds.index("caller_hung_up"), kinds
+        assert engine.process.poll() is None
+        wait_for(lambda: client.exists("cc:proc:engine:alive"), 10, "the heartbeat again")
+    finally:
+        if engine is not None:
+            engine.stop()
+        server.kill()

@@ -148,3 +148,77 @@ def test_systemd_units_needs_a_directory() -> None:
     )
     assert result.returncode == 2
     assert "--out" in result.stderr
+
+
+def test_redis_keeps_the_routing_state_on_disk_in_production(tmp_path: Path) -> None:
+    """compose's Redis runs with its append-only file; a Redis the center did not start gets it
+    turned on by ``migrate`` in production, kept in Redis's own configuration file."""
+    import shutil
+    import signal
+
+    import redis as redis_lib
+
+    from callcenter.services import aof_wanted, ensure_aof, start_redis
+    from config.settings import Settings
+    from tests.metrics.conftest import free_port
+
+    redis_service = compose()["services"]["redis"]
+    assert redis_service["command"][-2:] == ["--appendonly", "yes"]
+    assert redis_service["volumes"]  # the file outlives the container
+    assert aof_wanted(None, "production") and not aof_wanted(None, "development")
+    assert not aof_wanted(False, "production") and aof_wanted(True, "test")
+    assert Settings(environment="test", redis_aof=True).redis_aof is True
+
+    # A Debian-like Redis: a configuration file saying appendonly no.
+    port = free_port()
+    conf = tmp_path / "redis.conf"
+    conf.write_text(f'port {port}\nbind 127.0.0.1\ndir {tmp_path}\nappendonly no\nsave ""\n')
+    binary = shutil.which("redis-server")
+    assert binary
+
+    def run() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL)
+        client = redis_lib.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis_lib.ConnectionError:
+                subprocess.run(["sleep", "0.05"], check=True)
+        client.close()
+        return proc
+
+    url = f"redis://127.0.0.1:{port}/0"
+    proc = run()
+    try:
+        assert "turned on" in ensure_aof(url)
+        assert ensure_aof(url) == "Redis append-only file: on"
+        client = redis_lib.Redis(port=port, decode_responses=True)
+        client.set("kept", "1")
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert re.search(r"^appendonly yes$", conf.read_text(), re.M)
+    proc = run()  # restarted from the same configuration: still on, the key still there
+    try:
+        client = redis_lib.Redis(port=port, decode_responses=True)
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        assert client.get("kept") == "1"
+        client.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    # Without a configuration file it is on now, and the message says it will not hold.
+    port = free_port()
+    own = start_redis(f"redis://127.0.0.1:{port}/0", tmp_path / "own")
+    try:
+        client = redis_lib.Redis(port=port, decode_responses=True)
+        assert client.config_get("appendonly")["appendonly"] == "yes"  # up's own Redis
+        client.config_set("appendonly", "no")
+        assert "not kept" in ensure_aof(f"redis://127.0.0.1:{port}/0")
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        client.close()
+    finally:
+        own.kill()
+        own.wait()
