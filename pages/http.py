@@ -444,6 +444,7 @@ def wallboard(request: Request, ctx: Ctx) -> Response:
         shifts=shifts,
         shift_names={s["code"]: s["name"] for s in shifts},
         target=ctx.config.shifts.answer_rate_target,
+        sl_target=ctx.config.shifts.service_level_target,
         messages=catalog(lang),
         states=["ready", "reserved", "on_call", "on_hold", "wrap_up", "not_ready"],
     )

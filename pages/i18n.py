@@ -63,6 +63,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "refused.bad_request": {"zh-CN": "非法请求", "en": "bad request"},
     "refused.other": {"zh-CN": "其他", "en": "other"},
     "wb.target": {"zh-CN": "目标", "en": "Target"},
+    "wb.sl_target": {"zh-CN": "服务水平目标", "en": "Service level target"},
     "wb.shift": {"zh-CN": "当前班次", "en": "Current shift"},
     "wb.updated": {"zh-CN": "更新于", "en": "Updated"},
     "wb.connecting": {"zh-CN": "连接中…", "en": "Connecting…"},
