@@ -288,6 +288,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "whatif.count": {"zh-CN": "人数", "en": "Agents"},
     "whatif.queues": {"zh-CN": "队列:技能等级", "en": "Queues:skill"},
     "whatif.agents": {"zh-CN": "坐席", "en": "Agents"},
+    "whatif.queue_settings": {"zh-CN": "队列设置", "en": "Queue settings"},
+    "whatif.queue": {"zh-CN": "队列", "en": "Queue"},
+    "whatif.wrap_up": {"zh-CN": "话后处理秒数", "en": "Wrap-up seconds"},
+    "whatif.overflow_after": {"zh-CN": "溢出等待秒数", "en": "Overflow after (s)"},
+    "whatif.bad_wrap": {
+        "zh-CN": "必须是 0 到 1800 的整数",
+        "en": "must be a whole number from 0 to 1800",
+    },
+    "whatif.bad_overflow": {
+        "zh-CN": "必须是 5 到 3600 的整数",
+        "en": "must be a whole number from 5 to 3600",
+    },
     "whatif.copy_a": {"zh-CN": "复制方案 A 到 B", "en": "Copy plan A to B"},
     "whatif.run": {"zh-CN": "运行对比", "en": "Run both"},
     "whatif.running": {"zh-CN": "模拟中，约需数秒…", "en": "Simulating, a few seconds…"},

@@ -3,7 +3,9 @@
 The lead picks the callers (a stored local day's, replayed from the call records, or the
 built-in synthetic day with a seed and a volume factor), edits plan A and plan B (both start
 as the staffing in force: :func:`metrics.whatif_inputs.plan_in_force`) and runs both through
-the what-if simulator (:mod:`metrics.whatif`: the real routing script on a scratch key space).
+the what-if simulator (:mod:`metrics.whatif`: the real routing script on a scratch key
+space). Each plan may also change each queue's wrap-up time and, for a queue that overflows,
+when it does (a copy of the configuration for that run; nothing is stored).
 The page shows, for A and B side by side, the day's answer rate, service level, abandons and
 occupancy, then per hour the same figures with the Erlang C / Erlang A figures for the hour,
 and the answer rate and service level per hour as server-drawn SVG charts
@@ -16,6 +18,8 @@ every problem naming the plan, row and field.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -27,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from callcenter.auth import get_ctx
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
+from config.loader import CenterConfig
 from metrics.engine import metric_config
 from metrics.whatif import simulate
 from metrics.whatif_inputs import Arrival, plan_in_force, stored_arrivals, synthetic_arrivals
@@ -34,7 +39,7 @@ from pages import access
 from pages.charts import Series, hourly_rate_svg
 from pages.http import _checked_form, _forbidden, _guard, _render
 from pages.i18n import lang_of, t
-from pages.whatif_form import PLANS, PlanForm, form_of, read_plan
+from pages.whatif_form import PLANS, PlanForm, QueueSetting, form_of, read_plan
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,6 +55,31 @@ def _yesterday(ctx: AppContext) -> date:
     ).date()
 
 
+def settings_in_force(config: CenterConfig) -> dict[str, QueueSetting]:
+    """Each queue's wrap-up and overflow time as queues.toml has them."""
+    return {
+        code: QueueSetting(q.wrap_up_seconds, q.overflow.after_seconds if q.overflow else None)
+        for code, q in config.queues.queues.items()
+    }
+
+
+def config_for(config: CenterConfig, settings: Mapping[str, QueueSetting]) -> CenterConfig:
+    """The center's configuration with a plan's queue settings (a copy; nothing stored)."""
+    queues = {}
+    for code, queue in config.queues.queues.items():
+        setting = settings.get(code)
+        if setting is None:
+            queues[code] = queue
+            continue
+        update: dict[str, Any] = {"wrap_up_seconds": setting.wrap_up_seconds}
+        if queue.overflow is not None and setting.overflow_after_seconds is not None:
+            update["overflow"] = queue.overflow.model_copy(
+                update={"after_seconds": setting.overflow_after_seconds}
+            )
+        queues[code] = queue.model_copy(update=update)
+    return dataclasses.replace(config, queues=config.queues.model_copy(update={"queues": queues}))
+
+
 def _choices(ctx: AppContext, lang: str) -> dict[str, Any]:
     def name(names: Any) -> str:
         return str(names.zh if lang == "zh-CN" else names.en)
@@ -60,7 +90,12 @@ def _choices(ctx: AppContext, lang: str) -> dict[str, Any]:
             for code, s in ctx.config.shifts.shifts.items()
         ],
         "queues": [
-            {"code": code, "name": name(q.name)} for code, q in ctx.config.queues.queues.items()
+            {
+                "code": code,
+                "name": name(q.name),
+                "overflow_to": q.overflow.to if q.overflow else "",
+            }
+            for code, q in ctx.config.queues.queues.items()
         ],
     }
 
@@ -101,7 +136,12 @@ def whatif_page(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) 
     in_force = plan_in_force(ctx)
     day = {"source": "synthetic", "day": _yesterday(ctx).isoformat(), "seed": "1", "volume": "1"}
     return _page(
-        request, ctx, signed, lang, day=day, plans=[form_of(key, in_force) for key in PLANS]
+        request,
+        ctx,
+        signed,
+        lang,
+        day=day,
+        plans=[form_of(key, in_force, settings_in_force(ctx.config)) for key in PLANS],
     )
 
 
@@ -151,7 +191,7 @@ def _run(ctx: AppContext, day: dict[str, str], plans: list[PlanForm]) -> dict[st
     runs = {
         form.key: simulate(
             ctx.redis,
-            ctx.config,
+            config_for(ctx.config, form.queue_settings),
             figures,
             form.plan,
             arrivals,
@@ -219,7 +259,7 @@ async def whatif_run(request: Request, ctx: Annotated[AppContext, Depends(get_ct
     if not access.may_open(signed.principal.role, PAGE):
         return _forbidden(request, lang, signed, t("forbidden.role", lang))
     day, problems = _read_day(form, lang)
-    shifts, queues = set(ctx.config.shifts.shifts), set(ctx.config.queues.queues)
+    shifts, queues = set(ctx.config.shifts.shifts), settings_in_force(ctx.config)
     plans = []
     for key in PLANS:
         plan, plan_problems = read_plan(form, key, lang, shifts=shifts, queues=queues)

@@ -6,7 +6,9 @@ shows the form again with what they typed).
 
 A plan's fields: ``<p>_ring_seconds`` and, per row ``i``, ``<p>_shift_<i>``, ``<p>_count_<i>``,
 ``<p>_queues_<i>`` (``general:6,repair:8``, as on the lead console; a queue without a level
-gets 5). A row with no count and no queues is ignored.
+gets 5). A row with no count and no queues is ignored. The queue settings to try, per queue
+``q``: ``<p>_wrap_<q>`` (wrap-up seconds) and, for a queue that overflows, ``<p>_overflow_<q>``
+(seconds before it does); they start as queues.toml has them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ PLANS = ("a", "b")
 MAX_ROWS = 40
 DEFAULT_LEVEL = 5
 MAX_COUNT = 1000
+MAX_WRAP_UP = 1800  # as queues.toml allows
+OVERFLOW_RANGE = (5, 3600)
+
+
+@dataclass(frozen=True)
+class QueueSetting:
+    """What a plan may change of a queue: its wrap-up, and when it overflows (None: it does
+    not)."""
+
+    wrap_up_seconds: int
+    overflow_after_seconds: int | None
 
 
 @dataclass
@@ -34,10 +47,15 @@ class PlanForm:
     ring_seconds: str = "4"
     rows: list[dict[str, str]] = field(default_factory=list)
     plan: PlanFile | None = None
+    queue_fields: dict[str, dict[str, str]] = field(default_factory=dict)  # as typed
+    queue_settings: dict[str, QueueSetting] = field(default_factory=dict)  # when valid
 
 
-def form_of(key: str, plan: PlanFile, blank_rows: int = 2) -> PlanForm:
-    """A plan as the form's initial values, with ``blank_rows`` empty rows to add groups."""
+def form_of(
+    key: str, plan: PlanFile, settings: Mapping[str, QueueSetting], blank_rows: int = 2
+) -> PlanForm:
+    """A plan and the queue settings in force as the form's initial values, with
+    ``blank_rows`` empty rows to add groups."""
     rows = [
         {
             "shift": group.shift,
@@ -47,7 +65,16 @@ def form_of(key: str, plan: PlanFile, blank_rows: int = 2) -> PlanForm:
         for group in plan.agents
     ]
     rows += [{"shift": "", "count": "", "queues": ""} for _ in range(blank_rows)]
-    return PlanForm(key, f"{plan.ring_seconds:g}", rows, plan)
+    fields = {
+        code: {
+            "wrap": str(setting.wrap_up_seconds),
+            "overflow": ""
+            if setting.overflow_after_seconds is None
+            else str(setting.overflow_after_seconds),
+        }
+        for code, setting in settings.items()
+    }
+    return PlanForm(key, f"{plan.ring_seconds:g}", rows, plan, fields, dict(settings))
 
 
 def read_plan(
@@ -56,7 +83,7 @@ def read_plan(
     lang: str,
     *,
     shifts: Collection[str],
-    queues: Collection[str],
+    queues: Mapping[str, QueueSetting],
 ) -> tuple[PlanForm, list[str]]:
     """Plan ``key`` from the posted form, and the problems found (empty when it is valid)."""
     name = f"{t('whatif.plan', lang)} {key.upper()}"
@@ -104,6 +131,29 @@ def read_plan(
             groups.append({"shift": shift, "count": int(count_text), "queues": skills})
     if not groups and not problems:
         problem(t("whatif.agents", lang), t("whatif.no_rows", lang))
+    for code, in_force in queues.items():
+        wrap_text = str(form.get(f"{key}_wrap_{code}") or "").strip()
+        over_text = str(form.get(f"{key}_overflow_{code}") or "").strip()
+        parsed.queue_fields[code] = {"wrap": wrap_text, "overflow": over_text}
+        wrap, overflow = in_force.wrap_up_seconds, in_force.overflow_after_seconds
+        if wrap_text:
+            if wrap_text.isdigit() and int(wrap_text) <= MAX_WRAP_UP:
+                wrap = int(wrap_text)
+            else:
+                problem(
+                    f"{code} · {t('whatif.wrap_up', lang)}",
+                    f"{t('whatif.bad_wrap', lang)} ({wrap_text!r})",
+                )
+        if overflow is not None and over_text:
+            low, high = OVERFLOW_RANGE
+            if over_text.isdigit() and low <= int(over_text) <= high:
+                overflow = int(over_text)
+            else:
+                problem(
+                    f"{code} · {t('whatif.overflow_after', lang)}",
+                    f"{t('whatif.bad_overflow', lang)} ({over_text!r})",
+                )
+        parsed.queue_settings[code] = QueueSetting(wrap, overflow)
     if problems:
         return parsed, problems
     try:

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from callcenter.context import AppContext
 from metrics.whatif_inputs import plan_in_force, synthetic_arrivals
-from pages.whatif import SYNTHETIC_DAY
-from pages.whatif_form import read_plan
+from pages.whatif import SYNTHETIC_DAY, config_for, settings_in_force
+from pages.whatif_form import QueueSetting, read_plan
 
 from .conftest import csrf_of, sign_in
 
@@ -73,6 +73,11 @@ def test_the_form_starts_from_the_plan_in_force_in_both_languages(
     for plan in ("a", "b"):
         assert f'name="{plan}_count_0" value="{first.count}"' in page.text
         assert f'name="{plan}_queues_0" value="{queues}"' in page.text
+    repair = ctx.config.queues.queues["repair"]
+    assert repair.overflow is not None
+    assert f'name="a_wrap_repair" value="{repair.wrap_up_seconds}"' in page.text
+    assert f'name="b_overflow_repair" value="{repair.overflow.after_seconds}"' in page.text
+    assert 'name="a_overflow_general"' not in page.text  # general does not overflow
     english = client.get("/lead/whatif", params={"lang": "en"}).text
     assert "What-if: compare two plans" in english and "Run both" in english
 
@@ -164,13 +169,35 @@ def test_read_plan_alone() -> None:
         "a_count_1": "",
         "a_queues_1": "",
     }
-    plan, problems = read_plan(
-        form, "a", "en", shifts={"night", "day"}, queues={"general", "repair"}
-    )
+    queues = {"general": QueueSetting(30, None), "repair": QueueSetting(20, 90)}
+    form |= {"a_wrap_general": "45", "a_overflow_repair": ""}  # empty: as in force
+    plan, problems = read_plan(form, "a", "en", shifts={"night", "day"}, queues=queues)
     assert problems == []
     assert plan.plan is not None and plan.plan.ring_seconds == 6
     assert [g.model_dump() for g in plan.plan.agents] == [
         {"shift": "night", "count": 3, "queues": {"general": 5, "repair": 8}}
     ]
-    _empty, problems = read_plan({"a_count_0": ""}, "a", "en", shifts=set(), queues=set())
+    assert plan.queue_settings == {
+        "general": QueueSetting(45, None),
+        "repair": QueueSetting(20, 90),
+    }
+    _empty, problems = read_plan({"a_count_0": ""}, "a", "en", shifts=set(), queues={})
     assert problems == ["Plan A · Agents: the plan needs at least one row"]
+    bad = form | {"a_wrap_general": "-3", "a_overflow_repair": "2"}
+    _bad, problems = read_plan(bad, "a", "en", shifts={"night"}, queues=queues)
+    assert problems == [
+        "Plan A · general · Wrap-up seconds: must be a whole number from 0 to 1800 ('-3')",
+        "Plan A · repair · Overflow after (s): must be a whole number from 5 to 3600 ('2')",
+    ]
+
+
+def test_a_plans_queue_settings_change_a_copy_of_the_configuration(ctx: AppContext) -> None:
+    in_force = settings_in_force(ctx.config)
+    assert in_force["repair"].overflow_after_seconds is not None
+    tried = {**in_force, "repair": QueueSetting(5, 30), "general": QueueSetting(0, None)}
+    config = config_for(ctx.config, tried)
+    repair = config.queues.queues["repair"]
+    assert repair.wrap_up_seconds == 5 and repair.overflow is not None
+    assert repair.overflow.after_seconds == 30
+    assert config.queues.queues["general"].wrap_up_seconds == 0
+    assert settings_in_force(ctx.config) == in_force  # the center's own is untouched
