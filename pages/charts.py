@@ -52,13 +52,13 @@ def hourly_rate_svg(
     series: Sequence[Series], *, target: float, title: str, target_label: str
 ) -> str:
     """Bars per hour 00-23, one per series side by side in the hour's slot, the target as a
-    dashed line, the rate (in %) printed over each bar."""
+    dashed line. With one series the rate (in %) is printed over each bar; with more the bars
+    are too narrow for it (the page's table beside the chart has the numbers)."""
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     slot = plot_w / 24
     count = max(1, len(series))
     bar_w = (slot - 8) / count
-    label_size = 18 if count == 1 else 13
 
     def y_of(rate: float) -> float:
         return TOP + plot_h * (1 - max(0.0, min(1.0, rate)))
@@ -114,10 +114,11 @@ def hourly_rate_svg(
                 f'x="{left:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                 f'height="{TOP + plot_h - y:.1f}" fill="{colour}"/>'
             )
-            parts.append(
-                f'<text x="{left + bar_w / 2:.1f}" y="{y - 8:.1f}" font-size="{label_size}" '
-                f'fill="#e8eef2" text-anchor="middle">{rate * 100:.0f}</text>'
-            )
+            if count == 1:
+                parts.append(
+                    f'<text x="{left + bar_w / 2:.1f}" y="{y - 8:.1f}" font-size="18" '
+                    f'fill="#e8eef2" text-anchor="middle">{rate * 100:.0f}</text>'
+                )
     target_y = y_of(target)
     parts.append(
         f'<line class="target" x1="{LEFT}" y1="{target_y:.1f}" x2="{WIDTH - RIGHT}" '
