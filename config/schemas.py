@@ -261,7 +261,8 @@ class StaffingMinimum(Strict):
 
 
 class AlertRules(Strict):
-    """When the answer-rate alert is raised and cleared (see metrics/alerts.py)."""
+    """When the answer-rate and service-level alerts are raised and cleared (both follow the
+    same rules; see metrics/alerts.py)."""
 
     min_resolved_calls: int = Field(default=10, ge=1, le=100_000)
     raise_after_seconds: int = Field(default=60, ge=0, le=86_400)
@@ -270,6 +271,8 @@ class AlertRules(Strict):
 
 class ShiftsFile(Strict):
     answer_rate_target: float = Field(default=0.9, gt=0, le=1)
+    # the share of calls to answer within the queue's service_level_seconds (80/20: 0.8)
+    service_level_target: float = Field(default=0.8, gt=0, le=1)
     alerts: AlertRules = Field(default_factory=AlertRules)
     shifts: dict[Code, Shift]
     minimums: list[StaffingMinimum] = Field(default_factory=list)

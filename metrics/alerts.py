@@ -1,7 +1,8 @@
 """When a rate alert is raised and when it is cleared: a pure state machine, no I/O.
 
-A shift lead must be able to act on an alert, so a rate alert follows the condition with
-hysteresis instead of every snapshot:
+A shift lead must be able to act on an alert, so a rate alert (the answer rate and the
+service level, each against its target) follows the condition with hysteresis instead of
+every snapshot:
 
 - it is judged only on *resolved* calls (answered, abandoned, failed): a caller still waiting
   is not yet a success or a failure, so one caller queued for a second cannot make the
@@ -52,7 +53,8 @@ class AlertState:
 
 
 def rate_breached(rate: float | None, resolved: int, target: float, policy: AlertPolicy) -> bool:
-    """The condition: enough resolved calls, and their answer rate under the target."""
+    """The condition: enough resolved calls, and their rate (answer rate or service level)
+    under the target."""
     return rate is not None and resolved >= policy.min_resolved_calls and rate < target
 
 

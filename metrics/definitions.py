@@ -232,6 +232,7 @@ class MetricConfig:
     service_level_seconds: Mapping[str, int]
     long_wait_alert_seconds: Mapping[str, int]
     answer_rate_target: float
+    service_level_target: float = 0.8
     alert_policy: AlertPolicy = field(default_factory=AlertPolicy)
     default_service_level_seconds: int = 20
     _cache: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -247,6 +248,7 @@ class MetricConfig:
                 c: q.long_wait_alert_seconds for c, q in queues.queues.items()
             },
             answer_rate_target=shifts.answer_rate_target,
+            service_level_target=shifts.service_level_target,
             alert_policy=AlertPolicy(
                 min_resolved_calls=shifts.alerts.min_resolved_calls,
                 raise_after_seconds=shifts.alerts.raise_after_seconds,
@@ -614,6 +616,8 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
                     denominator less the callers still waiting or ringing)
     resolved answer rate = answered / resolved: the figure the answer-rate alert judges
     service level = answered within the queue's N seconds / the same denominator
+    resolved service level = answered within N seconds / resolved: the figure the
+                    service-level alert judges
     ASA           = sum of waits of answered legs / answered
     AHT           = (talk + hold + wrap-up) / answered calls that have ended
     occupancy     = busy time / (busy + available time); busy = on call, on hold, wrap-up;
@@ -647,6 +651,7 @@ def figures(counters: Mapping[str, float]) -> dict[str, Any]:
         "resolved": int(resolved),
         "resolved_answer_rate": _div(c[ANSWERED], resolved),
         "service_level": _div(c[ANSWERED_IN_SL], base),
+        "resolved_service_level": _div(c[ANSWERED_IN_SL], resolved),
         "asa_seconds": _div(c[WAIT_ANSWERED_SUM], c[ANSWERED]),
         "aht_seconds": _div(c[TALK_SUM] + c[WRAP_SUM], c[TALKS]),
         "occupancy": _div(busy, busy + available),

@@ -14,7 +14,8 @@ Redis layout (all under ``{prefix}:metrics:``):
 ``min:<epoch minute>``      same, for one minute (rolling windows; expires after 2 hours)
 ``hist:<wait|handle>``      hash ``<queue>|<upper bound>`` counts, ``<queue>|sum``/``|count``
 ``version``                 incremented by every applied batch; ``changed`` is published
-``alerts``                  hash ``answer_rate|<queue>`` → the alert's hysteresis state
+``alerts``                  hash ``<kind>|<queue>`` → a rate alert's hysteresis state
+                            (kind ``answer_rate`` or ``service_level``)
 ==========================  ===========================================================
 
 ``<dim>`` is ``q:<queue>``, ``t:<team>``, or ``e:edge`` (calls refused at the edge, before any
@@ -808,6 +809,7 @@ class LiveReader:
             "timezone": str(config.tz),
             "version": version,
             "answer_rate_target": config.answer_rate_target,
+            "service_level_target": config.service_level_target,
             "current_shift": current_shift,
             "windows": {n: {"start": wins[n].start.isoformat()} for n in WINDOWS},
             "center": {
@@ -855,15 +857,40 @@ def staffing_minimum(ctx: AppContext, local: datetime) -> int | None:
     return found
 
 
-def alerts(ctx: AppContext, snapshot: Mapping[str, Any], local: datetime) -> list[dict[str, Any]]:
-    """Answer rate under target for the shift, staffing under the minimum, long waits.
+# The rate alerts: kind → (the shift figure judged, the snapshot's target key, wording).
+RATE_ALERTS: dict[str, tuple[str, str]] = {
+    "answer_rate": ("resolved_answer_rate", "answer_rate_target"),
+    "service_level": ("resolved_service_level", "service_level_target"),
+}
 
-    The answer-rate alert follows its condition with hysteresis (metrics/alerts.py); its
-    state is kept in Redis (``metrics:alerts``) so every API process shows the same alerts.
+
+def _rate_alert_text(
+    kind: str, snapshot: Mapping[str, Any], queue: str, rate: float, resolved: int, target: float
+) -> dict[str, str]:
+    zh, en = _qname(snapshot, queue, "zh-CN"), _qname(snapshot, queue, "en")
+    if kind == "answer_rate":
+        return {
+            "zh-CN": f"{zh}本班次已结束来电 {resolved} 通，接通率 {rate:.1%} 低于目标 {target:.0%}",
+            "en": f"{en}: shift answer rate {rate:.1%} of {resolved} resolved calls is under "
+            f"the {target:.0%} target",
+        }
+    return {
+        "zh-CN": f"{zh}本班次已结束来电 {resolved} 通，服务水平 {rate:.1%} 低于目标 {target:.0%}",
+        "en": f"{en}: shift service level {rate:.1%} of {resolved} resolved calls is under "
+        f"the {target:.0%} target",
+    }
+
+
+def alerts(ctx: AppContext, snapshot: Mapping[str, Any], local: datetime) -> list[dict[str, Any]]:
+    """Answer rate and service level under target for the shift, staffing under the minimum,
+    long waits.
+
+    The answer-rate and service-level alerts follow their condition with hysteresis
+    (metrics/alerts.py, one policy for both: ``[alerts]`` in shifts.toml); their state is kept
+    in Redis (``metrics:alerts``) so every API process shows the same alerts.
     """
     config = metric_config(ctx)
     policy = config.alert_policy
-    target = float(snapshot["answer_rate_target"])
     now = local.timestamp()
     out: list[dict[str, Any]] = []
     scopes = [("all", snapshot["center"]), *list(snapshot["queues"].items())]
@@ -873,30 +900,29 @@ def alerts(ctx: AppContext, snapshot: Mapping[str, Any], local: datetime) -> lis
     changed: dict[str, str] = {}
     current = snapshot.get("current_shift")
     period = str(snapshot["shifts"].get(current, {}).get("occurrence", "")) if current else ""
-    for queue, scope in scopes:
-        shift = scope["windows"]["shift"]
-        rate, resolved = shift["resolved_answer_rate"], int(shift["resolved"])
-        field_name = f"answer_rate|{queue}"
-        before = AlertState.from_text(stored.get(field_name), period)
-        after = step(before, rate_breached(rate, resolved, target, policy), now, policy)
-        if after.to_text() != stored.get(field_name):
-            changed[field_name] = after.to_text()
-        if not after.active or rate is None:
-            continue
-        out.append(
-            {
-                "kind": "answer_rate",
-                "queue": queue,
-                "value": rate,
-                "threshold": target,
-                "resolved": resolved,
-                "figure": "shift_resolved_answer_rate",
-                "zh-CN": f"{_qname(snapshot, queue, 'zh-CN')}本班次已结束来电 {resolved} 通，"
-                f"接通率 {rate:.1%} 低于目标 {target:.0%}",
-                "en": f"{_qname(snapshot, queue, 'en')}: shift answer rate {rate:.1%} of "
-                f"{resolved} resolved calls is under the {target:.0%} target",
-            }
-        )
+    for kind, (figure, target_key) in RATE_ALERTS.items():
+        target = float(snapshot[target_key])
+        for queue, scope in scopes:
+            shift = scope["windows"]["shift"]
+            rate, resolved = shift[figure], int(shift["resolved"])
+            field_name = f"{kind}|{queue}"
+            before = AlertState.from_text(stored.get(field_name), period)
+            after = step(before, rate_breached(rate, resolved, target, policy), now, policy)
+            if after.to_text() != stored.get(field_name):
+                changed[field_name] = after.to_text()
+            if not after.active or rate is None:
+                continue
+            out.append(
+                {
+                    "kind": kind,
+                    "queue": queue,
+                    "value": rate,
+                    "threshold": target,
+                    "resolved": resolved,
+                    "figure": f"shift_{figure}",
+                    **_rate_alert_text(kind, snapshot, queue, rate, resolved, target),
+                }
+            )
     if changed:
         redis.hset(state_key, mapping=changed)
     minimum = staffing_minimum(ctx, local)

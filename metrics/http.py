@@ -184,6 +184,29 @@ def wallboard(ctx: Ctx, _principal: Viewer) -> JSONResponse:
 
 
 @router.get(
+    "/alerts",
+    summary="The wallboard's alerts now (answer rate, service level, staffing, long waits)",
+    description="The `alerts` of GET /wallboard with the targets they judge against; the lead "
+    "console polls it. Rate alerts carry the figure they judge (`figure`, `value`, "
+    "`resolved`, `threshold`).",
+)
+def current_alerts(ctx: Ctx, _principal: Viewer) -> JSONResponse:
+    try:
+        snapshot = LiveReader(ctx).snapshot()
+    except redis.RedisError:
+        log.warning("alerts: Redis did not answer", exc_info=True)
+        raise Unavailable("live figures unavailable: Redis did not answer") from None
+    return JSONResponse(
+        {
+            "alerts": snapshot["alerts"],
+            "answer_rate_target": snapshot["answer_rate_target"],
+            "service_level_target": snapshot["service_level_target"],
+            "local_time": snapshot["local_time"],
+        }
+    )
+
+
+@router.get(
     "/wallboard/stream",
     summary="Server-sent events: the wallboard JSON each time a figure changes",
     description="Event name `wallboard`, data = the same JSON as GET /wallboard. Programs send "

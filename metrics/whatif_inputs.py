@@ -203,3 +203,47 @@ def stored_arrivals(ctx: AppContext, day: date, *, seed: int = 1) -> list[Arriva
 
 def mean(values: list[float]) -> float:
     return math.fsum(values) / len(values) if values else 0.0
+
+
+def plan_in_force(ctx: AppContext, *, ring_seconds: float = 4.0) -> PlanFile:
+    """The staffing the center has now: its active agents, grouped by shift and queue skills
+    (``agents.shift_code``, ``agent_queues``). Agents without a shift or a queue are left out
+    (they would never be logged in by the simulator); with none left, the built-in plan."""
+    from cti.models import Agent, AgentQueue
+
+    with ctx.sessions() as session:
+        skills: dict[int, dict[str, int]] = {}
+        for agent_id, queue, level in session.execute(
+            select(AgentQueue.agent_id, AgentQueue.queue_code, AgentQueue.skill_level)
+            .join(Agent, Agent.id == AgentQueue.agent_id)
+            .where(Agent.active.is_(True))
+        ):
+            skills.setdefault(agent_id, {})[queue] = level
+        shifts = dict(
+            session.execute(
+                select(Agent.id, Agent.shift_code).where(
+                    Agent.active.is_(True), Agent.shift_code.is_not(None)
+                )
+            ).all()
+        )
+    known_queues, known_shifts = set(ctx.config.queues.queues), set(ctx.config.shifts.shifts)
+    groups: dict[tuple[str, tuple[tuple[str, int], ...]], int] = {}
+    for agent_id, shift in shifts.items():
+        queues = tuple(
+            sorted((q, v) for q, v in skills.get(agent_id, {}).items() if q in known_queues)
+        )
+        if not queues or shift not in known_shifts:
+            continue
+        groups[(shift, queues)] = groups.get((shift, queues), 0) + 1
+    if not groups:
+        return DEFAULT_PLAN
+    order = list(ctx.config.shifts.shifts)
+    return PlanFile(
+        ring_seconds=ring_seconds,
+        agents=[
+            PlanGroup(shift=shift, count=count, queues=dict(queues))
+            for (shift, queues), count in sorted(
+                groups.items(), key=lambda item: (order.index(item[0][0]), item[0][1])
+            )
+        ],
+    )

@@ -26,6 +26,8 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     # The QA page (pages/qa.py, when the build mounts it): the roles that may find every
     # recording and score it (recordings/access.py READ_ALL and EVALUATE).
     "qa": frozenset({Role.qa, Role.lead}),
+    # the what-if simulator (pages/whatif.py, /lead/whatif): staffing is the lead's call
+    "whatif": frozenset({Role.lead}),
 }
 
 MAX_NEXT_LENGTH = 2000

@@ -74,6 +74,15 @@ def _has_qa_page(request: Request) -> bool:
         return False
 
 
+def _has_page(request: Request, route_name: str) -> bool:
+    """Whether this build mounts the page whose route is named ``route_name``."""
+    try:
+        request.app.url_path_for(route_name)
+    except NoMatchFound:
+        return False
+    return True
+
+
 def _nav(role: Role | None, request: Request) -> list[tuple[str, str]]:
     if role is None:
         return []
@@ -88,6 +97,8 @@ def _nav(role: Role | None, request: Request) -> list[tuple[str, str]]:
             links.append((f"/{page}", key))
     if access.may_open(role, "qa") and _has_qa_page(request):
         links.append(("/qa", "nav.qa"))
+    if access.may_open(role, "whatif") and _has_page(request, "whatif_page"):
+        links.append(("/lead/whatif", "nav.whatif"))
     return links
 
 
@@ -444,6 +455,7 @@ def wallboard(request: Request, ctx: Ctx) -> Response:
         shifts=shifts,
         shift_names={s["code"]: s["name"] for s in shifts},
         target=ctx.config.shifts.answer_rate_target,
+        sl_target=ctx.config.shifts.service_level_target,
         messages=catalog(lang),
         states=["ready", "reserved", "on_call", "on_hold", "wrap_up", "not_ready"],
     )

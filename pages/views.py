@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import redis
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from callcenter.auth import Principal
@@ -176,11 +177,25 @@ def lead(ctx: AppContext, lang: str, user: Principal) -> dict[str, Any]:
         )
     return {
         "agents": agents,
+        "live_alerts": live_alerts(ctx),
         "queues": routing.queue_status(),
         "staffing": cti_services.staffing(ctx),
         "queue_names": queue_names(ctx, lang),
         "my_extension": my_extension,
     }
+
+
+def live_alerts(ctx: AppContext) -> list[dict[str, Any]]:
+    """The wallboard's alerts but staffing (the console shows routing's own staffing report):
+    answer rate and service level under target, long waits. Empty when Redis does not answer
+    (the page still opens; its script polls again)."""
+    from metrics.engine import LiveReader
+
+    try:
+        snapshot = LiveReader(ctx).snapshot()
+    except redis.RedisError:
+        return []
+    return [a for a in snapshot["alerts"] if a["kind"] != "staffing"]
 
 
 # ---------------------------------------------------------------- /tickets

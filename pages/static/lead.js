@@ -1,5 +1,6 @@
 // The lead's console: agents' states live from the lead socket, force a state, listen /
-// whisper / barge on an agent's call (to the lead's own extension), queue figures every 5 s.
+// whisper / barge on an agent's call (to the lead's own extension), queue figures and the
+// wallboard's alerts (answer rate, service level, long waits) every 5 s.
 "use strict";
 (() => {
   const DATA = JSON.parse(document.getElementById("lead-data").textContent);
@@ -35,17 +36,30 @@
   tick();
   setInterval(tick, 1000);
 
+  function showNoAlerts() {
+    $("no-alerts").hidden = $("alerts").querySelector(".alert") !== null;
+  }
   function showAlert(report) {
-    const box = $("alerts");
+    const box = $("staffing-alert");
     box.replaceChildren();
     $("staffing-online").textContent = report.logged_in;
     $("staffing-minimum").textContent = report.minimum;
     if (report.alert) {
       const text = typeof report.message === "string" ? report.message : (report.message && (report.message[LANG] || report.message.en)) || "";
       box.appendChild(CC.el("div", text, {class: "alert", "data-kind": "staffing"}));
-    } else {
-      box.appendChild(CC.el("p", MSG["lead.no_alerts"], {class: "muted"}));
     }
+    showNoAlerts();
+  }
+  // The wallboard's alerts (answer rate and service level under target, long waits); the
+  // staffing one comes from routing's own report above.
+  function showLiveAlerts(alerts) {
+    const box = $("live-alerts");
+    box.replaceChildren();
+    for (const alert of alerts) {
+      if (alert.kind === "staffing") continue;
+      box.appendChild(CC.el("div", alert[LANG] || alert.en, {class: "alert", "data-kind": alert.kind, "data-queue": alert.queue}));
+    }
+    showNoAlerts();
   }
 
   CC.keepSocket("/leads/events", (message) => {
@@ -98,6 +112,8 @@
       row.querySelector(".members").textContent = q.agents_logged_in;
     }
     showAlert(status.staffing);
+    const live = await act(CC.api("GET", "/alerts"));
+    if (live) showLiveAlerts(live.alerts);
   }
   setInterval(refreshQueues, 5000);
 })();

@@ -278,3 +278,52 @@ def _agent_id(ctx: AppContext, extension: str) -> int:
         found = session.scalar(select(Agent.id).where(Agent.extension == extension))
     assert found is not None
     return found
+
+
+def test_lead_compares_two_plans_on_the_whatif_page(
+    live_server: str, browser: Any, tmp_path: Path
+) -> None:
+    """The lead edits plan B on /lead/whatif (both start as the staffing in force), runs both
+    on a small built-in day and sees A and B side by side and the per-hour charts; in English,
+    copy A to B works in the page's script. Screenshots in both languages."""
+    from playwright.sync_api import expect
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1500, "height": 1100})
+    page = context.new_page()
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    sign_in(page, live_server, "lead1")
+    page.wait_for_url("**/lead")
+    page.get_by_role("link", name="排班模拟").click()
+    page.wait_for_url("**/lead/whatif**")
+    page.fill("#volume", "0.2")
+    page.fill("[name=b_count_0]", "4")
+    page.click("#whatif-run")
+    summary = page.locator("#whatif-summary")
+    expect(summary).to_be_visible(timeout=20_000)
+    expect(summary.locator("th.plan-a")).to_have_text("方案 A")
+    expect(summary.locator("th.plan-b")).to_have_text("方案 B")
+    expect(summary.locator("td.plan-b[data-figure=agents]")).not_to_have_text(
+        summary.locator("td.plan-a[data-figure=agents]").inner_text()
+    )
+    for plan in ("方案 A", "方案 B"):
+        bars = page.locator(f"#chart-answer-rate rect.bar[data-series='{plan}']")
+        assert bars.count() > 0
+    assert page.locator("#whatif-hours tr[data-hour]").count() > 0
+    expect(page.locator("[name=b_count_0]")).to_have_value("4")  # the form keeps the plans
+    page.screenshot(path=str(shots / "whatif-zh.png"), full_page=True)
+
+    page.goto(f"{live_server}/lead/whatif?lang=en")
+    page.fill("#volume", "0.2")
+    page.fill("[name=a_count_0]", "3")
+    page.click("#copy-a")
+    expect(page.locator("[name=b_count_0]")).to_have_value("3")
+    page.fill("[name=b_count_1]", "5")
+    page.click("#whatif-run")
+    expect(page.locator("#whatif-summary th.plan-b")).to_have_text("Plan B", timeout=20_000)
+    assert page.locator("#chart-service-level rect.bar[data-series='Plan B']").count() > 0
+    page.screenshot(path=str(shots / "whatif-en.png"), full_page=True)
+    context.close()
+    assert script_errors == []
