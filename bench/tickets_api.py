@@ -379,7 +379,7 @@ def timers_phase(settings: Settings, count: int) -> dict[str, Any]:
         with ctx.sessions() as session:
             ids = list(session.execute(select(Ticket.id, Ticket.due_at)).all())
         began = time.perf_counter()
-        high = scheduling.ticket_queues(ctx)["high"]
+        high = scheduling.queue(ctx, "high")
         for start in range(0, len(ids), 200):
             pipe = high.connection.pipeline()
             for ticket_id, due in ids[start : start + 200]:

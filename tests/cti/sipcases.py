@@ -101,7 +101,7 @@ def morning_routing(ctx: AppContext) -> Routing:
     now = time.time()
     offset = datetime.fromtimestamp(now, ZONE).replace(hour=10, minute=0).timestamp() - now
     routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=lambda: time.time() + offset)
-    ctx.extras[services.ROUTING_EXTRA] = routing
+    services.use_routing(ctx, routing)
     return routing
 
 

@@ -102,7 +102,7 @@ def center(
     now = time.time()
     offset = datetime.fromtimestamp(now, ZONE).replace(hour=10, minute=0).timestamp() - now
     routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=lambda: time.time() + offset)
-    ctx.extras[services.ROUTING_EXTRA] = routing
+    services.use_routing(ctx, routing)
     running = Running(ctx, routing, "router-e2e-consult")
     try:
         register(tmp_path, "1001")
