@@ -23,6 +23,7 @@ from callcenter.app import create_app
 from callcenter.streams import AgentEventType, CallEvent, EventType
 from config.settings import DEFAULT_CONFIG_DIR
 from metrics.engine import MetricsConsumer, metric_config
+from metrics.http import CONSUMER_WANTED
 
 EXTRA_QUEUES = 45  # + the 5 default queues = 50
 
@@ -137,7 +138,7 @@ def main() -> None:
     consumer = MetricsConsumer(ctx)
     consumer.drain()
     print(f"calls: {calls}, agents: 200")
-    ctx.extras["metrics_consumer"] = False
+    ctx.services.set(CONSUMER_WANTED, False)
     registry = baseline_registry(queues)
     base_times = []
     for _ in range(args.scrapes):

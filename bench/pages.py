@@ -3,8 +3,8 @@
 A real uvicorn on loopback serves the app in its own process, wrapped in a small ASGI timer
 that reports each request's server time (request in → response headers out: the page is
 rendered by then) in a ``Server-Timing`` header. The client signs in through ``POST /login``
-like a browser and requests each page one at a time; the same run measures ``/healthz`` (SQL
-and Redis round trip) and ``/api/v1/me`` (cookie session: Redis + one user read) as baselines.
+like a browser and requests each page one at a time; the same run measures ``/healthz`` (the HTTP
+stack alone) and ``/api/v1/me`` (cookie session: Redis + one user read) as baselines.
 Goal: p99 < 150 ms for each page.
 
 Usage (Redis DB and PostgreSQL URL default to the test ones):
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _measure import free_port, gc_paused, percentile  # noqa: E402
+from _serve import start_api  # noqa: E402
 
 from callcenter.context import build_context  # noqa: E402
 from callcenter.db import make_engine  # noqa: E402
@@ -153,33 +153,6 @@ def serve(port: int) -> None:
     uvicorn.run(timed, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def start_server(settings: Settings, port: int) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        CALLCENTER_ENVIRONMENT="test",
-        CALLCENTER_STATE_DIR=str(settings.state_dir),
-        CALLCENTER_DATABASE_URL=settings.database_url,
-        CALLCENTER_REDIS_URL=settings.redis_url,
-    )
-    log = (settings.state_dir / "api.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code in (200, 503):
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"the server did not start; see {settings.state_dir / 'api.log'}")
-
-
 # ---------------------------------------------------------------- the client
 
 
@@ -221,7 +194,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
         settings = prepare(args.db, Path(tmp), args.tickets)
         port = free_port()
-        server = start_server(settings, port)
+        server = start_api(
+            settings, port, command=[sys.executable, __file__, "--serve", str(port)], timeout=30
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             anonymous = httpx.Client(base_url=base, timeout=10)

@@ -23,7 +23,6 @@ import functools
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _measure import free_port, gc_paused, percentile  # noqa: E402
+from _serve import start_api  # noqa: E402
 
 from callcenter.context import build_context  # noqa: E402
 from callcenter.db import make_engine  # noqa: E402
@@ -206,36 +206,6 @@ def load(settings: Settings, rows: int) -> dict[str, Any]:
     }
 
 
-def start_api(settings: Settings, port: int) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        CALLCENTER_ENVIRONMENT="test",
-        CALLCENTER_STATE_DIR=str(settings.state_dir),
-        CALLCENTER_DATABASE_URL=settings.database_url,
-        CALLCENTER_REDIS_URL=settings.redis_url,
-        CALLCENTER_HTTP__HOST="127.0.0.1",
-        CALLCENTER_HTTP__PORT=str(port),
-        CALLCENTER_HTTP__ACCESS_LOG="false",
-    )
-    log = (settings.state_dir / "api.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callcenter.cli", "api"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code in (200, 503):
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"callcenter api did not start; see {settings.state_dir / 'api.log'}")
-
-
 def searches(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     week_ago = (NOW - timedelta(days=7)).isoformat()
     return {
@@ -348,7 +318,7 @@ def main() -> None:
         print(f"loaded {args.rows:,} calls + recordings in {facts['load_seconds']} s", flush=True)
         sql = sql_phase(settings, facts, args.repeat)
         port = free_port()
-        api = start_api(settings, port)
+        api = start_api(settings, port, env={"CALLCENTER_HTTP__ACCESS_LOG": "false"})
         try:
             http = http_phase(port, facts, args.repeat)
         finally:

@@ -16,6 +16,7 @@ from callcenter.context import AppContext
 from callcenter.errors import ERROR_RESPONSES, CallCenterError
 from callcenter.http_guard import ResponseGuard
 from callcenter.http_input import RefuseNulCharacters
+from callcenter.service_keys import REGISTRY
 
 # Each domain exposes ``router`` (an APIRouter) in its ``http`` module; they are mounted under
 # /api/v1 in this order. Pages (server-rendered HTML) are mounted at the root by ``pages``.
@@ -69,7 +70,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     app.add_middleware(RefuseNulCharacters)  # inside the guard: its 422s get the headers too
     app.add_middleware(ResponseGuard)  # headers, request ids, no exception text in answers
-    registry: CollectorRegistry = ctx.extras.setdefault("registry", CollectorRegistry())  # type: ignore[assignment]
+    registry = ctx.services.get_or_make(REGISTRY, CollectorRegistry)
     signin.prepare(ctx)
     supervision.install_collector(registry, ctx)
 

@@ -163,15 +163,12 @@ def client_address(connection: HTTPConnection) -> str:
 
 
 def credentials_from_header(
-    ctx: AppContext, authorization: str | None, token: str | None = None, *, source: str
+    ctx: AppContext, authorization: str | None, *, source: str
 ) -> Principal:
-    """Resolve ``Authorization: Bearer …`` / ``Basic …`` (or a ``token`` query value).
+    """Resolve ``Authorization: Bearer …`` / ``Basic …``.
 
     Blocking (SQL, Redis, argon2 for Basic): call it in a worker thread. ``source`` is the
     client's address, for the sign-in throttle of Basic credentials."""
-    if token:
-        payload = read_token(ctx.settings.secret_key, token)
-        return principal_for(ctx, int(str(payload["sub"])), _issued_at(payload))
     if not authorization:
         raise Unauthorized("authentication required: HTTP Basic or a bearer token")
     scheme, _, value = authorization.partition(" ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.admin.config_store import with_stored_versions
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.redis_keys import Keys
+from callcenter.service_keys import Services
 from config.loader import CenterConfig, load_config
 from config.settings import Settings
 
@@ -23,7 +25,9 @@ class AppContext:
     sessions: sessionmaker[Session]
     redis: redis.Redis
     keys: Keys
-    extras: dict[str, object] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
+    # called with each new configuration this process takes (callcenter.admin.config_watch)
+    config_listeners: list[Callable[[CenterConfig], None]] = field(default_factory=list)
 
     def close(self) -> None:
         self.redis.close()

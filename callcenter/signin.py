@@ -32,6 +32,7 @@ from callcenter.context import AppContext
 from callcenter.errors import TooManyAttempts, Unauthorized, Unavailable
 from callcenter.models import User
 from callcenter.passwords import hash_password, verify_password
+from callcenter.service_keys import REGISTRY, Service
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,17 @@ class SignInMetrics:
     verify_seconds: Histogram
 
 
+SIGNIN_METRICS: Service[SignInMetrics] = Service("sign-in metrics")
+
+
 def metrics_for(ctx: AppContext) -> SignInMetrics:
     """The sign-in series on the app's registry (``/metrics``), created once per context."""
-    found = ctx.extras.get("signin_metrics")
-    if isinstance(found, SignInMetrics):
-        return found
-    registry = ctx.extras.setdefault("registry", CollectorRegistry())
-    assert isinstance(registry, CollectorRegistry)
-    created = SignInMetrics(
+    return ctx.services.get_or_make(SIGNIN_METRICS, lambda: _signin_metrics(ctx))
+
+
+def _signin_metrics(ctx: AppContext) -> SignInMetrics:
+    registry = ctx.services.get_or_make(REGISTRY, CollectorRegistry)
+    return SignInMetrics(
         attempts=Counter(
             "callcenter_signin_attempts",
             "Password sign-ins by outcome (ok, wrong, throttled)",
@@ -89,8 +93,6 @@ def metrics_for(ctx: AppContext) -> SignInMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         ),
     )
-    ctx.extras["signin_metrics"] = created
-    return created
 
 
 def prepare(ctx: AppContext) -> None:

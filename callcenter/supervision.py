@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from callcenter.context import AppContext
+from callcenter.service_keys import Service
 
 FIRST_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 30.0
@@ -96,12 +97,15 @@ class RestartsCollector(Collector):
         yield family
 
 
+RESTARTS_COLLECTOR: Service[bool] = Service("restarts collector installed")
+
+
 def install_collector(registry: CollectorRegistry, ctx: AppContext) -> None:
     """Register once per context (an app built twice on one context shares the registry)."""
-    if ctx.extras.get("restarts_collector_installed"):
+    if ctx.services.get(RESTARTS_COLLECTOR):
         return
     registry.register(RestartsCollector(ctx))
-    ctx.extras["restarts_collector_installed"] = True
+    ctx.services.set(RESTARTS_COLLECTOR, True)
 
 
 # ---------------------------------------------------------------- the orphan guard

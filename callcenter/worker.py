@@ -11,6 +11,7 @@ from rq.job import Job
 
 from callcenter.context import AppContext
 from callcenter.health import HEARTBEAT_TTL_SECONDS, beat
+from callcenter.service_keys import Service
 
 QUEUE_NAMES = ("high", "default", "low")
 # Run once when a worker starts, by dotted name (domains import this module for ``queues``;
@@ -22,6 +23,18 @@ def queues(ctx: AppContext) -> list[Queue]:
     """RQ needs a connection that returns bytes; ``ctx.redis`` decodes, so make a twin."""
     connection = ctx.redis.__class__.from_url(ctx.settings.redis_url)
     return [Queue(f"{ctx.keys.prefix}:{name}", connection=connection) for name in QUEUE_NAMES]
+
+
+QUEUES: Service[dict[str, Queue]] = Service("RQ queues by short name")
+
+
+def queue(ctx: AppContext, name: str) -> Queue:
+    """The RQ queue ``name`` (high, default, low), made once per context with the others
+    (each make opens a connection)."""
+    made = ctx.services.get_or_make(
+        QUEUES, lambda: {q.name.rsplit(":", 1)[-1]: q for q in queues(ctx)}
+    )
+    return made[name]
 
 
 def run(ctx: AppContext, *, burst: bool = False, name: str = "worker") -> None:

@@ -63,8 +63,7 @@ class Router:
         self, ctx: AppContext, *, routing: Routing | None = None, consumer: str | None = None
     ) -> None:
         self.ctx = ctx
-        self.routing = routing or services.routing_for(ctx)
-        ctx.extras[services.ROUTING_EXTRA] = self.routing
+        self.routing = services.use_routing(ctx, routing) if routing else services.routing_for(ctx)
         self.keys = ctx.keys
         self.redis = ctx.redis
         self.consumer = consumer or f"router-{ctx.settings.node_id}"

@@ -16,27 +16,43 @@ from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound, NumberNotAllowed
 from callcenter.params import row_id_in
+from callcenter.service_keys import Service
 from callcenter.streams import Command, CommandType
+from config.loader import CenterConfig
 from cti import numbers, screenpop, shifts
 from cti.models import Agent, AgentQueue, Customer, CustomerPhone, CustomerUnit, FeeStatus, Unit
 from cti.routing import Offer, Routing
 
-ROUTING_EXTRA = "cti.routing"
+ROUTING: Service[Routing] = Service("routing")  # this process's Routing handle
 
 
 def routing_for(ctx: AppContext) -> Routing:
     """This process's Routing handle (made once per context)."""
-    routing = ctx.extras.get(ROUTING_EXTRA)
+    routing = ctx.services.get(ROUTING)
     if routing is None:
-        routing = Routing(
-            ctx.redis,
-            ctx.keys,
-            ctx.config,
-            timezone=ctx.settings.timezone,
-            language=ctx.settings.language,
+        routing = use_routing(
+            ctx,
+            Routing(
+                ctx.redis,
+                ctx.keys,
+                ctx.config,
+                timezone=ctx.settings.timezone,
+                language=ctx.settings.language,
+            ),
         )
-        ctx.extras[ROUTING_EXTRA] = routing
-    return cast(Routing, routing)
+    return routing
+
+
+def use_routing(ctx: AppContext, routing: Routing) -> Routing:
+    """Make ``routing`` this process's handle; it follows every configuration the process
+    takes from then on (callcenter.admin.config_watch)."""
+
+    def follow(config: CenterConfig) -> None:
+        routing.config = config
+
+    ctx.services.set(ROUTING, routing)
+    ctx.config_listeners.append(follow)
+    return routing
 
 
 def deliver(ctx: AppContext, result: dict[str, Any]) -> list[Offer]:

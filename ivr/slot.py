@@ -42,7 +42,7 @@ import pjsua2 as pj
 from callcenter.streams import CallEvent, Command, CommandType, EventType
 from config.loader import CenterConfig
 from config.settings import Settings
-from ivr import dialplan, survey, wav
+from ivr import leg_uris, survey, wav
 from ivr.call_core import (
     LEAVING_OUTCOMES,
     MEDIA_CHECK_EVERY,
@@ -162,7 +162,7 @@ class SlotEngine:
         self.graveyard: list[Any] = []
         self.conv: Conversation | None = None
         self.media = CallMedia(prompts["hold.music"].path, self.graveyard)
-        self.plan = dialplan.DialPlan(config.telephony, settings.sip, spec.via_edge)
+        self.uris = leg_uris.LegUris(config.telephony, settings.sip, spec.via_edge)
         self.dids = {d.number: (d.entry or config.menu.entry) for d in config.telephony.dids}
         self.ep: Any = None
         self.account: Any = None
@@ -780,7 +780,7 @@ class SlotEngine:
         if conv.state != CallPhase.queued:
             self._command_failed(command, f"call is {conv.state}, not waiting in a queue")
             return
-        uri = self.plan.agent(str(command.data.get("agent_uri", "")))
+        uri = self.uris.agent(str(command.data.get("agent_uri", "")))
         if not uri:
             self._command_failed(command, "agent_uri missing")
             return
@@ -894,7 +894,7 @@ class SlotEngine:
         self._enqueue(conv, target, conv.priority, conv.skills, requeued_from=previous)
 
     def _transfer_number(self, conv: Conversation, target: str, command: Command | None) -> None:
-        uri = self.plan.transfer_target(target)
+        uri = self.uris.transfer_target(target)
         if uri is None:
             if command is not None:
                 self._command_failed(command, f"{target!r} is not an allowed transfer target")
@@ -927,14 +927,14 @@ class SlotEngine:
             self._command_failed(command, "a consultation is already in progress")
             return
         if kind == "agent":
-            uri = self.plan.agent(target) if target else ""
+            uri = self.uris.agent(target) if target else ""
             queue_cfg = self.config.queues.queues.get(conv.queue)
             ring = float(
                 command.data.get("ring_timeout")
                 or (queue_cfg.ring_timeout_seconds if queue_cfg else 15)
             )
         elif kind == "number":
-            uri = self.plan.transfer_target(target) or ""
+            uri = self.uris.transfer_target(target) or ""
             ring = CONSULT_NUMBER_RING_SECONDS
         else:
             self._command_failed(command, f"consult kind {kind!r}: use agent or number")
@@ -1047,7 +1047,7 @@ class SlotEngine:
         if len(self.legs) + len(self.leaving) >= MAX_LEGS:
             self._command_failed(command, f"no line left for a supervisor ({MAX_LEGS} per slot)")
             return
-        conv.super_mode, conv.super_uri = mode, self.plan.agent(uri)
+        conv.super_mode, conv.super_uri = mode, self.uris.agent(uri)
         try:
             self._dial("super", conv.super_uri)
         except pj.Error as exc:
@@ -1124,7 +1124,7 @@ class SlotEngine:
         if command.data.get("mode") == "survey" or command.data.get("survey"):
             self._originate_survey(command, number)
             return
-        agent_uri = self.plan.agent(str(command.data.get("agent_uri", "")))
+        agent_uri = self.uris.agent(str(command.data.get("agent_uri", "")))
         conv = Conversation(
             call_id=command.call_id or uuid.uuid4().hex,
             direction="out",
@@ -1196,7 +1196,7 @@ class SlotEngine:
     def _dial_customer(self, conv: Conversation) -> None:
         telephony = self.config.telephony
         assert telephony.outbound_trunk is not None
-        uri = self.plan.trunk(conv.caller, telephony.outbound_trunk)
+        uri = self.uris.trunk(conv.caller, telephony.outbound_trunk)
         conv.offer_deadline = time.monotonic() + CUSTOMER_RING_SECONDS
         self.emit(
             EventType.originated,

@@ -43,7 +43,9 @@ from sqlalchemy import select
 
 from callcenter.context import AppContext
 from callcenter.redis_keys import Keys
+from callcenter.service_keys import Service
 from callcenter.streams import CallEvent
+from config.loader import CenterConfig
 from metrics.alerts import AlertState, rate_breached, step
 from metrics.definitions import (
     CALL_COUNTERS,
@@ -81,13 +83,28 @@ WINDOWS = ("today", "shift", "15m", "60m")
 ROLLING = {"15m": 15, "60m": 60}
 
 
+METRIC_CONFIG: Service[MetricConfig] = Service("metric definitions")
+TEAM_NAMES: Service[dict[str, str]] = Service("team names")
+TEAMS: Service[tuple[float, dict[str, str | None]]] = Service("agents' teams (loaded at, teams)")
+
+
 def metric_config(ctx: AppContext) -> MetricConfig:
-    cached = ctx.extras.get("metric_config")
-    if isinstance(cached, MetricConfig):
+    """The metric definitions of the configuration in force (made again after a change)."""
+    cached = ctx.services.get(METRIC_CONFIG)
+    if cached is not None:
         return cached
+
+    def forget(_config: CenterConfig) -> None:
+        ctx.services.pop(METRIC_CONFIG)
+
+    if not ctx.services.get(METRIC_CONFIG_FOLLOWS):
+        ctx.config_listeners.append(forget)
+        ctx.services.set(METRIC_CONFIG_FOLLOWS, True)
     built = MetricConfig.from_files(ctx.config.queues, ctx.config.shifts, ctx.settings.timezone)
-    ctx.extras["metric_config"] = built
-    return built
+    return ctx.services.set(METRIC_CONFIG, built)
+
+
+METRIC_CONFIG_FOLLOWS: Service[bool] = Service("metric definitions follow config changes")
 
 
 def team_names(ctx: AppContext) -> dict[str, str]:
@@ -699,34 +716,26 @@ class LiveReader:
         return totals
 
     def team_name(self, team: str) -> str:
-        names = self.ctx.extras.get("metric_team_names")
-        if not isinstance(names, dict) or team not in names:
+        names = self.ctx.services.get(TEAM_NAMES)
+        if names is None or team not in names:
             try:
                 names = team_names(self.ctx)
             except Exception:  # boundary: SQL down must not stop the wallboard
                 log.exception("metrics: could not load team names")
                 names = {}
-            self.ctx.extras["metric_team_names"] = names
+            self.ctx.services.set(TEAM_NAMES, names)
         return str(names.get(team, team))
 
     def team_of(self, agent: str) -> str | None:
-        teams = self.ctx.extras.get("metric_teams")
-        if (
-            not isinstance(teams, dict)
-            or time.monotonic()
-            - float(
-                self.ctx.extras.get("metric_teams_at", 0.0)  # type: ignore[arg-type]
-            )
-            > 60
-        ):
+        loaded = self.ctx.services.get(TEAMS)
+        if loaded is None or time.monotonic() - loaded[0] > 60:
             try:
                 teams = load_teams(self.ctx)
             except Exception:  # boundary: SQL down must not stop the wallboard
                 log.exception("metrics: could not load agent teams")
                 teams = {}
-            self.ctx.extras["metric_teams"] = teams
-            self.ctx.extras["metric_teams_at"] = time.monotonic()
-        value = teams.get(agent)
+            loaded = self.ctx.services.set(TEAMS, (time.monotonic(), teams))
+        value = loaded[1].get(agent)
         return str(value) if value is not None else None
 
     def _assemble(

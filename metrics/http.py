@@ -31,6 +31,7 @@ from callcenter.context import AppContext
 from callcenter.errors import Forbidden, Unavailable
 from callcenter.models import Role
 from callcenter.params import IsoDateTime
+from callcenter.service_keys import Service
 from metrics import reports as report_module
 from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
 from metrics.prometheus import install_collector
@@ -128,21 +129,23 @@ class WallboardHub:
 
 
 def hub_for(ctx: AppContext) -> WallboardHub:
-    hub = ctx.extras.get("wallboard_hub")
-    if not isinstance(hub, WallboardHub):
-        hub = WallboardHub(ctx)
-        ctx.extras["wallboard_hub"] = hub
-    return hub
+    return ctx.services.get_or_make(WALLBOARD_HUB, lambda: WallboardHub(ctx))
+
+
+WALLBOARD_HUB: Service[WallboardHub] = Service("wallboard hub")
+# Whether this API process runs the metrics consumer (unset: all but the test environment)
+CONSUMER_WANTED: Service[bool] = Service("metrics consumer wanted")
+CONSUMER: Service[MetricsConsumer] = Service("metrics consumer")
 
 
 def consumer_wanted(ctx: AppContext) -> bool:
     """Every API process runs the metrics consumer (one at a time holds the lease and works).
-    ``ctx.extras["metrics_consumer"]`` says otherwise; in the test environment it is off
-    unless a test asks for it, so other parts' tests do not carry a background thread."""
-    wanted = ctx.extras.get("metrics_consumer")
+    ``CONSUMER_WANTED`` says otherwise; in the test environment it is off unless a test asks
+    for it, so other parts' tests do not carry a background thread."""
+    wanted = ctx.services.get(CONSUMER_WANTED)
     if wanted is None:
         return ctx.settings.environment != "test"
-    return bool(wanted)
+    return wanted
 
 
 def install(app: FastAPI, ctx: AppContext) -> None:
@@ -152,13 +155,11 @@ def install(app: FastAPI, ctx: AppContext) -> None:
 
     async def start() -> None:
         if consumer_wanted(ctx):
-            consumer = MetricsConsumer(ctx)
-            ctx.extras["metrics_consumer_instance"] = consumer
-            consumer.start()
+            ctx.services.set(CONSUMER, MetricsConsumer(ctx)).start()
 
     async def stop() -> None:
-        consumer = ctx.extras.pop("metrics_consumer_instance", None)
-        if isinstance(consumer, MetricsConsumer):
+        consumer = ctx.services.pop(CONSUMER)
+        if consumer is not None:
             await asyncio.to_thread(consumer.stop)
         await hub_for(ctx).stop()
 

@@ -17,9 +17,10 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from callcenter.context import AppContext
+from callcenter.service_keys import REGISTRY, Service
 from metrics.definitions import (
     ABANDONED,
     ANSWERED,
@@ -189,15 +190,13 @@ class LiveCollector(Collector):
         return family
 
 
+LIVE_COLLECTOR: Service[bool] = Service("live metrics collector installed")
+
+
 def install_collector(ctx: AppContext) -> None:
     """Register the live collector on the app's registry once per context."""
-    if ctx.extras.get("metrics_collector_installed"):
+    if ctx.services.get(LIVE_COLLECTOR):
         return
-    registry: Any = ctx.extras.setdefault("registry", None)
-    if registry is None:
-        from prometheus_client import CollectorRegistry
-
-        registry = CollectorRegistry()
-        ctx.extras["registry"] = registry
+    registry = ctx.services.get_or_make(REGISTRY, CollectorRegistry)
     registry.register(LiveCollector(ctx))
-    ctx.extras["metrics_collector_installed"] = True
+    ctx.services.set(LIVE_COLLECTOR, True)

@@ -19,7 +19,7 @@ from sqlalchemy import and_, or_, select
 from callcenter.context import AppContext
 from callcenter.db import utcnow
 from callcenter.runtime import get_context
-from callcenter.worker import queues
+from callcenter.worker import queue
 from recordings import processing
 from recordings.models import Recording, RecordingMedia
 
@@ -32,15 +32,6 @@ PROCESS_GRACE = timedelta(minutes=2)
 # a failed transcode (a missing or crashing encoder) is tried again this long after
 RETRY_AFTER = timedelta(minutes=30)
 RETRIED_PROBLEMS = ("transcode-failed", "file-missing")
-
-
-def _queue(ctx: AppContext, name: str) -> Any:
-    """The RQ queue by short name, built once per context (each build opens a connection)."""
-    cached: dict[str, Any] | None = ctx.extras.get("recordings_queues")  # type: ignore[assignment]
-    if cached is None:
-        cached = {q.name.rsplit(":", 1)[-1]: q for q in queues(ctx)}
-        ctx.extras["recordings_queues"] = cached
-    return cached[name]
 
 
 def _key(ctx: AppContext, what: str) -> str:
@@ -57,7 +48,7 @@ def process_recording(recording_id: str) -> dict[str, str]:
 
 
 def enqueue_processing(ctx: AppContext, recording_id: str) -> None:
-    _queue(ctx, "low").enqueue(
+    queue(ctx, "low").enqueue(
         process_recording,
         recording_id,
         job_id=f"{ctx.keys.prefix}-recording-process-{recording_id}",
@@ -126,7 +117,7 @@ def _chain_ttl() -> int:
 
 def _enqueue_scan(ctx: AppContext) -> None:
     at = utcnow() + SCAN_INTERVAL
-    _queue(ctx, "low").enqueue_at(
+    queue(ctx, "low").enqueue_at(
         at,
         scan,
         job_id=f"{ctx.keys.prefix}-recordings-scan-{int(at.timestamp())}",

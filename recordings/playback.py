@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from callcenter.context import AppContext
 from callcenter.errors import NotFound
+from callcenter.service_keys import Service
 from recordings.errors import RangeNotSatisfiable
 from recordings.models import Recording, RecordingMedia
 from recordings.storage import LocalStorage, MissingObject, Storage, key_for, storage_for
@@ -34,11 +35,10 @@ class Source:
 
 def store(ctx: AppContext) -> Storage:
     """The configured recording store, built once per process."""
-    existing = ctx.extras.get("recording_storage")
-    if existing is None:
-        existing = storage_for(ctx.settings)
-        ctx.extras["recording_storage"] = existing
-    return existing  # type: ignore[return-value]
+    return ctx.services.get_or_make(STORAGE, lambda: storage_for(ctx.settings))
+
+
+STORAGE: Service[Storage] = Service("recording storage")
 
 
 def engine_file(ctx: AppContext, recording: Recording) -> tuple[Storage, str]:

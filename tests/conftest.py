@@ -3,19 +3,29 @@
 Environment (set by scripts/dev.sh test; defaults suit this repository's CI machine):
   CALLCENTER_TEST_REDIS_URL     default redis://127.0.0.1:6379/15 (flushed around each test)
   CALLCENTER_TEST_POSTGRES_URL  default postgresql://callcenter:callcenter@127.0.0.1:5432/callcenter_test
+
+In parallel (``pytest -n 2 --dist loadgroup``, as scripts/dev.sh runs it) the first worker
+uses these; every other worker gets a Redis server of its own (Redis pub/sub channels are
+shared by all databases of a server, and the center's processes talk over them) and a
+PostgreSQL database of its own, next to the configured one. Tests that place SIP calls or
+drive a browser listen on fixed loopback ports: they all run on one worker, in order
+(``xdist_group("sip")``), while the rest spread over the others.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from callcenter import runtime
 from callcenter.app import create_app
@@ -25,11 +35,60 @@ from callcenter.demo import seed_demo
 from callcenter.migrate import upgrade
 from config.settings import Settings
 
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw0", "gw1", … under xdist
+WORKER_INDEX = int(WORKER.removeprefix("gw") or 0)
+
+
+def _worker_redis(index: int) -> str:
+    """A private ``redis-server`` for worker ``index`` (stopped when the worker exits)."""
+    port = 6390 + index
+    server = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    atexit.register(server.terminate)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{WORKER}: redis-server on port {port} did not start") from None
+            time.sleep(0.05)
+    client.close()
+    return f"redis://127.0.0.1:{port}/15"
+
+
+def _worker_postgres(url: str, index: int) -> str:
+    """The configured database's twin for worker ``index``, created when missing."""
+    base = make_url(url)
+    name = f"{base.database}_gw{index}"
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        exists = text("SELECT 1 FROM pg_database WHERE datname = :n")
+        if conn.execute(exists, {"n": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 TEST_REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_POSTGRES_URL = os.environ.get(
     "CALLCENTER_TEST_POSTGRES_URL",
     "postgresql://callcenter:callcenter@127.0.0.1:5432/callcenter_test",
 )
+if WORKER_INDEX > 0:
+    TEST_REDIS_URL = _worker_redis(WORKER_INDEX)
+    TEST_POSTGRES_URL = _worker_postgres(TEST_POSTGRES_URL, WORKER_INDEX)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("sip") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("sip"))
 
 
 def reset_postgres(url: str) -> None:

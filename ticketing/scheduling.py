@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from rq import Queue, get_current_job
+from rq import get_current_job
 
 from callcenter.context import AppContext
 from callcenter.db import utcnow
-from callcenter.worker import queues
+from callcenter.service_keys import Service
+from callcenter.worker import queue
 
 SCAN_INTERVAL = timedelta(seconds=60)
 FAILURE_TTL = 7 * 86400
@@ -39,16 +40,6 @@ class Effects:
     sla: list[tuple[int, datetime, str]] = field(default_factory=list)
     # (callback id, when) to (re)schedule
     callbacks: list[tuple[int, datetime]] = field(default_factory=list)
-
-
-def ticket_queues(ctx: AppContext) -> dict[str, Queue]:
-    """high (SLA timers, callbacks) and default (webhooks), built once per context."""
-    cached = ctx.extras.get("ticket_queues")
-    if cached is None:
-        qs = queues(ctx)
-        cached = {q.name.rsplit(":", 1)[-1]: q for q in qs}
-        ctx.extras["ticket_queues"] = cached
-    return cached  # type: ignore[return-value]
 
 
 def job_id(ctx: AppContext, *parts: object) -> str:
@@ -93,7 +84,7 @@ def schedule_sla_timers(
         current = get_current_job()
         if current is not None and current.id == timer_id:
             return None  # never reschedule the running job's own id
-        high = ticket_queues(ctx)["high"]
+        high = queue(ctx, "high")
         pipe = pipeline if pipeline is not None else high.connection.pipeline()
         high.enqueue_at(
             at,
@@ -112,14 +103,14 @@ def schedule_sla_timers(
 
 def schedule_effects(ctx: AppContext, effects: Effects) -> None:
     """Everything one change hands to RQ, in one Redis round trip (one MULTI/EXEC)."""
-    qs = ticket_queues(ctx)
+    high, default = queue(ctx, "high"), queue(ctx, "default")
     if effects.sla or effects.callbacks or effects.deliveries:
-        pipe = qs["high"].connection.pipeline()
+        pipe = high.connection.pipeline()
         pipe.multi()  # before any command: RQ's enqueue would start it and refuse a busy pipe
         for ticket_id, due_at, track in effects.sla:
             schedule_sla_timers(ctx, ticket_id, due_at, track, pipeline=pipe)
         for callback_id, at in effects.callbacks:
-            qs["high"].enqueue_at(
+            high.enqueue_at(
                 at,
                 PLACE_CALLBACK,
                 callback_id,
@@ -129,7 +120,7 @@ def schedule_effects(ctx: AppContext, effects: Effects) -> None:
                 pipeline=pipe,
             )
         for delivery_id in effects.deliveries:
-            qs["default"].enqueue(
+            default.enqueue(
                 DELIVER_WEBHOOK,
                 delivery_id,
                 job_id=job_id(ctx, "webhook", delivery_id, 1),
@@ -145,7 +136,7 @@ def schedule_webhook(
     ctx: AppContext, delivery_id: int, attempt: object, at: datetime | None = None
 ) -> None:
     """(Re)send one delivery, now or at ``at``; ``attempt`` names the job (stable per try)."""
-    default = ticket_queues(ctx)["default"]
+    default = queue(ctx, "default")
     if at is None:
         default.enqueue(
             DELIVER_WEBHOOK, delivery_id, job_id=job_id(ctx, "webhook", delivery_id, attempt)
@@ -161,13 +152,16 @@ def schedule_webhook(
     )
 
 
+SCAN_CHECKED: Service[float] = Service("ticket scan chain last checked (monotonic)")
+
+
 def ensure_scan(ctx: AppContext) -> None:
     """Start the periodic scan chain unless one is alive (a key with a TTL marks it).
     Asked at most once per SCAN_INTERVAL per process."""
-    checked = ctx.extras.get("ticket_scan_checked")
-    if isinstance(checked, float) and time.monotonic() - checked < SCAN_INTERVAL.total_seconds():
+    checked = ctx.services.get(SCAN_CHECKED)
+    if checked is not None and time.monotonic() - checked < SCAN_INTERVAL.total_seconds():
         return
-    ctx.extras["ticket_scan_checked"] = time.monotonic()
+    ctx.services.set(SCAN_CHECKED, time.monotonic())
     if ctx.redis.set(
         ctx.keys.tickets("scan-chain"), "1", nx=True, ex=int(SCAN_INTERVAL.total_seconds() * 3)
     ):
@@ -177,6 +171,6 @@ def ensure_scan(ctx: AppContext) -> None:
 def enqueue_scan(ctx: AppContext) -> None:
     """The next link of the scan chain, one SCAN_INTERVAL from now."""
     at = utcnow() + SCAN_INTERVAL
-    ticket_queues(ctx)["low"].enqueue_at(
+    queue(ctx, "low").enqueue_at(
         at, SCAN, job_id=job_id(ctx, "scan", int(at.timestamp())), result_ttl=0, failure_ttl=86400
     )

@@ -22,11 +22,10 @@ import redis
 
 from callcenter.admin.config_store import with_stored_versions
 from callcenter.context import AppContext
+from callcenter.service_keys import Service
 from config.loader import CenterConfig, ConfigError, load_config
 
 log = logging.getLogger(__name__)
-
-WATCHER_EXTRA = "admin.config_watcher"
 
 
 def publish_change(ctx: AppContext, *, file: str, version: int) -> None:
@@ -35,12 +34,9 @@ def publish_change(ctx: AppContext, *, file: str, version: int) -> None:
 
 def use_config(ctx: AppContext, config: CenterConfig) -> None:
     """Make ``config`` this process's configuration (the context and its routing handle)."""
-    from cti.services import ROUTING_EXTRA
-
     ctx.config = config
-    routing = ctx.extras.get(ROUTING_EXTRA)
-    if routing is not None:
-        routing.config = config  # type: ignore[attr-defined]
+    for follow in ctx.config_listeners:
+        follow(config)
 
 
 class ConfigWatcher:
@@ -97,17 +93,15 @@ class ConfigWatcher:
                 client.close()
 
 
+WATCHER: Service[ConfigWatcher] = Service("config watcher")
+
+
 def start_watcher(ctx: AppContext) -> ConfigWatcher:
     """Start (once per context) the watcher that keeps this process's configuration current."""
-    watcher = ctx.extras.get(WATCHER_EXTRA)
-    if isinstance(watcher, ConfigWatcher):
-        return watcher
-    watcher = ConfigWatcher(ctx).start()
-    ctx.extras[WATCHER_EXTRA] = watcher
-    return watcher
+    return ctx.services.get_or_make(WATCHER, lambda: ConfigWatcher(ctx).start())
 
 
 def stop_watcher(ctx: AppContext) -> None:
-    watcher = ctx.extras.pop(WATCHER_EXTRA, None)
-    if isinstance(watcher, ConfigWatcher):
+    watcher = ctx.services.pop(WATCHER)
+    if watcher is not None:
         watcher.stop()

@@ -3,7 +3,8 @@
 A change names the file's keys (``queues_toml(repair={"strategy": "round_robin"})``); the
 shipped file is loaded with its model, the change applied to the loaded values, the result
 validated by the same model (so a misspelt key or a value out of range fails here, with the
-loader's message) and written as TOML. Needs the test extras (``tomli-w``).
+loader's message) and written as TOML. A key changed to ``None`` is removed (the queue then
+has no overflow, say). Needs the test extras (``tomli-w``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from config.loader import load_file
-from config.schemas import QueuesFile
+from config.schemas import MenuFile, QueuesFile, TelephonyFile
 from config.settings import DEFAULT_CONFIG_DIR
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,15 +38,41 @@ def edited(model: type[M], values: dict[str, Any], file: str) -> M:
         raise ConfigEditError(f"{file}: {exc}") from None
 
 
+def _apply(table: dict[str, Any], changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+
+
+def _edit_tables(
+    values: dict[str, Any], section: str, changes: dict[str, dict[str, Any]], file: str
+) -> None:
+    for code, table_changes in changes.items():
+        if code not in values[section]:
+            raise ConfigEditError(f"{file}: {section}.{code}: no such {section[:-1]}")
+        _apply(values[section][code], table_changes)
+
+
 def queues_toml(
     source: Path = DEFAULT_CONFIG_DIR, *, file: dict[str, Any] | None = None, **queues: Any
 ) -> str:
     """``queues.toml`` with these queues' keys changed (``repair={"wrap_up_seconds": 3}``)
     and, in ``file``, top-level keys (``short_abandon_seconds``)."""
     values = load_file(source / "queues.toml", QueuesFile).model_dump(mode="json")
-    values.update(file or {})
-    for code, changes in queues.items():
-        if code not in values["queues"]:
-            raise ConfigEditError(f"queues.toml: queues.{code}: no such queue")
-        values["queues"][code].update(changes)
+    _apply(values, file or {})
+    _edit_tables(values, "queues", queues, "queues.toml")
     return to_toml(edited(QueuesFile, values, "queues.toml"))
+
+
+def menu_toml(source: Path = DEFAULT_CONFIG_DIR, **nodes: Any) -> str:
+    """``menu.toml`` with these nodes' keys changed (``main={"max_retries": 1}``)."""
+    values = load_file(source / "menu.toml", MenuFile).model_dump(mode="json")
+    _edit_tables(values, "nodes", nodes, "menu.toml")
+    return to_toml(edited(MenuFile, values, "menu.toml"))
+
+
+def telephony_toml(values: dict[str, Any]) -> str:
+    """A whole ``telephony.toml`` from its keys, validated by the file's model."""
+    return to_toml(edited(TelephonyFile, values, "telephony.toml"))

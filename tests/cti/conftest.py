@@ -102,8 +102,11 @@ def clock() -> TestClock:
 def ctx(settings: Settings, redis_client: redis.Redis, clock: TestClock) -> Iterator[AppContext]:
     context = build_context(settings)
     runtime.set_context(context)
-    context.extras[services.ROUTING_EXTRA] = Routing(
-        context.redis, context.keys, context.config, timezone=settings.timezone, clock=clock
+    services.use_routing(
+        context,
+        Routing(
+            context.redis, context.keys, context.config, timezone=settings.timezone, clock=clock
+        ),
     )
     yield context
     runtime.set_context(None)

@@ -9,7 +9,6 @@ beside the engine's and edge's own SIP tests (ports 5060, 16xxx, 17xxx).
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,11 +18,10 @@ from pathlib import Path
 
 from callcenter.context import AppContext
 from config.loader import load_config
-from config.settings import DEFAULT_CONFIG_DIR
 from cti import services
 from cti.routing import Routing
 from tests.cti.conftest import ZONE
-from tests.engine.conftest import TRUNK_PORT, EngineProcess, make_test_config
+from tests.engine.conftest import EngineProcess, make_test_config
 from tests.engine.siptools import finished
 
 REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
@@ -103,7 +101,7 @@ def morning_routing(ctx: AppContext) -> Routing:
     now = time.time()
     offset = datetime.fromtimestamp(now, ZONE).replace(hour=10, minute=0).timestamp() - now
     routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=lambda: time.time() + offset)
-    ctx.extras[services.ROUTING_EXTRA] = routing
+    services.use_routing(ctx, routing)
     return routing
 
 
@@ -162,34 +160,8 @@ def e2e_config(target: Path, plan: Plan, queues_toml: str | None = None) -> Path
     """The engine tests' config (short menu timeouts, a carrier trunk) with the trunk on
     ``plan``'s address and, when given, another queues.toml. Routing and the engine both
     read it, so both see the same ring timeouts, overflows and no-agents modes."""
-    make_test_config(target)
-    telephony = target / "telephony.toml"
-    text = telephony.read_text(encoding="utf-8")
-    text = text.replace(
-        f'host = "127.0.0.1"\nport = {TRUNK_PORT}',
-        f'host = "{plan.trunk_ip}"\nport = {plan.trunk_port}',
-    )
-    assert plan.trunk_ip in text
-    telephony.write_text(text, encoding="utf-8")
+    make_test_config(target, plan.trunk_ip, plan.trunk_port)
     if queues_toml is not None:
         (target / "queues.toml").write_text(queues_toml, encoding="utf-8")
     load_config(target)  # still valid
     return target
-
-
-DEFAULT_QUEUES = (DEFAULT_CONFIG_DIR / "queues.toml").read_text(encoding="utf-8")
-
-
-def queues_with(**tables: str) -> str:
-    """The shipped queues.toml with the named queues' settings replaced (the name kept)."""
-    text = DEFAULT_QUEUES
-    for code, body in tables.items():
-        text = _replace_table(text, code, body)
-    return text
-
-
-def _replace_table(text: str, code: str, body: str) -> str:
-    pattern = re.compile(rf"(\[queues\.{code}\]\nname = [^\n]*\n)(.*?)(?=\n\[|\Z)", re.S)
-    text, count = pattern.subn(lambda m: m.group(1) + body.strip() + "\n", text)
-    assert count == 1, f"no [queues.{code}] table"
-    return text

@@ -5,7 +5,6 @@ the engine's events, both desktops' messages and both agents' routing states."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from starlette.testclient import WebSocketTestSession
 
 from callcenter.app import create_app
 from callcenter.context import AppContext
-from config.settings import DEFAULT_CONFIG_DIR
+from callcenter.testkit.config import queues_toml
 from cti import services
 from cti.routing import Routing
 from tests.conftest import TEST_REDIS_URL, auth
@@ -53,13 +52,7 @@ EDGE = f"127.0.0.1:{EDGE_PORT}"
 AGENT_IP = "127.0.0.4"
 PHONES = {"1001": (17611, 17612, 47170), "1002": (17613, 17614, 47180)}  # register, SIP, RTP
 # general rings an agent 4 s (routing's backstop 3 s later): the consultation target too
-SHORT_RING = re.sub(
-    r"(\[queues\.general\][^\[]*?)ring_timeout_seconds = \d+",
-    r"\1ring_timeout_seconds = 4",
-    (DEFAULT_CONFIG_DIR / "queues.toml").read_text(encoding="utf-8"),
-    flags=re.S,
-)
-assert "ring_timeout_seconds = 4" in SHORT_RING
+SHORT_RING = queues_toml(general={"ring_timeout_seconds": 4})
 
 
 def register(tmp_path: Path, user: str) -> None:
@@ -109,7 +102,7 @@ def center(
     now = time.time()
     offset = datetime.fromtimestamp(now, ZONE).replace(hour=10, minute=0).timestamp() - now
     routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=lambda: time.time() + offset)
-    ctx.extras[services.ROUTING_EXTRA] = routing
+    services.use_routing(ctx, routing)
     running = Running(ctx, routing, "router-e2e-consult")
     try:
         register(tmp_path, "1001")

@@ -29,6 +29,7 @@ from starlette.testclient import WebSocketTestSession
 from callcenter.app import create_app
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent, Command
+from callcenter.testkit.config import queues_toml
 from cti.routing import Routing
 from ivr import wav
 from ivr.prompts import text_prompt
@@ -38,7 +39,6 @@ from tests.cti.sipcases import (
     Plan,
     e2e_config,
     morning_routing,
-    queues_with,
     register,
     start_plan,
 )
@@ -264,7 +264,9 @@ def at(event: CallEvent) -> float:
 
 
 @pytest.mark.sip_plan(Plan(18000, 43000, 48000))
-@pytest.mark.queues_toml(queues_with(repair="ring_timeout_seconds = 3\nwrap_up_seconds = 45"))
+@pytest.mark.queues_toml(
+    queues_toml(repair={"ring_timeout_seconds": 3, "overflow": None, "callback_offer": None})
+)
 def test_missed_offer_makes_the_agent_not_ready_and_rings_the_next_one(center: Center) -> None:
     never = center.softphone(0, "1001", ringing_scenario(center.tmp_path / "never.xml"))
     answers = center.answering(1, "1002")
@@ -307,7 +309,7 @@ def test_missed_offer_makes_the_agent_not_ready_and_rings_the_next_one(center: C
 
 @pytest.mark.sip_plan(Plan(18100, 43200, 48100))
 @pytest.mark.queues_toml(
-    queues_with(repair='wrap_up_seconds = 45\noverflow = { after_seconds = 5, to = "general" }')
+    queues_toml(repair={"overflow": {"after_seconds": 5, "to": "general"}, "callback_offer": None})
 )
 def test_waiting_call_overflows_to_a_queue_with_a_ready_agent(center: Center) -> None:
     center.login("1001")  # repair is staffed, nobody in it is ready
@@ -339,7 +341,7 @@ def test_waiting_call_overflows_to_a_queue_with_a_ready_agent(center: Center) ->
 
 @pytest.mark.sip_plan(Plan(18600, 44200, 48600))
 @pytest.mark.queues_toml(
-    queues_with(repair='wrap_up_seconds = 45\noverflow = { after_seconds = 5, to = "general" }')
+    queues_toml(repair={"overflow": {"after_seconds": 5, "to": "general"}, "callback_offer": None})
 )
 def test_hanging_up_just_after_an_overflow_is_an_abandon_everywhere(center: Center) -> None:
     """The caller waited ~5 s in repair, overflowed, and gave up ~3 s later: 8 s of waiting
@@ -380,12 +382,8 @@ def test_hanging_up_just_after_an_overflow_is_an_abandon_everywhere(center: Cent
 
 @pytest.mark.sip_plan(Plan(18200, 43400, 48200))
 @pytest.mark.queues_toml(
-    queues_with(
-        repair="""
-ring_timeout_seconds = 3
-wrap_up_seconds = 45
-callback_offer = { after_seconds = 5 }
-"""
+    queues_toml(
+        repair={"ring_timeout_seconds": 3, "overflow": None, "callback_offer": {"after_seconds": 5}}
     )
 )
 def test_callback_keeps_the_place_and_calls_the_agent_then_the_customer(center: Center) -> None:
@@ -525,7 +523,9 @@ def test_member_call_is_offered_before_an_earlier_normal_call(center: Center) ->
 
 
 @pytest.mark.sip_plan(Plan(18400, 43800, 48400))
-@pytest.mark.queues_toml(queues_with(repair='wrap_up_seconds = 45\nno_agents = "message"'))
+@pytest.mark.queues_toml(
+    queues_toml(repair={"no_agents": "message", "overflow": None, "callback_offer": None})
+)
 def test_no_agents_message_is_played_then_the_engine_hangs_up(center: Center) -> None:
     # Nobody is logged in. The caller stays on the line until the engine's BYE.
     caller = center.caller(0, "13911110005", [*TO_REPAIR, ("wait_bye", 0)])

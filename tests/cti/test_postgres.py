@@ -37,9 +37,7 @@ def pg_ctx(
     )
     context = build_context(settings)
     seed_demo(context)
-    context.extras[services.ROUTING_EXTRA] = Routing(
-        context.redis, context.keys, context.config, clock=clock
-    )
+    services.use_routing(context, Routing(context.redis, context.keys, context.config, clock=clock))
     yield context
     context.close()
     reset_postgres(TEST_POSTGRES_URL)

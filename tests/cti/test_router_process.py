@@ -39,7 +39,7 @@ def real_clock_routing(ctx: AppContext) -> Iterator[Routing]:
     target = datetime.fromtimestamp(now, ZONE).replace(hour=10, minute=0).timestamp()
     offset = target - now
     routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=lambda: time.time() + offset)
-    ctx.extras[services.ROUTING_EXTRA] = routing
+    services.use_routing(ctx, routing)
     yield routing
 
 

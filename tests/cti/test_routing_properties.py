@@ -67,7 +67,7 @@ def test_routing_invariants_hold_under_random_operations(
                 self.router.drain()
             self.generation += 1
             self.routing = Routing(ctx.redis, ctx.keys, ctx.config, clock=clock)
-            ctx.extras[services.ROUTING_EXTRA] = self.routing
+            services.use_routing(ctx, self.routing)
             # Half of the restarts come back under the same consumer name (a restarted
             # process), half under a new one (another process taking over).
             name = "router" if self.generation % 2 else f"router-{self.generation}"

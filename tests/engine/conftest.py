@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 import redis
 
 from callcenter.streams import CallEvent
+from callcenter.testkit.config import menu_toml, queues_toml, telephony_toml
 from config.loader import load_config
 from config.settings import DEFAULT_CONFIG_DIR, Settings
 from ivr.prompts import copy_cache, prepare_all
@@ -36,52 +36,39 @@ EDGE_PORT = 16050
 TRUNK_PORT = 16620
 
 
-def make_test_config(target: Path) -> Path:
-    """The shipped config with short menu timeouts (protocol timers shortened, not mocked)."""
+def make_test_config(
+    target: Path, trunk_host: str = "127.0.0.1", trunk_port: int = TRUNK_PORT
+) -> Path:
+    """The shipped config with short menu timeouts (protocol timers shortened, not mocked)
+    and a carrier trunk at ``trunk_host:trunk_port``."""
     shutil.copytree(DEFAULT_CONFIG_DIR, target, dirs_exist_ok=True)
-    menu = (target / "menu.toml").read_text(encoding="utf-8")
+    short = {"first_digit_timeout": 2.0, "inter_digit_timeout": 1.5}
     # Short prompts for the two menus the tests walk through (the real ones last 15 s).
-    menu = re.sub(
-        r'(\[nodes\.main\]\nkind = "menu"\nprompt = \{ text = )"[^"]*"',
-        r'\1"测试热线，报修按1。"',
-        menu,
-    )
-    menu = re.sub(
-        r'(\[nodes\.repair_room\]\nkind = "collect"\nprompt = \{ text = )"[^"]*"',
-        r'\1"请输入房间号，以井号键结束。"',
-        menu,
-    )
-    menu = menu.replace("first_digit_timeout = 6.0", "first_digit_timeout = 2.0")
-    menu = menu.replace("inter_digit_timeout = 3.0", "inter_digit_timeout = 1.5")
-    menu = menu.replace("max_retries = 2\nfallback", "max_retries = 1\nfallback")
-    menu = menu.replace(
-        'kind = "collect"\n',
-        'kind = "collect"\nfirst_digit_timeout = 2.0\ninter_digit_timeout = 1.5\n',
+    menu = menu_toml(
+        main={"prompt": {"text": "测试热线，报修按1。"}, "max_retries": 1, **short},
+        repair_room={"prompt": {"text": "请输入房间号，以井号键结束。"}, **short},
     )
     (target / "menu.toml").write_text(menu, encoding="utf-8")
-    queues = (target / "queues.toml").read_text(encoding="utf-8")
-    queues = re.sub(r"announce_every_seconds = \d+", "announce_every_seconds = 8", queues)
+    queues = queues_toml(general={"announce_every_seconds": 8})
     (target / "queues.toml").write_text(queues, encoding="utf-8")
     # a carrier trunk on loopback (a SIPp UAS plays the customer) for callbacks and one
     # allowed transfer number
-    (target / "telephony.toml").write_text(
-        f"""sip_domain = "callcenter.local"
-outbound_trunk = "carrier"
-
-[[dids]]
-number = "4008001234"
-
-[trunks.carrier]
-host = "127.0.0.1"
-port = {TRUNK_PORT}
-
-[transfer_targets.duty_manager]
-name = {{ zh-CN = "值班经理", en = "Duty manager" }}
-number = "13900000099"
-trunk = "carrier"
-""",
-        encoding="utf-8",
+    telephony = telephony_toml(
+        {
+            "sip_domain": "callcenter.local",
+            "outbound_trunk": "carrier",
+            "dids": [{"number": "4008001234"}],
+            "trunks": {"carrier": {"host": trunk_host, "port": trunk_port}},
+            "transfer_targets": {
+                "duty_manager": {
+                    "name": {"zh-CN": "值班经理", "en": "Duty manager"},
+                    "number": "13900000099",
+                    "trunk": "carrier",
+                }
+            },
+        }
     )
+    (target / "telephony.toml").write_text(telephony, encoding="utf-8")
     config = load_config(target)  # still valid
     assert "测试热线" in (config.menu.nodes["main"].prompt.text or "")  # type: ignore[union-attr]
     return target

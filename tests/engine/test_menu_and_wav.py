@@ -141,17 +141,14 @@ def test_engine_refuses_to_start_with_a_missing_prompt_file(
     import subprocess
     import sys
 
+    from callcenter.testkit.config import menu_toml
     from ivr.prompts import copy_cache
     from tests.engine.conftest import REPO, write_settings_file
 
     copy_cache(prompt_cache, tmp_path / "state")  # only the broken prompt is left to check
     config = tmp_path / "config"
     shutil.copytree(engine_config_dir, config)
-    menu = (config / "menu.toml").read_text(encoding="utf-8")
-    menu = menu.replace(
-        'invalid_prompt = { text = "您的输入有误，请重新选择。" }',
-        'invalid_prompt = { file = "prompts/missing.wav" }',
-    )
+    menu = menu_toml(config, main={"invalid_prompt": {"file": "prompts/missing.wav"}})
     (config / "menu.toml").write_text(menu, encoding="utf-8")
     settings_file = write_settings_file(
         tmp_path / "engine.toml",

@@ -7,7 +7,7 @@ import pytest
 
 from config.schemas import TelephonyFile
 from config.settings import SipSettings
-from ivr import dialplan
+from ivr import leg_uris
 from ivr.menu import Emit, Hangup, PlayPrompts
 from ivr.prompts import PromptFile
 from ivr.survey import SURVEY_DIGIT_SECONDS, survey_runner
@@ -31,24 +31,24 @@ TELEPHONY = TelephonyFile.model_validate(
 
 
 def test_agent_uri_is_an_extension_at_the_edge_unless_a_full_uri() -> None:
-    assert dialplan.agent_uri("1001", SIP) == "sip:1001@127.0.0.9:5070"
-    assert dialplan.agent_uri("sip:a@10.0.0.1", SIP) == "sip:a@10.0.0.1"
+    assert leg_uris.agent_uri("1001", SIP) == "sip:1001@127.0.0.9:5070"
+    assert leg_uris.agent_uri("sip:a@10.0.0.1", SIP) == "sip:a@10.0.0.1"
 
 
 def test_trunk_numbers_go_through_the_edge_or_straight_to_the_trunk() -> None:
-    via = dialplan.trunk_uri("555", "carrier", TELEPHONY, SIP, via_edge=True)
+    via = leg_uris.trunk_uri("555", "carrier", TELEPHONY, SIP, via_edge=True)
     assert via == "sip:555@127.0.0.9:5070;trunk=carrier"
-    direct = dialplan.trunk_uri("555", "carrier", TELEPHONY, SIP, via_edge=False)
+    direct = leg_uris.trunk_uri("555", "carrier", TELEPHONY, SIP, via_edge=False)
     assert direct == "sip:9555@127.0.0.5:5080;transport=udp"
 
 
 def test_only_listed_transfer_targets_are_dialled() -> None:
-    assert dialplan.transfer_target_uri("billing", TELEPHONY, SIP, via_edge=True) == (
+    assert leg_uris.transfer_target_uri("billing", TELEPHONY, SIP, via_edge=True) == (
         "sip:8001@127.0.0.9:5070"
     )
-    by_number = dialplan.transfer_target_uri("13800000000", TELEPHONY, SIP, via_edge=True)
+    by_number = leg_uris.transfer_target_uri("13800000000", TELEPHONY, SIP, via_edge=True)
     assert by_number == "sip:13800000000@127.0.0.9:5070;trunk=carrier"
-    assert dialplan.transfer_target_uri("12345", TELEPHONY, SIP, via_edge=True) is None
+    assert leg_uris.transfer_target_uri("12345", TELEPHONY, SIP, via_edge=True) is None
 
 
 def test_survey_asks_for_one_listed_key_and_thanks() -> None:
@@ -88,7 +88,7 @@ def test_survey_refuses_bad_keys(digits: str) -> None:
 
 
 def test_dial_plan_binds_the_slot_configuration() -> None:
-    plan = dialplan.DialPlan(TELEPHONY, SIP, via_edge=False)
+    plan = leg_uris.LegUris(TELEPHONY, SIP, via_edge=False)
     assert plan.agent("1001") == "sip:1001@127.0.0.9:5070"
     assert plan.trunk("555", "carrier") == "sip:9555@127.0.0.5:5080;transport=udp"
     assert plan.transfer_target("lawyer") == "sip:913800000000@127.0.0.5:5080;transport=udp"

@@ -19,6 +19,7 @@ from callcenter.app import create_app
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent
 from metrics.engine import LiveReader, MetricsConsumer
+from metrics.http import CONSUMER_WANTED
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -75,7 +76,7 @@ def events(ctx: AppContext) -> Events:
 @pytest.fixture
 def api(ctx: AppContext) -> Iterator[TestClient]:
     """The app without the background consumer: tests drain the streams themselves."""
-    ctx.extras["metrics_consumer"] = False
+    ctx.services.set(CONSUMER_WANTED, False)
     with TestClient(create_app(ctx)) as test_client:
         yield test_client
 
@@ -89,7 +90,7 @@ def free_port() -> int:
 @pytest.fixture
 def live_server(ctx: AppContext) -> Iterator[str]:
     """The real app (with its metrics consumer) served by uvicorn on a loopback port."""
-    ctx.extras["metrics_consumer"] = True
+    ctx.services.set(CONSUMER_WANTED, True)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent, EventType
 from metrics.alerts import AlertPolicy
-from metrics.engine import metric_config
+from metrics.engine import METRIC_CONFIG, metric_config
 
 
 def test_pages_render_in_chinese_by_default_and_english_on_request(api: TestClient) -> None:
@@ -72,7 +72,7 @@ def test_wallboard_updates_live_and_turns_red_under_target(
 
     # two calls are enough to raise the alert here (the shipped policy waits for 10 resolved
     # calls and 60 s: tests/metrics/test_alerts.py)
-    ctx.extras["metric_config"] = replace(metric_config(ctx), alert_policy=AlertPolicy(1, 0, 0))
+    ctx.services.set(METRIC_CONFIG, replace(metric_config(ctx), alert_policy=AlertPolicy(1, 0, 0)))
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -60,17 +60,22 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_synthetic_day_from_the_cli_is_reproducible(ctx: AppContext, tmp_path: Path) -> None:
-    first = _cli(tmp_path, "--synthetic", "--seed", "3", "--json")
+    # a third of the built-in day's volume: the same code paths, a third of the Redis trips
+    first = _cli(tmp_path, "--synthetic", "--seed", "3", "--volume", "0.3", "--json")
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
-    again = json.loads(_cli(tmp_path, "--synthetic", "--seed", "3", "--json").stdout)
+    again = json.loads(
+        _cli(tmp_path, "--synthetic", "--seed", "3", "--volume", "0.3", "--json").stdout
+    )
     assert again == report  # the same seed, the same day, the same figures
-    other = json.loads(_cli(tmp_path, "--synthetic", "--seed", "4", "--json").stdout)
+    other = json.loads(
+        _cli(tmp_path, "--synthetic", "--seed", "4", "--volume", "0.3", "--json").stdout
+    )
     assert other["calls"] != report["calls"] or other["center"] != report["center"]
 
     assert [h["hour"] for h in report["hours"]] == list(range(24))
     center = report["center"]
-    assert report["calls"] > 500 and 0 < center["answer_rate"] <= 1
+    assert report["calls"] > 150 and 0 < center["answer_rate"] <= 1
     assert 0 < center["occupancy"] < 1
     busiest = max(report["hours"], key=lambda h: h["offered"])
     assert busiest["agents"] > 0 and busiest["erlang"]["load_erlangs"] > 0
@@ -78,19 +83,19 @@ def test_synthetic_day_from_the_cli_is_reproducible(ctx: AppContext, tmp_path: P
     assert set(report["shifts"]) <= {"day", "mid", "night"}
     # nothing of the scratch key space is left in Redis
     assert not list(ctx.redis.scan_iter(match="whatif:*"))
-    text = _cli(tmp_path, "--synthetic", "--seed", "3")
+    text = _cli(tmp_path, "--synthetic", "--seed", "3", "--volume", "0.3")
     assert text.returncode == 0 and "接通率 answer rate" in text.stdout
 
 
 def test_more_agents_never_lower_the_answer_rate(ctx: AppContext) -> None:
-    arrivals = synthetic_arrivals(DAY, ctx.settings.timezone, seed=11, volume=1.5)
+    arrivals = synthetic_arrivals(DAY, ctx.settings.timezone, seed=11, volume=0.5)
     queues = {"general": 1, "repair": 1, "complaint": 1, "fees": 1}
     rates = []
-    for day_agents in (2, 4, 6, 10):
+    for day_agents in (1, 2, 3, 5):
         plan = PlanFile(
             agents=[
                 PlanGroup(shift="day", count=day_agents, queues=queues),
-                PlanGroup(shift="night", count=2, queues=queues),
+                PlanGroup(shift="night", count=1, queues=queues),
             ]
         )
         rates.append(_run(ctx, plan, arrivals)["center"]["answer_rate"])
@@ -174,7 +179,7 @@ def test_leads_compare_two_plans_through_the_api(ctx: AppContext) -> None:
                            {"shift": "day", "count": 8, "queues": queues},
                            {"shift": "mid", "count": 4, "queues": queues}]}  # fmt: skip
 
-    body = {"seed": 2, "volume": 2.0, "plans": [plan(1), plan(3)]}
+    body = {"seed": 2, "volume": 1.0, "plans": [plan(1), plan(3)]}
     with TestClient(create_app(ctx)) as client:
         response = client.post("/api/v1/whatif", json=body, headers=auth(client, "lead1"))
         assert response.status_code == 200, response.text

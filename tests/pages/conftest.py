@@ -21,6 +21,7 @@ from config.settings import Settings
 from cti import services
 from cti.models import Department
 from cti.routing import Routing
+from metrics.http import CONSUMER_WANTED
 from ticketing.models import Ticket
 
 # 10:00 in Shanghai: the day (08-20) and middle (09-21) shifts are on.
@@ -41,8 +42,15 @@ class FixedClock:
 def ctx(settings: Settings, redis_client: redis.Redis) -> Iterator[AppContext]:
     context = build_context(settings)
     runtime.set_context(context)
-    context.extras[services.ROUTING_EXTRA] = Routing(
-        context.redis, context.keys, context.config, timezone=settings.timezone, clock=FixedClock()
+    services.use_routing(
+        context,
+        Routing(
+            context.redis,
+            context.keys,
+            context.config,
+            timezone=settings.timezone,
+            clock=FixedClock(),
+        ),
     )
     yield context
     runtime.set_context(None)
@@ -51,7 +59,7 @@ def ctx(settings: Settings, redis_client: redis.Redis) -> Iterator[AppContext]:
 
 @pytest.fixture
 def client(ctx: AppContext) -> Iterator[TestClient]:
-    ctx.extras["metrics_consumer"] = False
+    ctx.services.set(CONSUMER_WANTED, False)
     with TestClient(create_app(ctx)) as test_client:
         yield test_client
 

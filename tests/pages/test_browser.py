@@ -27,6 +27,7 @@ from callcenter.streams import CallEvent, Command, EventType
 from cti import services
 from cti.models import Agent
 from cti.router import Router
+from metrics.http import CONSUMER_WANTED
 from ticketing.models import Ticket
 
 pytestmark = pytest.mark.browser
@@ -59,7 +60,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 @pytest.fixture
 def live_server(ctx: AppContext) -> Iterator[str]:
-    ctx.extras["metrics_consumer"] = False
+    ctx.services.set(CONSUMER_WANTED, False)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from callcenter.app import create_app
 from callcenter.context import AppContext
 from callcenter.models import AuditEntry
+from metrics.http import CONSUMER_WANTED
 from recordings import jobs
 from tests.recordings.conftest import MadeCall, _free_port
 
@@ -38,7 +39,7 @@ def _sign_in(client: TestClient, username: str) -> str:
 
 @pytest.fixture
 def client(ctx: AppContext) -> Iterator[TestClient]:
-    ctx.extras["metrics_consumer"] = False
+    ctx.services.set(CONSUMER_WANTED, False)
     with TestClient(create_app(ctx)) as test_client:
         yield test_client
 
@@ -93,7 +94,7 @@ def test_signed_out_qa_page_redirects_to_login(client: TestClient) -> None:
 
 @pytest.fixture
 def live_server(ctx: AppContext) -> Iterator[str]:
-    ctx.extras["metrics_consumer"] = False
+    ctx.services.set(CONSUMER_WANTED, False)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")

@@ -49,7 +49,7 @@ def transfer_target_uri(
 
 
 @dataclass(frozen=True)
-class DialPlan:
+class LegUris:
     """The three functions above bound to one slot's configuration."""
 
     telephony: TelephonyFile
