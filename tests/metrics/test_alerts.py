@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from callcenter.context import AppContext
 from callcenter.streams import EventType
 from metrics.alerts import AlertPolicy, AlertState, rate_breached, step
-from metrics.engine import metric_config
+from metrics.engine import METRIC_CONFIG, metric_config
 
 from .conftest import Events, local
 
@@ -188,7 +188,7 @@ def test_leads_see_the_service_level_alert_on_their_console_and_through_the_api(
 
     from .test_wallboard_page import _clear_of_shift_changes
 
-    ctx.extras["metric_config"] = replace(metric_config(ctx), alert_policy=AlertPolicy(1, 0, 0))
+    ctx.services.set(METRIC_CONFIG, replace(metric_config(ctx), alert_policy=AlertPolicy(1, 0, 0)))
     now = _clear_of_shift_changes(ctx)
     events.call(E.call_queued, "late-1", now - timedelta(seconds=40), queue="general")
     events.call(E.agent_answered, "late-1", now - timedelta(seconds=5), agent_id="1")
