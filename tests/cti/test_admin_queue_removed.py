@@ -47,8 +47,9 @@ def test_removed_queue_is_retired_and_its_calls_move(
     # the version without it (here: the file again)
     removed = client.post("/api/v1/config/queues/versions/0/rollback", headers=admin)
     assert removed.status_code == 201, removed.text
-    assert "queues removed from routing: holiday (1 waiting call(s) moved)" in (
-        removed.json()["applied_live"]
+    assert (
+        "queues removed from routing: holiday (1 waiting call(s) moved)"
+        in (removed.json()["applied_live"])
     )
     r = ctx.redis
     assert not r.sismember(ctx.keys.routing("queues"), "holiday")

@@ -44,9 +44,7 @@ def test_engine_changes_and_changed_prompts() -> None:
     shifted = dataclasses.replace(CONFIG, shifts=CONFIG.shifts.model_copy(update={"shifts": {}}))
     assert engine_changes(CONFIG, shifted) == []  # the engine reads no shifts
     telephony = CONFIG.telephony.model_copy(update={"sip_domain": "cc.example"})
-    assert engine_changes(CONFIG, dataclasses.replace(CONFIG, telephony=telephony)) == [
-        "telephony"
-    ]
+    assert engine_changes(CONFIG, dataclasses.replace(CONFIG, telephony=telephony)) == ["telephony"]
     old = {"a": PromptFile("/x/1.wav", 1.0), "b": PromptFile("/x/2.wav", 1.0)}
     new = {"a": PromptFile("/x/3.wav", 1.0), "c": PromptFile("/x/4.wav", 1.0)}
     assert changed_prompts(old, new) == {"added": ["c"], "changed": ["a"], "removed": ["b"]}
