@@ -13,7 +13,9 @@ What a stored version changes at once, and what waits for a restart (docs/admin.
   the routing script reads at each offer (ring time, wrap-up, strategy, overflow, callback
   offer): the next offer uses it, a call already ringing keeps the ring time it was offered
   with; and a notice tells the API, router and worker processes to reload
-  (``config_watch``). The engine keeps the menus it loaded until it restarts.
+  (``config_watch``); the engine's supervisor polls the same notice and hands new calls the
+  new version once its prompts are rendered (``ivr/engine_reload.py``), the SIP edge reloads
+  its DIDs (its trunks, dial plan and domain wait for its restart: ``restart_needed``).
 """
 
 from __future__ import annotations
