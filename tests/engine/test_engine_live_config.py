@@ -74,9 +74,9 @@ def test_menu_changed_while_a_caller_is_in_it(
     stored = client.put("/api/v1/config/menu", json=changed, headers=admin)
     assert stored.status_code == 201, stored.text
     assert any(line.startswith("engine: new calls") for line in stored.json()["applied_live"])
-    wait_for(lambda: engine.pool().get("config_generation") == "1", 10, "generation 1")
-    # the idle slot took it; the slot carrying A keeps A's generation while A is in the menu
-    assert slot_generations(engine) == {slot0: "0", slot1: "1"}
+    # the idle slot takes it; the slot carrying A keeps A's generation while A is in the menu
+    wait_for(lambda: slot_generations(engine) == {slot0: "0", slot1: "1"}, 10, "generation 1")
+    assert engine.pool()["config_generation"] == "1"
     assert first(redis_client, "13800000071", "menu_chosen") is None  # A still choosing
     assert engine.pool()["config_versions"] == '{"menu": 1}'
 
