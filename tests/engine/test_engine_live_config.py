@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import tomllib
 from collections.abc import Callable
 from datetime import datetime
@@ -17,7 +18,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.conftest import auth
+from config.settings import Settings
+from tests.conftest import TEST_REDIS_URL, auth
 from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
 from tests.engine.siptools import (
     caller_scenario,
@@ -28,6 +30,19 @@ from tests.engine.siptools import (
 )
 
 pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, seeded_sqlite_template: Path, engine_config_dir: Path) -> Settings:
+    """The API reads the engine's configuration directory: a rollback to version 0 is the
+    engine's own menu file."""
+    shutil.copy(seeded_sqlite_template, tmp_path / "callcenter.db")
+    return Settings(
+        environment="test",
+        state_dir=tmp_path,
+        redis_url=TEST_REDIS_URL,
+        config_dir=engine_config_dir,
+    )
 
 
 def first(client: redis.Redis, caller: str, type_: str) -> dict[str, Any] | None:
