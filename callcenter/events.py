@@ -122,6 +122,7 @@ class MenuEntered(Event):
     TYPE = EventType.menu_entered
     kind: str | None
     prompt_started_at: str | None = None
+    prompt_files: list[str] | None = None  # the files played (named by a hash of the text)
     menu_node: str | None = _as("node")  # the menu node (the envelope's node is the same)
 
 

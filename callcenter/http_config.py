@@ -52,6 +52,9 @@ class VersionPublic(BaseModel):
     diff: list[dict[str, Any]]
     # What took the new version at once; every other process takes it when it next starts.
     applied_live: list[str] = []
+    # Settings of this version that a running process takes only when it restarts (the SIP
+    # edge's trunks, dial plan and domain: docs/admin.md); empty when nothing waits.
+    restart_needed: list[str] = []
 
 
 def _public(row: ConfigVersion, applied_live: list[str] | None = None) -> VersionPublic:
@@ -96,9 +99,10 @@ def put_config(
     if not stored.created:
         response.status_code = 200
         return public
-    public.applied_live = config_versions.apply_live(
+    applied = config_versions.apply_live(
         ctx, stored.config, name=name, version=stored.version.version
     )
+    public.applied_live, public.restart_needed = applied.live, applied.restart_needed
     return public
 
 
@@ -134,7 +138,8 @@ def rollback(ctx: Ctx, admin: Admin, name: str, version: int, response: Response
     if not stored.created:
         response.status_code = 200
         return public
-    public.applied_live = config_versions.apply_live(
+    applied = config_versions.apply_live(
         ctx, stored.config, name=name, version=stored.version.version
     )
+    public.applied_live, public.restart_needed = applied.live, applied.restart_needed
     return public

@@ -151,8 +151,10 @@ class Routing:
     def offers(result: dict[str, Any]) -> list[Offer]:
         return [Offer(str(c), int(a), str(q)) for c, a, q in result.get("offers") or []]
 
-    def sync_queues(self) -> None:
-        """Copy each queue's routing settings from queues.toml into Redis (idempotent)."""
+    def sync_queues(self) -> dict[str, Any]:
+        """Copy each queue's routing settings from queues.toml into Redis (idempotent), and
+        retire the queues it no longer defines (``retire_queues``: their settings removed,
+        their waiting calls moved to their overflow queue, else to the first queue)."""
         pipe = self.redis.pipeline()
         for code, queue in self.config.queues.queues.items():
             callback = queue.callback_offer
@@ -181,6 +183,10 @@ class Routing:
             mapping={key: texts[self.language] for key, texts in PROMPTS.items()},
         )
         pipe.execute()
+        codes = list(self.config.queues.queues)
+        if not codes:
+            return {}
+        return self._run("retire_queues", keep=codes, fallback=codes[0])
 
     # ------------------------------------------------------------ agents
 

@@ -91,6 +91,7 @@ from ivr.legs import (
     LegStateChanged,
     start_endpoint,
 )
+from ivr.live_config import EngineConfig, SlotConfigSwitch
 from ivr.media import CallMedia
 from ivr.menu import (
     Action,
@@ -104,7 +105,7 @@ from ivr.menu import (
     TransferTo,
 )
 from ivr.prompts import PromptFile
-from ivr.slot_streams import SlotStreams
+from ivr.slot_streams import USE_CONFIG, SlotStreams
 from ivr.spec import SlotSpec
 from ivr.wiring import WiringState
 
@@ -145,15 +146,19 @@ class SlotEngine:
         config: CenterConfig,
         prompts: dict[str, PromptFile],
         status: Connection | None,
+        control: Connection | None = None,
+        generation: int = 0,
     ) -> None:
         self.spec = spec
         self.settings = settings
         self.config = config
         self.prompts = prompts
         self.durations = {key: p.duration for key, p in prompts.items()}
+        # a new configuration generation waits for the call in progress to end
+        self.config_switch = SlotConfigSwitch(generation)
         self.facts: deque[LegFact] = deque()
         self.stop = threading.Event()
-        self.streams = SlotStreams(spec, settings, status, self.stop)
+        self.streams = SlotStreams(spec, settings, status, self.stop, control)
         self.commands = self.streams.commands
         self.legs: dict[str, Leg] = {}  # role -> the leg in that role now
         # legs hung up on purpose and not yet DISCONNECTED: kept referenced (pjsua would
@@ -476,10 +481,10 @@ class SlotEngine:
         if conv is None:
             return
         # media first, so the events can say when the prompt started
-        prompt_at = self._menu_media(conv, actions)
+        prompt_at, played = self._menu_media(conv, actions)
         for action in actions:
             if isinstance(action, Emit):
-                self._menu_event(conv, action, prompt_at)
+                self._menu_event(conv, action, prompt_at, played)
             elif isinstance(action, Enqueue):
                 self._enqueue(conv, action.queue, action.priority, action.skills)
             elif isinstance(action, RequestCallback):
@@ -490,25 +495,27 @@ class SlotEngine:
             elif isinstance(action, Hangup):
                 self._end_call(action.reason, conv.outcome or action.reason)
 
-    def _menu_media(self, conv: Conversation, actions: list[Action]) -> str:
-        """Play or stop the menu's prompts; the moment a prompt started (ISO) or ""."""
-        prompt_at = ""
+    def _menu_media(self, conv: Conversation, actions: list[Action]) -> tuple[str, list[str]]:
+        """Play or stop the menu's prompts; the moment a prompt started (ISO) or "", and the
+        names of the files played (rendered prompts are named by a hash of their text)."""
+        prompt_at, played = "", []
         for action in actions:
             if isinstance(action, PlayPrompts):
                 files = [conv.prompts.get(k) or self.prompts.get(k) for k in action.keys]
-                self._play(
-                    [f.path for f in files if f is not None],
-                    sum(f.duration for f in files if f is not None),
-                )
+                paths = [f.path for f in files if f is not None]
+                self._play(paths, sum(f.duration for f in files if f is not None))
                 prompt_at = iso(time.time())
+                played = [Path(p).name for p in paths]
             elif isinstance(action, StopPrompt):
                 self._stop_prompt()
-        return prompt_at
+        return prompt_at, played
 
-    def _menu_event(self, conv: Conversation, action: Emit, prompt_at: str) -> None:
+    def _menu_event(self, conv: Conversation, action: Emit, prompt_at: str,
+                    played: list[str]) -> None:  # fmt: skip
         data = dict(action.data)
         if action.type == EventType.menu_entered and prompt_at:
             data["prompt_started_at"] = prompt_at
+            data["prompt_files"] = played
         if action.type == EventType.digits_collected and conv.survey:
             data["node"] = action.node
         self.emit(action.type, action.node, data)
@@ -658,7 +665,24 @@ class SlotEngine:
         )
         self.conv = None
         self.media.clear()
+        self._use_config(self.config_switch.call_ended())
         self._send_status({"status": "idle", "call_id": conv.call_id})
+
+    def _use_config(self, new: EngineConfig | None) -> None:
+        """Take a configuration generation (never while a call is in progress): the next
+        call gets its menu, prompts, DIDs, dial plan and queue settings."""
+        if new is None:
+            return
+        self.config = new.config
+        self.prompts = dict(new.prompts)
+        self.durations = new.durations
+        self.plan = dialplan.DialPlan(new.config.telephony, self.settings.sip, self.spec.via_edge)
+        self.dids = {
+            d.number: (d.entry or new.config.menu.entry) for d in new.config.telephony.dids
+        }
+        log.info("configuration generation %d in use (versions %s)", new.generation,
+                 dict(new.versions))  # fmt: skip
+        self._send_status({"status": "config", "generation": new.generation})
 
     # ------------------------------------------------------------ timers
     def _timers(self, now: float) -> None:
@@ -701,6 +725,10 @@ class SlotEngine:
 
     def _handle_command(self, command: Command) -> None:
         conv = self.conv
+        if command.type == USE_CONFIG:
+            offered = command.data["engine_config"]
+            self._use_config(self.config_switch.offered(offered, busy=conv is not None))
+            return
         if command.type == CommandType.originate:
             self._originate(command)
             return
@@ -1220,12 +1248,14 @@ def run_slot(
     config: CenterConfig,
     prompts: dict[str, PromptFile],
     status: Connection | None,
+    control: Connection | None = None,
+    generation: int = 0,
 ) -> None:
     """Entry of a forked slot process (the parent already imported pjsua2)."""
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {spec.name} %(levelname)s %(message)s"
     )
-    engine = SlotEngine(spec, settings, config, prompts, status)
+    engine = SlotEngine(spec, settings, config, prompts, status, control, generation)
 
     def _stop(_signum: int, _frame: Any) -> None:
         engine.stop.set()

@@ -6,7 +6,10 @@
 * the **command reader** blocks on the slot's Redis command stream, puts commands in
   ``commands`` and wakes the engine thread with a CRLF datagram to the slot's own SIP port
   (pjsip ignores CRLF keep-alives); it also renders ad-hoc announcements and survey
-  questions and computes the waiting caller's queue position, all off the engine thread.
+  questions and computes the waiting caller's queue position, all off the engine thread;
+* the **control reader** waits on the supervisor's control pipe for a new configuration
+  generation (``ivr/engine_reload.py``), loads it and hands it to the engine thread as a
+  ``use_config`` command (the engine thread takes it between calls: ``ivr/live_config.py``).
 
 Nothing here touches pjsua2; the engine thread only puts to ``outbox``, reads
 ``commands`` and sets ``queued_view``.
@@ -29,12 +32,14 @@ import redis
 from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent, Command, CommandType, EventType
 from config.settings import Settings
+from ivr.engine_reload import read_generation
 from ivr.prompts import MAX_ANNOUNCED_MINUTES, MAX_ANNOUNCED_POSITION, text_prompt
 from ivr.spec import SlotSpec
 
 log = logging.getLogger("ivr.slot")
 
 DEFAULT_SECONDS_PER_POSITION = 60  # expected-wait estimate when routing publishes none
+USE_CONFIG = "use_config"  # the engine thread's own command: data {"engine_config": ...}
 
 
 def waiting_key(keys: Keys, queue_code: str) -> str:
@@ -56,11 +61,13 @@ class SlotStreams:
         settings: Settings,
         status: Connection | None,
         stop: threading.Event,
+        control: Connection | None = None,
     ) -> None:
         self.spec = spec
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self.status = status
+        self.control = control
         self.stop = stop
         self.commands: queue.Queue[Command] = queue.Queue()
         self.outbox: queue.Queue[tuple[str, Any] | None] = queue.Queue()
@@ -73,6 +80,10 @@ class SlotStreams:
             threading.Thread(target=self._publisher, name="publisher", daemon=True),
             threading.Thread(target=self._command_reader, name="commands", daemon=True),
         ]
+        if self.control is not None:
+            self._threads.append(
+                threading.Thread(target=self._control_reader, name="control", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 
@@ -175,6 +186,22 @@ class SlotStreams:
                 log.exception("command stream read failed")
                 time.sleep(1)
         client.close()
+
+    def _control_reader(self) -> None:
+        """New configuration generations from the supervisor, until its pipe closes."""
+        assert self.control is not None
+        while not self.stop.is_set():
+            try:
+                message = self.control.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                config = read_generation(str(message["path"]))
+            except Exception:
+                log.exception("loading configuration generation %s failed", message)
+                continue
+            self.commands.put(Command(USE_CONFIG, "", uuid.uuid4().hex, {"engine_config": config}))
+            self._wake()
 
     def _render_announcement(self, command: Command) -> Command:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import logging
 import multiprocessing
 import os
@@ -31,6 +32,7 @@ from typing import Any
 import redis
 
 from callcenter import heap
+from callcenter.admin.config_store import latest_versions
 from callcenter.context import AppContext, build_context
 from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from callcenter.streams import CallEvent, Command, EventType
@@ -38,6 +40,8 @@ from callcenter.supervision import die_with_parent
 from config.settings import Settings
 from ivr import wav
 from ivr.edge.membership import ANNOUNCE_EVERY_SECONDS, announce, rotation_of, withdraw
+from ivr.engine_reload import ConfigFollower, clear_generations, write_generation
+from ivr.live_config import EngineConfig
 from ivr.prompts import PromptError, PromptFile, prepare_all
 from ivr.spec import SlotSpec
 
@@ -58,6 +62,8 @@ class SlotHandle:
     spec: SlotSpec
     process: BaseProcess
     conn: Connection
+    control: Connection | None = None  # supervisor -> slot: new configuration generations
+    generation: int = 0  # the configuration generation the slot runs its next call with
     status: str = "starting"  # starting, ready, busy, stopping
     call: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
@@ -75,11 +81,15 @@ class Supervisor:
         with_edge: bool = True,
         with_records: bool = True,
         join: bool = False,
+        versions: dict[str, int] | None = None,
     ) -> None:
         self.ctx = ctx
         self.r: Any = ctx.redis  # redis-py's stub types do not fit decoded streams
         self.settings = ctx.settings
-        self.prompts = prompts
+        # The configuration new slots start with; a stored version changed live becomes the
+        # next generation (ivr/engine_reload.py) once its prompts are rendered.
+        self.current = EngineConfig(0, ctx.config, prompts, versions or {})
+        self.follower = ConfigFollower(ctx, self.current)
         self.fork = multiprocessing.get_context("fork")
         self.slots: dict[int, SlotHandle] = {}
         self.stopping = False
@@ -123,6 +133,8 @@ class Supervisor:
 
         spec = self._spec(index)
         receiver, sender = self.fork.Pipe(duplex=False)
+        control_in, control_out = self.fork.Pipe(duplex=False)
+        current = self.current
         process = self.fork.Process(
             target=_with_parent,
             args=(
@@ -130,15 +142,25 @@ class Supervisor:
                 run_slot,
                 spec,
                 self.settings,
-                self.ctx.config,
-                self.prompts,
+                current.config,
+                dict(current.prompts),
                 sender,
+                control_in,
+                current.generation,
             ),
             name=spec.name,
         )
         process.start()
         sender.close()
-        handle = SlotHandle(index=index, spec=spec, process=process, conn=receiver)
+        control_in.close()
+        handle = SlotHandle(
+            index=index,
+            spec=spec,
+            process=process,
+            conn=receiver,
+            control=control_out,
+            generation=current.generation,
+        )
         self.slots[index] = handle
         log.info("started slot %s (pid %s) on %s", spec.name, process.pid, spec.uri)
         return handle
@@ -202,6 +224,8 @@ class Supervisor:
                     "recording_started": message["started"],
                 }
             )
+        elif status == "config":
+            handle.generation = int(message.get("generation", handle.generation))
         elif status == "idle":
             handle.call = {}
             if handle.status != "stopping":
@@ -213,6 +237,8 @@ class Supervisor:
         code = handle.process.exitcode
         handle.conn.close()
         del self.slots[handle.index]
+        if handle.control is not None:
+            handle.control.close()
         expected = handle.status == "stopping" and not handle.call
         if not expected:
             log.error(
@@ -481,6 +507,7 @@ class Supervisor:
                 if self.unpublished:
                     self._flush_unpublished()
                 self._forward_originates_safely()
+                self._follow_config()
                 if self.edge is not None and now >= next_sync:
                     self._sync_subscribers()
                     next_sync = now + SUBSCRIBER_SYNC_EVERY
@@ -507,6 +534,42 @@ class Supervisor:
             beat(self.ctx, "engine")
         except redis.RedisError as exc:
             log.warning("engine heartbeat not written (Redis: %s); calls go on", exc)
+
+    # ------------------------------------------------------------ live configuration
+    def _follow_config(self) -> None:
+        """A stored configuration version, its prompts already rendered, becomes the
+        generation new slots start with and is handed to every running slot, which takes it
+        when it carries no call (ivr/live_config.py): calls in progress keep theirs."""
+        try:
+            new = self.follower.poll()
+        except Exception:  # boundary: a failed reload must not stop the engine
+            log.exception("following the stored configuration failed")
+            return
+        if new is None:
+            return
+        try:
+            path = write_generation(self.settings.state_dir, new)
+        except OSError:
+            log.exception("writing configuration generation %d failed", new.generation)
+            return
+        self.current = new
+        self.pool_dirty = True
+        for handle in self.slots.values():
+            if handle.control is None or handle.status == "stopping":
+                continue
+            try:
+                handle.control.send({"generation": new.generation, "path": str(path)})
+            except OSError:  # the slot is dying; its replacement starts with ``new``
+                log.warning("slot %s did not take generation %d", handle.spec.name, new.generation)
+        self._edge_follow(new)
+
+    def _edge_follow(self, new: EngineConfig) -> None:
+        if self.edge is None:
+            return
+        try:
+            self.edge.follow_config(new.config)
+        except Exception:
+            log.exception("applying the new telephony settings to the edge failed")
 
     def _wait_initial_pool(self, timeout: float) -> None:
         """Let the first slots answer before the edge starts sending calls."""
@@ -583,13 +646,19 @@ class Supervisor:
                     "lines": self.settings.sip.lines,
                     "pids": ",".join(str(h.process.pid) for h in self.slots.values()),
                     "ready": sum(1 for h in self.slots.values() if h.status == "ready"),
+                    # the configuration generation new calls get, its stored versions, and
+                    # the one each slot runs (a busy slot keeps its call's until it ends)
+                    "config_generation": self.current.generation,
+                    "config_versions": json.dumps(dict(self.current.versions), sort_keys=True),
                     **per_slot,
+                    **{f"config:{h.spec.name}": h.generation for h in self.slots.values()},
                 },
             )
             pipe.execute()
 
     def shutdown(self) -> None:
         self.stopping = True
+        self.follower.close()
         if self.edge is not None:
             try:
                 self.edge.stop()
@@ -644,7 +713,9 @@ def main(
     if with_records is None:
         with_records = os.environ.get("CALLCENTER_ENGINE_RECORDS", "1") != "0"
     ctx = build_context(settings)
+    clear_generations(settings.state_dir)
     try:
+        versions = latest_versions(ctx.engine)
         prompts = prepare_all(ctx.config, settings.state_dir, settings.language)
     except PromptError as exc:
         log.error("%s", exc)  # names the menu node and the file or renderer at fault
@@ -653,7 +724,9 @@ def main(
     Path(settings.recordings_dir).mkdir(parents=True, exist_ok=True)
     import pjsua2  # noqa: F401  -- imported before forking so every slot shares its pages
 
-    supervisor = Supervisor(ctx, prompts, with_edge=with_edge, with_records=with_records, join=join)
+    supervisor = Supervisor(
+        ctx, prompts, with_edge=with_edge, with_records=with_records, join=join, versions=versions
+    )
 
     def _stop(_signum: int, _frame: Any) -> None:
         supervisor.stopping = True

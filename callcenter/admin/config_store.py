@@ -32,6 +32,21 @@ def latest_documents(session: Session) -> dict[str, dict[str, Any]]:
     return {f"{row.file}.toml": dict(row.document) for row in rows}
 
 
+def latest_versions(engine: Engine) -> dict[str, int]:
+    """``{"menu": 3, ...}``: the newest stored version of each file that has one (empty before
+    the first migration or without any stored version)."""
+    try:
+        if not inspect(engine).has_table(ConfigVersion.__tablename__):
+            return {}
+    except (OperationalError, ProgrammingError):
+        return {}
+    with Session(engine) as session:
+        rows = session.execute(
+            select(ConfigVersion.file, func.max(ConfigVersion.version)).group_by(ConfigVersion.file)
+        )
+        return {str(file): int(version) for file, version in rows}
+
+
 def with_stored_versions(config: CenterConfig, engine: Engine) -> CenterConfig:
     """``config`` (the files) with the newest stored versions laid over it.
 

@@ -13,7 +13,9 @@ What a stored version changes at once, and what waits for a restart (docs/admin.
   the routing script reads at each offer (ring time, wrap-up, strategy, overflow, callback
   offer): the next offer uses it, a call already ringing keeps the ring time it was offered
   with; and a notice tells the API, router and worker processes to reload
-  (``config_watch``). The engine keeps the menus it loaded until it restarts.
+  (``config_watch``); the engine's supervisor polls the same notice and hands new calls the
+  new version once its prompts are rendered (``ivr/engine_reload.py``), the SIP edge reloads
+  its DIDs (its trunks, dial plan and domain wait for its restart: ``restart_needed``).
 """
 
 from __future__ import annotations
@@ -201,18 +203,44 @@ def rollback(session: Session, ctx: AppContext, *, actor: str, name: str, versio
     )  # fmt: skip
 
 
-def apply_live(ctx: AppContext, config: CenterConfig, *, name: str, version: int) -> list[str]:
+@dataclass
+class Applied:
+    live: list[str]  # what took the version at once (or takes it for the next call)
+    restart_needed: list[str]  # dotted settings a running process takes only at its restart
+
+
+def apply_live(ctx: AppContext, config: CenterConfig, *, name: str, version: int) -> Applied:
     """After the commit: use ``config`` in this process from now on; for ``queues``, copy the
-    routing settings into Redis for every router; tell every watching process (API workers,
-    routers, workers) to reload. Returns what was applied, for the answer."""
+    routing settings into Redis for every router and retire the queues it no longer has; tell
+    every watching process (API workers, routers, workers, the engine's supervisor) to reload.
+    Returns what was applied and what waits for a restart, for the answer."""
     from callcenter.admin.config_watch import publish_change, use_config
     from cti.services import routing_for
+    from ivr.edge.config import edge_restart_needed  # pure Python: no pjsua2
+    from ivr.live_config import ENGINE_FILES
 
+    previous = ctx.config
     use_config(ctx, config)
     applied = ["this API process"]
     if name == "queues":
-        routing_for(ctx).sync_queues()
+        retired = routing_for(ctx).sync_queues()
         applied.append("queue routing settings of every router (next offer)")
+        if retired.get("retired"):
+            applied.append(
+                f"queues removed from routing: {', '.join(retired['retired'])} "
+                f"({retired.get('moved', 0)} waiting call(s) moved)"
+            )
     publish_change(ctx, file=name, version=version)
     applied.append("API, router and worker processes (reload notice)")
-    return applied
+    if name in ENGINE_FILES:
+        applied.append(
+            "engine: new calls, once the changed prompts are rendered (calls in progress keep "
+            "the version they started with)"
+        )
+    restart_needed: list[str] = []
+    if name == "telephony":
+        applied.append("SIP edge: DIDs (reloaded at once)")
+        restart_needed = [
+            f"{key} (SIP edge restart)" for key in edge_restart_needed(previous, config)
+        ]
+    return Applied(applied, restart_needed)

@@ -4,8 +4,8 @@ The process that stores a version publishes on ``{prefix}:config:changed``; a ``
 thread in every other process that starts one (API, router, worker) reloads the configuration
 (the files with the newest stored versions laid over them), swaps ``ctx.config`` and the
 routing handle's copy, and calls its owner's callbacks. What reads ``ctx.config`` per call or
-per request uses the new version from then on; what a process copied at start (the engine's
-menus) does not (docs/admin.md).
+per request uses the new version from then on (docs/admin.md). The engine's supervisor, which
+must not run threads, polls the same notice itself (``ivr/engine_reload.py``).
 
 Pub/sub forgets messages sent while a process was not listening, so the watcher reloads once
 each time it (re)subscribes.

@@ -407,6 +407,14 @@ local function put_back(cid, call)
         end_call_record(cid, "ended")
         return
     end
+    if redis.call("SISMEMBER", R .. "queues", call.queue) == 0 then
+        -- its queue was removed while it rang an agent: it waits where the others went
+        local target = redis.call("HGET", R .. "retired_queues", call.queue)
+        if target and target ~= "" then
+            move_to_queue(cid, call, target, "queue_removed")
+            return
+        end
+    end
     redis.call("HSET", ckey(cid), "state", "waiting", "agent", "", "leg", "")
     redis.call("ZADD", qkey(call.queue, "waiting"), call.score, cid)
 end
@@ -938,6 +946,38 @@ elseif op == "overflow" then
     else
         res.status = "ignored"
     end
+elseif op == "retire_queues" then
+    -- Queues the configuration no longer has (A.keep: the ones it has). Their settings and
+    -- membership in the queue set go; the calls waiting in one move, keeping their place by
+    -- arrival, to its overflow queue when that still exists, else to A.fallback
+    -- (call_overflowed, reason queue_removed); a call ringing an agent follows if the agent
+    -- misses it (put_back). A queue defined again is simply a queue again.
+    local keep = {}
+    for _, q in ipairs(A.keep) do keep[q] = true end
+    local retired, moved = {}, 0
+    for _, q in ipairs(all_queues()) do
+        if not keep[q] then
+            local target = queue_conf(q).overflow_to or ""
+            if not keep[target] then target = A.fallback or "" end
+            if target ~= "" then
+                for _, cid in ipairs(redis.call("ZRANGE", qkey(q, "waiting"), 0, -1)) do
+                    local call = hgetall(ckey(cid))
+                    if call.state == "waiting" and call.queue == q then
+                        move_to_queue(cid, call, target, "queue_removed")
+                        moved = moved + 1
+                    end
+                end
+            end
+            redis.call("SREM", R .. "queues", q)
+            redis.call("DEL", qkey(q, "config"))
+            redis.call("HSET", R .. "retired_queues", q, target)
+            retired[#retired + 1] = q
+        end
+    end
+    for _, q in ipairs(A.keep) do redis.call("HDEL", R .. "retired_queues", q) end
+    res.retired = retired
+    res.moved = moved
+    res.status = "ok"
 elseif op == "offer_callback" then
     local cid = A.call
     local call = hgetall(ckey(cid))

@@ -202,11 +202,9 @@ def trunk_addresses(settings: Settings, center: CenterConfig) -> list[str]:
 
 
 def _render_did_check(settings: Settings, center: CenterConfig) -> str:
-    lines = ["\t$var(did) = 0;"]
-    for did in center.telephony.dids:
-        number = did.number.lstrip("+")
-        # Trunks send the DID with or without a leading "+": both forms are the same number.
-        lines.append(f'\tif ($rU == "{number}" || $rU == "+{number}") $var(did) = 1;')
+    # The configured DIDs are data (the `dids` htable, both forms of each number: trunks send
+    # it with or without a leading "+"), reloaded live when telephony.toml changes.
+    lines = ["\t$var(did) = 0;", "\tif ($sht(dids=>$rU) != $null) $var(did) = 1;"]
     only_trunks = settings.sip.edge.dids_from_trunks_only
     if only_trunks is None:
         only_trunks = settings.environment == "production"
@@ -226,6 +224,21 @@ def _render_did_check(settings: Settings, center: CenterConfig) -> str:
         lines.append("\t\texit;")
         lines.append("\t}")
     return "\n".join(lines) + "\n"
+
+
+# telephony.toml settings rendered into the script itself: a running edge takes them only when
+# it restarts. DIDs are data (ivr/edge/dids.py) and transfer targets are the engine's: both live.
+EDGE_RESTART_SETTINGS = ("sip_domain", "trunks", "outbound_trunk", "dial_plan")
+
+
+def edge_restart_needed(old: CenterConfig, new: CenterConfig) -> list[str]:
+    """The dotted telephony settings changed between two configurations that a running edge
+    takes only at its next restart."""
+    return [
+        f"telephony.{name}"
+        for name in EDGE_RESTART_SETTINGS
+        if getattr(old.telephony, name) != getattr(new.telephony, name)
+    ]
 
 
 def _render_scanner_check(user_agents: list[str]) -> str:
@@ -361,9 +374,9 @@ loadmodule "xlog.so"
 loadmodule "sanity.so"
 loadmodule "ctl.so"
 loadmodule "cfg_rpc.so"
+loadmodule "db_text.so"
 loadmodule "htable.so"
 loadmodule "pike.so"
-loadmodule "db_text.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
@@ -400,6 +413,10 @@ modparam("htable", "htable", @@BAN_TABLE@@)
 # Failed digest authentications per address; an entry expires auth_fail_window after its
 # last failure, so the count is "failures, each within the window of the previous one".
 modparam("htable", "htable", @@AUTHFAIL_TABLE@@)
+# The DIDs answered (ivr/edge/dids.py): data, so a new DID needs no restart (the application
+# rewrites the table and runs `kamcmd htable.reload dids`).
+modparam("htable", "db_url", @@DB_URL@@)
+modparam("htable", "htable", "dids=>size=6;dbtable=dids;")
 
 # Credentials: HA1 only, in db_text files the application rewrites atomically; db_mode 1
 # re-reads a table when its file changes, so new agents register without a reload.

@@ -39,11 +39,13 @@ from ivr.edge.config import (
     EdgePaths,
     edge_paths,
     edge_probe_address,
+    edge_restart_needed,
     normalize_slot_uri,
     render_config,
     render_dispatcher_list,
     slot_attrs,
 )
+from ivr.edge.dids import DIDS_TABLE, did_keys, write_dids_table
 from ivr.edge.subscribers import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -146,8 +148,25 @@ class Edge:
         for directory in (paths.directory, paths.runtime_dir, paths.ctl_socket.parent):
             directory.mkdir(parents=True, exist_ok=True)
         ensure_tables(paths.db_dir)
+        write_dids_table(paths.db_dir, self.center_config)
         _write_atomically(paths.config, render_config(self.settings, self.center_config, paths))
         self._write_slot_list()
+
+    def follow_config(self, center_config: CenterConfig) -> list[str]:
+        """A new configuration while running: the DIDs at once (their table rewritten and
+        ``htable.reload dids``: calls in progress untouched); returns the telephony settings
+        that changed and wait for the edge's next restart (``edge_restart_needed``)."""
+        previous, self.center_config = self.center_config, center_config
+        if write_dids_table(self.paths.db_dir, center_config) and self.is_running():
+            self.rpc("htable.reload", DIDS_TABLE)
+            log.info("SIP edge: DIDs reloaded (%s)", ", ".join(did_keys(center_config)))
+        waiting = edge_restart_needed(previous, center_config)
+        if waiting:
+            log.warning(
+                "SIP edge: %s changed; the running edge keeps the old ones until it restarts",
+                ", ".join(waiting),
+            )
+        return waiting
 
     def start(self, timeout: float = 15.0) -> None:
         """Render the configuration, run Kamailio, and return once it answers OPTIONS."""

@@ -5,7 +5,9 @@ Redis (``ivr/edge/membership.py``); this process runs Kamailio with no slot, and
 second makes its dispatcher match the announcements: a slot announced is added, a slot no
 longer announced (its node stopped, or died and its announcement expired) is removed. Every
 second it publishes the readiness record ``/readyz`` reads (node name ``edge``), and every 30 s
-it syncs the agents' SIP credentials, as an engine running its own edge does.
+it syncs the agents' SIP credentials, as an engine running its own edge does. A stored
+``telephony`` version reaches it through the configuration watcher (``config_watch``): its DIDs
+at once, what else changed on its next restart (``Edge.follow_config``).
 
 Each dispatcher change waits out Kamailio's ``reload_delta`` (``sip.edge.reload_delta_seconds``),
 so a node's slots join at that pace; nodes announce only running slots, and the pool's warm
@@ -22,8 +24,10 @@ from typing import Any
 
 import redis
 
+from callcenter.admin.config_watch import ConfigWatcher
 from callcenter.context import AppContext, build_context
 from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
+from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.config import normalize_slot_uri
 from ivr.edge.membership import members, rotation_of
@@ -86,9 +90,16 @@ class StandaloneEdge:
         # A node does not say which of its slots carry a call: the dispatcher's load does.
         return rotation_of(NODE_NAME, states, announced, busy=set())
 
+    def follow_config(self, config: CenterConfig) -> None:
+        try:
+            self.edge.follow_config(config)
+        except EdgeError:
+            log.exception("applying the new telephony settings to the edge failed")
+
     def run(self) -> None:
         sync_subscribers(self.ctx)
         self.edge.start()
+        watcher = ConfigWatcher(self.ctx, [self.follow_config]).start()
         log.info(
             "SIP edge alone on %s:%s; media nodes join it through Redis",
             self.ctx.settings.sip.edge_host,
@@ -115,6 +126,7 @@ class StandaloneEdge:
                     raise EdgeError(f"kamailio exited; log {self.edge.paths.log}")
                 time.sleep(RECONCILE_EVERY_SECONDS)
         finally:
+            watcher.stop()
             self.edge.stop()
             with contextlib.suppress(Exception):
                 clear_rotation(self.r, self.ctx.keys.prefix, NODE_NAME)

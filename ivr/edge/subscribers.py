@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 SUBSCRIBER_TABLE_VERSION = 7
 SUBSCRIBER_HEADER = "id(int,auto) username(str) domain(str) ha1(str)"
 VERSION_HEADER = "table_name(str) table_version(int)"
+# htable's `dids` table (ivr/edge/dids.py), in the same db_text database.
+DIDS_TABLE_VERSION = 2
 
 _HA1 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -98,11 +100,22 @@ def render_subscriber_table(subscribers: Iterable[Subscriber]) -> tuple[str, lis
     return "\n".join(lines) + "\n", problems
 
 
+def write_table(path: Path, text: str) -> bool:
+    """Replace a db_text table file if its text differs (atomically); whether it changed."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, text)
+    return True
+
+
 def ensure_tables(db_dir: Path) -> None:
     """Create the ``version`` table and an empty ``subscriber`` table if they are missing."""
     db_dir.mkdir(parents=True, exist_ok=True)
     version = db_dir / "version"
-    expected = f"{VERSION_HEADER}\nsubscriber:{SUBSCRIBER_TABLE_VERSION}\n"
+    expected = (
+        f"{VERSION_HEADER}\nsubscriber:{SUBSCRIBER_TABLE_VERSION}\ndids:{DIDS_TABLE_VERSION}\n"
+    )
     if not version.exists() or version.read_text(encoding="utf-8") != expected:
         _write_atomically(version, expected)
     if not (db_dir / "subscriber").exists():

@@ -23,6 +23,7 @@ from ivr.edge.config import (
     render_config,
     render_dispatcher_list,
 )
+from ivr.edge.dids import render_dids_table, write_dids_table
 from ivr.edge.subscribers import (
     SUBSCRIBER_HEADER,
     Subscriber,
@@ -52,7 +53,13 @@ def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: Center
     paths.directory.mkdir(parents=True)
     paths.runtime_dir.mkdir()
     text = render_config(settings, center, paths)
-    assert '$rU == "4008001234"' in text and '$rU == "+862161234567"' in text
+    assert "$sht(dids=>$rU)" in text  # the DIDs are data (ivr/edge/dids.py), not script
+    assert render_dids_table(center).splitlines()[1:] == [
+        "4008001234:0:1:1:0",
+        "+4008001234:0:1:1:0",
+        "862161234567:0:1:1:0",
+        "+862161234567:0:1:1:0",
+    ]
     assert '$si == "192.0.2.10"' in text  # trunk exempt from flood bans
     assert '$si == "198.51.100.7"' in text
     assert '"sip:9" + $rU + "@192.0.2.10:5070;transport=udp"' in text
@@ -64,6 +71,7 @@ def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: Center
     paths.config.write_text(text)
     paths.dispatcher_list.write_text(render_dispatcher_list(["127.0.0.1:21000"]))
     write_subscribers(paths.db_dir, [])
+    write_dids_table(paths.db_dir, center)
     check = subprocess.run(
         ["kamailio", "-c", "-f", str(paths.config), "-Y", str(paths.runtime_dir)],
         capture_output=True,
@@ -155,7 +163,7 @@ def test_rewrite_within_the_same_second_changes_the_mtime(tmp_path: Path) -> Non
     write_subscribers(tmp_path, [Subscriber("1001", "r", ha1), Subscriber("1002", "r", ha1)])
     second = os.stat(tmp_path / "subscriber").st_mtime
     assert int(second) > int(first)
-    assert (tmp_path / "version").read_text().splitlines()[1] == "subscriber:7"
+    assert (tmp_path / "version").read_text().splitlines()[1:] == ["subscriber:7", "dids:2"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 

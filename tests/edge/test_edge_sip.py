@@ -150,7 +150,9 @@ def test_no_slots_at_all_gives_486(start_edge: EdgeFactory, sipp: Sipp) -> None:
     assert len(log_lines(log, "INVITE")) == 1
 
 
-def test_unknown_did_gets_404_and_reaches_no_slot(start_edge: EdgeFactory, sipp: Sipp) -> None:
+def test_unknown_did_gets_404_and_reaches_no_slot(
+    start_edge: EdgeFactory, sipp: Sipp, center: CenterConfig
+) -> None:
     (log,) = start_slots(sipp, SLOT_A)
     edge = start_edge([SLOT_A])
     wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
@@ -164,6 +166,32 @@ def test_unknown_did_gets_404_and_reaches_no_slot(start_edge: EdgeFactory, sipp:
     )
     assert result.ok(), result.errors
     assert log_lines(log, "INVITE") == []
+
+    # A DID added by a new telephony version is answered by the running edge (htable reload,
+    # no restart); removed again, it is refused again.
+    pid = edge.pid
+    dids = [d.model_dump() for d in center.telephony.dids]
+    added = dataclasses.replace(
+        center,
+        telephony=TelephonyFile.model_validate(
+            {**center.telephony.model_dump(), "dids": [*dids, {"number": "+4009999999"}]}
+        ),
+    )
+    assert edge.follow_config(added) == []  # nothing waits for a restart
+    call = sipp.run(
+        sipp.scenario("caller.xml"), f"{CALLER}:15301", "-m", "1", "-d", "100", "-s", "4009999999"
+    )
+    assert call.ok(), call.errors
+    assert len(log_lines(log, "INVITE")) == 1
+    moved = dataclasses.replace(
+        center, telephony=center.telephony.model_copy(update={"sip_domain": "cc.example"})
+    )
+    assert edge.follow_config(moved) == ["telephony.sip_domain"]  # said, not applied
+    result = sipp.run(
+        sipp.scenario("invite_rejected.xml", 404), f"{CALLER}:15301", "-m", "1", "-s", "4009999999"
+    )
+    assert result.ok(), result.errors
+    assert edge.pid == pid and len(log_lines(log, "INVITE")) == 1
 
 
 def test_busy_slot_fails_over_to_the_next(start_edge: EdgeFactory, sipp: Sipp) -> None:

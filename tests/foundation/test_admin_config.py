@@ -55,7 +55,10 @@ def test_get_put_versions_and_rollback(client: TestClient, ctx: AppContext) -> N
         "this API process",
         "queue routing settings of every router (next offer)",
         "API, router and worker processes (reload notice)",
+        "engine: new calls, once the changed prompts are rendered (calls in progress keep the "
+        "version they started with)",
     ]
+    assert stored.json()["restart_needed"] == []
     current = client.get("/api/v1/config/queues", headers=admin).json()
     assert current["version"] == 1 and current["document"] == slower
     # The same document again stores nothing.
@@ -140,6 +143,17 @@ def test_a_document_is_checked_against_the_other_files(client: TestClient, ctx: 
     # ... and the queue can no longer be removed while the stored menu uses it.
     del queues["queues"]["parking"]
     assert client.put("/api/v1/config/queues", json=queues, headers=admin).status_code == 422
+
+
+def test_a_telephony_version_says_what_waits_for_an_edge_restart(client: TestClient) -> None:
+    admin = auth(client, "admin")
+    telephony = client.get("/api/v1/config/telephony", headers=admin).json()["document"]
+    telephony["sip_domain"] = "hotline.example"
+    telephony["dids"].append({"number": "4008009999"})
+    stored = client.put("/api/v1/config/telephony", json=telephony, headers=admin)
+    assert stored.status_code == 201, stored.text
+    assert "SIP edge: DIDs (reloaded at once)" in stored.json()["applied_live"]
+    assert stored.json()["restart_needed"] == ["telephony.sip_domain (SIP edge restart)"]
 
 
 def test_only_admins_and_only_known_files(client: TestClient) -> None:
