@@ -97,6 +97,8 @@ class Supervisor:
             f"{self.settings.sip.edge_host}:{self.settings.sip.edge_port}",
         )
         self.restarts = 0
+        self.edge_restarts = 0
+        self.edge_retry_at = 0.0
         self.pool_dirty = True
         self.edge_removed: set[str] = set()
         self.backoff: dict[int, tuple[float, float]] = {}  # index -> (not before, delay)
@@ -462,6 +464,7 @@ class Supervisor:
                     break
                 self.ensure_capacity()
                 self._check_records()
+                self._check_edge()
                 now = time.monotonic()
                 if now >= next_beat:
                     beat(self.ctx, "engine")
@@ -503,6 +506,30 @@ class Supervisor:
         if self.records is not None and not self.records.is_alive() and not self.stopping:
             log.error("call-record consumer exited (%s); restarting", self.records.exitcode)
             self._start_records()
+
+    def _check_edge(self) -> None:
+        """Restart a SIP edge that died (kill -9, crash): without it no call gets in, and
+        nothing else would start it again. Calls in progress keep their media (slots and
+        callers talk RTP directly) and their in-dialog requests are routed by Record-Route,
+        which a restarted edge honours; registrations are put back by ``Edge.start``."""
+        edge = self.edge
+        if edge is None or self.stopping or edge.is_running():
+            return
+        now = time.monotonic()
+        if now < self.edge_retry_at:
+            return
+        code = edge.exit_code()
+        log.error("SIP edge died (exit code %s); restarting it", code)
+        try:
+            edge.stop()  # ends what is left of its process group (workers hold the port)
+            edge.start()
+        except Exception:
+            log.exception("restarting the SIP edge failed; trying again in 1 s")
+            self.edge_retry_at = time.monotonic() + 1.0
+            return
+        self.edge_restarts += 1
+        self.pool_dirty = True
+        log.info("SIP edge restarted in %.1f s", time.monotonic() - now)
 
     def rotation(self) -> Rotation:
         """What this node's own edge would do with a new call (``rotation_of``)."""
@@ -553,6 +580,7 @@ class Supervisor:
                     "busy": busy,
                     "idle": self._idle_count(),
                     "restarts": self.restarts,
+                    "edge_restarts": self.edge_restarts,
                     "lines": self.settings.sip.lines,
                     "pids": ",".join(str(h.process.pid) for h in self.slots.values()),
                     "ready": sum(1 for h in self.slots.values() if h.status == "ready"),

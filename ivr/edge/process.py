@@ -37,6 +37,7 @@ from config.settings import Settings
 from ivr.edge.config import (
     SLOT_SET,
     EdgePaths,
+    contacts_key,
     edge_paths,
     edge_probe_address,
     normalize_slot_uri,
@@ -197,6 +198,7 @@ class Edge:
             # Paced well under the pike threshold: the edge's own address is not exempt.
             if sip_options_ping(host, port, timeout=0.25) == 200 and paths.ctl_socket.exists():
                 log.info("SIP edge up on %s:%s (pid %s)", host, port, self._process.pid)
+                self.restore_contacts()
                 return
             time.sleep(0.05)
         self.stop()
@@ -227,6 +229,10 @@ class Edge:
             (self.paths.directory / "kamailio.pid").unlink()
         with contextlib.suppress(FileNotFoundError):
             self.paths.ctl_socket.unlink()
+
+    def exit_code(self) -> int | None:
+        """Kamailio's exit status once it has ended (negative: the signal), else None."""
+        return self._process.poll() if self._process is not None else None
 
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -330,6 +336,46 @@ class Edge:
         output = self.rpc("htable.delete", "ban", address, check=False)
         if output.startswith("error:") and "404" not in output:
             raise EdgeError(f"unban {address}: {output.strip()}")
+
+    # ------------------------------------------------------------------ registrations
+
+    def restore_contacts(self) -> int:
+        """Put back the registrations a previous Kamailio kept in Redis (route[KEEP_CONTACTS]):
+        after a crash or kill -9 the agents stay reachable until their softphones register
+        again. Expired contacts are skipped; returns how many were restored."""
+        import redis  # the edge talks to Redis only here and through Kamailio's ndb_redis
+
+        key = contacts_key(self.settings)
+        try:
+            client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+            try:
+                kept: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
+            finally:
+                client.close()
+        except redis.RedisError:
+            log.warning("registrations kept in Redis could not be read; agents must register")
+            return 0
+        now = time.time()
+        restored = 0
+        for extension, lines in kept.items():
+            for line in lines.splitlines():
+                expires_at, _, contact = line.partition(" ")
+                try:
+                    left = int(float(expires_at) - now)
+                except ValueError:
+                    continue
+                if left <= 0 or not contact.startswith(("sip:", "sips:")):
+                    continue
+                # ul.add table AOR contact expires q path flags cflags methods
+                output = self.rpc("ul.add", "location", f"s:{extension}", f"s:{contact}",
+                                  str(left), "1.0", "s:", "0", "0", "0", check=False)  # fmt: skip
+                if output.startswith("error:"):
+                    log.warning("restoring %s -> %s failed: %s", extension, contact, output)
+                else:
+                    restored += 1
+        if restored:
+            log.info("SIP edge: %d registrations restored from Redis", restored)
+        return restored
 
     # ------------------------------------------------------------------ RPC
 
