@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import logging
 import multiprocessing
 import os
@@ -240,16 +241,41 @@ class Supervisor:
 
     def account_failed_call(self, handle: SlotHandle, reason: str) -> None:
         """The slot died with a call: say so, repair its recording, end the call."""
-        call = handle.call
+        self.account_cut_call(handle.spec.name, handle.call, reason)
+
+    def account_calls_of_previous_life(self) -> int:
+        """Calls this node's slots still carried when the previous engine died (kill -9, OOM,
+        power loss: its slots died with it or were killed by ``up``): each gets what a slot's
+        death gives its call, ``slot_failed``, its recording repaired and flagged, and
+        ``call_ended``, so its record is final and routing releases its agent. Run before any
+        slot starts; returns how many calls were accounted for."""
+        key = self.ctx.keys.node_calls(self.settings.node_id)
+        try:
+            left: dict[str, str] = self.r.hgetall(key)
+        except redis.RedisError:
+            log.exception("reading the calls a previous engine left failed")
+            return 0
+        for call_id, raw in left.items():
+            try:
+                call = {**json.loads(raw), "call_id": call_id}
+                slot = str(call.get("slot") or "")
+                call.setdefault("started", time.time())
+            except (ValueError, TypeError):
+                call, slot = {"call_id": call_id, "started": time.time()}, ""
+            log.error("call %s on %s was cut by the previous engine's death", call_id, slot)
+            self.account_cut_call(slot, call, "engine restarted: the slot died with the engine")
+        return len(left)
+
+    def account_cut_call(self, slot: str, call: dict[str, Any], reason: str) -> None:
+        """A call whose slot is gone: ``slot_failed``, the recording repaired, ``call_ended``."""
         call_id = call["call_id"]
-        slot = handle.spec.name
 
         def publish(type_: str, data: dict[str, Any]) -> None:
             event = CallEvent(type=type_, call_id=call_id, slot=slot, node="supervisor", data=data)
             self.r.xadd(self.ctx.keys.events, event.to_fields(), maxlen=500_000, approximate=True)
 
         publish(EventType.slot_failed, {"reason": reason})
-        if call.get("path"):
+        if call.get("path") and call.get("recording_id"):
             path = Path(call["path"])
             try:
                 facts = wav.repair(path)
@@ -289,6 +315,7 @@ class Supervisor:
         )
         with contextlib.suppress(Exception):
             self.r.expire(self.ctx.keys.call_slot(call_id), 3600)
+            self.r.hdel(self.ctx.keys.node_calls(self.settings.node_id), call_id)
 
     # ------------------------------------------------------------ edge
     # The edge is started with every line's slot address: its OPTIONS probes (1 s) take slots
@@ -444,6 +471,7 @@ class Supervisor:
         next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
         next_rotation = 0.0
         try:
+            self.account_calls_of_previous_life()
             self._start_records()
             self.ensure_capacity()
             self._wait_initial_pool(10.0)
