@@ -166,7 +166,7 @@ def fault_config(target: Path) -> Path:
 class Center:
     tmp: Path
     ports: Ports
-    redis: PrivateRedis
+    store: PrivateRedis
     http_port: int
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=Path)
@@ -182,7 +182,7 @@ class Center:
                 "CALLCENTER_STATE_DIR": str(self.tmp / "var"),
                 "CALLCENTER_CONFIG_DIR": str(fault_config(self.tmp / "config")),
                 "CALLCENTER_HTTP__PORT": str(self.http_port),
-                "CALLCENTER_REDIS_URL": self.redis.url,
+                "CALLCENTER_REDIS_URL": self.store.url,
                 "CALLCENTER_SIP__LINES": str(lines),
                 "CALLCENTER_SIP__EDGE_PORT": str(self.ports.edge),
                 "CALLCENTER_SIP__SLOT_BASE_PORT": str(self.ports.slots),
@@ -226,8 +226,8 @@ class Center:
     def database(self) -> Path:
         return self.tmp / "var" / "callcenter.db"
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.redis.port, decode_responses=True)
+    def client(self) -> Any:  # decoded: redis-py's stubs do not say so
+        return redis.Redis(port=self.store.port, decode_responses=True)
 
     def ready(self) -> bool:
         try:
