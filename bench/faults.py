@@ -45,9 +45,7 @@ def held(center: Center) -> int:
 
 
 def recover(center: Center, killed_at: float, n: int) -> float:
-    wait_for(center.ready, 60, "/readyz 200", step=0.05)
-    center.probe_call(n)
-    return time.monotonic() - killed_at
+    return center.recovered(killed_at, n)
 
 
 def main() -> int:
@@ -66,8 +64,8 @@ def main() -> int:
         for n, extension in enumerate(EXTENSIONS[: args.agents]):
             center.agent(n, extension)
         began = time.monotonic()
-        center.probe_call(0)
-        print(f"baseline: one call answered with nothing killed: {time.monotonic() - began:.2f} s")
+        baseline = center.recovered(began, 0)
+        print(f"baseline: ready and one call answered, nothing killed: {baseline:.2f} s")
         callers = center.callers(0, args.calls, hold_ms=240_000, rate=10)
         wait_for(lambda: held(center) >= args.calls, 60, f"{args.calls} calls on slots")
         print(f"{args.calls} calls held, {args.agents} agents answering\n")
@@ -81,9 +79,7 @@ def main() -> int:
                 wait_for(lambda: center.child_or_none(name) not in (None, pid), 60, name)
             rows.append((name, recover(center, killed_at, n), before, held(center)))
 
-        answered_slot = next(
-            pid for pid, _status, call in center.slots().values() if call
-        )
+        answered_slot = next(pid for pid, _status, call in center.slots().values() if call)
         kill("slot", answered_slot, 1)
         kill("kamailio", center.kamailio(), 2)
         for n, name in enumerate(("api", "router", "worker"), start=3):

@@ -316,19 +316,31 @@ class Center:
         self.peers.append(process)
         return process
 
-    def probe_call(self, n: int) -> float:
-        """One short call answered by a slot through the edge; seconds until it completed."""
+    def probe_call(self, n: int, timeout_s: int = 8) -> None:
+        """One short call answered by a slot through the edge (AssertionError if it fails)."""
         scenario = caller_scenario(self.tmp / "probe.xml", [("pause", 200)], caller="13911110000")
-        began = time.monotonic()
         process = sipp(scenario, f"127.0.0.1:{self.ports.edge}",
                        local_port=self.ports.callers + 40 + n % 10,
-                       media_port=self.ports.media + 900, calls=1, timeout_s=15, cwd=self.tmp,
-                       local_ip=CALLERS_IP)  # fmt: skip
-        out, err = process.communicate(timeout=30)
+                       media_port=self.ports.media + 900, calls=1, timeout_s=timeout_s,
+                       cwd=self.tmp, local_ip=CALLERS_IP)  # fmt: skip
+        out, err = process.communicate(timeout=timeout_s + 15)
         if process.returncode != 0:
             text = (out + err).decode(errors="replace")[-1500:]
             raise AssertionError(f"probe call failed: {text}")
-        return time.monotonic() - began
+
+    def recovered(self, killed_at: float, n: int, timeout: float = 60) -> float:
+        """Seconds from ``killed_at`` until ``/readyz`` says 200 and a new call is answered
+        (a call refused while the readiness record is still stale is tried again)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait_for(self.ready, max(deadline - time.monotonic(), 0.1), "/readyz 200", 0.05)
+            try:
+                self.probe_call(n, timeout_s=5)
+                return time.monotonic() - killed_at
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 REGISTER_XML = """<?xml version="1.0" encoding="UTF-8"?>

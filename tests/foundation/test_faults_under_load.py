@@ -76,9 +76,7 @@ def _on_call(center: Center) -> dict[str, str]:
 
 
 def _recover(center: Center, what: str, killed_at: float, n: int) -> float:
-    wait_for(center.ready, 30, f"/readyz 200 after {what}", step=0.05)
-    center.probe_call(n)
-    took = time.monotonic() - killed_at
+    took = center.recovered(killed_at, n, timeout=45)
     print(f"\n{what}: ready and a new call answered {took:.1f} s after the kill")
     return took
 
