@@ -70,6 +70,11 @@ class Keys:
         return f"{self.prefix}:session:{digest}"
 
     # ---- agent desktop pub/sub
+    def user_revoked(self, user_id: int) -> str:
+        """Pub/sub channel: the user's credentials stopped speaking for them (disabled, new
+        password, new role); open sockets of that user close at once (cti/sockets.py)."""
+        return f"{self.prefix}:user:{user_id}:revoked"
+
     def agent_channel(self, agent_id: int) -> str:
         return f"{self.prefix}:agent:{agent_id}:events"
 
