@@ -265,6 +265,15 @@ class Center:
                 return pid
         raise LookupError("kamailio")
 
+    def registered(self, extension: str) -> bool:
+        """The edge's registrar has a contact for ``extension`` (``kamcmd ul.lookup``)."""
+        socket_path = self.tmp / "var" / "kamailio" / "ctl.sock"
+        done = subprocess.run(
+            ["kamcmd", "-s", f"unix:{socket_path}", "ul.lookup", "location", f"s:{extension}"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        return f"sip:{extension}@{AGENTS_IP}" in done.stdout
+
     def slots(self) -> dict[str, tuple[int, str, str]]:
         """``{slot: (pid, status, call_id)}`` from the engine's pool record."""
         pool = self.client().hgetall("cc:engine:pool")

@@ -93,6 +93,7 @@ def _ticket(center: Center, mark: str) -> str:
 def test_every_process_killed_under_load_recovers_and_loses_nothing(center: Center) -> None:
     for n, extension in enumerate(AGENTS):
         center.agent(n, extension)
+    assert all(center.registered(extension) for extension in AGENTS)
     callers = center.callers(0, CALLS, hold_ms=150_000)
     wait_for(lambda: sum(1 for s in center.slots().values() if s[2]) >= CALLS, 30,
              "every caller on a slot")  # fmt: skip
@@ -127,6 +128,8 @@ def test_every_process_killed_under_load_recovers_and_loses_nothing(center: Cent
             wait_for(lambda name=name, pid=pid: center.child_or_none(name) not in (None, pid),  # type: ignore[misc]
                      30, f"{name} restarted")  # fmt: skip
         recovery[name] = _recover(center, name, killed_at, n)
+        if name == "kamailio":  # the agents' registrations came back with the new edge
+            assert all(center.registered(extension) for extension in AGENTS)
         tickets.append(_ticket(center, f"after {name}"))
     assert not others & _ended(center), "calls ended while the engine lived"
 
