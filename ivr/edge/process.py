@@ -366,9 +366,9 @@ class Edge:
                     continue
                 if left <= 0 or not contact.startswith(("sip:", "sips:")):
                     continue
-                # ul.add table AOR contact expires q path flags cflags methods
+                # ul.add table AOR contact expires q path(. = none) flags cflags methods
                 output = self.rpc("ul.add", "location", f"s:{extension}", f"s:{contact}",
-                                  str(left), "1.0", "s:", "0", "0", "0", check=False)  # fmt: skip
+                                  str(left), "1.0", "s:.", "0", "0", "0", check=False)  # fmt: skip
                 if output.startswith("error:"):
                     log.warning("restoring %s -> %s failed: %s", extension, contact, output)
                 else:
