@@ -224,7 +224,12 @@ class Supervisor:
         elif code != 0:
             log.warning("slot %s stopped with exit code %s", handle.spec.name, code)
         if handle.call:
-            self.account_failed_call(handle, f"slot process exited with code {code}")
+            try:
+                self.account_failed_call(handle, f"slot process exited with code {code}")
+            except redis.RedisError:
+                # Redis is away (restarting): the call stays in the node's live-call hash
+                # and the next engine start accounts for it; this engine carries on.
+                log.exception("accounting for call %s failed", handle.call.get("call_id"))
         if expected or self.stopping:
             return
         if handle.status == "starting":
@@ -495,7 +500,7 @@ class Supervisor:
                 self._check_edge()
                 now = time.monotonic()
                 if now >= next_beat:
-                    beat(self.ctx, "engine")
+                    self._beat()
                     self.pool_dirty = True
                     next_beat = now + HEARTBEAT_EVERY
                 if self.pool_dirty:
@@ -534,6 +539,14 @@ class Supervisor:
         if self.records is not None and not self.records.is_alive() and not self.stopping:
             log.error("call-record consumer exited (%s); restarting", self.records.exitcode)
             self._start_records()
+
+    def _beat(self) -> None:
+        """The engine's heartbeat; Redis being restarted must not end the engine (and with it
+        every call): the beat is skipped and /readyz says so until Redis is back."""
+        try:
+            beat(self.ctx, "engine")
+        except redis.RedisError as exc:
+            log.warning("engine heartbeat not written (%s); Redis unavailable", exc)
 
     def _check_edge(self) -> None:
         """Restart a SIP edge that died (kill -9, crash): without it no call gets in, and
