@@ -59,7 +59,7 @@ def main() -> int:
     center = Center(tmp, Ports(), store, free_port())
     rows: list[tuple[str, float, int, int]] = []
     try:
-        center.start(lines=args.calls + 6)
+        center.start(lines=args.calls + 8, spares=args.calls + 2)
         print(f"cold start (up until ready): {center.ready_after:.1f} s")
         for n, extension in enumerate(EXTENSIONS[: args.agents]):
             center.agent(n, extension)

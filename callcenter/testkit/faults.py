@@ -175,7 +175,9 @@ class Center:
     ready_after: float = 0.0
 
     # ---------------------------------------------------------------- life
-    def start(self, lines: int = 16, timeout: float = 120) -> None:
+    def start(self, lines: int = 16, spares: int = 4, timeout: float = 120) -> None:
+        """``spares`` idle slots kept started: as many as the calls placed at once, so none
+        waits for a slot to start (the engine grows its pool while calls arrive)."""
         env = dict(os.environ)
         env.update(
             {
@@ -184,6 +186,7 @@ class Center:
                 "CALLCENTER_HTTP__PORT": str(self.http_port),
                 "CALLCENTER_REDIS_URL": self.store.url,
                 "CALLCENTER_SIP__LINES": str(lines),
+                "CALLCENTER_SIP__WARM_SPARES": str(spares),
                 "CALLCENTER_SIP__EDGE_PORT": str(self.ports.edge),
                 "CALLCENTER_SIP__SLOT_BASE_PORT": str(self.ports.slots),
                 "CALLCENTER_SIP__RTP_BASE_PORT": str(self.ports.rtp),

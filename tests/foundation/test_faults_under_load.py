@@ -40,7 +40,7 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
     private.start()
     running = Center(tmp, Ports(), private, free_port())
     try:
-        running.start()
+        running.start(lines=CALLS + 8, spares=CALLS + 2)
         yield running
     finally:
         running.stop()
@@ -93,7 +93,7 @@ def test_every_process_killed_under_load_recovers_and_loses_nothing(center: Cent
     for n, extension in enumerate(AGENTS):
         center.agent(n, extension)
     assert all(center.registered(extension) for extension in AGENTS)
-    callers = center.callers(0, CALLS, hold_ms=150_000)
+    callers = center.callers(0, CALLS, hold_ms=150_000, rate=10)
     wait_for(lambda: sum(1 for s in center.slots().values() if s[2]) >= CALLS, 30,
              "every caller on a slot")  # fmt: skip
     wait_for(lambda: len(_on_call(center)) == len(AGENTS), 30, "every agent on a call")
