@@ -435,7 +435,6 @@ modparam("dispatcher", "ds_timer_mode", 1)
 
 ####### routing
 request_route {
-	$var(screening_reply) = 0;
 	route(FLOOD);
 	route(REQINIT);
 	route(SCREEN);
@@ -554,9 +553,6 @@ route[WITHINDLG] {
 		if (is_method("BYE") && check_route_param("slot=1")) {
 			# Frees the slot in the call-load table (matched by Call-ID).
 			ds_load_update();
-		}
-		if (ds_is_from_list("@@SLOT_SET@@", "2")) {
-			t_on_reply("SCREEN_REPLY");  # a re-INVITE's answer from outside is screened too
 		}
 		route(RELAY);
 	}
@@ -678,10 +674,6 @@ route[SCREEN] {
 }
 
 route[REFUSE] {
-	if ($var(screening_reply) == 1) {
-		xlog("L_NOTICE", "edge: $rs reply to $rm from $si:$sp dropped: $var(why)\n");
-		drop;
-	}
 	xlog("L_NOTICE", "edge: $rm from $si:$sp refused: $var(why)\n");
 	$var(refused) = "bad_request";
 	route(CALL_REFUSED);
@@ -797,32 +789,6 @@ route[TO_SLOT] {
 	route(RELAY);
 }
 
-# Replies coming back to a slot from outside the slot set (an agent's phone, a trunk and
-# whatever is behind it) get the body policy too: pjsua2 parses the SDP of a 183 or 200 just
-# as it parses an INVITE's. One that fails is dropped: the slot's transaction then times out
-# (the agent counts as not answering) and its SDP never reaches pjsua2.
-onreply_route[SCREEN_REPLY] {
-	if ($bs == 0 && $hdrc(Content-Type) == 0) {
-		return;
-	}
-	$var(screening_reply) = 1;
-	if ($bs > @@MAX_BODY@@) {
-		$var(why) = "body of $bs bytes";
-		route(REFUSE);
-	}
-	if ($hdrc(Content-Type) != 1 || $hdrc(Content-Encoding) != 0
-			|| !($(cT{s.tolower}) =~ "^application/sdp[ \t]*(;.*)?$")) {
-		$var(why) = "Content-Type/Content-Encoding headers of a reply";
-		route(REFUSE);
-	}
-	if ($(rb{s.encode.hexa}) =~ "^(..)*00") {
-		$var(why) = "NUL byte in the body";
-		route(REFUSE);
-	}
-	route(SDP);
-	$var(screening_reply) = 0;
-}
-
 onreply_route[SLOT_REPLY] {
 	if (status =~ "^2[0-9][0-9]$") {
 		ds_load_update();
@@ -897,7 +863,6 @@ event_route[dispatcher:dst-up] {
 
 # Calls placed by a slot: an agent's softphone, else an outside number over a trunk.
 route[FROM_SLOT] {
-	t_on_reply("SCREEN_REPLY");
 	if (lookup("location")) {
 		t_on_failure("AGENT_FAILURE");
 		route(RELAY);
