@@ -27,7 +27,13 @@ from typing import Any
 import httpx
 import redis
 
-from callcenter.testkit.sipp import agent_scenario, caller_scenario, sipp, sipp_agent
+from callcenter.testkit.sipp import (
+    agent_scenario,
+    caller_scenario,
+    sipp,
+    sipp_agent,
+    tone_pcap,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config" / "defaults"
@@ -320,9 +326,15 @@ class Center:
     def callers(
         self, n: int, calls: int, hold_ms: int, *, first: int = 0, rate: float = 20
     ) -> subprocess.Popen[bytes]:
-        """``calls`` SIPp callers (from 139000000<first..>) who press 0 (the general queue)
+        """``calls`` SIPp callers (from 139000000<first..>) who press 0 (the general queue),
+        then talk (a tone: a silent caller is hung up by the slot's RTP timeout after 60 s)
         and hang up after ``hold_ms``."""
-        steps: list[tuple[str, object]] = [("pause", 700), ("dtmf", "0"), ("pause", hold_ms)]
+        voice = self.tmp / f"voice-{hold_ms}.pcap"
+        if not voice.exists():
+            tone_pcap(voice, 440.0, hold_ms / 1000 + 5, amplitude=3000)
+        steps: list[tuple[str, object]] = [
+            ("pause", 700), ("dtmf", "0"), ("audio", voice), ("pause", hold_ms),
+        ]  # fmt: skip
         scenario = caller_scenario(self.tmp / f"callers{n}.xml", steps, caller=f"1390000{n:04d}")
         process = sipp(scenario, f"127.0.0.1:{self.ports.edge}",
                        local_port=self.ports.callers + n,
