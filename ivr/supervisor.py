@@ -99,6 +99,7 @@ class Supervisor:
         )
         self.restarts = 0
         self.edge_restarts = 0
+        self.edge_held: set[str] = set()  # busy slots a restarted edge must not dispatch to
         self.edge_retry_at = 0.0
         self.pool_dirty = True
         self.edge_removed: set[str] = set()
@@ -207,6 +208,7 @@ class Supervisor:
             if handle.status != "stopping":
                 handle.status = "ready"
             handle.idle_since = time.monotonic()
+            self._edge_release(handle)
 
     def _on_death(self, handle: SlotHandle) -> None:
         self._read_status(handle)
@@ -359,9 +361,22 @@ class Supervisor:
         except Exception:
             log.exception("syncing SIP subscribers failed")
 
+    def _edge_release(self, handle: SlotHandle) -> None:
+        """A slot held out of a restarted edge's dispatching (see :meth:`_check_edge`) is
+        free again: dispatch to it."""
+        uri = handle.spec.uri
+        if self.edge is None or uri not in self.edge_held:
+            return
+        try:
+            self.edge.release_slot(uri)
+            self.edge_held.discard(uri)
+        except Exception:
+            log.exception("releasing %s at the edge failed", uri)
+
     def _edge_add(self, handle: SlotHandle) -> None:
         if self.edge is None:
             return
+        self._edge_release(handle)
         uri = handle.spec.uri
         try:
             if uri in self.edge_removed:
@@ -570,7 +585,22 @@ class Supervisor:
             return
         self.edge_restarts += 1
         self.pool_dirty = True
-        log.info("SIP edge restarted in %.1f s", time.monotonic() - now)
+        # The new edge's call-load table is empty: it would pick busy slots first (each
+        # answers 486) and give up after max_slot_attempts. Hold the busy ones out of its
+        # dispatching until their calls end.
+        self.edge_held.clear()
+        for handle in self.slots.values():
+            if handle.call:
+                try:
+                    edge.hold_slot(handle.spec.uri)
+                    self.edge_held.add(handle.spec.uri)
+                except Exception:
+                    log.exception("holding busy %s out of the edge failed", handle.spec.uri)
+        log.info(
+            "SIP edge restarted in %.1f s (%d busy slots held out until their calls end)",
+            time.monotonic() - now,
+            len(self.edge_held),
+        )
 
     def rotation(self) -> Rotation:
         """What this node's own edge would do with a new call (``rotation_of``)."""

@@ -281,6 +281,15 @@ class Edge:
         self._slots.remove(normalized)
         self._write_slot_list()
 
+    def hold_slot(self, uri: str) -> None:
+        """Stop dispatching new calls to a slot (state ``d``: disabled, not probed back)
+        while it carries a call this edge did not count (it was restarted meanwhile)."""
+        self.rpc("dispatcher.set_state", "d", str(SLOT_SET), normalize_slot_uri(uri))
+
+    def release_slot(self, uri: str) -> None:
+        """Dispatch to a held slot again (active; the OPTIONS probes keep checking it)."""
+        self.rpc("dispatcher.set_state", "a", str(SLOT_SET), normalize_slot_uri(uri))
+
     def reset_slot_load(self, uri: str) -> None:
         """Forget the calls the edge counts on one slot (e.g. a slot restarted mid-call).
 
