@@ -579,6 +579,7 @@ class Supervisor:
         try:
             edge.stop()  # ends what is left of its process group (workers hold the port)
             edge.start()
+            edge.restore_contacts()  # the agents' registrations, kept in Redis
         except Exception:
             log.exception("restarting the SIP edge failed; trying again in 1 s")
             self.edge_retry_at = time.monotonic() + 1.0

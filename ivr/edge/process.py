@@ -198,7 +198,6 @@ class Edge:
             # Paced well under the pike threshold: the edge's own address is not exempt.
             if sip_options_ping(host, port, timeout=0.25) == 200 and paths.ctl_socket.exists():
                 log.info("SIP edge up on %s:%s (pid %s)", host, port, self._process.pid)
-                self.restore_contacts()
                 return
             time.sleep(0.05)
         self.stop()
@@ -351,7 +350,8 @@ class Edge:
     def restore_contacts(self) -> int:
         """Put back the registrations a previous Kamailio kept in Redis (route[KEEP_CONTACTS]):
         after a crash or kill -9 the agents stay reachable until their softphones register
-        again. Expired contacts are skipped; returns how many were restored."""
+        again. Expired contacts are skipped; returns how many were restored. The engine calls
+        it when it restarts its own edge (a first start begins with no registrations)."""
         import redis  # the edge talks to Redis only here and through Kamailio's ndb_redis
 
         key = contacts_key(self.settings)
