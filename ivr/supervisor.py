@@ -567,7 +567,8 @@ class Supervisor:
         """Restart a SIP edge that died (kill -9, crash): without it no call gets in, and
         nothing else would start it again. Calls in progress keep their media (slots and
         callers talk RTP directly) and their in-dialog requests are routed by Record-Route,
-        which a restarted edge honours; registrations are put back by ``Edge.start``."""
+        which a restarted edge honours; registrations are put back from Redis
+        (``Edge.restore_contacts``)."""
         edge = self.edge
         if edge is None or self.stopping or edge.is_running():
             return

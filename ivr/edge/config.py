@@ -615,8 +615,8 @@ route[REGISTRAR] {
 
 # usrloc keeps registrations in memory only. A copy in Redis (field = extension, value = one
 # "<absolute expiry> <contact>" line per contact) lets a restarted edge put them back
-# (Edge.start in ivr/edge/process.py): after a kill -9 the agents stay reachable instead of
-# waiting for their softphones to register again.
+# (Edge.restore_contacts, called by the engine when it restarts a dead edge): after a kill -9
+# the agents stay reachable instead of waiting for their softphones to register again.
 route[KEEP_CONTACTS] {
 	$var(kept) = "";
 	if (reg_fetch_contacts("location", "sip:$tU@$td", "kept")) {
