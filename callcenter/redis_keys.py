@@ -40,6 +40,12 @@ class Keys:
         """Which slot carries a call (string; set by the slot on arrival, expires after end)."""
         return f"{self.prefix}:call:{call_id}:slot"
 
+    def node_calls(self, node: str) -> str:
+        """Hash of the calls a node's slots carry now: call id -> JSON (slot, arrival epoch,
+        recording id and path). Written with each call's events; what is left in it when the
+        node's engine starts was cut by the previous engine's death and is accounted for."""
+        return f"{self.prefix}:node:{node}:calls"
+
     def node_heartbeat(self, node: str) -> str:
         return f"{self.prefix}:node:{node}:alive"
 
@@ -64,6 +70,11 @@ class Keys:
         return f"{self.prefix}:session:{digest}"
 
     # ---- agent desktop pub/sub
+    def user_revoked(self, user_id: int) -> str:
+        """Pub/sub channel: the user's credentials stopped speaking for them (disabled, new
+        password, new role); open sockets of that user close at once (cti/sockets.py)."""
+        return f"{self.prefix}:user:{user_id}:revoked"
+
     def agent_channel(self, agent_id: int) -> str:
         return f"{self.prefix}:agent:{agent_id}:events"
 

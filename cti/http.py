@@ -103,14 +103,15 @@ async def agent_events(websocket: WebSocket) -> None:
     await websocket.accept()
     async with sockets.subscription(ctx.settings.redis_url) as (client, pubsub):
         # Subscribe first, then send the snapshot: nothing falls between the two.
-        await pubsub.subscribe(ctx.keys.agent_channel(agent_id))
+        revoked = ctx.keys.user_revoked(principal.user_id)
+        await pubsub.subscribe(ctx.keys.agent_channel(agent_id), revoked)
         snapshot = await run_in_threadpool(services.routing_for(ctx).agent, agent_id)
         await websocket.send_json({"type": "state", "snapshot": True, **snapshot})
         if snapshot["state"] == "reserved" and snapshot["call_id"]:
             pop = await client.get(ctx.keys.routing(f"call:{snapshot['call_id']}:pop"))
             if pop:
                 await websocket.send_text(str(pop))
-        await sockets.relay(websocket, pubsub)
+        await sockets.relay(websocket, pubsub, revoked=revoked)
 
 
 @router.websocket("/leads/events")
@@ -129,11 +130,12 @@ async def lead_events(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     async with sockets.subscription(ctx.settings.redis_url) as (_client, pubsub):
-        await pubsub.subscribe(ctx.keys.routing("alerts"))
+        revoked = ctx.keys.user_revoked(principal.user_id)
+        await pubsub.subscribe(ctx.keys.routing("alerts"), revoked)
         await pubsub.psubscribe(ctx.keys.agent_channel(0).replace(":0:", ":*:"))
         report = await run_in_threadpool(services.staffing, ctx)
         await websocket.send_json({"type": "staffing", "snapshot": True, **report})
-        await sockets.relay(websocket, pubsub, _lead_message)
+        await sockets.relay(websocket, pubsub, _lead_message, revoked=revoked)
 
 
 def _lead_message(message: dict[str, Any]) -> str | None:

@@ -76,8 +76,18 @@ def channel_message(message: dict[str, Any]) -> str | None:
     return str(message["data"]) if message.get("type") == "message" else None
 
 
-async def relay(websocket: WebSocket, pubsub: PubSub, render: Render = channel_message) -> None:
-    """Forward until the client disconnects or the socket breaks; returns normally either way."""
+async def relay(
+    websocket: WebSocket,
+    pubsub: PubSub,
+    render: Render = channel_message,
+    *,
+    revoked: str | None = None,
+) -> None:
+    """Forward until the client disconnects or the socket breaks; returns normally either way.
+
+    ``revoked``: the user's revocation channel (``Keys.user_revoked``, subscribed by the
+    caller before its snapshot). A message there (the user was disabled or their password
+    changed) closes the socket at once with code 4401."""
 
     async def guarded(work: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
         try:
@@ -89,6 +99,11 @@ async def relay(websocket: WebSocket, pubsub: PubSub, render: Render = channel_m
 
     async def forward() -> None:
         async for message in pubsub.listen():
+            if revoked is not None and message.get("channel") == revoked:
+                if message.get("type") == "message":
+                    await websocket.close(code=4401, reason="credentials revoked")
+                    return
+                continue
             text = render(message)
             if text is not None:
                 await websocket.send_text(text)

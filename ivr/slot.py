@@ -676,7 +676,7 @@ class SlotEngine:
         self.config = new.config
         self.prompts = dict(new.prompts)
         self.durations = new.durations
-        self.plan = dialplan.DialPlan(new.config.telephony, self.settings.sip, self.spec.via_edge)
+        self.uris = leg_uris.LegUris(new.config.telephony, self.settings.sip, self.spec.via_edge)
         self.dids = {
             d.number: (d.entry or new.config.menu.entry) for d in new.config.telephony.dids
         }

@@ -110,6 +110,9 @@ class Supervisor:
         # events about dead slots' calls that Redis did not take (away): published in order
         # before anything else the next time round the loop
         self.unpublished: list[CallEvent] = []
+        self.edge_restarts = 0
+        self.edge_held: set[str] = set()  # busy slots a restarted edge must not dispatch to
+        self.edge_retry_at = 0.0
         self.pool_dirty = True
         self.edge_removed: set[str] = set()
         self.backoff: dict[int, tuple[float, float]] = {}  # index -> (not before, delay)
@@ -231,6 +234,7 @@ class Supervisor:
             if handle.status != "stopping":
                 handle.status = "ready"
             handle.idle_since = time.monotonic()
+            self._edge_release(handle)
 
     def _on_death(self, handle: SlotHandle) -> None:
         self._read_status(handle)
@@ -250,7 +254,12 @@ class Supervisor:
         elif code != 0:
             log.warning("slot %s stopped with exit code %s", handle.spec.name, code)
         if handle.call:
-            self.account_failed_call(handle, f"slot process exited with code {code}")
+            try:
+                self.account_failed_call(handle, f"slot process exited with code {code}")
+            except redis.RedisError:
+                # Redis is away (restarting): the call stays in the node's live-call hash
+                # and the next engine start accounts for it; this engine carries on.
+                log.exception("accounting for call %s failed", handle.call.get("call_id"))
         if expected or self.stopping:
             return
         if handle.status == "starting":
@@ -267,9 +276,34 @@ class Supervisor:
 
     def account_failed_call(self, handle: SlotHandle, reason: str) -> None:
         """The slot died with a call: say so, repair its recording, end the call."""
-        call = handle.call
+        self.account_cut_call(handle.spec.name, handle.call, reason)
+
+    def account_calls_of_previous_life(self) -> int:
+        """Calls this node's slots still carried when the previous engine died (kill -9, OOM,
+        power loss: its slots died with it or were killed by ``up``): each gets what a slot's
+        death gives its call, ``slot_failed``, its recording repaired and flagged, and
+        ``call_ended``, so its record is final and routing releases its agent. Run before any
+        slot starts; returns how many calls were accounted for."""
+        key = self.ctx.keys.node_calls(self.settings.node_id)
+        try:
+            left: dict[str, str] = self.r.hgetall(key)
+        except redis.RedisError:
+            log.exception("reading the calls a previous engine left failed")
+            return 0
+        for call_id, raw in left.items():
+            try:
+                call = {**json.loads(raw), "call_id": call_id}
+                slot = str(call.get("slot") or "")
+                call.setdefault("started", time.time())
+            except (ValueError, TypeError):
+                call, slot = {"call_id": call_id, "started": time.time()}, ""
+            log.error("call %s on %s was cut by the previous engine's death", call_id, slot)
+            self.account_cut_call(slot, call, "engine restarted: the slot died with the engine")
+        return len(left)
+
+    def account_cut_call(self, slot: str, call: dict[str, Any], reason: str) -> None:
+        """A call whose slot is gone: ``slot_failed``, the recording repaired, ``call_ended``."""
         call_id = call["call_id"]
-        slot = handle.spec.name
 
         def publish(type_: str, data: dict[str, Any]) -> None:
             event = CallEvent(type=type_, call_id=call_id, slot=slot, node="supervisor", data=data)
@@ -277,7 +311,7 @@ class Supervisor:
             self._flush_unpublished()
 
         publish(EventType.slot_failed, {"reason": reason})
-        if call.get("path"):
+        if call.get("path") and call.get("recording_id"):
             path = Path(call["path"])
             try:
                 facts = wav.repair(path)
@@ -317,6 +351,7 @@ class Supervisor:
         )
         with contextlib.suppress(Exception):
             self.r.expire(self.ctx.keys.call_slot(call_id), 3600)
+            self.r.hdel(self.ctx.keys.node_calls(self.settings.node_id), call_id)
 
     # ------------------------------------------------------------ edge
     # The edge is started with every line's slot address: its OPTIONS probes (1 s) take slots
@@ -355,9 +390,22 @@ class Supervisor:
         except Exception:
             log.exception("syncing SIP subscribers failed")
 
+    def _edge_release(self, handle: SlotHandle) -> None:
+        """A slot held out of a restarted edge's dispatching (see :meth:`_check_edge`) is
+        free again: dispatch to it."""
+        uri = handle.spec.uri
+        if self.edge is None or uri not in self.edge_held:
+            return
+        try:
+            self.edge.release_slot(uri)
+            self.edge_held.discard(uri)
+        except Exception:
+            log.exception("releasing %s at the edge failed", uri)
+
     def _edge_add(self, handle: SlotHandle) -> None:
         if self.edge is None:
             return
+        self._edge_release(handle)
         uri = handle.spec.uri
         try:
             if uri in self.edge_removed:
@@ -472,6 +520,7 @@ class Supervisor:
         next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
         next_rotation = 0.0
         try:
+            self.account_calls_of_previous_life()
             self._start_records()
             self.ensure_capacity()
             self._wait_initial_pool(10.0)
@@ -492,6 +541,7 @@ class Supervisor:
                     break
                 self.ensure_capacity()
                 self._check_records()
+                self._check_edge()
                 now = time.monotonic()
                 if now >= next_beat:
                     self._beat()
@@ -594,6 +644,47 @@ class Supervisor:
             log.error("call-record consumer exited (%s); restarting", self.records.exitcode)
             self._start_records()
 
+    def _check_edge(self) -> None:
+        """Restart a SIP edge that died (kill -9, crash): without it no call gets in, and
+        nothing else would start it again. Calls in progress keep their media (slots and
+        callers talk RTP directly) and their in-dialog requests are routed by Record-Route,
+        which a restarted edge honours; registrations are put back from Redis
+        (``Edge.restore_contacts``)."""
+        edge = self.edge
+        if edge is None or self.stopping or edge.is_running():
+            return
+        now = time.monotonic()
+        if now < self.edge_retry_at:
+            return
+        code = edge.exit_code()
+        log.error("SIP edge died (exit code %s); restarting it", code)
+        try:
+            edge.stop()  # ends what is left of its process group (workers hold the port)
+            edge.start()
+            edge.restore_contacts()  # the agents' registrations, kept in Redis
+        except Exception:
+            log.exception("restarting the SIP edge failed; trying again in 1 s")
+            self.edge_retry_at = time.monotonic() + 1.0
+            return
+        self.edge_restarts += 1
+        self.pool_dirty = True
+        # The new edge's call-load table is empty: it would pick busy slots first (each
+        # answers 486) and give up after max_slot_attempts. Hold the busy ones out of its
+        # dispatching until their calls end.
+        self.edge_held.clear()
+        for handle in self.slots.values():
+            if handle.call:
+                try:
+                    edge.hold_slot(handle.spec.uri)
+                    self.edge_held.add(handle.spec.uri)
+                except Exception:
+                    log.exception("holding busy %s out of the edge failed", handle.spec.uri)
+        log.info(
+            "SIP edge restarted in %.1f s (%d busy slots held out until their calls end)",
+            time.monotonic() - now,
+            len(self.edge_held),
+        )
+
     def rotation(self) -> Rotation:
         """What this node's own edge would do with a new call (``rotation_of``)."""
         running = {h.spec.uri: h for h in self.slots.values() if h.status in ("ready", "busy")}
@@ -643,6 +734,7 @@ class Supervisor:
                     "busy": busy,
                     "idle": self._idle_count(),
                     "restarts": self.restarts,
+                    "edge_restarts": self.edge_restarts,
                     "lines": self.settings.sip.lines,
                     "pids": ",".join(str(h.process.pid) for h in self.slots.values()),
                     "ready": sum(1 for h in self.slots.values() if h.status == "ready"),

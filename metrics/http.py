@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import redis
+import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["metrics"])
 VIEWERS = (Role.lead, Role.qa)
 KEEPALIVE_SECONDS = 15.0
+REVOKED = ""  # put in a stream's queue when its user's credentials are revoked
 TICK_SECONDS = 1.0
 
 
@@ -222,18 +224,43 @@ async def wallboard_stream(request: Request, ctx: Ctx) -> StreamingResponse:
     queue = hub.subscribe()
     first = await hub.refresh() if hub.latest is None else hub.latest
 
+    async def watch_revocation() -> None:
+        """The user disabled or their password changed (``Keys.user_revoked``): end the
+        stream at once instead of feeding a credential that no longer speaks for anyone."""
+        client = aioredis.Redis.from_url(ctx.settings.redis_url, decode_responses=True)
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(ctx.keys.user_revoked(principal.user_id))
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    hub.unsubscribe(queue)  # no await below: the hub cannot refill it
+                    while not queue.empty():
+                        queue.get_nowait()
+                    queue.put_nowait(REVOKED)
+                    return
+        except redis.RedisError:
+            log.warning("wallboard stream: revocation channel unavailable", exc_info=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+                await client.aclose()
+
     async def events() -> AsyncIterator[bytes]:
+        watcher = asyncio.create_task(watch_revocation())
         try:
             yield _sse(first)
             while True:
                 try:
                     text = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                    if text == REVOKED:
+                        return
                     yield _sse(text)
                 except TimeoutError:
                     if await request.is_disconnected():
                         return
                     yield b": keepalive\n\n"
         finally:
+            watcher.cancel()
             hub.unsubscribe(queue)
 
     return StreamingResponse(

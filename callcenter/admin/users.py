@@ -67,6 +67,7 @@ class UserChange:
     drop_registrations: list[str] = field(default_factory=list)  # extensions to unregister
     logout_agent: int | None = None  # the agent leaves routing (disabled)
     agent_queues: tuple[int, dict[str, int]] | None = None  # live skill change
+    revoked: bool = False  # credentials_changed_at moved: close the user's open sockets
 
 
 # ---------------------------------------------------------------- reading
@@ -383,11 +384,13 @@ def update_user(
     if data.password is not None:
         user.password_hash = hash_password(data.password)
         user.credentials_changed_at = credentials_changed_now()
+        change.revoked = True
         actions.append("password_reset")
     if data.active is not None and data.active != user.active:
         user.active = data.active
         if not data.active:
             user.credentials_changed_at = credentials_changed_now()
+            change.revoked = True
         actions.append("enable" if data.active else "disable")
 
     realm = config.telephony.sip_domain
@@ -506,6 +509,16 @@ def change_own_password(
             session, actor=user.username, action="user.password_change", object_type="user",
             object_id=user.id, details={"password_changed": True},
         )  # fmt: skip
+    announce_revoked(ctx, user_id)
+
+
+def announce_revoked(ctx: AppContext, user_id: int) -> None:
+    """Tell every API process that ``user_id``'s credentials changed: their open WebSockets
+    close at once (the next HTTP request is refused by ``auth.check_user_current`` anyway)."""
+    try:
+        ctx.redis.publish(ctx.keys.user_revoked(user_id), "revoked")
+    except Exception:
+        log.warning("announcing the revocation of user %s failed", user_id, exc_info=True)
 
 
 def follow(ctx: AppContext, change: UserChange, *, actor: str) -> None:
@@ -516,6 +529,8 @@ def follow(ctx: AppContext, change: UserChange, *, actor: str) -> None:
     """
     from cti.services import deliver, routing_for
 
+    if change.revoked:
+        announce_revoked(ctx, change.user_id)
     routing = routing_for(ctx)
     if change.logout_agent is not None and routing.agent(change.logout_agent)["state"] != (
         "logged_out"

@@ -624,8 +624,36 @@ route[REGISTRAR] {
 	route(CONTACT_CHECK);
 	if (!save("location")) {
 		sl_reply_error();
+		exit;
 	}
+	route(KEEP_CONTACTS);
 	exit;
+}
+
+# usrloc keeps registrations in memory only. A copy in Redis (field = extension, value = one
+# "<absolute expiry> <contact>" line per contact) lets a restarted edge put them back
+# (Edge.restore_contacts, called by the engine when it restarts a dead edge): after a kill -9
+# the agents stay reachable instead of waiting for their softphones to register again.
+route[KEEP_CONTACTS] {
+	$var(kept) = "";
+	if (reg_fetch_contacts("location", "sip:$tU@$td", "kept")) {
+		$var(i) = 0;
+		while ($var(i) < $(ulc(kept=>count))) {
+			$var(kept) = $var(kept) + $(ulc(kept=>expires)[$var(i)]) + " "
+				+ $(ulc(kept=>addr)[$var(i)]) + "\n";
+			$var(i) = $var(i) + 1;
+		}
+		reg_free_contacts("kept");
+	}
+	$var(copied) = 1;
+	if ($var(kept) == "") {
+		if (!redis_cmd("cc", "HDEL @@CONTACTS_KEY@@ %s", "$tU", "kept_reply")) $var(copied) = 0;
+	} else if (!redis_cmd("cc", "HSET @@CONTACTS_KEY@@ %s %s", "$tU", "$var(kept)", "kept_reply")) {
+		$var(copied) = 0;
+	}
+	if ($var(copied) == 0) {
+		xlog("L_WARN", "edge: registration of $tU not copied to Redis: Redis did not answer\n");
+	}
 }
 
 # A softphone's Contact must be its own address: never the edge, a slot or a trunk (the edge
@@ -943,6 +971,7 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "DIAL_PLAN_CHECK": _render_dial_plan_check(center),
         "REDIS_SERVER": _quote(_redis_server(settings.redis_url)),
         "EVENTS_STREAM": f"{settings.redis_prefix}:events",
+        "CONTACTS_KEY": contacts_key(settings),
         "PV_BUFFER": str(max(8192, 2 * tuning.max_body_bytes + 1024)),
         "AUTHFAIL_TABLE": _quote(f"authfail=>size=8;autoexpire={tuning.auth_fail_window_seconds};"),
         "AUTH_FAIL_LIMIT": str(tuning.auth_fail_limit),
@@ -960,6 +989,11 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
     if leftover:  # pragma: no cover - a template/value mismatch is a programming error
         raise AssertionError(f"unfilled placeholder {leftover.group(0)} in the edge template")
     return text
+
+
+def contacts_key(settings: Settings) -> str:
+    """The Redis hash where the edge keeps a copy of its registrations (route[KEEP_CONTACTS])."""
+    return f"{settings.redis_prefix}:edge:{settings.node_id}:contacts"
 
 
 def edge_probe_address(settings: Settings) -> tuple[str, int]:

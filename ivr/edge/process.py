@@ -37,6 +37,7 @@ from config.settings import Settings
 from ivr.edge.config import (
     SLOT_SET,
     EdgePaths,
+    contacts_key,
     edge_paths,
     edge_probe_address,
     edge_restart_needed,
@@ -247,6 +248,10 @@ class Edge:
         with contextlib.suppress(FileNotFoundError):
             self.paths.ctl_socket.unlink()
 
+    def exit_code(self) -> int | None:
+        """Kamailio's exit status once it has ended (negative: the signal), else None."""
+        return self._process.poll() if self._process is not None else None
+
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -293,6 +298,15 @@ class Edge:
             self._dispatcher_change("dispatcher.remove", str(SLOT_SET), normalized)
         self._slots.remove(normalized)
         self._write_slot_list()
+
+    def hold_slot(self, uri: str) -> None:
+        """Stop dispatching new calls to a slot (state ``d``: disabled, not probed back)
+        while it carries a call this edge did not count (it was restarted meanwhile)."""
+        self.rpc("dispatcher.set_state", "d", str(SLOT_SET), normalize_slot_uri(uri))
+
+    def release_slot(self, uri: str) -> None:
+        """Dispatch to a held slot again (active; the OPTIONS probes keep checking it)."""
+        self.rpc("dispatcher.set_state", "a", str(SLOT_SET), normalize_slot_uri(uri))
 
     def reset_slot_load(self, uri: str) -> None:
         """Forget the calls the edge counts on one slot (e.g. a slot restarted mid-call).
@@ -349,6 +363,47 @@ class Edge:
         output = self.rpc("htable.delete", "ban", address, check=False)
         if output.startswith("error:") and "404" not in output:
             raise EdgeError(f"unban {address}: {output.strip()}")
+
+    # ------------------------------------------------------------------ registrations
+
+    def restore_contacts(self) -> int:
+        """Put back the registrations a previous Kamailio kept in Redis (route[KEEP_CONTACTS]):
+        after a crash or kill -9 the agents stay reachable until their softphones register
+        again. Expired contacts are skipped; returns how many were restored. The engine calls
+        it when it restarts its own edge (a first start begins with no registrations)."""
+        import redis  # the edge talks to Redis only here and through Kamailio's ndb_redis
+
+        key = contacts_key(self.settings)
+        try:
+            client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+            try:
+                kept: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
+            finally:
+                client.close()
+        except redis.RedisError:
+            log.warning("registrations kept in Redis could not be read; agents must register")
+            return 0
+        now = time.time()
+        restored = 0
+        for extension, lines in kept.items():
+            for line in lines.splitlines():
+                expires_at, _, contact = line.partition(" ")
+                try:
+                    left = int(float(expires_at) - now)
+                except ValueError:
+                    continue
+                if left <= 0 or not contact.startswith(("sip:", "sips:")):
+                    continue
+                # ul.add table AOR contact expires q path(. = none) flags cflags methods
+                output = self.rpc("ul.add", "location", f"s:{extension}", f"s:{contact}",
+                                  str(left), "1.0", "s:.", "0", "0", "0", check=False)  # fmt: skip
+                if output.startswith("error:"):
+                    log.warning("restoring %s -> %s failed: %s", extension, contact, output)
+                else:
+                    restored += 1
+        if restored:
+            log.info("SIP edge: %d registrations restored from Redis", restored)
+        return restored
 
     # ------------------------------------------------------------------ RPC
 

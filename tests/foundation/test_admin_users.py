@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
 
 from callcenter.auth import sip_ha1
 from callcenter.context import AppContext
@@ -431,3 +432,20 @@ def test_the_last_active_admin_cannot_be_disabled_or_demoted(
     body = {"username": "boss", "password": GOOD, "role": "admin", "display_name": "boss"}
     assert client.post("/api/v1/users", json=body, headers=admin).status_code == 201
     assert client.patch(url, json={"active": False}, headers=admin).status_code == 200
+
+
+def test_disabling_closes_the_users_open_socket_at_once(
+    client: TestClient, ctx: AppContext, admin: dict[str, str]
+) -> None:
+    user = client.post("/api/v1/users", json=agent_body(), headers=admin).json()
+    old = bearer(token(client, "ning", GOOD))
+    with client.websocket_connect("/api/v1/agents/me/events", headers=old) as ws:
+        assert ws.receive_json()["type"] == "state"
+        disabled = client.patch(
+            f"/api/v1/users/{user['id']}", json={"active": False}, headers=admin
+        )
+        assert disabled.status_code == 200
+        # The next thing on the socket is its close (4401), not silence until the client leaves.
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 4401

@@ -54,3 +54,30 @@ def _next_snapshot(lines: object) -> dict:
         if line.startswith("data: "):
             return json.loads(line[6:])
     raise AssertionError("stream ended")
+
+
+def test_sse_stream_ends_at_once_when_its_user_is_disabled(live_server: str) -> None:
+    admin = {"Authorization": f"Bearer {_token(live_server, 'admin')}"}
+    body = {"username": "lead9", "password": "Harbour-Lantern-42", "role": "lead",
+            "display_name": "值班长 九"}  # fmt: skip
+    created = httpx.post(f"{live_server}/api/v1/users", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    token = httpx.post(
+        f"{live_server}/api/v1/auth/token",
+        json={"username": "lead9", "password": "Harbour-Lantern-42"},
+    ).json()["access_token"]
+    url = f"{live_server}/api/v1/wallboard/stream"
+    # read timeout 5 s: under the 15 s keep-alive, so a stream left open fails the test
+    with httpx.stream("GET", url, headers={"Authorization": f"Bearer {token}"}, timeout=5) as r:
+        lines = r.iter_lines()
+        _next_snapshot(lines)
+        disabled = httpx.patch(
+            f"{live_server}/api/v1/users/{created.json()['id']}",
+            json={"active": False},
+            headers=admin,
+        )
+        assert disabled.status_code == 200
+        began = time.monotonic()
+        for _line in lines:  # an update already on its way may still come; then the end
+            pass
+        assert time.monotonic() - began < 3
