@@ -214,7 +214,8 @@ def staffing_view(report: dict[str, Any], names: dict[str, str], lang: str) -> d
         if report["alert"]
         else ""
     )
-    shifts = "、".join(names.get(code, code) for code in report["shifts_in_force"])
+    in_force = set(report["shifts_in_force"])
+    shifts = "、".join(name for code, name in names.items() if code in in_force)  # file order
     return {"shifts": shifts, "alert_text": alert}
 
 

@@ -47,7 +47,9 @@
     if (report.ready !== undefined) $("staffing-ready").textContent = report.ready;
     if (report.scheduled !== undefined && report.scheduled !== null) $("staffing-scheduled").textContent = report.scheduled;
     if (report.shifts_in_force) {
-      $("staffing-shifts").textContent = report.shifts_in_force.map((code) => DATA.shiftNames[code] || code).join("、") || MSG["lead.no_shift"];
+      const inForce = new Set(report.shifts_in_force);
+      $("staffing-shifts").textContent = Object.entries(DATA.shiftNames)
+        .filter(([code]) => inForce.has(code)).map(([, name]) => name).join("、") || MSG["lead.no_shift"];
     }
     $("staffing-row").className = report.alert ? "under-target" : "";
     if (report.alert) {

@@ -65,6 +65,10 @@ def test_lead_console_lists_agents_and_queues(client: TestClient) -> None:
         "fees",
         "callback",
     ]
+    # staffing at 10:00 (day and middle shifts): nobody in, 9 rostered, the minimum 8
+    assert '<span id="staffing-shifts">早班、中班</span>' in page
+    figures = dict(re.findall(r'<td id="staffing-(\w+)" class="big">(\d+)</td>', page))
+    assert figures == {"online": "0", "ready": "0", "scheduled": "9", "minimum": "8"}
     # nobody logged in: the staffing alert, in the page's language only
     assert "在线坐席 0 人，低于本班最低要求" in page
     assert "agents online" not in page
