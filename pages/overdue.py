@@ -85,32 +85,37 @@ def periods_between(window: Window) -> list[str]:
     return labels
 
 
+@dataclass
+class PeriodRow:
+    period: str
+    counts: dict[str, int]
+    total: int = 0
+    open: int = 0
+
+
 def by_period(
     items: list[dict[str, Any]], window: Window, departments: list[str], zone: ZoneInfo
 ) -> dict[str, Any]:
     """Counts per period and department (in ``departments`` order), the still-open count and
     the totals; ``items`` are the report's (each with ``overdue_at`` and ``department``)."""
     rows = {
-        label: {"period": label, "counts": dict.fromkeys(departments, 0), "total": 0, "open": 0}
-        for label in periods_between(window)
+        label: PeriodRow(label, dict.fromkeys(departments, 0)) for label in periods_between(window)
     }
     totals = dict.fromkeys(departments, 0)
     for item in items:
         if item.get("overdue_at") is None:
             continue
         row = rows.get(period_of(item["overdue_at"], window.period, zone))
-        if row is None:
-            continue
         code = item["department"]
-        if code not in row["counts"]:
+        if row is None or code not in row.counts:
             continue
-        row["counts"][code] += 1
+        row.counts[code] += 1
         totals[code] += 1
-        row["total"] += 1
-        row["open"] += bool(item.get("still_open"))
+        row.total += 1
+        row.open += bool(item.get("still_open"))
     return {
         "rows": list(rows.values()),
         "totals": totals,
         "total": sum(totals.values()),
-        "open": sum(r["open"] for r in rows.values()),
+        "open": sum(r.open for r in rows.values()),
     }
