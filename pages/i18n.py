@@ -278,6 +278,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "overdue.overdue_at": {"zh-CN": "超时时间", "en": "Overdue since"},
     "overdue.late": {"zh-CN": "超时（分钟）", "en": "Late (minutes)"},
     "overdue.escalation": {"zh-CN": "升级级别", "en": "Escalation"},
+    "overdue.listed": {
+        "zh-CN": "列出最近的 {listed} 张（共 {total} 张，上表已全部统计）",
+        "en": "the latest {listed} of {total} listed (the table counts them all)",
+    },
     "overdue.none": {"zh-CN": "该时段没有超时工单", "en": "No overdue work in this period"},
     "overdue.back": {"zh-CN": "返回工单列表", "en": "Back to the tickets"},
     "tickets.empty": {"zh-CN": "没有符合条件的工单", "en": "No tickets match"},

@@ -29,6 +29,7 @@ from ticketing.models import SatisfactionCallback, Ticket
 from ticketing.state import DEPARTMENT_STEPS, REQUIRED_FIELDS, STATUS_NAMES, Status
 
 PAGE_SIZE = 50
+OVERDUE_LISTED = 200  # tickets listed under the overdue report's figures (latest first)
 RECENT_CALLS = 10
 DISPOSITIONS = ("resolved", "ticket_created", "info_given", "transferred", "callback_needed")
 
@@ -443,9 +444,12 @@ def overdue_page(
     tickets. Department staff see their own department only."""
     zone = ZoneInfo(ctx.settings.timezone)
     since, until = window.utc_bounds(zone)
-    report = reports.overdue_report(ctx, since=since, until=until)
+    own = user.role is Role.department
+    report = reports.overdue_report(
+        ctx, since=since, until=until, department_id=user.department_id if own else None
+    )
     departments = _departments(ctx, lang)
-    if user.role is Role.department:
+    if own:
         departments = [d for d in departments if d["id"] == user.department_id]
     codes = [d["code"] for d in departments]
     items = [i for i in report["items"] if i["department"] in codes]
@@ -453,21 +457,22 @@ def overdue_page(
     figures = overdue.by_period(items, window, codes, zone)
     # only the departments with overdue work get a column (13 departments do not fit)
     shown = [d for d in departments if figures["totals"][d["code"]]] or departments[:1]
+    names = {d["code"]: d["name"] for d in departments}
+    latest = items[::-1][:OVERDUE_LISTED]  # the latest first; the figures count them all
     return {
         "departments": shown,
         "figures": figures,
+        "listed": len(latest),
         "items": [
             {
                 **item,
-                "department_name": next(
-                    (d["name"] for d in departments if d["code"] == item["department"]), ""
-                ),
+                "department_name": names.get(item["department"], ""),
                 "category_name": _category_name(categories, item["category"], lang),
                 "status_name": _status_name(item["status"], lang),
                 "due": local_text(ctx, item["due_at"]),
                 "overdue_text": local_text(ctx, item["overdue_at"]),
             }
-            for item in reversed(items)  # the latest first
+            for item in latest
         ],
         "own_department": departments[0]["name"]
         if user.role is Role.department and departments
