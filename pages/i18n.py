@@ -192,6 +192,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "desk.scheduled": {"zh-CN": "计划时间", "en": "Scheduled"},
     "desk.attempts": {"zh-CN": "已尝试", "en": "Attempts"},
     "desk.event.command_failed": {"zh-CN": "引擎拒绝了操作", "en": "The engine refused"},
+    "list.sep": {"zh-CN": "、", "en": ", "},
     "lead.title": {"zh-CN": "班长控制台", "en": "Shift lead console"},
     "lead.agents": {"zh-CN": "坐席实时状态", "en": "Agents live"},
     "lead.extension": {"zh-CN": "分机", "en": "Ext."},

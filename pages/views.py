@@ -216,7 +216,7 @@ def staffing_view(report: dict[str, Any], names: dict[str, str], lang: str) -> d
         else ""
     )
     in_force = set(report["shifts_in_force"])
-    shifts = "、".join(name for code, name in names.items() if code in in_force)  # file order
+    shifts = t("list.sep", lang).join(name for code, name in names.items() if code in in_force)
     return {"shifts": shifts, "alert_text": alert}
 
 

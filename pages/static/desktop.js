@@ -12,7 +12,7 @@
 
   // The caller's way through the voice menu as the engine reports it: one step per node
   // ({node, digit | digits | reason, target}), then where it led ("main [1] → repair_room
-  // [321201] → repair"); plain names are shown as they are.
+  // [3589] → repair"); plain names are shown as they are.
   function menuText(path) {
     const parts = path.map((step) => {
       if (typeof step !== "object" || step === null) return String(step);
@@ -88,7 +88,7 @@
     $("pop-caller").textContent = caller;
     $("pop-name").textContent = customer ? customer.name : MSG["desk.new_customer"];
     $("pop-member").textContent = customer ? (customer.member ? MSG["desk.yes"] : MSG["desk.no"]) : "";
-    $("pop-units").textContent = customer ? customer.units.map((u) => u.code).join("、") : "";
+    $("pop-units").textContent = customer ? customer.units.map((u) => u.code).join(MSG["list.sep"]) : "";
     $("pop-fee").textContent = !customer ? ""
       : customer.fee_status === "arrears" ? MSG["desk.arrears"] + " ¥" + customer.arrears_amount
       : (MSG["desk.fee." + customer.fee_status] || customer.fee_status);

@@ -49,7 +49,7 @@
     if (report.shifts_in_force) {
       const inForce = new Set(report.shifts_in_force);
       $("staffing-shifts").textContent = Object.entries(DATA.shiftNames)
-        .filter(([code]) => inForce.has(code)).map(([, name]) => name).join("、") || MSG["lead.no_shift"];
+        .filter(([code]) => inForce.has(code)).map(([, name]) => name).join(MSG["list.sep"]) || MSG["lead.no_shift"];
     }
     $("staffing-row").className = report.alert ? "under-target" : "";
     if (report.alert) {
@@ -86,7 +86,7 @@
     const memberships = {...((DATA.agents.find((a) => String(a.agent_id) === row.dataset.agent) || {}).queues || {})};
     function showMemberships() {
       row.querySelector(".member-of").textContent = Object.entries(memberships)
-        .map(([code, level]) => (DATA.queueNames[code] || code) + " (" + level + ")").join("、");
+        .map(([code, level]) => (DATA.queueNames[code] || code) + " (" + level + ")").join(MSG["list.sep"]);
       const from = row.querySelector(".move-from");
       const first = from.options[0];
       from.replaceChildren(first);
