@@ -227,6 +227,7 @@ def test_callbacks_assigned_on_the_ticket_page_show_on_that_agents_desktop(
     sign_in(client, "lead1")
     page = client.get(f"/tickets/{number}").text
     assert 'class="row callback-assign"' in page and ">1001 客服专员" in page
+    assert 'data-status="scheduled">待回访<' in page
     assert client.post(form_url, data={"agent_id": str(agent_1001)}).status_code == 403  # no CSRF
     token = csrf_of(client, f"/tickets/{number}")
     bad = client.post(form_url, data={"agent_id": "abc", "csrf_token": token})
