@@ -234,7 +234,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lead.no_shift": {"zh-CN": "无", "en": "none"},
     "lead.below_minimum": {
         "zh-CN": "在线坐席 {online} 人，低于本班最低要求 {minimum} 人",
-        "en": "{online} agents online, below the shift minimum of {minimum}",
+        "en": "agents online: {online}, below the shift minimum of {minimum}",
     },
     "tickets.title": {"zh-CN": "工单列表", "en": "Tickets"},
     "tickets.status": {"zh-CN": "状态", "en": "Status"},

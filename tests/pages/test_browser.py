@@ -345,7 +345,7 @@ def test_a_real_call_pops_before_the_answer_then_ticket_and_lead_in_a_real_brows
         lead.goto(f"{live_server}/lead?lang=en")
         expect(lead.get_by_role("heading", name="Shift lead console")).to_be_visible()
         expect(lead.locator("#alerts [data-kind=staffing]")).to_have_text(
-            "2 agents online, below the shift minimum of 8"
+            "agents online: 2, below the shift minimum of 8"
         )
         lead.screenshot(path=str(shots / "lead-en.png"), full_page=True)
         lead.goto(f"{live_server}/tickets/reports/overdue")
