@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from callcenter.audit import record as record_audit
@@ -214,9 +214,23 @@ def staffing(ctx: AppContext) -> dict[str, Any]:
     states = routing.agent_states(routing.logged_in_agents())
     agents = list(states)
     available = sum(1 for state in states.values() if state != "not_ready")
+    ready = sum(1 for state in states.values() if state == "ready")
     local = routing.local_now()
+    in_force = shifts.shifts_in_force(ctx.config.shifts, local)
+    with ctx.sessions() as session:
+        # agents without a shift are on whenever they sign in: not counted as scheduled
+        scheduled = session.scalar(
+            select(func.count(Agent.id)).where(
+                Agent.active.is_(True), Agent.shift_code.in_(in_force)
+            )
+        )
     return shifts.staffing(
-        ctx.config.shifts, local, logged_in=len(agents), available=available
+        ctx.config.shifts,
+        local,
+        logged_in=len(agents),
+        available=available,
+        ready=ready,
+        scheduled=int(scheduled or 0),
     ).as_dict()
 
 

@@ -101,6 +101,8 @@ class Staffing:
     logged_in: int
     available: int  # logged in and not in "not ready"
     alert: bool
+    ready: int = 0  # waiting for a call now
+    scheduled: int | None = None  # active agents whose own shift is in force (None: not counted)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -109,6 +111,8 @@ class Staffing:
             "minimum": self.minimum,
             "logged_in": self.logged_in,
             "available": self.available,
+            "ready": self.ready,
+            "scheduled": self.scheduled,
             "alert": self.alert,
             "message": (
                 f"在线坐席 {self.logged_in} 人，低于最低要求 {self.minimum} 人 / "
@@ -119,7 +123,15 @@ class Staffing:
         }
 
 
-def staffing(shifts: ShiftsFile, local: datetime, *, logged_in: int, available: int) -> Staffing:
+def staffing(
+    shifts: ShiftsFile,
+    local: datetime,
+    *,
+    logged_in: int,
+    available: int,
+    ready: int = 0,
+    scheduled: int | None = None,
+) -> Staffing:
     minimum = minimum_agents(shifts, local)
     return Staffing(
         at=local.isoformat(),
@@ -128,4 +140,6 @@ def staffing(shifts: ShiftsFile, local: datetime, *, logged_in: int, available: 
         logged_in=logged_in,
         available=available,
         alert=logged_in < minimum,
+        ready=ready,
+        scheduled=scheduled,
     )

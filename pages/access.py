@@ -22,6 +22,9 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "desktop": frozenset({Role.agent, Role.lead}),
     "lead": frozenset({Role.lead}),
     "tickets": frozenset({Role.agent, Role.lead, Role.qa, Role.department}),
+    # the overdue report (未按时完成记录并上报): leads and QA for the center, department staff
+    # for their own department
+    "overdue": frozenset({Role.lead, Role.qa, Role.department}),
     "wallboard": frozenset({Role.lead, Role.qa}),
     # The QA page (pages/qa.py, when the build mounts it): the roles that may find every
     # recording and score it (recordings/access.py READ_ALL and EVALUATE).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -31,9 +32,10 @@ from callcenter.context import AppContext
 from callcenter.errors import CallCenterError, NotFound, TooManyAttempts, Unauthorized
 from callcenter.models import Role
 from metrics import reports
-from pages import access, views
+from pages import access, overdue, views
 from pages.charts import HourFigure, answer_rate_svg
 from pages.i18n import DEFAULT, catalog, lang_of, t
+from ticketing import assignment
 from ticketing import services as ticket_services
 
 router = APIRouter(include_in_schema=False)
@@ -351,7 +353,36 @@ def tickets(request: Request, ctx: Ctx) -> Response:
         filters=filters,
         next_url=next_url,
         first_url="/tickets?" + urlencode(args) if filters.before else None,
+        overdue_report=access.may_open(signed.principal.role, "overdue"),
     )
+
+
+@router.get("/tickets/reports/overdue", response_class=HTMLResponse, response_model=None)
+def overdue_report(request: Request, ctx: Ctx) -> Response:
+    """Overdue work per period (day, week, month) and department, then the tickets."""
+    lang = lang_of(request)
+    signed = _guard(request, ctx, "overdue", lang)
+    if isinstance(signed, Response):
+        return signed
+    q = request.query_params
+    form = {name: q.get(name, "") for name in ("since", "until", "period")}
+    today = datetime.now(ZoneInfo(ctx.settings.timezone)).date()
+    try:
+        window = overdue.parse_window(form["since"], form["until"], form["period"], today)
+    except overdue.BadPeriod as exc:
+        return _render(
+            request,
+            "overdue.html",
+            lang,
+            signed,
+            422,
+            data=None,
+            form=form,
+            error=f"{t('overdue.bad_input', lang)}: {exc}",
+        )
+    data = views.overdue_page(ctx, signed.principal, window, lang)
+    form = {"since": str(window.since), "until": str(window.until), "period": window.period}
+    return _render(request, "overdue.html", lang, signed, data=data, form=form, error=None)
 
 
 @router.get("/tickets/{number}", response_class=HTMLResponse, response_model=None)
@@ -417,6 +448,40 @@ async def ticket_transition(request: Request, ctx: Ctx, number: str) -> Response
     if error is not None:
         return await run_in_threadpool(
             _ticket_response, request, ctx, signed, number, lang, error, 422
+        )
+    return RedirectResponse(f"/tickets/{quote(number)}" + _lang_suffix(lang), status_code=303)
+
+
+@router.post("/tickets/{number}/callbacks/{callback_id}/assignee", response_model=None)
+async def callback_assignee(request: Request, ctx: Ctx, number: str, callback_id: int) -> Response:
+    """A lead gives a callback (回访) to one agent, or back to the callback queue (empty)."""
+    lang = lang_of(request)
+    form, signed = await _checked_form(request, ctx, lang)
+    if isinstance(signed, Response):
+        return signed
+    if not access.may_open(signed.principal.role, "lead"):
+        return _forbidden(request, lang, signed, t("forbidden.role", lang))
+    raw = str(form.get("agent_id") or "").strip()
+    if raw and not raw.isdigit():
+        error = f"agent_id: {t('ticket.whole_number', lang)} ({raw!r})"
+        return await run_in_threadpool(
+            _ticket_response, request, ctx, signed, number, lang, error, 422
+        )
+    try:
+        ticket_id = await run_in_threadpool(views.ticket_id_by_number, ctx, number)
+        await run_in_threadpool(
+            partial(
+                assignment.assign_callback,
+                ctx,
+                callback_id,
+                int(raw) if raw else None,
+                actor=signed.principal,
+                ticket_id=ticket_id,
+            )
+        )
+    except CallCenterError as exc:
+        return await run_in_threadpool(
+            _ticket_response, request, ctx, signed, number, lang, exc.message, exc.status_code
         )
     return RedirectResponse(f"/tickets/{quote(number)}" + _lang_suffix(lang), status_code=303)
 

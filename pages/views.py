@@ -22,11 +22,15 @@ from cti import numbers
 from cti import services as cti_services
 from cti.models import Agent, AgentQueue, Call, CustomerPhone, Department
 from cti.state import CHOOSABLE_REASONS, REASON_NAMES, STATE_NAMES, AgentState, NotReadyReason
+from pages import overdue
+from pages.i18n import t
+from ticketing import reports
 from ticketing import services as ticket_services
 from ticketing.models import SatisfactionCallback, Ticket
 from ticketing.state import DEPARTMENT_STEPS, REQUIRED_FIELDS, STATUS_NAMES, Status
 
 PAGE_SIZE = 50
+OVERDUE_LISTED = 200  # tickets listed under the overdue report's figures (latest first)
 RECENT_CALLS = 10
 DISPOSITIONS = ("resolved", "ticket_created", "info_given", "transferred", "callback_needed")
 
@@ -106,26 +110,33 @@ def desktop(ctx: AppContext, user: Principal, lang: str) -> dict[str, Any]:
             if agent_id is not None
             else []
         )
-        callbacks = [
-            {
-                "id": cb.id,
-                "ticket": number,
-                "number": cb.number,
-                "scheduled": local_text(ctx, cb.scheduled_for),
-                "status": cb.status,
-                "attempts": cb.attempts,
-            }
-            for cb, number in session.execute(
-                select(SatisfactionCallback, Ticket.number)
-                .join(Ticket, Ticket.id == SatisfactionCallback.ticket_id)
-                .where(
-                    SatisfactionCallback.mode == "agent",
-                    SatisfactionCallback.status.in_(("scheduled", "in_progress")),
+        # the callbacks (回访) a lead assigned to me, still open, the earliest first
+        callbacks = (
+            [
+                {
+                    "id": cb.id,
+                    "ticket": number,
+                    "what": what,
+                    "number": cb.number,
+                    "scheduled": local_text(ctx, cb.scheduled_for),
+                    "deadline": local_text(ctx, cb.deadline),
+                    "status": cb.status,
+                    "attempts": cb.attempts,
+                }
+                for cb, number, what in session.execute(
+                    select(SatisfactionCallback, Ticket.number, Ticket.what)
+                    .join(Ticket, Ticket.id == SatisfactionCallback.ticket_id)
+                    .where(
+                        SatisfactionCallback.assigned_agent_id == agent_id,
+                        SatisfactionCallback.status.in_(("scheduled", "in_progress")),
+                    )
+                    .order_by(SatisfactionCallback.scheduled_for)
+                    .limit(50)
                 )
-                .order_by(SatisfactionCallback.scheduled_for)
-                .limit(20)
-            )
-        ]
+            ]
+            if agent_id is not None
+            else []
+        )
     categories = ticket_services.categories(ctx)
     return {
         "agent_id": agent_id,
@@ -175,11 +186,15 @@ def lead(ctx: AppContext, lang: str, user: Principal) -> dict[str, Any]:
         row["call_queue"] = (
             routing.redis.hget(routing.key(f"call:{call_id}"), "queue") if call_id else None
         )
+    staffing = cti_services.staffing(ctx)
+    names = shift_names(ctx, lang)
     return {
         "agents": agents,
         "live_alerts": live_alerts(ctx),
         "queues": routing.queue_status(),
-        "staffing": cti_services.staffing(ctx),
+        "staffing": staffing,
+        "staffing_view": staffing_view(staffing, names, lang),
+        "shift_names": names,
         "queue_names": queue_names(ctx, lang),
         "my_extension": my_extension,
     }
@@ -196,6 +211,28 @@ def live_alerts(ctx: AppContext) -> list[dict[str, Any]]:
     except redis.RedisError:
         return []
     return [a for a in snapshot["alerts"] if a["kind"] != "staffing"]
+
+
+def shift_names(ctx: AppContext, lang: str) -> dict[str, str]:
+    return {
+        code: (shift.name.zh if lang == "zh-CN" else shift.name.en)
+        for code, shift in ctx.config.shifts.shifts.items()
+    }
+
+
+def staffing_view(report: dict[str, Any], names: dict[str, str], lang: str) -> dict[str, str]:
+    """The shifts in force by name and the alert in the page's language only (the API's
+    ``message`` carries both languages)."""
+    alert = (
+        t("lead.below_minimum", lang)
+        .replace("{online}", str(report["logged_in"]))
+        .replace("{minimum}", str(report["minimum"]))
+        if report["alert"]
+        else ""
+    )
+    in_force = set(report["shifts_in_force"])
+    shifts = t("list.sep", lang).join(name for code, name in names.items() if code in in_force)
+    return {"shifts": shifts, "alert_text": alert}
 
 
 # ---------------------------------------------------------------- /tickets
@@ -363,7 +400,10 @@ def ticket_page(ctx: AppContext, user: Principal, number: str, lang: str) -> dic
     categories = {c["code"]: c for c in ticket_services.categories(ctx)}
     steps = transitions_for(user, detail)
     department_names = {d["id"]: d["name"] for d in _departments(ctx, lang)}
+    agents = _agent_names(ctx)
     return {
+        "agents": agents if user.role in (Role.lead, Role.admin) else [],
+        "agent_names": {a["id"]: f"{a['extension']} {a['name']}" for a in agents},
         "department_name": department_names.get(detail["department_id"] or 0, ""),
         "ticket": detail,
         "status_name": _status_name(detail["status"], lang),
@@ -389,8 +429,67 @@ def ticket_page(ctx: AppContext, user: Principal, number: str, lang: str) -> dic
     }
 
 
+def _agent_names(ctx: AppContext) -> list[dict[str, Any]]:
+    with ctx.sessions() as session:
+        return [
+            {"id": agent_id, "extension": extension, "name": name}
+            for agent_id, extension, name in session.execute(
+                select(Agent.id, Agent.extension, User.display_name)
+                .join(User, User.id == Agent.user_id)
+                .where(Agent.active.is_(True))
+                .order_by(Agent.extension)
+            )
+        ]
+
+
 def agent_state_name(state: str, lang: str) -> str:
     try:
         return _name(STATE_NAMES[AgentState(state)], lang)
     except ValueError:
         return state
+
+
+# ---------------------------------------------------------------- /tickets/reports/overdue
+
+
+def overdue_page(
+    ctx: AppContext, user: Principal, window: overdue.Window, lang: str
+) -> dict[str, Any]:
+    """The overdue report for ``window`` (local dates): per period and department, then the
+    tickets. Department staff see their own department only."""
+    zone = ZoneInfo(ctx.settings.timezone)
+    since, until = window.utc_bounds(zone)
+    own = user.role is Role.department
+    report = reports.overdue_report(
+        ctx, since=since, until=until, department_id=user.department_id if own else None
+    )
+    departments = _departments(ctx, lang)
+    if own:
+        departments = [d for d in departments if d["id"] == user.department_id]
+    codes = [d["code"] for d in departments]
+    items = [i for i in report["items"] if i["department"] in codes]
+    categories = {c["code"]: c for c in ticket_services.categories(ctx)}
+    figures = overdue.by_period(items, window, codes, zone)
+    # only the departments with overdue work get a column (13 departments do not fit)
+    shown = [d for d in departments if figures["totals"][d["code"]]] or departments[:1]
+    names = {d["code"]: d["name"] for d in departments}
+    latest = items[::-1][:OVERDUE_LISTED]  # the latest first; the figures count them all
+    return {
+        "departments": shown,
+        "figures": figures,
+        "listed": len(latest),
+        "items": [
+            {
+                **item,
+                "department_name": names.get(item["department"], ""),
+                "category_name": _category_name(categories, item["category"], lang),
+                "status_name": _status_name(item["status"], lang),
+                "due": local_text(ctx, item["due_at"]),
+                "overdue_text": local_text(ctx, item["overdue_at"]),
+            }
+            for item in latest
+        ],
+        "own_department": departments[0]["name"]
+        if user.role is Role.department and departments
+        else None,
+    }

@@ -11,6 +11,7 @@ from callcenter.auth import Principal
 from callcenter.context import AppContext
 from callcenter.db import utcnow
 from callcenter.errors import Conflict, InvalidInput, NotFound
+from ticketing.assignment import check_may_record
 from ticketing.callbacks import next_allowed
 from ticketing.change import Change, actor_name, changing, local_tz
 from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket
@@ -68,6 +69,7 @@ def record_attempt(
         ticket = load_ticket(session, cb.ticket_id)
         if isinstance(actor, Principal):
             authorize(actor, ticket, Status.callback)
+        check_may_record(actor, cb)
         if outcome == "answered":
             result, reason = _answer(result, score, reason)
         attempt = session.scalar(

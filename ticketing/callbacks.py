@@ -7,7 +7,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from callcenter.context import AppContext
@@ -122,12 +122,19 @@ def plan_callback(
 def due_callbacks(
     session: Session, now: datetime, stale_after: timedelta
 ) -> tuple[list[int], list[int]]:
-    """(scheduled callbacks whose time has come, in-progress ones nobody reported on)."""
+    """(scheduled callbacks whose time has come, in-progress ones nobody reported on).
+
+    A callback assigned to an agent is theirs to place from the desktop: it is due here only
+    once its deadline has passed (then closed like any other: retried or unreachable)."""
     due = list(
         session.scalars(
             select(SatisfactionCallback.id).where(
                 SatisfactionCallback.status == "scheduled",
                 SatisfactionCallback.scheduled_for <= now,
+                or_(
+                    SatisfactionCallback.assigned_agent_id.is_(None),
+                    SatisfactionCallback.deadline < now,
+                ),
             )
         )
     )

@@ -11,8 +11,9 @@ from callcenter.context import AppContext
 from callcenter.errors import Forbidden
 from callcenter.models import Role
 from callcenter.params import MAX_OFFSET, IsoDateTime, RowId
-from ticketing import attempts, dispatch, queries, registration, reports, transitions
+from ticketing import assignment, attempts, dispatch, queries, registration, reports, transitions
 from ticketing.schemas import (
+    CallbackAssign,
     CallbackAttemptCreate,
     CallbackPublic,
     CategoryPublic,
@@ -31,6 +32,7 @@ front_desk = require(*FRONT_DESK)
 readers = require(*READERS)
 reporters = require(Role.lead, Role.qa)
 callback_readers = require(*FRONT_DESK, Role.qa)
+assigners = require(Role.lead)
 
 
 @router.post(
@@ -153,14 +155,46 @@ def department_tickets(
     )
 
 
-@router.get("/callbacks", response_model=list[CallbackPublic], summary="Callbacks (回访) by status")
+@router.get(
+    "/callbacks",
+    response_model=list[CallbackPublic],
+    summary="Callbacks (回访) by status; assigned_to=me (the caller's), none, or an agent id",
+)
 def list_callbacks(
     status: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
+    assigned_to: str | None = Query(
+        default=None, pattern=r"^(me|none|[1-9][0-9]{0,9})$", description="me, none or an agent id"
+    ),
     ctx: AppContext = Depends(get_ctx),
-    _user: Principal = Depends(callback_readers),
+    user: Principal = Depends(callback_readers),
 ) -> list[dict[str, Any]]:
-    return queries.list_callbacks(ctx, status=status, limit=limit)
+    agent: int | None = None
+    if assigned_to == "me":
+        if user.agent_id is None:
+            raise Forbidden("this account is not an agent / 此账号不是坐席")
+        agent = user.agent_id
+    elif assigned_to and assigned_to != "none":
+        agent = int(assigned_to)
+    return queries.list_callbacks(
+        ctx, status=status, limit=limit, assigned_to=agent, unassigned=assigned_to == "none"
+    )
+
+
+@router.put(
+    "/callbacks/{callback_id}/assignee",
+    response_model=CallbackPublic,
+    summary="Give an open callback to one agent (agent_id null: back to the callback queue)",
+)
+def assign_callback(
+    callback_id: RowId,
+    body: CallbackAssign,
+    ctx: AppContext = Depends(get_ctx),
+    user: Principal = Depends(assigners),
+) -> dict[str, Any]:
+    cb = assignment.assign_callback(ctx, callback_id, body.agent_id, actor=user)
+    detail = queries.ticket_detail(ctx, cb.ticket_id)
+    return next(c for c in detail["callbacks"] if c["id"] == cb.id)
 
 
 @router.get("/callbacks/report", summary="回访总结报告: callback summary for a period")

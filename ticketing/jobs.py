@@ -189,6 +189,8 @@ def place_callback(callback_id: int, now: datetime | str | None = None) -> str:
             return "nothing to do"
         if cb.scheduled_for > moment:
             return "not yet"
+        if cb.assigned_agent_id is not None and moment <= cb.deadline:
+            return "assigned"  # the agent places it from the desktop (ticketing/assignment.py)
         ticket = session.get(Ticket, cb.ticket_id)
         assert ticket is not None
         refusal = ctx.config.telephony.dial_plan.plan().refusal(cb.number)

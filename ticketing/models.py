@@ -88,7 +88,10 @@ class SatisfactionCallback(Base):
     """回访: one per ticket, with its attempts."""
 
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_status_scheduled", "status", "scheduled_for"),)
+    __table_args__ = (
+        Index("ix_callbacks_status_scheduled", "status", "scheduled_for"),
+        Index("ix_callbacks_assigned_status", "assigned_agent_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
@@ -105,6 +108,8 @@ class SatisfactionCallback(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The agent a lead gave this callback to (None: the callback queue's agents place it).
+    assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
 
 
 class CallbackAttempt(Base):

@@ -95,6 +95,7 @@ def callback_dict(
         "score": cb.score,
         "reason": cb.reason,
         "completed_at": cb.completed_at,
+        "assigned_agent_id": cb.assigned_agent_id,
         "history": [
             {"id": a.id, "at": a.at, "outcome": a.outcome, "call_id": a.call_id, "note": a.note}
             for a in attempts
@@ -222,12 +223,22 @@ def list_tickets(
 
 
 def list_callbacks(
-    ctx: AppContext, *, status: str | None = None, limit: int = 100
+    ctx: AppContext,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    assigned_to: int | None = None,
+    unassigned: bool = False,
 ) -> list[dict[str, Any]]:
+    """Callbacks by status; ``assigned_to`` one agent's, or the ``unassigned`` ones."""
     with ctx.sessions() as session:
         query = select(SatisfactionCallback)
         if status:
             query = query.where(SatisfactionCallback.status == status)
+        if assigned_to is not None:
+            query = query.where(SatisfactionCallback.assigned_agent_id == assigned_to)
+        elif unassigned:
+            query = query.where(SatisfactionCallback.assigned_agent_id.is_(None))
         rows = list(
             session.scalars(query.order_by(SatisfactionCallback.scheduled_for).limit(limit))
         )

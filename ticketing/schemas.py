@@ -109,7 +109,18 @@ class CallbackPublic(BaseModel):
     score: int | None
     reason: str | None
     completed_at: datetime | None
+    assigned_agent_id: int | None = Field(
+        None, description="the agent this callback is assigned to (None: the callback queue)"
+    )
     history: list[CallbackAttemptPublic] = Field(default_factory=list)
+
+
+class CallbackAssign(BaseModel):
+    """Give a callback to one agent, or back to the callback queue with ``null``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: int | None = Field(..., ge=1, le=2**31 - 1)
 
 
 class TicketPublic(BaseModel):

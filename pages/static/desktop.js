@@ -10,6 +10,20 @@
   let since = DATA.snapshot.since ? Date.parse(DATA.snapshot.since) : Date.now();
   let currentCall = DATA.snapshot.call_id || null;
 
+  // The caller's way through the voice menu as the engine reports it: one step per node
+  // ({node, digit | digits | reason, target}), then where it led ("main [1] → repair_room
+  // [3589] → repair"); plain names are shown as they are.
+  function menuText(path) {
+    const parts = path.map((step) => {
+      if (typeof step !== "object" || step === null) return String(step);
+      const keyed = step.digit || step.digits;
+      return (step.node || "") + (keyed ? " [" + keyed + "]" : step.reason ? " (" + step.reason + ")" : "");
+    });
+    const last = path[path.length - 1];
+    if (last && typeof last === "object" && last.target) parts.push(String(last.target));
+    return parts.join(" → ");
+  }
+
   function say(text, bad) {
     const box = $("desk-message");
     box.className = bad ? "alert" : "notice";
@@ -74,14 +88,14 @@
     $("pop-caller").textContent = caller;
     $("pop-name").textContent = customer ? customer.name : MSG["desk.new_customer"];
     $("pop-member").textContent = customer ? (customer.member ? MSG["desk.yes"] : MSG["desk.no"]) : "";
-    $("pop-units").textContent = customer ? customer.units.map((u) => u.code).join("、") : "";
+    $("pop-units").textContent = customer ? customer.units.map((u) => u.code).join(MSG["list.sep"]) : "";
     $("pop-fee").textContent = !customer ? ""
       : customer.fee_status === "arrears" ? MSG["desk.arrears"] + " ¥" + customer.arrears_amount
       : (MSG["desk.fee." + customer.fee_status] || customer.fee_status);
     $("pop-fee").className = customer && customer.fee_status === "arrears" ? "under-target" : "";
     const queueName = pop.queue ? (pop.queue.name[LANG] || pop.queue.code) : "";
     $("pop-queue").textContent = queueName + (pop.wait_seconds !== undefined ? " · " + MSG["desk.wait"] + " " + CC.duration(pop.wait_seconds) : "");
-    $("pop-menu").textContent = (pop.menu_path || []).join(" → ");
+    $("pop-menu").textContent = menuText(pop.menu_path || []);
     $("pop-digits").textContent = Object.entries(pop.digits || {}).map(([k, v]) => k + "=" + v).join(", ") || MSG["desk.none"];
     const ticketText = (tk) => tk.number + " · " + tk.status + " · " + (tk.what || "") + (tk.overdue ? " ⚠" : "");
     list($("pop-open-tickets"), pop.open_tickets, ticketText);

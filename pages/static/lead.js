@@ -39,14 +39,25 @@
   function showNoAlerts() {
     $("no-alerts").hidden = $("alerts").querySelector(".alert") !== null;
   }
+  // The staffing figures and alert, in this page's language (the API's message is bilingual).
+  function staffingText(report) {
+    return MSG["lead.below_minimum"].replace("{online}", report.logged_in).replace("{minimum}", report.minimum);
+  }
   function showAlert(report) {
     const box = $("staffing-alert");
     box.replaceChildren();
     $("staffing-online").textContent = report.logged_in;
     $("staffing-minimum").textContent = report.minimum;
+    if (report.ready !== undefined) $("staffing-ready").textContent = report.ready;
+    if (report.scheduled !== undefined && report.scheduled !== null) $("staffing-scheduled").textContent = report.scheduled;
+    if (report.shifts_in_force) {
+      const inForce = new Set(report.shifts_in_force);
+      $("staffing-shifts").textContent = Object.entries(DATA.shiftNames)
+        .filter(([code]) => inForce.has(code)).map(([, name]) => name).join(MSG["list.sep"]) || MSG["lead.no_shift"];
+    }
+    $("staffing-row").className = report.alert ? "under-target" : "";
     if (report.alert) {
-      const text = typeof report.message === "string" ? report.message : (report.message && (report.message[LANG] || report.message.en)) || "";
-      box.appendChild(CC.el("div", text, {class: "alert", "data-kind": "staffing"}));
+      box.appendChild(CC.el("div", staffingText(report), {class: "alert", "data-kind": "staffing", role: "alert"}));
     }
     showNoAlerts();
   }
@@ -84,15 +95,31 @@
       const result = await act(CC.api("PUT", "/agents/" + row.dataset.agent + "/state", body));
       if (result) { showAgent(row, result.state, result.reason, result.since, result.call_id); say(MSG["desk.done"]); }
     }));
+    // Move between queues: take the agent out of one queue (its level kept) and into another
+    // configured one; "add" or "remove" when one side is left empty.
+    const memberships = {...((DATA.agents.find((a) => String(a.agent_id) === row.dataset.agent) || {}).queues || {})};
+    function showMemberships() {
+      row.querySelector(".member-of").textContent = Object.entries(memberships)
+        .map(([code, level]) => (DATA.queueNames[code] || code) + " (" + level + ")").join(MSG["list.sep"]);
+      const from = row.querySelector(".move-from");
+      const first = from.options[0];
+      from.replaceChildren(first);
+      for (const code of Object.keys(memberships)) from.appendChild(CC.el("option", DATA.queueNames[code] || code, {value: code}));
+    }
     row.querySelector("[data-move]").addEventListener("click", async () => {
-      // "general:6,repair:8" -> {"general": 6, "repair": 8}
-      const queues = {};
-      for (const part of row.querySelector(".queues-edit").value.split(",")) {
-        const [code, level] = part.split(":").map((x) => x.trim());
-        if (code) queues[code] = Number(level || 5);
-      }
+      const from = row.querySelector(".move-from").value;
+      const to = row.querySelector(".move-to").value;
+      if (!from && !to) { say(MSG["desk.failed"] + ": " + MSG["lead.move_pick"], true); return; }
+      const queues = {...memberships};
+      const level = from ? queues[from] : 5;
+      if (from) delete queues[from];
+      if (to) queues[to] = queues[to] || level;
       const result = await act(CC.api("PUT", "/agents/" + row.dataset.agent + "/queues", {queues}));
-      if (result) say(MSG["desk.done"] + ": " + MSG["lead.move"]);
+      if (!result) return;
+      for (const code of Object.keys(memberships)) delete memberships[code];
+      Object.assign(memberships, queues);
+      showMemberships();
+      say(MSG["desk.done"] + ": " + MSG["lead.move"]);
     });
     row.querySelectorAll("[data-supervise]").forEach((button) => button.addEventListener("click", async () => {
       if (!row.dataset.call) { say(MSG["desk.failed"] + ": " + MSG["desk.no_call"], true); return; }

@@ -34,9 +34,14 @@
       const value = $(id).value.trim();
       if (value) params.set(name, value);
     }
+    // Typed as "YYYY-MM-DD HH:MM" (or a date alone), the center's local time, the same in
+    // both languages: a datetime-local field would follow the browser's locale instead.
     for (const [name, id] of [["since", "f-since"], ["until", "f-until"]]) {
-      const value = $(id).value;
-      if (value) params.set(name, value + ":00");  // the center's local time
+      const value = $(id).value.trim();
+      if (!value) continue;
+      const found = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}))?$/.exec(value);
+      if (!found) throw new Error(MSG["qa.when_invalid"] + ": " + value);
+      params.set(name, found[1] + "T" + (found[2] || "00:00") + ":00");
     }
     return params;
   }

@@ -1,11 +1,14 @@
 """The pages in a real Chromium (Playwright, headless, Debian's /usr/bin/chromium), against
-the real app on uvicorn, the real routing service and Redis.
+the real app on uvicorn, the router as it runs in production, and a real call: the engine
+(pjsua2 slots) behind its Kamailio edge, a SIPp caller dialling the hotline and walking the
+menu, SIPp softphones registered at the edge as 1001 (the agent) and 1012 (the lead's phone).
 
-1001 signs in and goes ready; a call for 张伟 is queued the way the engine queues it (events on
-the stream, the router offers it); the pop shows 张伟 while the phone still rings (nobody has
-answered); the agent saves a repair ticket from the pop; eng1 sees it on /tickets; the lead
-sees 1001 ringing and listens. Refusals: other roles' pages, a POST without the CSRF token, a
-socket after signing out. Screenshots of every page go to the test's tmp_path.
+1001 signs in and goes ready; 13800138000 (张伟) calls and presses 1 for repair, keys the room;
+the pop shows 张伟 while 1001's softphone still rings; the agent saves a repair ticket from the
+pop; eng1 sees it on /tickets; the lead sees 1001 on the call on /lead and listens (the engine
+dials the lead's phone, which answers); the agent hangs up from the desktop (the caller gets
+the BYE). Refusals: other roles' pages, a POST without the CSRF token, a socket after signing
+out. Screenshots of every page go to the test's tmp_path.
 """
 
 from __future__ import annotations
@@ -18,19 +21,44 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import uvicorn
 from sqlalchemy import select
 
 from callcenter.app import create_app
 from callcenter.context import AppContext
-from callcenter.streams import CallEvent, Command, EventType
+from callcenter.testkit.sipp import (
+    agent_scenario,
+    caller_scenario,
+    finished,
+    kill_started,
+    sipp,
+    sipp_agent,
+    started,
+)
 from cti import services
 from cti.models import Agent
 from cti.router import Router
+from cti.routing import Routing
 from metrics.http import CONSUMER_WANTED
+from tests.cti.sipcases import Plan, morning_routing, register, start_behind_edge
+from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
+    EngineProcess,
+    call_events,
+    call_of,
+    engine_config_dir,
+    pcaps,
+    prompt_cache,
+    start_engine,
+)
+from tests.engine.siptools import no_sipp_left  # noqa: F401 (a fixture used by name)
 from ticketing.models import Ticket
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
+
+# This test's own addresses (apart from the other SIP tests'): the edge and slots on
+# 127.0.0.5:18700+, softphones on 127.0.0.6, the caller on 127.0.0.7.
+PLAN = Plan(18700, 44400, 48700)
 
 CHROMIUM = "/usr/bin/chromium"
 # Opens the agent socket from the page and reports whether the server accepted it.
@@ -74,9 +102,15 @@ def live_server(ctx: AppContext) -> Iterator[str]:
 
 
 @pytest.fixture
-def router(ctx: AppContext) -> Iterator[Router]:
+def routing(ctx: AppContext) -> Routing:
+    """Routing in real time (the engine's timers are real), read as 10:00 in Shanghai."""
+    return morning_routing(ctx)
+
+
+@pytest.fixture
+def router(ctx: AppContext, routing: Routing) -> Iterator[Router]:
     """The routing service consuming the event stream, as ``callcenter router`` runs it."""
-    running = Router(ctx, routing=services.routing_for(ctx), consumer="pages-router")
+    running = Router(ctx, routing=routing, consumer="pages-router")
     stop = threading.Event()
     thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
     thread.start()
@@ -99,36 +133,6 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-def queue_call(ctx: AppContext, call_id: str, caller: str, queue: str, room: str) -> str:
-    """What the engine does for a caller who pressed 1 (repair) and keyed in the room: the
-    slot claims the call, then call_arrived and call_queued on the event stream."""
-    slot = f"node1-{call_id}"
-    redis_client: Any = ctx.redis
-    redis_client.set(ctx.keys.call_slot(call_id), slot)
-    for kind, data in (
-        (EventType.call_arrived, {"caller": caller, "did": "4008001234", "direction": "in"}),
-        (
-            EventType.call_queued,
-            {
-                "queue": queue,
-                "priority": 0,
-                "skills": [],
-                "collected": {"room": room},
-                "menu_path": ["main", "repair_room", queue],
-            },
-        ),
-    ):
-        event = CallEvent(type=kind, call_id=call_id, slot=slot, node="node1", data=data)
-        redis_client.xadd(ctx.keys.events, event.to_fields())
-    return slot
-
-
-def slot_commands(ctx: AppContext, slot: str) -> list[Command]:
-    redis_client: Any = ctx.redis
-    entries = redis_client.xrange(ctx.keys.slot_commands(slot))
-    return [Command.from_fields(fields) for _id, fields in entries]
-
-
 def sign_in(page: Any, base: str, username: str, password: str | None = None) -> None:
     page.goto(f"{base}/login")
     page.fill("#username", username)
@@ -136,141 +140,235 @@ def sign_in(page: Any, base: str, username: str, password: str | None = None) ->
     page.click("#login-submit")
 
 
-def test_desktop_pop_ticket_and_lead_in_a_real_browser(
-    ctx: AppContext, live_server: str, router: Router, browser: Any, tmp_path: Path
+def test_a_real_call_pops_before_the_answer_then_ticket_and_lead_in_a_real_browser(
+    ctx: AppContext,
+    live_server: str,
+    routing: Routing,
+    router: Router,
+    browser: Any,
+    tmp_path: Path,
+    start_engine: Callable[..., EngineProcess],  # noqa: F811
+    pcaps: dict[str, Path],  # noqa: F811
+    redis_client: redis.Redis,
 ) -> None:
     from playwright.sync_api import expect
 
+    from callcenter.testkit.sipp import tone_pcap
+
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    with ctx.sessions() as session:
-        agent_id = session.scalar(select(Agent.id).where(Agent.extension == "1001"))
-    assert agent_id is not None
-    routing = services.routing_for(ctx)
-
-    # ---- the agent signs in, lands on the desktop and goes ready
-    agent = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1300})
-    desk = agent.new_page()
-    script_errors: list[str] = []
-    desk.on("pageerror", lambda error: script_errors.append(str(error)))
-    sign_in(desk, live_server, "1001")
-    desk.wait_for_url("**/desktop")
-    expect(desk.locator("body")).to_have_attribute("data-socket", "open", timeout=10_000)
-    expect(desk.locator("#agent-state")).to_have_text("已登出")
-    desk.get_by_role("button", name="就绪", exact=True).click()
-    expect(desk.locator("#agent-state")).to_have_text("就绪", timeout=10_000)
-    assert wait_for(lambda: routing.agent(agent_id)["state"] == "ready")
-    expect(desk.locator("#my-queues")).to_contain_text("报修 (9)")
-    expect(desk.get_by_role("button", name="小休", exact=True)).to_be_visible()
-    desk.screenshot(path=str(shots / "desktop-ready.png"), full_page=True)
-
-    assert desk.evaluate(OPENS_SOCKET) == {"opened": True}  # signed in: it opens
-
-    # ---- a caller presses 1 for repair: the pop arrives while the phone rings
-    slot = queue_call(ctx, "web-call-1", "13800138000", "repair", "321201")
-    expect(desk.locator("#pop-name")).to_have_text("张伟", timeout=10_000)
-    assert routing.agent(agent_id)["state"] == "reserved"  # ringing: nobody answered yet
-    expect(desk.locator("#pop-ringing")).to_be_visible()
-    expect(desk.locator("#pop-units")).to_contain_text("3-2-1201")
-    expect(desk.locator("#pop-fee")).to_contain_text("欠费")
-    expect(desk.locator("#pop-menu")).to_have_text("main → repair_room → repair")
-    expect(desk.locator("#pop-digits")).to_have_text("room=321201")
-    expect(desk.locator("#agent-state")).to_have_text("振铃中")
-    desk.screenshot(path=str(shots / "desktop-pop.png"), full_page=True)
-
-    # ---- a repair ticket from the pop: pre-filled who / where / contact, the repair category
-    form = desk.locator("#ticket-form")
-    expect(form.locator("[name=reporter]")).to_have_value("张伟")
-    expect(form.locator("[name=unit]")).to_have_value("3-2-1201")
-    expect(form.locator("[name=contact]")).to_have_value("13800138000")
-    expect(form.locator("[name=category]")).to_have_value("paid_home_repair")
-    form.locator("[name=what]").fill("卫生间水管漏水")
-    desk.click("#save-ticket")
-    expect(desk.locator("#saved-ticket-department")).to_have_text("工程部", timeout=10_000)
-    number = desk.locator("#saved-ticket-number").inner_text()
-    with ctx.sessions() as session:
-        saved = session.scalar(select(Ticket).where(Ticket.number == number))
-        assert saved is not None
-        assert (saved.call_id, saved.reporter, saved.what) == (
-            "web-call-1",
-            "张伟",
-            "卫生间水管漏水",
-        )
-    expect(desk.locator("#saved-ticket-due")).not_to_have_text("")
-    desk.screenshot(path=str(shots / "desktop-ticket-saved.png"), full_page=True)
-
-    # ---- the agent may not open the lead's console
-    refused = desk.goto(f"{live_server}/lead")
-    assert refused is not None and refused.status == 403
-    expect(desk.locator("#forbidden")).to_have_text("无权访问")
-    desk.screenshot(path=str(shots / "agent-refused-lead.png"), full_page=True)
-
-    # ---- eng1 sees the ticket on /tickets
-    engineering = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    eng = engineering.new_page()
-    sign_in(eng, live_server, "eng1")
-    eng.wait_for_url("**/tickets")
-    expect(eng.locator(f'tr[data-number="{number}"]')).to_contain_text("卫生间水管漏水")
-    eng.screenshot(path=str(shots / "tickets-eng1.png"), full_page=True)
-    eng.click(f"text={number}")
-    expect(eng.locator("#ticket-status")).to_have_attribute("data-status", "dispatched")
-    eng.screenshot(path=str(shots / "ticket-detail.png"), full_page=True)
-    for page_path in ("/desktop", "/lead", "/wallboard"):
-        response = eng.goto(f"{live_server}{page_path}")
-        assert response is not None and response.status == 403, page_path
-
-    # ---- a POST made with the cookie but without the CSRF token is refused
-    status = eng.evaluate(
-        "async () => (await fetch('/api/v1/tickets/1/transitions', {method: 'POST',"
-        " headers: {'Content-Type': 'application/json'}, body: JSON.stringify({to: 'assigned',"
-        " assignee: 'x'})})).status"
+    agent_id = _agent_id(ctx, "1001")
+    # the engine behind its edge; routing (ctx) dials the agents there
+    start_behind_edge(
+        start_engine,
+        ctx,
+        host=PLAN.host,
+        edge_port=PLAN.base,
+        slot_base_port=PLAN.slot_base_port,
+        rtp_base_port=PLAN.rtp_base,
+        lines=3,
+        spares=2,
     )
-    assert status == 403
+    # 1001's softphone rings 5 s before it answers; 1012 is the lead's phone (answers at once)
+    phones = []
+    for n, (extension, answer_after_ms, tone) in enumerate(
+        (("1001", 5000, pcaps["agent"]), ("1012", 100, None))
+    ):
+        port = PLAN.softphone_port(n)
+        register(tmp_path, PLAN.edge, extension, f"pw{extension}",
+                 ip=PLAN.agents_ip, contact_port=port, local_port=port + 1)  # fmt: skip
+        scenario = agent_scenario(tmp_path / f"phone{extension}.xml", tone, answer_after_ms)
+        phones.append(
+            started(
+                sipp_agent(
+                    scenario,
+                    local_port=port,
+                    media_port=PLAN.media(n),
+                    cwd=tmp_path,
+                    local_ip=PLAN.agents_ip,
+                    timeout_s=150,
+                )
+            )
+        )
 
-    # ---- the lead sees 1001 ringing on the call and listens
-    leads = browser.new_context(locale="zh-CN", viewport={"width": 1500, "height": 1100})
-    lead = leads.new_page()
-    sign_in(lead, live_server, "lead1")
-    lead.wait_for_url("**/lead")
-    row = lead.locator(f"#agent-{agent_id}")
-    expect(row.locator(".state")).to_have_text("振铃中")
-    expect(row.locator(".call")).to_have_text("web-call-1")
-    expect(row.locator(".queue")).to_have_text("报修")
-    expect(row.locator(".since")).not_to_have_text("")
-    expect(lead.locator("body")).to_have_attribute("data-socket", "open", timeout=10_000)
-    lead.fill("#lead-extension", "1012")
-    row.get_by_role("button", name="监听").click()
-    expect(lead.locator("#lead-message")).to_contain_text("监听", timeout=10_000)
-    listen = [c for c in slot_commands(ctx, slot) if c.type == "listen"]
-    assert listen and listen[0].data["by"] == "lead1"
-    lead.screenshot(path=str(shots / "lead.png"), full_page=True)
-    # a state change pushed over the lead's socket shows without reloading
-    routing_agent_1002 = _agent_id(ctx, "1002")
-    services.set_state(ctx, agent_id=routing_agent_1002, state="ready", reason=None, actor="t")
-    expect(lead.locator(f"#agent-{routing_agent_1002} .state")).to_have_text("就绪", timeout=10_000)
-    # move 1002 between queues live
-    moved = lead.locator(f"#agent-{routing_agent_1002}")
-    moved.locator(".queues-edit").fill("general:6,complaint:4")
-    moved.get_by_role("button", name="调整队列").click()
-    expect(lead.locator("#lead-message")).to_contain_text("调整队列", timeout=10_000)
-    assert routing.agent(routing_agent_1002)["queues"] == {"complaint": 4, "general": 6}
-    lead.goto(f"{live_server}/wallboard")
-    expect(lead.locator("#general-waiting")).to_have_text("0", timeout=10_000)
-    lead.screenshot(path=str(shots / "wallboard.png"), full_page=True)
-    lead.goto(f"{live_server}/lead?lang=en")
-    expect(lead.get_by_role("heading", name="Shift lead console")).to_be_visible()
-    lead.screenshot(path=str(shots / "lead-en.png"), full_page=True)
+    try:
+        # ---- the agent signs in, lands on the desktop and goes ready
+        agent = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1300})
+        desk = agent.new_page()
+        script_errors: list[str] = []
+        desk.on("pageerror", lambda error: script_errors.append(str(error)))
+        sign_in(desk, live_server, "1001")
+        desk.wait_for_url("**/desktop")
+        expect(desk.locator("body")).to_have_attribute("data-socket", "open", timeout=10_000)
+        expect(desk.locator("#agent-state")).to_have_text("已登出")
+        desk.get_by_role("button", name="就绪", exact=True).click()
+        expect(desk.locator("#agent-state")).to_have_text("就绪", timeout=10_000)
+        assert wait_for(lambda: routing.agent(agent_id)["state"] == "ready")
+        expect(desk.locator("#my-queues")).to_contain_text("报修 (9)")
+        expect(desk.get_by_role("button", name="小休", exact=True)).to_be_visible()
+        desk.screenshot(path=str(shots / "desktop-ready.png"), full_page=True)
+        assert desk.evaluate(OPENS_SOCKET) == {"opened": True}  # signed in: it opens
 
-    # ---- signed out, the desktop's socket no longer opens
-    desk.goto(f"{live_server}/desktop")
-    desk.click("#logout")
-    desk.wait_for_url("**/login")
-    desk.screenshot(path=str(shots / "login.png"), full_page=True)
-    assert desk.evaluate(OPENS_SOCKET) == {"opened": False}
+        # ---- 张伟 calls from an independent SIP client, presses 1 (repair), keys the room
+        long_tone = pcaps["caller"].with_name("caller-60s.pcap")
+        if not long_tone.exists():  # the caller talks for the whole test (no RTP timeout)
+            tone_pcap(long_tone, 440.0, 60)
+        steps: list[tuple[str, object]] = [("pause", 800), ("dtmf", "1"), ("pause", 1500)]
+        # the room's digits rise in SIPp's pcap order (callcenter/testkit/sipp.py)
+        steps += [("dtmf", d) for d in "3589#"]
+        steps += [("audio", long_tone), ("wait_bye", 0)]
+        caller = started(
+            sipp(
+                caller_scenario(tmp_path / "caller.xml", steps, caller="13800138000"),
+                PLAN.edge,
+                local_port=PLAN.caller_port(0),
+                media_port=PLAN.media(5),
+                cwd=tmp_path,
+                local_ip=PLAN.callers_ip,
+                timeout_s=150,
+            )
+        )
+        # the pop shows while 1001's softphone still rings (nobody answered)
+        expect(desk.locator("#pop-name")).to_have_text("张伟", timeout=40_000)
+        call_id = call_of(redis_client, "13800138000")
+        assert call_id is not None
+        assert routing.agent(agent_id)["state"] == "reserved"
+        assert "agent_answered" not in [e.type for e in call_events(redis_client, call_id)]
+        desk.screenshot(path=str(shots / "desktop-pop.png"), full_page=True)
+        expect(desk.locator("#pop-units")).to_contain_text("3-2-1201")
+        expect(desk.locator("#pop-fee")).to_contain_text("欠费")
+        expect(desk.locator("#pop-menu")).to_contain_text("main [1]")
+        expect(desk.locator("#pop-menu")).to_contain_text("repair_room [3589]")
+        expect(desk.locator("#pop-digits")).to_have_text("room=3589")
+        # then the softphone answers
+        expect(desk.locator("#agent-state")).to_have_text("通话中", timeout=20_000)
+        expect(desk.locator("#pop-ringing")).to_be_hidden()
 
-    for context in (agent, engineering, leads):
-        context.close()
-    assert len(list(shots.glob("*.png"))) == 10
+        # ---- a repair ticket from the pop: pre-filled who / where / contact, the category
+        form = desk.locator("#ticket-form")
+        expect(form.locator("[name=reporter]")).to_have_value("张伟")
+        expect(form.locator("[name=unit]")).to_have_value("3-2-1201")
+        expect(form.locator("[name=contact]")).to_have_value("13800138000")
+        expect(form.locator("[name=category]")).to_have_value("paid_home_repair")
+        form.locator("[name=what]").fill("卫生间水管漏水")
+        desk.click("#save-ticket")
+        expect(desk.locator("#saved-ticket-department")).to_have_text("工程部", timeout=10_000)
+        number = desk.locator("#saved-ticket-number").inner_text()
+        with ctx.sessions() as session:
+            saved = session.scalar(select(Ticket).where(Ticket.number == number))
+            assert saved is not None
+            assert (saved.call_id, saved.reporter, saved.what) == (
+                call_id,
+                "张伟",
+                "卫生间水管漏水",
+            )
+        expect(desk.locator("#saved-ticket-due")).not_to_have_text("")
+        desk.screenshot(path=str(shots / "desktop-ticket-saved.png"), full_page=True)
+
+        # ---- the agent may not open the lead's console (another tab: the call goes on)
+        tab = agent.new_page()
+        refused = tab.goto(f"{live_server}/lead")
+        assert refused is not None and refused.status == 403
+        expect(tab.locator("#forbidden")).to_have_text("无权访问")
+        tab.screenshot(path=str(shots / "agent-refused-lead.png"), full_page=True)
+        tab.close()
+
+        # ---- eng1 sees the ticket on /tickets
+        engineering = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+        eng = engineering.new_page()
+        sign_in(eng, live_server, "eng1")
+        eng.wait_for_url("**/tickets")
+        expect(eng.locator(f'tr[data-number="{number}"]')).to_contain_text("卫生间水管漏水")
+        eng.screenshot(path=str(shots / "tickets-eng1.png"), full_page=True)
+        eng.click(f"text={number}")
+        expect(eng.locator("#ticket-status")).to_have_attribute("data-status", "dispatched")
+        eng.screenshot(path=str(shots / "ticket-detail.png"), full_page=True)
+        for page_path in ("/desktop", "/lead", "/wallboard"):
+            response = eng.goto(f"{live_server}{page_path}")
+            assert response is not None and response.status == 403, page_path
+        # a POST made with the cookie but without the CSRF token is refused
+        status = eng.evaluate(
+            "async () => (await fetch('/api/v1/tickets/1/transitions', {method: 'POST',"
+            " headers: {'Content-Type': 'application/json'}, body: JSON.stringify({to:"
+            " 'assigned', assignee: 'x'})})).status"
+        )
+        assert status == 403
+
+        # ---- the lead sees 1001 on the call and listens on the lead's phone (1012)
+        leads = browser.new_context(locale="zh-CN", viewport={"width": 1500, "height": 1200})
+        lead = leads.new_page()
+        lead.on("pageerror", lambda error: script_errors.append(str(error)))
+        sign_in(lead, live_server, "lead1")
+        lead.wait_for_url("**/lead")
+        row = lead.locator(f"#agent-{agent_id}")
+        expect(row.locator(".state")).to_have_text("通话中")
+        expect(row.locator(".call")).to_have_text(call_id)
+        expect(row.locator(".queue")).to_have_text("报修")
+        expect(row.locator(".since")).not_to_have_text("")
+        # staffing against the minimum of the shifts in force (10:00: day and middle), in
+        # this page's language only
+        expect(lead.locator("#staffing-shifts")).to_have_text("早班、中班")
+        expect(lead.locator("#staffing-online")).to_have_text("1")
+        expect(lead.locator("#staffing-ready")).to_have_text("0")
+        expect(lead.locator("#staffing-scheduled")).to_have_text("9")
+        expect(lead.locator("#staffing-minimum")).to_have_text("8")
+        expect(lead.locator("#alerts [data-kind=staffing]")).to_have_text(
+            "在线坐席 1 人，低于本班最低要求 8 人"
+        )
+        expect(lead.locator("body")).to_have_attribute("data-socket", "open", timeout=10_000)
+        lead.fill("#lead-extension", "1012")
+        row.get_by_role("button", name="监听").click()
+        expect(lead.locator("#lead-message")).to_contain_text("监听", timeout=10_000)
+        joined = wait_for(
+            lambda: [
+                e for e in call_events(redis_client, call_id) if e.type == "supervisor_joined"
+            ],
+            timeout=15,
+        )
+        assert joined[0].data["mode"] == "listen"
+        assert joined[0].data["uri"] == f"sip:1012@{PLAN.edge}"
+        lead.screenshot(path=str(shots / "lead.png"), full_page=True)
+        # a state change pushed over the lead's socket shows without reloading
+        other = _agent_id(ctx, "1002")
+        services.set_state(ctx, agent_id=other, state="ready", reason=None, actor="t")
+        expect(lead.locator(f"#agent-{other} .state")).to_have_text("就绪", timeout=10_000)
+        # move 1002 from the general queue to the complaint queue (a select of the queues)
+        moved = lead.locator(f"#agent-{other}")
+        moved.locator(".move-from").select_option("general")
+        moved.locator(".move-to").select_option("complaint")
+        moved.get_by_role("button", name="调整队列").click()
+        expect(lead.locator("#lead-message")).to_contain_text("调整队列", timeout=10_000)
+        assert routing.agent(other)["queues"] == {"callback": 5, "complaint": 6, "repair": 8}
+        expect(moved.locator(".member-of")).to_contain_text("投诉 (6)")
+        lead.goto(f"{live_server}/wallboard")
+        expect(lead.locator("#general-waiting")).to_have_text("0", timeout=10_000)
+        lead.screenshot(path=str(shots / "wallboard.png"), full_page=True)
+        lead.goto(f"{live_server}/lead?lang=en")
+        expect(lead.get_by_role("heading", name="Shift lead console")).to_be_visible()
+        expect(lead.locator("#alerts [data-kind=staffing]")).to_have_text(
+            "agents online: 2, below the shift minimum of 8"
+        )
+        lead.screenshot(path=str(shots / "lead-en.png"), full_page=True)
+        lead.goto(f"{live_server}/tickets/reports/overdue")
+        expect(lead.locator("#overdue-total")).to_have_text("0")
+        lead.screenshot(path=str(shots / "overdue-report.png"), full_page=True)
+
+        # ---- the agent hangs up from the desktop: the caller gets the BYE
+        desk.get_by_role("button", name="挂断", exact=True).click()
+        expect(desk.locator("#agent-state")).to_have_text("话后处理", timeout=15_000)
+        finished(caller, 30)
+        finished(phones[0], 30)
+
+        # ---- signed out, the desktop's socket no longer opens
+        desk.click("#logout")
+        desk.wait_for_url("**/login")
+        desk.screenshot(path=str(shots / "login.png"), full_page=True)
+        assert desk.evaluate(OPENS_SOCKET) == {"opened": False}
+        for context in (agent, engineering, leads):
+            context.close()
+    finally:
+        kill_started()
+    assert len(list(shots.glob("*.png"))) == 11
     assert script_errors == []
 
 

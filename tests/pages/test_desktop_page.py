@@ -39,11 +39,42 @@ def test_lead_console_lists_agents_and_queues(client: TestClient) -> None:
     page = client.get("/lead").text
     assert page.count('data-agent="') == 12
     assert 'id="queue-repair"' in page and "报修" in page
-    # logged-out agents' queue fields show the queues they are configured for
-    assert page.count('class="queues-edit"') == 12
-    assert not re.search(r'class="queues-edit"[^>]*value=""', page)
-    assert 'value="callback:5,general:7,repair:9"' in page  # 1001 in the demo roster
-    assert "在线坐席 0 人，低于最低要求" in page  # nobody logged in: the staffing alert
+    # moving between queues: a select of the agent's queues and one of the configured queues
+    assert page.count('<select class="move-from"') == 12
+    assert page.count('<select class="move-to"') == 12
+    assert 'class="queues-edit"' not in page  # no raw text field any more
+    row = re.search(
+        r'<tr id="agent-\d+" data-agent="\d+"[^>]*>\s*<td>1001</td>.*?</tr>', page, re.S
+    )
+    assert row, "no row for 1001"
+    # a logged-out agent shows the queues they are configured for (demo roster of 1001)
+    assert re.search(r'class="member-of">[^<]*报修 \(9\)', row.group(0))
+    move_from = re.search(r'<select class="move-from".*?</select>', row.group(0), re.S)
+    assert move_from and re.findall(r'<option value="(\w*)"', move_from.group(0)) == [
+        "",
+        "callback",
+        "general",
+        "repair",
+    ]
+    move_to = re.search(r'<select class="move-to".*?</select>', row.group(0), re.S)
+    assert move_to and re.findall(r'<option value="(\w*)"', move_to.group(0)) == [
+        "",
+        "general",
+        "repair",
+        "complaint",
+        "fees",
+        "callback",
+    ]
+    # staffing at 10:00 (day and middle shifts): nobody in, 9 rostered, the minimum 8
+    assert '<span id="staffing-shifts">早班、中班</span>' in page
+    figures = dict(re.findall(r'<td id="staffing-(\w+)" class="big">(\d+)</td>', page))
+    assert figures == {"online": "0", "ready": "0", "scheduled": "9", "minimum": "8"}
+    # nobody logged in: the staffing alert, in the page's language only
+    assert "在线坐席 0 人，低于本班最低要求" in page
+    assert "agents online" not in page and "below the" not in page
+    english = client.get("/lead", params={"lang": "en"}).text
+    assert "agents online: 0, below the shift minimum of" in english
+    assert "在线坐席" not in english
 
 
 def test_answer_rate_chart_marks_hours_under_the_target() -> None:

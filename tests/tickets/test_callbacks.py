@@ -279,3 +279,62 @@ def test_engine_events_record_survey_scores_and_unanswered_calls(make_ctx: MakeC
     assert retry["status"] == "scheduled" and retry["history"][0]["outcome"] == "no_answer"
     # read again: everything was acknowledged, nothing is recorded twice
     assert jobs.consumers.consume(ctx)["read"] == 0
+
+
+def test_a_lead_assigns_a_callback_to_one_agent_who_alone_records_it(
+    make_ctx: MakeCtx, client_for: Any
+) -> None:
+    ctx = make_ctx(**{"callbacks.toml": callbacks_toml()})
+    client = client_for(ctx)
+    ticket_id = to_front_desk(ctx, local(2026, 12, 7, 10, 0), local(2026, 12, 7, 10, 20))
+    other_id = to_front_desk(ctx, local(2026, 12, 7, 10, 0), local(2026, 12, 7, 10, 20))
+    cb = callback_of(ctx, ticket_id)
+    lead, me, colleague = auth(client, "lead1"), auth(client, "1001"), auth(client, "1002")
+    agent_id = client.get("/api/v1/me", headers=me).json()["agent_id"]
+    url = f"/api/v1/callbacks/{cb['id']}/assignee"
+    # only a lead assigns; a wrong agent or body is refused and changes nothing
+    assert client.put(url, headers=me, json={"agent_id": agent_id}).status_code == 403
+    refused = client.put(url, headers=lead, json={"agent_id": 99999})
+    assert refused.status_code == 422 and "agent_id" in refused.json()["message"]
+    assert client.put(url, headers=lead, json={"agent": agent_id}).status_code == 422
+    assert callback_of(ctx, ticket_id)["assigned_agent_id"] is None
+    assigned = client.put(url, headers=lead, json={"agent_id": agent_id})
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["assigned_agent_id"] == agent_id
+    # listed as mine; the other ticket's callback stays with the callback queue
+    mine = client.get("/api/v1/callbacks", headers=me, params={"assigned_to": "me"}).json()
+    assert [c["id"] for c in mine] == [cb["id"]]
+    unassigned = client.get("/api/v1/callbacks", headers=me, params={"assigned_to": "none"})
+    assert [c["ticket_id"] for c in unassigned.json()] == [other_id]
+    assert (
+        client.get("/api/v1/callbacks", headers=me, params={"assigned_to": "x"}).status_code == 422
+    )
+    # not placed through the callback queue while its window is open (the agent calls)
+    place(ctx, cb["id"], cb["scheduled_for"])
+    assert placed_calls(ctx) == []
+    jobs.scan(now=cb["scheduled_for"] + timedelta(minutes=5), reschedule=False)
+    other = callback_of(ctx, other_id)  # unassigned: placed by the scan
+    assert [call_id for call_id, _data in placed_calls(ctx)] == [f"callback-{other['id']}-1"]
+    # a colleague may not record it; the assigned agent does
+    attempt = {"outcome": "answered", "result": "satisfied"}
+    attempts_url = f"/api/v1/callbacks/{cb['id']}/attempts"
+    assert client.post(attempts_url, headers=colleague, json=attempt).status_code == 403
+    done = client.post(attempts_url, headers=me, json=attempt)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "done"
+    # a finished callback is not reassigned
+    assert client.put(url, headers=lead, json={"agent_id": None}).status_code == 409
+
+
+def test_an_assigned_callback_past_its_deadline_is_closed_by_the_scan(make_ctx: MakeCtx) -> None:
+    from callcenter.auth import Principal
+    from callcenter.models import Role
+    from ticketing.assignment import assign_callback
+
+    ctx = make_ctx(**{"callbacks.toml": callbacks_toml(max_attempts=1)})
+    ticket_id = to_front_desk(ctx, local(2026, 12, 7, 10, 0), local(2026, 12, 7, 10, 20))
+    cb = callback_of(ctx, ticket_id)
+    lead = Principal(user_id=0, username="lead1", role=Role.lead)
+    assign_callback(ctx, cb["id"], 1, actor=lead)
+    jobs.scan(now=cb["deadline"] + timedelta(minutes=1), reschedule=False)
+    assert callback_of(ctx, ticket_id)["status"] == "unreachable"
