@@ -41,7 +41,12 @@ class Keys:
         return f"{self.prefix}:call:{call_id}:slot"
 
     def node_heartbeat(self, node: str) -> str:
+        """Renewed by a media node joined to an edge; its lapse means the node is dead."""
         return f"{self.prefix}:node:{node}:alive"
+
+    def engine_pool(self, node: str) -> str:
+        """One engine node's slot pool summary (hash; written by its supervisor)."""
+        return f"{self.prefix}:engine:pool:{node}"
 
     def process_heartbeat(self, name: str) -> str:
         """Set with a TTL by each long-running process (api, worker, engine); /healthz reads it."""

@@ -29,6 +29,7 @@ import redis
 from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent, Command, CommandType, EventType
 from config.settings import Settings
+from ivr import node_calls
 from ivr.prompts import MAX_ANNOUNCED_MINUTES, MAX_ANNOUNCED_POSITION, text_prompt
 from ivr.spec import SlotSpec
 
@@ -114,6 +115,7 @@ class SlotStreams:
 
     def _side_effects(self, pipe: Any, event: CallEvent) -> None:
         ttl = self.settings.sip.max_call_seconds + 3600
+        node_calls.track(pipe, self.keys, event)
         if event.type == EventType.call_arrived:
             pipe.set(self.keys.call_slot(event.call_id), self.spec.name, ex=ttl)
         elif event.type == EventType.call_queued:

@@ -36,7 +36,7 @@ from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from callcenter.streams import CallEvent, Command, EventType
 from callcenter.supervision import die_with_parent
 from config.settings import Settings
-from ivr import wav
+from ivr import node_calls, wav
 from ivr.edge.membership import ANNOUNCE_EVERY_SECONDS, announce, rotation_of, withdraw
 from ivr.prompts import PromptError, PromptFile, prepare_all
 from ivr.spec import SlotSpec
@@ -100,6 +100,9 @@ class Supervisor:
         self.pool_dirty = True
         self.edge_removed: set[str] = set()
         self.backoff: dict[int, tuple[float, float]] = {}  # index -> (not before, delay)
+        self.pool_key = ctx.keys.engine_pool(self.settings.node_id)
+        # one heartbeat per node when several join an edge (one stopping must not clear another's)
+        self.beat_name = f"engine-{self.settings.node_id}" if join else "engine"
 
     # ------------------------------------------------------------ slots
     def _spec(self, index: int) -> SlotSpec:
@@ -286,7 +289,10 @@ class Supervisor:
             },
         )
         with contextlib.suppress(Exception):
-            self.r.expire(self.ctx.keys.call_slot(call_id), 3600)
+            pipe = self.r.pipeline(transaction=False)
+            pipe.expire(self.ctx.keys.call_slot(call_id), 3600)
+            node_calls.forget(pipe, self.ctx.keys, self.settings.node_id, call_id)
+            pipe.execute()
 
     # ------------------------------------------------------------ edge
     # The edge is started with every line's slot address: its OPTIONS probes (1 s) take slots
@@ -438,6 +444,7 @@ class Supervisor:
     # ------------------------------------------------------------ main loop
     def run(self) -> None:
         self._ensure_engine_group()
+        self._reap_previous_life()
         next_beat = time.monotonic() + HEARTBEAT_EVERY
         next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
         next_rotation = 0.0
@@ -446,7 +453,7 @@ class Supervisor:
             self.ensure_capacity()
             self._wait_initial_pool(10.0)
             self._start_edge()
-            beat(self.ctx, "engine")
+            beat(self.ctx, self.beat_name)
             while not self.stopping:
                 conns = [h.conn for h in self.slots.values()]
                 ready = wait(conns, timeout=0.2) if conns else []
@@ -464,7 +471,7 @@ class Supervisor:
                 self._check_records()
                 now = time.monotonic()
                 if now >= next_beat:
-                    beat(self.ctx, "engine")
+                    beat(self.ctx, self.beat_name)
                     self.pool_dirty = True
                     next_beat = now + HEARTBEAT_EVERY
                 if self.pool_dirty:
@@ -480,6 +487,15 @@ class Supervisor:
                     next_sync = now + SUBSCRIBER_SYNC_EVERY
         finally:
             self.shutdown()
+
+    def _reap_previous_life(self) -> None:
+        """Calls this node's index still holds before any of its slots runs were carried by
+        a previous life of this node that ended without reporting them (killed with its
+        slots): end them now (``node_failed``) rather than leave them open."""
+        try:
+            node_calls.reap(self.r, self.ctx.keys, self.settings.node_id, by="node restarted")
+        except redis.RedisError:
+            log.warning("ending a previous life's calls failed", exc_info=True)
 
     def _wait_initial_pool(self, timeout: float) -> None:
         """Let the first slots answer before the edge starts sending calls."""
@@ -536,7 +552,7 @@ class Supervisor:
             log.warning("publishing the readiness record failed", exc_info=True)
 
     def _write_pool_state(self) -> None:
-        """A small summary for operators and benchmarks (``{prefix}:engine:pool``)."""
+        """A small summary for operators and benchmarks (``{prefix}:engine:pool:<node>``)."""
         self.pool_dirty = False
         busy = sum(1 for h in self.slots.values() if h.call)
         per_slot = {
@@ -545,9 +561,9 @@ class Supervisor:
         }
         with contextlib.suppress(Exception):
             pipe = self.r.pipeline(transaction=True)
-            pipe.delete(f"{self.ctx.keys.prefix}:engine:pool")
+            pipe.delete(self.pool_key)
             pipe.hset(
-                f"{self.ctx.keys.prefix}:engine:pool",
+                self.pool_key,
                 mapping={
                     "slots": len(self.slots),
                     "busy": busy,
@@ -591,11 +607,11 @@ class Supervisor:
             if self.records.is_alive():
                 self.records.kill()
         with contextlib.suppress(Exception):
-            self.r.delete(self.ctx.keys.process_heartbeat("engine"))
+            self.r.delete(self.ctx.keys.process_heartbeat(self.beat_name))
             clear_rotation(self.r, self.ctx.keys.prefix, self.settings.node_id)
             if self.join:
                 withdraw(self.r, self.ctx.keys.prefix, self.settings.node_id)
-            self.r.delete(f"{self.ctx.keys.prefix}:engine:pool")
+            self.r.delete(self.pool_key)
 
 
 def main(

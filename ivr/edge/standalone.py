@@ -26,9 +26,10 @@ from callcenter.context import AppContext, build_context
 from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from config.settings import Settings
 from ivr.edge.config import normalize_slot_uri
-from ivr.edge.membership import members, rotation_of
+from ivr.edge.membership import dead_nodes, members, rotation_of
 from ivr.edge.process import Edge, EdgeError
 from ivr.edge.subscribers import sync_subscribers
+from ivr.node_calls import reap
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,14 @@ class StandaloneEdge:
             changes += 1
         return changes
 
+    def reap_dead_nodes(self) -> list[str]:
+        """End the calls of nodes found dead (``node_failed``); the call ids ended."""
+        ended: list[str] = []
+        for node in dead_nodes(self.r, self.ctx.keys.prefix):
+            log.warning("media node %s is dead (its liveness key lapsed)", node)
+            ended.extend(reap(self.r, self.ctx.keys, node, by="edge"))
+        return ended
+
     def rotation(self) -> Rotation:
         if not self.edge.is_running():
             return Rotation(NODE_NAME, 0, 0, 0, "SIP edge not running")
@@ -100,6 +109,7 @@ class StandaloneEdge:
             while not self.stopping:
                 try:
                     self.reconcile()
+                    self.reap_dead_nodes()
                     now = time.monotonic()
                     if now >= next_rotation:
                         publish_rotation(self.r, self.ctx.keys.prefix, self.rotation())
