@@ -286,6 +286,33 @@ def _redis_server(url: str) -> str:
     return ";".join(parts)
 
 
+DB_REDIS_SCHEMAS = Path("/usr/share/kamailio/db_redis/kamailio")  # kamailio-redis-modules
+LOCATION_TABLE_VERSION = 9  # the version the location schema file and usrloc expect
+
+
+def usrloc_db_url(url: str) -> str:
+    """db_redis's URL (``redis://[user[:password]@]host:port/db``) for the center's Redis."""
+    parsed = urlsplit(url)
+    if parsed.scheme != "redis":
+        raise EdgeConfigError(
+            f"redis_url: {url!r}: the edge keeps registrations in Redis over TCP (redis://) only"
+        )
+    db = (parsed.path or "/0").strip("/") or "0"
+    if not db.isdigit():
+        raise EdgeConfigError(f"redis_url: {url!r}: database {db!r} is not a number")
+    auth = ""
+    if parsed.password:
+        if re.search(r"[@/:\s\"]", unquote(parsed.password)):
+            raise EdgeConfigError(
+                "redis_url: the edge cannot pass a password with '@', '/', ':', '\"' or space"
+            )
+        auth = f"{unquote(parsed.username or '')}:{unquote(parsed.password)}@"
+    host = parsed.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"redis://{auth}{host}:{parsed.port or 6379}/{db}"
+
+
 def _render_dial_plan_check(center: CenterConfig) -> str:
     """Sets $var(dialable) for $rU by telephony.toml's dial plan (config/dialplan.py)."""
     plan = center.telephony.dial_plan.plan()
@@ -369,8 +396,10 @@ loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
 loadmodule "dispatcher.so"
-# Debian's kamailio-redis-modules: calls turned away here are reported on the events stream.
+# Debian's kamailio-redis-modules: calls turned away here are reported on the events stream;
+# registrations live in the center's Redis (db_redis), where a restarted edge finds them.
 loadmodule "ndb_redis.so"
+loadmodule "db_redis.so"
 
 modparam("ctl", "binrpc", @@CTL@@)
 
@@ -409,7 +438,15 @@ modparam("auth_db", "calculate_ha1", 0)
 modparam("auth_db", "password_column", "ha1")
 modparam("auth_db", "use_domain", 0)
 modparam("auth_db", "load_credentials", "")
-modparam("usrloc", "db_mode", 0)
+# Registrations: usrloc write-through (db_mode 1) over db_redis, in the center's Redis: every
+# REGISTER is saved there as well as in memory, and an edge loads them all when it starts, so
+# a restarted edge routes to softphones that registered before, without a new REGISTER.
+modparam("db_redis", "schema_path", @@DB_REDIS_SCHEMAS@@)
+modparam("db_redis", "keys", "version=entry:table_name")
+modparam("db_redis", "keys", "location=entry:ruid&usrdom:username,domain&timer:partition,keepalive")
+modparam("db_redis", "verbosity", 0)
+modparam("usrloc", "db_url", @@USRLOC_DB_URL@@)
+modparam("usrloc", "db_mode", 1)
 modparam("usrloc", "use_domain", 0)
 modparam("registrar", "max_expires", @@MAX_EXPIRES@@)
 modparam("registrar", "default_expires", 600)
@@ -925,6 +962,8 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "CONTACT_CHECK": _render_contact_check(settings, center),
         "DIAL_PLAN_CHECK": _render_dial_plan_check(center),
         "REDIS_SERVER": _quote(_redis_server(settings.redis_url)),
+        "DB_REDIS_SCHEMAS": _quote(str(DB_REDIS_SCHEMAS)),
+        "USRLOC_DB_URL": _quote(usrloc_db_url(settings.redis_url)),
         "EVENTS_STREAM": f"{settings.redis_prefix}:events",
         "PV_BUFFER": str(max(8192, 2 * tuning.max_body_bytes + 1024)),
         "AUTHFAIL_TABLE": _quote(f"authfail=>size=8;autoexpire={tuning.auth_fail_window_seconds};"),

@@ -31,10 +31,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from callcenter.supervision import die_with_parent
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.config import (
+    LOCATION_TABLE_VERSION,
     SLOT_SET,
     EdgePaths,
     edge_paths,
@@ -156,6 +159,7 @@ class Edge:
         self.render()
         self._check_config()
         self._stop_stale()
+        self._declare_location_table()
         paths = self.paths
         with contextlib.suppress(FileNotFoundError):
             paths.ctl_socket.unlink()
@@ -204,6 +208,20 @@ class Edge:
             f"kamailio did not answer OPTIONS on {host}:{port} within {timeout:.0f} s; "
             f"log {paths.log}:\n{self.log_tail()}"
         )
+
+    def _declare_location_table(self) -> None:
+        """usrloc checks its table's version at start: db_redis reads it from the
+        ``version`` table's row in Redis, which nothing else writes."""
+        client = redis.Redis.from_url(self.settings.redis_url)
+        try:
+            client.hset(
+                "version:entry::location",
+                mapping={"table_name": "location", "table_version": LOCATION_TABLE_VERSION},
+            )
+        except redis.RedisError as exc:
+            raise EdgeError(f"the edge keeps registrations in Redis, which failed: {exc}") from None
+        finally:
+            client.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop Kamailio (SIGTERM, then SIGKILL to its process group). Safe to call twice."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -400,10 +402,24 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
             "-rtp_echo", "-s", "1001",
         )  # fmt: skip
         assert call.ok(), call.errors
+        if transport == "udp":
+            # The edge killed and started again: the registration kept in Redis is loaded,
+            # and the next call reaches the phone, which has not registered again.
+            os.kill(edge.pid or 0, signal.SIGKILL)
+            wait_for(lambda: not edge.is_running(), 5, "the edge killed")
+            edge.start()
+            assert "AoR: 1001" in edge.rpc("ul.dump")
+            again = sipp.run(
+                sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "500",
+                "-rtp_echo", "-s", "1001",
+            )  # fmt: skip
+            assert again.ok(), again.errors
     finally:
         phone.terminate()
         phone.wait(timeout=10)
-    assert "Call established" in output.read_text(errors="replace")
+    log = output.read_text(errors="replace")
+    assert log.count("Call established") == (2 if transport == "udp" else 1), log
+    assert log.count("200 OK") == 1, log  # one REGISTER answered, before the restart
 
 
 def test_outbound_numbers_go_only_to_the_configured_trunk(
