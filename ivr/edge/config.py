@@ -55,6 +55,7 @@ class EdgePaths:
     db_dir: Path  # db_text database: the `subscriber` and `version` tables
     ctl_socket: Path  # binrpc socket for kamcmd
     log: Path  # Kamailio's stderr
+    tls_dir: Path  # the self-signed certificate generated when none is configured
     runtime_dir: Path
 
 
@@ -67,6 +68,7 @@ def edge_paths(settings: Settings) -> EdgePaths:
         db_dir=directory / "db",
         ctl_socket=Path(settings.sip.kamailio_ctl_socket),
         log=directory / "kamailio.log",
+        tls_dir=directory / "tls",
         runtime_dir=directory / "run",
     )
 
@@ -286,6 +288,46 @@ def _redis_server(url: str) -> str:
     return ";".join(parts)
 
 
+def tls_files(settings: Settings, paths: EdgePaths) -> tuple[Path, Path]:
+    """The TLS listener's certificate and private key (PEM): the configured files, else the
+    self-signed pair generated under ``paths.tls_dir`` (``Edge.render`` makes it)."""
+    sip = settings.sip
+    if bool(sip.tls_certificate) != bool(sip.tls_private_key):
+        raise EdgeConfigError("sip.tls_certificate and sip.tls_private_key go together")
+    if sip.tls_certificate:
+        return Path(sip.tls_certificate).resolve(), Path(sip.tls_private_key).resolve()
+    if settings.environment == "production":
+        raise EdgeConfigError(
+            f"sip.tls_port: {sip.tls_port}: production needs sip.tls_certificate and "
+            "sip.tls_private_key (a self-signed certificate is generated only for the demo)"
+        )
+    return paths.tls_dir / "edge.crt", paths.tls_dir / "edge.key"
+
+
+def _render_tls(settings: Settings, paths: EdgePaths, host: str) -> tuple[str, str]:
+    """The TLS listener's core lines and the tls module's, or nothing when tls_port is 0."""
+    sip = settings.sip
+    if not sip.tls_port:
+        return "", ""
+    if sip.tls_port == sip.edge_port:
+        raise EdgeConfigError(f"sip.tls_port: {sip.tls_port} is already the UDP/TCP port")
+    certificate, key = tls_files(settings, paths)
+    listen = f"enable_tls=yes\nlisten=tls:{host}:{sip.tls_port}\n"
+    module = "\n".join(
+        [
+            "# Debian's kamailio-tls-modules: SIP over TLS for softphones (no client certs).",
+            'loadmodule "tls.so"',
+            f'modparam("tls", "certificate", {_quote(str(certificate))})',
+            f'modparam("tls", "private_key", {_quote(str(key))})',
+            'modparam("tls", "tls_method", "TLSv1.2+")',
+            'modparam("tls", "verify_certificate", 0)',
+            'modparam("tls", "require_certificate", 0)',
+            "",
+        ]
+    )
+    return listen, module
+
+
 DB_REDIS_SCHEMAS = Path("/usr/share/kamailio/db_redis/kamailio")  # kamailio-redis-modules
 LOCATION_TABLE_VERSION = 9  # the version the location schema file and usrloc expect
 
@@ -365,7 +407,7 @@ tcp_children=@@CHILDREN@@
 auto_aliases=no
 listen=udp:@@HOST@@:@@PORT@@
 listen=tcp:@@HOST@@:@@PORT@@
-alias=@@DOMAIN@@
+@@TLS_LISTEN@@alias=@@DOMAIN@@
 server_header="Server: callcenter-edge"
 user_agent_header="User-Agent: callcenter-edge"
 sip_warning=0
@@ -400,7 +442,7 @@ loadmodule "dispatcher.so"
 # registrations live in the center's Redis (db_redis), where a restarted edge finds them.
 loadmodule "ndb_redis.so"
 loadmodule "db_redis.so"
-
+@@TLS_MODULE@@
 modparam("ctl", "binrpc", @@CTL@@)
 
 # The center's Redis. A refused call is reported with one XADD; Redis being away must neither
@@ -931,7 +973,10 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
     if len(str(paths.ctl_socket)) > 100:
         # sun_path is 108 bytes; Kamailio fails late and obscurely past it.
         raise EdgeConfigError(f"sip.kamailio_ctl_socket: path too long: {paths.ctl_socket}")
+    tls_listen, tls_module = _render_tls(settings, paths, host)
     values = {
+        "TLS_LISTEN": tls_listen,
+        "TLS_MODULE": tls_module,
         "LOG_LEVEL": str(tuning.log_level),
         "CHILDREN": str(tuning.children),
         "HOST": host,

@@ -46,6 +46,7 @@ from ivr.edge.config import (
     render_config,
     render_dispatcher_list,
     slot_attrs,
+    tls_files,
 )
 from ivr.edge.subscribers import ensure_tables
 
@@ -70,6 +71,29 @@ def default_slot_uris(settings: Settings) -> list[str]:
     """The slot addresses the settings' port plan gives: one per line from slot_base_port."""
     sip = settings.sip
     return [f"sip:{sip.slot_host}:{sip.slot_base_port + i}" for i in range(sip.lines)]
+
+
+def make_self_signed(certificate: Path, key: Path, host: str, days: int = 825) -> None:
+    """A self-signed certificate for the edge's address (the demo's TLS listener): RSA 2048,
+    the address as common name and subjectAltName; the key readable by its owner only."""
+    binary = shutil.which("openssl")
+    if binary is None:
+        raise EdgeError("sip.tls_port needs a certificate: install the Debian package openssl")
+    certificate.parent.mkdir(parents=True, exist_ok=True)
+    kind = "IP" if re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]+", host) else "DNS"
+    result = subprocess.run(
+        [binary, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+         "-subj", f"/CN={host}", "-addext", f"subjectAltName={kind}:{host}",
+         "-keyout", str(key), "-out", str(certificate)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise EdgeError(f"generating a self-signed certificate failed: {result.stderr.strip()}")
+    key.chmod(0o600)
+    log.warning("SIP over TLS with a self-signed certificate for %s: %s", host, certificate)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -149,7 +173,12 @@ class Edge:
         for directory in (paths.directory, paths.runtime_dir, paths.ctl_socket.parent):
             directory.mkdir(parents=True, exist_ok=True)
         ensure_tables(paths.db_dir)
-        _write_atomically(paths.config, render_config(self.settings, self.center_config, paths))
+        text = render_config(self.settings, self.center_config, paths)
+        if self.settings.sip.tls_port:
+            certificate, key = tls_files(self.settings, paths)
+            if not certificate.exists() and not self.settings.sip.tls_certificate:
+                make_self_signed(certificate, key, self.settings.sip.edge_host)
+        _write_atomically(paths.config, text)
         self._write_slot_list()
 
     def start(self, timeout: float = 15.0) -> None:

@@ -35,6 +35,7 @@ from tests.edge.conftest import (
 pytestmark = pytest.mark.sip
 
 SLOT_A = "sip:127.0.0.1:15101"
+TLS_PORT = EDGE_PORT + 1  # the edge's TLS listener when a test turns it on
 SLOT_B = "sip:127.0.0.1:15102"
 CALLER = "127.0.0.3"
 AGENT = "127.0.0.4"
@@ -371,11 +372,18 @@ rtp_ports 15220-15239
 """
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_slot_reaches_a_baresip_softphone_registered_as_1001(
-    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path, transport: str
+    start_edge: EdgeFactory, edge_settings: Settings, sipp: Sipp, tmp_path: Path, transport: str
 ) -> None:
-    edge = start_edge([SLOT_A])
+    port = EDGE_PORT
+    if transport == "tls":  # the TLS listener, with the self-signed certificate it generates
+        port = TLS_PORT
+        sip = edge_settings.sip.model_copy(update={"tls_port": TLS_PORT})
+        edge = start_edge([SLOT_A], settings=edge_settings.model_copy(update={"sip": sip}))
+        certificate = edge.paths.tls_dir / "edge.crt"
+    else:
+        edge = start_edge([SLOT_A])
     tone = tmp_path / "tone.wav"
     subprocess.run(
         ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "30", "sine", "440"],
@@ -383,10 +391,13 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
     )
     config_dir = tmp_path / "baresip"
     config_dir.mkdir()
-    (config_dir / "config").write_text(BARESIP_CONFIG.format(agent=AGENT, tone=tone))
+    config = BARESIP_CONFIG.format(agent=AGENT, tone=tone)
+    if transport == "tls":  # baresip checks the edge's certificate against it
+        config += f"sip_cafile {certificate}\n"
+    (config_dir / "config").write_text(config)
     # Its own digest REGISTER, with the edge's address as domain (not sip_domain), auto-answer.
     (config_dir / "accounts").write_text(
-        f"<sip:1001@127.0.0.1:{EDGE_PORT};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
+        f"<sip:1001@127.0.0.1:{port};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
     )
     output = tmp_path / "baresip.log"
     with output.open("w") as out:
@@ -395,7 +406,7 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
         )
     try:
         wait_for(lambda: "AoR: 1001" in edge.rpc("ul.dump"), 10, "baresip registered as 1001")
-        assert f"Socket: {transport}:127.0.0.1:{EDGE_PORT}" in edge.rpc("ul.dump")
+        assert f"Socket: {transport}:127.0.0.1:{port}" in edge.rpc("ul.dump")
         # -rtp_echo: the "slot" answers RTP, so the softphone's media has a live peer.
         call = sipp.run(
             sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "1000",
