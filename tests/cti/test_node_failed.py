@@ -111,3 +111,20 @@ def test_a_dead_nodes_calls_end_as_node_failed_and_free_their_agents(
         outcomes = {c.id: (c.outcome, c.end_reason) for c in session.query(Call)}
     assert outcomes["c1"] == outcomes["c2"] == ("node_failed", "node_failed")
     assert outcomes["c3"] == (None, None)
+
+
+def test_a_node_started_again_ends_its_previous_lifes_calls(
+    ctx: AppContext, redis_client: redis.Redis
+) -> None:
+    """``up``'s engine killed together with its slots and started again under the same name:
+    before any slot runs it ends the calls its index still holds."""
+    from ivr.supervisor import Supervisor
+
+    slot_publishes(redis_client, ctx, CallEvent(EventType.call_arrived, "old1", "node1-s00",
+                                                data={"caller": "13911112222"}))  # fmt: skip
+    supervisor = Supervisor(ctx, {}, with_edge=False, with_records=False)
+    supervisor._reap_previous_life()
+    entries: Any = redis_client.xrange(ctx.keys.events)
+    ended = [CallEvent.from_fields(f) for _id, f in entries if f["type"] == EventType.call_ended]
+    assert [(e.call_id, e.data["outcome"]) for e in ended] == [("old1", "node_failed")]
+    assert not redis_client.exists(node_calls.calls_key(ctx.keys, "node1"))
