@@ -3,7 +3,9 @@
 Media nodes (``callcenter engine --node NAME --host ADDRESS``) announce their running slots in
 Redis (``ivr/edge/membership.py``); this process runs Kamailio with no slot, and every quarter
 second makes its dispatcher match the announcements: a slot announced is added, a slot no
-longer announced (its node stopped, or died and its announcement expired) is removed. Every
+longer announced (its node stopped, or died and its announcement expired) is removed; a node
+whose liveness key lapsed too is dead, and the calls it carried are ended (``node_failed``,
+``ivr/node_calls.py``). Every
 second it publishes the readiness record ``/readyz`` reads (node name ``edge``), and every 30 s
 it syncs the agents' SIP credentials, as an engine running its own edge does.
 
