@@ -5,9 +5,9 @@ Redis (``ivr/edge/membership.py``); this process runs Kamailio with no slot, and
 second makes its dispatcher match the announcements: a slot announced is added, a slot no
 longer announced (its node stopped, or died and its announcement expired) is removed; a node
 whose liveness key lapsed too is dead, and the calls it carried are ended (``node_failed``,
-``ivr/node_calls.py``). Every
-second it publishes the readiness record ``/readyz`` reads (node name ``edge``), and every 30 s
-it syncs the agents' SIP credentials, as an engine running its own edge does.
+``ivr/node_calls.py``). Every second it publishes the readiness record ``/readyz`` reads
+(node name ``edge``), and every 30 s it syncs the agents' SIP credentials, as an engine running
+its own edge does.
 
 Each dispatcher change waits out Kamailio's ``reload_delta`` (``sip.edge.reload_delta_seconds``),
 so a node's slots join at that pace; nodes announce only running slots, and the pool's warm
