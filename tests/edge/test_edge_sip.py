@@ -372,6 +372,14 @@ rtp_ports 15220-15239
 """
 
 
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_slot_reaches_a_baresip_softphone_registered_as_1001(
     start_edge: EdgeFactory, edge_settings: Settings, sipp: Sipp, tmp_path: Path, transport: str
@@ -416,8 +424,9 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
         if transport == "udp":
             # The edge killed and started again: the registration kept in Redis is loaded,
             # and the next call reaches the phone, which has not registered again.
-            os.kill(edge.pid or 0, signal.SIGKILL)
-            wait_for(lambda: not edge.is_running(), 5, "the edge killed")
+            group = edge.pid or 0  # Kamailio and its children: their own process group
+            os.killpg(group, signal.SIGKILL)
+            wait_for(lambda: not edge.is_running() and not _group_alive(group), 5, "edge killed")
             edge.start()
             assert "AoR: 1001" in edge.rpc("ul.dump")
             again = sipp.run(
