@@ -73,6 +73,23 @@ def default_slot_uris(settings: Settings) -> list[str]:
     return [f"sip:{sip.slot_host}:{sip.slot_base_port + i}" for i in range(sip.lines)]
 
 
+def _group_runs(group: int, config: bytes) -> bool:
+    """Whether a live process of process group ``group`` runs with ``config`` on its command
+    line (read from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] == "Z" or int(fields[2]) != group:
+                continue
+            if config in (entry / "cmdline").read_bytes().split(b"\0"):
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False
+
+
 def make_self_signed(certificate: Path, key: Path, host: str, days: int = 825) -> None:
     """A self-signed certificate for the edge's address (the demo's TLS listener): RSA 2048,
     the address as common name and subjectAltName; the key readable by its owner only."""
@@ -453,24 +470,22 @@ class Edge:
             )
 
     def _stop_stale(self) -> None:
-        """End a Kamailio this edge started earlier and lost track of (supervisor crash)."""
+        """End a Kamailio this edge started earlier and lost track of (supervisor crash), or
+        the children of one whose main process was killed alone (SIGKILL): they keep the SIP
+        ports. Both are found by the process group (Kamailio runs in its own, led by the pid
+        in the pid file) and the configuration file they run."""
         pid_file = self.paths.directory / "kamailio.pid"
         try:
             pid = int(pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            pid_file.unlink(missing_ok=True)
-            return
         # Only a kamailio running this very configuration file is ours.
-        if str(self.paths.config).encode() in cmdline:
-            log.warning("stopping a stale SIP edge (pid %s) left by an earlier run", pid)
+        if _group_runs(pid, str(self.paths.config).encode()):
+            log.warning("stopping a stale SIP edge (process group %s) left by an earlier run", pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            while time.monotonic() < deadline and _group_runs(pid, str(self.paths.config).encode()):
                 time.sleep(0.05)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)

@@ -424,10 +424,14 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
         if transport == "udp":
             # The edge killed and started again: the registration kept in Redis is loaded,
             # and the next call reaches the phone, which has not registered again.
-            group = edge.pid or 0  # Kamailio and its children: their own process group
-            os.killpg(group, signal.SIGKILL)
-            wait_for(lambda: not edge.is_running() and not _group_alive(group), 5, "edge killed")
+            # Kamailio's main process alone: its children live on with the SIP ports, and
+            # the start ends them (their process group runs this edge's configuration).
+            group = edge.pid or 0
+            os.kill(group, signal.SIGKILL)
+            wait_for(lambda: not edge.is_running(), 5, "the edge killed")
+            assert _group_alive(group)
             edge.start()
+            assert edge.pid != group and not _group_alive(group)
             assert "AoR: 1001" in edge.rpc("ul.dump")
             again = sipp.run(
                 sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "500",
