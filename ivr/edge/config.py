@@ -438,6 +438,7 @@ loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
 loadmodule "dispatcher.so"
+loadmodule "nathelper.so"
 # Debian's kamailio-redis-modules: calls turned away here are reported on the events stream;
 # registrations live in the center's Redis (db_redis), where a restarted edge finds them.
 loadmodule "ndb_redis.so"
@@ -493,6 +494,9 @@ modparam("usrloc", "use_domain", 0)
 modparam("registrar", "max_expires", @@MAX_EXPIRES@@)
 modparam("registrar", "default_expires", 600)
 modparam("registrar", "min_expires", 30)
+# A phone registered over TLS is reached over its own connection (fix_nated_register).
+modparam("nathelper", "received_avp", "$avp(RECEIVED)")
+modparam("registrar", "received_avp", "$avp(RECEIVED)")
 
 # Slots: call-load dispatching (algorithm 10, duid + maxload=1 per slot), OPTIONS probes.
 modparam("dispatcher", "list_file", @@DS_LIST@@)
@@ -684,6 +688,11 @@ route[REGISTRAR] {
 	}
 	consume_credentials();
 	route(CONTACT_CHECK);
+	if ($proto == "tls") {
+		# A TLS phone is reached over the connection it registered on (it need not listen for
+		# TLS itself): the connection's address is kept as the contact's `received`.
+		fix_nated_register();
+	}
 	if (!save("location")) {
 		sl_reply_error();
 	}
