@@ -367,7 +367,7 @@ class Engine:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("engine did not start:\n" + self.log())
             time.sleep(0.2)
-        while int(self.redis.hget(f"{PREFIX}:engine:pool", "ready") or 0) < spares:
+        while int(self.redis.hget(f"{PREFIX}:engine:pool:node1", "ready") or 0) < spares:
             time.sleep(0.2)
 
     def _seed(self, state: Path) -> None:

@@ -102,7 +102,7 @@ def main() -> None:
         services.set_state(ctx, agent_id=int(agent_id), state="ready", reason=None, actor="bench")
 
         # Baseline: a command to an idle slot -> its command_failed event.
-        pool = cast(dict[str, str], engine.redis.hgetall(f"{eb.PREFIX}:engine:pool"))
+        pool = cast(dict[str, str], engine.redis.hgetall(f"{eb.PREFIX}:engine:pool:node1"))
         slots = [k.removeprefix("slot:") for k in pool if k.startswith("slot:")]
         baseline: list[float] = []
         for n in range(args.calls):

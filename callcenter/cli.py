@@ -23,6 +23,7 @@ import argparse
 import importlib
 import ipaddress
 import re
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -142,20 +143,14 @@ def _engine(args: argparse.Namespace) -> int:
         )
         return 2
     if args.node is not None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", args.node):
-            print(
-                f"engine: --node {args.node!r}: letters, digits, '.', '_' or '-' (at most 32)",
-                file=sys.stderr,
-            )
-            return 2
         try:
-            host = str(ipaddress.ip_address(args.host))
-        except ValueError:
-            print(f"engine: --host {args.host!r} is not an IP address", file=sys.stderr)
+            node, host = node_identity(args.node, args.host)
+        except ValueError as exc:
+            print(f"engine: {exc}", file=sys.stderr)
             return 2
         settings = settings.model_copy(
             update={
-                "node_id": args.node,
+                "node_id": node,
                 "sip": settings.sip.model_copy(update={"slot_host": host}),
             }
         )
@@ -163,6 +158,36 @@ def _engine(args: argparse.Namespace) -> int:
         return 0
     engine.main(settings)
     return 0
+
+
+def node_identity(
+    node: str,
+    host: str,
+    hostname: Callable[[], str] = socket.gethostname,
+    resolve: Callable[[str], str] = socket.gethostbyname,
+) -> tuple[str, str]:
+    """A media node's name and slot address from ``--node``/``--host``. ``auto`` takes them
+    from the machine (a container replica): the host name, and the address it resolves to,
+    which must not be a loopback one (a container's own /etc/hosts maps its name to its
+    network address)."""
+    if node == "auto":
+        node = re.sub(r"[^A-Za-z0-9_.-]", "-", hostname())[:32]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", node):
+        raise ValueError(f"--node {node!r}: letters, digits, '.', '_' or '-' (at most 32)")
+    if host == "auto":
+        try:
+            host = resolve(hostname())
+        except OSError as exc:
+            raise ValueError(f"--host auto: {hostname()!r} does not resolve ({exc})") from None
+        if ipaddress.ip_address(host).is_loopback:
+            raise ValueError(
+                f"--host auto: {hostname()!r} resolves to the loopback address {host}; "
+                "give the address this node's peers reach"
+            )
+    try:
+        return node, str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"--host {host!r} is not an IP address") from None
 
 
 def _edge(_args: argparse.Namespace) -> int:
@@ -237,8 +262,13 @@ def main(argv: list[str] | None = None) -> int:
                 "--burst", action="store_true", help="exit when the queues are empty"
             )
         if name == "engine":
-            command.add_argument("--node", help="this media node's name (its slots' prefix)")
-            command.add_argument("--host", help="the address this node's slots listen on")
+            command.add_argument(
+                "--node", help="this media node's name (its slots' prefix); auto: the host name"
+            )
+            command.add_argument(
+                "--host",
+                help="the address this node's slots listen on; auto: the host name's address",
+            )
         if name == "systemd-units":
             command.add_argument("--out", required=True, help="directory to write the units to")
             command.add_argument("--user", default="callcenter", help="user the units run as")

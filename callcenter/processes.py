@@ -64,6 +64,20 @@ PROCESSES: tuple[ProcessSpec, ...] = (
 )
 
 
+# One edge, scalable media nodes (docker-compose.yml): the engine ``up`` runs (its own edge in
+# front of its own slots) split in two, the SIP edge alone and media nodes joining it, each
+# named after its host and listening on its host's address (``--node auto --host auto``).
+SPLIT_ENGINE: tuple[ProcessSpec, ...] = (
+    ProcessSpec("edge", ("edge",), needs_engine=True),
+    ProcessSpec("engine", ("engine", "--node", "auto", "--host", "auto"), needs_engine=True),
+)
+
+
+def split_processes() -> tuple[ProcessSpec, ...]:
+    """:data:`PROCESSES` with the engine split into the edge and media nodes."""
+    return (*(spec for spec in PROCESSES if spec.name != "engine"), *SPLIT_ENGINE)
+
+
 def up_processes() -> list[ProcessSpec]:
     """The processes ``up`` starts in this build."""
     engine = engine_available()

@@ -40,14 +40,13 @@ class Keys:
         """Which slot carries a call (string; set by the slot on arrival, expires after end)."""
         return f"{self.prefix}:call:{call_id}:slot"
 
-    def node_calls(self, node: str) -> str:
-        """Hash of the calls a node's slots carry now: call id -> JSON (slot, arrival epoch,
-        recording id and path). Written with each call's events; what is left in it when the
-        node's engine starts was cut by the previous engine's death and is accounted for."""
-        return f"{self.prefix}:node:{node}:calls"
-
     def node_heartbeat(self, node: str) -> str:
+        """Renewed by a media node joined to an edge; its lapse means the node is dead."""
         return f"{self.prefix}:node:{node}:alive"
+
+    def engine_pool(self, node: str) -> str:
+        """One engine node's slot pool summary (hash; written by its supervisor)."""
+        return f"{self.prefix}:engine:pool:{node}"
 
     def process_heartbeat(self, name: str) -> str:
         """Set with a TTL by each long-running process (api, worker, engine); /healthz reads it."""

@@ -7,13 +7,17 @@ port with its files under the state directory, and stopped again by ``up`` on ex
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import redis
+
+from callcenter.supervision import die_with_parent
 
 
 def redis_reachable(url: str) -> bool:
@@ -40,6 +44,7 @@ def start_redis(url: str, state_dir: Path) -> subprocess.Popen[bytes]:
         raise RuntimeError(f"Redis at {url} is not reachable and is not local: start it yourself")
     data_dir = state_dir / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
+    parent = os.getpid()
     process = subprocess.Popen(
         [
             binary,
@@ -60,6 +65,9 @@ def start_redis(url: str, state_dir: Path) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # it ends (SIGTERM: the append-only file is flushed) with the process that started
+        # it, even one killed with SIGKILL, instead of holding the port as an orphan
+        preexec_fn=lambda: die_with_parent(signal.SIGTERM, parent),
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

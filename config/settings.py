@@ -87,6 +87,13 @@ class SipSettings(BaseModel):
     rtp_silence_timeout_seconds: int = 60
     # Who may send INVITEs to a slot ("ip" or "ip:port"); empty: only edge_host:edge_port.
     slot_allow_from: list[str] = Field(default_factory=list)
+    # SIP over TLS at the edge (softphones outside the server's network): the port of a TLS
+    # listener on edge_host, 0 for none. Certificate and key are PEM files; left empty, the
+    # edge generates a self-signed certificate for edge_host under <state_dir>/kamailio/tls/
+    # (refused in production, which must name real files).
+    tls_port: int = Field(default=0, ge=0, lt=65536)
+    tls_certificate: str = ""
+    tls_private_key: str = ""
     edge: EdgeTuning = EdgeTuning()
 
 

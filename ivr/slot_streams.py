@@ -18,7 +18,6 @@ Nothing here touches pjsua2; the engine thread only puts to ``outbox``, reads
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import socket
@@ -33,6 +32,7 @@ import redis
 from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent, Command, CommandType, EventType
 from config.settings import Settings
+from ivr import node_calls
 from ivr.engine_reload import read_generation
 from ivr.prompts import MAX_ANNOUNCED_MINUTES, MAX_ANNOUNCED_POSITION, text_prompt
 from ivr.spec import SlotSpec
@@ -70,8 +70,6 @@ class SlotStreams:
         self.status = status
         self.control = control
         self.stop = stop
-        # this slot's call as written to the node's live-call hash (Keys.node_calls)
-        self.live_call: dict[str, Any] = {}
         self.commands: queue.Queue[Command] = queue.Queue()
         self.outbox: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         # the waiting caller's announcement schedule, set by the engine thread (empty: none)
@@ -132,16 +130,9 @@ class SlotStreams:
 
     def _side_effects(self, pipe: Any, event: CallEvent) -> None:
         ttl = self.settings.sip.max_call_seconds + 3600
-        live = self.keys.node_calls(self.settings.node_id)
+        node_calls.track(pipe, self.keys, event)
         if event.type == EventType.call_arrived:
             pipe.set(self.keys.call_slot(event.call_id), self.spec.name, ex=ttl)
-            self.live_call = {"slot": self.spec.name, "started": time.time()}
-            pipe.hset(live, event.call_id, json.dumps(self.live_call))
-        elif event.type == EventType.recording_started and self.live_call:
-            self.live_call.update(
-                recording_id=event.data.get("recording_id"), path=event.data.get("path")
-            )
-            pipe.hset(live, event.call_id, json.dumps(self.live_call))
         elif event.type == EventType.call_queued:
             old = event.data.get("previous_queue")
             if old:
@@ -156,8 +147,6 @@ class SlotStreams:
                 pipe.zrem(waiting_key(self.keys, queue_code), event.call_id)
             if event.type == EventType.call_ended:
                 pipe.expire(self.keys.call_slot(event.call_id), 3600)
-                pipe.hdel(live, event.call_id)
-                self.live_call = {}
 
     def _wake(self) -> None:
         """A CRLF keep-alive to our own SIP port ends the current libHandleEvents poll."""

@@ -38,7 +38,7 @@ from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from callcenter.streams import CallEvent, Command, EventType
 from callcenter.supervision import die_with_parent
 from config.settings import Settings
-from ivr import wav
+from ivr import node_calls, wav
 from ivr.edge.membership import ANNOUNCE_EVERY_SECONDS, announce, rotation_of, withdraw
 from ivr.engine_reload import ConfigFollower, clear_generations, write_generation
 from ivr.live_config import EngineConfig
@@ -116,6 +116,9 @@ class Supervisor:
         self.pool_dirty = True
         self.edge_removed: set[str] = set()
         self.backoff: dict[int, tuple[float, float]] = {}  # index -> (not before, delay)
+        self.pool_key = ctx.keys.engine_pool(self.settings.node_id)
+        # one heartbeat per node when several join an edge (one stopping must not clear another's)
+        self.beat_name = f"engine-{self.settings.node_id}" if join else "engine"
 
     # ------------------------------------------------------------ slots
     def _spec(self, index: int) -> SlotSpec:
@@ -278,29 +281,6 @@ class Supervisor:
         """The slot died with a call: say so, repair its recording, end the call."""
         self.account_cut_call(handle.spec.name, handle.call, reason)
 
-    def account_calls_of_previous_life(self) -> int:
-        """Calls this node's slots still carried when the previous engine died (kill -9, OOM,
-        power loss: its slots died with it or were killed by ``up``): each gets what a slot's
-        death gives its call, ``slot_failed``, its recording repaired and flagged, and
-        ``call_ended``, so its record is final and routing releases its agent. Run before any
-        slot starts; returns how many calls were accounted for."""
-        key = self.ctx.keys.node_calls(self.settings.node_id)
-        try:
-            left: dict[str, str] = self.r.hgetall(key)
-        except redis.RedisError:
-            log.exception("reading the calls a previous engine left failed")
-            return 0
-        for call_id, raw in left.items():
-            try:
-                call = {**json.loads(raw), "call_id": call_id}
-                slot = str(call.get("slot") or "")
-                call.setdefault("started", time.time())
-            except (ValueError, TypeError):
-                call, slot = {"call_id": call_id, "started": time.time()}, ""
-            log.error("call %s on %s was cut by the previous engine's death", call_id, slot)
-            self.account_cut_call(slot, call, "engine restarted: the slot died with the engine")
-        return len(left)
-
     def account_cut_call(self, slot: str, call: dict[str, Any], reason: str) -> None:
         """A call whose slot is gone: ``slot_failed``, the recording repaired, ``call_ended``."""
         call_id = call["call_id"]
@@ -350,8 +330,10 @@ class Supervisor:
             },
         )
         with contextlib.suppress(Exception):
-            self.r.expire(self.ctx.keys.call_slot(call_id), 3600)
-            self.r.hdel(self.ctx.keys.node_calls(self.settings.node_id), call_id)
+            pipe = self.r.pipeline(transaction=False)
+            pipe.expire(self.ctx.keys.call_slot(call_id), 3600)
+            node_calls.forget(pipe, self.ctx.keys, self.settings.node_id, call_id)
+            pipe.execute()
 
     # ------------------------------------------------------------ edge
     # The edge is started with every line's slot address: its OPTIONS probes (1 s) take slots
@@ -516,16 +498,16 @@ class Supervisor:
     # ------------------------------------------------------------ main loop
     def run(self) -> None:
         self._ensure_engine_group()
+        self._reap_previous_life()
         next_beat = time.monotonic() + HEARTBEAT_EVERY
         next_sync = time.monotonic() + SUBSCRIBER_SYNC_EVERY
         next_rotation = 0.0
         try:
-            self.account_calls_of_previous_life()
             self._start_records()
             self.ensure_capacity()
             self._wait_initial_pool(10.0)
             self._start_edge()
-            beat(self.ctx, "engine")
+            beat(self.ctx, self.beat_name)
             while not self.stopping:
                 conns = [h.conn for h in self.slots.values()]
                 ready = wait(conns, timeout=0.2) if conns else []
@@ -581,7 +563,7 @@ class Supervisor:
         """The heartbeat; Redis away (restarting) must not end the engine and every call on
         its slots: the beat resumes when Redis is back."""
         try:
-            beat(self.ctx, "engine")
+            beat(self.ctx, self.beat_name)
         except redis.RedisError as exc:
             log.warning("engine heartbeat not written (Redis: %s); calls go on", exc)
 
@@ -620,6 +602,15 @@ class Supervisor:
             self.edge.follow_config(new.config)
         except Exception:
             log.exception("applying the new telephony settings to the edge failed")
+
+    def _reap_previous_life(self) -> None:
+        """Calls this node's index still holds before any of its slots runs were carried by
+        a previous life of this node that ended without reporting them (killed with its
+        slots): end them now (``node_failed``) rather than leave them open."""
+        try:
+            node_calls.reap(self.r, self.ctx.keys, self.settings.node_id, by="node restarted")
+        except redis.RedisError:
+            log.warning("ending a previous life's calls failed", exc_info=True)
 
     def _wait_initial_pool(self, timeout: float) -> None:
         """Let the first slots answer before the edge starts sending calls."""
@@ -717,7 +708,7 @@ class Supervisor:
             log.warning("publishing the readiness record failed", exc_info=True)
 
     def _write_pool_state(self) -> None:
-        """A small summary for operators and benchmarks (``{prefix}:engine:pool``)."""
+        """A small summary for operators and benchmarks (``{prefix}:engine:pool:<node>``)."""
         self.pool_dirty = False
         busy = sum(1 for h in self.slots.values() if h.call)
         per_slot = {
@@ -726,9 +717,9 @@ class Supervisor:
         }
         with contextlib.suppress(Exception):
             pipe = self.r.pipeline(transaction=True)
-            pipe.delete(f"{self.ctx.keys.prefix}:engine:pool")
+            pipe.delete(self.pool_key)
             pipe.hset(
-                f"{self.ctx.keys.prefix}:engine:pool",
+                self.pool_key,
                 mapping={
                     "slots": len(self.slots),
                     "busy": busy,
@@ -782,11 +773,11 @@ class Supervisor:
         for event in self.unpublished:
             log.error("%s of %s lost: Redis did not answer", event.type, event.call_id)
         with contextlib.suppress(Exception):
-            self.r.delete(self.ctx.keys.process_heartbeat("engine"))
+            self.r.delete(self.ctx.keys.process_heartbeat(self.beat_name))
             clear_rotation(self.r, self.ctx.keys.prefix, self.settings.node_id)
             if self.join:
                 withdraw(self.r, self.ctx.keys.prefix, self.settings.node_id)
-            self.r.delete(f"{self.ctx.keys.prefix}:engine:pool")
+            self.r.delete(self.pool_key)
 
 
 def main(

@@ -10,7 +10,7 @@ VENV="$ROOT/.venv"
 
 log() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
 
-SYSTEM_PACKAGES_RUN=(python3 python3-venv python3-dev gcc redis-server kamailio kamailio-redis-modules espeak-ng sox opus-tools)
+SYSTEM_PACKAGES_RUN=(python3 python3-venv python3-dev gcc redis-server kamailio kamailio-redis-modules kamailio-tls-modules openssl espeak-ng sox opus-tools)
 SYSTEM_PACKAGES_TEST=(postgresql sip-tester baresip chromium fonts-noto-cjk sipvicious systemd)
 APT_UPDATED=0
 

@@ -289,7 +289,7 @@ class Center:
 
     def slots(self) -> dict[str, tuple[int, str, str]]:
         """``{slot: (pid, status, call_id)}`` from the engine's pool record."""
-        pool = self.client().hgetall("cc:engine:pool")
+        pool = self.client().hgetall("cc:engine:pool:node1")  # up runs one node, node1
         found = {}
         for key, value in pool.items():
             if key.startswith("slot:"):

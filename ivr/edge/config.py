@@ -55,6 +55,7 @@ class EdgePaths:
     db_dir: Path  # db_text database: the `subscriber` and `version` tables
     ctl_socket: Path  # binrpc socket for kamcmd
     log: Path  # Kamailio's stderr
+    tls_dir: Path  # the self-signed certificate generated when none is configured
     runtime_dir: Path
 
 
@@ -67,6 +68,7 @@ def edge_paths(settings: Settings) -> EdgePaths:
         db_dir=directory / "db",
         ctl_socket=Path(settings.sip.kamailio_ctl_socket),
         log=directory / "kamailio.log",
+        tls_dir=directory / "tls",
         runtime_dir=directory / "run",
     )
 
@@ -299,6 +301,73 @@ def _redis_server(url: str) -> str:
     return ";".join(parts)
 
 
+def tls_files(settings: Settings, paths: EdgePaths) -> tuple[Path, Path]:
+    """The TLS listener's certificate and private key (PEM): the configured files, else the
+    self-signed pair generated under ``paths.tls_dir`` (``Edge.render`` makes it)."""
+    sip = settings.sip
+    if bool(sip.tls_certificate) != bool(sip.tls_private_key):
+        raise EdgeConfigError("sip.tls_certificate and sip.tls_private_key go together")
+    if sip.tls_certificate:
+        return Path(sip.tls_certificate).resolve(), Path(sip.tls_private_key).resolve()
+    if settings.environment == "production":
+        raise EdgeConfigError(
+            f"sip.tls_port: {sip.tls_port}: production needs sip.tls_certificate and "
+            "sip.tls_private_key (a self-signed certificate is generated only for the demo)"
+        )
+    return paths.tls_dir / "edge.crt", paths.tls_dir / "edge.key"
+
+
+def _render_tls(settings: Settings, paths: EdgePaths, host: str) -> tuple[str, str]:
+    """The TLS listener's core lines and the tls module's, or nothing when tls_port is 0."""
+    sip = settings.sip
+    if not sip.tls_port:
+        return "", ""
+    if sip.tls_port == sip.edge_port:
+        raise EdgeConfigError(f"sip.tls_port: {sip.tls_port} is already the UDP/TCP port")
+    certificate, key = tls_files(settings, paths)
+    listen = f"enable_tls=yes\nlisten=tls:{host}:{sip.tls_port}\n"
+    module = "\n".join(
+        [
+            "# Debian's kamailio-tls-modules: SIP over TLS for softphones (no client certs).",
+            'loadmodule "tls.so"',
+            f'modparam("tls", "certificate", {_quote(str(certificate))})',
+            f'modparam("tls", "private_key", {_quote(str(key))})',
+            'modparam("tls", "tls_method", "TLSv1.2+")',
+            'modparam("tls", "verify_certificate", 0)',
+            'modparam("tls", "require_certificate", 0)',
+            "",
+        ]
+    )
+    return listen, module
+
+
+DB_REDIS_SCHEMAS = Path("/usr/share/kamailio/db_redis/kamailio")  # kamailio-redis-modules
+LOCATION_TABLE_VERSION = 9  # the version the location schema file and usrloc expect
+
+
+def usrloc_db_url(url: str) -> str:
+    """db_redis's URL (``redis://[user[:password]@]host:port/db``) for the center's Redis."""
+    parsed = urlsplit(url)
+    if parsed.scheme != "redis":
+        raise EdgeConfigError(
+            f"redis_url: {url!r}: the edge keeps registrations in Redis over TCP (redis://) only"
+        )
+    db = (parsed.path or "/0").strip("/") or "0"
+    if not db.isdigit():
+        raise EdgeConfigError(f"redis_url: {url!r}: database {db!r} is not a number")
+    auth = ""
+    if parsed.password:
+        if re.search(r"[@/:\s\"]", unquote(parsed.password)):
+            raise EdgeConfigError(
+                "redis_url: the edge cannot pass a password with '@', '/', ':', '\"' or space"
+            )
+        auth = f"{unquote(parsed.username or '')}:{unquote(parsed.password)}@"
+    host = parsed.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"redis://{auth}{host}:{parsed.port or 6379}/{db}"
+
+
 def _render_dial_plan_check(center: CenterConfig) -> str:
     """Sets $var(dialable) for $rU by telephony.toml's dial plan (config/dialplan.py)."""
     plan = center.telephony.dial_plan.plan()
@@ -351,7 +420,7 @@ tcp_children=@@CHILDREN@@
 auto_aliases=no
 listen=udp:@@HOST@@:@@PORT@@
 listen=tcp:@@HOST@@:@@PORT@@
-alias=@@DOMAIN@@
+@@TLS_LISTEN@@alias=@@DOMAIN@@
 server_header="Server: callcenter-edge"
 user_agent_header="User-Agent: callcenter-edge"
 sip_warning=0
@@ -382,9 +451,12 @@ loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
 loadmodule "dispatcher.so"
-# Debian's kamailio-redis-modules: calls turned away here are reported on the events stream.
+loadmodule "nathelper.so"
+# Debian's kamailio-redis-modules: calls turned away here are reported on the events stream;
+# registrations live in the center's Redis (db_redis), where a restarted edge finds them.
 loadmodule "ndb_redis.so"
-
+loadmodule "db_redis.so"
+@@TLS_MODULE@@
 modparam("ctl", "binrpc", @@CTL@@)
 
 # The center's Redis. A refused call is reported with one XADD; Redis being away must neither
@@ -426,11 +498,22 @@ modparam("auth_db", "calculate_ha1", 0)
 modparam("auth_db", "password_column", "ha1")
 modparam("auth_db", "use_domain", 0)
 modparam("auth_db", "load_credentials", "")
-modparam("usrloc", "db_mode", 0)
+# Registrations: usrloc write-through (db_mode 1) over db_redis, in the center's Redis: every
+# REGISTER is saved there as well as in memory, and an edge loads them all when it starts, so
+# a restarted edge routes to softphones that registered before, without a new REGISTER.
+modparam("db_redis", "schema_path", @@DB_REDIS_SCHEMAS@@)
+modparam("db_redis", "keys", "version=entry:table_name")
+modparam("db_redis", "keys", "location=entry:ruid&usrdom:username,domain&timer:partition,keepalive")
+modparam("db_redis", "verbosity", 0)
+modparam("usrloc", "db_url", @@USRLOC_DB_URL@@)
+modparam("usrloc", "db_mode", 1)
 modparam("usrloc", "use_domain", 0)
 modparam("registrar", "max_expires", @@MAX_EXPIRES@@)
 modparam("registrar", "default_expires", 600)
 modparam("registrar", "min_expires", 30)
+# A phone registered over TLS is reached over its own connection (fix_nated_register).
+modparam("nathelper", "received_avp", "$avp(RECEIVED)")
+modparam("registrar", "received_avp", "$avp(RECEIVED)")
 
 # Slots: call-load dispatching (algorithm 10, duid + maxload=1 per slot), OPTIONS probes.
 modparam("dispatcher", "list_file", @@DS_LIST@@)
@@ -622,6 +705,11 @@ route[REGISTRAR] {
 	}
 	consume_credentials();
 	route(CONTACT_CHECK);
+	if ($proto == "tls") {
+		# A TLS phone is reached over the connection it registered on (it need not listen for
+		# TLS itself): the connection's address is kept as the contact's `received`.
+		fix_nated_register();
+	}
 	if (!save("location")) {
 		sl_reply_error();
 		exit;
@@ -939,7 +1027,10 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
     if len(str(paths.ctl_socket)) > 100:
         # sun_path is 108 bytes; Kamailio fails late and obscurely past it.
         raise EdgeConfigError(f"sip.kamailio_ctl_socket: path too long: {paths.ctl_socket}")
+    tls_listen, tls_module = _render_tls(settings, paths, host)
     values = {
+        "TLS_LISTEN": tls_listen,
+        "TLS_MODULE": tls_module,
         "LOG_LEVEL": str(tuning.log_level),
         "CHILDREN": str(tuning.children),
         "HOST": host,
@@ -970,6 +1061,8 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "CONTACT_CHECK": _render_contact_check(settings, center),
         "DIAL_PLAN_CHECK": _render_dial_plan_check(center),
         "REDIS_SERVER": _quote(_redis_server(settings.redis_url)),
+        "DB_REDIS_SCHEMAS": _quote(str(DB_REDIS_SCHEMAS)),
+        "USRLOC_DB_URL": _quote(usrloc_db_url(settings.redis_url)),
         "EVENTS_STREAM": f"{settings.redis_prefix}:events",
         "CONTACTS_KEY": contacts_key(settings),
         "PV_BUFFER": str(max(8192, 2 * tuning.max_body_bytes + 1024)),

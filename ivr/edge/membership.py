@@ -5,7 +5,10 @@ the edge's control socket (it may run on another host), so it announces its runn
 Redis every half second with a short TTL; the edge (``callcenter edge``) reads the
 announcements and changes its dispatcher to match. A node that stops withdraws at once; a
 node that dies stops being announced when its TTL runs out, and the edge takes its slots
-out of rotation. Pure Redis: nothing here imports pjsua2 or runs Kamailio.
+out of rotation. Each announcement also renews the node's liveness key (a longer TTL,
+``ivr.node_calls.NODE_DEAD_AFTER_MS``): once that lapses too the node is dead
+(:func:`dead_nodes`) and the edge ends the calls it carried (``ivr/node_calls.py``).
+Pure Redis: nothing here imports pjsua2 or runs Kamailio.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from callcenter.health import Rotation
+from callcenter.redis_keys import Keys
+from ivr.node_calls import NODE_DEAD_AFTER_MS, alive_key
 
 if TYPE_CHECKING:  # process.py runs Kamailio; this module stays importable without it
     from ivr.edge.process import SlotState
@@ -35,13 +40,14 @@ def node_slots_key(prefix: str, node: str) -> str:
 def announce(client: Any, prefix: str, node: str, uris: list[str]) -> None:
     pipe = client.pipeline(transaction=False)
     pipe.set(node_slots_key(prefix, node), json.dumps(sorted(uris)), px=ANNOUNCE_TTL_MS)
+    pipe.set(alive_key(Keys(prefix), node), "1", px=NODE_DEAD_AFTER_MS)
     pipe.sadd(nodes_key(prefix), node)
     pipe.execute()
 
 
 def withdraw(client: Any, prefix: str, node: str) -> None:
     pipe = client.pipeline(transaction=False)
-    pipe.delete(node_slots_key(prefix, node))
+    pipe.delete(node_slots_key(prefix, node), alive_key(Keys(prefix), node))
     pipe.srem(nodes_key(prefix), node)
     pipe.execute()
 
@@ -54,11 +60,24 @@ def members(client: Any, prefix: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     values = client.mget([node_slots_key(prefix, node) for node in nodes])
     for node, value in zip(nodes, values, strict=True):
-        if value is None:
-            client.srem(nodes_key(prefix), node)
-            continue
-        found[node] = [str(uri) for uri in json.loads(value)]
+        if value is not None:  # lapsed: out of rotation (dead_nodes decides if it is dead)
+            found[node] = [str(uri) for uri in json.loads(value)]
     return found
+
+
+def dead_nodes(client: Any, prefix: str) -> list[str]:
+    """Nodes that joined and neither withdrew nor renewed their liveness key in time: each is
+    removed from the set and returned to exactly one caller (two edges never both reap it)."""
+    nodes = sorted(str(n) for n in client.smembers(nodes_key(prefix)))
+    if not nodes:
+        return []
+    keys = Keys(prefix)
+    alive = client.mget([alive_key(keys, node) for node in nodes])
+    return [
+        node
+        for node, flag in zip(nodes, alive, strict=True)
+        if flag is None and client.srem(nodes_key(prefix), node)
+    ]
 
 
 def rotation_of(

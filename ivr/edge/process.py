@@ -31,10 +31,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from callcenter.supervision import die_with_parent
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.config import (
+    LOCATION_TABLE_VERSION,
     SLOT_SET,
     EdgePaths,
     contacts_key,
@@ -45,6 +48,7 @@ from ivr.edge.config import (
     render_config,
     render_dispatcher_list,
     slot_attrs,
+    tls_files,
 )
 from ivr.edge.dids import DIDS_TABLE, did_keys, write_dids_table
 from ivr.edge.subscribers import ensure_tables
@@ -70,6 +74,46 @@ def default_slot_uris(settings: Settings) -> list[str]:
     """The slot addresses the settings' port plan gives: one per line from slot_base_port."""
     sip = settings.sip
     return [f"sip:{sip.slot_host}:{sip.slot_base_port + i}" for i in range(sip.lines)]
+
+
+def _group_runs(group: int, config: bytes) -> bool:
+    """Whether a live process of process group ``group`` runs with ``config`` on its command
+    line (read from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] == "Z" or int(fields[2]) != group:
+                continue
+            if config in (entry / "cmdline").read_bytes().split(b"\0"):
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False
+
+
+def make_self_signed(certificate: Path, key: Path, host: str, days: int = 825) -> None:
+    """A self-signed certificate for the edge's address (the demo's TLS listener): RSA 2048,
+    the address as common name and subjectAltName; the key readable by its owner only."""
+    binary = shutil.which("openssl")
+    if binary is None:
+        raise EdgeError("sip.tls_port needs a certificate: install the Debian package openssl")
+    certificate.parent.mkdir(parents=True, exist_ok=True)
+    kind = "IP" if re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]+", host) else "DNS"
+    result = subprocess.run(
+        [binary, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+         "-subj", f"/CN={host}", "-addext", f"subjectAltName={kind}:{host}",
+         "-keyout", str(key), "-out", str(certificate)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise EdgeError(f"generating a self-signed certificate failed: {result.stderr.strip()}")
+    key.chmod(0o600)
+    log.warning("SIP over TLS with a self-signed certificate for %s: %s", host, certificate)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -150,7 +194,12 @@ class Edge:
             directory.mkdir(parents=True, exist_ok=True)
         ensure_tables(paths.db_dir)
         write_dids_table(paths.db_dir, self.center_config)
-        _write_atomically(paths.config, render_config(self.settings, self.center_config, paths))
+        text = render_config(self.settings, self.center_config, paths)
+        if self.settings.sip.tls_port:
+            certificate, key = tls_files(self.settings, paths)
+            if not certificate.exists() and not self.settings.sip.tls_certificate:
+                make_self_signed(certificate, key, self.settings.sip.edge_host)
+        _write_atomically(paths.config, text)
         self._write_slot_list()
 
     def follow_config(self, center_config: CenterConfig) -> list[str]:
@@ -176,6 +225,7 @@ class Edge:
         self.render()
         self._check_config()
         self._stop_stale()
+        self._declare_location_table()
         paths = self.paths
         with contextlib.suppress(FileNotFoundError):
             paths.ctl_socket.unlink()
@@ -224,6 +274,20 @@ class Edge:
             f"kamailio did not answer OPTIONS on {host}:{port} within {timeout:.0f} s; "
             f"log {paths.log}:\n{self.log_tail()}"
         )
+
+    def _declare_location_table(self) -> None:
+        """usrloc checks its table's version at start: db_redis reads it from the
+        ``version`` table's row in Redis, which nothing else writes."""
+        client = redis.Redis.from_url(self.settings.redis_url)
+        try:
+            client.hset(
+                "version:entry::location",
+                mapping={"table_name": "location", "table_version": LOCATION_TABLE_VERSION},
+            )
+        except redis.RedisError as exc:
+            raise EdgeError(f"the edge keeps registrations in Redis, which failed: {exc}") from None
+        finally:
+            client.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop Kamailio (SIGTERM, then SIGKILL to its process group). Safe to call twice."""
@@ -480,24 +544,22 @@ class Edge:
             )
 
     def _stop_stale(self) -> None:
-        """End a Kamailio this edge started earlier and lost track of (supervisor crash)."""
+        """End a Kamailio this edge started earlier and lost track of (supervisor crash), or
+        the children of one whose main process was killed alone (SIGKILL): they keep the SIP
+        ports. Both are found by the process group (Kamailio runs in its own, led by the pid
+        in the pid file) and the configuration file they run."""
         pid_file = self.paths.directory / "kamailio.pid"
         try:
             pid = int(pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            pid_file.unlink(missing_ok=True)
-            return
         # Only a kamailio running this very configuration file is ours.
-        if str(self.paths.config).encode() in cmdline:
-            log.warning("stopping a stale SIP edge (pid %s) left by an earlier run", pid)
+        if _group_runs(pid, str(self.paths.config).encode()):
+            log.warning("stopping a stale SIP edge (process group %s) left by an earlier run", pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            while time.monotonic() < deadline and _group_runs(pid, str(self.paths.config).encode()):
                 time.sleep(0.05)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)

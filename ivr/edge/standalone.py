@@ -3,9 +3,11 @@
 Media nodes (``callcenter engine --node NAME --host ADDRESS``) announce their running slots in
 Redis (``ivr/edge/membership.py``); this process runs Kamailio with no slot, and every quarter
 second makes its dispatcher match the announcements: a slot announced is added, a slot no
-longer announced (its node stopped, or died and its announcement expired) is removed. Every
-second it publishes the readiness record ``/readyz`` reads (node name ``edge``), and every 30 s
-it syncs the agents' SIP credentials, as an engine running its own edge does. A stored
+longer announced (its node stopped, or died and its announcement expired) is removed; a node
+whose liveness key lapsed too is dead, and the calls it carried are ended (``node_failed``,
+``ivr/node_calls.py``). Every second it publishes the readiness record ``/readyz`` reads
+(node name ``edge``), and every 30 s it syncs the agents' SIP credentials, as an engine running
+its own edge does. A stored
 ``telephony`` version reaches it through the configuration watcher (``config_watch``): its DIDs
 at once, what else changed on its next restart (``Edge.follow_config``).
 
@@ -30,9 +32,10 @@ from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.config import normalize_slot_uri
-from ivr.edge.membership import members, rotation_of
+from ivr.edge.membership import dead_nodes, members, rotation_of
 from ivr.edge.process import Edge, EdgeError
 from ivr.edge.subscribers import sync_subscribers
+from ivr.node_calls import reap
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,14 @@ class StandaloneEdge:
             changes += 1
         return changes
 
+    def reap_dead_nodes(self) -> list[str]:
+        """End the calls of nodes found dead (``node_failed``); the call ids ended."""
+        ended: list[str] = []
+        for node in dead_nodes(self.r, self.ctx.keys.prefix):
+            log.warning("media node %s is dead (its liveness key lapsed)", node)
+            ended.extend(reap(self.r, self.ctx.keys, node, by="edge"))
+        return ended
+
     def rotation(self) -> Rotation:
         if not self.edge.is_running():
             return Rotation(NODE_NAME, 0, 0, 0, "SIP edge not running")
@@ -111,6 +122,7 @@ class StandaloneEdge:
             while not self.stopping:
                 try:
                     self.reconcile()
+                    self.reap_dead_nodes()
                     now = time.monotonic()
                     if now >= next_rotation:
                         publish_rotation(self.r, self.ctx.keys.prefix, self.rotation())

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 
 from callcenter.auth import sip_ha1
 from config.loader import CenterConfig, load_config
@@ -130,7 +131,11 @@ class EdgeFactory:
 
 
 @pytest.fixture
-def start_edge(edge_settings: Settings, center: CenterConfig) -> Iterator[EdgeFactory]:
+def start_edge(
+    edge_settings: Settings, center: CenterConfig, redis_client: redis.Redis
+) -> Iterator[EdgeFactory]:
+    # redis_client: an empty Redis, so no registration kept there by an earlier test's edge
+    # (usrloc lives in Redis) is still routed to
     factory = EdgeFactory(edge_settings, center)
     yield factory
     for edge in factory.started:

@@ -81,6 +81,40 @@ def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: Center
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_tls_listener_and_registrations_in_redis_are_rendered_and_checked(
+    state_dir: Path, center: CenterConfig
+) -> None:
+    settings = make_settings(state_dir)
+    settings.sip.tls_port = 15061
+    paths = edge_paths(settings)
+    text = render_config(settings, center, paths)
+    assert "listen=tls:127.0.0.1:15061" in text and 'loadmodule "tls.so"' in text
+    assert f'"certificate", "{paths.tls_dir / "edge.crt"}"' in text  # generated for the demo
+    assert 'modparam("usrloc", "db_mode", 1)' in text
+    assert 'modparam("usrloc", "db_url", "redis://127.0.0.1:' in text
+    settings.sip.tls_port = 0
+    assert "tls" not in render_config(settings, center, paths).replace("tls_", "")
+    # Each wrong setting named.
+    for change, problem in (
+        ({"tls_port": settings.sip.edge_port}, "already the UDP/TCP port"),
+        ({"tls_port": 15061, "tls_certificate": "/etc/edge.crt"}, "go together"),
+    ):
+        wrong = settings.model_copy(update={"sip": settings.sip.model_copy(update=change)})
+        with pytest.raises(EdgeConfigError, match=problem):
+            render_config(wrong, center, paths)
+    production = settings.model_copy(
+        update={
+            "environment": "production",
+            "sip": settings.sip.model_copy(update={"tls_port": 15061}),
+        }
+    )
+    with pytest.raises(EdgeConfigError, match=r"production needs sip\.tls_certificate"):
+        render_config(production, center, paths)
+    unix = settings.model_copy(update={"redis_url": "unix:///run/redis.sock?db=0"})
+    with pytest.raises(EdgeConfigError, match=r"registrations in Redis over TCP"):
+        render_config(unix, center, paths)
+
+
 def test_tls_trunk_is_refused_with_a_clear_message(state_dir: Path, center: CenterConfig) -> None:
     settings = make_settings(state_dir)
     center = with_telephony(center, trunks={"carrier": {"host": "192.0.2.10", "transport": "tls"}})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -33,6 +35,7 @@ from tests.edge.conftest import (
 pytestmark = pytest.mark.sip
 
 SLOT_A = "sip:127.0.0.1:15101"
+TLS_PORT = EDGE_PORT + 1  # the edge's TLS listener when a test turns it on
 SLOT_B = "sip:127.0.0.1:15102"
 CALLER = "127.0.0.3"
 AGENT = "127.0.0.4"
@@ -397,11 +400,30 @@ rtp_ports 15220-15239
 """
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def _group_alive(group: int) -> bool:
+    """A live (not zombie) process in process group ``group``."""
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_slot_reaches_a_baresip_softphone_registered_as_1001(
-    start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path, transport: str
+    start_edge: EdgeFactory, edge_settings: Settings, sipp: Sipp, tmp_path: Path, transport: str
 ) -> None:
-    edge = start_edge([SLOT_A])
+    port = EDGE_PORT
+    if transport == "tls":  # the TLS listener, with the self-signed certificate it generates
+        port = TLS_PORT
+        sip = edge_settings.sip.model_copy(update={"tls_port": TLS_PORT})
+        edge = start_edge([SLOT_A], settings=edge_settings.model_copy(update={"sip": sip}))
+        certificate = edge.paths.tls_dir / "edge.crt"
+    else:
+        edge = start_edge([SLOT_A])
     tone = tmp_path / "tone.wav"
     subprocess.run(
         ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "30", "sine", "440"],
@@ -409,10 +431,13 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
     )
     config_dir = tmp_path / "baresip"
     config_dir.mkdir()
-    (config_dir / "config").write_text(BARESIP_CONFIG.format(agent=AGENT, tone=tone))
+    config = BARESIP_CONFIG.format(agent=AGENT, tone=tone)
+    if transport == "tls":  # baresip checks the edge's certificate against it
+        config += f"sip_cafile {certificate}\n"
+    (config_dir / "config").write_text(config)
     # Its own digest REGISTER, with the edge's address as domain (not sip_domain), auto-answer.
     (config_dir / "accounts").write_text(
-        f"<sip:1001@127.0.0.1:{EDGE_PORT};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
+        f"<sip:1001@127.0.0.1:{port};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
     )
     output = tmp_path / "baresip.log"
     with output.open("w") as out:
@@ -421,17 +446,36 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
         )
     try:
         wait_for(lambda: "AoR: 1001" in edge.rpc("ul.dump"), 10, "baresip registered as 1001")
-        assert f"Socket: {transport}:127.0.0.1:{EDGE_PORT}" in edge.rpc("ul.dump")
+        assert f"Socket: {transport}:127.0.0.1:{port}" in edge.rpc("ul.dump")
         # -rtp_echo: the "slot" answers RTP, so the softphone's media has a live peer.
         call = sipp.run(
             sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "1000",
             "-rtp_echo", "-s", "1001",
         )  # fmt: skip
         assert call.ok(), call.errors
+        if transport == "udp":
+            # The edge killed and started again: the registration kept in Redis is loaded,
+            # and the next call reaches the phone, which has not registered again.
+            # Kamailio's main process alone: its children live on with the SIP ports, and
+            # the start ends them (their process group runs this edge's configuration).
+            group = edge.pid or 0
+            os.kill(group, signal.SIGKILL)
+            wait_for(lambda: not edge.is_running(), 5, "the edge killed")
+            assert _group_alive(group)
+            edge.start()
+            assert edge.pid != group and not _group_alive(group)
+            assert "AoR: 1001" in edge.rpc("ul.dump")
+            again = sipp.run(
+                sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "500",
+                "-rtp_echo", "-s", "1001",
+            )  # fmt: skip
+            assert again.ok(), again.errors
     finally:
         phone.terminate()
         phone.wait(timeout=10)
-    assert "Call established" in output.read_text(errors="replace")
+    log = output.read_text(errors="replace")
+    assert log.count("Call established") == (2 if transport == "udp" else 1), log
+    assert log.count("200 OK") == 1, log  # one REGISTER answered, before the restart
 
 
 def test_outbound_numbers_go_only_to_the_configured_trunk(

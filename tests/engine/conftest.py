@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 
+from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent
 from callcenter.testkit.config import menu_toml, queues_toml, telephony_toml
 from config.loader import load_config
@@ -97,7 +98,8 @@ class EngineProcess:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def pool(self) -> dict[str, str]:
-        return self.redis.hgetall(f"{self.settings.redis_prefix}:engine:pool")  # type: ignore[return-value]
+        key = Keys(self.settings.redis_prefix).engine_pool(self.settings.node_id)
+        return self.redis.hgetall(key)  # type: ignore[return-value]
 
     def slot_pid(self, slot: str) -> int:
         return int(self.pool()[f"slot:{slot}"].split()[0])

@@ -11,10 +11,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from callcenter.cli import COMMANDS
-from callcenter.processes import PROCESSES, argv_of, up_processes
+from callcenter.cli import COMMANDS, node_identity
+from callcenter.processes import PROCESSES, argv_of, split_processes, up_processes
 from callcenter.systemd import MIGRATE, TARGET, UnitOptions, render_units, unit_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ def test_the_image_runs_the_callcenter_command() -> None:
     assert re.search(r'^ENTRYPOINT \["callcenter"\]$', dockerfile, re.MULTILINE)
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["callcenter"] == "callcenter.cli:main"
-    for spec in PROCESSES:
+    for spec in (*PROCESSES, *split_processes()):
         assert argv_of(spec) == [sys.executable, "-m", "callcenter.cli", *spec.command]
 
 
@@ -53,8 +54,16 @@ def test_compose_runs_every_process_up_runs_with_the_same_command() -> None:
         if service.get("restart") != "no"
     }
     # The image has the engine: compare with the whole table (up drops the engine only from
-    # a build without ivr/).
-    assert long_running == {spec.name: list(spec.command) for spec in PROCESSES}
+    # a build without ivr/), the engine split into the edge and scalable media nodes.
+    assert long_running == {spec.name: list(spec.command) for spec in split_processes()}
+    up_commands = {spec.name: list(spec.command) for spec in PROCESSES}
+    assert {name: long_running[name] for name in up_commands if name != "engine"} == {
+        name: command for name, command in up_commands.items() if name != "engine"
+    }
+    # up's engine runs its own edge in front of its slots; compose runs the two halves
+    assert up_commands["engine"] == ["engine"]
+    assert long_running["edge"] == ["edge"]
+    assert long_running["engine"] == ["engine", "--node", "auto", "--host", "auto"]
     assert {spec.name for spec in up_processes()} <= set(long_running)
     assert "router" in long_running  # without it no call is ever offered to an agent
     for name, service in services.items():
@@ -70,12 +79,19 @@ def test_compose_health_and_networks() -> None:
     check = " ".join(services["api"]["healthcheck"]["test"])
     assert "http://127.0.0.1:8000/readyz" in check
     assert services["api"]["environment"]["CALLCENTER_HTTP__HOST"] == "0.0.0.0"
-    # The engine runs the SIP edge: SIP and RTP on the host's network, Redis and PostgreSQL
-    # reached through their ports published on the host's loopback.
+    # The SIP edge on the host's network, Redis and PostgreSQL reached through their ports
+    # published on the host's loopback.
+    edge = services["edge"]
+    assert edge["network_mode"] == "host"
+    assert "127.0.0.1:6379" in edge["environment"]["CALLCENTER_REDIS_URL"]
+    assert "@127.0.0.1:5432/" in edge["environment"]["CALLCENTER_DATABASE_URL"]
+    # Media nodes scale: no host network (replicas would share its ports and name), no fixed
+    # name or published port; they send calls to the edge's public address.
     engine = services["engine"]
-    assert engine["network_mode"] == "host"
-    assert "127.0.0.1:6379" in engine["environment"]["CALLCENTER_REDIS_URL"]
-    assert "@127.0.0.1:5432/" in engine["environment"]["CALLCENTER_DATABASE_URL"]
+    assert "network_mode" not in engine and "ports" not in engine
+    assert "container_name" not in engine and "hostname" not in engine
+    assert engine["environment"]["CALLCENTER_SIP__EDGE_HOST"] == "${SIP_PUBLIC_ADDRESS}"
+    assert "recordings:/var/lib/callcenter/recordings" in engine["volumes"]
     assert "127.0.0.1:6379:6379" in services["redis"]["ports"]
     assert "127.0.0.1:5432:5432" in services["postgres"]["ports"]
 
@@ -222,3 +238,20 @@ def test_redis_keeps_the_routing_state_on_disk_in_production(tmp_path: Path) -> 
     finally:
         own.kill()
         own.wait()
+
+
+def test_a_scaled_node_takes_its_name_and_address_from_its_container() -> None:
+    """``--node auto --host auto`` (compose's media nodes): the container's host name, and
+    the address its /etc/hosts gives that name; a loopback answer is refused."""
+    hosts = {"3f2a9c1d7e0b": "172.18.0.5", "localhost": "127.0.0.1"}  # as /etc/hosts says
+    assert node_identity("auto", "auto", lambda: "3f2a9c1d7e0b", hosts.__getitem__) == (
+        "3f2a9c1d7e0b",
+        "172.18.0.5",
+    )
+    assert node_identity("nodeb", "127.0.0.2") == ("nodeb", "127.0.0.2")
+    with pytest.raises(ValueError, match="loopback"):
+        node_identity("auto", "auto", lambda: "localhost", hosts.__getitem__)
+    with pytest.raises(ValueError, match="not an IP address"):
+        node_identity("nodeb", "example")
+    with pytest.raises(ValueError, match="--node 'bad name'"):
+        node_identity("bad name", "127.0.0.2")

@@ -4,6 +4,7 @@ Kamailio, pjsua2 slots and SIPp: run under the global lock."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import redis
 from callcenter.health import Rotation, rotations
 from config.settings import Settings
 from tests.engine.siptools import caller_scenario, sipp
-from tests.foundation.test_up_supervision import alive, bound_to_udp_port, descendants, wait_for
+from tests.foundation.test_up_supervision import bound_to_udp_port, descendants, wait_for
 
 pytestmark = pytest.mark.sip
 
@@ -105,6 +106,20 @@ def arrived_slots(client: redis.Redis) -> list[str]:
     ]
 
 
+def arrived_calls(client: redis.Redis) -> dict[str, str]:
+    """call id -> slot, for each call that arrived."""
+    entries: Any = client.xrange("cc:events")
+    return {f["call_id"]: f["slot"] for _id, f in entries if f.get("type") == "call_arrived"}
+
+
+def endings(client: redis.Redis) -> dict[str, dict[str, Any]]:
+    """call id -> its call_ended data."""
+    entries: Any = client.xrange("cc:events")
+    return {
+        f["call_id"]: json.loads(f["data"]) for _id, f in entries if f.get("type") == "call_ended"
+    }
+
+
 def test_nodes_join_one_edge_take_calls_and_leave(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path, running: Running
 ) -> None:
@@ -125,29 +140,32 @@ def test_nodes_join_one_edge_take_calls_and_leave(
     join_seconds = time.monotonic() - joined_at
     print(f"\ntwo nodes (2 slots each) in rotation {join_seconds:.1f} s after they started")
 
-    # Three calls at once: the edge spreads them by call load over both nodes' slots.
-    scenario = caller_scenario(tmp_path / "caller.xml", [("pause", 3000)], caller="13922223333")
+    # Four calls at once: the edge spreads them by call load over both nodes' four slots.
+    scenario = caller_scenario(tmp_path / "caller.xml", [("pause", 8000)], caller="13922223333")
     caller = sipp(
         scenario,
         f"127.0.0.1:{EDGE_PORT}",
         local_port=17562,
         media_port=51700,
-        calls=3,
+        calls=4,
         rate=10,
         cwd=tmp_path,
         local_ip="127.0.0.3",
         timeout_s=30,
     )
-    assert caller.wait(timeout=60) == 0, (tmp_path / "edge.log").read_text()[-2000:]
-    slots = arrived_slots(redis_client)
-    assert len(slots) == 3
-    assert {slot.split("-")[0] for slot in slots} == {"nodeb", "nodec"}, slots
+    wait_for(lambda: len(arrived_slots(redis_client)) == 4, 15, "four calls on the slots")
+    calls = arrived_calls(redis_client)
+    assert {slot.split("-")[0] for slot in calls.values()} == {"nodeb", "nodec"}, calls
+    on_c = {call for call, slot in calls.items() if slot.startswith("nodec-")}
 
-    # A node killed with SIGKILL: its slots end with it and leave the edge's rotation.
+    # nodec lost under load as a host is lost: its supervisor and slots stopped, then killed,
+    # so nothing on it reports its calls' end (a slot given the parent-death SIGTERM would).
     node_c = next(p for p in running.procs if "nodec" in p.args)  # type: ignore[operator]
-    children = descendants(node_c.pid)
+    on_node_c = [node_c.pid, *descendants(node_c.pid)]
     killed_at = time.monotonic()
-    os.kill(node_c.pid, signal.SIGKILL)
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in on_node_c:
+            os.kill(pid, sig)
 
     def only_nodeb() -> bool:
         record = edge_record(redis_client)
@@ -155,12 +173,27 @@ def test_nodes_join_one_edge_take_calls_and_leave(
 
     wait_for(only_nodeb, 15, "nodec's slots out of the edge's rotation")
     left_after = time.monotonic() - killed_at
-    print(f"a SIGKILLed node's slots left rotation {left_after:.1f} s after the kill")
-    wait_for(lambda: not any(alive(p) for p in children), 10, "nodec's slots end with it")
+    wait_for(lambda: on_c <= set(endings(redis_client)), 20, "nodec's calls ended")
+    reaped_after = time.monotonic() - killed_at
+    ended = endings(redis_client)
+    print(f"a SIGKILLed node's slots left rotation {left_after:.1f} s after the kill, "
+          f"its calls ended (node_failed) {reaped_after:.1f} s after it")  # fmt: skip
+    assert {ended[call]["outcome"] for call in on_c} == {"node_failed"}
+    assert not set(ended) - on_c, "nodeb's calls still talking while nodec's were ended"
+    # nodeb's callers talk to the end of their 8 s and hang up; nodec's get no answer to BYE
+    assert caller.wait(timeout=60) == 1
+    # (a slot publishes call_ended after its recorder's flush: it may follow SIPp's exit)
+    wait_for(lambda: set(endings(redis_client)) == set(calls), 10, "every call ended")
+    ended = endings(redis_client)
+    assert not {ended[call]["reason"] for call in set(calls) - on_c} & {
+        "node_failed",
+        "slot_failed",
+    }, ended
     assert not bound_to_udp_port(17300) and not bound_to_udp_port(17301)
 
+    short = caller_scenario(tmp_path / "short.xml", [("pause", 1000)], caller="13922223333")
     caller = sipp(
-        scenario,
+        short,
         f"127.0.0.1:{EDGE_PORT}",
         local_port=17562,
         media_port=51700,

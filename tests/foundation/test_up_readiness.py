@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -156,15 +157,23 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("how", ["preexec", "fork"])
+@pytest.mark.parametrize("how", ["preexec", "fork", "redis"])
 def test_a_child_dies_with_its_parent_even_on_sigkill(tmp_path: Path, how: str) -> None:
-    """A parent starts a grandchild guarded by die_with_parent, then is SIGKILLed."""
+    """A parent starts a grandchild guarded by die_with_parent (``redis``: the Redis ``up``
+    starts when none answers), then is SIGKILLed."""
     pid_file = tmp_path / "child.pid"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     script = f"""
 import os, signal, subprocess, sys, time
+from pathlib import Path
+from callcenter.services import start_redis
 from callcenter.supervision import die_with_parent
 parent = os.getpid()
-if {how!r} == "preexec":
+if {how!r} == "redis":
+    pid = start_redis("redis://127.0.0.1:{port}/0", Path({str(tmp_path)!r})).pid
+elif {how!r} == "preexec":
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)"],
         preexec_fn=lambda: die_with_parent(signal.SIGTERM, parent),
