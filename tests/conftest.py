@@ -85,11 +85,10 @@ if WORKER_INDEX > 0:
     TEST_POSTGRES_URL = _worker_postgres(TEST_POSTGRES_URL, WORKER_INDEX)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the group into the node id
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("sip") or item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.xdist_group("sip"))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # here, not in pytest_collection_modifyitems: xdist's own one reads the group first
+    if item.get_closest_marker("sip") or item.get_closest_marker("browser"):
+        item.add_marker(pytest.mark.xdist_group("sip"))
 
 
 def reset_postgres(url: str) -> None:
