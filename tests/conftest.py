@@ -163,3 +163,15 @@ def token(client: TestClient, username: str, password: str | None = None) -> str
 
 def auth(client: TestClient, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(client, username)}"}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` every SIP test's id must carry the group xdist schedules by:
+    a pytest or xdist upgrade that loses it would spread them over workers sharing ports."""
+    if config.getvalue("loadgroup"):
+        lost = [
+            i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid
+        ]
+        if lost:
+            raise pytest.UsageError(f"xdist did not group {len(lost)} SIP tests, e.g. {lost[0]}")
