@@ -27,7 +27,7 @@ DOMAIN_ROUTERS = (
     "metrics.http",
     "metrics.http_whatif",
 )
-PAGE_ROUTERS = ("pages.http", "pages.qa")
+PAGE_ROUTERS = ("pages.http", "pages.qa", "pages.admin")
 
 
 def _optional_router(module_name: str) -> APIRouter | None:
