@@ -344,7 +344,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "留空则不变；更改分机号时必填",
         "en": "blank keeps it; required with a new extension",
     },
-    "admin.queues": {"zh-CN": "队列与技能等级（1-10，留空=不在此队列）", "en": "Queues and skill levels (1-10, blank = not in the queue)"},
+    "admin.queues": {
+        "zh-CN": "队列与技能等级（1-10，留空=不在此队列）",
+        "en": "Queues and skill levels (1-10, blank = not in the queue)",
+    },
     "admin.queue_skills": {"zh-CN": "队列:技能", "en": "Queues:skill"},
     "admin.team": {"zh-CN": "班组", "en": "Team"},
     "admin.shift": {"zh-CN": "班次", "en": "Shift"},
@@ -400,14 +403,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     "admin.rollback": {"zh-CN": "回滚到此版本", "en": "Roll back to this version"},
     "admin.rollback_of": {"zh-CN": "回滚自版本", "en": "rollback to version"},
     "admin.rolled_back": {"zh-CN": "已回滚，新版本", "en": "Rolled back: new version"},
-    "admin.unchanged": {"zh-CN": "内容未变，未生成新版本", "en": "Unchanged: no new version stored"},
+    "admin.unchanged": {
+        "zh-CN": "内容未变，未生成新版本",
+        "en": "Unchanged: no new version stored",
+    },
     "admin.saved_version": {"zh-CN": "已保存为版本", "en": "Saved as version"},
     "admin.current_version": {"zh-CN": "当前版本", "en": "Current version"},
     "admin.editor": {"zh-CN": "编辑当前版本", "en": "Edit the current version"},
     "admin.key": {"zh-CN": "配置项", "en": "Key"},
     "admin.value": {"zh-CN": "值", "en": "Value"},
     "admin.fields_view": {"zh-CN": "按项编辑", "en": "Edit by key"},
-    "admin.json_view": {"zh-CN": "JSON 编辑（可增删项）", "en": "Edit as JSON (add or remove keys)"},
+    "admin.json_view": {
+        "zh-CN": "JSON 编辑（可增删项）",
+        "en": "Edit as JSON (add or remove keys)",
+    },
     "admin.bad_json": {"zh-CN": "JSON 格式错误", "en": "Not valid JSON"},
     "admin.save_version": {"zh-CN": "保存为新版本", "en": "Save as a new version"},
     "admin.problems": {
@@ -416,8 +425,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "admin.other_file": {"zh-CN": "其他文件", "en": "another file"},
     "admin.rules_hint": {
-        "zh-CN": "保存后立即对 API、路由与后台任务生效；引擎（菜单、提示音）与 SIP 边缘在重启后生效。进行中的通话不受影响。",
-        "en": "Saved versions reach the API, router and worker at once; the engine (menus, prompts) and the SIP edge at their next restart. Calls in progress are never touched.",
+        "zh-CN": "保存后立即对 API、路由与后台任务生效；引擎（菜单、提示音）与 SIP 边缘在重启后"
+        "生效。进行中的通话不受影响。",
+        "en": "Saved versions reach the API, router and worker at once; the engine (menus, "
+        "prompts) and the SIP edge at their next restart. Calls in progress are never touched.",
     },
 }
 

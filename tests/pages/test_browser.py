@@ -10,66 +10,30 @@ socket after signing out. Screenshots of every page go to the test's tmp_path.
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from callcenter.app import create_app
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent, Command, EventType
 from cti import services
 from cti.models import Agent
 from cti.router import Router
+from tests.pages.conftest import wait_for
 from ticketing.models import Ticket
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 # Opens the agent socket from the page and reports whether the server accepted it.
 OPENS_SOCKET = """() => new Promise((resolve) => {
   const ws = new WebSocket(location.origin.replace("http", "ws") + "/api/v1/agents/me/events");
   ws.onopen = () => { ws.close(); resolve({opened: true}); };
   ws.onclose = () => resolve({opened: false});
 })"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def live_server(ctx: AppContext) -> Iterator[str]:
-    ctx.extras["metrics_consumer"] = False
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=15)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -82,20 +46,6 @@ def router(ctx: AppContext) -> Iterator[Router]:
     yield running
     stop.set()
     thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def queue_call(ctx: AppContext, call_id: str, caller: str, queue: str, room: str) -> str:
