@@ -319,6 +319,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "admin.rules": {"zh-CN": "中心规则（配置文件）", "en": "The center's rules (files)"},
     "admin.active_by_role": {"zh-CN": "在用账号（按角色）", "en": "Active users by role"},
     "admin.disabled_count": {"zh-CN": "已停用账号", "en": "Disabled users"},
+    "admin.departments_count": {"zh-CN": "部门", "en": "Departments"},
     "admin.contacts_count": {"zh-CN": "联系人", "en": "Contacts"},
     "admin.role": {"zh-CN": "角色", "en": "Role"},
     "admin.role.agent": {"zh-CN": "坐席", "en": "Agent"},

@@ -81,7 +81,10 @@ def test_changes_without_the_csrf_token_are_refused(client: TestClient, ctx: App
     for headers in ({}, {CSRF_HEADER: "not-the-token"}):
         refused = client.post("/api/v1/users", json=body, headers=headers)
         assert refused.status_code == 403 and refused.json()["error_id"] == "csrf-token-invalid"
-        assert client.patch("/api/v1/users/1", json={"active": False}, headers=headers).status_code == 403
+        assert (
+            client.patch("/api/v1/users/1", json={"active": False}, headers=headers).status_code
+            == 403
+        )
         put = client.put("/api/v1/config/queues", json={"queues": {}}, headers=headers)
         assert put.status_code == 403
         rollback = client.post("/api/v1/config/queues/versions/0/rollback", headers=headers)
@@ -183,18 +186,18 @@ def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
     ring = page.locator('#config-fields tr[data-field="queues.general.ring_timeout_seconds"] input')
     expect(ring).to_have_value("15")
     ring.fill("-3")
-    page.locator(
-        '#config-fields tr[data-field="queues.repair.strategy"] input'
-    ).fill("loudest_first")
+    page.locator('#config-fields tr[data-field="queues.complaint.strategy"] input').fill(
+        "loudest_first"
+    )
     page.click("#config-save")
     problems = page.locator("#problem-list li")
     expect(problems).to_have_count(2, timeout=10_000)
     keys = sorted(problems.locator("code.key").all_inner_texts())
-    assert keys == ["queues.general.ring_timeout_seconds", "queues.repair.strategy"]
-    expect(
-        page.locator('[data-error-for="queues.general.ring_timeout_seconds"]')
-    ).to_contain_text("greater than or equal to 3")
-    expect(page.locator('[data-error-for="queues.repair.strategy"]')).to_be_visible()
+    assert keys == ["queues.complaint.strategy", "queues.general.ring_timeout_seconds"]
+    expect(page.locator('[data-error-for="queues.general.ring_timeout_seconds"]')).to_contain_text(
+        "greater than or equal to 3"
+    )
+    expect(page.locator('[data-error-for="queues.complaint.strategy"]')).to_be_visible()
     page.screenshot(path=str(shots / "admin-config-problems.png"), full_page=True)
     assert _stored_versions(ctx) == 0
     with ctx.sessions() as session:
@@ -202,8 +205,8 @@ def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
     assert ctx.config.queues.queues["general"].ring_timeout_seconds == 15
 
     # ---- a good version: stored with who and the diff, in force in this API process
-    page.locator('#config-fields tr[data-field="queues.repair.strategy"] input').fill(
-        "longest_idle"
+    page.locator('#config-fields tr[data-field="queues.complaint.strategy"] input').fill(
+        "skill_then_longest_idle"
     )
     ring.fill("25")
     page.fill("#config-note", "节前调整")
