@@ -61,6 +61,8 @@
     }
     const rest = loose.map((p) => (p.field ? p.field + ": " : "") + p.message).join("; ");
     say(MSG["admin.failed"] + (rest ? ": " + rest : ""), true);
+    const first = scope.querySelector(".field-error");
+    if (first) first.scrollIntoView({block: "center"});
   }
 
   // The API's answer, or FAILED once the problems are shown.

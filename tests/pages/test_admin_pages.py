@@ -21,7 +21,7 @@ from callcenter.admin import config_versions
 from callcenter.context import AppContext
 from callcenter.models import ConfigVersion, User
 from callcenter.sessions import CSRF_HEADER
-from cti.models import Agent, AgentQueue
+from cti.models import Agent, AgentQueue, DepartmentContact
 from tests.pages.conftest import csrf_of, sign_in, wait_for
 
 ADMIN_PAGES = (
@@ -97,7 +97,8 @@ def test_changes_without_the_csrf_token_are_refused(client: TestClient, ctx: App
         assert contact.status_code == 403
     with ctx.sessions() as session:
         assert session.scalar(select(User).where(User.username == "ning")) is None
-        assert session.get(User, 1) is not None and session.get(User, 1).active  # type: ignore[union-attr]
+        first = session.get(User, 1)
+        assert first is not None and first.active
     assert _stored_versions(ctx) == 0
     # with the page's token the same request works
     created = client.post("/api/v1/users", json=body, headers={CSRF_HEADER: token})
@@ -177,6 +178,31 @@ def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
         )
         assert skills == {"general": 6, "repair": 8}
     page.screenshot(path=str(shots / "admin-people-created.png"), full_page=True)
+    # the user's page: a common password is refused beside the field; disable
+    row.locator("a").click()
+    page.fill("#p-password", "password123")
+    page.click("#p-submit")
+    expect(page.locator('#password-form [data-error-for="password"]')).to_be_visible()
+    page.click("#toggle-active")
+    expect(page.locator("#person-status")).to_have_attribute("data-active", "false")
+    with ctx.sessions() as session:
+        ning = session.scalar(select(User).where(User.username == "ning"))
+        assert ning is not None and not ning.active
+        assert session.scalar(select(Agent.active).where(Agent.extension == "2001")) is False
+    # departments: a bad phone is shown at the phone, a good one is saved
+    page.click("#nav-departments")
+    contact = page.locator("#dept-engineering tr.contact").first
+    contact.locator('[name="phone"]').fill("12ab")
+    contact.locator("button.save-contact").click()
+    expect(contact.locator('[data-error-for="phone"]')).to_be_visible()
+    contact.locator('[name="phone"]').fill("13900000001")
+    contact.locator("button.save-contact").click()
+    expect(page.locator("#admin-message")).to_contain_text("已保存")
+    contact_id = int(contact.get_attribute("data-contact") or 0)
+    with ctx.sessions() as session:
+        saved_contact = session.get(DepartmentContact, contact_id)
+        assert saved_contact is not None and saved_contact.phone == "13900000001"
+    page.screenshot(path=str(shots / "admin-departments.png"), full_page=True)
     page.goto(f"{live_server}/admin/people?role=agent&active=1&lang=en")
     expect(page.locator('#people tr[data-username="ning"] .role')).to_have_text("Agent")
     page.screenshot(path=str(shots / "admin-people-en.png"), full_page=True)
@@ -233,5 +259,5 @@ def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
     page.screenshot(path=str(shots / "admin-config-history-en.png"), full_page=True)
 
     context.close()
-    assert len(list(shots.glob("*.png"))) == 6
+    assert len(list(shots.glob("*.png"))) == 7
     assert script_errors == []
