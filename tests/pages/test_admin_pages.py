@@ -203,8 +203,9 @@ def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
         saved_contact = session.get(DepartmentContact, contact_id)
         assert saved_contact is not None and saved_contact.phone == "13900000001"
     page.screenshot(path=str(shots / "admin-departments.png"), full_page=True)
-    page.goto(f"{live_server}/admin/people?role=agent&active=1&lang=en")
-    expect(page.locator('#people tr[data-username="ning"] .role')).to_have_text("Agent")
+    page.goto(f"{live_server}/admin/people?role=agent&active=0&lang=en")  # disabled agents
+    expect(page.locator('#people tr[data-username="ning"] .status')).to_have_text("Disabled")
+    expect(page.locator("#people tbody tr")).to_have_count(1)
     page.screenshot(path=str(shots / "admin-people-en.png"), full_page=True)
 
     # ---- the rules: a bad queues document lists every problem by dotted key, stores nothing
