@@ -28,7 +28,7 @@ DOMAIN_ROUTERS = (
     "metrics.http",
     "metrics.http_whatif",
 )
-PAGE_ROUTERS = ("pages.http", "pages.qa", "pages.whatif")
+PAGE_ROUTERS = ("pages.http", "pages.qa", "pages.whatif", "pages.admin")
 
 
 def _optional_router(module_name: str) -> APIRouter | None:

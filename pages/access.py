@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from callcenter.models import Role
 
-# The page each role lands on after signing in. QA goes to the QA page when this build has
-# one (``/qa``), else to the index.
+# The page each role lands on after signing in. QA goes to the QA page and admins to the
+# admin home when this build has them (``/qa``, ``/admin``), else to the index.
 HOME: dict[Role, str] = {
     Role.agent: "/desktop",
     Role.lead: "/lead",
     Role.department: "/tickets",
     Role.qa: "/qa",
-    Role.admin: "/",
+    Role.admin: "/admin",
 }
 
 # Roles allowed on each signed-in page; admins pass everywhere.
@@ -31,6 +31,8 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "qa": frozenset({Role.qa, Role.lead}),
     # the what-if simulator (pages/whatif.py, /lead/whatif): staffing is the lead's call
     "whatif": frozenset({Role.lead}),
+    # The admin pages (pages/admin.py): people, departments' contacts, the center's rules.
+    "admin": frozenset(),
 }
 
 MAX_NEXT_LENGTH = 2000
@@ -40,9 +42,9 @@ def may_open(role: Role, page: str) -> bool:
     return role is Role.admin or role in PAGE_ROLES[page]
 
 
-def home_for(role: Role, *, qa_page: bool) -> str:
+def home_for(role: Role, *, qa_page: bool, admin_page: bool = True) -> str:
     target = HOME[role]
-    if target == "/qa" and not qa_page:
+    if (target == "/qa" and not qa_page) or (target == "/admin" and not admin_page):
         return "/"
     return target
 

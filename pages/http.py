@@ -65,24 +65,19 @@ def _signed_in(request: Request, ctx: AppContext) -> Signed | None:
         return None  # the user was disabled or removed since signing in
 
 
-def _has_qa_page(request: Request) -> bool:
-    """Whether this build mounts the QA page (:mod:`pages.qa`, its route named ``qa_page``).
+def _has_page(request: Request, route_name: str, path: str) -> bool:
+    """Whether this build mounts an optional page (:mod:`pages.qa`, :mod:`pages.admin`).
 
     Asked by name: FastAPI keeps an included router as one entry of ``app.routes``, so the
     page's path is not listed there."""
     try:
-        return bool(request.app.url_path_for("qa_page") == "/qa")
+        return bool(request.app.url_path_for(route_name) == path)
     except NoMatchFound:
         return False
 
 
-def _has_page(request: Request, route_name: str) -> bool:
-    """Whether this build mounts the page whose route is named ``route_name``."""
-    try:
-        request.app.url_path_for(route_name)
-    except NoMatchFound:
-        return False
-    return True
+def _has_qa_page(request: Request) -> bool:
+    return _has_page(request, "qa_page", "/qa")
 
 
 def _nav(role: Role | None, request: Request) -> list[tuple[str, str]]:
@@ -99,8 +94,10 @@ def _nav(role: Role | None, request: Request) -> list[tuple[str, str]]:
             links.append((f"/{page}", key))
     if access.may_open(role, "qa") and _has_qa_page(request):
         links.append(("/qa", "nav.qa"))
-    if access.may_open(role, "whatif") and _has_page(request, "whatif_page"):
+    if access.may_open(role, "whatif") and _has_page(request, "whatif_page", "/lead/whatif"):
         links.append(("/lead/whatif", "nav.whatif"))
+    if access.may_open(role, "admin") and _has_page(request, "admin_home", "/admin"):
+        links.append(("/admin", "nav.admin"))
     return links
 
 
@@ -238,7 +235,11 @@ async def login_submit(request: Request, ctx: Ctx) -> Response:
     if previous:
         await run_in_threadpool(sessions.end, ctx, previous)
     session = await run_in_threadpool(sessions.start, ctx, user.id)
-    home = access.home_for(user.role, qa_page=_has_qa_page(request)) + _lang_suffix(lang)
+    home = access.home_for(
+        user.role,
+        qa_page=_has_qa_page(request),
+        admin_page=_has_page(request, "admin_home", "/admin"),
+    ) + _lang_suffix(lang)
     response = RedirectResponse(target or home, status_code=303)
     response.set_cookie(
         sessions.COOKIE,

@@ -19,6 +19,7 @@ const CC = (() => {
     if (!response.ok) {
       const error = new Error((data && data.message) || response.statusText);
       error.status = response.status;
+      error.data = data;  // the API's error body: error_id, message, details (problems, field)
       throw error;
     }
     return data;

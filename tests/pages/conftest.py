@@ -5,12 +5,17 @@ client, and sign-in through the real ``POST /login`` form."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
@@ -23,6 +28,8 @@ from cti.models import Department
 from cti.routing import Routing
 from metrics.http import CONSUMER_WANTED
 from ticketing.models import Ticket
+
+CHROMIUM = "/usr/bin/chromium"
 
 # 10:00 in Shanghai: the day (08-20) and middle (09-21) shifts are on.
 MORNING = datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
@@ -114,3 +121,52 @@ def insert_tickets(ctx: AppContext, count: int, *, department: str = "engineerin
                 for i in range(1, count + 1)
             ],
         )
+
+
+# ---------------------------------------------------------------- browser tests (marker browser)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def live_server(ctx: AppContext) -> Iterator[str]:
+    ctx.services.set(CONSUMER_WANTED, False)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=15)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -13,19 +13,15 @@ out. Screenshots of every page go to the test's tmp_path.
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import uvicorn
 from sqlalchemy import select
 
-from callcenter.app import create_app
 from callcenter.context import AppContext
 from callcenter.testkit.sipp import (
     agent_scenario,
@@ -40,7 +36,6 @@ from cti import services
 from cti.models import Agent
 from cti.router import Router
 from cti.routing import Routing
-from metrics.http import CONSUMER_WANTED
 from tests.cti.sipcases import Plan, morning_routing, register, start_behind_edge
 from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     EngineProcess,
@@ -52,6 +47,7 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     start_engine,
 )
 from tests.engine.siptools import no_sipp_left  # noqa: F401 (a fixture used by name)
+from tests.pages.conftest import wait_for
 from ticketing.models import Ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
@@ -60,45 +56,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.sip, pytest.mark.usefixtures("no_
 # 127.0.0.5:18700+, softphones on 127.0.0.6, the caller on 127.0.0.7.
 PLAN = Plan(18700, 44400, 48700)
 
-CHROMIUM = "/usr/bin/chromium"
 # Opens the agent socket from the page and reports whether the server accepted it.
 OPENS_SOCKET = """() => new Promise((resolve) => {
   const ws = new WebSocket(location.origin.replace("http", "ws") + "/api/v1/agents/me/events");
   ws.onopen = () => { ws.close(); resolve({opened: true}); };
   ws.onclose = () => resolve({opened: false});
 })"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def live_server(ctx: AppContext) -> Iterator[str]:
-    ctx.services.set(CONSUMER_WANTED, False)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=15)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -117,20 +80,6 @@ def router(ctx: AppContext, routing: Routing) -> Iterator[Router]:
     yield running
     stop.set()
     thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def sign_in(page: Any, base: str, username: str, password: str | None = None) -> None:

@@ -34,7 +34,7 @@ def socket_refused(client: TestClient, path: str, headers: dict[str, str]) -> in
         ("lead1", "/lead"),
         ("eng1", "/tickets"),
         ("qa1", "/qa"),
-        ("admin", "/"),
+        ("admin", "/admin"),
     ],
 )
 def test_each_role_lands_on_its_page(client: TestClient, username: str, home: str) -> None:

@@ -1,0 +1,210 @@
+"""The admin pages: people (users and agents), departments' contacts, and the center's rules
+(the declarative files: current version, editor, history, rollback).
+
+Server-rendered shells like the other pages (:mod:`pages.http`): the session cookie, the role
+checked on the server (admins only; everyone else gets the 403 page, signed-out users the
+sign-in redirect), the CSRF token in the base template. The page's data is a JSON block and
+``pages/static/admin.js`` makes every change through the same ``/api/v1`` routes programs use
+(``/users``, ``/departments/{code}/contacts``, ``/config/{file}``), sending the CSRF token; it
+shows the API's 422 problems next to the field each one names (docs/pages.md).
+
+Mounted by adding ``"pages.admin"`` to ``callcenter.app.PAGE_ROUTERS``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+
+from callcenter.admin import config_versions, departments, users
+from callcenter.auth import get_ctx
+from callcenter.context import AppContext
+from callcenter.errors import NotFound
+from callcenter.models import Role
+from cti.models import Team
+from pages.http import _guard, _render
+from pages.i18n import catalog, lang_of
+
+router = APIRouter(include_in_schema=False)
+
+PAGE = "admin"
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+ROLES = tuple(role.value for role in Role)
+
+
+def _name(names: Any, lang: str) -> str:
+    return str(names.zh if lang == "zh-CN" else names.en)
+
+
+def references(ctx: AppContext, lang: str) -> dict[str, Any]:
+    """What the people forms choose from: roles, queues, shifts, departments, teams."""
+    config = ctx.config
+    with ctx.sessions() as session:
+        teams = list(session.scalars(select(Team.name).order_by(Team.name)))
+        depts = departments.list_departments(session)
+    return {
+        "roles": list(ROLES),
+        "queues": [
+            {"code": code, "name": _name(queue.name, lang)}
+            for code, queue in config.queues.queues.items()
+        ],
+        "shifts": [
+            {"code": code, "name": _name(shift.name, lang)}
+            for code, shift in config.shifts.shifts.items()
+        ],
+        "departments": [
+            {"code": d.code, "name": d.name_zh if lang == "zh-CN" else d.name_en} for d in depts
+        ],
+        "teams": teams,
+    }
+
+
+def _page(request: Request, name: str, lang: str, signed: Any, **extra: Any) -> HTMLResponse:
+    return _render(
+        request, name, lang, signed, messages=catalog(lang, "admin."), section=name, **extra
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse, response_model=None)
+def admin_home(request: Request, ctx: Ctx) -> Response:
+    lang = lang_of(request)
+    signed = _guard(request, ctx, PAGE, lang)
+    if isinstance(signed, Response):
+        return signed
+    with ctx.sessions() as session:
+        people = users.list_users(session)
+        depts = departments.list_departments(session)
+        files = []
+        for file in config_versions.EDITABLE:
+            history = config_versions.versions(session, name=file)
+            latest = history[0] if history else None
+            files.append(
+                {
+                    "file": file,
+                    "version": latest.version if latest else 0,
+                    "author": latest.author if latest else "",
+                    "at": latest.at.isoformat(timespec="seconds") if latest else "",
+                }
+            )
+    by_role = Counter(u.role for u in people if u.active)
+    return _page(
+        request,
+        "admin_home.html",
+        lang,
+        signed,
+        by_role=[(role, by_role.get(role, 0)) for role in ROLES],
+        disabled=sum(1 for u in people if not u.active),
+        departments=len(depts),
+        contacts=sum(len(d.contacts) for d in depts),
+        files=files,
+    )
+
+
+@router.get("/admin/people", response_class=HTMLResponse, response_model=None)
+def admin_people(request: Request, ctx: Ctx) -> Response:
+    lang = lang_of(request)
+    signed = _guard(request, ctx, PAGE, lang)
+    if isinstance(signed, Response):
+        return signed
+    query = request.query_params
+    role = query.get("role", "")
+    active = query.get("active", "")
+    search = query.get("q", "").strip()
+    with ctx.sessions() as session:
+        people = users.list_users(
+            session,
+            role=Role(role) if role in ROLES else None,
+            active={"1": True, "0": False}.get(active),
+            search=search or None,
+        )
+    return _page(
+        request,
+        "admin_people.html",
+        lang,
+        signed,
+        people=[p.model_dump(mode="json") for p in people],
+        filters={"role": role if role in ROLES else "", "active": active, "q": search},
+        refs=references(ctx, lang),
+    )
+
+
+@router.get("/admin/people/{user_id}", response_class=HTMLResponse, response_model=None)
+def admin_person(request: Request, ctx: Ctx, user_id: int) -> Response:
+    lang = lang_of(request)
+    signed = _guard(request, ctx, PAGE, lang)
+    if isinstance(signed, Response):
+        return signed
+    try:
+        with ctx.sessions() as session:
+            person = users.user_public(session, users.get_user(session, user_id=user_id))
+    except NotFound as exc:
+        return _render(request, "forbidden.html", lang, signed, 404, message=exc.message)
+    return _page(
+        request,
+        "admin_person.html",
+        lang,
+        signed,
+        person=person.model_dump(mode="json"),
+        refs=references(ctx, lang),
+    )
+
+
+@router.get("/admin/departments", response_class=HTMLResponse, response_model=None)
+def admin_departments(request: Request, ctx: Ctx) -> Response:
+    lang = lang_of(request)
+    signed = _guard(request, ctx, PAGE, lang)
+    if isinstance(signed, Response):
+        return signed
+    with ctx.sessions() as session:
+        depts = departments.list_departments(session)
+        people = users.list_users(session, active=True)
+    return _page(
+        request,
+        "admin_departments.html",
+        lang,
+        signed,
+        departments=[d.model_dump(mode="json") for d in depts],
+        contact_roles=list(departments.CONTACT_ROLES),
+        people=[{"id": p.id, "label": f"{p.display_name} ({p.username})"} for p in people],
+    )
+
+
+@router.get("/admin/config/{file}", response_class=HTMLResponse, response_model=None)
+def admin_config(request: Request, ctx: Ctx, file: str) -> Response:
+    lang = lang_of(request)
+    signed = _guard(request, ctx, PAGE, lang)
+    if isinstance(signed, Response):
+        return signed
+    try:
+        with ctx.sessions() as session:
+            version, document = config_versions.current(session, ctx, name=file)
+            history = [
+                {
+                    "version": row.version,
+                    "author": row.author,
+                    "at": row.at.isoformat(timespec="seconds"),
+                    "note": row.note or "",
+                    "rollback_of": row.rollback_of,
+                    "diff": row.diff,
+                }
+                for row in config_versions.versions(session, name=file)
+            ]
+    except NotFound as exc:
+        return _render(request, "forbidden.html", lang, signed, 404, message=exc.message)
+    saved = request.query_params.get("saved", "")
+    return _page(
+        request,
+        "admin_config.html",
+        lang,
+        signed,
+        file=file,
+        files=list(config_versions.EDITABLE),
+        version=version,
+        document=document,
+        history=history,
+        saved=int(saved) if saved.isdigit() else None,
+    )
