@@ -85,9 +85,9 @@ def test_retention_deletes_exactly_the_expired_files(
     assert _files(ctx) == before - gone
     assert young_general.path.exists() and old_complaint.path.exists() and held.path.exists()
     assert set(_audited(ctx, "recording.deleted")) == expected
-    assert "recording.legal_hold" in {
-        a for (a,) in ctx.sessions().execute(select(AuditEntry.action))
-    }
+    with ctx.sessions() as session:  # closed here: left open it held a lock the teardown waits on
+        actions = set(session.scalars(select(AuditEntry.action)))
+    assert "recording.legal_hold" in actions
     with ctx.sessions() as session:
         rows = {r.id: r.deleted_at for r in session.scalars(select(Recording))}
     assert {rid for rid, at in rows.items() if at is not None} == expected
