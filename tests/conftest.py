@@ -169,7 +169,7 @@ def auth(client: TestClient, username: str) -> dict[str, str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``--dist loadgroup`` every SIP test's id must carry the group xdist schedules by:
     a pytest or xdist upgrade that loses it would spread them over workers sharing ports."""
-    if config.getvalue("loadgroup"):
+    if getattr(config.option, "loadgroup", False):  # set in xdist workers only
         lost = [
             i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid
         ]
