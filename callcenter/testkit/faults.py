@@ -71,7 +71,8 @@ def wait_for(what: Callable[[], Any], timeout: float, message: str, step: float 
         time.sleep(step)
 
 
-def _stat(pid: int) -> list[str] | None:
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -79,7 +80,7 @@ def _stat(pid: int) -> list[str] | None:
 
 
 def alive(pid: int) -> bool:
-    fields = _stat(pid)
+    fields = proc_stat(pid)
     return fields is not None and fields[0] != "Z"
 
 
@@ -87,7 +88,7 @@ def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            fields = _stat(int(entry.name))
+            fields = proc_stat(int(entry.name))
             if fields is not None and fields[0] != "Z" and int(fields[1]) == pid:
                 found.append(int(entry.name))
     return found

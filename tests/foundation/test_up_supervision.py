@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from callcenter.processes import up_processes
+from callcenter.testkit.faults import alive, free_port, proc_stat
 from tests.engine.siptools import caller_scenario, sipp
 
 pytestmark = pytest.mark.sip
@@ -36,29 +36,11 @@ CALLER_PORT = 17560
 CALLER_MEDIA_PORT = 51600
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def alive(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] != "Z"
-
-
 def descendants(pid: int) -> set[int]:
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            fields = _stat(int(entry.name))
+            fields = proc_stat(int(entry.name))
             if fields is not None and fields[0] != "Z":
                 parents[int(entry.name)] = int(fields[1])
     found: set[int] = set()
@@ -113,7 +95,7 @@ class Up:
     def child(self, name: str) -> int:
         """The pid of ``callcenter <name>`` started by up (forked slots share its cmdline)."""
         for pid in descendants(self.proc.pid):
-            fields = _stat(pid)
+            fields = proc_stat(pid)
             parent = int(fields[1]) if fields else 0
             if parent == self.proc.pid and cmdline(pid).endswith(f"callcenter.cli {name} "):
                 return pid
@@ -227,7 +209,7 @@ def test_up_says_ready_only_when_a_call_is_answered(up: Up, tmp_path: Path) -> N
     started = {
         tuple(cmdline(pid).split()[1:])
         for pid in descendants(up.proc.pid)
-        if (_stat(pid) or ["", "0"])[1] == str(up.proc.pid) and "callcenter.cli" in cmdline(pid)
+        if (proc_stat(pid) or ["", "0"])[1] == str(up.proc.pid) and "callcenter.cli" in cmdline(pid)
     }
     assert started == {("-m", "callcenter.cli", *spec.command) for spec in up_processes()}
 
