@@ -3,6 +3,7 @@
 Environment (set by scripts/dev.sh test; defaults suit this repository's CI machine):
   CALLCENTER_TEST_REDIS_URL     default redis://127.0.0.1:6379/15 (flushed around each test)
   CALLCENTER_TEST_POSTGRES_URL  default postgresql://callcenter:callcenter@127.0.0.1:5432/callcenter_test
+  CALLCENTER_TEST_WORKER_REDIS_BASE  default 6390: worker gwN's own Redis listens on base+N
 
 In parallel (``pytest -n 2 --dist loadgroup``, as scripts/dev.sh runs it) the first worker
 uses these; every other worker gets a Redis server of its own (Redis pub/sub channels are
@@ -41,7 +42,7 @@ WORKER_INDEX = int(WORKER.removeprefix("gw") or 0)
 
 def _worker_redis(index: int) -> str:
     """A private ``redis-server`` for worker ``index`` (stopped when the worker exits)."""
-    port = 6390 + index
+    port = int(os.environ.get("CALLCENTER_TEST_WORKER_REDIS_BASE", "6390")) + index
     server = subprocess.Popen(
         ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
          "--appendonly", "no"],
@@ -52,12 +53,14 @@ def _worker_redis(index: int) -> str:
     deadline = time.monotonic() + 10
     while True:
         try:
-            client.ping()
-            break
+            # the server answering must be this one, not another suite's on the same port
+            if client.info("server")["process_id"] == server.pid:
+                break
         except redis.ConnectionError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{WORKER}: redis-server on port {port} did not start") from None
-            time.sleep(0.05)
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{WORKER}: redis-server on port {port} did not start (taken?)")
+        time.sleep(0.05)
     client.close()
     return f"redis://127.0.0.1:{port}/15"
 
