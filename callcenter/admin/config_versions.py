@@ -216,7 +216,7 @@ def apply_live(ctx: AppContext, config: CenterConfig, *, name: str, version: int
     Returns what was applied and what waits for a restart, for the answer."""
     from callcenter.admin.config_watch import publish_change, use_config
     from cti.services import routing_for
-    from ivr.edge.config import edge_restart_needed  # pure Python: no pjsua2
+    from ivr.edge.trunks import edge_restart_needed  # pure Python: no pjsua2
     from ivr.live_config import ENGINE_FILES
 
     previous = ctx.config

@@ -3,7 +3,9 @@
 Pure Python: nothing here imports pjsua2.
 """
 
-from ivr.edge.config import EdgeConfigError, edge_probe_address, edge_uri, normalize_slot_uri
+from ivr.edge.cfgtext import EdgeConfigError
+from ivr.edge.config import edge_probe_address, edge_uri
+from ivr.edge.dispatcher import normalize_slot_uri
 from ivr.edge.process import Edge, EdgeError, SlotState, default_slot_uris
 
 __all__ = [

@@ -36,22 +36,14 @@ import redis
 from callcenter.supervision import die_with_parent
 from config.loader import CenterConfig
 from config.settings import Settings
-from ivr.edge.config import (
-    LOCATION_TABLE_VERSION,
-    SLOT_SET,
-    EdgePaths,
-    contacts_key,
-    edge_paths,
-    edge_probe_address,
-    edge_restart_needed,
-    normalize_slot_uri,
-    render_config,
-    render_dispatcher_list,
-    slot_attrs,
-    tls_files,
-)
+from ivr.edge.config import contacts_key, edge_probe_address, render_config
 from ivr.edge.dids import DIDS_TABLE, did_keys, write_dids_table
+from ivr.edge.dispatcher import SLOT_SET, normalize_slot_uri, render_dispatcher_list, slot_attrs
+from ivr.edge.paths import EdgePaths, edge_paths
+from ivr.edge.stores import LOCATION_TABLE_VERSION
 from ivr.edge.subscribers import ensure_tables
+from ivr.edge.tls import tls_files
+from ivr.edge.trunks import edge_restart_needed
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from callcenter.context import AppContext, build_context
 from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from config.loader import CenterConfig
 from config.settings import Settings
-from ivr.edge.config import normalize_slot_uri
+from ivr.edge.dispatcher import normalize_slot_uri
 from ivr.edge.membership import dead_nodes, members, rotation_of
 from ivr.edge.process import Edge, EdgeError
 from ivr.edge.subscribers import sync_subscribers

@@ -28,7 +28,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from callcenter.context import AppContext
-from ivr.edge.config import edge_paths
+from ivr.edge.paths import edge_paths
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import redis
 from callcenter.auth import sip_ha1
 from config.loader import CenterConfig, load_config
 from config.settings import EdgeTuning, Settings, SipSettings
-from ivr.edge.config import edge_paths
+from ivr.edge.paths import edge_paths
 from ivr.edge.process import Edge
 from ivr.edge.subscribers import Subscriber, write_subscribers
 from tests.conftest import TEST_REDIS_URL

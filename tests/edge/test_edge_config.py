@@ -14,16 +14,11 @@ from callcenter.context import AppContext
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile
 from cti.models import Agent
-from ivr.edge.config import (
-    EdgeConfigError,
-    edge_config_problems,
-    edge_paths,
-    edge_uri,
-    normalize_slot_uri,
-    render_config,
-    render_dispatcher_list,
-)
+from ivr.edge.cfgtext import EdgeConfigError
+from ivr.edge.config import edge_config_problems, edge_uri, render_config
 from ivr.edge.dids import render_dids_table, write_dids_table
+from ivr.edge.dispatcher import normalize_slot_uri, render_dispatcher_list
+from ivr.edge.paths import edge_paths
 from ivr.edge.subscribers import (
     SUBSCRIBER_HEADER,
     Subscriber,

@@ -15,7 +15,7 @@ import pytest
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile, Trunk
 from config.settings import Settings
-from ivr.edge.config import edge_paths
+from ivr.edge.paths import edge_paths
 from ivr.edge.process import Edge, EdgeError
 from ivr.edge.subscribers import write_subscribers
 from tests.edge.conftest import (

@@ -17,7 +17,7 @@ from callcenter.auth import sip_ha1
 from callcenter.context import AppContext
 from callcenter.models import AuditEntry
 from cti.services import routing_for
-from ivr.edge.config import edge_paths
+from ivr.edge.paths import edge_paths
 from tests.conftest import auth, token
 
 REALM = "callcenter.local"
