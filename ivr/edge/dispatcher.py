@@ -41,7 +41,7 @@ def slot_attrs(uri: str) -> str:
 
 def render_dispatcher_list(slot_uris: list[str]) -> str:
     lines = [
-        "# Rendered by ivr/edge/dispatcher.py: the engine's slots (set, uri, flags, priority, attrs).",
+        "# Rendered by ivr/edge/dispatcher.py: the slots (set, uri, flags, priority, attrs).",
         "# Changed at run time with dispatcher.add/remove, which keep call-load counts;",
         "# dispatcher.reload would wipe them and is never used.",
     ]
