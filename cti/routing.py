@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from callcenter import call_phases
 from callcenter.errors import Conflict, InvalidInput, NotFound
 from callcenter.redis_keys import Keys
 from config.loader import CenterConfig
@@ -81,7 +82,9 @@ class Offer:
 
 def _render_script() -> str:
     source = resources.files("cti").joinpath("lua/routing.lua").read_text(encoding="utf-8")
-    return source.replace("__TRANSITIONS__", agent_state.lua_rules())
+    return source.replace("__TRANSITIONS__", agent_state.lua_rules()).replace(
+        "__CALL_MOVES__", call_phases.lua_rules()
+    )
 
 
 SCRIPT = _render_script()
