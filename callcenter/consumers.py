@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, str]]
 EntryHandler = Callable[[str, dict[str, str]], None]
-BatchHandler = Callable[[str, list[Entry]], None]
+BatchHandler = Callable[[str, list[Entry]], object]  # what it returns is not read
 
 
 class ConsumerHost:
@@ -82,6 +82,11 @@ class ConsumerHost:
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+
+    @property
+    def pending(self) -> bool:
+        """Whether this consumer's own pending entries are still to be read."""
+        return self._pending
 
     def recheck_pending(self) -> None:
         """Read this consumer's pending entries again at the next step."""
@@ -197,4 +202,4 @@ def _log_skipped(entry_id: str, fields: dict[str, str], exc: BaseException) -> N
     if isinstance(exc, CallCenterError):
         log.info("event %s (%s) refused: %s", entry_id, fields.get("type"), exc.message)
     else:
-        log.error("event %s (%s) skipped: %r", entry_id, fields.get("type"), exc)
+        log.error("event %s (%s) skipped: %r", entry_id, fields.get("type"), exc, exc_info=exc)

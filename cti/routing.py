@@ -44,6 +44,7 @@ from callcenter.errors import Conflict, InvalidInput, NotFound
 from callcenter.redis_keys import Keys
 from config.loader import CenterConfig
 from cti import state as agent_state
+from cti.errors import AGENT_UNKNOWN_TRANSITION, CALL_ROUTING_REFUSED, QUEUE_NOT_FOUND
 
 DEFAULT_HANDLE_SECONDS = 180.0  # expected-wait estimate before any call was handled
 RING_GRACE_SECONDS = 3.0  # the engine reports a ring timeout first; this timer is the backstop
@@ -145,9 +146,12 @@ class Routing:
             raise NotFound(
                 f"队列不存在 / queue {result['queue']!r} does not exist",
                 details={"queue": result["queue"]},
+                error_id=QUEUE_NOT_FOUND,
             )
         if error:
-            raise Conflict(f"routing refused {op}: {error}", details=result)
+            raise Conflict(
+                f"routing refused {op}: {error}", details=result, error_id=CALL_ROUTING_REFUSED
+            )
         return result
 
     @staticmethod
@@ -207,7 +211,9 @@ class Routing:
         unknown = sorted(set(queues) - set(self.config.queues.queues))
         if unknown:
             raise InvalidInput(
-                f"unknown queue(s) {', '.join(unknown)}", details={"queues": unknown}
+                f"unknown queue(s) {', '.join(unknown)}",
+                details={"queues": unknown},
+                error_id=QUEUE_NOT_FOUND,
             )
         return self._run(
             "login",
@@ -229,7 +235,10 @@ class Routing:
     ) -> dict[str, Any]:
         """An agent-requested change: ready, not_ready (with reason) or end_wrap_up."""
         if name not in {"ready", "not_ready", "end_wrap_up"}:
-            raise InvalidInput(f"transition {name!r} cannot be requested directly")
+            raise InvalidInput(
+                f"transition {name!r} cannot be requested directly",
+                error_id=AGENT_UNKNOWN_TRANSITION,
+            )
         return self._run(
             "transition",
             agent=agent_id,
@@ -243,7 +252,9 @@ class Routing:
         unknown = sorted(set(queues) - set(self.config.queues.queues))
         if unknown:
             raise InvalidInput(
-                f"unknown queue(s) {', '.join(unknown)}", details={"queues": unknown}
+                f"unknown queue(s) {', '.join(unknown)}",
+                details={"queues": unknown},
+                error_id=QUEUE_NOT_FOUND,
             )
         return self._run("set_queues", agent=agent_id, queues=queues, actor=actor, dispatch=True)
 

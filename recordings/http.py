@@ -31,7 +31,13 @@ from callcenter.errors import CallCenterError, Forbidden, NotFound, Unauthorized
 from callcenter.models import Role
 from cti.models import Call
 from recordings import access, http_qa, links, playback, reconcile, retention
-from recordings.errors import LinkRefused
+from recordings.errors import (
+    RECORDING_FORBIDDEN,
+    RECORDING_NO_RECONCILIATION,
+    RECORDING_NOT_FOUND,
+    RECORDING_NOT_PROCESSED,
+    LinkRefused,
+)
 from recordings.models import Recording, RecordingMedia
 from recordings.schemas import (
     ErasureRequest,
@@ -136,7 +142,10 @@ def get_reconciliation(
 ) -> dict[str, Any]:
     report = reconcile.last_report(ctx)
     if report is None:
-        raise NotFound("reconciliation has not run yet: POST /api/v1/recordings/reconciliation")
+        raise NotFound(
+            "reconciliation has not run yet: POST /api/v1/recordings/reconciliation",
+            error_id=RECORDING_NO_RECONCILIATION,
+        )
     return report
 
 
@@ -231,12 +240,19 @@ def _play(
     with ctx.sessions() as session:
         recording = session.get(Recording, claims.recording_id)
         if recording is None or recording.deleted_at is not None:
-            raise NotFound(f"recording {claims.recording_id!r} not found")
+            raise NotFound(
+                f"recording {claims.recording_id!r} not found", error_id=RECORDING_NOT_FOUND
+            )
         call_agent = session.get(Call, recording.call_id)
         if not access.may_play(principal, recording, call_agent.agent_id if call_agent else None):
-            raise Forbidden("you may no longer listen to this recording")
+            raise Forbidden(
+                "you may no longer listen to this recording", error_id=RECORDING_FORBIDDEN
+            )
         if download and not access.may_download(principal):
-            raise Forbidden("only shift leads, QA and admins may download recordings")
+            raise Forbidden(
+                "only shift leads, QA and admins may download recordings",
+                error_id=RECORDING_FORBIDDEN,
+            )
         source = playback.source_for(ctx, session, recording, claims.format)
     size = playback.size_of(source, recording.id)
     byte_range = playback.parse_range(range_header, size) if range_header else None
@@ -266,10 +282,10 @@ def _load(ctx: AppContext, principal: Principal, recording_id: str) -> Recording
     with ctx.sessions() as session:
         recording = session.get(Recording, recording_id)
         if recording is None or recording.deleted_at is not None:
-            raise NotFound(f"recording {recording_id!r} not found")
+            raise NotFound(f"recording {recording_id!r} not found", error_id=RECORDING_NOT_FOUND)
         call = session.get(Call, recording.call_id)
         if not access.may_play(principal, recording, call.agent_id if call else None):
-            raise NotFound(f"recording {recording_id!r} not found")
+            raise NotFound(f"recording {recording_id!r} not found", error_id=RECORDING_NOT_FOUND)
         session.expunge(recording)
         return recording
 
@@ -395,7 +411,10 @@ def get_media(
     with ctx.sessions() as session:
         media = session.get(RecordingMedia, recording_id)
         if media is None:
-            raise NotFound(f"recording {recording_id!r} has not been post-processed yet")
+            raise NotFound(
+                f"recording {recording_id!r} has not been post-processed yet",
+                error_id=RECORDING_NOT_PROCESSED,
+            )
         return MediaPublic(
             recording_id=media.recording_id,
             problem=media.problem,
@@ -426,7 +445,7 @@ def set_legal_hold(
     with ctx.sessions() as session, session.begin():
         recording = session.get(Recording, recording_id)
         if recording is None or recording.deleted_at is not None:
-            raise NotFound(f"recording {recording_id!r} not found")
+            raise NotFound(f"recording {recording_id!r} not found", error_id=RECORDING_NOT_FOUND)
         recording.legal_hold = body.hold
         record_audit(
             session,

@@ -91,9 +91,9 @@ def test_a_move_the_table_refuses_is_counted_not_lost(routing: Routing) -> None:
 
 def test_event_phases_name_real_events_and_end_with_the_ending_ones() -> None:
     assert set(EVENT_PHASE) <= set(EventType)
-    assert call_phases.ENDING_EVENTS == {
+    assert {
         EventType.call_ended,
         EventType.slot_failed,
         EventType.call_refused,
-    }
+    } == call_phases.ENDING_EVENTS
     assert set(call_phases.SLOT_NAMES.values()) <= set(CallPhase)
