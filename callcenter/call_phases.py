@@ -66,6 +66,15 @@ SLOT_NAMES: dict[str, CallPhase] = {
 }
 
 
+def from_slot(name: str) -> CallPhase | None:
+    """The phase a slot names (its own word, ``queued``, or the phase's, ``waiting``: both
+    read the same while the slot moves to this table); None for a name that is no phase
+    (a menu node's name in ``digit_received``)."""
+    if name in SLOT_NAMES:
+        return SLOT_NAMES[name]
+    return CallPhase(name) if name in CallPhase.__members__ else None
+
+
 @dataclass(frozen=True)
 class Move:
     name: str

@@ -32,7 +32,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from callcenter import events, heap
+from callcenter import call_phases, events, heap
 from callcenter.consumers import ConsumerHost
 from callcenter.context import AppContext
 from callcenter.db import transaction
@@ -243,7 +243,8 @@ class Router:
         return self.routing.callback_requested(event.call_id, queue, number)
 
     def _digit(self, event: events.DigitReceived) -> Result:
-        if event.node != "queued":
+        # node: the menu node, or the slot's phase when the caller is not in the menu
+        if call_phases.from_slot(event.node) != call_phases.CallPhase.waiting:
             return None
         # A key pressed while waiting: "1" after routing offered a call-back takes it.
         call = self.routing.call(event.call_id)

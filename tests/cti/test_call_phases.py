@@ -97,3 +97,10 @@ def test_event_phases_name_real_events_and_end_with_the_ending_ones() -> None:
         EventType.call_refused,
     } == call_phases.ENDING_EVENTS
     assert set(call_phases.SLOT_NAMES.values()) <= set(CallPhase)
+
+
+def test_a_slot_phase_reads_the_same_by_its_slot_name_or_the_tables() -> None:
+    assert call_phases.from_slot("queued") == call_phases.from_slot("waiting") == P.waiting
+    assert call_phases.from_slot("bridged") == P.connected
+    assert call_phases.from_slot("offering") == P.reserved
+    assert call_phases.from_slot("main") is None  # a menu node, not a phase
