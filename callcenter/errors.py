@@ -33,6 +33,11 @@ class ErrorCatalog:
         return {f"{self.domain}.{local}": meaning for local, meaning in self.ids.items()}
 
 
+def error_body(error_id: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    """Every error answer's JSON body (:class:`ErrorPublic`), whoever makes it."""
+    return {"error_id": error_id, "message": message, "details": details}
+
+
 class CallCenterError(Exception):
     """Base of every error a user may see. ``error_id`` is stable: the class's kebab-case
     kind (``not-found``), or a domain's own id (``tickets.not-found``) declared in the
@@ -51,7 +56,7 @@ class CallCenterError(Exception):
             self.error_id = error_id
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error_id": self.error_id, "message": self.message, "details": self.details}
+        return error_body(self.error_id, self.message, self.details)
 
     def headers(self) -> dict[str, str]:
         """HTTP headers the answer carries besides the JSON body."""

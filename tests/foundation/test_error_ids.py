@@ -52,6 +52,13 @@ def generic_ids() -> set[str]:
                 and isinstance(node.value.value, str)
             ):
                 found.add(node.value.value)
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "error_body"
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found.add(str(node.args[0].value))
             if isinstance(node, ast.Dict):
                 for key, value in zip(node.keys, node.values, strict=True):
                     if (
