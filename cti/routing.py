@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -79,6 +79,17 @@ class Offer:
     call_id: str
     agent_id: int
     queue: str
+
+
+def check_queues(config: CenterConfig, queues: Iterable[str]) -> None:
+    """InvalidInput naming every queue queues.toml does not have."""
+    unknown = sorted(set(queues) - set(config.queues.queues))
+    if unknown:
+        raise InvalidInput(
+            f"unknown queue(s): {', '.join(unknown)}",
+            details={"queues": unknown},
+            error_id=QUEUE_NOT_FOUND,
+        )
 
 
 def _render_script() -> str:
@@ -208,13 +219,7 @@ class Routing:
         shift_window: tuple[int, int],
         actor: str,
     ) -> dict[str, Any]:
-        unknown = sorted(set(queues) - set(self.config.queues.queues))
-        if unknown:
-            raise InvalidInput(
-                f"unknown queue(s) {', '.join(unknown)}",
-                details={"queues": unknown},
-                error_id=QUEUE_NOT_FOUND,
-            )
+        check_queues(self.config, queues)
         return self._run(
             "login",
             agent=agent_id,
@@ -249,13 +254,7 @@ class Routing:
         )
 
     def set_queues(self, agent_id: int, queues: dict[str, int], *, actor: str) -> dict[str, Any]:
-        unknown = sorted(set(queues) - set(self.config.queues.queues))
-        if unknown:
-            raise InvalidInput(
-                f"unknown queue(s) {', '.join(unknown)}",
-                details={"queues": unknown},
-                error_id=QUEUE_NOT_FOUND,
-            )
+        check_queues(self.config, queues)
         return self._run("set_queues", agent=agent_id, queues=queues, actor=actor, dispatch=True)
 
     def wrap_end(

@@ -45,7 +45,7 @@ from cti.errors import (
     QUEUE_NOT_FOUND,
 )
 from cti.models import Agent, AgentQueue, Customer, CustomerPhone, CustomerUnit, FeeStatus, Unit
-from cti.routing import Offer, Routing
+from cti.routing import Offer, Routing, check_queues
 
 ROUTING: Service[Routing] = Service("routing")  # this process's Routing handle
 
@@ -208,13 +208,7 @@ def move_agent(
     ctx: AppContext, *, lead: Principal, agent_id: int, queues: dict[str, int]
 ) -> dict[str, Any]:
     """Change an agent's queues and skill levels, in SQL and live in routing."""
-    unknown = sorted(set(queues) - set(ctx.config.queues.queues))
-    if unknown:
-        raise InvalidInput(
-            f"unknown queue(s): {', '.join(unknown)}",
-            details={"queues": unknown},
-            error_id=QUEUE_NOT_FOUND,
-        )
+    check_queues(ctx.config, queues)
     bad = {q: level for q, level in queues.items() if not 1 <= level <= 10}
     if bad:
         raise InvalidInput(

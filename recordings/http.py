@@ -276,6 +276,24 @@ def _play(
     )
 
 
+def _load_audited(
+    ctx: AppContext, principal: Principal, recording_id: str, request: Request, *, via: str
+) -> Recording:
+    """:func:`_load`, a refusal written to the audit log (its error id, and how it came)."""
+    try:
+        return _load(ctx, principal, recording_id)
+    except CallCenterError as exc:
+        audit(
+            ctx,
+            actor=principal.username,
+            action="recording.denied",
+            recording_id=recording_id,
+            details={"reason": exc.error_id, "via": via},
+            remote_addr=_remote(request),
+        )
+        raise
+
+
 def _load(ctx: AppContext, principal: Principal, recording_id: str) -> Recording:
     """A recording the principal may hear; someone else's is 404 to an agent."""
     access.search_scope(principal)  # department staff: 403
@@ -320,18 +338,7 @@ def get_audio(
     principal: Annotated[Principal, Depends(current_user)],
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
-    try:
-        recording = _load(ctx, principal, recording_id)
-    except CallCenterError as exc:
-        audit(
-            ctx,
-            actor=principal.username,
-            action="recording.denied",
-            recording_id=recording_id,
-            details={"reason": exc.error_id, "via": "audio"},
-            remote_addr=_remote(request),
-        )
-        raise
+    recording = _load_audited(ctx, principal, recording_id, request, via="audio")
     source = playback.wav_source(ctx, recording)
     size = playback.size_of(source, recording.id)
     byte_range = playback.parse_range(range_header, size) if range_header else None
@@ -366,18 +373,7 @@ def create_link(
     principal: Annotated[Principal, Depends(current_user)],
     body: LinkRequest | None = None,
 ) -> LinkPublic:
-    try:
-        recording = _load(ctx, principal, recording_id)
-    except CallCenterError as exc:
-        audit(
-            ctx,
-            actor=principal.username,
-            action="recording.denied",
-            recording_id=recording_id,
-            details={"reason": exc.error_id, "via": "link-request"},
-            remote_addr=_remote(request),
-        )
-        raise
+    recording = _load_audited(ctx, principal, recording_id, request, via="link-request")
     with ctx.sessions() as session:
         fmt = (body.format if body else None) or playback.default_format(session, recording)
         playback.source_for(ctx, session, recording, fmt)  # 404 when that format is not there
