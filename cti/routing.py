@@ -18,7 +18,8 @@ Redis layout (all under ``{prefix}:routing:``; documented for operators in docs/
     queue:{q}:ready            zset: ready agent id, score = idle since (epoch s)
     queue:{q}:waiting          zset: call id, score = (9 - priority) * 1e12 + arrival sequence
     queue:{q}:aht              average handle time (s), moving average
-    call:{id}                  hash: state (waiting/reserved/connected/transferring/ended/…),
+    call:{id}                  hash: state (a phase of callcenter/call_phases.py, moved only
+                               by that table's moves: waiting/reserved/connected/…),
                                queue, priority, seq, entry, agent, callback, number, caller, slot,
                                menu_path, collected, position, expected_wait, outcome:{entry}
     stats:{q}                  hash: entered, answered, abandoned, overflowed, called_back, closed
