@@ -96,8 +96,15 @@ class ConsumerHost:
 
     def step(self, block_ms: int = 0) -> int:
         """Handle what is there (see the module's docstring); returns the entries handled."""
+        return self._recovering(lambda: self._step(block_ms))
+
+    def read_pending(self) -> int:
+        """Handle this consumer's own pending entries, if still to be read; returns how many."""
+        return self._recovering(self._read_pending)
+
+    def _recovering(self, work: Callable[[], int]) -> int:
         try:
-            return self._step(block_ms)
+            return work()
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 self._pending = True  # what was left unacknowledged is read again first
@@ -116,8 +123,7 @@ class ConsumerHost:
             self._pending = True  # what was left unacknowledged is read again first
             raise
 
-    def read_pending(self) -> int:
-        """Handle this consumer's own pending entries, if still to be read; returns how many."""
+    def _read_pending(self) -> int:
         done = 0
         while self._pending:
             read = self._read("0", None)
@@ -127,7 +133,7 @@ class ConsumerHost:
         return done
 
     def _step(self, block_ms: int) -> int:
-        done = self.read_pending()
+        done = self._read_pending()
         claimed = self._claim()
         if claimed:
             return done + self._handle_all(claimed)

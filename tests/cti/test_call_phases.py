@@ -39,7 +39,9 @@ def test_every_move_has_one_target_and_sources_the_routing_hash_can_hold() -> No
         assert move.target in call_phases.ROUTING_PHASES, move
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     name=st.one_of(st.sampled_from(sorted(MOVES)), st.sampled_from(["en", "end_", "answer_x"])),
     source=st.one_of(st.sampled_from(PHASES), st.text("abcdefgh_", max_size=8)),

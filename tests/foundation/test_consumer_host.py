@@ -168,3 +168,18 @@ def test_run_outlives_errors_and_stops(redis_client: redis.Redis) -> None:
 def test_a_host_takes_a_table_or_a_batch_not_both(redis_client: redis.Redis) -> None:
     with pytest.raises(ValueError, match="either"):
         ConsumerHost(redis_client, streams=[STREAM], group=GROUP, consumer="c")
+
+
+def test_reading_pending_entries_also_recovers_a_lost_group(redis_client: redis.Redis) -> None:
+    """A consumer that must re-read its pending entries (a new lease holder) when Redis has
+    just lost its data makes the group again instead of failing at every try."""
+    seen: list[str] = []
+    reader = host(redis_client, seen, consumer="c")
+    reader.ensure_group()
+    redis_client.flushdb()
+    reader.recheck_pending()
+    assert reader.read_pending() == 0
+    publish(redis_client, "a", 1)
+    assert reader.read_pending() == 0  # nothing of ours was pending
+    assert reader.step(10) == 1
+    assert seen == ["a:0"]

@@ -121,7 +121,7 @@ def test_tampered_expired_and_other_users_links_are_refused_and_audited(
     ]
     assert reasons.count("bad-signature") >= 2
     assert "expired" in reasons
-    assert "recording-link-refused" in reasons  # the other user's attempt
+    assert "recordings.link-refused" in reasons  # the other user's attempt
 
 
 def test_roles_for_links_and_downloads(
