@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callcenter import health, heap, http_admin, http_auth, http_config, signin, supervision
 from callcenter.context import AppContext
-from callcenter.errors import ERROR_RESPONSES, CallCenterError
+from callcenter.errors import ERROR_RESPONSES, CallCenterError, error_body
 from callcenter.http_guard import ResponseGuard
 from callcenter.http_input import RefuseNulCharacters
 from callcenter.service_keys import REGISTRY
@@ -87,11 +87,8 @@ def create_app(ctx: AppContext) -> FastAPI:
         else:
             message, details = str(exc.detail), {}
         error_id = FRAMEWORK_ERROR_IDS.get(exc.status_code, "bad-request")
-        return JSONResponse(
-            {"error_id": error_id, "message": message, "details": details},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        body = error_body(error_id, message, details)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -100,14 +97,8 @@ def create_app(ctx: AppContext) -> FastAPI:
             for err in exc.errors()
         ]
         fields = ", ".join(p["field"] for p in problems)
-        return JSONResponse(
-            {
-                "error_id": "invalid-input",
-                "message": f"invalid input: {fields}",
-                "details": {"problems": problems},
-            },
-            status_code=422,
-        )
+        body = error_body("invalid-input", f"invalid input: {fields}", {"problems": problems})
+        return JSONResponse(body, status_code=422)
 
     @app.get("/healthz", tags=["ops"], summary="200 while this API process serves requests")
     def healthz() -> JSONResponse:

@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
 
+DOMAIN_ID = re.compile(r"^[a-z]+\.[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class ErrorCatalog:
+    """One package's error ids, declared in one place (its ``errors.py``): ``domain.local``
+    for each local id, with what it means (docs/errors.md lists them all, a test keeps the
+    two in step). ``catalog.id("not-found")`` gives ``"<domain>.not-found"`` and refuses an
+    id the catalog does not declare, at import time."""
+
+    def __init__(self, domain: str, ids: dict[str, str]) -> None:
+        self.domain = domain
+        self.ids = dict(ids)
+        for local in self.ids:
+            if not DOMAIN_ID.match(f"{domain}.{local}"):
+                raise ValueError(f"error id {domain}.{local} is not domain.kebab-case")
+
+    def id(self, local: str) -> str:
+        if local not in self.ids:
+            raise KeyError(f"{self.domain}.{local} is not declared in its catalog")
+        return f"{self.domain}.{local}"
+
+    def all(self) -> dict[str, str]:
+        """Every full id with what it means."""
+        return {f"{self.domain}.{local}": meaning for local, meaning in self.ids.items()}
+
+
+def error_body(error_id: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    """Every error answer's JSON body (:class:`ErrorPublic`), whoever makes it."""
+    return {"error_id": error_id, "message": message, "details": details}
+
 
 class CallCenterError(Exception):
-    """Base of every error a user may see. ``error_id`` is kebab-case and stable."""
+    """Base of every error a user may see. ``error_id`` is stable: the class's kebab-case
+    kind (``not-found``), or a domain's own id (``tickets.not-found``) declared in the
+    package's :class:`ErrorCatalog` and given where the error is raised."""
 
     status_code = 400
     error_id = "bad-request"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: dict[str, Any] | None = None, error_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        if error_id is not None:
+            self.error_id = error_id
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error_id": self.error_id, "message": self.message, "details": self.details}
+        return error_body(self.error_id, self.message, self.details)
 
     def headers(self) -> dict[str, str]:
         """HTTP headers the answer carries besides the JSON body."""

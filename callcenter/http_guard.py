@@ -21,6 +21,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from callcenter.errors import error_body
+
 logger = logging.getLogger("callcenter.http")
 
 # FastAPI's interactive docs load Swagger UI / ReDoc from a CDN and start them with an inline
@@ -58,15 +60,12 @@ def security_headers(path: str, nonce: str) -> dict[str, str]:
 
 
 def internal_error(request_id: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error_id": "internal-error",
-            "message": f"服务器内部错误（请求编号 {request_id}）/ internal error; the server log "
-            f"has the details under request {request_id}",
-            "details": {"request_id": request_id},
-        },
-        status_code=500,
+    message = (
+        f"服务器内部错误（请求编号 {request_id}）/ internal error; the server log "
+        f"has the details under request {request_id}"
     )
+    body = error_body("internal-error", message, {"request_id": request_id})
+    return JSONResponse(body, status_code=500)
 
 
 class ResponseGuard:

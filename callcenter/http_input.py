@@ -19,6 +19,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from callcenter.errors import error_body
+
 NUL = "\x00"
 
 
@@ -62,14 +64,9 @@ def _nul_in_body(body: bytes, content_type: str) -> str | None:
 
 
 def _refusal(field: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error_id": "invalid-input",
-            "message": f"输入含有 NUL 字符 / invalid input: {field} contains a NUL character",
-            "details": {"problems": [{"field": field, "message": "contains a NUL character"}]},
-        },
-        status_code=422,
-    )
+    message = f"输入含有 NUL 字符 / invalid input: {field} contains a NUL character"
+    problems = [{"field": field, "message": "contains a NUL character"}]
+    return JSONResponse(error_body("invalid-input", message, {"problems": problems}), 422)
 
 
 class RefuseNulCharacters:

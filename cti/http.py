@@ -198,15 +198,14 @@ def call_recording_resume(ctx: Ctx, principal: AgentUser) -> CommandPublic:
     summary="Transfer the caller to a queue, an agent or a configured number",
 )
 def call_transfer(ctx: Ctx, principal: AgentUser, body: TransferRequest) -> CommandPublic:
-    return _command(
-        services.transfer(
-            ctx,
-            agent_id=services.my_agent_id(principal),
-            kind=body.kind,
-            target=body.target,
-            mode=body.mode,
-        )
-    )
+    return _transfer(ctx, principal, body.kind, body.target, body.mode)
+
+
+def _transfer(
+    ctx: AppContext, principal: Principal, kind: str, target: str, mode: str
+) -> CommandPublic:
+    agent_id = services.my_agent_id(principal)
+    return _command(services.transfer(ctx, agent_id=agent_id, kind=kind, target=target, mode=mode))
 
 
 @router.post(
@@ -219,15 +218,7 @@ def call_transfer(ctx: Ctx, principal: AgentUser, body: TransferRequest) -> Comm
 )
 def call_consult(ctx: Ctx, principal: AgentUser, body: ConsultRequest) -> CommandPublic:
     mode = {"start": "consult", "complete": "complete", "cancel": "cancel"}[body.action]
-    return _command(
-        services.transfer(
-            ctx,
-            agent_id=services.my_agent_id(principal),
-            kind=body.kind,
-            target=body.target,
-            mode=mode,
-        )
-    )
+    return _transfer(ctx, principal, body.kind, body.target, mode)
 
 
 @router.post(

@@ -21,6 +21,7 @@ from callcenter.errors import Forbidden, NotFound
 from callcenter.models import Role
 from callcenter.params import MAX_OFFSET, MAX_ROW_ID, IsoDateTime
 from callcenter.streams import EventType
+from cti.errors import CALL_NOT_FOUND, CALL_READ_FORBIDDEN
 from cti.models import Call, CallEvent
 from recordings.models import Recording
 from recordings.schemas import PausedSpan
@@ -82,7 +83,10 @@ def _viewer(principal: Principal) -> int | None:
         return None
     if principal.role is Role.agent and principal.agent_id is not None:
         return principal.agent_id
-    raise Forbidden("only shift leads, QA, admins and agents (their own calls) may read calls")
+    raise Forbidden(
+        "only shift leads, QA, admins and agents (their own calls) may read calls",
+        error_id=CALL_READ_FORBIDDEN,
+    )
 
 
 def _offered_and_missed(agent_id: int) -> ColumnElement[bool]:
@@ -163,7 +167,7 @@ def list_calls(
     own = _viewer(principal)
     if own is not None:
         if agent_id is not None and agent_id != own:
-            raise Forbidden("an agent may read only their own calls")
+            raise Forbidden("an agent may read only their own calls", error_id=CALL_READ_FORBIDDEN)
         agent_id, view = own, view or "answered"
     query = select(Call)
     if agent_id is not None:
@@ -213,7 +217,9 @@ def get_call(
             is None
         ):
             # an agent cannot learn whether someone else's call exists
-            raise NotFound(f"call {call_id!r} not found", details={"call_id": call_id})
+            raise NotFound(
+                f"call {call_id!r} not found", details={"call_id": call_id}, error_id=CALL_NOT_FOUND
+            )
         recording = session.scalar(
             select(Recording).where(Recording.call_id == call_id).order_by(Recording.started_at)
         )

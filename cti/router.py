@@ -32,7 +32,8 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from callcenter import events, heap
+from callcenter import call_phases, events, heap
+from callcenter.consumers import ConsumerHost
 from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.errors import CallCenterError
@@ -67,13 +68,43 @@ class Router:
         self.keys = ctx.keys
         self.redis = ctx.redis
         self.consumer = consumer or f"router-{ctx.settings.node_id}"
-        self._own_pending: dict[tuple[str, str], bool] = {}
         self._next_staffing = 0.0
         self._next_beat = 0.0
         self._last_alert: bool | None = None
-        self._next_claim: dict[tuple[str, str], float] = {}
         self._handlers: dict[EventType, Callable[[events.Event], Result]] = {}
         self._subscribe_all()
+        # Three groups, each hosted by callcenter/consumers.py: what another (dead) router
+        # received but did not finish is claimed; when Redis comes back without our groups
+        # (no AOF, or its data lost) they are made again with the queues' settings, so new
+        # calls are routed; what Redis lost is gone.
+        common: dict[str, Any] = {
+            "consumer": self.consumer,
+            "claim_idle_ms": CLAIM_IDLE_MS,
+            "on_group_lost": self.routing.sync_queues,
+        }
+        self.events_host = ConsumerHost(
+            self.redis,
+            streams=[self.keys.events],
+            group=GROUP,
+            handlers=dict.fromkeys(self._handlers, self.handle_entry),
+            skip=(Exception,),  # one bad event must not stop routing
+            **common,
+        )
+        # SQL writers: an error leaves the batch unacknowledged, retried
+        self.log_host = ConsumerHost(
+            self.redis,
+            streams=[self.keys.agent_events],
+            group=LOG_GROUP,
+            batch=lambda _stream, entries: self._log_states(entries),
+            **common,
+        )
+        self.shift_host = ConsumerHost(
+            self.redis,
+            streams=[self.keys.events],
+            group=SHIFT_GROUP,
+            batch=lambda _stream, entries: self._attribute_shifts(entries),
+            **common,
+        )
         self.ensure_groups()
 
     def warm_up(self) -> None:
@@ -84,16 +115,8 @@ class Router:
             screenpop.lookup(session, WARM_UP_NUMBER)
 
     def ensure_groups(self) -> None:
-        for stream, group in (
-            (self.keys.events, GROUP),
-            (self.keys.agent_events, LOG_GROUP),
-            (self.keys.events, SHIFT_GROUP),
-        ):
-            try:
-                self.redis.xgroup_create(stream, group, id="$", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        for host in (self.events_host, self.log_host, self.shift_host):
+            host.ensure_group()
 
     # ------------------------------------------------------------ one round
 
@@ -104,13 +127,13 @@ class Router:
     def routing_step(self, block_ms: int) -> int:
         """Engine events and due timers: the latency-critical half."""
         block_ms = min(block_ms, self._ms_to_next_timer()) if block_ms else 0
-        done = self._consume(self.keys.events, GROUP, self.handle_entry, block_ms)
+        done = self.events_host.step(block_ms)
         return done + self.fire_timers()
 
     def bookkeeping_step(self, block_ms: int) -> int:
         """The SQL state log, the staffing check and the heartbeat: never in routing's way."""
-        done = self._consume(self.keys.agent_events, LOG_GROUP, self._log_states, block_ms)
-        done += self._consume(self.keys.events, SHIFT_GROUP, self._attribute_shifts, 0)
+        done = self.log_host.step(block_ms)
+        done += self.shift_host.step(0)
         now = time.monotonic()
         if now >= self._next_staffing:
             self._next_staffing = now + STAFFING_EVERY_SECONDS
@@ -164,73 +187,7 @@ class Router:
                 break
         return total
 
-    # ------------------------------------------------------------ streams
-
-    def _read(self, stream: str, group: str, start: str, block_ms: int) -> list[Entry]:
-        reply = self.redis.xreadgroup(
-            group, self.consumer, {stream: start}, count=100, block=block_ms or None
-        )
-        return cast(list[Entry], reply[0][1] if reply else [])  # type: ignore[index]
-
-    def _consume(
-        self,
-        stream: str,
-        group: str,
-        handler: Callable[[str, dict[str, str]], None] | Callable[[list[Entry]], None],
-        block_ms: int,
-    ) -> int:
-        try:
-            return self._consume_group(stream, group, handler, block_ms)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # Redis came back without our groups (no AOF, or its data lost): recreate them and
-            # the queues' settings so new calls are routed; what Redis lost is gone.
-            log.error("group %s on %s missing (Redis lost its data?): recreating", group, stream)
-            self.ensure_groups()
-            self.routing.sync_queues()
-            self._own_pending[(stream, group)] = True
-            return 0
-
-    def _consume_group(
-        self,
-        stream: str,
-        group: str,
-        handler: Callable[[str, dict[str, str]], None] | Callable[[list[Entry]], None],
-        block_ms: int,
-    ) -> int:
-        key = (stream, group)
-        entries: list[Entry] = []
-        if self._own_pending.get(key, True):
-            # First what this consumer had received before a restart but not acknowledged.
-            entries = self._read(stream, group, "0", 0)
-            if not entries:
-                self._own_pending[key] = False
-        now = time.monotonic()
-        if not entries and now >= self._next_claim.get(key, 0.0):
-            # Then what another router (now dead) had received and never finished.
-            self._next_claim[key] = now + CLAIM_IDLE_MS / 1000
-            claimed = self.redis.xautoclaim(
-                stream, group, self.consumer, CLAIM_IDLE_MS, "0-0", count=100
-            )
-            entries = cast(list[Entry], claimed[1]) if claimed else []
-        if not entries:
-            entries = self._read(stream, group, ">", block_ms)
-        if not entries:
-            return 0
-        if handler == self.handle_entry:
-            for entry_id, fields in entries:
-                try:
-                    self.handle_entry(entry_id, fields)
-                except CallCenterError as exc:
-                    log.info("event %s refused by routing: %s", entry_id, exc.message)
-                except Exception:  # boundary: one bad event must not stop routing
-                    log.exception("event %s (%s) failed", entry_id, fields.get("type"))
-        else:
-            batch = cast(Callable[[list[Entry]], None], handler)
-            batch(entries)  # SQL writers: an error leaves the batch unacknowledged, retried
-        self.redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
-        return len(entries)
+    # ------------------------------------------------------------ events
 
     def handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
         try:
@@ -286,7 +243,8 @@ class Router:
         return self.routing.callback_requested(event.call_id, queue, number)
 
     def _digit(self, event: events.DigitReceived) -> Result:
-        if event.node != "queued":
+        # node: the menu node, or the slot's phase when the caller is not in the menu
+        if call_phases.from_slot(event.node) != call_phases.CallPhase.waiting:
             return None
         # A key pressed while waiting: "1" after routing offered a call-back takes it.
         call = self.routing.call(event.call_id)

@@ -18,7 +18,8 @@ Redis layout (all under ``{prefix}:routing:``; documented for operators in docs/
     queue:{q}:ready            zset: ready agent id, score = idle since (epoch s)
     queue:{q}:waiting          zset: call id, score = (9 - priority) * 1e12 + arrival sequence
     queue:{q}:aht              average handle time (s), moving average
-    call:{id}                  hash: state (waiting/reserved/connected/transferring/ended/…),
+    call:{id}                  hash: state (a phase of callcenter/call_phases.py, moved only
+                               by that table's moves: waiting/reserved/connected/…),
                                queue, priority, seq, entry, agent, callback, number, caller, slot,
                                menu_path, collected, position, expected_wait, outcome:{entry}
     stats:{q}                  hash: entered, answered, abandoned, overflowed, called_back, closed
@@ -30,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -39,10 +40,12 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from callcenter import call_phases
 from callcenter.errors import Conflict, InvalidInput, NotFound
 from callcenter.redis_keys import Keys
 from config.loader import CenterConfig
 from cti import state as agent_state
+from cti.errors import AGENT_UNKNOWN_TRANSITION, CALL_ROUTING_REFUSED, QUEUE_NOT_FOUND
 
 DEFAULT_HANDLE_SECONDS = 180.0  # expected-wait estimate before any call was handled
 RING_GRACE_SECONDS = 3.0  # the engine reports a ring timeout first; this timer is the backstop
@@ -79,9 +82,22 @@ class Offer:
     queue: str
 
 
+def check_queues(config: CenterConfig, queues: Iterable[str]) -> None:
+    """InvalidInput naming every queue queues.toml does not have."""
+    unknown = sorted(set(queues) - set(config.queues.queues))
+    if unknown:
+        raise InvalidInput(
+            f"unknown queue(s): {', '.join(unknown)}",
+            details={"queues": unknown},
+            error_id=QUEUE_NOT_FOUND,
+        )
+
+
 def _render_script() -> str:
     source = resources.files("cti").joinpath("lua/routing.lua").read_text(encoding="utf-8")
-    return source.replace("__TRANSITIONS__", agent_state.lua_rules())
+    return source.replace("__TRANSITIONS__", agent_state.lua_rules()).replace(
+        "__CALL_MOVES__", call_phases.lua_rules()
+    )
 
 
 SCRIPT = _render_script()
@@ -142,9 +158,12 @@ class Routing:
             raise NotFound(
                 f"队列不存在 / queue {result['queue']!r} does not exist",
                 details={"queue": result["queue"]},
+                error_id=QUEUE_NOT_FOUND,
             )
         if error:
-            raise Conflict(f"routing refused {op}: {error}", details=result)
+            raise Conflict(
+                f"routing refused {op}: {error}", details=result, error_id=CALL_ROUTING_REFUSED
+            )
         return result
 
     @staticmethod
@@ -201,11 +220,7 @@ class Routing:
         shift_window: tuple[int, int],
         actor: str,
     ) -> dict[str, Any]:
-        unknown = sorted(set(queues) - set(self.config.queues.queues))
-        if unknown:
-            raise InvalidInput(
-                f"unknown queue(s) {', '.join(unknown)}", details={"queues": unknown}
-            )
+        check_queues(self.config, queues)
         return self._run(
             "login",
             agent=agent_id,
@@ -226,7 +241,10 @@ class Routing:
     ) -> dict[str, Any]:
         """An agent-requested change: ready, not_ready (with reason) or end_wrap_up."""
         if name not in {"ready", "not_ready", "end_wrap_up"}:
-            raise InvalidInput(f"transition {name!r} cannot be requested directly")
+            raise InvalidInput(
+                f"transition {name!r} cannot be requested directly",
+                error_id=AGENT_UNKNOWN_TRANSITION,
+            )
         return self._run(
             "transition",
             agent=agent_id,
@@ -237,11 +255,7 @@ class Routing:
         )
 
     def set_queues(self, agent_id: int, queues: dict[str, int], *, actor: str) -> dict[str, Any]:
-        unknown = sorted(set(queues) - set(self.config.queues.queues))
-        if unknown:
-            raise InvalidInput(
-                f"unknown queue(s) {', '.join(unknown)}", details={"queues": unknown}
-            )
+        check_queues(self.config, queues)
         return self._run("set_queues", agent=agent_id, queues=queues, actor=actor, dispatch=True)
 
     def wrap_end(

@@ -20,8 +20,32 @@ from callcenter.service_keys import Service
 from callcenter.streams import Command, CommandType
 from config.loader import CenterConfig
 from cti import numbers, screenpop, shifts
+from cti.errors import (
+    AGENT_BAD_EXTENSION,
+    AGENT_BAD_SKILL_LEVEL,
+    AGENT_BAD_WRAP_UP,
+    AGENT_DISABLED,
+    AGENT_NOT_AN_AGENT,
+    AGENT_NOT_FOUND,
+    AGENT_UNKNOWN_STATE,
+    CALL_ALREADY_HELD,
+    CALL_BAD_MONITOR_MODE,
+    CALL_BAD_TRANSFER,
+    CALL_CONSULT_CONTROLLED,
+    CALL_NO_TRUNK,
+    CALL_NONE,
+    CALL_NOT_HELD,
+    CALL_NOT_LIVE,
+    CALL_NUMBER_NOT_CALLABLE,
+    CALL_RECORDING_NOT_PAUSED,
+    CALL_RECORDING_PAUSED,
+    CUSTOMER_BAD_PHONE,
+    CUSTOMER_NOT_FOUND,
+    CUSTOMER_PHONE_TAKEN,
+    QUEUE_NOT_FOUND,
+)
 from cti.models import Agent, AgentQueue, Customer, CustomerPhone, CustomerUnit, FeeStatus, Unit
-from cti.routing import Offer, Routing
+from cti.routing import Offer, Routing, check_queues
 
 ROUTING: Service[Routing] = Service("routing")  # this process's Routing handle
 
@@ -73,7 +97,9 @@ def agent_uri(ctx: AppContext, extension: str) -> str:
 def my_agent_id(principal: Principal) -> int:
     if principal.agent_id is None:
         raise Forbidden(
-            "此账号不是坐席 / this account is not an agent", details={"user": principal.username}
+            "此账号不是坐席 / this account is not an agent",
+            details={"user": principal.username},
+            error_id=AGENT_NOT_AN_AGENT,
         )
     return principal.agent_id
 
@@ -84,7 +110,11 @@ def _agent(ctx: AppContext, agent_id: int) -> Agent:
             select(Agent).where(Agent.id == agent_id).options(selectinload(Agent.memberships))
         )
     if agent is None:
-        raise NotFound(f"坐席不存在 / agent {agent_id} not found", details={"agent_id": agent_id})
+        raise NotFound(
+            f"坐席不存在 / agent {agent_id} not found",
+            details={"agent_id": agent_id},
+            error_id=AGENT_NOT_FOUND,
+        )
     return agent
 
 
@@ -111,7 +141,7 @@ def login(ctx: AppContext, *, agent_id: int, actor: str) -> dict[str, Any]:
         return current
     agent = _agent(ctx, agent_id)
     if not agent.active:
-        raise Forbidden(f"坐席已停用 / agent {agent_id} is disabled")
+        raise Forbidden(f"坐席已停用 / agent {agent_id} is disabled", error_id=AGENT_DISABLED)
     queues = {m.queue_code: m.skill_level for m in agent.memberships}
     routing_for(ctx).login(
         agent_id,
@@ -152,6 +182,7 @@ def set_state(
         raise InvalidInput(
             f"state must be ready, not_ready or logged_out, not {state!r}",
             details={"state": state},
+            error_id=AGENT_UNKNOWN_STATE,
         )
     return routing.agent(agent_id)
 
@@ -177,12 +208,12 @@ def move_agent(
     ctx: AppContext, *, lead: Principal, agent_id: int, queues: dict[str, int]
 ) -> dict[str, Any]:
     """Change an agent's queues and skill levels, in SQL and live in routing."""
-    unknown = sorted(set(queues) - set(ctx.config.queues.queues))
-    if unknown:
-        raise InvalidInput(f"unknown queue(s): {', '.join(unknown)}", details={"queues": unknown})
+    check_queues(ctx.config, queues)
     bad = {q: level for q, level in queues.items() if not 1 <= level <= 10}
     if bad:
-        raise InvalidInput("skill levels are 1 to 10", details={"levels": bad})
+        raise InvalidInput(
+            "skill levels are 1 to 10", details={"levels": bad}, error_id=AGENT_BAD_SKILL_LEVEL
+        )
     _agent(ctx, agent_id)
     with transaction(ctx.sessions) as session:
         for row in session.scalars(select(AgentQueue).where(AgentQueue.agent_id == agent_id)):
@@ -242,7 +273,9 @@ def _slot(ctx: AppContext, call_id: str) -> str:
     slot = slot or routing_for(ctx).call(call_id).get("slot")
     if not slot:
         raise Conflict(
-            f"通话不在进行中 / call {call_id} is not live on any slot", details={"call_id": call_id}
+            f"通话不在进行中 / call {call_id} is not live on any slot",
+            details={"call_id": call_id},
+            error_id=CALL_NOT_LIVE,
         )
     return slot
 
@@ -261,6 +294,7 @@ def _my_live_call(ctx: AppContext, agent_id: int) -> tuple[str, str]:
         raise Conflict(
             f"当前没有通话 / no call in progress (state {snapshot['state']})",
             details={"state": snapshot["state"]},
+            error_id=CALL_NONE,
         )
     return str(snapshot["call_id"]), str(snapshot["state"])
 
@@ -279,6 +313,7 @@ def _my_controlled_call(ctx: AppContext, agent_id: int) -> tuple[str, str]:
             "咨询中，由发起咨询的坐席操作 / during a consultation the consulting agent controls "
             "the call (you may hang up your part)",
             details={"call_id": call_id},
+            error_id=CALL_CONSULT_CONTROLLED,
         )
     return call_id, state
 
@@ -293,9 +328,9 @@ def hangup(ctx: AppContext, *, agent_id: int) -> Command:
 def hold(ctx: AppContext, *, agent_id: int, held: bool) -> Command:
     call_id, state = _my_controlled_call(ctx, agent_id)
     if held and state == "on_hold":
-        raise Conflict("通话已保持 / the call is already on hold")
+        raise Conflict("通话已保持 / the call is already on hold", error_id=CALL_ALREADY_HELD)
     if not held and state != "on_hold":
-        raise Conflict("通话未保持 / the call is not on hold")
+        raise Conflict("通话未保持 / the call is not on hold", error_id=CALL_NOT_HELD)
     return send_command(ctx, call_id, CommandType.hold if held else CommandType.unhold)
 
 
@@ -312,9 +347,17 @@ def recording_pause(ctx: AppContext, *, agent_id: int, pause: bool) -> Command:
     _slot(ctx, call_id)  # a call no slot has: refused before anything is marked
     key = ctx.keys.routing(f"call:{call_id}:recording_paused")
     if pause and not ctx.redis.set(key, str(agent_id), nx=True, ex=RECORDING_PAUSE_MARK_SECONDS):
-        raise Conflict("录音已暂停 / the recording is already paused", details={"call_id": call_id})
+        raise Conflict(
+            "录音已暂停 / the recording is already paused",
+            details={"call_id": call_id},
+            error_id=CALL_RECORDING_PAUSED,
+        )
     if not pause and not ctx.redis.delete(key):
-        raise Conflict("录音未暂停 / the recording is not paused", details={"call_id": call_id})
+        raise Conflict(
+            "录音未暂停 / the recording is not paused",
+            details={"call_id": call_id},
+            error_id=CALL_RECORDING_NOT_PAUSED,
+        )
     kind = CommandType.pause_recording if pause else CommandType.resume_recording
     return send_command(ctx, call_id, kind, {"agent_id": agent_id})
 
@@ -326,7 +369,11 @@ def _agent_by_ref(ctx: AppContext, target: str) -> Agent:
         if agent is None and row_id is not None:
             agent = session.get(Agent, row_id)
     if agent is None:
-        raise NotFound(f"坐席不存在 / no agent {target!r}", details={"target": target})
+        raise NotFound(
+            f"坐席不存在 / no agent {target!r}",
+            details={"target": target},
+            error_id=AGENT_NOT_FOUND,
+        )
     return agent
 
 
@@ -340,13 +387,21 @@ def transfer(
     data: dict[str, Any] = {"kind": kind, "target": target, "mode": mode, "agent_id": agent_id}
     if kind == "queue":
         if target not in ctx.config.queues.queues:
-            raise InvalidInput(f"队列不存在 / unknown queue {target!r}", details={"target": target})
+            raise InvalidInput(
+                f"队列不存在 / unknown queue {target!r}",
+                details={"target": target},
+                error_id=QUEUE_NOT_FOUND,
+            )
         if mode == "consult":
-            raise InvalidInput("consult is with an agent or a number, not a queue")
+            raise InvalidInput(
+                "consult is with an agent or a number, not a queue", error_id=CALL_BAD_TRANSFER
+            )
     elif kind == "agent":
         other = _agent_by_ref(ctx, target)
         if other.id == agent_id:
-            raise InvalidInput("不能转给自己 / cannot transfer to yourself")
+            raise InvalidInput(
+                "不能转给自己 / cannot transfer to yourself", error_id=CALL_BAD_TRANSFER
+            )
         if mode in {"blind", "consult"}:
             reserved = routing_for(ctx).reserve_transfer_target(
                 call_id, other.id, actor=f"agent:{agent_id}"
@@ -362,13 +417,19 @@ def transfer(
             raise InvalidInput(
                 f"只能转接到已配置的号码 / {target!r} is not a configured transfer target",
                 details={"allowed": sorted(targets)},
+                error_id=CALL_BAD_TRANSFER,
             )
         configured = targets[target]
         data.update(number=configured.number, trunk=configured.trunk)
     else:
-        raise InvalidInput(f"kind must be queue, agent or number, not {kind!r}")
+        raise InvalidInput(
+            f"kind must be queue, agent or number, not {kind!r}", error_id=CALL_BAD_TRANSFER
+        )
     if mode not in {"blind", "consult", "complete", "cancel"}:
-        raise InvalidInput(f"mode must be blind, consult, complete or cancel, not {mode!r}")
+        raise InvalidInput(
+            f"mode must be blind, consult, complete or cancel, not {mode!r}",
+            error_id=CALL_BAD_TRANSFER,
+        )
     command = send_command(ctx, call_id, CommandType.transfer, data)
     if kind == "number" and mode == "blind":
         routing_for(ctx).transfer_to_number(call_id, actor=f"agent:{agent_id}")
@@ -388,15 +449,17 @@ def wrap_up(
 ) -> dict[str, Any]:
     routing = routing_for(ctx)
     if disposition is not None and not disposition.strip():
-        raise InvalidInput("disposition must not be blank")
+        raise InvalidInput("disposition must not be blank", error_id=AGENT_BAD_WRAP_UP)
     if action == "extend":
         if not seconds or not 1 <= seconds <= 1800:
-            raise InvalidInput("extend needs seconds between 1 and 1800")
+            raise InvalidInput(
+                "extend needs seconds between 1 and 1800", error_id=AGENT_BAD_WRAP_UP
+            )
         routing.wrap_extend(agent_id, seconds, disposition=disposition)
     elif action == "end":
         checked = _reason(reason or "after_call") if then_state == "not_ready" else ""
         if then_state not in {"ready", "not_ready"}:
-            raise InvalidInput("then_state must be ready or not_ready")
+            raise InvalidInput("then_state must be ready or not_ready", error_id=AGENT_BAD_WRAP_UP)
         snapshot = routing.agent(agent_id)
         call_id = str(snapshot["call_id"] or "")
         deliver(
@@ -415,10 +478,12 @@ def wrap_up(
             _store_disposition(ctx, call_id, disposition)
     elif action == "disposition":
         if not disposition:
-            raise InvalidInput("disposition is required")
+            raise InvalidInput("disposition is required", error_id=AGENT_BAD_WRAP_UP)
         routing.set_disposition(agent_id, disposition)
     else:
-        raise InvalidInput(f"action must be end, extend or disposition, not {action!r}")
+        raise InvalidInput(
+            f"action must be end, extend or disposition, not {action!r}", error_id=AGENT_BAD_WRAP_UP
+        )
     return routing.agent(agent_id)
 
 
@@ -438,7 +503,8 @@ def click_to_call(
     trunk = ctx.config.telephony.outbound_trunk
     if not trunk:
         raise Conflict(
-            "未配置外呼中继 / no outbound trunk is configured (telephony.toml outbound_trunk)"
+            "未配置外呼中继 / no outbound trunk is configured (telephony.toml outbound_trunk)",
+            error_id=CALL_NO_TRUNK,
         )
     with ctx.sessions() as session:
         if customer_id is not None:
@@ -448,13 +514,16 @@ def click_to_call(
                 .options(selectinload(Customer.phones))
             )
             if customer is None:
-                raise NotFound(f"客户不存在 / customer {customer_id} not found")
+                raise NotFound(
+                    f"客户不存在 / customer {customer_id} not found", error_id=CUSTOMER_NOT_FOUND
+                )
             phones = [p.number for p in customer.phones]
             chosen = numbers.normalize(number) if number else (phones[0] if phones else "")
             if chosen not in phones:
                 raise InvalidInput(
                     "该号码不属于此客户 / the number is not one of this customer's numbers",
                     details={"number": number, "customer_numbers": phones},
+                    error_id=CALL_NUMBER_NOT_CALLABLE,
                 )
         else:
             chosen = numbers.normalize(number or "")
@@ -463,6 +532,7 @@ def click_to_call(
                 raise InvalidInput(
                     "只能呼叫客户档案中的号码 / click-to-call reaches customers' numbers only",
                     details={"number": number},
+                    error_id=CALL_NUMBER_NOT_CALLABLE,
                 )
             customer_id = customer.id
     refusal = ctx.config.telephony.dial_plan.plan().refusal(chosen)
@@ -484,16 +554,21 @@ def supervise(
     ctx: AppContext, *, lead: Principal, call_id: str, mode: str, extension: str | None
 ) -> Command:
     if mode not in {"listen", "whisper", "barge"}:
-        raise InvalidInput(f"mode must be listen, whisper or barge, not {mode!r}")
+        raise InvalidInput(
+            f"mode must be listen, whisper or barge, not {mode!r}", error_id=CALL_BAD_MONITOR_MODE
+        )
     if not extension:
         if lead.agent_id is None:
-            raise InvalidInput("extension is required: the phone the lead listens on")
+            raise InvalidInput(
+                "extension is required: the phone the lead listens on", error_id=AGENT_BAD_EXTENSION
+            )
         extension = _agent(ctx, lead.agent_id).extension
     elif not _is_agent_extension(ctx, extension):
         # Anything else would reach the edge as a number and could leave through the trunk.
         raise InvalidInput(
             f"分机不属于任何坐席 / extension {extension!r} is not an agent's extension",
             details={"extension": extension},
+            error_id=AGENT_BAD_EXTENSION,
         )
     command = send_command(
         ctx,
@@ -512,12 +587,13 @@ def create_customer(ctx: AppContext, *, data: dict[str, Any], actor: str) -> dic
     """Create a customer from an unknown caller's empty record, linking the phone and unit."""
     number = numbers.normalize(str(data.get("phone") or ""))
     if data.get("phone") and not number:
-        raise InvalidInput("phone has no digits")
+        raise InvalidInput("phone has no digits", error_id=CUSTOMER_BAD_PHONE)
     with transaction(ctx.sessions) as session:
         if number and screenpop.find_customer(session, number) is not None:
             raise Conflict(
                 f"号码已属于其他客户 / {number} already belongs to a customer",
                 details={"phone": number},
+                error_id=CUSTOMER_PHONE_TAKEN,
             )
         customer = Customer(
             name=str(data["name"]),
@@ -556,15 +632,20 @@ def create_customer(ctx: AppContext, *, data: dict[str, Any], actor: str) -> dic
 def link_phone(ctx: AppContext, *, customer_id: int, phone: str, actor: str) -> dict[str, Any]:
     number = numbers.normalize(phone)
     if not number:
-        raise InvalidInput("phone has no digits", details={"phone": phone})
+        raise InvalidInput(
+            "phone has no digits", details={"phone": phone}, error_id=CUSTOMER_BAD_PHONE
+        )
     with transaction(ctx.sessions) as session:
         if session.get(Customer, customer_id) is None:
-            raise NotFound(f"客户不存在 / customer {customer_id} not found")
+            raise NotFound(
+                f"客户不存在 / customer {customer_id} not found", error_id=CUSTOMER_NOT_FOUND
+            )
         owner = screenpop.find_customer(session, number)
         if owner is not None and owner.id != customer_id:
             raise Conflict(
                 f"号码已属于其他客户 / {number} already belongs to customer {owner.id}",
                 details={"phone": number, "customer_id": owner.id},
+                error_id=CUSTOMER_PHONE_TAKEN,
             )
         if owner is None:
             session.add(
@@ -585,5 +666,7 @@ def customer_view(ctx: AppContext, customer_id: int) -> dict[str, Any]:
     with ctx.sessions() as session:
         record = screenpop.customer_record(session, customer_id)
     if record is None:
-        raise NotFound(f"客户不存在 / customer {customer_id} not found")
+        raise NotFound(
+            f"客户不存在 / customer {customer_id} not found", error_id=CUSTOMER_NOT_FOUND
+        )
     return record

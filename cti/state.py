@@ -19,6 +19,12 @@ import json
 from dataclasses import dataclass
 
 from callcenter.errors import Conflict, InvalidInput
+from cti.errors import (
+    AGENT_ILLEGAL_TRANSITION,
+    AGENT_REASON_REQUIRED,
+    AGENT_UNKNOWN_REASON,
+    AGENT_UNKNOWN_TRANSITION,
+)
 
 
 class AgentState(enum.StrEnum):
@@ -127,7 +133,11 @@ def check(name: str, current: AgentState | str) -> AgentState:
     """The state after ``name`` from ``current``; Conflict if that transition is not allowed."""
     transition = TRANSITIONS.get(name)
     if transition is None:
-        raise InvalidInput(f"unknown agent transition {name!r}", details={"transition": name})
+        raise InvalidInput(
+            f"unknown agent transition {name!r}",
+            details={"transition": name},
+            error_id=AGENT_UNKNOWN_TRANSITION,
+        )
     state = AgentState(current)
     if state not in transition.sources:
         raise illegal(name, state)
@@ -143,6 +153,7 @@ def illegal(name: str, current: AgentState | str) -> Conflict:
         f"当前状态“{zh}”不能执行“{name}” / cannot {name.replace('_', ' ')} while {en} "
         f"(allowed from: {', '.join(allowed)})",
         details={"transition": name, "state": str(state), "allowed_from": allowed},
+        error_id=AGENT_ILLEGAL_TRANSITION,
     )
 
 
@@ -154,11 +165,13 @@ def reason_for(transition: str, reason: str | None) -> str:
         raise InvalidInput(
             "not ready needs a reason / 未就绪需要原因",
             details={"allowed": sorted(str(r) for r in CHOOSABLE_REASONS)},
+            error_id=AGENT_REASON_REQUIRED,
         )
     if reason not in {str(r) for r in CHOOSABLE_REASONS}:
         raise InvalidInput(
             f"unknown not-ready reason {reason!r} / 未知的未就绪原因",
             details={"reason": reason, "allowed": sorted(str(r) for r in CHOOSABLE_REASONS)},
+            error_id=AGENT_UNKNOWN_REASON,
         )
     return reason
 

@@ -31,12 +31,13 @@ cohort); the live engine stores them in Redis, reports sum them from the SQL eve
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from callcenter import call_phases
 from callcenter.streams import AgentEventType, CallEvent, EventType
 from config.schemas import QueuesFile, ShiftsFile
 from metrics.alerts import AlertPolicy
@@ -372,80 +373,114 @@ class CallTracker:
     def __init__(self, config: MetricConfig, team_of: Mapping[str, str | None] | None = None):
         self.config = config
         self.team_of = team_of if team_of is not None else {}
+        # What each event type does to the call's queue leg and handling; built once.
+        self._handlers: dict[str, Callable[[CallState, Mapping[str, Any], datetime], Effects]] = {
+            EventType.call_queued: self._on_queued,
+            EventType.call_overflowed: self._on_overflowed,
+            EventType.callback_requested: self._on_callback,
+            EventType.callback_scheduled: self._on_callback,
+            EventType.agent_answered: self._on_answered,
+            EventType.agent_missed: self._on_missed,
+            EventType.abandoned: self._on_abandoned,
+            EventType.slot_failed: self._on_slot_failed,
+            EventType.call_ended: self._on_ended,
+            EventType.transferred: self._on_transferred,
+            EventType.call_refused: self._on_refused,
+            EventType.wrap_up_ended: self._on_wrap_up_ended,
+        }
 
     def team(self, agent: str | None) -> str | None:
         return self.team_of.get(agent) if agent else None
 
     def apply(self, state: CallState, event: CallEvent) -> Effects:
         at = parse_at(event.at)
-        data = event.data
+        handler = self._handlers.get(event.type)
+        effects = handler(state, event.data, at) if handler else Effects()
+        if event.type in call_phases.ENDING_EVENTS:
+            # Nothing more comes for the call (callcenter/call_phases.py): its talk ends here.
+            effects.extend(self._end(state, at))
+        return effects
+
+    def _on_queued(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
         effects = Effects()
-        kind = event.type
-        if kind == EventType.call_queued:
-            queue = str(data.get("queue") or "")
-            if queue and not (state.leg and state.leg.queue == queue):
-                if state.leg:
-                    effects.extend(self._close(state, at, "overflowed"))
-                effects.extend(self._open(state, queue, at))
-        elif kind == EventType.call_overflowed:
-            target = str(data.get("to_queue") or "")
+        queue = str(data.get("queue") or "")
+        if queue and not (state.leg and state.leg.queue == queue):
             if state.leg:
                 effects.extend(self._close(state, at, "overflowed"))
-            if target:
-                effects.extend(self._open(state, target, at))
-        elif kind in (EventType.callback_requested, EventType.callback_scheduled):
-            if state.leg:
-                effects.extend(self._close(state, at, "callback"))
-        elif kind == EventType.agent_answered:
-            if state.leg:
-                agent = _agent(data)
-                effects.extend(self._close(state, at, "answered", agent=agent))
-        elif kind == EventType.agent_missed:
-            agent = _agent(data)
-            missed_queue = state.leg.queue if state.leg else str(data.get("queue") or "")
-            entered = state.leg.entered_at if state.leg else at
-            cohort = self.config.cohort(entered, missed_queue or None, self.team(agent), agent)
-            effects.deltas.append(Delta(cohort, MISSED_OFFERS, 1))
-        elif kind == EventType.abandoned:
-            if state.leg:
-                effects.extend(self._close_abandoned(state, at))
-        elif kind == EventType.slot_failed:
-            if state.leg:
-                effects.extend(self._close(state, at, "failed"))
-            effects.extend(self._end(state, at))
-        elif kind == EventType.call_ended:
-            if state.leg and data.get("outcome") == CLOSED:
-                # Nobody was on duty: the caller heard the no-agents message, then the engine
-                # hung up. Not an abandon, and no chance to answer it either.
-                effects.extend(self._close(state, at, CLOSED))
-            elif state.leg:
-                # A caller who hangs up while queued abandons, even if no ``abandoned`` came.
-                effects.extend(self._close_abandoned(state, at))
-            effects.extend(self._end(state, at))
-        elif kind == EventType.transferred:
-            # The answering agent hands the caller on: their talk ends here. (A queue transfer
-            # then arrives as a new call_queued, answered by someone else.)
-            effects.extend(self._end_talk(state, at))
-        elif kind == EventType.call_refused:
-            reason = str(data.get("reason") or "")
-            reason = reason if reason in REFUSED_REASONS else "other"
-            cohort = self.config.cohort(at, None)
-            effects.deltas.append(Delta(cohort, REFUSED, 1))
-            effects.deltas.append(Delta(cohort, REFUSED_PREFIX + reason, 1))
-            state.ended_at = at  # nothing follows a refusal: the state may be forgotten
-        elif kind == EventType.wrap_up_ended:
-            handling = state.handling
-            if handling and handling.ended_at is not None:
-                agent = _agent(data) or handling.agent
-                if agent == handling.agent or handling.agent is None:
-                    wrap = _seconds(at, handling.ended_at)
-                    cohort = self.config.cohort(
-                        handling.entered_at, handling.queue, handling.team, handling.agent
-                    )
-                    effects.deltas.append(Delta(cohort, WRAP_SUM, wrap))
-                    talk = _seconds(handling.ended_at, handling.answered_at)
-                    effects.observations.append(Observation("handle", handling.queue, talk + wrap))
-                    state.handling = None
+            effects.extend(self._open(state, queue, at))
+        return effects
+
+    def _on_overflowed(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        effects = Effects()
+        target = str(data.get("to_queue") or "")
+        if state.leg:
+            effects.extend(self._close(state, at, "overflowed"))
+        if target:
+            effects.extend(self._open(state, target, at))
+        return effects
+
+    def _on_callback(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        return self._close(state, at, "callback") if state.leg else Effects()
+
+    def _on_answered(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        if not state.leg:
+            return Effects()
+        return self._close(state, at, "answered", agent=_agent(data))
+
+    def _on_missed(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        agent = _agent(data)
+        missed_queue = state.leg.queue if state.leg else str(data.get("queue") or "")
+        entered = state.leg.entered_at if state.leg else at
+        cohort = self.config.cohort(entered, missed_queue or None, self.team(agent), agent)
+        effects = Effects()
+        effects.deltas.append(Delta(cohort, MISSED_OFFERS, 1))
+        return effects
+
+    def _on_abandoned(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        return self._close_abandoned(state, at) if state.leg else Effects()
+
+    def _on_slot_failed(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        return self._close(state, at, "failed") if state.leg else Effects()
+
+    def _on_ended(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        if state.leg and data.get("outcome") == CLOSED:
+            # Nobody was on duty: the caller heard the no-agents message, then the engine
+            # hung up. Not an abandon, and no chance to answer it either.
+            return self._close(state, at, CLOSED)
+        if state.leg:
+            # A caller who hangs up while queued abandons, even if no ``abandoned`` came.
+            return self._close_abandoned(state, at)
+        return Effects()
+
+    def _on_transferred(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        # The answering agent hands the caller on: their talk ends here. (A queue transfer
+        # then arrives as a new call_queued, answered by someone else.)
+        return self._end_talk(state, at)
+
+    def _on_refused(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        reason = str(data.get("reason") or "")
+        reason = reason if reason in REFUSED_REASONS else "other"
+        cohort = self.config.cohort(at, None)
+        effects = Effects()
+        effects.deltas.append(Delta(cohort, REFUSED, 1))
+        effects.deltas.append(Delta(cohort, REFUSED_PREFIX + reason, 1))
+        return effects  # nothing follows a refusal: the call's end lets its state be forgotten
+
+    def _on_wrap_up_ended(self, state: CallState, data: Mapping[str, Any], at: datetime) -> Effects:
+        effects = Effects()
+        handling = state.handling
+        if handling is None or handling.ended_at is None:
+            return effects
+        agent = _agent(data) or handling.agent
+        if agent == handling.agent or handling.agent is None:
+            wrap = _seconds(at, handling.ended_at)
+            cohort = self.config.cohort(
+                handling.entered_at, handling.queue, handling.team, handling.agent
+            )
+            effects.deltas.append(Delta(cohort, WRAP_SUM, wrap))
+            talk = _seconds(handling.ended_at, handling.answered_at)
+            effects.observations.append(Observation("handle", handling.queue, talk + wrap))
+            state.handling = None
         return effects
 
     def _open(self, state: CallState, queue: str, at: datetime) -> Effects:

@@ -41,6 +41,7 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
+from callcenter.consumers import ConsumerHost
 from callcenter.context import AppContext
 from callcenter.redis_keys import Keys
 from callcenter.service_keys import Service
@@ -426,19 +427,23 @@ class MetricsConsumer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._teams_loaded_at = 0.0
-        self._pending_done = False
+        # Both streams in one read, from their start (the figures count what came before).
+        self.host = ConsumerHost(
+            self.redis,
+            streams=self.streams,
+            group=GROUP,
+            consumer=CONSUMER,
+            batch=self.store.apply_batch,
+            create_at="0",
+            count=batch,
+        )
 
     @property
     def streams(self) -> tuple[str, str]:
         return self.keys.events, self.keys.agent_events
 
     def ensure_groups(self) -> None:
-        for stream in self.streams:
-            try:
-                self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        self.host.ensure_group()
 
     def refresh_teams(self, force: bool = False) -> None:
         if force or time.monotonic() - self._teams_loaded_at > 60:
@@ -451,7 +456,7 @@ class MetricsConsumer:
     def hold_lease(self) -> bool:
         key = self.mk("lease")
         if self.redis.set(key, self.name, nx=True, ex=LEASE_SECONDS):
-            self._pending_done = False  # a new holder first re-reads the pending entries
+            self.host.recheck_pending()  # a new holder first re-reads the pending entries
             return True
         holder = self.redis.get(key)
         if holder == self.name:
@@ -472,42 +477,25 @@ class MetricsConsumer:
                 except redis.WatchError:
                     return False
             log.warning("metrics: took over the lease of %s (that process is gone)", holder)
-            self._pending_done = False
+            self.host.recheck_pending()
             return True
         return False
 
     def step(self, block_ms: int | None = None) -> int:
         """Read and apply one batch from each stream; returns the number of entries read."""
         self.refresh_teams()
-        start_id = "0" if not self._pending_done else ">"
-        response = self.redis.xreadgroup(
-            GROUP,
-            CONSUMER,
-            dict.fromkeys(self.streams, start_id),
-            count=self.batch,
-            block=None if start_id == "0" else (self.block_ms if block_ms is None else block_ms),
-        )
-        read = 0
-        for stream, entries in response or []:
-            if not entries:
-                continue
-            self.store.apply_batch(stream, entries)
-            self.redis.xack(stream, GROUP, *[entry_id for entry_id, _ in entries])
-            read += len(entries)
-        if start_id == "0" and read == 0:
-            self._pending_done = True
-        return read
+        if self.host.pending:
+            # A step of its own: the pending entries, then (next step) the new ones.
+            return self.host.read_pending()
+        return self.host.step(self.block_ms if block_ms is None else block_ms)
 
     def drain(self) -> int:
         """Apply everything currently in the streams (tests and benchmarks)."""
         self.ensure_groups()
-        total = 0
-        while True:
-            reading_new = self._pending_done
-            read = self.step(block_ms=1)
+        total = self.host.read_pending()
+        while read := self.step(block_ms=1):
             total += read
-            if read == 0 and reading_new:
-                return total
+        return total
 
     def forget_stale_waiting(self, now: float | None = None) -> int:
         """Drop waiting entries older than the longest call the engine allows: their end was
@@ -534,14 +522,6 @@ class MetricsConsumer:
                 if time.monotonic() - swept_at > 60:
                     self.forget_stale_waiting()
                     swept_at = time.monotonic()
-            except redis.ResponseError as exc:
-                if "NOGROUP" in str(exc):  # Redis came back without its data (no AOF)
-                    log.error("metrics consumer: group missing; recreating it")
-                    self.ensure_groups()
-                    self._pending_done = False
-                    continue
-                log.exception("metrics consumer: Redis error; retrying in 1 s")
-                self._stop.wait(1.0)
             except redis.RedisError:
                 log.exception("metrics consumer: Redis error; retrying in 1 s")
                 self._stop.wait(1.0)

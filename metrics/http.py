@@ -35,6 +35,7 @@ from callcenter.params import IsoDateTime
 from callcenter.service_keys import Service
 from metrics import reports as report_module
 from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
+from metrics.errors import LIVE_UNAVAILABLE, WALLBOARD_FORBIDDEN
 from metrics.prometheus import install_collector
 from metrics.staffing import staffing as compute_staffing
 
@@ -183,7 +184,9 @@ def wallboard(ctx: Ctx, _principal: Viewer) -> JSONResponse:
     except redis.RedisError:
         # The exception's text (addresses, errno) is for the server log, not the client.
         log.warning("wallboard: Redis did not answer", exc_info=True)
-        raise Unavailable("live figures unavailable: Redis did not answer") from None
+        raise Unavailable(
+            "live figures unavailable: Redis did not answer", error_id=LIVE_UNAVAILABLE
+        ) from None
 
 
 @router.get(
@@ -198,7 +201,9 @@ def current_alerts(ctx: Ctx, _principal: Viewer) -> JSONResponse:
         snapshot = LiveReader(ctx).snapshot()
     except redis.RedisError:
         log.warning("alerts: Redis did not answer", exc_info=True)
-        raise Unavailable("live figures unavailable: Redis did not answer") from None
+        raise Unavailable(
+            "live figures unavailable: Redis did not answer", error_id=LIVE_UNAVAILABLE
+        ) from None
     return JSONResponse(
         {
             "alerts": snapshot["alerts"],
@@ -219,7 +224,9 @@ def current_alerts(ctx: Ctx, _principal: Viewer) -> JSONResponse:
 async def wallboard_stream(request: Request, ctx: Ctx) -> StreamingResponse:
     principal = await _stream_user(request, ctx)
     if principal.role not in (Role.admin, *VIEWERS):
-        raise Forbidden(f"role {principal.role} may not watch the wallboard")
+        raise Forbidden(
+            f"role {principal.role} may not watch the wallboard", error_id=WALLBOARD_FORBIDDEN
+        )
     hub = hub_for(ctx)
     queue = hub.subscribe()
     first = await hub.refresh() if hub.latest is None else hub.latest

@@ -35,6 +35,7 @@ from metrics.definitions import (
     figures,
 )
 from metrics.engine import load_teams, metric_config
+from metrics.errors import BAD_PERIOD
 
 Period = Literal["hour", "shift", "day", "week", "total"]
 Group = Literal["queue", "team", "agent", "center"]
@@ -238,15 +239,21 @@ def report(
 ) -> list[dict[str, Any]]:
     """One row per (period, group): the live figures plus agent time, tickets, satisfaction."""
     if period not in PERIODS:
-        raise InvalidInput(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
+        raise InvalidInput(
+            f"period must be one of {', '.join(PERIODS)}; got {period!r}", error_id=BAD_PERIOD
+        )
     if group not in GROUPS:
-        raise InvalidInput(f"group must be one of {', '.join(GROUPS)}; got {group!r}")
+        raise InvalidInput(
+            f"group must be one of {', '.join(GROUPS)}; got {group!r}", error_id=BAD_PERIOD
+        )
     if end <= start:
         raise InvalidInput(
-            "'to' must be after 'from'", details={"from": str(start), "to": str(end)}
+            "'to' must be after 'from'",
+            details={"from": str(start), "to": str(end)},
+            error_id=BAD_PERIOD,
         )
     if end - start > timedelta(days=MAX_RANGE_DAYS):
-        raise InvalidInput(f"a report covers at most {MAX_RANGE_DAYS} days")
+        raise InvalidInput(f"a report covers at most {MAX_RANGE_DAYS} days", error_id=BAD_PERIOD)
     config = metric_config(ctx)
     counters: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     not_ready: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from callcenter.call_phases import CallPhase
 from callcenter.streams import AgentEventType, CallEvent, EventType
 from config.schemas import QueuesFile, ShiftsFile
 
@@ -65,7 +66,7 @@ class _Call:
     queue: str = ""
     queued_at: float = 0.0
     patience_at: float = 0.0
-    state: str = "ivr"  # ivr, waiting, ringing, talking, done
+    state: CallPhase = CallPhase.menu  # callcenter/call_phases.py
     agent: str | None = None
     token: int = 0  # invalidates scheduled checks when the call moves on
     wants_callback: bool = False
@@ -245,7 +246,7 @@ class DaySimulation:
         self._dispatch()
 
     def _join(self, call: _Call, queue: str) -> None:
-        call.queue, call.queued_at, call.state = queue, self.now, "waiting"
+        call.queue, call.queued_at, call.state = queue, self.now, CallPhase.waiting
         call.token += 1
         if call.call_id not in self.waiting:
             self.waiting.append(call.call_id)
@@ -264,7 +265,7 @@ class DaySimulation:
             self.at(overflow.after_seconds, lambda: self._overflow(call, token, overflow.to))
 
     def _overflow(self, call: _Call, token: int, target: str) -> None:
-        if call.token != token or call.state != "waiting":
+        if call.token != token or call.state != CallPhase.waiting:
             return
         waited = self.now - call.queued_at
         self.call_event(
@@ -279,7 +280,7 @@ class DaySimulation:
         self._dispatch()
 
     def _offer_callback(self, call: _Call) -> None:
-        if call.state != "waiting" or not call.wants_callback:
+        if call.state != CallPhase.waiting or not call.wants_callback:
             return
         self.call_event(
             EventType.callback_requested, call.call_id, queue=call.queue, number="13800138000"
@@ -288,9 +289,9 @@ class DaySimulation:
         self.at(2.0, lambda: self._end(call, "callback"))
 
     def _give_up(self, call: _Call, _token: int) -> None:
-        if call.state not in ("waiting", "ringing"):
+        if call.state not in (CallPhase.waiting, CallPhase.reserved):
             return
-        if call.state == "ringing" and call.agent:
+        if call.state == CallPhase.reserved and call.agent:
             agent = self.agents[call.agent]
             self.set_state(agent, "ready", call=call.call_id)
             call.agent = None
@@ -304,7 +305,7 @@ class DaySimulation:
         self._dispatch()
 
     def _leave(self, call: _Call) -> None:
-        call.state = "done"
+        call.state = CallPhase.ended
         call.token += 1
         if call.call_id in self.waiting:
             self.waiting.remove(call.call_id)
@@ -316,7 +317,7 @@ class DaySimulation:
         """Longest-idle ready agent serving the queue takes the longest-waiting call."""
         for call_id in list(self.waiting):
             call = self.calls[call_id]
-            if call.state != "waiting":
+            if call.state != CallPhase.waiting:
                 continue
             ready = [
                 a
@@ -329,7 +330,7 @@ class DaySimulation:
             self._offer(call, agent)
 
     def _offer(self, call: _Call, agent: _Agent) -> None:
-        call.state, call.agent = "ringing", agent.spec.agent_id
+        call.state, call.agent = CallPhase.reserved, agent.spec.agent_id
         agent.call = call.call_id
         self.set_state(agent, "reserved", call=call.call_id)
         self.call_event(
@@ -353,7 +354,11 @@ class DaySimulation:
             self.at(self.p.ring_seconds, lambda: self._answer(call, agent, token))
 
     def _missed(self, call: _Call, agent: _Agent, token: int) -> None:
-        if call.token != token or call.state != "ringing" or call.agent != agent.spec.agent_id:
+        if (
+            call.token != token
+            or call.state != CallPhase.reserved
+            or call.agent != agent.spec.agent_id
+        ):
             return
         self.call_event(
             EventType.agent_missed,
@@ -364,14 +369,18 @@ class DaySimulation:
         )
         self.set_state(agent, "not_ready", "missed", call=call.call_id)
         agent.call = None
-        call.state, call.agent = "waiting", None
+        call.state, call.agent = CallPhase.waiting, None
         self.at(60.0, lambda: self._ready(agent))
         self._dispatch()
 
     def _answer(self, call: _Call, agent: _Agent, token: int) -> None:
-        if call.token != token or call.state != "ringing" or call.agent != agent.spec.agent_id:
+        if (
+            call.token != token
+            or call.state != CallPhase.reserved
+            or call.agent != agent.spec.agent_id
+        ):
             return
-        call.state = "talking"
+        call.state = CallPhase.connected
         if call.call_id in self.waiting:
             self.waiting.remove(call.call_id)
         call.token += 1
@@ -386,22 +395,22 @@ class DaySimulation:
         self.at(talk, lambda: self._hang_up(call, agent))
 
     def _hold(self, call: _Call, agent: _Agent) -> None:
-        if call.state != "talking":
+        if call.state != CallPhase.connected:
             return
         self.call_event(EventType.held, call.call_id)
         self.set_state(agent, "on_hold", call=call.call_id)
 
         def unhold() -> None:
-            if call.state == "talking":
+            if call.state == CallPhase.connected:
                 self.call_event(EventType.unheld, call.call_id)
                 self.set_state(agent, "on_call", call=call.call_id)
 
         self.at(self.rng.uniform(5, 30), unhold)
 
     def _hang_up(self, call: _Call, agent: _Agent) -> None:
-        if call.state != "talking":
+        if call.state != CallPhase.connected:
             return
-        call.state = "done"
+        call.state = CallPhase.ended
         self.call_event(EventType.agent_hung_up, call.call_id)
         self._end(call, "answered")
         self.set_state(agent, "wrap_up", call=call.call_id)

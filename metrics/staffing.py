@@ -35,6 +35,7 @@ from metrics.definitions import (
 )
 from metrics.engine import metric_config, staffing_minimum
 from metrics.erlang import agents_for_erlang_a, agents_for_erlang_c
+from metrics.errors import BAD_PERIOD, BAD_TARGET
 from metrics.reports import call_deltas
 
 DEFAULT_AHT_SECONDS = 180.0
@@ -65,9 +66,9 @@ def staffing(
     ctx: AppContext, *, start: datetime, end: datetime, service_level_target: float = 0.8
 ) -> dict[str, Any]:
     if end <= start:
-        raise InvalidInput("'to' must be after 'from'")
+        raise InvalidInput("'to' must be after 'from'", error_id=BAD_PERIOD)
     if not 0 < service_level_target <= 1:
-        raise InvalidInput("service_level_target must be in (0, 1]")
+        raise InvalidInput("service_level_target must be in (0, 1]", error_id=BAD_TARGET)
     config = metric_config(ctx)
     with ctx.sessions() as session:
         deltas = call_deltas(ctx, session, start, end)

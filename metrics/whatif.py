@@ -43,6 +43,7 @@ from metrics.definitions import (
     figures,
 )
 from metrics.erlang import erlang_a, erlang_c_service_level
+from metrics.errors import UNKNOWN_QUEUE, UNKNOWN_SHIFT
 from metrics.whatif_inputs import Arrival, PlanFile, local_midnight, mean
 
 AGENT_ID_BASE = 900_000  # simulated agents' ids: far from any real agent's
@@ -474,12 +475,16 @@ def simulate(
     unknown = sorted(wanted - set(config.queues.queues))
     if unknown:
         raise InvalidInput(
-            f"queue(s) not in queues.toml: {', '.join(unknown)}", details={"queues": unknown}
+            f"queue(s) not in queues.toml: {', '.join(unknown)}",
+            details={"queues": unknown},
+            error_id=UNKNOWN_QUEUE,
         )
     shifts = sorted({g.shift for g in plan.agents} - set(config.shifts.shifts))
     if shifts:
         raise InvalidInput(
-            f"shift(s) not in shifts.toml: {', '.join(shifts)}", details={"shifts": shifts}
+            f"shift(s) not in shifts.toml: {', '.join(shifts)}",
+            details={"shifts": shifts},
+            error_id=UNKNOWN_SHIFT,
         )
     run = DayRun(client, config, plan, arrivals, day=day, timezone=timezone)
     outcome = run.run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from callcenter.auth import Principal
 from callcenter.errors import Forbidden
 from callcenter.models import Role
+from recordings.errors import RECORDING_FORBIDDEN
 from recordings.models import Recording
 
 READ_ALL = frozenset({Role.lead, Role.qa, Role.admin})
@@ -26,6 +27,7 @@ def search_scope(principal: Principal) -> int | None:
     raise Forbidden(
         "only shift leads, QA, admins and agents (their own calls) may find recordings",
         details={"role": str(principal.role)},
+        error_id=RECORDING_FORBIDDEN,
     )
 
 

@@ -31,7 +31,13 @@ from callcenter.errors import CallCenterError, Forbidden, NotFound, Unauthorized
 from callcenter.models import Role
 from cti.models import Call
 from recordings import access, http_qa, links, playback, reconcile, retention
-from recordings.errors import LinkRefused
+from recordings.errors import (
+    RECORDING_FORBIDDEN,
+    RECORDING_NO_RECONCILIATION,
+    RECORDING_NOT_FOUND,
+    RECORDING_NOT_PROCESSED,
+    LinkRefused,
+)
 from recordings.models import Recording, RecordingMedia
 from recordings.schemas import (
     ErasureRequest,
@@ -136,7 +142,10 @@ def get_reconciliation(
 ) -> dict[str, Any]:
     report = reconcile.last_report(ctx)
     if report is None:
-        raise NotFound("reconciliation has not run yet: POST /api/v1/recordings/reconciliation")
+        raise NotFound(
+            "reconciliation has not run yet: POST /api/v1/recordings/reconciliation",
+            error_id=RECORDING_NO_RECONCILIATION,
+        )
     return report
 
 
@@ -231,12 +240,19 @@ def _play(
     with ctx.sessions() as session:
         recording = session.get(Recording, claims.recording_id)
         if recording is None or recording.deleted_at is not None:
-            raise NotFound(f"recording {claims.recording_id!r} not found")
+            raise NotFound(
+                f"recording {claims.recording_id!r} not found", error_id=RECORDING_NOT_FOUND
+            )
         call_agent = session.get(Call, recording.call_id)
         if not access.may_play(principal, recording, call_agent.agent_id if call_agent else None):
-            raise Forbidden("you may no longer listen to this recording")
+            raise Forbidden(
+                "you may no longer listen to this recording", error_id=RECORDING_FORBIDDEN
+            )
         if download and not access.may_download(principal):
-            raise Forbidden("only shift leads, QA and admins may download recordings")
+            raise Forbidden(
+                "only shift leads, QA and admins may download recordings",
+                error_id=RECORDING_FORBIDDEN,
+            )
         source = playback.source_for(ctx, session, recording, claims.format)
     size = playback.size_of(source, recording.id)
     byte_range = playback.parse_range(range_header, size) if range_header else None
@@ -260,16 +276,34 @@ def _play(
     )
 
 
+def _load_audited(
+    ctx: AppContext, principal: Principal, recording_id: str, request: Request, *, via: str
+) -> Recording:
+    """:func:`_load`, a refusal written to the audit log (its error id, and how it came)."""
+    try:
+        return _load(ctx, principal, recording_id)
+    except CallCenterError as exc:
+        audit(
+            ctx,
+            actor=principal.username,
+            action="recording.denied",
+            recording_id=recording_id,
+            details={"reason": exc.error_id, "via": via},
+            remote_addr=_remote(request),
+        )
+        raise
+
+
 def _load(ctx: AppContext, principal: Principal, recording_id: str) -> Recording:
     """A recording the principal may hear; someone else's is 404 to an agent."""
     access.search_scope(principal)  # department staff: 403
     with ctx.sessions() as session:
         recording = session.get(Recording, recording_id)
         if recording is None or recording.deleted_at is not None:
-            raise NotFound(f"recording {recording_id!r} not found")
+            raise NotFound(f"recording {recording_id!r} not found", error_id=RECORDING_NOT_FOUND)
         call = session.get(Call, recording.call_id)
         if not access.may_play(principal, recording, call.agent_id if call else None):
-            raise NotFound(f"recording {recording_id!r} not found")
+            raise NotFound(f"recording {recording_id!r} not found", error_id=RECORDING_NOT_FOUND)
         session.expunge(recording)
         return recording
 
@@ -304,18 +338,7 @@ def get_audio(
     principal: Annotated[Principal, Depends(current_user)],
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
-    try:
-        recording = _load(ctx, principal, recording_id)
-    except CallCenterError as exc:
-        audit(
-            ctx,
-            actor=principal.username,
-            action="recording.denied",
-            recording_id=recording_id,
-            details={"reason": exc.error_id, "via": "audio"},
-            remote_addr=_remote(request),
-        )
-        raise
+    recording = _load_audited(ctx, principal, recording_id, request, via="audio")
     source = playback.wav_source(ctx, recording)
     size = playback.size_of(source, recording.id)
     byte_range = playback.parse_range(range_header, size) if range_header else None
@@ -350,18 +373,7 @@ def create_link(
     principal: Annotated[Principal, Depends(current_user)],
     body: LinkRequest | None = None,
 ) -> LinkPublic:
-    try:
-        recording = _load(ctx, principal, recording_id)
-    except CallCenterError as exc:
-        audit(
-            ctx,
-            actor=principal.username,
-            action="recording.denied",
-            recording_id=recording_id,
-            details={"reason": exc.error_id, "via": "link-request"},
-            remote_addr=_remote(request),
-        )
-        raise
+    recording = _load_audited(ctx, principal, recording_id, request, via="link-request")
     with ctx.sessions() as session:
         fmt = (body.format if body else None) or playback.default_format(session, recording)
         playback.source_for(ctx, session, recording, fmt)  # 404 when that format is not there
@@ -395,7 +407,10 @@ def get_media(
     with ctx.sessions() as session:
         media = session.get(RecordingMedia, recording_id)
         if media is None:
-            raise NotFound(f"recording {recording_id!r} has not been post-processed yet")
+            raise NotFound(
+                f"recording {recording_id!r} has not been post-processed yet",
+                error_id=RECORDING_NOT_PROCESSED,
+            )
         return MediaPublic(
             recording_id=media.recording_id,
             problem=media.problem,
@@ -426,7 +441,7 @@ def set_legal_hold(
     with ctx.sessions() as session, session.begin():
         recording = session.get(Recording, recording_id)
         if recording is None or recording.deleted_at is not None:
-            raise NotFound(f"recording {recording_id!r} not found")
+            raise NotFound(f"recording {recording_id!r} not found", error_id=RECORDING_NOT_FOUND)
         recording.legal_hold = body.hold
         record_audit(
             session,

@@ -20,6 +20,7 @@ from callcenter.models import Role
 from config.schemas import QaFile
 from cti.models import Agent
 from recordings import access, qa
+from recordings.errors import EVALUATION_AGENT_REQUIRED, EVALUATION_NOT_FOUND
 from recordings.models import Evaluation
 from recordings.schemas import (
     AgentTrend,
@@ -123,7 +124,7 @@ def get_evaluation(
     with ctx.sessions() as session:
         evaluation = session.get(Evaluation, evaluation_id)
         if evaluation is None or (scope is not None and evaluation.agent_id != scope):
-            raise NotFound(f"evaluation {evaluation_id} not found")
+            raise NotFound(f"evaluation {evaluation_id} not found", error_id=EVALUATION_NOT_FOUND)
         return EvaluationPublic(**qa.public(session, evaluation))
 
 
@@ -164,7 +165,7 @@ def agent_trend(
     with ctx.sessions() as session:
         agent_id = qa.viewed_agent(session, principal, agent)
         if agent_id is None:
-            raise NotFound("name an agent: ?agent=<extension>")
+            raise NotFound("name an agent: ?agent=<extension>", error_id=EVALUATION_AGENT_REQUIRED)
         extension = session.scalar(select(Agent.extension).where(Agent.id == agent_id)) or ""
         rows = qa.trend(
             session, agent_id=agent_id, weeks=weeks, zone=ctx.settings.timezone, now=utcnow()

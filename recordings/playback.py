@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from callcenter.context import AppContext
 from callcenter.errors import NotFound
 from callcenter.service_keys import Service
-from recordings.errors import RangeNotSatisfiable
+from recordings.errors import RECORDING_FILE_MISSING, RECORDING_NOT_PROCESSED, RangeNotSatisfiable
 from recordings.models import Recording, RecordingMedia
 from recordings.storage import LocalStorage, MissingObject, Storage, key_for, storage_for
 
@@ -64,7 +64,8 @@ def source_for(ctx: AppContext, session: Session, recording: Recording, fmt: str
         media = session.get(RecordingMedia, recording.id)
         if media is None or not media.audio_verified or not media.audio_key:
             raise NotFound(
-                f"recording {recording.id!r} has no verified Opus transcode yet: ask for 'wav'"
+                f"recording {recording.id!r} has no verified Opus transcode yet: ask for 'wav'",
+                error_id=RECORDING_NOT_PROCESSED,
             )
         return Source(store(ctx), media.audio_key, "opus")
     return wav_source(ctx, recording)
@@ -97,7 +98,10 @@ def size_of(source: Source, recording_id: str) -> int:
     try:
         return source.storage.size(source.key)
     except MissingObject:
-        raise NotFound(f"recording {recording_id!r}: the audio file is missing") from None
+        raise NotFound(
+            f"recording {recording_id!r}: the audio file is missing",
+            error_id=RECORDING_FILE_MISSING,
+        ) from None
 
 
 def respond(

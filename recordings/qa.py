@@ -22,7 +22,14 @@ from callcenter.models import Role, User
 from config.schemas import QaFile
 from cti.models import Agent, Call
 from recordings import access, scorecards
-from recordings.errors import AlreadyDisputed
+from recordings.errors import (
+    EVALUATION_AGENT_REQUIRED,
+    EVALUATION_BAD_WEEK,
+    EVALUATION_FORBIDDEN,
+    EVALUATION_NOT_FOUND,
+    RECORDING_NOT_FOUND,
+    AlreadyDisputed,
+)
 from recordings.models import Evaluation, Recording
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -37,7 +44,9 @@ def week_bounds(week: str, zone: str) -> tuple[datetime, datetime]:
         monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
     except ValueError:
         raise InvalidInput(
-            f"week {week!r}: expected an ISO week like 2026-W49", details={"field": "week"}
+            f"week {week!r}: expected an ISO week like 2026-W49",
+            details={"field": "week"},
+            error_id=EVALUATION_BAD_WEEK,
         ) from None
     start = datetime.combine(monday, datetime.min.time(), ZoneInfo(zone))
     return start.astimezone(UTC), (start + timedelta(days=7)).astimezone(UTC)
@@ -51,7 +60,7 @@ def week_of(moment: datetime, zone: str) -> str:
 def agent_id_for(session: Session, extension: str) -> int:
     found = session.scalar(select(Agent.id).where(Agent.extension == extension))
     if found is None:
-        raise NotFound(f"agent {extension!r} not found")
+        raise NotFound(f"agent {extension!r} not found", error_id=EVALUATION_AGENT_REQUIRED)
     return found
 
 
@@ -60,7 +69,9 @@ def viewed_agent(session: Session, principal: Principal, extension: str | None) 
     scope = access.search_scope(principal)
     if scope is not None:
         if extension is not None and agent_id_for(session, extension) != scope:
-            raise Forbidden("an agent may read only their own evaluations")
+            raise Forbidden(
+                "an agent may read only their own evaluations", error_id=EVALUATION_FORBIDDEN
+            )
         return scope
     return agent_id_for(session, extension) if extension else None
 
@@ -80,7 +91,7 @@ def evaluate(
     result = scorecards.total(card, scores)
     recording = session.get(Recording, recording_id)
     if recording is None or recording.deleted_at is not None:
-        raise NotFound(f"recording {recording_id!r} not found")
+        raise NotFound(f"recording {recording_id!r} not found", error_id=RECORDING_NOT_FOUND)
     agent_id = recording.agent_id
     if agent_id is None:
         call = session.get(Call, recording.call_id)
@@ -120,11 +131,13 @@ def dispute(
 ) -> Evaluation:
     evaluation = session.get(Evaluation, evaluation_id)
     if evaluation is None:
-        raise NotFound(f"evaluation {evaluation_id} not found")
+        raise NotFound(f"evaluation {evaluation_id} not found", error_id=EVALUATION_NOT_FOUND)
     if principal.role is not Role.agent or principal.agent_id != evaluation.agent_id:
         if principal.role is Role.agent:
-            raise NotFound(f"evaluation {evaluation_id} not found")
-        raise Forbidden("only the evaluated agent may dispute an evaluation")
+            raise NotFound(f"evaluation {evaluation_id} not found", error_id=EVALUATION_NOT_FOUND)
+        raise Forbidden(
+            "only the evaluated agent may dispute an evaluation", error_id=EVALUATION_FORBIDDEN
+        )
     if evaluation.disputed_at is not None:
         raise AlreadyDisputed(
             f"evaluation {evaluation_id} was already disputed on {evaluation.disputed_at:%Y-%m-%d}",

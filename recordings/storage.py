@@ -20,18 +20,19 @@ from typing import Any, Protocol
 
 from callcenter.errors import CallCenterError
 from config.settings import Settings
+from recordings.errors import RECORDING_FILE_MISSING, RECORDING_STORAGE_ERROR
 
 CHUNK = 64 * 1024
 
 
 class StorageError(CallCenterError):
     status_code = 500
-    error_id = "recording-storage-error"
+    error_id = RECORDING_STORAGE_ERROR
 
 
 class MissingObject(CallCenterError):
     status_code = 404
-    error_id = "recording-file-missing"
+    error_id = RECORDING_FILE_MISSING
 
 
 def check_key(key: str) -> str:

@@ -18,6 +18,13 @@ from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
 from callcenter.models import Role
 from cti.models import Agent
 from ticketing.change import changing
+from ticketing.errors import (
+    CALLBACK_ASSIGNED_ELSEWHERE,
+    CALLBACK_BAD_AGENT,
+    CALLBACK_CLOSED,
+    CALLBACK_LEAD_ONLY,
+    CALLBACK_NOT_FOUND,
+)
 from ticketing.models import SatisfactionCallback
 
 OPEN = frozenset({"scheduled", "in_progress"})
@@ -36,17 +43,23 @@ def assign_callback(
     """Give callback ``callback_id`` to ``agent_id`` (``None``: back to the callback queue);
     with ``ticket_id``, the callback must be that ticket's."""
     if actor.role not in ASSIGNERS:
-        raise Forbidden("only a shift lead assigns callbacks / 只有班长可以分配回访")
+        raise Forbidden(
+            "only a shift lead assigns callbacks / 只有班长可以分配回访",
+            error_id=CALLBACK_LEAD_ONLY,
+        )
     with changing(ctx, actor=actor.username, now=now or utcnow()) as change:
         session = change.session
         cb = session.get(SatisfactionCallback, callback_id)
         if cb is None or (ticket_id is not None and cb.ticket_id != ticket_id):
-            raise NotFound(f"callback {callback_id} does not exist / 回访不存在")
+            raise NotFound(
+                f"callback {callback_id} does not exist / 回访不存在", error_id=CALLBACK_NOT_FOUND
+            )
         if cb.status not in OPEN:
             raise Conflict(
                 f"callback {callback_id} is {cb.status}; only open callbacks are assigned"
                 " / 该回访已结束，不能分配",
                 details={"status": cb.status},
+                error_id=CALLBACK_CLOSED,
             )
         if agent_id is not None:
             agent = session.get(Agent, agent_id)
@@ -54,6 +67,7 @@ def assign_callback(
                 raise InvalidInput(
                     f"agent_id: no active agent {agent_id} / 坐席不存在或已停用",
                     details={"agent_id": agent_id},
+                    error_id=CALLBACK_BAD_AGENT,
                 )
         before = cb.assigned_agent_id
         cb.assigned_agent_id = agent_id
@@ -81,4 +95,5 @@ def check_may_record(actor: Principal | str, cb: SatisfactionCallback) -> None:
         raise Forbidden(
             "this callback is assigned to another agent / 该回访已分配给其他坐席",
             details={"assigned_agent_id": cb.assigned_agent_id},
+            error_id=CALLBACK_ASSIGNED_ELSEWHERE,
         )

@@ -14,6 +14,12 @@ from callcenter.errors import Conflict, InvalidInput, NotFound
 from ticketing.assignment import check_may_record
 from ticketing.callbacks import next_allowed
 from ticketing.change import Change, actor_name, changing, local_tz
+from ticketing.errors import (
+    CALLBACK_BAD_RESULT,
+    CALLBACK_CLOSED,
+    CALLBACK_NOT_FOUND,
+    TICKET_ILLEGAL_TRANSITION,
+)
 from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket
 from ticketing.queries import load_ticket
 from ticketing.state import CallbackResult, Status
@@ -30,11 +36,13 @@ def _answer(result: str | None, score: int | None, reason: str | None) -> tuple[
         raise InvalidInput(
             "result: required when answered (satisfied or unsatisfied) / 请填写回访结果",
             details={"field": "result"},
+            error_id=CALLBACK_BAD_RESULT,
         )
     if result == "unsatisfied" and not (reason and reason.strip()):
         raise InvalidInput(
             "reason: required when the customer is unsatisfied / 不满意须填写原因",
             details={"field": "reason"},
+            error_id=CALLBACK_BAD_RESULT,
         )
     return result, reason
 
@@ -60,11 +68,14 @@ def record_attempt(
         session = change.session
         cb = session.get(SatisfactionCallback, callback_id)
         if cb is None:
-            raise NotFound(f"callback {callback_id} does not exist / 回访不存在")
+            raise NotFound(
+                f"callback {callback_id} does not exist / 回访不存在", error_id=CALLBACK_NOT_FOUND
+            )
         if cb.status not in {"scheduled", "in_progress"}:
             raise Conflict(
                 f"callback {callback_id} is {cb.status}; nothing to record / 该回访已结束",
                 details={"status": cb.status},
+                error_id=CALLBACK_CLOSED,
             )
         ticket = load_ticket(session, cb.ticket_id)
         if isinstance(actor, Principal):
@@ -91,6 +102,7 @@ def record_attempt(
                 raise Conflict(
                     f"ticket {ticket.number} is {ticket.status}, not awaiting a callback",
                     details={"status": ticket.status},
+                    error_id=TICKET_ILLEGAL_TRANSITION,
                 )
             apply_transition(
                 change,

@@ -16,6 +16,7 @@ from config.schemas import CallbacksFile
 from cti.models import Customer
 from cti.numbers import normalize
 from ticketing.change import local_tz
+from ticketing.errors import CALLBACK_NO_CALLING_TIME
 from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket
 from ticketing.state import CallbackResult, Status
 
@@ -68,7 +69,10 @@ def next_allowed(moment: datetime, cfg: CallbacksFile, tz: ZoneInfo) -> datetime
         if later is None:
             return moment
         moment = later
-    raise InvalidInput("callbacks.toml: rest periods and weekdays leave no time to call back")
+    raise InvalidInput(
+        "callbacks.toml: rest periods and weekdays leave no time to call back",
+        error_id=CALLBACK_NO_CALLING_TIME,
+    )
 
 
 def callback_selected(number: str, member: bool, cfg: CallbacksFile) -> bool:

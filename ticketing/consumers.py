@@ -18,14 +18,13 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
-from typing import Any
 
-import redis
 from sqlalchemy import select
 
 from callcenter import events
+from callcenter.consumers import ConsumerHost, EntryHandler
 from callcenter.context import AppContext
-from callcenter.errors import CallCenterError
+from callcenter.streams import EventType
 from ticketing.attempts import record_attempt
 from ticketing.change import SYSTEM
 from ticketing.models import CallbackAttempt
@@ -37,35 +36,38 @@ CALL_ID = re.compile(r"^callback-(\d+)-(\d+)$")
 UNANSWERED = {"no_answer": "no_answer", "busy": "busy"}
 
 
+def _host(ctx: AppContext, handlers: dict[str, EntryHandler] | None = None) -> ConsumerHost:
+    return ConsumerHost(
+        ctx.redis,
+        streams=[ctx.keys.events],
+        group=GROUP,
+        consumer=ctx.settings.node_id,
+        handlers=handlers or {},
+        count=500,
+    )
+
+
 def ensure_group(ctx: AppContext) -> None:
     """Create the group at the stream's end (idempotent); done before the first callback."""
-    try:
-        ctx.redis.xgroup_create(ctx.keys.events, GROUP, id="$", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+    _host(ctx).ensure_group()
 
 
 def consume(ctx: AppContext, *, now: datetime | None = None, batch: int = 500) -> dict[str, int]:
     """Handle every pending event for callback calls; returns what was recorded."""
-    ensure_group(ctx)
     counts = {"read": 0, "answered": 0, "unanswered": 0}
-    consumer = ctx.settings.node_id
-    while True:
-        reply: Any = ctx.redis.xreadgroup(GROUP, consumer, {ctx.keys.events: ">"}, count=batch)
-        entries = reply[0][1] if reply else []
-        if not entries:
-            return counts
-        for entry_id, fields in entries:
-            counts["read"] += 1
-            try:
-                outcome = _handle(ctx, events.from_wire(fields), now)
-            except (CallCenterError, KeyError, ValueError) as exc:
-                log.warning("callback event %s not recorded: %s", entry_id, exc)
-                outcome = None
-            if outcome:
-                counts[outcome] += 1
-            ctx.redis.xack(ctx.keys.events, GROUP, entry_id)
+
+    def record(entry_id: str, fields: dict[str, str]) -> None:
+        outcome = _handle(ctx, events.from_wire(fields), now)
+        if outcome:
+            counts[outcome] += 1
+
+    # The two event types a callback call's outcome is read from (the rest is acknowledged).
+    host = _host(ctx, dict.fromkeys((EventType.digits_collected, EventType.call_ended), record))
+    host.count = batch
+    host.ensure_group()
+    while read := host.step(0):
+        counts["read"] += read
+    return counts
 
 
 def _handle(ctx: AppContext, event: events.Event, now: datetime | None) -> str | None:

@@ -16,6 +16,7 @@ from callcenter.errors import InvalidInput, NotFound
 from callcenter.params import row_id_in
 from cti.models import Department, DepartmentContact
 from ticketing.change import Change
+from ticketing.errors import DEPARTMENT_NOT_FOUND
 from ticketing.models import Ticket
 from ticketing.state import Status
 
@@ -61,6 +62,7 @@ def department_by_code(session: Session, code: str) -> DeptRef:
         raise InvalidInput(
             f"department: {code!r} is not in the database (run `callcenter seed-demo` or sync)",
             details={"field": "department", "value": code},
+            error_id=DEPARTMENT_NOT_FOUND,
         )
     return DeptRef(dept.id, dept.code)
 
@@ -154,6 +156,8 @@ def resolve_department(session: Session, ref: str) -> Department:
     )
     if dept is None:
         raise NotFound(
-            f"department {ref!r} does not exist / 部门不存在", details={"department": ref}
+            f"department {ref!r} does not exist / 部门不存在",
+            details={"department": ref},
+            error_id=DEPARTMENT_NOT_FOUND,
         )
     return dept

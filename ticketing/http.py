@@ -12,6 +12,7 @@ from callcenter.errors import Forbidden
 from callcenter.models import Role
 from callcenter.params import MAX_OFFSET, IsoDateTime, RowId
 from ticketing import assignment, attempts, dispatch, queries, registration, reports, transitions
+from ticketing.errors import TICKET_NOT_AN_AGENT, TICKET_OTHER_DEPARTMENT
 from ticketing.schemas import (
     CallbackAssign,
     CallbackAttemptCreate,
@@ -69,7 +70,8 @@ def list_tickets(
             with ctx.sessions() as session:
                 if dispatch.resolve_department(session, department).id != user.department_id:
                     raise Forbidden(
-                        "department staff see only their own department / 只能查看本部门工单"
+                        "department staff see only their own department / 只能查看本部门工单",
+                        error_id=TICKET_OTHER_DEPARTMENT,
                     )
         department = str(user.department_id)
     return queries.list_tickets(
@@ -149,6 +151,7 @@ def department_tickets(
         raise Forbidden(
             "department staff see only their own department / 只能查看本部门工单",
             details={"department_id": dept.id},
+            error_id=TICKET_OTHER_DEPARTMENT,
         )
     return queries.list_tickets(
         ctx, status=status, department=str(dept.id), overdue=overdue, limit=limit, offset=offset
@@ -172,7 +175,9 @@ def list_callbacks(
     agent: int | None = None
     if assigned_to == "me":
         if user.agent_id is None:
-            raise Forbidden("this account is not an agent / 此账号不是坐席")
+            raise Forbidden(
+                "this account is not an agent / 此账号不是坐席", error_id=TICKET_NOT_AN_AGENT
+            )
         agent = user.agent_id
     elif assigned_to and assigned_to != "none":
         agent = int(assigned_to)

@@ -18,6 +18,7 @@ from cti.models import CustomerPhone
 from cti.numbers import normalize
 from ticketing.callbacks import callback_flags
 from ticketing.dispatch import department_codes, resolve_department
+from ticketing.errors import TICKET_NOT_FOUND, TICKET_OTHER_DEPARTMENT
 from ticketing.models import CallbackAttempt, SatisfactionCallback, Ticket, TicketEvent, WorkOrder
 from ticketing.sla import written_notice
 from ticketing.state import Status, allowed_next, parse_status
@@ -26,7 +27,11 @@ from ticketing.state import Status, allowed_next, parse_status
 def load_ticket(session: Session, ticket_id: int) -> Ticket:
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
-        raise NotFound(f"ticket {ticket_id} does not exist / 工单不存在", details={"id": ticket_id})
+        raise NotFound(
+            f"ticket {ticket_id} does not exist / 工单不存在",
+            details={"id": ticket_id},
+            error_id=TICKET_NOT_FOUND,
+        )
     return ticket
 
 
@@ -162,7 +167,10 @@ def ticket_detail(
             and viewer.role is Role.department
             and viewer.department_id != ticket.department_id
         ):
-            raise Forbidden("this ticket belongs to another department / 该工单不属于本部门")
+            raise Forbidden(
+                "this ticket belongs to another department / 该工单不属于本部门",
+                error_id=TICKET_OTHER_DEPARTMENT,
+            )
         return read_detail(session, ctx, ticket)
 
 

@@ -18,6 +18,7 @@ from cti.models import Call, Customer, CustomerPhone
 from cti.numbers import normalize
 from ticketing.change import actor_name, changing
 from ticketing.dispatch import contacts_for, department_by_code, dispatch_ticket
+from ticketing.errors import TICKET_NUMBER_UNAVAILABLE, TICKET_UNKNOWN_CATEGORY
 from ticketing.models import Ticket
 from ticketing.numbering import NUMBER_RETRIES, allocate_number, number_day
 from ticketing.schemas import TicketCreate
@@ -98,6 +99,7 @@ def create_ticket(
             f"category: unknown category {data.category!r} / 未知类别 "
             "(see GET /api/v1/ticket-categories)",
             details={"field": "category", "allowed": sorted(cfg.categories)},
+            error_id=TICKET_UNKNOWN_CATEGORY,
         )
     sla, due_at = resolve_sla(ctx, category.sla, data.sla, data.due_at, now)
     channel = data.channel or ("phone" if data.call_id else "api")
@@ -166,4 +168,7 @@ def create_ticket(
                 continue
             raise
         return ticket
-    raise Conflict("could not allocate a ticket number; try again / 工单号分配失败，请重试")
+    raise Conflict(
+        "could not allocate a ticket number; try again / 工单号分配失败，请重试",
+        error_id=TICKET_NUMBER_UNAVAILABLE,
+    )

@@ -14,6 +14,7 @@ from callcenter.context import AppContext
 from callcenter.errors import InvalidInput
 from ticketing.change import SYSTEM, Change
 from ticketing.dispatch import contacts_for
+from ticketing.errors import TICKET_BAD_SLA
 from ticketing.models import Ticket, TicketEvent
 from ticketing.state import OPEN_STATUSES
 
@@ -43,6 +44,7 @@ def resolve_sla(
         raise InvalidInput(
             f"sla: unknown SLA class {sla!r}; use one of {', '.join(classes)} / 未知时限",
             details={"field": "sla", "allowed": list(classes)},
+            error_id=TICKET_BAD_SLA,
         )
     cls = classes[sla]
     if cls.agreed:
@@ -50,22 +52,26 @@ def resolve_sla(
             raise InvalidInput(
                 "due_at: required with an agreed SLA / 与客户商定的时限须填写截止时间",
                 details={"field": "due_at"},
+                error_id=TICKET_BAD_SLA,
             )
         if due_at.tzinfo is None:
             raise InvalidInput(
                 "due_at: give a time zone (e.g. 2026-11-30T18:00:00+08:00)",
                 details={"field": "due_at"},
+                error_id=TICKET_BAD_SLA,
             )
         if due_at <= now:
             raise InvalidInput(
                 f"due_at: {due_at.isoformat()} is in the past / 截止时间已过",
                 details={"field": "due_at", "now": now.isoformat()},
+                error_id=TICKET_BAD_SLA,
             )
         return sla, due_at.astimezone(UTC)
     if due_at is not None:
         raise InvalidInput(
             f"due_at: only with sla=agreed (SLA class {sla!r} has a fixed duration)",
             details={"field": "due_at"},
+            error_id=TICKET_BAD_SLA,
         )
     assert cls.minutes is not None
     return sla, now + timedelta(minutes=cls.minutes)

@@ -22,6 +22,12 @@ from enum import StrEnum
 from typing import Any
 
 from callcenter.errors import Conflict, InvalidInput
+from ticketing.errors import (
+    TICKET_BAD_FIELD,
+    TICKET_FIELD_REQUIRED,
+    TICKET_ILLEGAL_TRANSITION,
+    TICKET_UNKNOWN_STATE,
+)
 
 
 class Status(StrEnum):
@@ -90,6 +96,7 @@ def parse_status(value: str, *, field: str = "to") -> Status:
         raise InvalidInput(
             f"{field}: unknown state {value!r} / 未知状态",
             details={"field": field, "allowed": [s.value for s in Status]},
+            error_id=TICKET_UNKNOWN_STATE,
         ) from None
 
 
@@ -135,6 +142,7 @@ def check_transition(
             f"cannot go from {current} to {target}{hint}; allowed next: {names} / "
             f"不能从“{STATUS_NAMES[current][0]}”转到“{STATUS_NAMES[target][0]}”",
             details={"from": current.value, "to": target.value, "allowed": list(allowed)},
+            error_id=TICKET_ILLEGAL_TRANSITION,
         )
     for name in REQUIRED_FIELDS.get(target, ()):
         value = fields.get(name)
@@ -142,6 +150,7 @@ def check_transition(
             raise InvalidInput(
                 f"{name}: required to move to {target} / 缺少必填项 {name}",
                 details={"field": name, "to": target.value},
+                error_id=TICKET_FIELD_REQUIRED,
             )
     if target is S.callback:
         result = str(fields["result"])
@@ -149,12 +158,14 @@ def check_transition(
             raise InvalidInput(
                 f"result: must be one of satisfied, unsatisfied, unreachable (got {result!r})",
                 details={"field": "result", "allowed": [r.value for r in CallbackResult]},
+                error_id=TICKET_BAD_FIELD,
             )
         reason = fields.get("reason")
         if result == CallbackResult.unsatisfied and not (reason and str(reason).strip()):
             raise InvalidInput(
                 "reason: required when the customer is unsatisfied / 不满意须填写原因",
                 details={"field": "reason", "to": target.value},
+                error_id=TICKET_FIELD_REQUIRED,
             )
     if target is S.resolved:
         minutes = fields["minutes_spent"]
@@ -162,4 +173,5 @@ def check_transition(
             raise InvalidInput(
                 f"minutes_spent: must be a whole number of minutes >= 0 (got {minutes!r})",
                 details={"field": "minutes_spent"},
+                error_id=TICKET_BAD_FIELD,
             )

@@ -19,6 +19,13 @@ from callcenter.models import Role
 from ticketing.callbacks import callback_flags, current_callback, plan_callback
 from ticketing.change import SYSTEM, Change, actor_name, changing
 from ticketing.dispatch import DeptRef, department_by_code, department_codes, dispatch_ticket
+from ticketing.errors import (
+    DEPARTMENT_REQUIRED,
+    TICKET_CHANGED,
+    TICKET_OTHER_DEPARTMENT,
+    TICKET_READ_ONLY,
+    TICKET_STEP_FORBIDDEN,
+)
 from ticketing.models import CallbackAttempt, Ticket, WorkOrder
 from ticketing.queries import load_ticket, read_detail
 from ticketing.sla import mark_overdue, reopened_columns
@@ -31,17 +38,21 @@ def authorize(principal: Principal | str, ticket: Ticket, target: Status) -> Non
     if isinstance(principal, str):
         return  # the system itself (jobs)
     if principal.role is Role.qa:
-        raise Forbidden("QA may read tickets but not change them / 质检只能查看工单")
+        raise Forbidden(
+            "QA may read tickets but not change them / 质检只能查看工单", error_id=TICKET_READ_ONLY
+        )
     if principal.role is Role.department:
         if principal.department_id != ticket.department_id:
             raise Forbidden(
                 "this ticket belongs to another department / 该工单不属于本部门",
                 details={"ticket_department_id": ticket.department_id},
+                error_id=TICKET_OTHER_DEPARTMENT,
             )
         if target not in DEPARTMENT_STEPS:
             raise Forbidden(
                 f"department staff may not move a ticket to {target} / 部门人员不能执行此步骤",
                 details={"allowed": sorted(DEPARTMENT_STEPS)},
+                error_id=TICKET_STEP_FORBIDDEN,
             )
 
 
@@ -110,6 +121,7 @@ def _move(
         raise Conflict(
             "the ticket was changed meanwhile; reload it / 工单已被他人修改，请刷新",
             details={"from": current.value, "to": target.value},
+            error_id=TICKET_CHANGED,
         )
     for key, value in values.items():
         set_committed_value(ticket, key, value)
@@ -199,7 +211,9 @@ def _redispatch(
     )
     if dept is None:
         raise InvalidInput(
-            "department: required (the category has none)", details={"field": "department"}
+            "department: required (the category has none)",
+            details={"field": "department"},
+            error_id=DEPARTMENT_REQUIRED,
         )
     reopened = current is Status.callback
     columns: dict[str, Any] = {"department_id": dept.id, "updated_at": now}

@@ -4,13 +4,15 @@
 -- mod = local minute of day, day = local date). Returns a JSON object.
 --
 -- Key names are built from the prefix (see docs/cti.md "Redis layout"), so this script needs a
--- single Redis instance (not Redis Cluster). The transition table is rendered into the script
--- by cti/routing.py from cti/state.py (the placeholder below); there is no second copy.
+-- single Redis instance (not Redis Cluster). The agents' transition table (cti/state.py) and
+-- the calls' phase table (callcenter/call_phases.py) are rendered into the script by
+-- cti/routing.py (the placeholders below); there is no second copy.
 
 local prefix = ARGV[1]
 local op = ARGV[2]
 local A = cjson.decode(ARGV[3])
 local RULES = __TRANSITIONS__
+local CALL_RULES = __CALL_MOVES__
 local R = prefix .. ":routing:"
 local NOW = tonumber(A.now)
 local ISO = A.iso
@@ -43,6 +45,38 @@ local function hgetall(key)
     local t = {}
     for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
     return t
+end
+
+-- The state a named transition leads to from cur in a rendered table; nil when the table
+-- does not allow it.
+local function lookup(rules, name, cur)
+    local key = ";" .. name .. ":" .. cur .. ">"
+    local i = string.find(rules, key, 1, true)
+    if not i then return nil end
+    local j = i + #key
+    return string.sub(rules, j, string.find(rules, ";", j, true) - 1)
+end
+
+-- Whether the call phase table lets move name start from phase cur ("" or nil: no record).
+local function call_allows(name, cur)
+    return lookup(CALL_RULES, name, cur or "") ~= nil
+end
+
+-- The one writer of a call's phase (the state field of call:{id}), with the other fields given
+-- (name, value, ...). The phase comes from the table; a move the table does not allow from the
+-- current phase still happens (this script decided it) but is counted in stats
+-- illegal_call_moves, which the property tests keep at zero.
+local function move_call(cid, name, ...)
+    local ck = ckey(cid)
+    local cur = redis.call("HGET", ck, "state") or ""
+    local to = lookup(CALL_RULES, name, cur)
+    if not to then
+        to = string.match(CALL_RULES, ";" .. name .. ":[^;>]*>([^;]*);")
+        redis.call("HINCRBY", R .. "stats", "illegal_call_moves", 1)
+        redis.call("HSET", R .. "stats", "last_illegal_call_move", name .. ":" .. cur)
+    end
+    redis.call("HSET", ck, "state", to, ...)
+    return to
 end
 
 -- Queue settings change only through sync_queues (outside any script): read each once a call.
@@ -131,14 +165,7 @@ local function ready_score(q, aid, level, idle)
     return idle
 end
 
--- The state a named transition leads to from cur; nil when the table does not allow it.
-local function rule(name, cur)
-    local key = ";" .. name .. ":" .. cur .. ">"
-    local i = string.find(RULES, key, 1, true)
-    if not i then return nil end
-    local j = i + #key
-    return string.sub(RULES, j, string.find(RULES, ";", j, true) - 1)
-end
+local function rule(name, cur) return lookup(RULES, name, cur) end
 
 local function transition(aid, name, reason, cid, actor)
     local ak = akey(aid)
@@ -272,12 +299,12 @@ local function reserve(cid, call, aid, q, conf)
     transition(aid, "reserve", "", target, "routing")
     local agent = redis.call("HMGET", akey(aid), "uri", "extension")
     local ring = tonumber(conf.ring_timeout or "15")
-    redis.call("HSET", ckey(cid), "state", "reserved", "agent", aid, "reserved_at", fmt(NOW))
+    move_call(cid, "reserve", "agent", aid, "reserved_at", fmt(NOW))
     if conf.strategy == "round_robin" then redis.call("SET", qkey(q, "rr"), aid) end
     if callback then
         -- The caller hung up long ago: place a new call, agent first, then the customer.
-        redis.call("HSET", ckey(target), "kind", "callback_leg", "parent", cid, "state", "reserved",
-            "agent", aid, "queue", q, "offers", 1)
+        move_call(target, "callback_leg", "kind", "callback_leg", "parent", cid, "agent", aid,
+            "queue", q, "offers", 1)
         redis.call("EXPIRE", ckey(target), ENDED_TTL)
         redis.call("HSET", ckey(cid), "leg", target)
     end
@@ -360,7 +387,7 @@ local function new_entry(cid, q, fields)
     local prio = tonumber(fields.priority or "0")
     local score = string.format("%.0f", (9 - prio) * 1e12 + tonumber(seq))
     local entry = redis.call("HINCRBY", ck, "entry", 1)
-    redis.call("HSET", ck, "state", "waiting", "queue", q, "priority", prio, "seq", seq,
+    move_call(cid, fields.move or "enqueue", "queue", q, "priority", prio, "seq", seq,
         "score", score, "entered_at", fmt(NOW), "agent", "", "offers", 0,
         "callback", fields.callback and "1" or "0", "kind", "inbound")
     if fields.number and fields.number ~= "" then redis.call("HSET", ck, "number", fields.number) end
@@ -375,8 +402,9 @@ local function new_entry(cid, q, fields)
     return entry
 end
 
-local function end_call_record(cid, state)
-    redis.call("HSET", ckey(cid), "state", state, "ended_at", fmt(NOW))
+-- move: end, hand_off (transferred) or called_back.
+local function end_call_record(cid, move)
+    move_call(cid, move, "ended_at", fmt(NOW))
     redis.call("EXPIRE", ckey(cid), ENDED_TTL)
 end
 
@@ -385,7 +413,7 @@ local function move_to_queue(cid, call, target, reason)
     redis.call("ZREM", qkey(q, "waiting"), cid)
     outcome(cid, q, call.entry, "overflowed")
     local entry = new_entry(cid, target, {priority = call.priority, callback = call.callback == "1",
-        number = call.number})
+        number = call.number, move = "overflow"})
     call_event("call_overflowed", cid, {from_queue = q, to_queue = target, reason = reason,
         waited = NOW - tonumber(call.entered_at or NOW)})
     if call.callback ~= "1" then slot_command(cid, call, "requeue", {queue = target}) end
@@ -404,7 +432,7 @@ end
 local function put_back(cid, call)
     -- A missed or failed offer: the call waits again at its own place in line.
     if not call.queue or call.queue == "" or not call.score then
-        end_call_record(cid, "ended")
+        end_call_record(cid, "end")
         return
     end
     if redis.call("SISMEMBER", R .. "queues", call.queue) == 0 then
@@ -415,7 +443,7 @@ local function put_back(cid, call)
             return
         end
     end
-    redis.call("HSET", ckey(cid), "state", "waiting", "agent", "", "leg", "")
+    move_call(cid, "put_back", "agent", "", "leg", "")
     redis.call("ZADD", qkey(call.queue, "waiting"), call.score, cid)
 end
 
@@ -434,9 +462,9 @@ local function miss(cid, aid, reason, actor)
     if kind == "callback_leg" then
         local parent = hgetall(ckey(call.parent))
         if parent.state == "reserved" and parent.leg == cid then put_back(call.parent, parent) end
-        end_call_record(cid, "ended")
+        end_call_record(cid, "end")
     elseif kind == "outbound" then
-        end_call_record(cid, "ended")
+        end_call_record(cid, "end")
     elseif call.transfer_to == aid then
         redis.call("HSET", ckey(cid), "transfer_to", "")
         if call.state == "transferring" then put_back(cid, call) end
@@ -555,8 +583,8 @@ elseif op == "enqueue" then
     end
     local ck = ckey(cid)
     local call = hgetall(ck)
-    if call.state == "waiting" or call.state == "reserved" then
-        res.status = "duplicate"
+    if not call_allows("enqueue", call.state) then
+        res.status = "duplicate" -- already waiting for an agent
     else
         if call.state == "connected" and call.agent and call.agent ~= "" then
             start_wrap_up(call.agent, cid, call.queue, "routing") -- transferred to a queue
@@ -585,7 +613,7 @@ elseif op == "enqueue" then
             if mode == "message" then
                 redis.call("ZREM", qkey(q, "waiting"), cid)
                 outcome(cid, q, entry, "closed")
-                end_call_record(cid, "ended")
+                end_call_record(cid, "end")
                 -- outcome: the engine no longer treats the caller as waiting (no position
                 -- announcements; hanging up now is not abandoning); hangup_after: it hangs up
                 -- when the message has played (only the engine knows how long it lasts).
@@ -666,8 +694,7 @@ elseif op == "answered" then
             redis.call("ZREM", TIMERS, "ring|" .. cid .. "|" .. call.agent)
         end
         redis.call("ZREM", qkey(call.queue, "waiting"), cid)
-        redis.call("HSET", ck, "state", "reserved", "agent", aid)
-        call.state = "reserved"
+        call.state = move_call(cid, "reserve_late", "agent", aid)
         late = true
     elseif A.consult and A.agent and (a[1] == "not_ready" or a[1] == "ready")
         and call.state == "connected" and (call.transfer_to or "") == "" and call.agent ~= aid then
@@ -691,20 +718,20 @@ elseif op == "answered" then
                 outcome(call.parent, parent.queue, parent.entry, "called_back")
                 end_call_record(call.parent, "called_back")
             end
-            redis.call("HSET", ck, "state", "connected", "answered_at", fmt(NOW))
+            move_call(cid, "answer", "answered_at", fmt(NOW))
         elseif call.transfer_to == aid and A.consult and call.state ~= "transferring" then
             -- A consultation: the target talks with the agent while the caller waits; the call
             -- stays the agent's until the engine reports the hand-over ("transferred").
             res.consult = true
         elseif call.transfer_to == aid then
             local old = call.agent
-            redis.call("HSET", ck, "agent", aid, "transfer_to", "", "state", "connected")
+            move_call(cid, "take_over", "agent", aid, "transfer_to", "")
             if old and old ~= "" and old ~= aid then start_wrap_up(old, cid, call.queue, "routing") end
         else
             if kind == "inbound" and call.state == "reserved" then
                 outcome(cid, call.queue, call.entry, "answered")
             end
-            redis.call("HSET", ck, "state", "connected", "answered_at", fmt(NOW))
+            move_call(cid, "answer", "answered_at", fmt(NOW))
         end
         publish(aid, {type = "answered", call_id = cid, at = ISO})
         res.status = "answered"
@@ -744,14 +771,14 @@ elseif op == "hangup" then
         else
             redis.call("ZREM", qkey(call.queue, "waiting"), cid)
             outcome(cid, call.queue, call.entry, "abandoned")
-            end_call_record(cid, "ended")
+            end_call_record(cid, "end")
             res.status = "abandoned"
         end
     elseif call.state == "reserved" and kind == "inbound" and call.callback ~= "1" then
         transition(call.agent, "cancel_offer", "", "", "routing")
         publish(call.agent, {type = "offer_cancelled", call_id = cid, at = ISO})
         outcome(cid, call.queue, call.entry, "abandoned")
-        end_call_record(cid, "ended")
+        end_call_record(cid, "end")
         res.status = "abandoned"
     elseif call.state == "reserved" and (kind == "callback_leg" or kind == "outbound") then
         -- The placed call failed before the agent answered their leg.
@@ -765,7 +792,7 @@ elseif op == "hangup" then
             local parent = hgetall(ckey(call.parent))
             if parent.state == "reserved" and parent.leg == cid then put_back(call.parent, parent) end
         end
-        end_call_record(cid, "ended")
+        end_call_record(cid, "end")
         res.status = "failed"
     elseif (call.state == "connected" or call.state == "transferring") and A.final then
         if call.agent and call.agent ~= "" then start_wrap_up(call.agent, cid, call.queue, "engine") end
@@ -778,7 +805,7 @@ elseif op == "hangup" then
             end
         end
         update_aht(call.queue, call.answered_at)
-        end_call_record(cid, "ended")
+        end_call_record(cid, "end")
         res.status = "ended"
     else
         res.status = "ignored"
@@ -798,7 +825,7 @@ elseif op == "transferred" then
     local cid = A.call
     local call = hgetall(ckey(cid))
     if call.state == "transferring" and (call.transfer_to or "") == "" then
-        end_call_record(cid, "transferred") -- the outside number answered
+        end_call_record(cid, "hand_off") -- the outside number answered
         res.status = "transferred"
     elseif call.state == "connected" and call.agent and call.agent ~= "" then
         local t = call.transfer_to or ""
@@ -813,16 +840,16 @@ elseif op == "transferred" then
             res.agent = t
         elseif A.kind == "agent" and call.transfer_to and call.transfer_to ~= "" then
             start_wrap_up(call.agent, cid, call.queue, "engine")
-            redis.call("HSET", ckey(cid), "state", "transferring")
+            move_call(cid, "transfer_out")
             res.status = "transferring"
         elseif A.kind == "queue" and A.to and redis.call("SISMEMBER", R .. "queues", A.to) == 1 then
             start_wrap_up(call.agent, cid, call.queue, "engine")
-            redis.call("HSET", ckey(cid), "state", "transferred")
+            move_call(cid, "requeue")
             new_entry(cid, A.to, {priority = call.priority})
             res.status = "requeued"
         else
             start_wrap_up(call.agent, cid, call.queue, "engine")
-            end_call_record(cid, "transferred")
+            end_call_record(cid, "hand_off")
             res.status = "transferred"
         end
     else
@@ -835,7 +862,7 @@ elseif op == "transfer_number" then
     local call = hgetall(ckey(cid))
     if call.state ~= "connected" then return cjson.encode({error = "not_connected", state = call.state or ""}) end
     if call.agent and call.agent ~= "" then start_wrap_up(call.agent, cid, call.queue, A.actor) end
-    redis.call("HSET", ckey(cid), "state", "transferring", "transfer_to", "")
+    move_call(cid, "transfer_out", "transfer_to", "")
     res.status = "transferring"
 elseif op == "transfer_agent" then
     -- Reserve the target agent for a call the current agent hands over (blind or consult).
@@ -881,7 +908,7 @@ elseif op == "originate" then
     local aid, cid = tostring(A.agent), A.call
     local to, cur = transition(aid, "originate", "", cid, A.actor)
     if not to then return cjson.encode({error = "illegal", transition = "originate", state = cur}) end
-    redis.call("HSET", ckey(cid), "kind", "outbound", "state", "reserved", "agent", aid,
+    move_call(cid, "originate", "kind", "outbound", "agent", aid,
         "number", A.number, "caller", A.number, "queue", "", "arrived_at", fmt(NOW))
     redis.call("EXPIRE", ckey(cid), ENDED_TTL)
     local uri = redis.call("HGET", akey(aid), "uri")
@@ -1011,6 +1038,10 @@ elseif op == "hangup_caller" then
     else
         res.status = "ignored"
     end
+elseif op == "call_rule" then
+    -- Read only: the phase the rendered call table gives move A.move from A.from ("" = none).
+    res.to = lookup(CALL_RULES, A.move, A.from or "") or cjson.null
+    res.status = "ok"
 elseif op == "match" then
     res.status = "ok"
     dispatch = true

@@ -181,7 +181,7 @@ def test_state_api_errors_are_clear(client: TestClient, ctx: AppContext) -> None
     response = client.put("/api/v1/agents/me/state", headers=headers, json={"state": "asleep"})
     assert response.status_code == 422
     response = client.post("/api/v1/agents/me/call/hangup", headers=headers)
-    assert response.status_code == 409 and response.json()["error_id"] == "conflict"
+    assert response.status_code == 409 and response.json()["error_id"] == "calls.no-call"
     assert client.get("/api/v1/agents/me", headers=headers).json()["state"] == "logged_out"
     # The state change implies login when logged out.
     response = client.put(

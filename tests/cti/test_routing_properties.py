@@ -6,6 +6,7 @@ restarts (a new Routing and Router on the same Redis, sometimes before the event
 After every step:
 - replaying the ordered agent event log, no agent ever held two offers and no call was ever
   offered to two agents at once; the live Redis state agrees;
+- every change of a call's phase is a move of callcenter/call_phases.py's table;
 - conservation: every queue entry of every call is exactly once answered, abandoned,
   overflowed, called back (or closed), or is still waiting / ringing, and the per-queue
   counters add up.
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from callcenter import call_phases
 from callcenter.context import AppContext
 from callcenter.errors import Conflict
 from cti import services
@@ -272,6 +274,20 @@ def test_routing_invariants_hold_under_random_operations(
                     stats,
                     totals[queue],
                 )
+
+        @invariant()
+        def call_phases_move_by_the_table(self) -> None:
+            """Every write of a call's phase is one of the table's moves (the script counts any
+            other), and each call's phase since the last step is one the table reaches."""
+            stats = ctx.redis.hgetall(ctx.keys.routing("stats"))
+            assert not stats.get("illegal_call_moves"), stats.get("last_illegal_call_move")
+            phases = getattr(self, "phases", {})
+            for cid in self.calls:
+                now = self.routing.call(cid).get("state", call_phases.ABSENT)
+                before = phases.get(cid, call_phases.ABSENT)
+                assert now in call_phases.reachable(before), (cid, before, now)
+                phases[cid] = now
+            self.phases = phases
 
     RoutingMachine.TestCase.settings = settings(
         max_examples=20,

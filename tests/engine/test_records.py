@@ -280,7 +280,7 @@ def test_engine_call_is_recorded_and_served(
     tail = client.get(audio_url, headers={**lead, "Range": "bytes=-10"})
     assert tail.status_code == 206 and tail.content == whole.content[-10:]
     bad = client.get(audio_url, headers={**lead, "Range": f"bytes={recording['bytes']}-"})
-    assert bad.status_code == 416 and bad.json()["error_id"] == "range-not-satisfiable"
+    assert bad.status_code == 416 and bad.json()["error_id"] == "recordings.range-not-satisfiable"
     assert client.get(audio_url, headers=other).status_code == 404
     with ctx.sessions() as session:
         plays = session.scalar(

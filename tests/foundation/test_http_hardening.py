@@ -113,7 +113,9 @@ def test_redis_failure_text_stays_in_the_server(settings: Settings) -> None:
         wallboard = client.get("/api/v1/wallboard", headers={"Authorization": f"Bearer {token}"})
         signin = client.post("/api/v1/auth/token", json={"username": "qa1", "password": "pwqa1"})
     broken.close()
-    assert wallboard.status_code == 503 and wallboard.json()["error_id"] == "unavailable"
+    assert (
+        wallboard.status_code == 503 and wallboard.json()["error_id"] == "metrics.live-unavailable"
+    )
     assert signin.status_code == 503 and signin.json()["error_id"] == "unavailable"
     for response in (wallboard, signin):
         assert "Connection refused" not in response.text and "Errno" not in response.text

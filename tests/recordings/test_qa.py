@@ -85,7 +85,7 @@ def test_bad_scores_are_refused_naming_the_item(
     for scores, words in cases:
         response = _evaluate(client, made.recording_id, scores)
         assert response.status_code == 422, scores
-        assert response.json()["error_id"] == "invalid-scores"
+        assert response.json()["error_id"] == "evaluations.invalid-scores"
         assert words in response.json()["message"], response.json()["message"]
     unknown = client.post(
         "/api/v1/qa/evaluations",
@@ -155,7 +155,7 @@ def test_lists_trend_and_one_dispute(
     assert disputed.json()["dispute_reason"] == "客户已确认答复正确"
     again = client.post(url, json={"reason": "再次申诉"}, headers=auth(client, "1001"))
     assert again.status_code == 409
-    assert again.json()["error_id"] == "evaluation-already-disputed"
+    assert again.json()["error_id"] == "evaluations.already-disputed"
     found = client.get(
         "/api/v1/recordings", params={"qa_status": "disputed"}, headers=auth(client, "qa1")
     ).json()["items"]

@@ -67,7 +67,7 @@ def test_link_plays_without_credentials_and_ranges_are_byte_exact(
     for header in (f"bytes={len(data)}-", "bytes=9-3", "bytes=0-1,5-9", "lines=1-2"):
         refused = client.get(link["url"], headers={"Range": header})
         assert refused.status_code == 416, header
-        assert refused.json()["error_id"] == "range-not-satisfiable"
+        assert refused.json()["error_id"] == "recordings.range-not-satisfiable"
 
     plays = [entry for entry in _audit(ctx, made.recording_id) if entry[0] == "recording.play"]
     assert len(plays) == 1 + 5
@@ -92,7 +92,7 @@ def test_tampered_expired_and_other_users_links_are_refused_and_audited(
     for token in _tamper(link["url"]):
         refused = client.get(f"/api/v1/recordings/play/{token}")
         assert refused.status_code == 403, token
-        assert refused.json()["error_id"] == "recording-link-refused"
+        assert refused.json()["error_id"] == "recordings.link-refused"
 
     with ctx.sessions() as session:
         from callcenter.models import User
@@ -121,7 +121,7 @@ def test_tampered_expired_and_other_users_links_are_refused_and_audited(
     ]
     assert reasons.count("bad-signature") >= 2
     assert "expired" in reasons
-    assert "recording-link-refused" in reasons  # the other user's attempt
+    assert "recordings.link-refused" in reasons  # the other user's attempt
 
 
 def test_roles_for_links_and_downloads(

@@ -125,7 +125,7 @@ def test_roles_see_exactly_what_they_may(
     for staff in ("eng1", "fin1"):
         denied = client.get("/api/v1/recordings", headers=auth(client, staff))
         assert denied.status_code == 403
-        assert denied.json()["error_id"] == "forbidden"
+        assert denied.json()["error_id"] == "recordings.forbidden"
 
 
 def test_deleted_recordings_are_not_found(
