@@ -266,13 +266,16 @@ def run_sipp(
         argv += ["-inf", str(inf)]
     if trace_msg:
         argv += ["-trace_msg"]
-    return subprocess.Popen(
-        argv,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
+    # stderr to a file: a pipe nobody reads fills up (64 KB of warnings under load) and
+    # blocks SIPp, whose calls then time out (the agent at 150 lines did)
+    with (workdir / f"sipp-{local_ip}-{port}.stderr").open("ab") as stderr:
+        return subprocess.Popen(
+            argv,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def uas_xml(path: Path, pcap: Path | None) -> Path:
@@ -563,10 +566,159 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
     os._exit(0)
 
 
+def _bridge_slot(port: int, rtp_port: int, agent_uri: str, rec_dir: str, ready: Any) -> None:
+    """The fair baseline of one engine line: a bare pjsua2 process (same endpoint settings and
+    50 ms poll as an engine slot) that answers the caller, dials the agent, bridges the two
+    and records both. No menu, queue, Redis, events or supervisor. Per call it leaves
+    ``<wav>`` and ``<wav>.call`` (the caller leg's answered-to-disconnected seconds)."""
+    import pjsua2 as pj
+
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)  # pjlib logs its start to stdout before the log level applies
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.maxCalls = 4
+    cfg.logConfig.level = 0
+    cfg.logConfig.consoleLevel = 0
+    cfg.medConfig.clockRate = 8000
+    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.ecTailLen = 0
+    cfg.medConfig.noVad = True
+    ep.libInit(cfg)
+    tcfg = pj.TransportConfig()
+    tcfg.port = port
+    tcfg.boundAddress = "127.0.0.1"
+    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+    ep.audDevManager().setNullDev()
+    for codec in ep.codecEnum2():
+        ep.codecSetPriority(codec.codecId, 0)
+    ep.codecSetPriority("PCMU/8000", 255)
+    ep.codecSetPriority("PCMA/8000", 254)
+    ep.libStart()
+    pending: list[tuple[str, Any]] = []
+    convs: dict[int, dict[str, Any]] = {}  # id(caller leg) -> the conversation
+    dead: list[Any] = []
+
+    class Leg(pj.Call):
+        conv: dict[str, Any]
+        role: str
+
+        def onCallState(self, prm: Any) -> None:
+            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                pending.append(("gone", self))
+
+        def onCallMediaState(self, prm: Any) -> None:
+            pending.append(("media", self))
+
+    def audio(leg: Any) -> Any:
+        info = leg.getInfo()  # keep it: the media list points into it
+        for m in info.media:
+            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                return leg.getAudioMedia(m.index)
+        return None
+
+    class Account(pj.Account):
+        def onIncomingCall(self, prm: Any) -> None:
+            caller = Leg(self, prm.callId)
+            conv: dict[str, Any] = {"caller": caller, "agent": None, "recorder": None,
+                                    "answered": 0.0, "ports": {}}  # fmt: skip
+            caller.conv, caller.role = conv, "caller"
+            convs[id(caller)] = conv
+            op = pj.CallOpParam()
+            op.statusCode = 200
+            caller.answer(op)
+            pending.append(("dial", caller))
+
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:bare@127.0.0.1:{port}"
+    acfg.mediaConfig.transportConfig.port = rtp_port
+    acfg.mediaConfig.transportConfig.portRange = 16
+    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    acfg.mediaConfig.lockCodecEnabled = False
+    acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
+    account: Any = Account()
+    account.create(acfg, True)
+    ready.set()
+
+    def finish(conv: dict[str, Any]) -> None:
+        if conv.get("done"):
+            return
+        conv["done"] = True
+        for role in ("caller", "agent"):
+            leg = conv[role]
+            if leg is not None and leg.isActive():
+                with contextlib.suppress(Exception):
+                    leg.hangup(pj.CallOpParam(True))
+        if conv["recorder"] is not None:
+            Path(conv["path"] + ".call").write_text(f"{time.monotonic() - conv['answered']:.3f}")
+        # freed next turn, never inside a callback; the recorder's WAV closes when freed
+        dead.extend([conv["recorder"], conv["ports"]])
+        conv["recorder"], conv["ports"] = None, {}
+
+    while not stop["flag"]:
+        ep.libHandleEvents(50)  # the engine slots' poll
+        dead.clear()
+        while pending:
+            kind, leg = pending.pop(0)
+            conv = leg.conv
+            if kind == "dial" and not conv.get("done"):
+                agent = Leg(account)
+                agent.conv, agent.role = conv, "agent"
+                conv["agent"] = agent
+                agent.makeCall(agent_uri, pj.CallOpParam(True))
+            elif kind == "media" and not conv.get("done") and leg.role not in conv["ports"]:
+                port_ = audio(leg)
+                if port_ is None:
+                    continue
+                conv["ports"][leg.role] = port_
+                if leg.role == "caller":
+                    conv["answered"] = time.monotonic()
+                    conv["path"] = f"{rec_dir}/bridge-{port}-{time.monotonic_ns()}.wav"
+                    recorder = pj.AudioMediaRecorder()
+                    recorder.createRecorder(conv["path"])
+                    conv["recorder"] = recorder
+                    del recorder
+                port_.startTransmit(conv["recorder"]) if conv["recorder"] else None
+                if len(conv["ports"]) == 2:
+                    caller_port, agent_port = conv["ports"]["caller"], conv["ports"]["agent"]
+                    caller_port.startTransmit(agent_port)
+                    agent_port.startTransmit(caller_port)
+                    agent_port.startTransmit(conv["recorder"])
+                    del caller_port, agent_port
+                del port_
+            elif kind == "gone":
+                finish(conv)
+                if not any(c is not None and c.isActive() for c in (conv["caller"], conv["agent"])):
+                    dead.extend([conv["caller"], conv["agent"]])
+                    convs.pop(id(conv["caller"]), None)
+    for conv in list(convs.values()):
+        finish(conv)
+    for _ in range(50):
+        ep.libHandleEvents(10)
+    convs.clear()
+    dead.clear()
+    pending.clear()
+    account = None
+    import gc
+
+    gc.collect()
+    ep.libDestroy()
+    os._exit(0)
+
+
 class BareSlots:
     """``count`` bare pjsua2 processes forked from this process (which imported pjsua2)."""
 
-    def __init__(self, count: int, prompt: Path, rec_dir: Path) -> None:
+    def __init__(
+        self, count: int, prompt: Path, rec_dir: Path, *, agent_uri: str | None = None
+    ) -> None:
+        """Without ``agent_uri`` each process answers, loops ``prompt`` and records (one leg);
+        with it, it answers, dials the agent, bridges and records (an engine line's media)."""
         import pjsua2  # noqa: F401  -- shared pages, as the engine's supervisor does
 
         rec_dir.mkdir(parents=True, exist_ok=True)
@@ -574,9 +726,11 @@ class BareSlots:
         self.processes = []
         for i in range(count):
             ready = fork.Event()
+            target: Callable[..., None] = _bare_slot if agent_uri is None else _bridge_slot
+            media = str(prompt) if agent_uri is None else agent_uri
             process = fork.Process(
-                target=_bare_slot,
-                args=(BARE_BASE + i, BARE_RTP + 16 * i, str(prompt), str(rec_dir), ready),
+                target=target,
+                args=(BARE_BASE + i, BARE_RTP + 16 * i, media, str(rec_dir), ready),
             )
             process.start()
             ready.wait(10)
