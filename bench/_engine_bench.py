@@ -107,6 +107,28 @@ def measure(pids_of: Callable[[], list[int]], seconds: float) -> tuple[float, fl
     return 100 * used / (time.monotonic() - start), pss
 
 
+def measure_groups(
+    groups_of: Callable[[], dict[str, list[int]]], seconds: float
+) -> dict[str, tuple[float, float]]:
+    """(CPU % of one core, PSS MB) per named group of processes over one window."""
+    groups = groups_of()
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    start = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - start
+    return {
+        name: (100 * (cpu_seconds(pids) - before[name]) / elapsed, pss_mb(pids))
+        for name, pids in groups.items()
+    }
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 # ---------------------------------------------------------------- media files
 
 
@@ -386,6 +408,23 @@ class Engine:
 
     def pids(self) -> list[int]:
         return process_tree(self.process.pid)
+
+    def parts(self) -> dict[str, list[int]]:
+        """The engine's processes by job: supervisor, slots, edge (Kamailio), the rest (the
+        call-record consumer), and this run's Redis server (not in the engine's totals)."""
+        tree = self.pids()
+        pool: Any = self.redis.hgetall(f"{PREFIX}:engine:pool:node1")
+        slots = {int(v.split()[0]) for k, v in pool.items() if k.startswith("slot:")}
+        groups: dict[str, list[int]] = {
+            "supervisor": [self.process.pid],
+            "slots": [p for p in tree if p in slots],
+            "edge": [p for p in tree if comm(p).startswith("kamailio")],
+        }
+        taken = {p for pids in groups.values() for p in pids}
+        groups["other"] = [p for p in tree if p not in taken]
+        with contextlib.suppress(redis.RedisError, KeyError):
+            groups["redis-server"] = [int(self.redis.info("server")["process_id"])]
+        return groups
 
     def events(self) -> Iterator[tuple[str, CallEvent]]:
         entries: Any = self.redis.xrange(f"{PREFIX}:events")

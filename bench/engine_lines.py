@@ -14,6 +14,7 @@ lines with zero failures; CPU per line at most twice the bare slot's.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import threading
@@ -30,6 +31,7 @@ from _engine_bench import (
     caller_xml,
     dtmf,
     measure,
+    measure_groups,
     pause,
     play,
     register_agent,
@@ -115,7 +117,9 @@ def _run_engine(args: argparse.Namespace, work: Path, engine: Engine) -> dict[st
     body = pause(500) + dtmf("0") + play(caller_pcap) + pause(args.hold * 1000)
     scenario = caller_xml(work / "caller.xml", body, per_call_target=False)
     target = f"127.0.0.1:{EDGE_PORT}" if not args.no_edge else f"127.0.0.1:{SLOT_BASE}"
-    idle_cpu, idle_pss = measure(engine.pids, 3)
+    idle_parts = measure_groups(engine.parts, 3)
+    idle_cpu = sum(c for name, (c, _p) in idle_parts.items() if name != "redis-server")
+    idle_pss = sum(p for name, (_c, p) in idle_parts.items() if name != "redis-server")
     started = time.monotonic()
     caller = run_sipp(
         work,
@@ -129,7 +133,9 @@ def _run_engine(args: argparse.Namespace, work: Path, engine: Engine) -> dict[st
     )
     # measure while every call is up (after the ramp and the bridge)
     time.sleep(args.lines / args.rate + 3)
-    cpu, pss = measure(engine.pids, max(args.hold - args.lines / args.rate - 5, 3))
+    parts = measure_groups(engine.parts, max(args.hold - args.lines / args.rate - 5, 3))
+    cpu = sum(c for name, (c, _p) in parts.items() if name != "redis-server")
+    pss = sum(p for name, (_c, p) in parts.items() if name != "redis-server")
     caller.wait()
     agent_exit = wait_exit(agent, 60)
     elapsed = time.monotonic() - started
@@ -149,6 +155,11 @@ def _run_engine(args: argparse.Namespace, work: Path, engine: Engine) -> dict[st
         f"  idle pool of {args.lines + 2} slots: CPU {idle_cpu:.1f}% of a core, "
         f"PSS {idle_pss:.0f} MB"
     )
+    for label, figures in (("idle", idle_parts), ("calls up", parts)):
+        print(
+            f"  {label}: "
+            + ", ".join(f"{name} {c:.1f}% {p:.0f} MB" for name, (c, p) in figures.items())
+        )
     return {
         "calls": count,
         "failed": len(problems) + (args.lines - count) + int(failed_sipp),
@@ -295,6 +306,8 @@ def main() -> None:
             f"supervisor{'' if args.no_edge else ', the edge'} and {2} idle spares)"
         )
     ok = engine["failed"] == 0 and (bare is None or bare["failed"] == 0)
+    print("SUMMARY " + json.dumps({"lines": n, "load": os.getloadavg(), "bare": bare,
+                                   "engine": engine}))  # fmt: skip
     print(f"RESULT lines={n} engine_failed={engine['failed']} "
           f"bare_failed={bare['failed'] if bare else '-'} {'OK' if ok else 'FAILED'}")  # fmt: skip
 
