@@ -33,6 +33,7 @@ from callcenter.testkit import sipp  # noqa: E402
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 PREFIX = "bench"
 SLOT_BASE = 16100
+RTP_BASE = 40000
 EDGE_PORT = 16050
 BARE_BASE = 16700
 BARE_RTP = 48000
@@ -352,7 +353,7 @@ class Engine:
             "redis_prefix": PREFIX,
             "sip": {
                 "slot_base_port": SLOT_BASE,
-                "rtp_base_port": 40000,
+                "rtp_base_port": RTP_BASE,
                 "lines": lines,
                 "warm_spares": spares,
                 "edge_port": EDGE_PORT,
