@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -606,11 +607,15 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
     os._exit(0)
 
 
-def _bridge_slot(port: int, rtp_port: int, agent_uri: str, rec_dir: str, ready: Any) -> None:
+def _bridge_slot(
+    port: int, rtp_port: int, agent_uri: str, rec_dir: str, ready: Any, poll_ms: int = 50
+) -> None:
     """The fair baseline of one engine line: a bare pjsua2 process (same endpoint settings and
     50 ms poll as an engine slot) that answers the caller, dials the agent, bridges the two
     and records both. No menu, queue, Redis, events or supervisor. Per call it leaves
-    ``<wav>`` and ``<wav>.call`` (the caller leg's answered-to-disconnected seconds)."""
+    ``<wav>`` and ``<wav>.call`` (the caller leg's answered-to-disconnected seconds).
+    ``poll_ms``: its libHandleEvents timeout (50: the engine slots' former fixed poll; it
+    needs no timers of its own, so 1000 is its floor; a signal wakes it either way)."""
     import pjsua2 as pj
 
     stop = {"flag": False}
@@ -683,6 +688,10 @@ def _bridge_slot(port: int, rtp_port: int, agent_uri: str, rec_dir: str, ready: 
     acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
     account: Any = Account()
     account.create(acfg, True)
+    waker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    waker.connect(("127.0.0.1", port))
+    waker.setblocking(False)
+    signal.set_wakeup_fd(waker.fileno(), warn_on_full_buffer=False)  # SIGTERM ends a poll
     ready.set()
 
     def finish(conv: dict[str, Any]) -> None:
@@ -701,7 +710,7 @@ def _bridge_slot(port: int, rtp_port: int, agent_uri: str, rec_dir: str, ready: 
         conv["recorder"], conv["ports"] = None, {}
 
     while not stop["flag"]:
-        ep.libHandleEvents(50)  # the engine slots' poll
+        ep.libHandleEvents(poll_ms)
         dead.clear()
         while pending:
             kind, leg = pending.pop(0)
@@ -755,7 +764,13 @@ class BareSlots:
     """``count`` bare pjsua2 processes forked from this process (which imported pjsua2)."""
 
     def __init__(
-        self, count: int, prompt: Path, rec_dir: Path, *, agent_uri: str | None = None
+        self,
+        count: int,
+        prompt: Path,
+        rec_dir: Path,
+        *,
+        agent_uri: str | None = None,
+        poll_ms: int = 50,
     ) -> None:
         """Without ``agent_uri`` each process answers, loops ``prompt`` and records (one leg);
         with it, it answers, dials the agent, bridges and records (an engine line's media)."""
@@ -770,7 +785,8 @@ class BareSlots:
             media = str(prompt) if agent_uri is None else agent_uri
             process = fork.Process(
                 target=target,
-                args=(BARE_BASE + i, BARE_RTP + 16 * i, media, str(rec_dir), ready),
+                args=(BARE_BASE + i, BARE_RTP + 16 * i, media, str(rec_dir), ready)
+                + ((poll_ms,) if agent_uri else ()),
             )
             process.start()
             ready.wait(10)

@@ -200,7 +200,11 @@ def run_bare(args: argparse.Namespace, base: Path) -> dict[str, float]:
         timeout=args.hold + 120,
     )
     bare = BareSlots(
-        args.lines, Path(), work / "recordings", agent_uri=f"sip:1001@127.0.0.4:{agent_port}"
+        args.lines,
+        Path(),
+        work / "recordings",
+        agent_uri=f"sip:1001@127.0.0.4:{agent_port}",
+        poll_ms=args.bare_poll_ms,
     )
     caller_pcap = tone_pcap(work / "caller.pcap", 440, args.hold + 10)
     body = pause(500) + play(caller_pcap) + pause(args.hold * 1000)
@@ -275,9 +279,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10, help="new calls per second")
     parser.add_argument("--no-edge", action="store_true", help="call the slots directly")
     parser.add_argument("--no-bare", action="store_true", help="skip the baseline")
+    parser.add_argument(
+        "--bare-poll-ms",
+        type=int,
+        default=50,
+        help="the baseline's libHandleEvents timeout (50: the engine's former poll; 1000: "
+        "the floor, a process with no timers)",
+    )
     args = parser.parse_args()
     base = workdir("engine-lines")
-    print(f"{args.lines} lines held {args.hold} s, {args.rate} calls/s; work dir {base}")
+    print(
+        f"{args.lines} lines held {args.hold} s, {args.rate} calls/s, baseline poll "
+        f"{args.bare_poll_ms} ms; work dir {base}"
+    )
     print(f"before: {load()}")
     bare = run_bare(args, base) if not args.no_bare else None
     print(f"after the baseline: {load()}")

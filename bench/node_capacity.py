@@ -24,9 +24,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-def run_step(lines: int, hold: int, rate: float, lock: str) -> dict[str, Any] | None:
+def run_step(
+    lines: int, hold: int, rate: float, lock: str, extra: list[str]
+) -> dict[str, Any] | None:
     argv = [sys.executable, str(HERE / "engine_lines.py"), "--lines", str(lines)]
-    argv += ["--hold", str(hold), "--rate", str(rate)]
+    argv += ["--hold", str(hold), "--rate", str(rate), *extra]
     if lock:
         argv = ["flock", lock, *argv]
     print(f"== {lines} lines (hold {hold} s), load before {os.getloadavg()}", flush=True)
@@ -48,11 +50,13 @@ def main() -> None:
     parser.add_argument("--hold", type=int, default=0, help="hold seconds (0: ramp + 25 s)")
     parser.add_argument("--lock", default="/tmp/sip.lock", help="'' for no lock")
     parser.add_argument("--keep-going", action="store_true", help="run every step")
+    parser.add_argument("--bare-poll-ms", type=int, default=50, help="see engine_lines.py")
     args = parser.parse_args()
     rows = []
     for lines in [int(x) for x in args.steps.split(",")]:
         hold = args.hold or int(lines / args.rate + 25)
-        result = run_step(lines, hold, args.rate, args.lock)
+        extra = ["--bare-poll-ms", str(args.bare_poll_ms)]
+        result = run_step(lines, hold, args.rate, args.lock, extra)
         if result is None:
             print(f"{lines} lines: the step did not finish")
             break
