@@ -341,8 +341,17 @@ def invite_to_200_ms(workdir: Path) -> list[float]:
 
 class Engine:
     def __init__(
-        self, workdir: Path, *, lines: int, spares: int, edge: bool, config_dir: Path | None = None
+        self,
+        workdir: Path,
+        *,
+        lines: int,
+        spares: int,
+        edge: bool,
+        config_dir: Path | None = None,
+        records: bool = False,
     ) -> None:
+        """``records``: run the call-record consumer too (events -> SQL: the seeded SQLite
+        database with the edge)."""
         self.workdir = workdir
         self.edge = edge
         self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -374,11 +383,11 @@ class Engine:
         env.update(
             CALLCENTER_SETTINGS_FILE=str(self.settings_file),
             CALLCENTER_ENGINE_EDGE="1" if edge else "0",
-            CALLCENTER_ENGINE_RECORDS="0",
+            CALLCENTER_ENGINE_RECORDS="1" if records else "0",
             PYTHONPATH=str(ROOT),
         )
         self.env = env
-        if edge:
+        if edge or records:
             self._seed(state)
         for key in self.redis.scan_iter(f"{PREFIX}:*"):
             self.redis.delete(key)

@@ -84,7 +84,13 @@ def check_calls(engine: Engine) -> tuple[int, list[str]]:
 def run_engine(args: argparse.Namespace, base: Path) -> dict[str, float]:
     work = base / "engine"
     work.mkdir()
-    engine = Engine(work, lines=args.lines + 2, spares=args.lines + 2, edge=not args.no_edge)
+    engine = Engine(
+        work,
+        lines=args.lines + 2,
+        spares=args.lines + 2,
+        edge=not args.no_edge,
+        records=args.records,
+    )
     try:
         return _run_engine(args, work, engine)
     finally:
@@ -279,6 +285,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10, help="new calls per second")
     parser.add_argument("--no-edge", action="store_true", help="call the slots directly")
     parser.add_argument("--no-bare", action="store_true", help="skip the baseline")
+    parser.add_argument(
+        "--records", action="store_true", help="run the call-record consumer (SQLite) too"
+    )
     parser.add_argument(
         "--bare-poll-ms",
         type=int,

@@ -51,11 +51,12 @@ def main() -> None:
     parser.add_argument("--lock", default="/tmp/sip.lock", help="'' for no lock")
     parser.add_argument("--keep-going", action="store_true", help="run every step")
     parser.add_argument("--bare-poll-ms", type=int, default=50, help="see engine_lines.py")
+    parser.add_argument("--records", action="store_true", help="see engine_lines.py")
     args = parser.parse_args()
     rows = []
     for lines in [int(x) for x in args.steps.split(",")]:
         hold = args.hold or int(lines / args.rate + 25)
-        extra = ["--bare-poll-ms", str(args.bare_poll_ms)]
+        extra = ["--bare-poll-ms", str(args.bare_poll_ms)] + (["--records"] if args.records else [])
         result = run_step(lines, hold, args.rate, args.lock, extra)
         if result is None:
             print(f"{lines} lines: the step did not finish")
