@@ -403,7 +403,11 @@ class Engine:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("engine did not start:\n" + self.log())
             time.sleep(0.2)
+        deadline = time.monotonic() + 60 + spares  # a slot that cannot start never gets ready
         while int(self.redis.hget(f"{PREFIX}:engine:pool:node1", "ready") or 0) < spares:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"the engine's {spares} slots were not ready:\n" + self.log())
             time.sleep(0.2)
 
     def _seed(self, state: Path) -> None:
