@@ -1,16 +1,17 @@
 """Lines: N simultaneous calls through the edge into the menu, queued, bridged to an
 auto-answer agent (SIPp), all recorded, held S seconds; CPU and memory (PSS) per line.
 
-Baseline in the same run: N bare pjsua2 slots (one process per call, as the engine) that only
-answer, loop a prompt and record, called by the same SIPp caller.
+Baseline in the same run: N bare pjsua2 processes (one per line, forked as the engine's
+slots) doing an engine line's media work: answer the caller, dial the agent (its own SIPp),
+bridge the two, record both; called by the same SIPp caller and checked the same way.
 
-    .venv/bin/python bench/engine_lines.py --lines 20 --hold 20 [--no-edge]
+    .venv/bin/python bench/engine_lines.py --lines 20 --hold 20 [--no-edge] [--records]
+    .venv/bin/python bench/node_capacity.py     # steps of this from 90 lines up
 
-Checks per call: bridged, ended normally, recording within 0.5 s of the call's length and not
-silent (the caller's 440 Hz and the agent's 1000 Hz tones both present). Goal (issue 3): 90
-lines with zero failures; CPU per line at most twice the bare slot's.
+Checks per call, both sides: bridged, ended normally, recording within 0.5 s of the call's
+length and not silent (the caller's 440 Hz and the agent's 1000 Hz tones both present).
+Goals: 90 lines with zero failures (issue 3); 300 per 2-core node (issue 15, docs/capacity.md).
 """
-
 from __future__ import annotations
 
 import argparse
