@@ -12,6 +12,7 @@ Checks per call, both sides: bridged, ended normally, recording within 0.5 s of 
 length and not silent (the caller's 440 Hz and the agent's 1000 Hz tones both present).
 Goals: 90 lines with zero failures (issue 3); 300 per 2-core node (issue 15, docs/capacity.md).
 """
+
 from __future__ import annotations
 
 import argparse
