@@ -124,6 +124,40 @@ def measure_groups(
     }
 
 
+def thread_ticks(pid: int) -> list[tuple[int, str, int]]:
+    """(thread id, name, utime + stime ticks) per thread of ``pid``, by thread id (creation
+    order: a slot's engine thread, pjmedia's ``media`` and ``ev_thread``, then its Python
+    threads; a conference clock thread while a call is up)."""
+    rows = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                stat = (task / "stat").read_text()
+                name = (task / "comm").read_text().strip()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            rows.append((int(task.name), name, int(fields[11]) + int(fields[12])))
+    return sorted(rows)
+
+
+def per_thread(
+    before: dict[int, list[tuple[int, str, int]]],
+    after: dict[int, list[tuple[int, str, int]]],
+    seconds: float,
+) -> dict[str, float]:
+    """% of one core per process, by thread position and name, averaged over the processes."""
+    ticks: dict[str, int] = {}
+    for pid, rows in after.items():
+        old = {tid: t for tid, _name, t in before.get(pid, [])}
+        for index, (tid, name, t) in enumerate(rows):
+            key = f"{index}:{name}"
+            ticks[key] = ticks.get(key, 0) + t - old.get(tid, t)
+    hz = os.sysconf("SC_CLK_TCK")
+    count = max(len(after), 1)
+    return {key: 100 * t / hz / seconds / count for key, t in ticks.items()}
+
+
 def comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()

@@ -16,23 +16,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import _engine_bench as eb
-
-
-def thread_ticks(pid: int) -> list[tuple[int, str, int]]:
-    """(thread id, name, utime + stime ticks) per thread of ``pid``, by thread id."""
-    rows = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-            name = (task / "comm").read_text().strip()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        rows.append((int(task.name), name, int(fields[11]) + int(fields[12])))
-    return sorted(rows)
 
 
 def main() -> None:
@@ -50,28 +35,22 @@ def main() -> None:
         time.sleep(3)
         parts = engine.parts()
         slots = parts["slots"]
-        before = {pid: thread_ticks(pid) for pid in slots}
+        before = {pid: eb.thread_ticks(pid) for pid in slots}
         supervisor = eb.cpu_seconds(parts["supervisor"])
         window = time.monotonic()
         time.sleep(args.seconds)
         elapsed = time.monotonic() - window
-        after = {pid: thread_ticks(pid) for pid in slots}
+        after = {pid: eb.thread_ticks(pid) for pid in slots}
         supervisor = eb.cpu_seconds(parts["supervisor"]) - supervisor
         pss = eb.pss_mb(slots)
     finally:
         engine.stop()
-    per_thread: dict[str, int] = {}
-    for pid in slots:
-        old = {tid: ticks for tid, _name, ticks in before[pid]}
-        for index, (tid, name, ticks) in enumerate(after[pid]):
-            key = f"{index}:{name}"
-            per_thread[key] = per_thread.get(key, 0) + ticks - old.get(tid, ticks)
-    hz = os.sysconf("SC_CLK_TCK")
+    shares = eb.per_thread(before, after, elapsed)
     print("per slot, % of one core, by thread (creation order):")
-    for key, ticks in per_thread.items():
-        print(f"  {key:16} {100 * ticks / hz / elapsed / len(slots):.3f}")
-    total = sum(per_thread.values())
-    print(f"all {len(slots)} slots: {100 * total / hz / elapsed:.1f}% of a core, PSS {pss:.0f} MB")
+    for key, share in shares.items():
+        print(f"  {key:16} {share:.3f}")
+    total = sum(shares.values()) * len(slots)
+    print(f"all {len(slots)} slots: {total:.1f}% of a core, PSS {pss:.0f} MB")
     print(f"supervisor: {100 * supervisor / elapsed:.2f}% of a core")
     print(f"load average after: {os.getloadavg()}", file=sys.stdout)
 

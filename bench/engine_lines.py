@@ -35,9 +35,11 @@ from _engine_bench import (
     measure,
     measure_groups,
     pause,
+    per_thread,
     play,
     register_agent,
     run_sipp,
+    thread_ticks,
     tone_pcap,
     uas_xml,
     workdir,
@@ -141,7 +143,15 @@ def _run_engine(args: argparse.Namespace, work: Path, engine: Engine) -> dict[st
     )
     # measure while every call is up (after the ramp and the bridge)
     time.sleep(args.lines / args.rate + 3)
+    slot_pids = engine.parts()["slots"]
+    threads_before = {pid: thread_ticks(pid) for pid in slot_pids}
+    window = time.monotonic()
     parts = measure_groups(engine.parts, max(args.hold - args.lines / args.rate - 5, 3))
+    threads = per_thread(
+        threads_before,
+        {pid: thread_ticks(pid) for pid in slot_pids},
+        time.monotonic() - window,
+    )
     cpu = sum(c for name, (c, _p) in parts.items() if name != "redis-server")
     pss = sum(p for name, (_c, p) in parts.items() if name != "redis-server")
     caller.wait()
@@ -162,6 +172,10 @@ def _run_engine(args: argparse.Namespace, work: Path, engine: Engine) -> dict[st
     print(
         f"  idle pool of {args.lines + 2} slots: CPU {idle_cpu:.1f}% of a core, "
         f"PSS {idle_pss:.0f} MB"
+    )
+    print(
+        "  per slot while the calls are up, % of a core by thread: "
+        + ", ".join(f"{key} {share:.3f}" for key, share in threads.items())
     )
     for label, figures in (("idle", idle_parts), ("calls up", parts)):
         print(
