@@ -245,7 +245,12 @@ def run_bare(args: argparse.Namespace, base: Path) -> dict[str, float]:
         timeout=args.hold + 120,
     )
     time.sleep(args.lines / args.rate + 3)
+    threads_before = {pid: thread_ticks(pid) for pid in bare.pids()}
+    window = time.monotonic()
     cpu, pss = measure(bare.pids, max(args.hold - args.lines / args.rate - 5, 3))
+    threads = per_thread(
+        threads_before, {pid: thread_ticks(pid) for pid in bare.pids()}, time.monotonic() - window
+    )
     caller.wait()
     agent_exit = wait_exit(agent, 30)
     time.sleep(1)
@@ -267,6 +272,10 @@ def run_bare(args: argparse.Namespace, base: Path) -> dict[str, float]:
     )
     for problem in problems[:10]:
         print("  problem:", problem)
+    print(
+        "  per process while the calls are up, % of a core by thread: "
+        + ", ".join(f"{key} {share:.3f}" for key, share in threads.items())
+    )
     print(f"  idle: {args.lines} bare processes: CPU {idle_cpu:.1f}% of a core, "
           f"PSS {idle_pss:.0f} MB")  # fmt: skip
     return {
