@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from callcenter.testkit import sipp  # noqa: E402
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 PREFIX = "bench"
 SLOT_BASE = 16100
+RTP_BASE = 40000
 EDGE_PORT = 16050
 BARE_BASE = 16700
 BARE_RTP = 48000
@@ -105,6 +107,62 @@ def measure(pids_of: Callable[[], list[int]], seconds: float) -> tuple[float, fl
     pss = pss_mb(pids)
     used = cpu_seconds(pids) - before
     return 100 * used / (time.monotonic() - start), pss
+
+
+def measure_groups(
+    groups_of: Callable[[], dict[str, list[int]]], seconds: float
+) -> dict[str, tuple[float, float]]:
+    """(CPU % of one core, PSS MB) per named group of processes over one window."""
+    groups = groups_of()
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    start = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - start
+    return {
+        name: (100 * (cpu_seconds(pids) - before[name]) / elapsed, pss_mb(pids))
+        for name, pids in groups.items()
+    }
+
+
+def thread_ticks(pid: int) -> list[tuple[int, str, int]]:
+    """(thread id, name, utime + stime ticks) per thread of ``pid``, by thread id (creation
+    order: a slot's engine thread, pjmedia's ``media`` and ``ev_thread``, then its Python
+    threads; a conference clock thread while a call is up)."""
+    rows = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                stat = (task / "stat").read_text()
+                name = (task / "comm").read_text().strip()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            rows.append((int(task.name), name, int(fields[11]) + int(fields[12])))
+    return sorted(rows)
+
+
+def per_thread(
+    before: dict[int, list[tuple[int, str, int]]],
+    after: dict[int, list[tuple[int, str, int]]],
+    seconds: float,
+) -> dict[str, float]:
+    """% of one core per process, by thread position and name, averaged over the processes."""
+    ticks: dict[str, int] = {}
+    for pid, rows in after.items():
+        old = {tid: t for tid, _name, t in before.get(pid, [])}
+        for index, (tid, name, t) in enumerate(rows):
+            key = f"{index}:{name}"
+            ticks[key] = ticks.get(key, 0) + t - old.get(tid, t)
+    hz = os.sysconf("SC_CLK_TCK")
+    count = max(len(after), 1)
+    return {key: 100 * t / hz / seconds / count for key, t in ticks.items()}
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 # ---------------------------------------------------------------- media files
@@ -266,13 +324,16 @@ def run_sipp(
         argv += ["-inf", str(inf)]
     if trace_msg:
         argv += ["-trace_msg"]
-    return subprocess.Popen(
-        argv,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
+    # stderr to a file: a pipe nobody reads fills up (64 KB of warnings under load) and
+    # blocks SIPp, whose calls then time out (the agent at 150 lines did)
+    with (workdir / f"sipp-{local_ip}-{port}.stderr").open("ab") as stderr:
+        return subprocess.Popen(
+            argv,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def uas_xml(path: Path, pcap: Path | None) -> Path:
@@ -314,8 +375,17 @@ def invite_to_200_ms(workdir: Path) -> list[float]:
 
 class Engine:
     def __init__(
-        self, workdir: Path, *, lines: int, spares: int, edge: bool, config_dir: Path | None = None
+        self,
+        workdir: Path,
+        *,
+        lines: int,
+        spares: int,
+        edge: bool,
+        config_dir: Path | None = None,
+        records: bool = False,
     ) -> None:
+        """``records``: run the call-record consumer too (events -> SQL: the seeded SQLite
+        database with the edge)."""
         self.workdir = workdir
         self.edge = edge
         self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -327,7 +397,7 @@ class Engine:
             "redis_prefix": PREFIX,
             "sip": {
                 "slot_base_port": SLOT_BASE,
-                "rtp_base_port": 40000,
+                "rtp_base_port": RTP_BASE,
                 "lines": lines,
                 "warm_spares": spares,
                 "edge_port": EDGE_PORT,
@@ -347,11 +417,11 @@ class Engine:
         env.update(
             CALLCENTER_SETTINGS_FILE=str(self.settings_file),
             CALLCENTER_ENGINE_EDGE="1" if edge else "0",
-            CALLCENTER_ENGINE_RECORDS="0",
+            CALLCENTER_ENGINE_RECORDS="1" if records else "0",
             PYTHONPATH=str(ROOT),
         )
         self.env = env
-        if edge:
+        if edge or records:
             self._seed(state)
         for key in self.redis.scan_iter(f"{PREFIX}:*"):
             self.redis.delete(key)
@@ -367,7 +437,11 @@ class Engine:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("engine did not start:\n" + self.log())
             time.sleep(0.2)
+        deadline = time.monotonic() + 60 + spares  # a slot that cannot start never gets ready
         while int(self.redis.hget(f"{PREFIX}:engine:pool:node1", "ready") or 0) < spares:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"the engine's {spares} slots were not ready:\n" + self.log())
             time.sleep(0.2)
 
     def _seed(self, state: Path) -> None:
@@ -383,6 +457,23 @@ class Engine:
 
     def pids(self) -> list[int]:
         return process_tree(self.process.pid)
+
+    def parts(self) -> dict[str, list[int]]:
+        """The engine's processes by job: supervisor, slots, edge (Kamailio), the rest (the
+        call-record consumer), and this run's Redis server (not in the engine's totals)."""
+        tree = self.pids()
+        pool: Any = self.redis.hgetall(f"{PREFIX}:engine:pool:node1")
+        slots = {int(v.split()[0]) for k, v in pool.items() if k.startswith("slot:")}
+        groups: dict[str, list[int]] = {
+            "supervisor": [self.process.pid],
+            "slots": [p for p in tree if p in slots],
+            "edge": [p for p in tree if comm(p).startswith("kamailio")],
+        }
+        taken = {p for pids in groups.values() for p in pids}
+        groups["other"] = [p for p in tree if p not in taken]
+        with contextlib.suppress(redis.RedisError, KeyError):
+            groups["redis-server"] = [int(self.redis.info("server")["process_id"])]
+        return groups
 
     def events(self) -> Iterator[tuple[str, CallEvent]]:
         entries: Any = self.redis.xrange(f"{PREFIX}:events")
@@ -563,10 +654,173 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
     os._exit(0)
 
 
+def _bridge_slot(
+    port: int, rtp_port: int, agent_uri: str, rec_dir: str, ready: Any, poll_ms: int = 50
+) -> None:
+    """The fair baseline of one engine line: a bare pjsua2 process (same endpoint settings and
+    50 ms poll as an engine slot) that answers the caller, dials the agent, bridges the two
+    and records both. No menu, queue, Redis, events or supervisor. Per call it leaves
+    ``<wav>`` and ``<wav>.call`` (the caller leg's answered-to-disconnected seconds).
+    ``poll_ms``: its libHandleEvents timeout (50: the engine slots' former fixed poll; it
+    needs no timers of its own, so 1000 is its floor; a signal wakes it either way)."""
+    import pjsua2 as pj
+
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)  # pjlib logs its start to stdout before the log level applies
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.maxCalls = 4
+    cfg.logConfig.level = 0
+    cfg.logConfig.consoleLevel = 0
+    cfg.medConfig.clockRate = 8000
+    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.ecTailLen = 0
+    cfg.medConfig.noVad = True
+    ep.libInit(cfg)
+    tcfg = pj.TransportConfig()
+    tcfg.port = port
+    tcfg.boundAddress = "127.0.0.1"
+    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+    ep.audDevManager().setNullDev()
+    for codec in ep.codecEnum2():
+        ep.codecSetPriority(codec.codecId, 0)
+    ep.codecSetPriority("PCMU/8000", 255)
+    ep.codecSetPriority("PCMA/8000", 254)
+    ep.libStart()
+    pending: list[tuple[str, Any]] = []
+    convs: dict[int, dict[str, Any]] = {}  # id(caller leg) -> the conversation
+    dead: list[Any] = []
+
+    class Leg(pj.Call):
+        conv: dict[str, Any]
+        role: str
+
+        def onCallState(self, prm: Any) -> None:
+            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                pending.append(("gone", self))
+
+        def onCallMediaState(self, prm: Any) -> None:
+            pending.append(("media", self))
+
+    def audio(leg: Any) -> Any:
+        info = leg.getInfo()  # keep it: the media list points into it
+        for m in info.media:
+            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                return leg.getAudioMedia(m.index)
+        return None
+
+    class Account(pj.Account):
+        def onIncomingCall(self, prm: Any) -> None:
+            caller = Leg(self, prm.callId)
+            conv: dict[str, Any] = {"caller": caller, "agent": None, "recorder": None,
+                                    "answered": 0.0, "ports": {}}  # fmt: skip
+            caller.conv, caller.role = conv, "caller"
+            convs[id(caller)] = conv
+            op = pj.CallOpParam()
+            op.statusCode = 200
+            caller.answer(op)
+            pending.append(("dial", caller))
+
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:bare@127.0.0.1:{port}"
+    acfg.mediaConfig.transportConfig.port = rtp_port
+    acfg.mediaConfig.transportConfig.portRange = 16
+    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    acfg.mediaConfig.lockCodecEnabled = False
+    acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
+    account: Any = Account()
+    account.create(acfg, True)
+    waker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    waker.connect(("127.0.0.1", port))
+    waker.setblocking(False)
+    signal.set_wakeup_fd(waker.fileno(), warn_on_full_buffer=False)  # SIGTERM ends a poll
+    ready.set()
+
+    def finish(conv: dict[str, Any]) -> None:
+        if conv.get("done"):
+            return
+        conv["done"] = True
+        for role in ("caller", "agent"):
+            leg = conv[role]
+            if leg is not None and leg.isActive():
+                with contextlib.suppress(Exception):
+                    leg.hangup(pj.CallOpParam(True))
+        if conv["recorder"] is not None:
+            Path(conv["path"] + ".call").write_text(f"{time.monotonic() - conv['answered']:.3f}")
+        # freed next turn, never inside a callback; the recorder's WAV closes when freed
+        dead.extend([conv["recorder"], conv["ports"]])
+        conv["recorder"], conv["ports"] = None, {}
+
+    while not stop["flag"]:
+        ep.libHandleEvents(poll_ms)
+        dead.clear()
+        while pending:
+            kind, leg = pending.pop(0)
+            conv = leg.conv
+            if kind == "dial" and not conv.get("done"):
+                agent = Leg(account)
+                agent.conv, agent.role = conv, "agent"
+                conv["agent"] = agent
+                agent.makeCall(agent_uri, pj.CallOpParam(True))
+            elif kind == "media" and not conv.get("done") and leg.role not in conv["ports"]:
+                port_ = audio(leg)
+                if port_ is None:
+                    continue
+                conv["ports"][leg.role] = port_
+                if leg.role == "caller":
+                    conv["answered"] = time.monotonic()
+                    conv["path"] = f"{rec_dir}/bridge-{port}-{time.monotonic_ns()}.wav"
+                    recorder = pj.AudioMediaRecorder()
+                    recorder.createRecorder(conv["path"])
+                    conv["recorder"] = recorder
+                    del recorder
+                port_.startTransmit(conv["recorder"]) if conv["recorder"] else None
+                if len(conv["ports"]) == 2:
+                    caller_port, agent_port = conv["ports"]["caller"], conv["ports"]["agent"]
+                    caller_port.startTransmit(agent_port)
+                    agent_port.startTransmit(caller_port)
+                    agent_port.startTransmit(conv["recorder"])
+                    del caller_port, agent_port
+                del port_
+            elif kind == "gone":
+                finish(conv)
+                if not any(c is not None and c.isActive() for c in (conv["caller"], conv["agent"])):
+                    dead.extend([conv["caller"], conv["agent"]])
+                    convs.pop(id(conv["caller"]), None)
+    for conv in list(convs.values()):
+        finish(conv)
+    for _ in range(50):
+        ep.libHandleEvents(10)
+    convs.clear()
+    dead.clear()
+    pending.clear()
+    account = None
+    import gc
+
+    gc.collect()
+    ep.libDestroy()
+    os._exit(0)
+
+
 class BareSlots:
     """``count`` bare pjsua2 processes forked from this process (which imported pjsua2)."""
 
-    def __init__(self, count: int, prompt: Path, rec_dir: Path) -> None:
+    def __init__(
+        self,
+        count: int,
+        prompt: Path,
+        rec_dir: Path,
+        *,
+        agent_uri: str | None = None,
+        poll_ms: int = 50,
+    ) -> None:
+        """Without ``agent_uri`` each process answers, loops ``prompt`` and records (one leg);
+        with it, it answers, dials the agent, bridges and records (an engine line's media)."""
         import pjsua2  # noqa: F401  -- shared pages, as the engine's supervisor does
 
         rec_dir.mkdir(parents=True, exist_ok=True)
@@ -574,9 +828,12 @@ class BareSlots:
         self.processes = []
         for i in range(count):
             ready = fork.Event()
+            target: Callable[..., None] = _bare_slot if agent_uri is None else _bridge_slot
+            media = str(prompt) if agent_uri is None else agent_uri
             process = fork.Process(
-                target=_bare_slot,
-                args=(BARE_BASE + i, BARE_RTP + 16 * i, str(prompt), str(rec_dir), ready),
+                target=target,
+                args=(BARE_BASE + i, BARE_RTP + 16 * i, media, str(rec_dir), ready)
+                + ((poll_ms,) if agent_uri else ()),
             )
             process.start()
             ready.wait(10)

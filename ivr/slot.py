@@ -104,6 +104,7 @@ from ivr.menu import (
     StopPrompt,
     TransferTo,
 )
+from ivr.poll import POLL_MS, poll_ms, wake_on_signals
 from ivr.prompts import PromptFile
 from ivr.slot_streams import USE_CONFIG, SlotStreams
 from ivr.spec import SlotSpec
@@ -111,11 +112,6 @@ from ivr.wiring import WiringState
 
 log = logging.getLogger("ivr.slot")
 
-# libHandleEvents timeout. Callbacks and commands wake the poll at once (CRLF to our own
-# port) and pjsip's own timers shorten it, so this only bounds our timers (menu timeouts,
-# prompt end): 50 ms instead of 10 halves an idle slot's CPU (measured: 10 idle slots
-# 15% -> 7% of a core).
-POLL_MS = 50
 CLOSE_PUMP_SECONDS = 0.3  # pjmedia writes the WAV header shortly after the recorder is freed
 DEFAULT_SECONDS_PER_POSITION = 60  # expected-wait estimate when routing publishes none
 CUSTOMER_RING_SECONDS = 45  # an outbound callback rings the customer this long
@@ -182,11 +178,22 @@ class SlotEngine:
         self._send_status({"status": "ready"})
         try:
             while not self.stop.is_set():
-                self.ep.libHandleEvents(POLL_MS)
+                self.ep.libHandleEvents(self._poll_ms())
                 self._step()
         finally:
             self._shutdown()
             self.streams.close()
+
+    def _poll_ms(self) -> int:
+        """The next poll's timeout (ivr/poll.py): long when idle or between coarse timers."""
+        loose = bool(self.facts or self.graveyard or self.leaving or (self.legs and not self.conv))
+        return poll_ms(
+            self.conv,
+            time.monotonic(),
+            next_media_check=self.next_media_check,
+            prompt_playing=self.media.prompt_player is not None,
+            loose_ends=loose,
+        )
 
     @property
     def queued_view(self) -> dict[str, Any]:
@@ -1262,6 +1269,7 @@ def run_slot(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    wake_on_signals(spec.sip_host, spec.sip_port)  # a signal ends a long poll at once
     engine.run()
     # Leave without running the parent's atexit handlers (forked copy of the supervisor).
     os._exit(0)

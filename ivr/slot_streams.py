@@ -40,6 +40,7 @@ from ivr.spec import SlotSpec
 log = logging.getLogger("ivr.slot")
 
 DEFAULT_SECONDS_PER_POSITION = 60  # expected-wait estimate when routing publishes none
+READ_BLOCK_MS = 1000  # the command reader's longest XREAD block (was 500 ms)
 USE_CONFIG = "use_config"  # the engine thread's own command: data {"engine_config": ...}
 
 
@@ -168,7 +169,7 @@ class SlotStreams:
             log.exception("reading the command stream failed")
         while not self.stop.is_set():
             try:
-                answer: Any = client.xread({stream: last_id}, block=500, count=20)
+                answer: Any = client.xread({stream: last_id}, block=self._block_ms(), count=20)
                 for _stream, entries in answer or []:
                     for entry_id, fields in entries:
                         last_id = entry_id
@@ -188,6 +189,16 @@ class SlotStreams:
                 log.exception("command stream read failed")
                 time.sleep(1)
         client.close()
+
+    def _block_ms(self) -> int:
+        """How long the next XREAD may block: a command ends it at once, so only the waiting
+        caller's next announcement bounds it (READ_BLOCK_MS otherwise: each read is a wake-up
+        of this thread and a request to Redis, per slot, idle or not)."""
+        view = self.queued_view
+        if not view:
+            return READ_BLOCK_MS
+        wait_ms = int((view["next_at"] - time.monotonic()) * 1000) + 1
+        return max(10, min(READ_BLOCK_MS, wait_ms))
 
     def _control_reader(self) -> None:
         """New configuration generations from the supervisor, until its pipe closes."""

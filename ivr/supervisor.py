@@ -142,9 +142,10 @@ class Supervisor:
         control_in, control_out = self.fork.Pipe(duplex=False)
         current = self.current
         process = self.fork.Process(
-            target=_with_parent,
+            target=_slot_entry,
             args=(
                 os.getpid(),
+                self._inherited_fds(),
                 run_slot,
                 spec,
                 self.settings,
@@ -170,6 +171,18 @@ class Supervisor:
         self.slots[index] = handle
         log.info("started slot %s (pid %s) on %s", spec.name, process.pid, spec.uri)
         return handle
+
+    def _inherited_fds(self) -> tuple[int, ...]:
+        """The supervisor's ends of the other slots' pipes and their process sentinels (3 per
+        slot): a forked slot closes them first (``_slot_entry``)."""
+        fds: list[int] = []
+        for handle in self.slots.values():
+            with contextlib.suppress(OSError, ValueError):
+                fds.append(handle.conn.fileno())
+                if handle.control is not None:
+                    fds.append(handle.control.fileno())
+                fds.append(handle.process.sentinel)
+        return tuple(fds)
 
     def _idle_count(self) -> int:
         return sum(
@@ -829,6 +842,18 @@ def _with_parent(parent: int, target: Any, *args: Any) -> None:
     its SIP port."""
     die_with_parent(signal.SIGTERM, parent)
     target(*args)
+
+
+def _slot_entry(parent: int, inherited: tuple[int, ...], target: Any, *args: Any) -> None:
+    """A forked slot's entry: close what it inherited of the other slots (``inherited``), then
+    as ``_with_parent``. pjsua2's ioqueue is select()-based: a socket numbered 1024 or more
+    (FD_SETSIZE) cannot be polled, and pjsua refuses it (PJ_ETOOBIG). With the supervisor's
+    3 descriptors per slot inherited, the slots from about the 250th on got their SIP socket
+    past 1023 and failed to start (measured: 300 lines, slots s253 and up)."""
+    for fd in inherited:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _with_parent(parent, target, *args)
 
 
 def _server_ms(client: Any) -> int:
