@@ -41,6 +41,7 @@ from ivr.edge.cfgtext import EdgeConfigError, quote
 from ivr.edge.dispatcher import SLOT_SET, normalize_slot_uri
 from ivr.edge.paths import EdgePaths, edge_paths
 from ivr.edge.screening import (
+    REFUSED_SDP,
     SDP_BAD_PATTERNS,
     render_contact_check,
     render_scanner_check,
@@ -122,6 +123,7 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "AUTH_FAIL_LIMIT": str(tuning.auth_fail_limit),
         "MAX_BODY": str(tuning.max_body_bytes),
         **SDP_BAD_PATTERNS,
+        "REFUSED_SDP": REFUSED_SDP,
         "MAX_LINES": str(tuning.max_sdp_lines),
         "MAX_LINE": str(tuning.max_sdp_line_length),
         "MAX_LINE_PLUS_ONE": str(tuning.max_sdp_line_length + 1),
