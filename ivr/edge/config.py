@@ -39,6 +39,7 @@ from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.cfgtext import EdgeConfigError, quote
 from ivr.edge.dispatcher import SLOT_SET, normalize_slot_uri
+from ivr.edge.media_relay import render_module, render_routes
 from ivr.edge.paths import EdgePaths, edge_paths
 from ivr.edge.screening import (
     REFUSED_SDP,
@@ -128,6 +129,8 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "MAX_LINE": str(tuning.max_sdp_line_length),
         "MAX_LINE_PLUS_ONE": str(tuning.max_sdp_line_length + 1),
         "TRUNK_ROUTE": render_trunk_route(center),
+        "MEDIA_RELAY_MODULE": render_module(settings),
+        "MEDIA_RELAY_ROUTES": render_routes(settings).rstrip("\n"),
     }
     text = (
         resources.files("ivr.edge").joinpath("templates/kamailio.cfg").read_text(encoding="utf-8")
