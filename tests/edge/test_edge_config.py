@@ -329,7 +329,7 @@ def test_media_relay_off_by_default_and_bad_sockets_named(
     paths = edge_paths(settings)
     assert "rtpengine" not in render_config(settings, center, paths).split("####### routing")[0]
     settings.sip.media_relay.rtpengine = "tcp:127.0.0.1:22222"
-    with pytest.raises(EdgeConfigError, match="sip.media_relay.rtpengine"):
+    with pytest.raises(EdgeConfigError, match=r"sip\.media_relay\.rtpengine"):
         render_config(settings, center, paths)
     settings.sip.media_relay.rtpengine = "udp:127.0.0.1:22222"
     settings.sip.media_relay.port_min = 40000

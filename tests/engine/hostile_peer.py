@@ -103,12 +103,19 @@ class HostileAgent:
         return (f"SIP/2.0 {status}\r\n" + "\r\n".join(headers) + "\r\n\r\n").encode() + body
 
 
+@dataclass(frozen=True)
+class Datagram:
+    source: tuple[str, int]
+    destination: tuple[str, int]
+    payload: bytes
+
+
 class LoopbackCapture:
-    """UDP payloads sent over ``lo`` to any of ``ports`` (IPv4), in arrival order."""
+    """UDP datagrams sent over ``lo`` to any of ``ports`` (IPv4), in arrival order."""
 
     def __init__(self, ports: set[int]) -> None:
         self.ports = ports
-        self.payloads: list[bytes] = []
+        self.datagrams: list[Datagram] = []
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.sock.bind(("lo", 0))
         self.sock.settimeout(0.2)
@@ -138,9 +145,19 @@ class LoopbackCapture:
             header = (ip[0] & 0x0F) * 4
             if ip[9] != 17:  # UDP
                 continue
-            destination = struct.unpack("!H", ip[header + 2 : header + 4])[0]
-            if destination in self.ports:
-                self.payloads.append(bytes(ip[header + 8 :]))
+            sport, dport = struct.unpack("!HH", ip[header : header + 4])
+            if dport in self.ports:
+                self.datagrams.append(
+                    Datagram(
+                        (socket.inet_ntoa(ip[12:16]), sport),
+                        (socket.inet_ntoa(ip[16:20]), dport),
+                        bytes(ip[header + 8 :]),
+                    )
+                )
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return [d.payload for d in self.datagrams]
 
     def sip_messages(self) -> list[bytes]:
         return [p for p in self.payloads if p.startswith((b"SIP/2.0 ", b"INVITE ", b"ACK "))]

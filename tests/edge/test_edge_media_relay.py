@@ -1,0 +1,134 @@
+"""The media relay (issue 15): rtpengine beside the edge carries the RTP of calls between a
+slot and a softphone. Real Kamailio and rtpengine (userspace), a baresip softphone registered
+as 1001 playing a tone, and a SIPp stand-in slot that echoes the RTP it receives; a capture on
+``lo`` shows where the SDPs point and which way the RTP went."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from tests.edge.conftest import EdgeFactory, Sipp, wait_for
+from tests.edge.test_edge_sip import BARESIP_CONFIG, SLOT_A
+from tests.engine.hostile_peer import LoopbackCapture
+
+pytestmark = pytest.mark.sip
+
+RELAY_IP = "127.0.0.9"  # rtpengine's RTP address: neither the slot's nor the phone's
+RELAY_PORTS = range(17700, 17800)
+PHONE_SIP, PHONE_RTP = 15211, range(15220, 15240)
+SLOT_SIP, SLOT_MEDIA = 15101, 15280
+
+
+def _relay_settings(settings: Settings, mode: str) -> Settings:
+    relay = settings.sip.media_relay.model_copy(
+        update={
+            "rtpengine": "udp:127.0.0.1:17222",
+            "mode": mode,
+            "address": RELAY_IP,
+            "port_min": RELAY_PORTS.start,
+            "port_max": RELAY_PORTS.stop - 1,
+        }
+    )
+    return settings.model_copy(
+        update={"sip": settings.sip.model_copy(update={"media_relay": relay})}
+    )
+
+
+def _sdp_target(message: bytes) -> tuple[str, int]:
+    text = message.decode(errors="replace")
+    connection = re.search(r"\nc=IN IP4 ([0-9.]+)", text)
+    media = re.search(r"\nm=audio ([0-9]+) ", text)
+    assert connection and media, text
+    return connection.group(1), int(media.group(1))
+
+
+@pytest.mark.parametrize("mode", ["always", "nat"])
+def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
+    start_edge: EdgeFactory,
+    edge_settings: Settings,
+    sipp: Sipp,
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    if not shutil.which("rtpengine"):
+        pytest.fail("the media relay tests need rtpengine (bash scripts/dev.sh setup)")
+    edge = start_edge([SLOT_A], settings=_relay_settings(edge_settings, mode))
+    assert edge.relay is not None and edge.relay.is_running()
+    tone = tmp_path / "tone.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "30", "sine", "440"],
+        check=True,
+    )
+    config_dir = tmp_path / "baresip"
+    config_dir.mkdir()
+    (config_dir / "config").write_text(BARESIP_CONFIG.format(agent="127.0.0.4", tone=tone))
+    (config_dir / "accounts").write_text(
+        "<sip:1001@127.0.0.1:15060;transport=udp>;auth_pass=pw1001;answermode=auto\n"
+    )
+    ports = {PHONE_SIP, SLOT_SIP, SLOT_MEDIA, *RELAY_PORTS, *PHONE_RTP}
+    capture = LoopbackCapture(ports)
+    output = tmp_path / "baresip.log"
+    with output.open("w") as out:
+        phone = subprocess.Popen(
+            ["baresip", "-f", str(config_dir)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(lambda: "AoR: 1001" in edge.rpc("ul.dump"), 10, "baresip registered as 1001")
+        call = sipp.run(
+            sipp.scenario("caller.xml"), f"127.0.0.1:{SLOT_SIP}", "-m", "1", "-d", "3000",
+            "-mp", str(SLOT_MEDIA), "-rtp_echo", "-s", "1001",
+        )  # fmt: skip
+        assert call.ok(), call.errors
+    finally:
+        phone.terminate()
+        phone.wait(timeout=10)
+        capture.close()
+    assert "Call established" in output.read_text(errors="replace")
+    grams = capture.datagrams
+    invite = next(d for d in grams if d.destination[1] == PHONE_SIP and d.payload[:6] == b"INVITE")
+    answer = next(
+        d for d in grams if d.destination[1] == SLOT_SIP and d.payload.startswith(b"SIP/2.0 200")
+    )
+    to_phone, to_slot = _sdp_target(invite.payload), _sdp_target(answer.payload)
+
+    def rtp(source_port: range | int, destination_port: range | int) -> int:
+        def within(port: int, where: range | int) -> bool:
+            return port in where if isinstance(where, range) else port == where
+
+        return sum(
+            1
+            for d in grams
+            if within(d.source[1], source_port)
+            and within(d.destination[1], destination_port)
+            and d.payload[:1] == b"\x80"
+        )
+
+    counts = {
+        "phone->relay": rtp(PHONE_RTP, RELAY_PORTS),
+        "relay->slot": rtp(RELAY_PORTS, SLOT_MEDIA),
+        "slot->relay": rtp(SLOT_MEDIA, RELAY_PORTS),
+        "relay->phone": rtp(RELAY_PORTS, PHONE_RTP),
+        "phone->slot": rtp(PHONE_RTP, SLOT_MEDIA),
+        "slot->phone": rtp(SLOT_MEDIA, PHONE_RTP),
+    }
+    print(f"mode {mode}: SDP to the phone {to_phone}, to the slot {to_slot}; RTP {counts}")
+    if mode == "always":
+        # both SDPs name rtpengine, and every RTP packet went through it, both ways
+        assert to_phone[0] == RELAY_IP and to_phone[1] in RELAY_PORTS
+        assert to_slot[0] == RELAY_IP and to_slot[1] in RELAY_PORTS
+        assert min(counts[k] for k in ("phone->relay", "relay->slot")) > 50, counts
+        assert min(counts[k] for k in ("slot->relay", "relay->phone")) > 50, counts
+        assert counts["phone->slot"] == counts["slot->phone"] == 0, counts
+    else:
+        # a phone on loopback is not behind NAT: media flows directly, rtpengine untouched
+        assert to_phone == ("127.0.0.1", SLOT_MEDIA)
+        assert to_slot[0] == "127.0.0.4"
+        assert counts["phone->slot"] > 50 and counts["slot->phone"] > 50, counts
+        assert counts["phone->relay"] == counts["relay->phone"] == 0, counts
+    assert edge.relay.is_running()
