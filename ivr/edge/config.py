@@ -19,7 +19,12 @@ order a request meets it (the ``kamailio.cfg`` this module writes says the same 
    agent extension, else the outbound trunk for numbers telephony.toml's dial plan allows;
 7. INVITE from anyone else: only configured DIDs (others get 404) go to a free slot chosen by
    dispatcher algorithm 10 (call load, one call per slot), failing over a capped number of
-   times, then 486.
+   times, then 486;
+8. replies from outside the slot set (softphones, trunks) travel towards a slot: the same body
+   policy; a failing 2xx gets the refusal SDP (``screening.REFUSED_SDP``), other replies lose
+   their body;
+9. with ``sip.media_relay.rtpengine`` set, calls between a slot and a softphone have their
+   SDP rewritten by rtpengine (``media_relay``).
 
 The script itself is ``templates/kamailio.cfg`` with ``@@NAME@@`` placeholders; the pieces
 rendered from settings live by concern: ``dispatcher`` (the slot set), ``trunks`` (trunk
