@@ -14,8 +14,8 @@ import pytest
 
 from config.settings import Settings
 from tests.edge.conftest import EdgeFactory, Sipp, wait_for
-from tests.edge.test_edge_sip import BARESIP_CONFIG, SLOT_A
-from tests.engine.hostile_peer import LoopbackCapture
+from tests.edge.test_edge_sip import BARESIP_CONFIG, SLOT_A, TLS_PORT
+from tests.engine.hostile_peer import Datagram, LoopbackCapture
 
 pytestmark = pytest.mark.sip
 
@@ -48,7 +48,22 @@ def _sdp_target(message: bytes) -> tuple[str, int]:
     return connection.group(1), int(media.group(1))
 
 
-@pytest.mark.parametrize("mode", ["always", "nat"])
+def _rtp(grams: list[Datagram], source: range | int, destination: range | int) -> int:
+    """RTP packets (version 2, no padding/extension/CSRC) between these ports."""
+
+    def within(port: int, where: range | int) -> bool:
+        return port in where if isinstance(where, range) else port == where
+
+    return sum(
+        1
+        for d in grams
+        if within(d.source[1], source)
+        and within(d.destination[1], destination)
+        and d.payload[:1] == b"\x80"
+    )
+
+
+@pytest.mark.parametrize("mode", ["always", "nat", "always-tls"])
 def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
     start_edge: EdgeFactory,
     edge_settings: Settings,
@@ -58,7 +73,13 @@ def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
 ) -> None:
     if not shutil.which("rtpengine"):
         pytest.fail("the media relay tests need rtpengine (bash scripts/dev.sh setup)")
-    edge = start_edge([SLOT_A], settings=_relay_settings(edge_settings, mode))
+    tls = mode.endswith("-tls")
+    mode = mode.removesuffix("-tls")
+    settings = _relay_settings(edge_settings, mode)
+    if tls:  # the phone registers and takes the call over TLS (SIP encrypted, RTP not)
+        sip = settings.sip.model_copy(update={"tls_port": TLS_PORT})
+        settings = settings.model_copy(update={"sip": sip})
+    edge = start_edge([SLOT_A], settings=settings)
     assert edge.relay is not None and edge.relay.is_running()
     tone = tmp_path / "tone.wav"
     subprocess.run(
@@ -67,9 +88,13 @@ def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
     )
     config_dir = tmp_path / "baresip"
     config_dir.mkdir()
-    (config_dir / "config").write_text(BARESIP_CONFIG.format(agent="127.0.0.4", tone=tone))
+    config = BARESIP_CONFIG.format(agent="127.0.0.4", tone=tone)
+    if tls:
+        config += f"sip_cafile {edge.paths.tls_dir / 'edge.crt'}\n"
+    (config_dir / "config").write_text(config)
+    port, transport = (TLS_PORT, "tls") if tls else (15060, "udp")
     (config_dir / "accounts").write_text(
-        "<sip:1001@127.0.0.1:15060;transport=udp>;auth_pass=pw1001;answermode=auto\n"
+        f"<sip:1001@127.0.0.1:{port};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
     )
     ports = {PHONE_SIP, SLOT_SIP, SLOT_MEDIA, *RELAY_PORTS, *PHONE_RTP}
     capture = LoopbackCapture(ports)
@@ -91,31 +116,30 @@ def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
         capture.close()
     assert "Call established" in output.read_text(errors="replace")
     grams = capture.datagrams
-    invite = next(d for d in grams if d.destination[1] == PHONE_SIP and d.payload[:6] == b"INVITE")
     answer = next(
         d for d in grams if d.destination[1] == SLOT_SIP and d.payload.startswith(b"SIP/2.0 200")
     )
-    to_phone, to_slot = _sdp_target(invite.payload), _sdp_target(answer.payload)
-
-    def rtp(source_port: range | int, destination_port: range | int) -> int:
-        def within(port: int, where: range | int) -> bool:
-            return port in where if isinstance(where, range) else port == where
-
-        return sum(
-            1
-            for d in grams
-            if within(d.source[1], source_port)
-            and within(d.destination[1], destination_port)
-            and d.payload[:1] == b"\x80"
+    to_slot = _sdp_target(answer.payload)
+    if tls:
+        # the phone's SIP is encrypted; its RTP going to rtpengine's ports shows the SDP it
+        # received named rtpengine
+        print(
+            f"tls: SDP to the slot {to_slot}; RTP phone->relay {_rtp(grams, PHONE_RTP, RELAY_PORTS)}"
+            f" relay->phone {_rtp(grams, RELAY_PORTS, PHONE_RTP)}"
         )
-
+        assert to_slot[0] == RELAY_IP and to_slot[1] in RELAY_PORTS
+        assert _rtp(grams, PHONE_RTP, RELAY_PORTS) > 50 and _rtp(grams, RELAY_PORTS, PHONE_RTP) > 50
+        assert _rtp(grams, PHONE_RTP, SLOT_MEDIA) == _rtp(grams, SLOT_MEDIA, PHONE_RTP) == 0
+        return
+    invite = next(d for d in grams if d.destination[1] == PHONE_SIP and d.payload[:6] == b"INVITE")
+    to_phone = _sdp_target(invite.payload)
     counts = {
-        "phone->relay": rtp(PHONE_RTP, RELAY_PORTS),
-        "relay->slot": rtp(RELAY_PORTS, SLOT_MEDIA),
-        "slot->relay": rtp(SLOT_MEDIA, RELAY_PORTS),
-        "relay->phone": rtp(RELAY_PORTS, PHONE_RTP),
-        "phone->slot": rtp(PHONE_RTP, SLOT_MEDIA),
-        "slot->phone": rtp(SLOT_MEDIA, PHONE_RTP),
+        "phone->relay": _rtp(grams, PHONE_RTP, RELAY_PORTS),
+        "relay->slot": _rtp(grams, RELAY_PORTS, SLOT_MEDIA),
+        "slot->relay": _rtp(grams, SLOT_MEDIA, RELAY_PORTS),
+        "relay->phone": _rtp(grams, RELAY_PORTS, PHONE_RTP),
+        "phone->slot": _rtp(grams, PHONE_RTP, SLOT_MEDIA),
+        "slot->phone": _rtp(grams, SLOT_MEDIA, PHONE_RTP),
     }
     print(f"mode {mode}: SDP to the phone {to_phone}, to the slot {to_slot}; RTP {counts}")
     if mode == "always":
