@@ -123,10 +123,8 @@ def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
     if tls:
         # the phone's SIP is encrypted; its RTP going to rtpengine's ports shows the SDP it
         # received named rtpengine
-        print(
-            f"tls: SDP to the slot {to_slot}; RTP phone->relay {_rtp(grams, PHONE_RTP, RELAY_PORTS)}"
-            f" relay->phone {_rtp(grams, RELAY_PORTS, PHONE_RTP)}"
-        )
+        sent, got = _rtp(grams, PHONE_RTP, RELAY_PORTS), _rtp(grams, RELAY_PORTS, PHONE_RTP)
+        print(f"tls: SDP to the slot {to_slot}; RTP phone->relay {sent}, relay->phone {got}")
         assert to_slot[0] == RELAY_IP and to_slot[1] in RELAY_PORTS
         assert _rtp(grams, PHONE_RTP, RELAY_PORTS) > 50 and _rtp(grams, RELAY_PORTS, PHONE_RTP) > 50
         assert _rtp(grams, PHONE_RTP, SLOT_MEDIA) == _rtp(grams, SLOT_MEDIA, PHONE_RTP) == 0
