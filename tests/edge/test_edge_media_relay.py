@@ -154,3 +154,48 @@ def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
         assert counts["phone->slot"] > 50 and counts["slot->phone"] > 50, counts
         assert counts["phone->relay"] == counts["relay->phone"] == 0, counts
     assert edge.relay.is_running()
+
+
+def test_in_nat_mode_a_phone_registered_from_behind_nat_is_relayed(
+    start_edge: EdgeFactory, edge_settings: Settings, sipp: Sipp, tmp_path: Path
+) -> None:
+    """nathelper's test 16: the REGISTER's Via names port 5999 (with rport) but it comes from
+    another port, as through a NAT that rewrites ports; calls to that phone go through
+    rtpengine (the baresip case above, registered without NAT, is not relayed)."""
+    edge = start_edge([SLOT_A], settings=_relay_settings(edge_settings, "nat"))
+    register = sipp.scenario("register.xml", 200)
+    text = register.read_text().replace(
+        "[local_ip]:[local_port];branch=[branch]", "127.0.0.4:5999;rport;branch=[branch]"
+    )
+    assert text.count(":5999;rport") == 2
+    register.write_text(text)
+    registered = sipp.run(
+        register, "127.0.0.4:15401", "-m", "1", "-au", "1001", "-ap", "pw1001",
+        "-key", "user", "1001", "-key", "domain", "callcenter.local",
+        "-key", "contact", "sip:1001@127.0.0.4:15402",
+    )  # fmt: skip
+    assert registered.ok(), registered.errors
+    assert "AoR: 1001" in edge.rpc("ul.dump")
+    sipp.start(sipp.scenario("slot_uas.xml"), "127.0.0.4:15402")
+    capture = LoopbackCapture({15402, SLOT_SIP})
+    try:
+        call = sipp.run(
+            sipp.scenario("caller.xml"), f"127.0.0.1:{SLOT_SIP}", "-m", "1", "-d", "500",
+            "-mp", str(SLOT_MEDIA), "-s", "1001",
+        )  # fmt: skip
+        assert call.ok(), call.errors
+    finally:
+        capture.close()
+    invite = next(
+        d for d in capture.datagrams if d.destination[1] == 15402 and d.payload[:6] == b"INVITE"
+    )
+    answer = next(
+        d
+        for d in capture.datagrams
+        if d.destination[1] == SLOT_SIP and d.payload.startswith(b"SIP/2.0 200")
+    )
+    to_phone, to_slot = _sdp_target(invite.payload), _sdp_target(answer.payload)
+    print(f"NATed phone: SDP to the phone {to_phone}, to the slot {to_slot}")
+    assert to_phone[0] == RELAY_IP and to_phone[1] in RELAY_PORTS
+    assert to_slot[0] == RELAY_IP and to_slot[1] in RELAY_PORTS
+    assert b";mr=1" in invite.payload  # in-dialog requests will reach rtpengine_manage (BYE)
