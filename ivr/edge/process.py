@@ -262,6 +262,8 @@ class Edge:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                if self.relay is not None:
+                    self.relay.stop()
                 raise EdgeError(
                     f"kamailio exited with code {self._process.returncode} at start; "
                     f"log {paths.log}:\n{self.log_tail()}"
