@@ -2,7 +2,7 @@
 # picks the command (`callcenter <command>`).
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends kamailio kamailio-redis-modules kamailio-tls-modules openssl espeak-ng sox opus-tools \
+ && apt-get install -y --no-install-recommends kamailio kamailio-redis-modules kamailio-tls-modules rtpengine-daemon openssl espeak-ng sox opus-tools \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -68,6 +68,23 @@ class EdgeTuning(BaseModel):
     )
 
 
+class MediaRelaySettings(BaseModel):
+    """A media relay for softphones the slots cannot reach directly (NAT): Debian's rtpengine
+    in userspace, driven by the edge's Kamailio (docs/edge.md "Media relay")."""
+
+    # rtpengine's NG control socket, e.g. "udp:127.0.0.1:22222"; empty: no relay (default).
+    rtpengine: str = ""
+    # "nat": relay calls to softphones that registered from behind NAT (nathelper's tests);
+    # "always": relay every call between a slot and a softphone.
+    mode: Literal["nat", "always"] = "nat"
+    # The address rtpengine puts in the SDP and receives RTP on (the one phones can reach);
+    # empty: sip.edge_host.
+    address: str = ""
+    port_min: int = Field(default=35000, ge=1024, lt=65536)
+    port_max: int = Field(default=39999, ge=1024, lt=65536)
+    binary: str = "rtpengine"
+
+
 class SipSettings(BaseModel):
     """The SIP edge (Kamailio) and the engine's slot processes behind it."""
 
@@ -95,6 +112,7 @@ class SipSettings(BaseModel):
     tls_certificate: str = ""
     tls_private_key: str = ""
     edge: EdgeTuning = EdgeTuning()
+    media_relay: MediaRelaySettings = MediaRelaySettings()
 
 
 class HttpSettings(BaseModel):

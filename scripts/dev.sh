@@ -10,7 +10,7 @@ VENV="$ROOT/.venv"
 
 log() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
 
-SYSTEM_PACKAGES_RUN=(python3 python3-venv python3-dev gcc redis-server kamailio kamailio-redis-modules kamailio-tls-modules openssl espeak-ng sox opus-tools)
+SYSTEM_PACKAGES_RUN=(python3 python3-venv python3-dev gcc redis-server kamailio kamailio-redis-modules kamailio-tls-modules rtpengine-daemon openssl espeak-ng sox opus-tools)
 SYSTEM_PACKAGES_TEST=(postgresql sip-tester baresip chromium fonts-noto-cjk sipvicious systemd)
 APT_UPDATED=0
 
@@ -37,6 +37,10 @@ stop_system_kamailio() {
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
     log "stopping the packaged kamailio service (the engine runs its own edge)"
     systemctl disable --now kamailio >/dev/null 2>&1 || true
+  fi
+  # Likewise rtpengine-daemon.service: the edge runs its own rtpengine when configured.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet rtpengine-daemon 2>/dev/null; then
+    systemctl disable --now rtpengine-daemon >/dev/null 2>&1 || true
   fi
 }
 

@@ -19,7 +19,12 @@ order a request meets it (the ``kamailio.cfg`` this module writes says the same 
    agent extension, else the outbound trunk for numbers telephony.toml's dial plan allows;
 7. INVITE from anyone else: only configured DIDs (others get 404) go to a free slot chosen by
    dispatcher algorithm 10 (call load, one call per slot), failing over a capped number of
-   times, then 486.
+   times, then 486;
+8. replies from outside the slot set (softphones, trunks) travel towards a slot: the same body
+   policy; a failing 2xx gets the refusal SDP (``screening.REFUSED_SDP``), other replies lose
+   their body;
+9. with ``sip.media_relay.rtpengine`` set, calls between a slot and a softphone have their
+   SDP rewritten by rtpengine (``media_relay``).
 
 The script itself is ``templates/kamailio.cfg`` with ``@@NAME@@`` placeholders; the pieces
 rendered from settings live by concern: ``dispatcher`` (the slot set), ``trunks`` (trunk
@@ -39,8 +44,10 @@ from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.cfgtext import EdgeConfigError, quote
 from ivr.edge.dispatcher import SLOT_SET, normalize_slot_uri
+from ivr.edge.media_relay import render_module, render_routes
 from ivr.edge.paths import EdgePaths, edge_paths
 from ivr.edge.screening import (
+    REFUSED_SDP,
     SDP_BAD_PATTERNS,
     render_contact_check,
     render_scanner_check,
@@ -122,10 +129,13 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "AUTH_FAIL_LIMIT": str(tuning.auth_fail_limit),
         "MAX_BODY": str(tuning.max_body_bytes),
         **SDP_BAD_PATTERNS,
+        "REFUSED_SDP": REFUSED_SDP,
         "MAX_LINES": str(tuning.max_sdp_lines),
         "MAX_LINE": str(tuning.max_sdp_line_length),
         "MAX_LINE_PLUS_ONE": str(tuning.max_sdp_line_length + 1),
         "TRUNK_ROUTE": render_trunk_route(center),
+        "MEDIA_RELAY_MODULE": render_module(settings),
+        "MEDIA_RELAY_ROUTES": render_routes(settings).rstrip("\n"),
     }
     text = (
         resources.files("ivr.edge").joinpath("templates/kamailio.cfg").read_text(encoding="utf-8")

@@ -39,6 +39,7 @@ from config.settings import Settings
 from ivr.edge.config import contacts_key, edge_probe_address, render_config
 from ivr.edge.dids import DIDS_TABLE, did_keys, write_dids_table
 from ivr.edge.dispatcher import SLOT_SET, normalize_slot_uri, render_dispatcher_list, slot_attrs
+from ivr.edge.media_relay import MediaRelay, MediaRelayError, control_address
 from ivr.edge.paths import EdgePaths, edge_paths
 from ivr.edge.stores import LOCATION_TABLE_VERSION
 from ivr.edge.subscribers import ensure_tables
@@ -167,6 +168,10 @@ class Edge:
         self._kamcmd = self._find_kamcmd()
         # Slot changes may come from several supervisor threads; each is a multi-step RPC.
         self._slot_lock = threading.RLock()
+        # rtpengine beside Kamailio when sip.media_relay.rtpengine is set (media_relay.py)
+        self.relay: MediaRelay | None = (
+            MediaRelay(settings, self.paths.directory) if control_address(settings) else None
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -218,6 +223,11 @@ class Edge:
         self._check_config()
         self._stop_stale()
         self._declare_location_table()
+        if self.relay is not None:
+            try:
+                self.relay.start()
+            except MediaRelayError as exc:
+                raise EdgeError(f"media relay: {exc}") from None
         paths = self.paths
         with contextlib.suppress(FileNotFoundError):
             paths.ctl_socket.unlink()
@@ -252,6 +262,8 @@ class Edge:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                if self.relay is not None:
+                    self.relay.stop()
                 raise EdgeError(
                     f"kamailio exited with code {self._process.returncode} at start; "
                     f"log {paths.log}:\n{self.log_tail()}"
@@ -283,6 +295,8 @@ class Edge:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop Kamailio (SIGTERM, then SIGKILL to its process group). Safe to call twice."""
+        if self.relay is not None:
+            self.relay.stop(timeout)
         process = self._process
         if process is None:
             return
@@ -309,6 +323,10 @@ class Edge:
         return self._process.poll() if self._process is not None else None
 
     def is_running(self) -> bool:
+        """Kamailio runs, and so does the media relay when there is one (a dead relay makes
+        the edge dead to its supervisor, which restarts both)."""
+        if self.relay is not None and self._process is not None and not self.relay.is_running():
+            return False
         return self._process is not None and self._process.poll() is None
 
     def ping(self, timeout: float = 0.5) -> bool:

@@ -68,3 +68,21 @@ SDP_BAD_PATTERNS = {
     # rtpmap / fmtp for a payload type above 127, or not a number
     "BAD_PT_ATTRIBUTE": r"[\r\n]a=(rtpmap|fmtp):([^0-9]|" + _BAD_PT[1:],
 }
+
+# What a 2xx from outside the slot set carries instead of a body that fails the policy
+# (onreply_route): well-formed, short, and with one codec no slot offers, so the slot's SDP
+# negotiation fails and it ends that leg itself (ACK, then BYE). Its session name marks it in
+# packet captures and slot logs.
+REFUSED_SDP_MARK = "callcenter-edge-refused"
+REFUSED_SDP = "".join(
+    line + "\\r\\n"  # Kamailio string escapes
+    for line in (
+        "v=0",
+        "o=- 0 0 IN IP4 0.0.0.0",
+        f"s={REFUSED_SDP_MARK}",
+        "c=IN IP4 0.0.0.0",
+        "t=0 0",
+        "m=audio 9 RTP/AVP 96",
+        f"a=rtpmap:96 {REFUSED_SDP_MARK}/8000",
+    )
+)

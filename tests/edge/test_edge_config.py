@@ -293,3 +293,46 @@ def test_dids_from_trunks_only_is_on_in_production(state_dir: Path, center: Cent
     # No trunk at all: nothing to compare with, so DIDs stay reachable.
     bare = with_telephony(center, trunks={})
     assert "not a trunk" not in render_config(production, bare, edge_paths(production))
+
+
+@pytest.mark.parametrize("mode", ["nat", "always"])
+def test_media_relay_is_rendered_and_accepted_by_kamailio(
+    state_dir: Path, center: CenterConfig, mode: str
+) -> None:
+    settings = make_settings(state_dir)
+    settings.sip.media_relay.rtpengine = "udp:127.0.0.1:22299"
+    settings.sip.media_relay.mode = mode  # type: ignore[assignment]
+    paths = edge_paths(settings)
+    paths.directory.mkdir(parents=True)
+    paths.runtime_dir.mkdir()
+    text = render_config(settings, center, paths)
+    assert 'modparam("rtpengine", "rtpengine_sock", "udp:127.0.0.1:22299")' in text
+    assert ("isbflagset(6)" in text) == (mode == "nat")
+    assert "rtpengine_manage(" in text and "@@" not in text
+    paths.config.write_text(text)
+    paths.dispatcher_list.write_text(render_dispatcher_list(["127.0.0.1:21000"]))
+    write_subscribers(paths.db_dir, [])
+    write_dids_table(paths.db_dir, center)
+    check = subprocess.run(
+        ["kamailio", "-c", "-f", str(paths.config), "-Y", str(paths.runtime_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_media_relay_off_by_default_and_bad_sockets_named(
+    state_dir: Path, center: CenterConfig
+) -> None:
+    settings = make_settings(state_dir)
+    paths = edge_paths(settings)
+    assert "rtpengine" not in render_config(settings, center, paths).split("####### routing")[0]
+    settings.sip.media_relay.rtpengine = "tcp:127.0.0.1:22222"
+    with pytest.raises(EdgeConfigError, match=r"sip\.media_relay\.rtpengine"):
+        render_config(settings, center, paths)
+    settings.sip.media_relay.rtpengine = "udp:127.0.0.1:22222"
+    settings.sip.media_relay.port_min = 40000
+    settings.sip.media_relay.port_max = 39000
+    with pytest.raises(EdgeConfigError, match="port_min"):
+        render_config(settings, center, paths)
