@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -155,6 +156,16 @@ def write_gate(engine: Engine) -> AbstractContextManager[None]:
                 )
                 _gates[engine] = gate
     return gate
+
+
+def database_down(exc: BaseException) -> bool:
+    """Is ``exc`` the database not answering (down, restarting, a connection cut under a
+    statement), i.e. the same work done again later would succeed? ``OperationalError`` and
+    ``InterfaceError`` are the DBAPI's classes for those (SQLite's "database is locked" too);
+    a connection SQLAlchemy found invalidated counts whatever its class."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

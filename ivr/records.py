@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callcenter.context import AppContext, build_context
+from callcenter.db import database_down
 from callcenter.streams import CallEvent, EventType
 from config.settings import Settings
 from cti.models import Agent, Call
@@ -264,8 +265,11 @@ class CallRecordConsumer:
             except redis.RedisError:
                 log.exception("event stream unavailable; retrying")
                 time.sleep(1)
-            except Exception:
-                log.exception("applying call events failed; retrying")
+            except Exception as exc:
+                if database_down(exc):  # the entries stay pending: written once it is back
+                    log.warning("the database did not answer (%s); retrying", exc)
+                else:
+                    log.exception("applying call events failed; retrying")
                 time.sleep(1)
 
 

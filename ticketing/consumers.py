@@ -10,7 +10,8 @@ and reports that call on ``{prefix}:events`` like any other. This reader records
 
 In agent mode the agent records the result through the API. The reader runs inside the
 periodic scan job (no extra process); entries are acknowledged after they are handled, and
-handling is idempotent (an attempt already recorded is left alone).
+handling is idempotent (an attempt already recorded is left alone). An entry whose handling
+failed (the database down) stays pending and is read first by the next run.
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def consume(ctx: AppContext, *, now: datetime | None = None, batch: int = 500) -
     ensure_group(ctx)
     counts = {"read": 0, "answered": 0, "unanswered": 0}
     consumer = ctx.settings.node_id
+    start = "0"  # first what an earlier run received and did not finish (the database down)
     while True:
-        reply: Any = ctx.redis.xreadgroup(GROUP, consumer, {ctx.keys.events: ">"}, count=batch)
+        reply: Any = ctx.redis.xreadgroup(GROUP, consumer, {ctx.keys.events: start}, count=batch)
         entries = reply[0][1] if reply else []
+        if not entries and start == "0":
+            start = ">"
+            continue
         if not entries:
             return counts
         for entry_id, fields in entries:
