@@ -62,6 +62,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine; for SQLite make the parent directory and set durable pragmas."""
     if url.startswith("sqlite"):
@@ -82,6 +85,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if "connect_timeout" not in url:
+        # A server that does not answer (a host gone, packets dropped) fails a connection
+        # attempt in seconds instead of the TCP timeout's minutes: every loop that writes
+        # (call records, the router's log) and /readyz move on and try again.
+        given = kwargs.pop("connect_args", {})
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **given}
+    # pre-ping: a pooled connection the server dropped (a restart) is replaced, not used
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -64,6 +64,9 @@ def retry_while_database_down(
     return True  # the next handler (RQ's own logging) still runs
 
 
+EXCEPTION_HANDLERS = (retry_while_database_down,)  # what every worker of the center runs
+
+
 def run(ctx: AppContext, *, burst: bool = False, name: str = "worker") -> None:
     stop = threading.Event()
 
@@ -83,7 +86,7 @@ def run(ctx: AppContext, *, burst: bool = False, name: str = "worker") -> None:
         qs,
         connection=qs[0].connection,
         job_class=Job,
-        exception_handlers=[retry_while_database_down],
+        exception_handlers=list(EXCEPTION_HANDLERS),
     )
     try:
         worker.work(burst=burst, with_scheduler=True)

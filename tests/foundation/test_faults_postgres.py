@@ -163,7 +163,8 @@ def test_postgres_restarted_under_load_loses_nothing(
     with _records(database) as db:
 
         def unfinished() -> list[tuple[str, str]]:
-            rows = dict(db.execute(text("SELECT id, outcome FROM calls")).all())
+            rows: dict[str, str] = {i: o or "" for i, o in db.execute(
+                text("SELECT id, outcome FROM calls"))}  # fmt: skip
             db.rollback()
             return [(c, rows.get(c) or "no record") for c in every
                     if rows.get(c) not in FINAL_OUTCOMES]  # fmt: skip
@@ -207,7 +208,7 @@ def _caught_up(center: Center, db: Connection, timeout: float) -> None:
     in the state log (within ``timeout`` seconds)."""
     entries = {entry_id for entry_id, _f in stream_events(center)}
     changes = {entry_id for entry_id, f in center.client().xrange("cc:agent-events")
-               if f.get("type") == "state_changed"}  # fmt: skip
+               if f.get("type") == "agent_state_changed"}  # fmt: skip
 
     def missing() -> tuple[set[str], set[str]]:
         told = set(db.execute(text("SELECT stream_id FROM call_events")).scalars())
