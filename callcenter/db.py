@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
@@ -168,14 +169,24 @@ def write_gate(engine: Engine) -> AbstractContextManager[None]:
     return gate
 
 
+# SQLite's OperationalError also means a wrong statement or schema ("no such table"): only
+# these say the file could not be used just now.
+SQLITE_BUSY = ("database is locked", "unable to open database file", "disk I/O error")
+
+
 def database_down(exc: BaseException) -> bool:
     """Is ``exc`` the database not answering (down, restarting, a connection cut under a
-    statement), i.e. the same work done again later would succeed? ``OperationalError`` and
-    ``InterfaceError`` are the DBAPI's classes for those (SQLite's "database is locked" too);
-    a connection SQLAlchemy found invalidated counts whatever its class."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    statement), i.e. the same work done again later would succeed? For PostgreSQL the DBAPI's
+    ``OperationalError`` and ``InterfaceError`` (connection failures, the server shutting
+    down or recovering, out of resources); for SQLite a locked or unreadable file; a
+    connection SQLAlchemy found invalidated whatever its class. Not a wrong statement."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc.orig, sqlite3.Error):
+        return isinstance(exc, OperationalError) and any(t in str(exc.orig) for t in SQLITE_BUSY)
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from callcenter import runtime
 from callcenter.app import create_app
 from callcenter.context import AppContext, build_context
-from callcenter.db import make_engine
+from callcenter.db import database_down, make_engine
 from callcenter.demo import seed_demo
 from callcenter.migrate import upgrade
 from callcenter.testkit.faults import PrivatePostgres
@@ -165,3 +165,20 @@ def test_a_job_failed_by_the_outage_is_scheduled_again_not_failed(
     assert job.id not in FailedJobRegistry(queue=default).get_job_ids()
     assert job.id in ScheduledJobRegistry(queue=default).get_job_ids()
     assert job.get_status(refresh=True) == "scheduled"
+
+
+def test_a_wrong_statement_is_not_the_database_being_down(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with pytest.raises(OperationalError) as wrong, engine.connect() as conn:
+            conn.execute(text("SELECT * FROM no_such_table"))
+    finally:
+        engine.dispose()
+    assert not database_down(wrong.value)  # a 500 and a bug report, not a 503 and a retry
+    refused = make_engine(f"postgresql://x@127.0.0.1:{free_port()}/x")
+    try:
+        with pytest.raises(OperationalError) as down, refused.connect():
+            pass
+    finally:
+        refused.dispose()
+    assert database_down(down.value)
