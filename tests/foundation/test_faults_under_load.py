@@ -7,8 +7,9 @@ one call record with a final outcome, no agent is left reserved or on a call tha
 the recordings of cut calls are repaired and flagged, no ticket is lost or doubled, and
 SQLite's integrity check passes. A slot's death ends only its own call.
 
-The 30-call run is ``bench/faults.py`` (it prints the recovery times); this test holds
-``CALLS`` calls to stay within the suite's time budget.
+It holds 30 calls, as the issue asks (4 agents answer, the others wait in the queue): the
+file took 59 s on the shared 2-core machine (up's start 18 s of it). ``bench/faults.py``
+prints the recovery times as a table. PostgreSQL's restarts: ``test_faults_postgres.py``.
 
 Real SIP on fixed loopback ports: run under the global lock
 (``flock /tmp/sip.lock .venv/bin/python -m pytest tests/foundation/test_faults_under_load.py``).
@@ -41,7 +42,7 @@ from callcenter.testkit.faults import (
 
 pytestmark = pytest.mark.sip
 
-CALLS = 8
+CALLS = 30
 AGENTS = ("1001", "1002", "1003", "1004")
 
 
