@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callcenter import health, heap, http_admin, http_auth, http_config, signin, supervision
 from callcenter.context import AppContext
-from callcenter.errors import ERROR_RESPONSES, CallCenterError, error_body
+from callcenter.db import database_down
+from callcenter.errors import ERROR_RESPONSES, CallCenterError, DatabaseUnavailable, error_body
 from callcenter.http_guard import ResponseGuard
 from callcenter.http_input import RefuseNulCharacters
 from callcenter.service_keys import REGISTRY
+
+log = logging.getLogger(__name__)
 
 # Each domain exposes ``router`` (an APIRouter) in its ``http`` module; they are mounted under
 # /api/v1 in this order. Pages (server-rendered HTML) are mounted at the root by ``pages``.
@@ -77,6 +82,17 @@ def create_app(ctx: AppContext) -> FastAPI:
     @app.exception_handler(CallCenterError)
     async def _domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers())
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        """The database down or restarting: 503 with Retry-After (the transaction was rolled
+        back), not a 500; any other driver error stays an internal error."""
+        if not database_down(exc):
+            raise exc
+        log.warning("%s %s: the database did not answer: %s", request.method,
+                    request.url.path, exc.orig or exc)  # fmt: skip
+        down = DatabaseUnavailable()
+        return JSONResponse(down.to_dict(), status_code=down.status_code, headers=down.headers())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -61,6 +63,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine; for SQLite make the parent directory and set durable pragmas."""
     if url.startswith("sqlite"):
@@ -81,6 +86,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if "connect_timeout" not in url:
+        # A server that does not answer (a host gone, packets dropped) fails a connection
+        # attempt in seconds instead of the TCP timeout's minutes: every loop that writes
+        # (call records, the router's log) and /readyz move on and try again.
+        given = kwargs.pop("connect_args", {})
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **given}
+    # pre-ping: a pooled connection the server dropped (a restart) is replaced, not used
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
@@ -155,6 +167,26 @@ def write_gate(engine: Engine) -> AbstractContextManager[None]:
                 )
                 _gates[engine] = gate
     return gate
+
+
+# SQLite's OperationalError also means a wrong statement or schema ("no such table"): only
+# these say the file could not be used just now.
+SQLITE_BUSY = ("database is locked", "unable to open database file", "disk I/O error")
+
+
+def database_down(exc: BaseException) -> bool:
+    """Is ``exc`` the database not answering (down, restarting, a connection cut under a
+    statement), i.e. the same work done again later would succeed? For PostgreSQL the DBAPI's
+    ``OperationalError`` and ``InterfaceError`` (connection failures, the server shutting
+    down or recovering, out of resources); for SQLite a locked or unreadable file; a
+    connection SQLAlchemy found invalidated whatever its class. Not a wrong statement."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        return isinstance(exc, OperationalError) and any(t in str(exc.orig) for t in SQLITE_BUSY)
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -118,6 +118,24 @@ class Unavailable(CallCenterError):
     error_id = "unavailable"
 
 
+class DatabaseUnavailable(Unavailable):
+    """The SQL database did not answer (down, restarting, the connection cut): the request's
+    transaction was rolled back; the client may try again after ``Retry-After`` seconds."""
+
+    error_id = "database-unavailable"
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "数据库暂时无法访问，请稍后重试 / the database is not answering; "
+            "the request was not carried out, try again shortly",
+            details={"retry_after": self.retry_after},
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ErrorPublic(BaseModel):
     """Every error answer's body (``CallCenterError.to_dict``, validation errors, the 500)."""
 

@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from callcenter import call_phases, events, heap
 from callcenter.consumers import ConsumerHost
 from callcenter.context import AppContext
-from callcenter.db import transaction
+from callcenter.db import database_down, transaction
 from callcenter.errors import CallCenterError
 from callcenter.health import beat
 from callcenter.streams import AgentEventType, CommandType, EventType
@@ -111,8 +111,13 @@ class Router:
         """One caller lookup before the first call: the pool connects and every query of the
         screen pop is compiled now, not while the day's first caller waits for their pop
         (that first pop took 40-70 ms in bench/cti_screenpop.py, the others 6-10 ms)."""
-        with self.ctx.sessions() as session:
-            screenpop.lookup(session, WARM_UP_NUMBER)
+        try:
+            with self.ctx.sessions() as session:
+                screenpop.lookup(session, WARM_UP_NUMBER)
+        except Exception as exc:
+            if not database_down(exc):
+                raise
+            log.warning("warm-up skipped: the database did not answer (%s)", exc)
 
     def ensure_groups(self) -> None:
         for host in (self.events_host, self.log_host, self.shift_host):
@@ -131,16 +136,18 @@ class Router:
         return done + self.fire_timers()
 
     def bookkeeping_step(self, block_ms: int) -> int:
-        """The SQL state log, the staffing check and the heartbeat: never in routing's way."""
-        done = self.log_host.step(block_ms)
-        done += self.shift_host.step(0)
+        """The heartbeat, the SQL state log and the staffing check: never in routing's way.
+        The heartbeat comes first: it says routing is consuming, which it is while the
+        database is down (the SQL writes wait for it)."""
         now = time.monotonic()
-        if now >= self._next_staffing:
-            self._next_staffing = now + STAFFING_EVERY_SECONDS
-            self.check_staffing()
         if now >= self._next_beat:
             self._next_beat = now + HEARTBEAT_EVERY_SECONDS
             beat(self.ctx, "router")
+        done = self.log_host.step(block_ms)
+        done += self.shift_host.step(0)
+        if now >= self._next_staffing:
+            self._next_staffing = now + STAFFING_EVERY_SECONDS
+            self.check_staffing()
         return done
 
     def _ms_to_next_timer(self) -> int:
@@ -173,7 +180,11 @@ class Router:
             except redis.ConnectionError as exc:
                 log.warning("Redis unavailable (%s); retrying", exc)
                 stop.wait(1.0)
-            except Exception:  # boundary: log and keep the service up
+            except Exception as exc:  # boundary: log and keep the service up
+                if database_down(exc):
+                    log.warning("the database did not answer (%s); retrying", exc)
+                    stop.wait(1.0)
+                    continue
                 log.exception("router step failed")
                 stop.wait(0.5)
 

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from callcenter.context import AppContext
+from callcenter.db import database_down
 from cti import numbers
 from cti.models import Call, Customer, CustomerPhone, CustomerUnit, Unit
 from cti.routing import Offer, Routing
@@ -220,6 +221,37 @@ def lookup(session: Session, raw_number: str, *, exclude_call: str = "") -> dict
     return record
 
 
+def unread(raw_number: str) -> dict[str, Any]:
+    """The record of a caller whose customer data could not be read (the database down):
+    the number alone, ``"records_unavailable": true``; the desktop says so and the agent
+    looks the caller up again later (``GET /api/v1/customers/lookup``)."""
+    number = numbers.normalize(raw_number) if raw_number else ""
+    return {
+        "caller": {
+            "raw": raw_number,
+            "number": number,
+            "kind": numbers.kind(number) if number else "unknown",
+        },
+        "customer": None,
+        "open_tickets": [],
+        "recent_tickets": [],
+        "recent_calls": [],
+        "records_unavailable": True,
+    }
+
+
+def _lookup_or_unread(ctx: AppContext, raw_number: str, call_id: str) -> dict[str, Any]:
+    try:
+        with ctx.sessions() as session:
+            return lookup(session, raw_number, exclude_call=call_id)
+    except Exception as exc:
+        if not database_down(exc):
+            raise
+        log.warning("screen pop of %s without customer records: the database did not "
+                    "answer (%s)", call_id, exc)  # fmt: skip
+        return unread(raw_number)
+
+
 def record_key(ctx: AppContext, call_id: str) -> str:
     return ctx.keys.routing(f"call:{call_id}:record")
 
@@ -227,10 +259,10 @@ def record_key(ctx: AppContext, call_id: str) -> str:
 def prepare(ctx: AppContext, call_id: str, raw_number: str) -> dict[str, Any]:
     """Look the caller up when the call is queued, and keep the record for the offer: the
     queries are done while the caller waits, not between the offer and the pop."""
-    with ctx.sessions() as session:
-        record = lookup(session, raw_number, exclude_call=call_id)
-    text = json.dumps(record, ensure_ascii=False)
-    ctx.redis.set(record_key(ctx, call_id), text, ex=POP_TTL_SECONDS)
+    record = _lookup_or_unread(ctx, raw_number, call_id)
+    if not record.get("records_unavailable"):  # else looked up again at the offer
+        text = json.dumps(record, ensure_ascii=False)
+        ctx.redis.set(record_key(ctx, call_id), text, ex=POP_TTL_SECONDS)
     return record
 
 
@@ -246,8 +278,7 @@ def build(
     if cached and json.loads(str(cached))["caller"]["raw"] == (raw_number or ""):
         record = json.loads(str(cached))
     else:
-        with ctx.sessions() as session:
-            record = lookup(session, raw_number or "", exclude_call=offer.call_id)
+        record = _lookup_or_unread(ctx, raw_number or "", offer.call_id)
     return {
         "type": "offer",
         "call_id": offer.call_id,

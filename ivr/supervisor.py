@@ -34,6 +34,7 @@ import redis
 from callcenter import heap
 from callcenter.admin.config_store import latest_versions
 from callcenter.context import AppContext, build_context
+from callcenter.db import database_down
 from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from callcenter.streams import CallEvent, Command, EventType
 from callcenter.supervision import die_with_parent
@@ -382,8 +383,11 @@ class Supervisor:
         try:
             subscribers = importlib.import_module("ivr.edge.subscribers")
             subscribers.sync_subscribers(self.ctx)
-        except Exception:
-            log.exception("syncing SIP subscribers failed")
+        except Exception as exc:
+            if database_down(exc):  # the edge keeps the table it has; tried again later
+                log.warning("syncing SIP subscribers: the database did not answer (%s)", exc)
+            else:
+                log.exception("syncing SIP subscribers failed")
 
     def _edge_release(self, handle: SlotHandle) -> None:
         """A slot held out of a restarted edge's dispatching (see :meth:`_check_edge`) is

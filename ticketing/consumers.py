@@ -10,7 +10,8 @@ and reports that call on ``{prefix}:events`` like any other. This reader records
 
 In agent mode the agent records the result through the API. The reader runs inside the
 periodic scan job (no extra process); entries are acknowledged after they are handled, and
-handling is idempotent (an attempt already recorded is left alone).
+handling is idempotent (an attempt already recorded is left alone). An entry whose handling
+failed (the database down) stays pending and is read first by the next run.
 """
 
 from __future__ import annotations

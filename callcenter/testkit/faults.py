@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,6 +147,98 @@ class PrivateRedis:
         self.start()
 
 
+PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def postgres_bin() -> Path:
+    """The newest Debian PostgreSQL server binaries (``initdb``, ``pg_ctl``, ``postgres``)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    if not found:
+        raise FileNotFoundError(f"no PostgreSQL server binaries under {PG_BIN_GLOB}")
+    return found[-1]
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (never the machine's): ``initdb`` into a fresh
+    directory owned by ``postgres`` (when run as root), trust authentication, listening on a
+    free loopback port only; restartable (fast) and killable (kill -9 of the postmaster)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.bin = postgres_bin()
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="cc-faults-pg-"))
+        self.data = self.dir / "data"
+        self.log = self.dir / "postgres.log"
+        self.as_postgres = os.geteuid() == 0  # the server refuses to run as root
+        if self.as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/callcenter"
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.bin / tool), *args]
+        if self.as_postgres:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{tool} failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
+        return done
+
+    def _options(self) -> str:
+        return (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                "-c max_connections=200 -c fsync=off")  # fmt: skip
+
+    def start(self, timeout: float = 30) -> None:
+        """Start the server (again); after a kill -9 it refuses while the dead postmaster's
+        backends still hold its shared memory, so it is tried until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o",
+                             self._options(), "-w", "-t", "20", "start", check=False)  # fmt: skip
+            if done.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"PostgreSQL did not start: {done.stdout}{done.stderr}"
+                                     f"{self.log.read_text(errors='replace')[-2000:]}")  # fmt: skip
+            time.sleep(0.2)
+        wait_for(self.answers, 15, "the private PostgreSQL answers")
+
+    def create_database(self, name: str = "callcenter") -> None:
+        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",
+                  "postgres", "-c", f"CREATE DATABASE {name}")  # fmt: skip
+
+    def answers(self) -> bool:
+        done = self._run("pg_isready", "-h", "127.0.0.1", "-p", str(self.port), check=False)
+        return done.returncode == 0
+
+    def postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def restart_fast(self) -> None:
+        """``pg_ctl restart -m fast``: sessions ended, a clean shutdown, a start."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self._options(),
+                  "-m", "fast", "-w", "-t", "30", "restart")  # fmt: skip
+        wait_for(self.answers, 15, "the private PostgreSQL answers")
+
+    def kill(self) -> int:
+        """kill -9 of the postmaster (its backends notice and exit; crash recovery at the next
+        start); returns the pid killed."""
+        pid = self.postmaster()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not alive(pid), 5, "the postmaster gone")
+        return pid
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop",
+                      check=False)  # fmt: skip
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def _pings(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())
@@ -181,6 +274,7 @@ class Center:
     peers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started_at: float = 0.0
     ready_after: float = 0.0
+    database_url: str = ""  # "" for the embedded SQLite file under the state directory
 
     # ---------------------------------------------------------------- life
     def start(self, lines: int = 16, spares: int = 4, timeout: float = 120) -> None:
@@ -205,6 +299,8 @@ class Center:
         )
         for name in ("CALLCENTER_DATABASE_URL", "CALLCENTER_PREFIX"):
             env.pop(name, None)
+        if self.database_url:
+            env["CALLCENTER_DATABASE_URL"] = self.database_url
         self.log = self.tmp / "up.log"
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
@@ -239,6 +335,11 @@ class Center:
     @property
     def database(self) -> Path:
         return self.tmp / "var" / "callcenter.db"
+
+    @property
+    def records_url(self) -> str:
+        """The SQL database the center writes its records to."""
+        return self.database_url or f"sqlite:///{self.database}"
 
     def client(self) -> Any:  # decoded: redis-py's stubs do not say so
         return redis.Redis(port=self.store.port, decode_responses=True)
@@ -370,6 +471,45 @@ class Center:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+
+# node_failed: calls the killed engine's node carried, ended when it came back (ivr/node_calls.py)
+FINAL_OUTCOMES = frozenset({"answered", "abandoned", "short_abandoned", "overflowed",
+                            "callback", "menu_hangup", "failed", "slot_failed",
+                            "node_failed"})  # fmt: skip
+
+
+def stream_events(center: Center) -> list[tuple[str, dict[str, str]]]:
+    found: list[tuple[str, dict[str, str]]] = center.client().xrange("cc:events")
+    return found
+
+
+def arrived(center: Center) -> set[str]:
+    return {f["call_id"] for _i, f in stream_events(center) if f.get("type") == "call_arrived"}
+
+
+def ended(center: Center) -> set[str]:
+    return {f["call_id"] for _i, f in stream_events(center) if f.get("type") == "call_ended"}
+
+
+def on_call(center: Center) -> dict[str, str]:
+    """agent key -> call id, for agents reserved or on a call."""
+    client = center.client()
+    found = {}
+    for key in client.scan_iter("cc:routing:agent:*"):
+        if key.count(":") == 3:
+            raw = client.hgetall(key)
+            if raw.get("state") in ("reserved", "on_call"):
+                found[key] = raw.get("call_id", "")
+    return found
+
+
+def new_ticket(center: Center, mark: str) -> httpx.Response:
+    """POST a ticket as agent 1001 (``mark`` as its description)."""
+    body = {"category": "public_water", "description": mark, "track": "general",
+            "reporter": "张伟", "unit": "3-2-1201", "what": "楼道水管漏水", "when": "今天",
+            "contact": "13800138000", "complaint_kind": "help_seeking"}  # fmt: skip
+    return center.api("POST", "/api/v1/tickets", "1001", json=body)
 
 
 REGISTER_XML = """<?xml version="1.0" encoding="UTF-8"?>

@@ -7,8 +7,9 @@ one call record with a final outcome, no agent is left reserved or on a call tha
 the recordings of cut calls are repaired and flagged, no ticket is lost or doubled, and
 SQLite's integrity check passes. A slot's death ends only its own call.
 
-The 30-call run is ``bench/faults.py`` (it prints the recovery times); this test holds
-``CALLS`` calls to stay within the suite's time budget.
+It holds 30 calls, as the issue asks (4 agents answer, the others wait in the queue): the
+file took 59 s on the shared 2-core machine (up's start 18 s of it). ``bench/faults.py``
+prints the recovery times as a table. PostgreSQL's restarts: ``test_faults_postgres.py``.
 
 Real SIP on fixed loopback ports: run under the global lock
 (``flock /tmp/sip.lock .venv/bin/python -m pytest tests/foundation/test_faults_under_load.py``).
@@ -25,15 +26,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from callcenter.testkit.faults import Center, Ports, PrivateRedis, alive, free_port, wait_for
+from callcenter.testkit.faults import (
+    FINAL_OUTCOMES,
+    Center,
+    Ports,
+    PrivateRedis,
+    alive,
+    ended,
+    free_port,
+    new_ticket,
+    on_call,
+    stream_events,
+    wait_for,
+)
 
 pytestmark = pytest.mark.sip
 
-CALLS = 8
+CALLS = 30
 AGENTS = ("1001", "1002", "1003", "1004")
-# node_failed: calls the killed engine's node carried, ended when it came back (ivr/node_calls.py)
-FINAL = {"answered", "abandoned", "short_abandoned", "overflowed", "callback", "menu_hangup",
-         "failed", "slot_failed", "node_failed"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -50,33 +60,6 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Center]:
         private.stop()
 
 
-def _events(center: Center) -> list[tuple[str, dict[str, str]]]:
-    found: list[tuple[str, dict[str, str]]] = center.client().xrange("cc:events")
-    return found
-
-
-def _ended(center: Center) -> set[str]:
-    return {f["call_id"] for _i, f in _events(center) if f.get("type") == "call_ended"}
-
-
-def _agent_states(center: Center) -> dict[str, dict[str, str]]:
-    client = center.client()
-    states = {}
-    for key in client.scan_iter("cc:routing:agent:*"):
-        if key.count(":") == 3:
-            states[key] = client.hgetall(key)
-    return states
-
-
-def _on_call(center: Center) -> dict[str, str]:
-    """agent key -> call id, for agents reserved or on a call."""
-    return {
-        key: raw.get("call_id", "")
-        for key, raw in _agent_states(center).items()
-        if raw.get("state") in ("reserved", "on_call")
-    }
-
-
 def _recover(center: Center, what: str, killed_at: float, n: int) -> float:
     took = center.recovered(killed_at, n, timeout=45)
     print(f"\n{what}: ready and a new call answered {took:.1f} s after the kill")
@@ -84,10 +67,7 @@ def _recover(center: Center, what: str, killed_at: float, n: int) -> float:
 
 
 def _ticket(center: Center, mark: str) -> str:
-    body = {"category": "public_water", "description": mark, "track": "general",
-            "reporter": "张伟", "unit": "3-2-1201", "what": "楼道水管漏水", "when": "今天",
-            "contact": "13800138000", "complaint_kind": "help_seeking"}  # fmt: skip
-    response = center.api("POST", "/api/v1/tickets", "1001", json=body)
+    response = new_ticket(center, mark)
     assert response.status_code == 201, response.text
     return str(response.json()["number"])
 
@@ -99,24 +79,24 @@ def test_every_process_killed_under_load_recovers_and_loses_nothing(center: Cent
     callers = center.callers(0, CALLS, hold_ms=150_000, rate=10)
     wait_for(lambda: sum(1 for s in center.slots().values() if s[2]) >= CALLS, 30,
              "every caller on a slot")  # fmt: skip
-    wait_for(lambda: len(_on_call(center)) == len(AGENTS), 30, "every agent on a call")
+    wait_for(lambda: len(on_call(center)) == len(AGENTS), 30, "every agent on a call")
     tickets: list[str] = [_ticket(center, "before")]
     recovery: dict[str, float] = {}
 
     # 1. A slot carrying a call an agent answered: only that call ends.
-    answered = set(_on_call(center).values())
+    answered = set(on_call(center).values())
     busy = {call: (slot, pid) for slot, (pid, _s, call) in center.slots().items() if call}
     victim_call = next(call for call in busy if call in answered)
     _slot, victim_pid = busy[victim_call]
     others = set(busy) - {victim_call}
     killed_at = time.monotonic()
     os.kill(victim_pid, signal.SIGKILL)
-    wait_for(lambda: victim_call in _ended(center), 15, "the dead slot's call ended")
+    wait_for(lambda: victim_call in ended(center), 15, "the dead slot's call ended")
     recovery["slot"] = _recover(center, "slot", killed_at, 0)
-    assert not others & _ended(center), "a slot's death ended other calls"
+    assert not others & ended(center), "a slot's death ended other calls"
     still = {call for _pid, _s, call in center.slots().values() if call}
     assert others <= still, others - still
-    wait_for(lambda: victim_call not in _on_call(center).values(), 10,
+    wait_for(lambda: victim_call not in on_call(center).values(), 10,
              "the dead call's agent released")  # fmt: skip
     tickets.append(_ticket(center, "after slot"))
 
@@ -133,14 +113,14 @@ def test_every_process_killed_under_load_recovers_and_loses_nothing(center: Cent
         if name == "kamailio":  # the agents' registrations came back with the new edge
             assert all(center.registered(extension) for extension in AGENTS)
         tickets.append(_ticket(center, f"after {name}"))
-    assert not others & _ended(center), "calls ended while the engine lived"
+    assert not others & ended(center), "calls ended while the engine lived"
 
     # 3. Redis restarted (append-only: routing state, streams and queued jobs survive).
     killed_at = time.monotonic()
     center.store.restart()
     recovery["redis"] = _recover(center, "redis", killed_at, 6)
     tickets.append(_ticket(center, "after redis"))
-    assert not others & _ended(center), "calls ended with the Redis restart"
+    assert not others & ended(center), "calls ended with the Redis restart"
 
     # 4. The engine supervisor, and its slots with it at once (as the OOM killer or `up`
     #    after its grace would): no slot gets to end its call, yet every call it carried
@@ -161,17 +141,17 @@ def test_every_process_killed_under_load_recovers_and_loses_nothing(center: Cent
     print("\nrecovery (s): " + ", ".join(f"{k} {v:.1f}" for k, v in recovery.items()))
 
     # Every call that reached a slot: one record with a final outcome.
-    arrived = {f["call_id"] for _i, f in _events(center) if f.get("type") == "call_arrived"}
+    arrived = {f["call_id"] for _i, f in stream_events(center) if f.get("type") == "call_arrived"}
     assert len(arrived) >= CALLS + len(recovery)
     db = sqlite3.connect(center.database)
 
     def unfinished() -> list[tuple[str, str | None]]:
         rows = dict(db.execute("SELECT id, outcome FROM calls").fetchall())
-        return [(c, rows.get(c, "no record")) for c in arrived if rows.get(c) not in FINAL]
+        return [(c, rows.get(c, "no record")) for c in arrived if rows.get(c) not in FINAL_OUTCOMES]
 
     wait_for(lambda: not unfinished(), 30, "a final record for every call")
     # No agent reserved or on a call that is gone.
-    wait_for(lambda: not _on_call(center), 15, "no agent left on a call")
+    wait_for(lambda: not on_call(center), 15, "no agent left on a call")
     # The cut calls' recordings: repaired and flagged; none left open.
     rows = db.execute(
         "SELECT r.status, c.outcome FROM recordings r JOIN calls c ON c.id = r.call_id"

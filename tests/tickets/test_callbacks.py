@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from rq.registry import ScheduledJobRegistry
+from sqlalchemy.exc import OperationalError
 
-from callcenter.context import AppContext
+from callcenter.context import AppContext, build_context
 from callcenter.streams import CallEvent
+from callcenter.testkit.faults import free_port
 from callcenter.worker import queues
 from config.schemas import CallbacksFile
 from tests.conftest import auth
@@ -338,3 +341,33 @@ def test_an_assigned_callback_past_its_deadline_is_closed_by_the_scan(make_ctx: 
     assign_callback(ctx, cb["id"], 1, actor=lead)
     jobs.scan(now=cb["deadline"] + timedelta(minutes=1), reschedule=False)
     assert callback_of(ctx, ticket_id)["status"] == "unreachable"
+
+
+def test_a_callback_event_read_while_the_database_was_down_is_recorded_by_the_next_run(
+    make_ctx: MakeCtx,
+) -> None:
+    ctx = make_ctx(**{"callbacks.toml": callbacks_toml(mode="survey")})
+    ticket_id = to_front_desk(ctx, local(2026, 12, 7, 10, 0), local(2026, 12, 7, 10, 20))
+    cb = callback_of(ctx, ticket_id)
+    place(ctx, cb["id"], cb["scheduled_for"])
+    (command,) = survey_commands(ctx)
+    jobs.consumers.ensure_group(ctx)
+    ended = CallEvent(type="call_ended", call_id=command.call_id, data={"outcome": "no_answer"})
+    ctx.redis.xadd(ctx.keys.events, ended.to_fields())  # type: ignore[arg-type]
+    # The same reader (same Redis, same consumer name) on a database that refuses connections:
+    # it receives the entry and fails on it.
+    down = build_context(
+        ctx.settings.model_copy(
+            update={"database_url": f"postgresql://x@127.0.0.1:{free_port()}/x"}
+        )
+    )
+    try:
+        with pytest.raises(OperationalError):
+            jobs.consumers.consume(down)
+    finally:
+        down.close()
+    # The database back: the next run records it (the entry was received, never acknowledged).
+    assert jobs.consumers.consume(ctx)["unanswered"] == 1
+    retry = callback_of(ctx, ticket_id)
+    assert retry["history"][0]["outcome"] == "no_answer", retry
+    assert jobs.consumers.consume(ctx)["read"] == 0
