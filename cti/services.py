@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from callcenter import reference_data
 from callcenter.audit import record as record_audit
 from callcenter.auth import Principal
 from callcenter.context import AppContext
@@ -185,6 +186,7 @@ def move_agent(
         raise InvalidInput("skill levels are 1 to 10", details={"levels": bad})
     _agent(ctx, agent_id)
     with transaction(ctx.sessions) as session:
+        reference_data.mirror(session, ctx.config)  # the queue rows the skills refer to
         for row in session.scalars(select(AgentQueue).where(AgentQueue.agent_id == agent_id)):
             session.delete(row)
         session.flush()

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from callcenter import reference_data
 from callcenter.admin.config_store import latest_documents
 from callcenter.audit import record as record_audit
 from callcenter.context import AppContext
@@ -34,6 +35,8 @@ from callcenter.errors import InvalidInput, NotFound
 from callcenter.models import ConfigVersion
 from config.loader import CenterConfig, ConfigError, config_with
 
+# Files whose codes SQL mirrors (``callcenter.reference_data``): kept current by each version.
+MIRRORED = frozenset({"queues", "shifts", "dispatch"})
 EDITABLE = ("menu", "queues", "shifts", "dispatch", "callbacks", "telephony", "webhooks")
 
 
@@ -155,6 +158,8 @@ def store(
     )
     session.add(row)
     session.flush()
+    if name in MIRRORED:  # agents and contacts may refer to a new code at once
+        reference_data.mirror(session, config)
     record_audit(
         session, actor=actor,
         action="config.rollback" if rollback_of is not None else "config.update",

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from callcenter import reference_data
 from callcenter.admin import edge
 from callcenter.admin.passwords import password_problems
 from callcenter.admin.schemas import (
@@ -455,11 +456,9 @@ def update_user(
 
 
 def create(ctx: AppContext, *, actor: str, data: UserCreate) -> UserPublic:
-    from callcenter.demo import sync_reference_data
-
     try:
         with transaction(ctx.sessions) as session:
-            sync_reference_data(session, ctx)  # queues and shifts rows the agent refers to
+            reference_data.mirror(session, ctx.config)  # queue and shift rows the agent refers to
             change = create_user(session, config=ctx.config, actor=actor, data=data)
     except IntegrityError:  # a concurrent request took the name or extension first
         raise Conflict(
@@ -472,12 +471,10 @@ def create(ctx: AppContext, *, actor: str, data: UserCreate) -> UserPublic:
 
 
 def update(ctx: AppContext, *, actor: str, user_id: int, data: UserUpdate) -> UserPublic:
-    from callcenter.demo import sync_reference_data
-
     try:
         with transaction(ctx.sessions) as session:
             if data.agent is not None:
-                sync_reference_data(session, ctx)
+                reference_data.mirror(session, ctx.config)
             change = update_user(
                 session, config=ctx.config, actor=actor, user_id=user_id, data=data
             )
