@@ -249,7 +249,7 @@ def _team_id(session: Session, name: str | None, actor: str) -> int | None:
         session.flush()
         record_audit(
             session, actor=actor, action="team.create", object_type="team",
-            object_id=team.id, details={"after": {"name": name}},
+            object_id=team.id, details={"before": None, "after": {"name": name}},
         )  # fmt: skip
     return team.id
 
@@ -500,11 +500,13 @@ def change_own_password(
         if new_password == current_password:
             problems.add("new_password", "须与当前密码不同 / must differ from the current one")
         problems.raise_if_any()
+        unchanged = snapshot(session, user)  # the password itself is never shown
         user.password_hash = hash_password(new_password)
         user.credentials_changed_at = credentials_changed_now()
         record_audit(
             session, actor=user.username, action="user.password_change", object_type="user",
-            object_id=user.id, details={"password_changed": True},
+            object_id=user.id,
+            details={"before": unchanged, "after": unchanged, "password_changed": True},
         )  # fmt: skip
     announce_revoked(ctx, user_id)
 

@@ -222,7 +222,7 @@ def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
     keys = sorted(problems.locator("code.key").all_inner_texts())
     assert keys == ["queues.complaint.strategy", "queues.general.ring_timeout_seconds"]
     expect(page.locator('[data-error-for="queues.general.ring_timeout_seconds"]')).to_contain_text(
-        "greater than or equal to 3"
+        "应大于或等于 3"
     )
     expect(page.locator('[data-error-for="queues.complaint.strategy"]')).to_be_visible()
     page.screenshot(path=str(shots / "admin-config-problems.png"), full_page=True)
