@@ -7,7 +7,6 @@ are changed on the person page. Every change is checked where it is stored (SQL)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,21 +19,6 @@ from callcenter.models import AuditEntry, ConfigVersion, User
 from cti.models import Agent, AgentQueue, Department, DepartmentContact, Team
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def admin_page(live_server: str, browser: Any) -> Iterator[tuple[Any, list[str]]]:
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1200})
-    page = context.new_page()
-    script_errors: list[str] = []
-    page.on("pageerror", lambda error: script_errors.append(str(error)))
-    page.goto(f"{live_server}/login")
-    page.fill("#username", "admin")
-    page.fill("#password", "pwadmin")
-    page.click("#login-submit")
-    page.wait_for_url(f"{live_server}/admin")
-    yield page, script_errors
-    context.close()
 
 
 def _stored_versions(ctx: AppContext) -> int:
@@ -84,24 +68,21 @@ def test_config_problems_are_in_the_pages_language_beside_their_keys(
         assert config_versions.current(session, ctx, name="queues")[0] == 0
     assert ctx.config.queues.queues["general"].ring_timeout_seconds == 15
 
-    # back in the fields view, a problem shows beside its field, in Chinese too
-    page.goto(f"{live_server}/admin/config/queues")
-    ring = page.locator('#config-fields tr[data-field="queues.general.ring_timeout_seconds"] input')
-    ring.fill("-3")
-    page.click("#config-save")
-    beside = page.locator('[data-error-for="queues.general.ring_timeout_seconds"]')
-    expect(beside).to_have_text("应大于或等于 3（实际为 -3）", timeout=10_000)
-
-    # the English page says the same in English
-    page.goto(f"{live_server}/admin/config/queues?lang=en")
-    ring = page.locator('#config-fields tr[data-field="queues.general.ring_timeout_seconds"] input')
-    ring.fill("-3")
-    page.click("#config-save")
-    beside = page.locator('[data-error-for="queues.general.ring_timeout_seconds"]')
-    expect(beside).to_have_text("should be greater than or equal to 3 (got -3)", timeout=10_000)
-    expect(page.locator("#admin-message")).to_have_text(
-        "queues.toml: 1 problem(s); nothing was stored"
-    )
+    # in the fields view a problem shows beside its field, in the page's language
+    for lang, message, banner_text in (
+        ("zh-CN", "应大于或等于 3（实际为 -3）", "queues.toml 有 1 处问题，未保存任何内容"),
+        (
+            "en",
+            "should be greater than or equal to 3 (got -3)",
+            "queues.toml: 1 problem(s); nothing was stored",
+        ),
+    ):
+        page.goto(f"{live_server}/admin/config/queues?lang={lang}")
+        key = "queues.general.ring_timeout_seconds"
+        page.locator(f'#config-fields tr[data-field="{key}"] input').fill("-3")
+        page.click("#config-save")
+        expect(page.locator(f'[data-error-for="{key}"]')).to_have_text(message, timeout=10_000)
+        expect(page.locator("#admin-message")).to_have_text(banner_text)
     assert _stored_versions(ctx) == 0
     assert script_errors == []
 
