@@ -293,3 +293,14 @@ def test_versions_and_the_start_overlay_on_sqlite_and_postgresql(
         assert [v.version for v in stored] == [3, 2, 1]
     finally:
         context.close()
+
+
+def test_every_config_problem_message_has_both_languages_with_the_same_values() -> None:
+    import re
+
+    from pages.config_messages import CONFIG_PROBLEM_MESSAGES
+
+    for key, entry in CONFIG_PROBLEM_MESSAGES.items():
+        assert set(entry) == {"zh-CN", "en"}, key
+        names = {lang: set(re.findall(r"\{(\w+)\}", text)) for lang, text in entry.items()}
+        assert names["zh-CN"] == names["en"], key
