@@ -154,6 +154,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         router = _optional_router(module_name)
         if router is not None:
             app.include_router(router)
+            _install(module_name, app, ctx)  # pages.http: the answer to a refused page
     app.router.on_startup.append(heap.settle)  # last: after every domain's startup hook
     return app
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from callcenter import reference_data
 from callcenter.auth import hash_password, sip_ha1
 from callcenter.context import AppContext
 from callcenter.models import Role, User
@@ -28,8 +29,6 @@ from cti.models import (
     Department,
     DepartmentContact,
     FeeStatus,
-    Queue,
-    Shift,
     Team,
     Unit,
 )
@@ -72,26 +71,7 @@ def demo_password(username: str) -> str:
 
 def sync_reference_data(session: Session, ctx: AppContext) -> None:
     """Mirror queues, shifts and departments from the config files into SQL (idempotent)."""
-    cfg = ctx.config
-    for code, queue in cfg.queues.queues.items():
-        session.merge(Queue(code=code, name_zh=queue.name.zh, name_en=queue.name.en))
-    for code, shift in cfg.shifts.shifts.items():
-        session.merge(
-            Shift(
-                code=code,
-                name_zh=shift.name.zh,
-                name_en=shift.name.en,
-                start=f"{shift.start:%H:%M}",
-                end=f"{shift.end:%H:%M}",
-                overnight=shift.overnight,
-            )
-        )
-    existing = {d.code: d for d in session.scalars(select(Department))}
-    for code, dept in cfg.dispatch.departments.items():
-        row = existing.get(code) or Department(code=code)
-        row.name_zh, row.name_en, row.external = dept.name.zh, dept.name.en, dept.external
-        session.add(row)
-    session.flush()
+    reference_data.mirror(session, ctx.config)
 
 
 def is_empty(session: Session) -> bool:

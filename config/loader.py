@@ -44,12 +44,53 @@ FILES: dict[str, type[BaseModel]] = {
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(Exception):
-    """One or more declarative files are wrong; ``problems`` lists each one."""
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a declarative file: where (file, dotted key), what kind (``type``: the
+    pydantic error type such as ``missing``, ``greater_than_equal``, ``literal_error``, or
+    ``value_error`` for this project's own checks, ``undefined_queue`` / ``undefined_node`` /
+    ``undefined_transfer_target`` for the cross-file checks, ``syntax``, ``file``), the values
+    a translation needs (``context``, e.g. ``{"ge": 3, "input": "-3"}``) and the English text
+    ``check-config`` prints. ``str()`` is that line."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+    file: str
+    key: str
+    message: str
+    type: str = "value_error"
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}"
+
+    def public(self) -> dict[str, Any]:
+        """JSON for an API answer (the file by its name, not the server's path)."""
+        return {
+            "file": Path(self.file).name if self.file else "",
+            "key": self.key,
+            "type": self.type,
+            "context": self.context,
+            "message": self.message,
+        }
+
+
+class ConfigError(Exception):
+    """One or more declarative files are wrong; ``problems`` lists each one as the line
+    ``check-config`` prints, ``items`` the same problems as :class:`Problem`."""
+
+    def __init__(self, problems: list[Problem] | list[str]) -> None:
+        self.items = [
+            p if isinstance(p, Problem) else Problem("", "", p, "other") for p in problems
+        ]
+        self.problems = [str(p) for p in problems]
+        super().__init__("invalid configuration:\n  " + "\n  ".join(self.problems))
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -88,27 +129,36 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
 _KEYED_MESSAGE = re.compile(r"^(?P<key>[A-Za-z0-9_.\-]+): (?P<message>.*)$", re.S)
 
 
-def _format(file: Path, error: ValidationError) -> list[str]:
+def _format(file: Path, error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors():
         key = _dotted(tuple(item["loc"]))
         message = str(item["msg"]).removeprefix("Value error, ")
+        kind = str(item["type"])
+        context = {name: _json_safe(value) for name, value in item.get("ctx", {}).items()}
+        context.pop("error", None)  # a validator's exception object: its text is the message
+        for name in ("expected", "expected_tags"):  # "'a', 'b' or 'c'": no English "or" kept
+            if isinstance(context.get(name), str):
+                context[name] = re.sub(r"'(, | or )'", "', '", context[name])
         # Validators that check a table as a whole start their message with the key they
         # blame, relative to that table ("overflow.to: ...", "entry: ...").
         keyed = _KEYED_MESSAGE.match(message)
-        if item["type"] == "value_error" and keyed:
+        if kind == "value_error" and keyed:
             inner = keyed["key"]
             message = keyed["message"]
             key = (
                 inner if not key or inner.startswith(key.split(".")[0] + ".") else f"{key}.{inner}"
             )
-        if item["type"] == "missing":
+        if kind in {"value_error", "assertion_error"}:
+            context["message"] = message
+        if kind == "missing":
             message = "required key is missing"
-        elif item["type"] == "extra_forbidden":
+        elif kind == "extra_forbidden":
             message = "unknown key (not allowed here)"
-        elif item["type"] not in {"value_error", "assertion_error"} and "input" in item:
+        elif kind not in {"value_error", "assertion_error"} and "input" in item:
             message = f"{message} (got {item['input']!r})"
-        problems.append(f"{file}: {key or '(top level)'}: {message}")
+            context["input"] = repr(item["input"])
+        problems.append(Problem(str(file), key or "(top level)", message, kind, context))
     return problems
 
 
@@ -134,57 +184,84 @@ def load_file(path: Path, model: type[M]) -> M:
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError([f"{path}: (file): not found"]) from None
+        raise ConfigError([Problem(str(path), "(file)", "not found", "file_missing")]) from None
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         text = path.read_text(encoding="utf-8")
         key = _key_at_line(text, int(line.group(1))) if line else "(syntax)"
-        raise ConfigError([f"{path}: {key}: {exc}"]) from None
+        raise ConfigError(
+            [Problem(str(path), key, str(exc), "syntax", {"message": str(exc)})]
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: (encoding): not UTF-8: {exc}"]) from None
+        raise ConfigError(
+            [Problem(str(path), "(encoding)", f"not UTF-8: {exc}", "encoding")]
+        ) from None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format(path, exc)) from None
 
 
-def _cross_check(cfg: CenterConfig) -> list[str]:
+def _cross_check(cfg: CenterConfig) -> list[Problem]:
     problems = []
-    menu_file = cfg.directory / "menu.toml"
+    menu_file = str(cfg.directory / "menu.toml")
+    queues_file = str(cfg.directory / "queues.toml")
+    telephony_file = str(cfg.directory / "telephony.toml")
     for name, node in cfg.menu.nodes.items():
         if isinstance(node, EnqueueNode | CallbackNode) and node.queue not in cfg.queues.queues:
             problems.append(
-                f"{menu_file}: nodes.{name}.queue: queue {node.queue!r} is not defined "
-                f"in {cfg.directory / 'queues.toml'}"
+                Problem(
+                    menu_file,
+                    f"nodes.{name}.queue",
+                    f"queue {node.queue!r} is not defined in {queues_file}",
+                    "undefined_queue",
+                    {"value": node.queue, "file": "queues.toml"},
+                )
             )
         if isinstance(node, TransferNode) and node.target not in cfg.telephony.transfer_targets:
             problems.append(
-                f"{menu_file}: nodes.{name}.target: transfer target {node.target!r} is not "
-                f"defined in {cfg.directory / 'telephony.toml'} [transfer_targets]"
+                Problem(
+                    menu_file,
+                    f"nodes.{name}.target",
+                    f"transfer target {node.target!r} is not defined in {telephony_file} "
+                    "[transfer_targets]",
+                    "undefined_transfer_target",
+                    {"value": node.target, "file": "telephony.toml"},
+                )
             )
     for index, did in enumerate(cfg.telephony.dids):
         if did.entry and did.entry not in cfg.menu.nodes:
             problems.append(
-                f"{cfg.directory / 'telephony.toml'}: dids.{index}.entry: node {did.entry!r} "
-                f"is not defined in {menu_file}"
+                Problem(
+                    telephony_file,
+                    f"dids.{index}.entry",
+                    f"node {did.entry!r} is not defined in {menu_file}",
+                    "undefined_node",
+                    {"value": did.entry, "file": "menu.toml"},
+                )
             )
     if cfg.callbacks.queue not in cfg.queues.queues:
         problems.append(
-            f"{cfg.directory / 'callbacks.toml'}: queue: queue {cfg.callbacks.queue!r} is not "
-            f"defined in {cfg.directory / 'queues.toml'}"
+            Problem(
+                str(cfg.directory / "callbacks.toml"),
+                "queue",
+                f"queue {cfg.callbacks.queue!r} is not defined in {queues_file}",
+                "undefined_queue",
+                {"value": cfg.callbacks.queue, "file": "queues.toml"},
+            )
         )
     return problems
 
 
 def load_config(directory: Path) -> CenterConfig:
     """Load every declarative file in ``directory``; raise one ConfigError listing all problems."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     loaded: dict[str, BaseModel] = {}
     for filename, model in FILES.items():
         try:
             loaded[filename] = load_file(directory / filename, model)
         except ConfigError as exc:
-            problems.extend(exc.problems)
+            problems.extend(exc.items)
     if problems:
         raise ConfigError(problems)
     cfg = CenterConfig(
@@ -208,13 +285,14 @@ def config_with(cfg: CenterConfig, documents: dict[str, dict[str, Any]]) -> Cent
     """``cfg`` with files replaced by ``documents`` (file name -> the file's TOML structure as
     JSON), validated and cross-checked as ``load_config`` does: a ConfigError lists every
     problem as ``<file>: <dotted.key>: <problem>``, exactly as ``check-config`` prints it."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     replaced: dict[str, BaseModel] = {}
     for filename, document in documents.items():
         path = cfg.directory / filename
         model = FILES.get(filename)
         if model is None:
-            problems.append(f"{path}: (file): not a declarative file; known: {', '.join(FILES)}")
+            message = f"not a declarative file; known: {', '.join(FILES)}"
+            problems.append(Problem(str(path), "(file)", message, "file_unknown"))
             continue
         try:
             replaced[filename.removesuffix(".toml")] = model.model_validate(document)

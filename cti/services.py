@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from callcenter import reference_data
 from callcenter.audit import record as record_audit
 from callcenter.auth import Principal
 from callcenter.context import AppContext
@@ -216,13 +217,19 @@ def move_agent(
         )
     _agent(ctx, agent_id)
     with transaction(ctx.sessions) as session:
+        reference_data.mirror(session, ctx.config)  # the queue rows the skills refer to
+        before: dict[str, int] = {}
         for row in session.scalars(select(AgentQueue).where(AgentQueue.agent_id == agent_id)):
+            before[row.queue_code] = row.skill_level
             session.delete(row)
         session.flush()
         for code, level in queues.items():
             session.add(AgentQueue(agent_id=agent_id, queue_code=code, skill_level=level))
     deliver(ctx, routing_for(ctx).set_queues(agent_id, queues, actor=lead.username))
-    _audit(ctx, lead.username, "agent.move_queues", str(agent_id), queues=queues)
+    _audit(
+        ctx, lead.username, "agent.move_queues", str(agent_id),
+        queues=queues, before=dict(sorted(before.items())), after=dict(sorted(queues.items())),
+    )  # fmt: skip
     return routing_for(ctx).agent(agent_id)
 
 

@@ -16,23 +16,22 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from callcenter.admin import config_versions, departments, users
-from callcenter.auth import get_ctx
 from callcenter.context import AppContext
 from callcenter.errors import NotFound
 from callcenter.models import Role
 from cti.models import Team
-from pages.http import _guard, _render
-from pages.i18n import catalog, lang_of
+from pages.i18n import catalog
+from pages.page import Page, signed_page
 
 router = APIRouter(include_in_schema=False)
 
 PAGE = "admin"
-Ctx = Annotated[AppContext, Depends(get_ctx)]
+AdminPage = Annotated[Page, Depends(signed_page(PAGE))]
 ROLES = tuple(role.value for role in Role)
 
 
@@ -63,18 +62,13 @@ def references(ctx: AppContext, lang: str) -> dict[str, Any]:
     }
 
 
-def _page(request: Request, name: str, lang: str, signed: Any, **extra: Any) -> HTMLResponse:
-    return _render(
-        request, name, lang, signed, messages=catalog(lang, "admin."), section=name, **extra
-    )
+def _page(page: Page, name: str, **extra: Any) -> HTMLResponse:
+    return page.render(name, messages=catalog(page.lang, "admin."), section=name, **extra)
 
 
 @router.get("/admin", response_class=HTMLResponse, response_model=None)
-def admin_home(request: Request, ctx: Ctx) -> Response:
-    lang = lang_of(request)
-    signed = _guard(request, ctx, PAGE, lang)
-    if isinstance(signed, Response):
-        return signed
+def admin_home(page: AdminPage) -> Response:
+    ctx = page.ctx
     with ctx.sessions() as session:
         people = users.list_users(session)
         depts = departments.list_departments(session)
@@ -92,10 +86,8 @@ def admin_home(request: Request, ctx: Ctx) -> Response:
             )
     by_role = Counter(u.role for u in people if u.active)
     return _page(
-        request,
+        page,
         "admin_home.html",
-        lang,
-        signed,
         by_role=[(role, by_role.get(role, 0)) for role in ROLES],
         disabled=sum(1 for u in people if not u.active),
         departments=len(depts),
@@ -105,12 +97,9 @@ def admin_home(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/admin/people", response_class=HTMLResponse, response_model=None)
-def admin_people(request: Request, ctx: Ctx) -> Response:
-    lang = lang_of(request)
-    signed = _guard(request, ctx, PAGE, lang)
-    if isinstance(signed, Response):
-        return signed
-    query = request.query_params
+def admin_people(page: AdminPage) -> Response:
+    ctx = page.ctx
+    query = page.request.query_params
     role = query.get("role", "")
     active = query.get("active", "")
     search = query.get("q", "").strip()
@@ -122,51 +111,39 @@ def admin_people(request: Request, ctx: Ctx) -> Response:
             search=search or None,
         )
     return _page(
-        request,
+        page,
         "admin_people.html",
-        lang,
-        signed,
         people=[p.model_dump(mode="json") for p in people],
         filters={"role": role if role in ROLES else "", "active": active, "q": search},
-        refs=references(ctx, lang),
+        refs=references(ctx, page.lang),
     )
 
 
 @router.get("/admin/people/{user_id}", response_class=HTMLResponse, response_model=None)
-def admin_person(request: Request, ctx: Ctx, user_id: int) -> Response:
-    lang = lang_of(request)
-    signed = _guard(request, ctx, PAGE, lang)
-    if isinstance(signed, Response):
-        return signed
+def admin_person(page: AdminPage, user_id: int) -> Response:
+    ctx = page.ctx
     try:
         with ctx.sessions() as session:
             person = users.user_public(session, users.get_user(session, user_id=user_id))
     except NotFound as exc:
-        return _render(request, "forbidden.html", lang, signed, 404, message=exc.message)
+        return page.not_found(exc.message)
     return _page(
-        request,
+        page,
         "admin_person.html",
-        lang,
-        signed,
         person=person.model_dump(mode="json"),
-        refs=references(ctx, lang),
+        refs=references(ctx, page.lang),
     )
 
 
 @router.get("/admin/departments", response_class=HTMLResponse, response_model=None)
-def admin_departments(request: Request, ctx: Ctx) -> Response:
-    lang = lang_of(request)
-    signed = _guard(request, ctx, PAGE, lang)
-    if isinstance(signed, Response):
-        return signed
+def admin_departments(page: AdminPage) -> Response:
+    ctx = page.ctx
     with ctx.sessions() as session:
         depts = departments.list_departments(session)
         people = users.list_users(session, active=True)
     return _page(
-        request,
+        page,
         "admin_departments.html",
-        lang,
-        signed,
         departments=[d.model_dump(mode="json") for d in depts],
         contact_roles=list(departments.CONTACT_ROLES),
         people=[{"id": p.id, "label": f"{p.display_name} ({p.username})"} for p in people],
@@ -174,11 +151,8 @@ def admin_departments(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/admin/config/{file}", response_class=HTMLResponse, response_model=None)
-def admin_config(request: Request, ctx: Ctx, file: str) -> Response:
-    lang = lang_of(request)
-    signed = _guard(request, ctx, PAGE, lang)
-    if isinstance(signed, Response):
-        return signed
+def admin_config(page: AdminPage, file: str) -> Response:
+    ctx = page.ctx
     try:
         with ctx.sessions() as session:
             version, document = config_versions.current(session, ctx, name=file)
@@ -194,13 +168,11 @@ def admin_config(request: Request, ctx: Ctx, file: str) -> Response:
                 for row in config_versions.versions(session, name=file)
             ]
     except NotFound as exc:
-        return _render(request, "forbidden.html", lang, signed, 404, message=exc.message)
-    saved = request.query_params.get("saved", "")
+        return page.not_found(exc.message)
+    saved = page.request.query_params.get("saved", "")
     return _page(
-        request,
+        page,
         "admin_config.html",
-        lang,
-        signed,
         file=file,
         files=list(config_versions.EDITABLE),
         version=version,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from pages.config_messages import CONFIG_PROBLEM_MESSAGES
+
 LANGUAGES = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 
@@ -602,6 +604,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "the dial plan and the domain at its next restart. Calls in progress are never touched.",
     },
 }
+
+
+MESSAGES.update(CONFIG_PROBLEM_MESSAGES)
 
 
 def t(key: str, lang: str = DEFAULT) -> str:

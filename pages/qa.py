@@ -7,7 +7,7 @@ block) that ``pages/static/qa.js`` fills through the same API the QA staff's scr
 plays with HTTP Range), ``.../{id}/media`` (the waveform peaks), ``/api/v1/calls/{id}`` (the
 timeline) and ``/api/v1/qa/evaluations`` (the score).
 
-Signed in like every page (:mod:`pages.http`): the session cookie, the role checked on the
+Signed in like every page (:mod:`pages.page`): the session cookie, the role checked on the
 server (QA, leads, admins; others get the 403 page, signed-out users the sign-in redirect) and
 the CSRF token in the shared base template, which the script sends on every POST.
 
@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
-from callcenter.auth import get_ctx
 from callcenter.context import AppContext
-from pages.http import _guard, _render
-from pages.i18n import catalog, lang_of
+from pages.i18n import catalog
+from pages.page import Page, signed_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,20 +56,14 @@ def scorecard_view(ctx: AppContext, lang: str) -> dict[str, Any]:
 
 
 @router.get("/qa", response_class=HTMLResponse, response_model=None)
-def qa_page(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> Response:
-    lang = lang_of(request)
-    signed = _guard(request, ctx, PAGE, lang)
-    if isinstance(signed, Response):
-        return signed
+def qa_page(page: Annotated[Page, Depends(signed_page(PAGE))]) -> Response:
+    ctx, lang = page.ctx, page.lang
     queues = [
         {"code": code, "name": _name(queue.name, lang)}
         for code, queue in ctx.config.queues.queues.items()
     ]
-    return _render(
-        request,
+    return page.render(
         "qa.html",
-        lang,
-        signed,
         queues=queues,
         scorecard=scorecard_view(ctx, lang),
         messages={**catalog(lang, "qa."), **catalog(lang, "event.")},

@@ -24,21 +24,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from callcenter.auth import get_ctx
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
 from config.loader import CenterConfig
 from metrics.engine import metric_config
 from metrics.whatif import simulate
 from metrics.whatif_inputs import Arrival, plan_in_force, stored_arrivals, synthetic_arrivals
-from pages import access
 from pages.charts import Series, hourly_rate_svg
-from pages.http import _checked_form, _forbidden, _guard, _render
-from pages.i18n import lang_of, t
+from pages.i18n import t
+from pages.page import FormPage, Page, signed_form, signed_page
 from pages.whatif_form import PLANS, PlanForm, QueueSetting, form_of, read_plan
 
 router = APIRouter(include_in_schema=False)
@@ -101,10 +99,7 @@ def _choices(ctx: AppContext, lang: str) -> dict[str, Any]:
 
 
 def _page(
-    request: Request,
-    ctx: AppContext,
-    signed: Any,
-    lang: str,
+    page: Page,
     *,
     day: dict[str, str],
     plans: list[PlanForm],
@@ -112,34 +107,25 @@ def _page(
     result: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
-    return _render(
-        request,
+    return page.render(
         "whatif.html",
-        lang,
-        signed,
         status_code,
         day=day,
         plans=plans,
         problems=problems or [],
         result=result,
         colours=COLOURS,
-        **_choices(ctx, lang),
+        **_choices(page.ctx, page.lang),
     )
 
 
 @router.get("/lead/whatif", response_class=HTMLResponse, response_model=None)
-def whatif_page(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> Response:
-    lang = lang_of(request)
-    signed = _guard(request, ctx, PAGE, lang)
-    if isinstance(signed, Response):
-        return signed
+def whatif_page(page: Annotated[Page, Depends(signed_page(PAGE))]) -> Response:
+    ctx = page.ctx
     in_force = plan_in_force(ctx)
     day = {"source": "synthetic", "day": _yesterday(ctx).isoformat(), "seed": "1", "volume": "1"}
     return _page(
-        request,
-        ctx,
-        signed,
-        lang,
+        page,
         day=day,
         plans=[form_of(key, in_force, settings_in_force(ctx.config)) for key in PLANS],
     )
@@ -251,13 +237,8 @@ def compare(
 
 
 @router.post("/lead/whatif", response_class=HTMLResponse, response_model=None)
-async def whatif_run(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> Response:
-    lang = lang_of(request)
-    form, signed = await _checked_form(request, ctx, lang)
-    if isinstance(signed, Response):
-        return signed
-    if not access.may_open(signed.principal.role, PAGE):
-        return _forbidden(request, lang, signed, t("forbidden.role", lang))
+async def whatif_run(posted: Annotated[FormPage, Depends(signed_form(PAGE))]) -> Response:
+    ctx, form, lang = posted.ctx, posted.form, posted.lang
     day, problems = _read_day(form, lang)
     shifts, queues = set(ctx.config.shifts.shifts), settings_in_force(ctx.config)
     plans = []
@@ -266,17 +247,12 @@ async def whatif_run(request: Request, ctx: Annotated[AppContext, Depends(get_ct
         plans.append(plan)
         problems += plan_problems
     if problems:
-        return _page(
-            request, ctx, signed, lang, day=day, plans=plans, problems=problems, status_code=422
-        )
+        return _page(posted, day=day, plans=plans, problems=problems, status_code=422)
     try:
         result = await run_in_threadpool(_run, ctx, day, plans)
     except CallCenterError as exc:
         return _page(
-            request,
-            ctx,
-            signed,
-            lang,
+            posted,
             day=day,
             plans=plans,
             problems=[exc.message],
@@ -284,13 +260,11 @@ async def whatif_run(request: Request, ctx: Annotated[AppContext, Depends(get_ct
         )
     if not result["calls"]:
         problems = [f"{t('whatif.day', lang)}: {t('whatif.no_calls', lang)} ({day['day']})"]
-        return _page(
-            request, ctx, signed, lang, day=day, plans=plans, problems=problems, status_code=422
-        )
+        return _page(posted, day=day, plans=plans, problems=problems, status_code=422)
     view = compare(
         result,
         lang,
         target=ctx.config.shifts.answer_rate_target,
         sl_target=ctx.config.shifts.service_level_target,
     )
-    return _page(request, ctx, signed, lang, day=day, plans=plans, result=view)
+    return _page(posted, day=day, plans=plans, result=view)

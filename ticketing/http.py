@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -29,11 +29,14 @@ router = APIRouter(tags=["tickets"])
 
 FRONT_DESK = (Role.agent, Role.lead)
 READERS = (Role.agent, Role.lead, Role.qa, Role.department)
-front_desk = require(*FRONT_DESK)
-readers = require(*READERS)
-reporters = require(Role.lead, Role.qa)
-callback_readers = require(*FRONT_DESK, Role.qa)
-assigners = require(Role.lead)
+# The context and the caller, checked for a role, as typed dependencies of every route.
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+SignedIn = Annotated[Principal, Depends(current_user)]
+FrontDesk = Annotated[Principal, Depends(require(*FRONT_DESK))]
+Reader = Annotated[Principal, Depends(require(*READERS))]
+Reporter = Annotated[Principal, Depends(require(Role.lead, Role.qa))]
+CallbackReader = Annotated[Principal, Depends(require(*FRONT_DESK, Role.qa))]
+Assigner = Annotated[Principal, Depends(require(Role.lead))]
 
 
 @router.post(
@@ -43,9 +46,9 @@ assigners = require(Role.lead)
     summary="Register a report (screen pop with call_id, API, or walk_in at the front desk)",
 )
 def create_ticket(
+    ctx: Ctx,
+    user: FrontDesk,
     body: TicketCreate,
-    ctx: AppContext = Depends(get_ctx),
-    user: Principal = Depends(front_desk),
 ) -> dict[str, Any]:
     ticket = registration.create_ticket(ctx, body, actor=user)
     return queries.ticket_summary(ctx, ticket)  # as written: not read back
@@ -53,6 +56,8 @@ def create_ticket(
 
 @router.get("/tickets", response_model=TicketPage, summary="Tickets, newest first, filtered")
 def list_tickets(
+    ctx: Ctx,
+    user: Reader,
     status: str | None = None,
     department: str | None = Query(default=None, description="department id or code"),
     overdue: bool | None = None,
@@ -61,8 +66,6 @@ def list_tickets(
     created_to: IsoDateTime | None = Query(default=None, alias="to"),
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
-    ctx: AppContext = Depends(get_ctx),
-    user: Principal = Depends(readers),
 ) -> dict[str, Any]:
     if user.role is Role.department:
         # Department staff see their own department's queue only.
@@ -89,10 +92,10 @@ def list_tickets(
 
 @router.get("/tickets/reports/overdue", summary="Overdue work (未按时完成记录), by period")
 def overdue_report(
+    ctx: Ctx,
+    _user: Reporter,
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
-    ctx: AppContext = Depends(get_ctx),
-    _user: Principal = Depends(reporters),
 ) -> dict[str, Any]:
     return reports.overdue_report(ctx, since=since, until=until)
 
@@ -101,9 +104,9 @@ def overdue_report(
     "/tickets/{ticket_id}", response_model=TicketDetail, summary="A ticket with its timeline"
 )
 def get_ticket(
+    ctx: Ctx,
+    user: Reader,
     ticket_id: RowId,
-    ctx: AppContext = Depends(get_ctx),
-    user: Principal = Depends(readers),
 ) -> dict[str, Any]:
     return queries.ticket_detail(ctx, ticket_id, viewer=user)
 
@@ -114,10 +117,10 @@ def get_ticket(
     summary="One lifecycle step: 409 with the allowed next states, 422 naming a missing field",
 )
 def transition(
+    ctx: Ctx,
+    user: SignedIn,
     ticket_id: RowId,
     body: TransitionRequest,
-    ctx: AppContext = Depends(get_ctx),
-    user: Principal = Depends(current_user),
 ) -> dict[str, Any]:
     return transitions.transition_detail(
         ctx, ticket_id, body.model_dump(exclude_none=True), actor=user
@@ -125,9 +128,7 @@ def transition(
 
 
 @router.get("/ticket-categories", response_model=list[CategoryPublic], summary="Dispatch table")
-def ticket_categories(
-    ctx: AppContext = Depends(get_ctx), _user: Principal = Depends(current_user)
-) -> list[dict[str, Any]]:
+def ticket_categories(ctx: Ctx, _user: SignedIn) -> list[dict[str, Any]]:
     return dispatch.categories(ctx)
 
 
@@ -137,13 +138,13 @@ def ticket_categories(
     summary="A department's ticket queue (department staff: their own department only)",
 )
 def department_tickets(
+    ctx: Ctx,
+    user: Reader,
     department: str,
     status: str | None = None,
     overdue: bool | None = None,
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
-    ctx: AppContext = Depends(get_ctx),
-    user: Principal = Depends(readers),
 ) -> dict[str, Any]:
     with ctx.sessions() as session:
         dept = dispatch.resolve_department(session, department)
@@ -164,13 +165,13 @@ def department_tickets(
     summary="Callbacks (回访) by status; assigned_to=me (the caller's), none, or an agent id",
 )
 def list_callbacks(
+    ctx: Ctx,
+    user: CallbackReader,
     status: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
     assigned_to: str | None = Query(
         default=None, pattern=r"^(me|none|[1-9][0-9]{0,9})$", description="me, none or an agent id"
     ),
-    ctx: AppContext = Depends(get_ctx),
-    user: Principal = Depends(callback_readers),
 ) -> list[dict[str, Any]]:
     agent: int | None = None
     if assigned_to == "me":
@@ -192,10 +193,10 @@ def list_callbacks(
     summary="Give an open callback to one agent (agent_id null: back to the callback queue)",
 )
 def assign_callback(
+    ctx: Ctx,
+    user: Assigner,
     callback_id: RowId,
     body: CallbackAssign,
-    ctx: AppContext = Depends(get_ctx),
-    user: Principal = Depends(assigners),
 ) -> dict[str, Any]:
     cb = assignment.assign_callback(ctx, callback_id, body.agent_id, actor=user)
     detail = queries.ticket_detail(ctx, cb.ticket_id)
@@ -204,10 +205,10 @@ def assign_callback(
 
 @router.get("/callbacks/report", summary="回访总结报告: callback summary for a period")
 def callback_report(
+    ctx: Ctx,
+    _user: Reporter,
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
-    ctx: AppContext = Depends(get_ctx),
-    _user: Principal = Depends(reporters),
 ) -> dict[str, Any]:
     return reports.callback_report(ctx, since=since, until=until)
 
@@ -218,10 +219,10 @@ def callback_report(
     summary="Record a callback attempt: answered with a result, or not answered (retried)",
 )
 def record_attempt(
+    ctx: Ctx,
+    user: FrontDesk,
     callback_id: RowId,
     body: CallbackAttemptCreate,
-    ctx: AppContext = Depends(get_ctx),
-    user: Principal = Depends(front_desk),
 ) -> dict[str, Any]:
     cb = attempts.record_attempt(ctx, callback_id, actor=user, **body.model_dump())
     detail = queries.ticket_detail(ctx, cb.ticket_id)

@@ -27,13 +27,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from callcenter import reference_data
 from callcenter.admin.config_store import latest_documents
 from callcenter.audit import record as record_audit
 from callcenter.context import AppContext
 from callcenter.errors import InvalidInput, NotFound
 from callcenter.models import ConfigVersion
-from config.loader import CenterConfig, ConfigError, config_with
+from config.loader import CenterConfig, ConfigError, Problem, config_with
 
+# Files whose codes SQL mirrors (``callcenter.reference_data``): kept current by each version.
+MIRRORED = frozenset({"queues", "shifts", "dispatch"})
 EDITABLE = ("menu", "queues", "shifts", "dispatch", "callbacks", "telephony", "webhooks")
 
 
@@ -102,18 +105,27 @@ def validate(
     try:
         changed = config_with(stored_config(session, ctx), {filename(name): document})
     except ConfigError as exc:
-        problems = exc.problems
+        items = exc.items
     else:
-        problems = []
+        items = []
         if name == "telephony":
             from ivr.edge.config import edge_config_problems  # pure Python: no pjsua2
 
-            problems = edge_config_problems(ctx.settings, changed)
-        if not problems:
+            items = [
+                Problem("", "", line, "edge", {"message": line.removeprefix("SIP edge: ")})
+                for line in edge_config_problems(ctx.settings, changed)
+            ]
+        if not items:
             return changed
+    # ``problems``: the lines check-config prints; ``items``: the same with their kind and
+    # values, for pages that show them in the reader's language.
     raise InvalidInput(
-        f"{filename(name)}: {len(problems)} problem(s); nothing was stored",
-        details={"problems": problems},
+        f"{filename(name)}: {len(items)} problem(s); nothing was stored",
+        details={
+            "file": name,
+            "problems": [str(item) if item.file else item.message for item in items],
+            "items": [item.public() for item in items],
+        },
     )
 
 
@@ -155,12 +167,17 @@ def store(
     )
     session.add(row)
     session.flush()
+    if name in MIRRORED:  # agents and contacts may refer to a new code at once
+        reference_data.mirror(session, config)
     record_audit(
         session, actor=actor,
         action="config.rollback" if rollback_of is not None else "config.update",
         object_type="config", object_id=name,
         details={"version": number, "previous_version": version, "diff": changes,
-                 "rollback_of": rollback_of},
+                 "rollback_of": rollback_of,
+                 # the changed dotted keys (absent: not in that version)
+                 "before": {c["key"]: c["before"] for c in changes if c["key"] in flat(previous)},
+                 "after": {c["key"]: c["after"] for c in changes if c["key"] in flat(document)}},
     )  # fmt: skip
     return Stored(row, True, config)
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from callcenter import reference_data
 from callcenter.admin import edge
 from callcenter.admin.passwords import password_problems
 from callcenter.admin.schemas import (
@@ -248,7 +249,7 @@ def _team_id(session: Session, name: str | None, actor: str) -> int | None:
         session.flush()
         record_audit(
             session, actor=actor, action="team.create", object_type="team",
-            object_id=team.id, details={"after": {"name": name}},
+            object_id=team.id, details={"before": None, "after": {"name": name}},
         )  # fmt: skip
     return team.id
 
@@ -455,11 +456,9 @@ def update_user(
 
 
 def create(ctx: AppContext, *, actor: str, data: UserCreate) -> UserPublic:
-    from callcenter.demo import sync_reference_data
-
     try:
         with transaction(ctx.sessions) as session:
-            sync_reference_data(session, ctx)  # queues and shifts rows the agent refers to
+            reference_data.mirror(session, ctx.config)  # queue and shift rows the agent refers to
             change = create_user(session, config=ctx.config, actor=actor, data=data)
     except IntegrityError:  # a concurrent request took the name or extension first
         raise Conflict(
@@ -472,12 +471,10 @@ def create(ctx: AppContext, *, actor: str, data: UserCreate) -> UserPublic:
 
 
 def update(ctx: AppContext, *, actor: str, user_id: int, data: UserUpdate) -> UserPublic:
-    from callcenter.demo import sync_reference_data
-
     try:
         with transaction(ctx.sessions) as session:
             if data.agent is not None:
-                sync_reference_data(session, ctx)
+                reference_data.mirror(session, ctx.config)
             change = update_user(
                 session, config=ctx.config, actor=actor, user_id=user_id, data=data
             )
@@ -503,11 +500,13 @@ def change_own_password(
         if new_password == current_password:
             problems.add("new_password", "须与当前密码不同 / must differ from the current one")
         problems.raise_if_any()
+        unchanged = snapshot(session, user)  # the password itself is never shown
         user.password_hash = hash_password(new_password)
         user.credentials_changed_at = credentials_changed_now()
         record_audit(
             session, actor=user.username, action="user.password_change", object_type="user",
-            object_id=user.id, details={"password_changed": True},
+            object_id=user.id,
+            details={"before": unchanged, "after": unchanged, "password_changed": True},
         )  # fmt: skip
     announce_revoked(ctx, user_id)
 

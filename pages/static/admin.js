@@ -305,14 +305,34 @@
       const file = found[1].split("/").pop();
       return {file, key: found[2], message: found[3]};
     }
+    // "{name}" in a catalog message filled from a problem's context.
+    function fill(template, values) {
+      return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+    }
+    // A problem in the page's language, from its type and context (pages/config_messages.py).
+    function problemText(item) {
+      const context = item.context || {};
+      const template = MSG["admin.problem." + item.type];
+      if (!template) return fill(MSG["admin.problem.value_error"], {message: item.message});
+      const text = fill(template, {message: item.message, ...context});
+      return "input" in context && !template.includes("{input}") ? text + fill(MSG["admin.problem.got"], context) : text;
+    }
+    function problemsOfConfig(details) {
+      if (Array.isArray(details.items)) {
+        return details.items.map((item) => ({file: item.file, key: item.key, message: problemText(item)}));
+      }
+      if (!Array.isArray(details.problems)) return null;
+      return details.problems.map((line) =>
+        typeof line === "string" ? parseLine(line) : {file: "", key: line.field, message: line.message});
+    }
     function showConfigProblems(error) {
       const list = $("problem-list");
       list.replaceChildren();
       clearProblems(body);
-      const lines = ((error.data || {}).details || {}).problems;
-      if (!Array.isArray(lines)) { say(MSG["admin.error"] + ": " + error.message, true); return; }
-      for (const line of lines) {
-        const problem = typeof line === "string" ? parseLine(line) : {file: "", key: line.field, message: line.message};
+      const details = (error.data || {}).details || {};
+      const problems = problemsOfConfig(details);
+      if (problems === null) { say(MSG["admin.error"] + ": " + error.message, true); return; }
+      for (const problem of problems) {
         const item = CC.el("li", null, {"data-key": problem.key});
         const ours = problem.file === "" || problem.file === DATA.file + ".toml";
         if (!ours) item.append(CC.el("span", problem.file + " (" + MSG["admin.other_file"] + ") ", {class: "muted"}));
@@ -325,7 +345,7 @@
         }
       }
       $("config-problems").hidden = false;
-      say(error.message, true);
+      say(fill(MSG["admin.config_refused"], {file: DATA.file, count: problems.length}), true);
     }
 
     async function store(call) {

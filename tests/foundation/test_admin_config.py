@@ -119,6 +119,21 @@ def test_a_bad_document_lists_every_problem_as_check_config_does_and_stores_noth
     ]
     assert problems == printed
 
+    # The same problems with their kind and values, for pages in the reader's language.
+    items = refused.json()["details"]["items"]
+    assert [
+        f"{ctx.settings.config_dir / i['file']}: {i['key']}: {i['message']}" for i in items
+    ] == (problems)
+    by_key = {i["key"]: (i["type"], i["context"]) for i in items}
+    assert by_key["queues.general.ring_timeout_seconds"] == (
+        "greater_than_equal",
+        {"ge": 3, "input": "-3"},
+    )
+    assert by_key["queues.general.strategy"][0] == "literal_error"
+    assert "'round_robin'" in by_key["queues.general.strategy"][1]["expected"]
+    assert by_key["queues.repair.colour"] == ("extra_forbidden", {})
+    assert by_key["queues.repair.name.en"] == ("missing", {})
+
     assert client.get("/api/v1/config/queues/versions", headers=admin).json() == []
     assert client.get("/api/v1/config/queues", headers=admin).json()["version"] == 0
 
@@ -134,6 +149,16 @@ def test_a_document_is_checked_against_the_other_files(client: TestClient, ctx: 
     assert refused.json()["details"]["problems"] == [
         f"{menu_file}: nodes.{enqueue}.queue: queue 'parking' is not defined in "
         f"{ctx.settings.config_dir / 'queues.toml'}"
+    ]
+    assert refused.json()["details"]["items"] == [
+        {
+            "file": "menu.toml",
+            "key": f"nodes.{enqueue}.queue",
+            "type": "undefined_queue",
+            "context": {"value": "parking", "file": "queues.toml"},
+            "message": "queue 'parking' is not defined in "
+            f"{ctx.settings.config_dir / 'queues.toml'}",
+        }
     ]
     # Once a stored queues version defines the queue, the menu may use it.
     queues = client.get("/api/v1/config/queues", headers=admin).json()["document"]
@@ -268,3 +293,14 @@ def test_versions_and_the_start_overlay_on_sqlite_and_postgresql(
         assert [v.version for v in stored] == [3, 2, 1]
     finally:
         context.close()
+
+
+def test_every_config_problem_message_has_both_languages_with_the_same_values() -> None:
+    import re
+
+    from pages.config_messages import CONFIG_PROBLEM_MESSAGES
+
+    for key, entry in CONFIG_PROBLEM_MESSAGES.items():
+        assert set(entry) == {"zh-CN", "en"}, key
+        names = {lang: set(re.findall(r"\{(\w+)\}", text)) for lang, text in entry.items()}
+        assert names["zh-CN"] == names["en"], key

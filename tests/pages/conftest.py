@@ -170,3 +170,19 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def admin_page(live_server: str, browser: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A zh-CN Chromium page signed in as the admin (on /admin), and the script errors seen."""
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1200})
+    page = context.new_page()
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    page.goto(f"{live_server}/login")
+    page.fill("#username", "admin")
+    page.fill("#password", "pwadmin")
+    page.click("#login-submit")
+    page.wait_for_url(f"{live_server}/admin")
+    yield page, script_errors
+    context.close()

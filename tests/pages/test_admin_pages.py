@@ -110,22 +110,13 @@ def test_changes_without_the_csrf_token_are_refused(client: TestClient, ctx: App
 
 @pytest.mark.browser
 def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
-    ctx: AppContext, live_server: str, browser: Any, tmp_path: Path
+    ctx: AppContext, live_server: str, admin_page: tuple[Any, list[str]], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1200})
-    page = context.new_page()
-    script_errors: list[str] = []
-    page.on("pageerror", lambda error: script_errors.append(str(error)))
-
-    page.goto(f"{live_server}/login")
-    page.fill("#username", "admin")
-    page.fill("#password", "pwadmin")
-    page.click("#login-submit")
-    page.wait_for_url(f"{live_server}/admin")
+    page, script_errors = admin_page
     expect(page.locator("#home-rules tr[data-file=queues] .version")).to_have_text("0")
     page.screenshot(path=str(shots / "admin-home.png"), full_page=True)
 
@@ -222,7 +213,7 @@ def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
     keys = sorted(problems.locator("code.key").all_inner_texts())
     assert keys == ["queues.complaint.strategy", "queues.general.ring_timeout_seconds"]
     expect(page.locator('[data-error-for="queues.general.ring_timeout_seconds"]')).to_contain_text(
-        "greater than or equal to 3"
+        "应大于或等于 3"
     )
     expect(page.locator('[data-error-for="queues.complaint.strategy"]')).to_be_visible()
     page.screenshot(path=str(shots / "admin-config-problems.png"), full_page=True)
@@ -259,6 +250,5 @@ def test_admin_creates_an_agent_breaks_a_file_and_rolls_back(
     assert version == 2 and document == config_versions.file_document(ctx, "queues")
     page.screenshot(path=str(shots / "admin-config-history-en.png"), full_page=True)
 
-    context.close()
     assert len(list(shots.glob("*.png"))) == 7
     assert script_errors == []
