@@ -46,6 +46,10 @@ class EdgeTuning(BaseModel):
     flood_exempt_addresses: list[str] = Field(default_factory=list)
     # registrar: longest registration accepted from a softphone.
     register_max_expires: int = Field(default=3600, ge=60)
+    # usrloc's db_mode: 3 keeps registrations in Redis only (every edge of the center reaches a
+    # phone registered at any of them, at once); 1 keeps them in memory, written through to
+    # Redis and loaded at start (lookups without a Redis round trip; one edge only).
+    usrloc_db_mode: Literal[1, 3] = 3
     # Kamailio worker processes per transport.
     children: int = Field(default=4, ge=1, le=64)
     # Kamailio log level (-1 error .. 3 debug); the log goes to <state_dir>/kamailio/kamailio.log.

@@ -656,8 +656,8 @@ class Supervisor:
         """Restart a SIP edge that died (kill -9, crash): without it no call gets in, and
         nothing else would start it again. Calls in progress keep their media (slots and
         callers talk RTP directly) and their in-dialog requests are routed by Record-Route,
-        which a restarted edge honours; registrations are put back from Redis
-        (``Edge.restore_contacts``)."""
+        which a restarted edge honours; the agents' registrations live in Redis (usrloc over
+        db_redis), where the new edge finds them."""
         edge = self.edge
         if edge is None or self.stopping or edge.is_running():
             return
@@ -669,7 +669,6 @@ class Supervisor:
         try:
             edge.stop()  # ends what is left of its process group (workers hold the port)
             edge.start()
-            edge.restore_contacts()  # the agents' registrations, kept in Redis
         except Exception:
             log.exception("restarting the SIP edge failed; trying again in 1 s")
             self.edge_retry_at = time.monotonic() + 1.0

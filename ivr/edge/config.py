@@ -53,7 +53,7 @@ from ivr.edge.screening import (
     render_scanner_check,
     render_trusted_check,
 )
-from ivr.edge.stores import DB_REDIS_SCHEMAS, redis_server, usrloc_db_url
+from ivr.edge.stores import DB_REDIS_SCHEMAS, redis_server, usrloc_db_url, usrloc_key_prefix
 from ivr.edge.tls import render_tls
 from ivr.edge.trunks import (
     render_dial_plan_check,
@@ -122,8 +122,11 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "REDIS_SERVER": quote(redis_server(settings.redis_url)),
         "DB_REDIS_SCHEMAS": quote(str(DB_REDIS_SCHEMAS)),
         "USRLOC_DB_URL": quote(usrloc_db_url(settings.redis_url)),
+        "USRLOC_KEY_PREFIX": usrloc_key_prefix(settings.redis_prefix),
+        "USRLOC_DB_MODE": str(tuning.usrloc_db_mode),
+        # A tracked agent leg whose end the edge never saw (both ends gone) is forgotten then.
+        "DIALOG_TIMEOUT": str(sip.max_call_seconds + 60),
         "EVENTS_STREAM": f"{settings.redis_prefix}:events",
-        "CONTACTS_KEY": contacts_key(settings),
         "PV_BUFFER": str(max(8192, 2 * tuning.max_body_bytes + 1024)),
         "AUTHFAIL_TABLE": quote(f"authfail=>size=8;autoexpire={tuning.auth_fail_window_seconds};"),
         "AUTH_FAIL_LIMIT": str(tuning.auth_fail_limit),
@@ -146,11 +149,6 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
     if leftover:  # pragma: no cover - a template/value mismatch is a programming error
         raise AssertionError(f"unfilled placeholder {leftover.group(0)} in the edge template")
     return text
-
-
-def contacts_key(settings: Settings) -> str:
-    """The Redis hash where the edge keeps a copy of its registrations (route[KEEP_CONTACTS])."""
-    return f"{settings.redis_prefix}:edge:{settings.node_id}:contacts"
 
 
 def edge_probe_address(settings: Settings) -> tuple[str, int]:

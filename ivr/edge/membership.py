@@ -14,6 +14,7 @@ Pure Redis: nothing here imports pjsua2 or runs Kamailio.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from callcenter.health import Rotation
@@ -98,3 +99,26 @@ def rotation_of(
     else:
         problem = ""
     return Rotation(node, len(active), free, len(running), problem)
+
+
+@dataclass
+class SlotsSeen:
+    """The slots each node announced while an edge watched it (pure bookkeeping).
+
+    A node that is no longer announced is either stalled or gone: its liveness key decides
+    (``ivr.node_calls.NODE_DEAD_AFTER_MS``). Once it is gone, the edge ends the agents' legs of
+    the calls its slots had placed (``Edge.end_slot_dialogs``): nothing on the node can. Each
+    edge keeps its own record, since each holds the dialogs of the calls it routed."""
+
+    slots: dict[str, set[str]] = field(default_factory=dict)
+
+    def saw(self, announced: dict[str, list[str]]) -> list[str]:
+        """Record this round's announcements (node -> slot URIs); the nodes seen before and
+        not announced now, whose liveness is to be checked."""
+        for node, uris in announced.items():
+            self.slots.setdefault(node, set()).update(uris)
+        return sorted(node for node in self.slots if node not in announced)
+
+    def forget(self, node: str) -> list[str]:
+        """The slots of a node found gone (withdrawn or dead), which is then forgotten."""
+        return sorted(self.slots.pop(node, set()))

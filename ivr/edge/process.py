@@ -31,22 +31,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 from callcenter.supervision import die_with_parent
 from config.loader import CenterConfig
 from config.settings import Settings
-from ivr.edge.config import contacts_key, edge_probe_address, render_config
+from ivr.edge.config import edge_probe_address, render_config, uri_host_port
 from ivr.edge.dids import DIDS_TABLE, did_keys, write_dids_table
 from ivr.edge.dispatcher import SLOT_SET, normalize_slot_uri, render_dispatcher_list, slot_attrs
 from ivr.edge.media_relay import MediaRelay, MediaRelayError, control_address
 from ivr.edge.paths import EdgePaths, edge_paths
-from ivr.edge.stores import LOCATION_TABLE_VERSION
+from ivr.edge.stores import LOCATION_TABLE
 from ivr.edge.subscribers import ensure_tables
 from ivr.edge.tls import tls_files
 from ivr.edge.trunks import edge_restart_needed
 
 log = logging.getLogger(__name__)
+
+
+SLOT_PROFILE = "slot"  # the dialog profile of agents' legs, valued "<slot ip>:<slot port>"
+
+
+def _dialog_ids(listing: str) -> list[tuple[str, str]]:
+    """(h_entry, h_id) of each dialog in a ``dlg.profile_list``/``dlg.list`` answer."""
+    entries = re.findall(r"\bh_entry:\s*(\d+)", listing)
+    ids = re.findall(r"\bh_id:\s*(\d+)", listing)
+    return list(zip(entries, ids, strict=True))
 
 
 class EdgeError(RuntimeError):
@@ -222,7 +230,6 @@ class Edge:
         self.render()
         self._check_config()
         self._stop_stale()
-        self._declare_location_table()
         if self.relay is not None:
             try:
                 self.relay.start()
@@ -278,20 +285,6 @@ class Edge:
             f"kamailio did not answer OPTIONS on {host}:{port} within {timeout:.0f} s; "
             f"log {paths.log}:\n{self.log_tail()}"
         )
-
-    def _declare_location_table(self) -> None:
-        """usrloc checks its table's version at start: db_redis reads it from the
-        ``version`` table's row in Redis, which nothing else writes."""
-        client = redis.Redis.from_url(self.settings.redis_url)
-        try:
-            client.hset(
-                "version:entry::location",
-                mapping={"table_name": "location", "table_version": LOCATION_TABLE_VERSION},
-            )
-        except redis.RedisError as exc:
-            raise EdgeError(f"the edge keeps registrations in Redis, which failed: {exc}") from None
-        finally:
-            client.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop Kamailio (SIGTERM, then SIGKILL to its process group). Safe to call twice."""
@@ -440,44 +433,39 @@ class Edge:
 
     # ------------------------------------------------------------------ registrations
 
-    def restore_contacts(self) -> int:
-        """Put back the registrations a previous Kamailio kept in Redis (route[KEEP_CONTACTS]):
-        after a crash or kill -9 the agents stay reachable until their softphones register
-        again. Expired contacts are skipped; returns how many were restored. The engine calls
-        it when it restarts its own edge (a first start begins with no registrations)."""
-        import redis  # the edge talks to Redis only here and through Kamailio's ndb_redis
+    def contacts(self, aor: str) -> str:
+        """What the registrar holds for ``aor`` (the extension): ``kamcmd ul.lookup``'s text,
+        with every contact's ``Address`` and ``Socket``; "" when it has none. Read from Redis
+        with ``usrloc_db_mode`` 3, so it shows registrations made at any edge of the center."""
+        # "s:" keeps kamcmd from sending an all-digit extension as an integer.
+        output = self.rpc("ul.lookup", LOCATION_TABLE, f"s:{aor}", check=False)
+        if output.startswith("error:"):
+            if "404" in output or "not found" in output.lower():
+                return ""
+            raise EdgeError(f"kamcmd ul.lookup {aor}: {output}")
+        return output
 
-        key = contacts_key(self.settings)
-        try:
-            client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
-            try:
-                kept: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
-            finally:
-                client.close()
-        except redis.RedisError:
-            log.warning("registrations kept in Redis could not be read; agents must register")
-            return 0
-        now = time.time()
-        restored = 0
-        for extension, lines in kept.items():
-            for line in lines.splitlines():
-                expires_at, _, contact = line.partition(" ")
-                try:
-                    left = int(float(expires_at) - now)
-                except ValueError:
-                    continue
-                if left <= 0 or not contact.startswith(("sip:", "sips:")):
-                    continue
-                # ul.add table AOR contact expires q path(. = none) flags cflags methods
-                output = self.rpc("ul.add", "location", f"s:{extension}", f"s:{contact}",
-                                  str(left), "1.0", "s:.", "0", "0", "0", check=False)  # fmt: skip
-                if output.startswith("error:"):
-                    log.warning("restoring %s -> %s failed: %s", extension, contact, output)
-                else:
-                    restored += 1
-        if restored:
-            log.info("SIP edge: %d registrations restored from Redis", restored)
-        return restored
+    # ------------------------------------------------------------------ dialogs
+
+    def end_slot_dialogs(self, uri: str) -> int:
+        """End the agents' legs of the calls a slot placed (it is gone with its node): the
+        dialog module sends BYE to both ends (the softphone's hangs up the agent's phone; the
+        one to the dead slot goes unanswered). Returns how many were ended."""
+        host, port = uri_host_port(uri)
+        listing = self.rpc("dlg.profile_list", SLOT_PROFILE, f"s:{host}:{port}", check=False)
+        if listing.startswith("error:"):
+            raise EdgeError(f"kamcmd dlg.profile_list {SLOT_PROFILE} {host}:{port}: {listing}")
+        ended = 0
+        for h_entry, h_id in _dialog_ids(listing):
+            output = self.rpc("dlg.end_dlg", h_entry, h_id, check=False)
+            if output.startswith("error:"):  # ended meanwhile (its BYE crossed ours)
+                log.info("dialog %s:%s of slot %s: %s", h_entry, h_id, uri, output)
+                continue
+            ended += 1
+        if ended:
+            log.warning("ended %d agent call(s) of lost slot %s (BYE to the softphones)",
+                        ended, uri)  # fmt: skip
+        return ended
 
     # ------------------------------------------------------------------ RPC
 

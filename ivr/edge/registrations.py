@@ -1,11 +1,11 @@
 """Removing an agent's registration from the running edge (a disabled agent, a new SIP password).
 
-The registrar keeps contacts in memory (``usrloc`` ``db_mode`` 0; a copy in Redis, dropped here
-too, lets a restarted edge put them back), so a phone registered before
-its agent was disabled would keep receiving calls until its registration expired. ``kamcmd
-ul.rm location <aor>`` drops them now; the phone's next REGISTER is then checked against the
-rewritten subscriber table and refused. Any process on the edge's machine may do this: it
-talks to the ctl socket, not to the ``Edge`` object the engine owns.
+The registrar keeps contacts in the center's Redis (``usrloc`` over ``db_redis``, docs/edge.md),
+so a phone registered before its agent was disabled would keep receiving calls until its
+registration expired. ``kamcmd ul.rm location <aor>`` drops them now, from Redis too (so from
+every edge of the center); the phone's next REGISTER is then checked against the rewritten
+subscriber table and refused. Any process on the edge's machine may do this: it talks to the
+ctl socket, not to the ``Edge`` object the engine owns.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import redis
-
 from config.settings import Settings
-from ivr.edge.config import contacts_key
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +28,12 @@ def _kamcmd(settings: Settings) -> str:
     return shutil.which("kamcmd") or "kamcmd"
 
 
-def forget_kept_registration(settings: Settings, aor: str) -> None:
-    """Drop the edge's copy of ``aor``'s contacts in Redis (route[KEEP_CONTACTS]), so a
-    restarted edge does not put back a registration made with old credentials."""
-    try:
-        client = redis.Redis.from_url(settings.redis_url)
-        try:
-            client.hdel(contacts_key(settings), aor)
-        finally:
-            client.close()
-    except redis.RedisError:
-        log.warning("the kept registration of %s could not be dropped from Redis", aor)
-
-
 def drop_registration(settings: Settings, aor: str, timeout: float = 5.0) -> bool:
     """Remove every contact registered for ``aor`` (the extension; ``use_domain`` is off).
 
     Returns True when the edge answered (whether or not the AoR had contacts), False when no
     edge runs on this machine (no ctl socket). Raises RuntimeError when the edge refused.
     """
-    forget_kept_registration(settings, aor)
     socket = Path(settings.sip.kamailio_ctl_socket)
     if not socket.exists():
         return False

@@ -5,11 +5,12 @@ Redis (``ivr/edge/membership.py``); this process runs Kamailio with no slot, and
 second makes its dispatcher match the announcements: a slot announced is added, a slot no
 longer announced (its node stopped, or died and its announcement expired) is removed; a node
 whose liveness key lapsed too is dead, and the calls it carried are ended (``node_failed``,
-``ivr/node_calls.py``). Every second it publishes the readiness record ``/readyz`` reads
-(node name ``edge``), and every 30 s it syncs the agents' SIP credentials, as an engine running
-its own edge does. A stored
-``telephony`` version reaches it through the configuration watcher (``config_watch``): its DIDs
-at once, what else changed on its next restart (``Edge.follow_config``).
+``ivr/node_calls.py``); the agents' phones on its slots' calls get a BYE from the edge (the
+dialogs this edge routed, ``Edge.end_slot_dialogs``). Every second it publishes the readiness
+record ``/readyz`` reads (node name ``edge``), and every 30 s it syncs the agents' SIP
+credentials, as an engine running its own edge does. A stored ``telephony`` version reaches
+it through the configuration watcher (``config_watch``): its DIDs at once, what else changed
+on its next restart (``Edge.follow_config``).
 
 Each dispatcher change waits out Kamailio's ``reload_delta`` (``sip.edge.reload_delta_seconds``),
 so a node's slots join at that pace; nodes announce only running slots, and the pool's warm
@@ -32,10 +33,10 @@ from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.dispatcher import normalize_slot_uri
-from ivr.edge.membership import dead_nodes, members, rotation_of
+from ivr.edge.membership import SlotsSeen, dead_nodes, members, rotation_of
 from ivr.edge.process import Edge, EdgeError
 from ivr.edge.subscribers import sync_subscribers
-from ivr.node_calls import reap
+from ivr.node_calls import alive_key, reap
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class StandaloneEdge:
         self.r: Any = ctx.redis
         self.edge = Edge(ctx.settings, ctx.config, [])
         self.stopping = False
+        self.seen = SlotsSeen()
 
     def announced(self) -> dict[str, str]:
         """slot URI -> the node announcing it."""
@@ -59,6 +61,27 @@ class StandaloneEdge:
             for node, uris in members(self.r, self.ctx.keys.prefix).items()
             for uri in uris
         }
+
+    def hang_up_lost_nodes(self) -> int:
+        """BYE to the agents' phones on the calls of nodes that are gone (no longer announced,
+        liveness key lapsed or withdrawn): the dialogs this edge routed for their slots are
+        ended. Returns how many. A node merely stalled (announcement lapsed, still alive)
+        keeps its calls."""
+        announced = {
+            node: [normalize_slot_uri(uri) for uri in uris]
+            for node, uris in members(self.r, self.ctx.keys.prefix).items()
+        }
+        quiet = self.seen.saw(announced)
+        if not quiet:
+            return 0
+        alive = self.r.mget([alive_key(self.ctx.keys, node) for node in quiet])
+        ended = 0
+        for node, flag in zip(quiet, alive, strict=True):
+            if flag is not None:
+                continue
+            for uri in self.seen.forget(node):
+                ended += self.edge.end_slot_dialogs(uri)
+        return ended
 
     def reconcile(self) -> int:
         """Make the dispatcher match the announcements; the number of changes made."""
@@ -123,6 +146,7 @@ class StandaloneEdge:
                 try:
                     self.reconcile()
                     self.reap_dead_nodes()
+                    self.hang_up_lost_nodes()
                     now = time.monotonic()
                     if now >= next_rotation:
                         publish_rotation(self.r, self.ctx.keys.prefix, self.rotation())

@@ -1,4 +1,5 @@
-"""Where the edge keeps state in the center's Redis: ndb_redis's server and usrloc's db_redis."""
+"""Where the edge keeps state in the center's Redis: ndb_redis's server and usrloc's db_redis
+(its URL and the key prefix that keeps one center's registrations apart from another's)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,27 @@ def redis_server(url: str) -> str:
 
 
 DB_REDIS_SCHEMAS = Path("/usr/share/kamailio/db_redis/kamailio")  # kamailio-redis-modules
-LOCATION_TABLE_VERSION = 9  # the version the location schema file and usrloc expect
+LOCATION_TABLE = "location"  # usrloc's table (save/lookup("location"))
+
+
+def usrloc_key_prefix(prefix: str) -> str:
+    """The center's key prefix, as db_redis puts it in front of the registrations' keys.
+
+    db_redis reads ``<code>:<table>`` in its ``keys`` parameter and names every key of the
+    table ``<code>:<table>:<type>::<values>``: so ``<prefix>:location:entry::<ruid>``. The code
+    ends at the first ``:``, and ``= ; & ,`` separate the parameter's parts, ``* ? [`` would be
+    patterns in its SCANs: a prefix holding any of them cannot name the registrations' keys."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", prefix):
+        raise EdgeConfigError(
+            f"redis_prefix: {prefix!r}: the edge keeps registrations under "
+            f"'<redis_prefix>:{LOCATION_TABLE}:...' and needs letters, digits, '_', '.' or '-' only"
+        )
+    return prefix
+
+
+def registration_keys(prefix: str) -> str:
+    """The pattern of every Redis key holding the center's registrations (db_redis)."""
+    return f"{usrloc_key_prefix(prefix)}:{LOCATION_TABLE}:*"
 
 
 def usrloc_db_url(url: str) -> str:

@@ -184,8 +184,12 @@ class Sipp:
         ]  # fmt: skip
         return command, errors
 
-    def run(self, scenario: Path, local: str, *args: str, timeout: float = 30) -> SippResult:
-        command, errors = self._command(scenario, local, [*args, f"{EDGE_HOST}:{EDGE_PORT}"])
+    def run(
+        self, scenario: Path, local: str, *args: str, timeout: float = 30, edge: str = ""
+    ) -> SippResult:
+        """Run a peer to the end against the edge (``edge``: another one's "host:port")."""
+        target = edge or f"{EDGE_HOST}:{EDGE_PORT}"
+        command, errors = self._command(scenario, local, [*args, target])
         completed = subprocess.run(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
         )

@@ -13,6 +13,7 @@ from callcenter.auth import sip_ha1
 from callcenter.context import AppContext
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile
+from config.settings import EdgeTuning
 from cti.models import Agent
 from ivr.edge.cfgtext import EdgeConfigError
 from ivr.edge.config import edge_config_problems, edge_uri, render_config
@@ -85,7 +86,7 @@ def test_tls_listener_and_registrations_in_redis_are_rendered_and_checked(
     text = render_config(settings, center, paths)
     assert "listen=tls:127.0.0.1:15061" in text and 'loadmodule "tls.so"' in text
     assert f'"certificate", "{paths.tls_dir / "edge.crt"}"' in text  # generated for the demo
-    assert 'modparam("usrloc", "db_mode", 1)' in text
+    assert 'modparam("usrloc", "db_mode", 3)' in text  # Redis only: every edge sees them
     assert 'modparam("usrloc", "db_url", "redis://127.0.0.1:' in text
     settings.sip.tls_port = 0
     plain = render_config(settings, center, paths)
@@ -109,6 +110,27 @@ def test_tls_listener_and_registrations_in_redis_are_rendered_and_checked(
     unix = settings.model_copy(update={"redis_url": "unix:///run/redis.sock?db=0"})
     with pytest.raises(EdgeConfigError, match=r"registrations in Redis over TCP"):
         render_config(unix, center, paths)
+
+
+def test_registrations_keys_are_under_the_centers_prefix(
+    state_dir: Path, center: CenterConfig
+) -> None:
+    settings = make_settings(state_dir).model_copy(update={"redis_prefix": "center-b"})
+    paths = edge_paths(settings)
+    text = render_config(settings, center, paths)
+    assert '"center-b:location=entry:ruid&usrdom:username&' in text
+    assert '"center-b:version=entry:table_name"' in text
+    in_memory = settings.model_copy(
+        update={"sip": settings.sip.model_copy(update={"edge": EdgeTuning(usrloc_db_mode=1)})}
+    )
+    assert 'modparam("usrloc", "db_mode", 1)' in render_config(in_memory, center, paths)
+    # db_redis takes the text before the first ':' as the keys' prefix, and ';=&,' or a SCAN
+    # pattern's characters would break its keys parameter: such a prefix is named.
+    for bad in ("cc:test", "a=b", "a;b", "a*", "", "a b"):
+        wrong = settings.model_copy(update={"redis_prefix": bad})
+        with pytest.raises(EdgeConfigError, match=r"redis_prefix"):
+            render_config(wrong, center, paths)
+        assert any("redis_prefix" in p for p in edge_config_problems(wrong, center))
 
 
 def test_tls_trunk_is_refused_with_a_clear_message(state_dir: Path, center: CenterConfig) -> None:

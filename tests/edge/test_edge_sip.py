@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile, Trunk
@@ -72,8 +73,8 @@ def test_register_with_right_password_wrong_password_and_unknown_user(
     assert register(sipp, "1001", "wrong-password", 403)
     assert register(sipp, "1999", "pw1999", 403)
     # 1001 may not register on behalf of 1002 even with 1001's own valid credentials.
-    assert "AoR: 1001" in edge.rpc("ul.dump")
-    assert "AoR: 1999" not in edge.rpc("ul.dump")
+    assert edge.contacts("1001")
+    assert not edge.contacts("1999")
 
 
 def test_new_agent_registers_without_reload(start_edge: EdgeFactory, sipp: Sipp) -> None:
@@ -445,8 +446,8 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
             ["baresip", "-f", str(config_dir)], stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_for(lambda: "AoR: 1001" in edge.rpc("ul.dump"), 10, "baresip registered as 1001")
-        assert f"Socket: {transport}:127.0.0.1:{port}" in edge.rpc("ul.dump")
+        wait_for(lambda: edge.contacts("1001"), 10, "baresip registered as 1001")
+        assert f"Socket: {transport}:127.0.0.1:{port}" in edge.contacts("1001")
         # -rtp_echo: the "slot" answers RTP, so the softphone's media has a live peer.
         call = sipp.run(
             sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "1000",
@@ -454,8 +455,8 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
         )  # fmt: skip
         assert call.ok(), call.errors
         if transport == "udp":
-            # The edge killed and started again: the registration kept in Redis is loaded,
-            # and the next call reaches the phone, which has not registered again.
+            # The edge killed and started again: the registration is in Redis (usrloc over
+            # db_redis), and the next call reaches the phone, which has not registered again.
             # Kamailio's main process alone: its children live on with the SIP ports, and
             # the start ends them (their process group runs this edge's configuration).
             group = edge.pid or 0
@@ -464,7 +465,7 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
             assert _group_alive(group)
             edge.start()
             assert edge.pid != group and not _group_alive(group)
-            assert "AoR: 1001" in edge.rpc("ul.dump")
+            assert edge.contacts("1001")
             again = sipp.run(
                 sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "500",
                 "-rtp_echo", "-s", "1001",
@@ -476,6 +477,70 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
     log = output.read_text(errors="replace")
     assert log.count("Call established") == (2 if transport == "udp" else 1), log
     assert log.count("200 OK") == 1, log  # one REGISTER answered, before the restart
+
+
+def test_edges_of_one_center_share_registrations_live_and_another_center_sees_none(
+    start_edge: EdgeFactory, edge_settings: Settings, sipp: Sipp, redis_client: redis.Redis
+) -> None:
+    """Three edges on one Redis database: a second edge of the same center (same key prefix)
+    reaches a phone registered at the first after both started, and forgets it when the first
+    drops it; an edge of another center (another prefix) never sees it."""
+    first = start_edge([SLOT_A])
+    second = start_edge([SLOT_A], settings=beside(edge_settings, "127.0.0.5", "second"))
+    other = start_edge(
+        [SLOT_A],
+        settings=beside(edge_settings, "127.0.0.8", "other").model_copy(
+            update={"redis_prefix": "other-center"}
+        ),
+    )
+    _, agent_log = sipp.start(sipp.scenario("slot_uas.xml"), f"{AGENT}:15201")
+    assert register(sipp, "1001", "pw1001", 200)  # at the first edge
+    # Every registration key is under the center's prefix; nothing at the database's top level.
+    keys = sorted(str(k) for k in redis_client.keys("*") if "location" in str(k))
+    assert keys and all(k.startswith("cc:location:") for k in keys), keys
+    assert not redis_client.keys("location:*") and not redis_client.keys("version:*")
+    assert "127.0.0.4:15201" in second.contacts("1001")
+    assert not other.contacts("1001")
+
+    # The slot's call to 1001 through the second edge reaches the phone...
+    call = sipp.run(
+        sipp.scenario("caller.xml"), "127.0.0.1:15101", "-m", "1", "-d", "100", "-s", "1001",
+        "-aa", edge="127.0.0.5:15060",
+    )  # fmt: skip
+    assert call.ok(), call.errors
+    assert len(log_lines(agent_log, "INVITE")) == 1
+    # ... through the other center's edge it finds an agent that is not registered there.
+    offline = sipp.run(
+        sipp.scenario("invite_rejected.xml", 480), "127.0.0.1:15101", "-m", "1", "-s", "1001",
+        edge="127.0.0.8:15060",
+    )  # fmt: skip
+    assert offline.ok(), offline.errors
+    assert len(log_lines(agent_log, "INVITE")) == 1
+
+    # Dropped at the first edge (a disabled agent): gone from the second at once.
+    first.rpc("ul.rm", "location", "s:1001")
+    assert not second.contacts("1001")
+    gone = sipp.run(
+        sipp.scenario("invite_rejected.xml", 480), "127.0.0.1:15101", "-m", "1", "-s", "1001",
+        edge="127.0.0.5:15060",
+    )  # fmt: skip
+    assert gone.ok(), gone.errors
+
+
+def beside(settings: Settings, host: str, name: str) -> Settings:
+    """Settings for another edge on ``host`` (same port), with its own state directory."""
+    state = settings.state_dir / name
+    return settings.model_copy(
+        update={
+            "state_dir": state,
+            "sip": settings.sip.model_copy(
+                update={
+                    "edge_host": host,
+                    "kamailio_ctl_socket": str(state / "kamailio" / "ctl.sock"),
+                }
+            ),
+        }
+    )
 
 
 def test_outbound_numbers_go_only_to_the_configured_trunk(
