@@ -189,7 +189,7 @@ def test_unknown_did_gets_404_and_reaches_no_slot(
     moved = dataclasses.replace(
         center, telephony=center.telephony.model_copy(update={"sip_domain": "cc.example"})
     )
-    # The DID gone again and a new domain (the realm): both live (tests/edge/test_edge_live_rules.py)
+    # The DID gone again and a new domain (the realm): both live (test_edge_live_rules.py)
     assert edge.follow_config(moved) == ["dids", "rules"]
     result = sipp.run(
         sipp.scenario("invite_rejected.xml", 404), f"{CALLER}:15301", "-m", "1", "-s", "4009999999"
