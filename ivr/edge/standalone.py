@@ -8,8 +8,8 @@ whose liveness key lapsed too is dead, and the calls it carried are ended (``nod
 ``ivr/node_calls.py``). Every second it publishes the readiness record ``/readyz`` reads
 (node name ``edge``), and every 30 s it syncs the agents' SIP credentials, as an engine running
 its own edge does. A stored
-``telephony`` version reaches it through the configuration watcher (``config_watch``): its DIDs
-at once, what else changed on its next restart (``Edge.follow_config``).
+``telephony`` version reaches it through the configuration watcher (``config_watch``): DIDs,
+trunks, dial plan and domain at once, without restarting Kamailio (``Edge.follow_config``).
 
 Each dispatcher change waits out Kamailio's ``reload_delta`` (``sip.edge.reload_delta_seconds``),
 so a node's slots join at that pace; nodes announce only running slots, and the pool's warm
