@@ -31,6 +31,7 @@ from callcenter.context import AppContext, build_context
 from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from config.loader import CenterConfig
 from config.settings import Settings
+from ivr.edge.cfgtext import EdgeConfigError
 from ivr.edge.dispatcher import normalize_slot_uri
 from ivr.edge.membership import dead_nodes, members, rotation_of
 from ivr.edge.process import Edge, EdgeError
@@ -104,7 +105,7 @@ class StandaloneEdge:
     def follow_config(self, config: CenterConfig) -> None:
         try:
             self.edge.follow_config(config)
-        except EdgeError:
+        except (EdgeError, EdgeConfigError):  # the edge keeps the rules it has
             log.exception("applying the new telephony settings to the edge failed")
 
     def run(self) -> None:
