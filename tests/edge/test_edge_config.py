@@ -317,3 +317,26 @@ def test_dids_from_trunks_only_is_on_in_production(state_dir: Path, center: Cent
     assert "$sht(rules=>trunk_addresses) > 0" in text
     bare = with_telephony(center, trunks={})
     assert rules(production, bare)["trunk_addresses"] == 0
+
+
+def test_a_version_the_edge_cannot_take_changes_nothing(
+    state_dir: Path, center: CenterConfig
+) -> None:
+    from ivr.edge.process import Edge
+
+    edge = Edge(make_settings(state_dir), center, [])
+    edge.render()
+    tables = {name: (edge.paths.db_dir / name).read_text() for name in ("dids", "rules")}
+    bad = with_telephony(
+        center,
+        dids=[{"number": "4009999999"}],
+        trunks={"carrier": {"host": "no-such-host.invalid"}},
+    )
+    with pytest.raises(EdgeConfigError, match=r"trunks\.carrier\.host: cannot resolve"):
+        edge.follow_config(bad)
+    # Neither table was written (the DIDs are rendered with the rules, then both written).
+    assert {name: (edge.paths.db_dir / name).read_text() for name in tables} == tables
+    assert edge.center_config is center
+    good = with_telephony(center, trunks={"carrier": {"host": "192.0.2.10"}})
+    assert edge.follow_config(good) == ["rules"]  # not running: written, nothing to reload
+    assert "trunk.carrier:" in (edge.paths.db_dir / "rules").read_text()
