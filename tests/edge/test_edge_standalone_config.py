@@ -155,10 +155,14 @@ def test_callcenter_edge_follows_a_telephony_version_stored_through_the_api(
 
         def applied() -> bool:
             trunk = kamcmd(settings, "htable.get", "rules", "trunk.carrier")
-            did = kamcmd(settings, "htable.get", "dids", NEW_DID)
+            did = kamcmd(settings, "htable.get", "dids", f"s:{NEW_DID}")  # not a number
             return "127.0.0.7" in trunk and not did.startswith("error")
 
-        wait_for(applied, 10, "the running edge holding the new DID and trunk")
+        try:
+            wait_for(applied, 10, "the running edge holding the new DID and trunk")
+        except AssertionError as exc:
+            log = (settings.state_dir / "edge-process.log").read_text(errors="replace")
+            raise AssertionError(f"{exc}; callcenter edge's log:\n{log[-4000:]}") from None
         print(f"\nstored version in the standalone edge's Kamailio after "
               f"{(time.monotonic() - stored_at) * 1000:.0f} ms")  # fmt: skip
 
