@@ -52,8 +52,9 @@ class VersionPublic(BaseModel):
     diff: list[dict[str, Any]]
     # What took the new version at once; every other process takes it when it next starts.
     applied_live: list[str] = []
-    # Settings of this version that a running process takes only when it restarts (the SIP
-    # edge's trunks, dial plan and domain: docs/admin.md); empty when nothing waits.
+    # Settings of this version that a running process takes only when it restarts; empty:
+    # nothing waits any more (the SIP edge reloads its trunks, dial plan and domain live,
+    # docs/admin.md). Kept for clients that read it.
     restart_needed: list[str] = []
 
 

@@ -597,11 +597,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "admin.other_file": {"zh-CN": "其他文件", "en": "another file"},
     "admin.rules_hint": {
         "zh-CN": "保存后立即对 API、路由、后台任务和引擎生效（新提示音先生成，"
-        "再用于新来电）；SIP 边缘立即采用新的接入号码，中继、拨号规则和域名在边缘重启后生效。"
+        "再用于新来电）；SIP 边缘立即采用新的接入号码、中继、拨号规则和域名，无需重启。"
         "进行中的通话不受影响。",
         "en": "Saved versions reach the API, router, worker and engine at once (new prompts are "
-        "rendered first, then used for new calls); the SIP edge takes new DIDs at once, trunks, "
-        "the dial plan and the domain at its next restart. Calls in progress are never touched.",
+        "rendered first, then used for new calls); the SIP edge takes new DIDs, trunks, the dial "
+        "plan and the domain at once, without a restart. Calls in progress are never touched.",
     },
 }
 

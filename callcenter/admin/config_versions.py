@@ -15,7 +15,8 @@ What a stored version changes at once, and what waits for a restart (docs/admin.
   with; and a notice tells the API, router and worker processes to reload
   (``config_watch``); the engine's supervisor polls the same notice and hands new calls the
   new version once its prompts are rendered (``ivr/engine_reload.py``), the SIP edge reloads
-  its DIDs (its trunks, dial plan and domain wait for its restart: ``restart_needed``).
+  its DIDs, trunks, outbound trunk, dial plan and domain (data in htables, ``ivr/edge/rules.py``:
+  no restart, calls in progress untouched).
 """
 
 from __future__ import annotations
@@ -233,10 +234,8 @@ def apply_live(ctx: AppContext, config: CenterConfig, *, name: str, version: int
     Returns what was applied and what waits for a restart, for the answer."""
     from callcenter.admin.config_watch import publish_change, use_config
     from cti.services import routing_for
-    from ivr.edge.trunks import edge_restart_needed  # pure Python: no pjsua2
     from ivr.live_config import ENGINE_FILES
 
-    previous = ctx.config
     use_config(ctx, config)
     applied = ["this API process"]
     if name == "queues":
@@ -254,10 +253,11 @@ def apply_live(ctx: AppContext, config: CenterConfig, *, name: str, version: int
             "engine: new calls, once the changed prompts are rendered (calls in progress keep "
             "the version they started with)"
         )
-    restart_needed: list[str] = []
     if name == "telephony":
-        applied.append("SIP edge: DIDs (reloaded at once)")
-        restart_needed = [
-            f"{key} (SIP edge restart)" for key in edge_restart_needed(previous, config)
-        ]
-    return Applied(applied, restart_needed)
+        # Everything the edge takes from telephony.toml is data it reloads (ivr/edge/rules.py).
+        applied.append(
+            "SIP edge: DIDs, trunks, outbound trunk, dial plan, domain (reloaded at once)"
+        )
+    # Nothing a stored version changes waits for a restart any more; the field stays for
+    # clients, always empty.
+    return Applied(applied, [])

@@ -27,10 +27,10 @@ order a request meets it (the ``kamailio.cfg`` this module writes says the same 
    SDP rewritten by rtpengine (``media_relay``).
 
 The script itself is ``templates/kamailio.cfg`` with ``@@NAME@@`` placeholders; the pieces
-rendered from settings live by concern: ``dispatcher`` (the slot set), ``trunks`` (trunk
-routes, DIDs, dial plan), ``screening`` (scanners, Contacts, SDP policy, trusted sources),
-``tls`` and ``stores`` (Redis for ndb_redis and usrloc). Everything here is pure Python:
-nothing imports pjsua2.
+rendered from settings live by concern: ``dispatcher`` (the slot set), ``trunks`` and
+``rules`` (trunks, dial plan, realm: data in the ``rules`` htable), ``dids``, ``screening``
+(scanners, Contacts, SDP policy, trusted sources), ``tls`` and ``stores`` (Redis for
+ndb_redis and usrloc). Everything here is pure Python: nothing imports pjsua2.
 """
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ from urllib.parse import urlsplit
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.cfgtext import EdgeConfigError, quote
+from ivr.edge.dids import render_did_check
 from ivr.edge.dispatcher import SLOT_SET, normalize_slot_uri
 from ivr.edge.media_relay import render_module, render_routes
 from ivr.edge.paths import EdgePaths, edge_paths
+from ivr.edge.rules import rules
 from ivr.edge.screening import (
     REFUSED_SDP,
     SDP_BAD_PATTERNS,
@@ -55,12 +57,6 @@ from ivr.edge.screening import (
 )
 from ivr.edge.stores import DB_REDIS_SCHEMAS, redis_server, usrloc_db_url, usrloc_key_prefix
 from ivr.edge.tls import render_tls
-from ivr.edge.trunks import (
-    render_dial_plan_check,
-    render_did_check,
-    render_trunk_route,
-    trusted_addresses,
-)
 
 
 def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) -> str:
@@ -87,6 +83,9 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         # sun_path is 108 bytes; Kamailio fails late and obscurely past it.
         raise EdgeConfigError(f"sip.kamailio_ctl_socket: path too long: {paths.ctl_socket}")
     tls_listen, tls_module = render_tls(settings, paths, host)
+    # The telephony rules are data the running edge reloads (ivr/edge/rules.py), not script:
+    # built here too, so a wrong trunk (or an unresolvable host) is named before a start.
+    rules(settings, center)
     values = {
         "TLS_LISTEN": tls_listen,
         "TLS_MODULE": tls_module,
@@ -94,7 +93,6 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "CHILDREN": str(tuning.children),
         "HOST": host,
         "PORT": str(sip.edge_port),
-        "DOMAIN": domain,
         "CTL": quote(f"unix:{paths.ctl_socket}"),
         "FR_TIMER": str(tuning.fr_timer_ms),
         "FR_INV_TIMER": str(tuning.fr_inv_timer_ms),
@@ -113,12 +111,12 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "RELOAD_DELTA": str(tuning.reload_delta_seconds),
         "SLOT_SET": str(SLOT_SET),
         "MAX_ATTEMPTS": str(tuning.max_slot_attempts),
-        "REALM": quote(domain),
-        "TRUSTED_CHECK": render_trusted_check(trusted_addresses(settings, center)).rstrip("\n"),
-        "DID_CHECK": render_did_check(settings, center).rstrip("\n"),
+        # The digest realm is telephony.sip_domain, from the rules htable (live).
+        "REALM": '"$sht(rules=>realm)"',
+        "TRUSTED_CHECK": render_trusted_check().rstrip("\n"),
+        "DID_CHECK": render_did_check(settings).rstrip("\n"),
         "SCANNER_CHECK": render_scanner_check(tuning.scanner_user_agents).rstrip("\n"),
-        "CONTACT_CHECK": render_contact_check(settings, center),
-        "DIAL_PLAN_CHECK": render_dial_plan_check(center),
+        "CONTACT_CHECK": render_contact_check(settings),
         "REDIS_SERVER": quote(redis_server(settings.redis_url)),
         "DB_REDIS_SCHEMAS": quote(str(DB_REDIS_SCHEMAS)),
         "USRLOC_DB_URL": quote(usrloc_db_url(settings.redis_url)),
@@ -136,7 +134,6 @@ def render_config(settings: Settings, center: CenterConfig, paths: EdgePaths) ->
         "MAX_LINES": str(tuning.max_sdp_lines),
         "MAX_LINE": str(tuning.max_sdp_line_length),
         "MAX_LINE_PLUS_ONE": str(tuning.max_sdp_line_length + 1),
-        "TRUNK_ROUTE": render_trunk_route(center),
         "MEDIA_RELAY_MODULE": render_module(settings),
         "MEDIA_RELAY_ROUTES": render_routes(settings).rstrip("\n"),
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.loader import CenterConfig
+from config.settings import Settings
 from ivr.edge.subscribers import write_table
 
 DIDS_TABLE = "dids"
@@ -39,3 +40,26 @@ def render_dids_table(center: CenterConfig) -> str:
 def write_dids_table(db_dir: Path, center: CenterConfig) -> bool:
     """Write the table if it differs; whether it changed."""
     return write_table(db_dir / DIDS_TABLE, render_dids_table(center))
+
+
+def render_did_check(settings: Settings) -> str:
+    """Sets $var(did) for $rU; with ``dids_from_trunks_only`` refuses a DID called from
+    anywhere but a trunk address (the ``rules`` htable's ``peer.<address>`` = 1), unless no
+    trunk address is configured at all."""
+    lines = ["\t$var(did) = 0;", "\tif ($sht(dids=>$rU) != $null) $var(did) = 1;"]
+    only_trunks = settings.sip.edge.dids_from_trunks_only
+    if only_trunks is None:
+        only_trunks = settings.environment == "production"
+    if only_trunks:
+        # A DID is the carrier's number: a call to it from anywhere else bypasses the carrier.
+        lines += [
+            "\tif ($var(did) == 1 && $sht(rules=>trunk_addresses) > 0",
+            "\t\t\t&& $sht(rules=>peer.$si) != 1) {",
+            '\t\txlog("L_NOTICE", "edge: INVITE from $si:$sp to DID $rU refused: not a trunk\\n");',
+            '\t\t$var(refused) = "not_from_trunk";',
+            "\t\troute(CALL_REFUSED);",
+            '\t\tsl_send_reply("403", "Forbidden");',
+            "\t\texit;",
+            "\t}",
+        ]
+    return "\n".join(lines) + "\n"

@@ -35,14 +35,14 @@ from callcenter.supervision import die_with_parent
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.config import edge_probe_address, render_config, uri_host_port
-from ivr.edge.dids import DIDS_TABLE, did_keys, write_dids_table
+from ivr.edge.dids import DIDS_TABLE, render_dids_table
 from ivr.edge.dispatcher import SLOT_SET, normalize_slot_uri, render_dispatcher_list, slot_attrs
 from ivr.edge.media_relay import MediaRelay, MediaRelayError, control_address
 from ivr.edge.paths import EdgePaths, edge_paths
+from ivr.edge.rules import RULES_TABLE, render_rules_table
 from ivr.edge.stores import LOCATION_TABLE
-from ivr.edge.subscribers import ensure_tables
+from ivr.edge.subscribers import ensure_tables, write_table
 from ivr.edge.tls import tls_files
-from ivr.edge.trunks import edge_restart_needed
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +198,8 @@ class Edge:
         for directory in (paths.directory, paths.runtime_dir, paths.ctl_socket.parent):
             directory.mkdir(parents=True, exist_ok=True)
         ensure_tables(paths.db_dir)
-        write_dids_table(paths.db_dir, self.center_config)
         text = render_config(self.settings, self.center_config, paths)
+        self._write_data(self.center_config)
         if self.settings.sip.tls_port:
             certificate, key = tls_files(self.settings, paths)
             if not certificate.exists() and not self.settings.sip.tls_certificate:
@@ -208,20 +208,34 @@ class Edge:
         self._write_slot_list()
 
     def follow_config(self, center_config: CenterConfig) -> list[str]:
-        """A new configuration while running: the DIDs at once (their table rewritten and
-        ``htable.reload dids``: calls in progress untouched); returns the telephony settings
-        that changed and wait for the edge's next restart (``edge_restart_needed``)."""
-        previous, self.center_config = self.center_config, center_config
-        if write_dids_table(self.paths.db_dir, center_config) and self.is_running():
-            self.rpc("htable.reload", DIDS_TABLE)
-            log.info("SIP edge: DIDs reloaded (%s)", ", ".join(did_keys(center_config)))
-        waiting = edge_restart_needed(previous, center_config)
-        if waiting:
-            log.warning(
-                "SIP edge: %s changed; the running edge keeps the old ones until it restarts",
-                ", ".join(waiting),
+        """A new configuration while running: every telephony setting the edge takes is data
+        (the ``dids`` and ``rules`` htables), so each changed table is rewritten and reloaded
+        (``kamcmd htable.reload``): the next request uses it, calls in progress are untouched,
+        Kamailio is not restarted. Returns the tables reloaded. A configuration the edge cannot
+        take (e.g. a trunk host that does not resolve here) raises ``EdgeConfigError`` and
+        changes nothing: the edge keeps the rules it has."""
+        started = time.monotonic()
+        changed = self._write_data(center_config)
+        self.center_config = center_config
+        if self.is_running():
+            for table in changed:
+                self.rpc("htable.reload", table)
+        if changed:
+            log.info(
+                "SIP edge: %s reloaded in %.0f ms (no restart)",
+                " and ".join(changed),
+                (time.monotonic() - started) * 1000,
             )
-        return waiting
+        return changed
+
+    def _write_data(self, center_config: CenterConfig) -> list[str]:
+        """Write the DIDs and rules tables for ``center_config`` (both rendered before either
+        is written); the tables whose file changed."""
+        texts = {
+            DIDS_TABLE: render_dids_table(center_config),
+            RULES_TABLE: render_rules_table(self.settings, center_config),
+        }
+        return [name for name, text in texts.items() if write_table(self.paths.db_dir / name, text)]
 
     def start(self, timeout: float = 15.0) -> None:
         """Render the configuration, run Kamailio, and return once it answers OPTIONS."""

@@ -6,11 +6,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.cfgtext import EdgeConfigError
 from ivr.edge.dispatcher import SLOT_SET
-from ivr.edge.trunks import trunk_addresses
 
 
 def render_scanner_check(user_agents: list[str]) -> str:
@@ -34,25 +32,26 @@ def render_scanner_check(user_agents: list[str]) -> str:
     )
 
 
-def render_contact_check(settings: Settings, center: CenterConfig) -> str:
-    """Contact hosts a softphone may not register: the edge, the slots' host, trunks."""
+def render_contact_check(settings: Settings) -> str:
+    """Contact hosts a softphone may not register: the edge, the slots' host, and trunks'
+    addresses (data: the ``rules`` htable's ``peer.<address>`` = 1, ivr/edge/rules.py)."""
     forbidden = [settings.sip.edge_host, settings.sip.slot_host]
-    forbidden.extend(trunk_addresses(settings, center))
     lines = []
     for address in dict.fromkeys(forbidden):
         for form in (address, f"[{address}]") if ":" in address else (address,):
             lines.append(f'\tif ($var(chost) == "{form}") $var(bad) = 1;')
+    lines.append("\tif ($sht(rules=>peer.$var(chost)) == 1) $var(bad) = 1;")
     if not ipaddress.ip_address(settings.sip.edge_host).is_loopback:
         # An edge on a real address: a loopback Contact would point at the edge's own host.
         lines.append('\tif ($var(chost) =~ "^(127[.]|\\[?::1\\]?$|localhost$)") $var(bad) = 1;')
     return "\n".join(lines)
 
 
-def render_trusted_check(addresses: list[str]) -> str:
+def render_trusted_check() -> str:
+    """Slots, and the addresses the ``rules`` htable lists (trunks, flood exemptions)."""
     lines = ["\t$var(trusted) = 0;"]
     lines.append(f'\tif (ds_is_from_list("{SLOT_SET}", "2")) $var(trusted) = 1;')
-    for address in addresses:
-        lines.append(f'\tif ($si == "{address}") $var(trusted) = 1;')
+    lines.append("\tif ($sht(rules=>peer.$si) != $null) $var(trusted) = 1;")
     return "\n".join(lines) + "\n"
 
 

@@ -9,8 +9,8 @@ whose liveness key lapsed too is dead, and the calls it carried are ended (``nod
 dialogs this edge routed, ``Edge.end_slot_dialogs``). Every second it publishes the readiness
 record ``/readyz`` reads (node name ``edge``), and every 30 s it syncs the agents' SIP
 credentials, as an engine running its own edge does. A stored ``telephony`` version reaches
-it through the configuration watcher (``config_watch``): its DIDs at once, what else changed
-on its next restart (``Edge.follow_config``).
+it through the configuration watcher (``config_watch``): DIDs, trunks, dial plan and domain at
+once, without restarting Kamailio (``Edge.follow_config``).
 
 Each dispatcher change waits out Kamailio's ``reload_delta`` (``sip.edge.reload_delta_seconds``),
 so a node's slots join at that pace; nodes announce only running slots, and the pool's warm
@@ -32,6 +32,7 @@ from callcenter.context import AppContext, build_context
 from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from config.loader import CenterConfig
 from config.settings import Settings
+from ivr.edge.cfgtext import EdgeConfigError
 from ivr.edge.dispatcher import normalize_slot_uri
 from ivr.edge.membership import SlotsSeen, dead_nodes, members, rotation_of
 from ivr.edge.process import Edge, EdgeError
@@ -127,7 +128,7 @@ class StandaloneEdge:
     def follow_config(self, config: CenterConfig) -> None:
         try:
             self.edge.follow_config(config)
-        except EdgeError:
+        except (EdgeError, EdgeConfigError):  # the edge keeps the rules it has
             log.exception("applying the new telephony settings to the edge failed")
 
     def run(self) -> None:

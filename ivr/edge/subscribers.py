@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 SUBSCRIBER_TABLE_VERSION = 7
 SUBSCRIBER_HEADER = "id(int,auto) username(str) domain(str) ha1(str)"
 VERSION_HEADER = "table_name(str) table_version(int)"
-# htable's `dids` table (ivr/edge/dids.py), in the same db_text database.
+# htable's tables in the same db_text database: `dids` (ivr/edge/dids.py) and `rules`
+# (ivr/edge/rules.py).
 DIDS_TABLE_VERSION = 2
 
 _HA1 = re.compile(r"^[0-9a-f]{32}$")
@@ -115,6 +116,7 @@ def ensure_tables(db_dir: Path) -> None:
     version = db_dir / "version"
     expected = (
         f"{VERSION_HEADER}\nsubscriber:{SUBSCRIBER_TABLE_VERSION}\ndids:{DIDS_TABLE_VERSION}\n"
+        f"rules:{DIDS_TABLE_VERSION}\n"
     )
     if not version.exists() or version.read_text(encoding="utf-8") != expected:
         _write_atomically(version, expected)

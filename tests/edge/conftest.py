@@ -41,6 +41,20 @@ DID = "4008001234"
 _control_ports = itertools.cycle(range(15500, 16000))
 
 
+def _control_port() -> int:
+    """The next SIPp control port not held by another process (a SIPp left running elsewhere
+    would make ours fail to start)."""
+    for _ in range(500):
+        port = next(_control_ports)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free SIPp control port in 15500-15999")
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
     """Poll until predicate() is truthy; fail naming what was awaited."""
     deadline = time.monotonic() + timeout
@@ -178,7 +192,7 @@ class Sipp:
         errors = self.workdir / f"sipp{n}.err"
         command = [
             "sipp", "-sf", str(scenario), "-i", host, "-p", port,
-            "-cp", str(next(_control_ports)), "-nostdin",
+            "-cp", str(_control_port()), "-nostdin",
             "-trace_err", "-error_file", str(errors),
             *args,
         ]  # fmt: skip

@@ -20,6 +20,7 @@ from ivr.edge.config import edge_config_problems, edge_uri, render_config
 from ivr.edge.dids import render_dids_table, write_dids_table
 from ivr.edge.dispatcher import normalize_slot_uri, render_dispatcher_list
 from ivr.edge.paths import edge_paths
+from ivr.edge.rules import render_rules_table, rules, write_rules_table
 from ivr.edge.subscribers import (
     SUBSCRIBER_HEADER,
     Subscriber,
@@ -56,9 +57,14 @@ def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: Center
         "862161234567:0:1:1:0",
         "+862161234567:0:1:1:0",
     ]
-    assert '$si == "192.0.2.10"' in text  # trunk exempt from flood bans
-    assert '$si == "198.51.100.7"' in text
-    assert '"sip:9" + $rU + "@192.0.2.10:5070;transport=udp"' in text
+    # Trunks, their addresses and the realm are data too (ivr/edge/rules.py), not script.
+    assert "192.0.2.10" not in text and "callcenter.local" not in text
+    data = rules(settings, center)
+    assert data["peer.192.0.2.10"] == 1  # a trunk: flood-exempt, DIDs, never a Contact
+    assert data["peer.198.51.100.7"] == 2  # flood-exempt only
+    assert data["trunk.carrier"] == "sip:9|@192.0.2.10:5070;transport=udp"
+    assert data["outbound"] == "carrier" and data["trunks"] == 1
+    assert data["realm"] == "callcenter.local"
     assert "@@" not in text
     # Trap: a "#!define" with a trailing comment would carry the comment into its value.
     assert not [
@@ -68,6 +74,12 @@ def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: Center
     paths.dispatcher_list.write_text(render_dispatcher_list(["127.0.0.1:21000"]))
     write_subscribers(paths.db_dir, [])
     write_dids_table(paths.db_dir, center)
+    write_rules_table(paths.db_dir, render_rules_table(settings, center))
+    # db_text's separator is escaped in the table (an IPv6 trunk host, the dial plan)
+    assert (
+        "trunk.carrier:0:0:sip\\:9|@192.0.2.10\\:5070;transport=udp:0"
+        in (paths.db_dir / "rules").read_text().splitlines()
+    )
     check = subprocess.run(
         ["kamailio", "-c", "-f", str(paths.config), "-Y", str(paths.runtime_dir)],
         capture_output=True,
@@ -151,7 +163,11 @@ def test_no_trunk_means_slots_cannot_call_out(state_dir: Path, center: CenterCon
     settings = make_settings(state_dir)
     text = render_config(settings, center, edge_paths(settings))
     route = text.split("route[TO_TRUNK] {", 1)[1].split("\n}", 1)[0]
-    assert 'sl_send_reply("403"' in route and "t_relay" not in route and "RELAY" not in route
+    no_trunk = route.split("$sht(rules=>trunks) == 0) {", 1)[1].split("}", 1)[0]
+    assert 'sl_send_reply("403"' in no_trunk and "exit;" in no_trunk
+    data = rules(settings, center)
+    assert data["trunks"] == 0 and "outbound" not in data
+    assert not [key for key in data if key.startswith("trunk.")]
 
 
 @pytest.mark.parametrize(
@@ -215,7 +231,11 @@ def test_rewrite_within_the_same_second_changes_the_mtime(tmp_path: Path) -> Non
     write_subscribers(tmp_path, [Subscriber("1001", "r", ha1), Subscriber("1002", "r", ha1)])
     second = os.stat(tmp_path / "subscriber").st_mtime
     assert int(second) > int(first)
-    assert (tmp_path / "version").read_text().splitlines()[1:] == ["subscriber:7", "dids:2"]
+    assert (tmp_path / "version").read_text().splitlines()[1:] == [
+        "subscriber:7",
+        "dids:2",
+        "rules:2",
+    ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
@@ -290,8 +310,10 @@ def test_security_rules_are_rendered_from_settings(state_dir: Path, center: Cent
     assert "if ($bs > 4096)" in text
     assert "$var(fails) >= 3" in text
     assert '=~ "(friendly-scanner|scan[.]tool)"' in text
-    assert '$rU =~ "^((1[3-9][0-9]{9})|(0[1-9][0-9]{9,10}))$"' in text
-    assert '$rU =~ "^(00852[0-9]{4,12})$"' in text
+    data = rules(settings, center)  # the dial plan is data (rules htable), not script
+    assert data["plan.national"] == "^((1[3-9][0-9]{9})|(0[1-9][0-9]{9,10}))$"
+    assert data["plan.international"] == "^(00852[0-9]{4,12})$"
+    assert "plan.international" not in rules(settings, with_telephony(center, dial_plan={}))
     # An edge on a loopback address (tests) cannot refuse loopback Contacts wholesale.
     assert '"^(127[.]' not in text
     settings.sip.edge_host = "192.0.2.5"
@@ -311,10 +333,12 @@ def test_dids_from_trunks_only_is_on_in_production(state_dir: Path, center: Cent
     assert "not a trunk" not in render_config(settings, center, edge_paths(settings))
     production = settings.model_copy(update={"environment": "production"})
     text = render_config(production, center, edge_paths(production))
-    assert 'if ($si == "192.0.2.10") $var(from_trunk) = 1;' in text
-    # No trunk at all: nothing to compare with, so DIDs stay reachable.
+    assert "refused: not a trunk" in text and "$sht(rules=>peer.$si) != 1" in text
+    assert rules(production, center)["peer.192.0.2.10"] == 1
+    # No trunk at all: nothing to compare with, so DIDs stay reachable (checked live).
+    assert "$sht(rules=>trunk_addresses) > 0" in text
     bare = with_telephony(center, trunks={})
-    assert "not a trunk" not in render_config(production, bare, edge_paths(production))
+    assert rules(production, bare)["trunk_addresses"] == 0
 
 
 @pytest.mark.parametrize("mode", ["nat", "always"])
@@ -358,3 +382,26 @@ def test_media_relay_off_by_default_and_bad_sockets_named(
     settings.sip.media_relay.port_max = 39000
     with pytest.raises(EdgeConfigError, match="port_min"):
         render_config(settings, center, paths)
+
+
+def test_a_version_the_edge_cannot_take_changes_nothing(
+    state_dir: Path, center: CenterConfig
+) -> None:
+    from ivr.edge.process import Edge
+
+    edge = Edge(make_settings(state_dir), center, [])
+    edge.render()
+    tables = {name: (edge.paths.db_dir / name).read_text() for name in ("dids", "rules")}
+    bad = with_telephony(
+        center,
+        dids=[{"number": "4009999999"}],
+        trunks={"carrier": {"host": "no-such-host.invalid"}},
+    )
+    with pytest.raises(EdgeConfigError, match=r"trunks\.carrier\.host: cannot resolve"):
+        edge.follow_config(bad)
+    # Neither table was written (the DIDs are rendered with the rules, then both written).
+    assert {name: (edge.paths.db_dir / name).read_text() for name in tables} == tables
+    assert edge.center_config is center
+    good = with_telephony(center, trunks={"carrier": {"host": "192.0.2.10"}})
+    assert edge.follow_config(good) == ["rules"]  # not running: written, nothing to reload
+    assert "trunk.carrier:" in (edge.paths.db_dir / "rules").read_text()

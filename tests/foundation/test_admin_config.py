@@ -170,15 +170,18 @@ def test_a_document_is_checked_against_the_other_files(client: TestClient, ctx: 
     assert client.put("/api/v1/config/queues", json=queues, headers=admin).status_code == 422
 
 
-def test_a_telephony_version_says_what_waits_for_an_edge_restart(client: TestClient) -> None:
+def test_a_telephony_version_waits_for_no_edge_restart(client: TestClient) -> None:
     admin = auth(client, "admin")
     telephony = client.get("/api/v1/config/telephony", headers=admin).json()["document"]
     telephony["sip_domain"] = "hotline.example"
     telephony["dids"].append({"number": "4008009999"})
     stored = client.put("/api/v1/config/telephony", json=telephony, headers=admin)
     assert stored.status_code == 201, stored.text
-    assert "SIP edge: DIDs (reloaded at once)" in stored.json()["applied_live"]
-    assert stored.json()["restart_needed"] == ["telephony.sip_domain (SIP edge restart)"]
+    assert (
+        "SIP edge: DIDs, trunks, outbound trunk, dial plan, domain (reloaded at once)"
+        in stored.json()["applied_live"]
+    )
+    assert stored.json()["restart_needed"] == []  # the domain too is live at the edge
 
 
 def test_only_admins_and_only_known_files(client: TestClient) -> None:
