@@ -44,36 +44,8 @@ from callcenter.streams import CallEvent, Command, CommandType, EventType
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr import leg_uris, recording_files
+from ivr.call_core import actions as act
 from ivr.call_core import ending, inbound, leg_facts, offer, transfer
-from ivr.call_core.actions import (
-    Actions,
-    AgentMissed,
-    CallAction,
-    CheckMedia,
-    CommandRefused,
-    ConsultComplete,
-    ConsultEnd,
-    DeferAnnouncement,
-    Dial,
-    DialCustomer,
-    DropAgent,
-    DropLeg,
-    EmitEvent,
-    EndCall,
-    Finish,
-    HangupLeg,
-    Play,
-    PromoteConsult,
-    ReportStatus,
-    Rewire,
-    RunMenu,
-    ScheduleAnnouncements,
-    StartRecording,
-    StopAnnouncements,
-    StopPrompt,
-    TearDown,
-    WithdrawOffer,
-)
 from ivr.call_core.commands import on_command
 from ivr.call_core.originate import dial_customer, originate
 from ivr.call_core.state import (
@@ -85,6 +57,7 @@ from ivr.call_core.state import (
     forced_outcome,
 )
 from ivr.call_core.timers import on_tick
+from ivr.leg_table import LegTable
 from ivr.legs import (
     DigitReceived,
     Leg,
@@ -95,8 +68,7 @@ from ivr.legs import (
 )
 from ivr.live_config import EngineConfig, SlotConfigSwitch
 from ivr.media import CallMedia
-from ivr.menu import Action, Emit, PlayPrompts
-from ivr.menu import StopPrompt as MenuStopPrompt
+from ivr.menu import Action, Emit, PlayPrompts, StopPrompt
 from ivr.prompts import PromptFile
 from ivr.slot_streams import USE_CONFIG, SlotStreams
 from ivr.spec import SlotSpec
@@ -159,13 +131,10 @@ class SlotEngine:
         self.stop = threading.Event()
         self.streams = SlotStreams(spec, settings, status, self.stop, control)
         self.commands = self.streams.commands
-        self.legs: dict[str, Leg] = {}  # role -> the leg in that role now
-        # legs hung up on purpose and not yet DISCONNECTED: kept referenced (pjsua would
-        # otherwise hang them up behind our back) and counted against MAX_LEGS
-        self.leaving: list[Leg] = []
         self.graveyard: list[Any] = []
         self.conv: Conversation | None = None
         self.media = CallMedia(prompts["hold.music"].path, self.graveyard)
+        self.legs = LegTable(self.media, self.graveyard)
         self.ep: Any = None
         self.account: Any = None
         self.next_media_check = 0.0
@@ -200,17 +169,15 @@ class SlotEngine:
     def _shutdown(self) -> None:
         """Tear down on this thread: end the call properly, pump, drop everything, destroy."""
         if self.conv is not None and self.conv.close_at is None:
-            self._end_call(self.conv, EndCall("shutdown", "failed"))
+            self._end_call(self.conv, act.EndCall("shutdown", "failed"))
         deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and (self.conv is not None or self.legs or self.leaving):
+        while time.monotonic() < deadline and (self.conv is not None or self.legs.any_left()):
             self.ep.libHandleEvents(POLL_MS)
             self._step()
-        stragglers = [*self.legs.values(), *self.leaving]
+        stragglers = self.legs.forget()
         for leg in stragglers:
             with contextlib.suppress(pj.Error):
                 leg.hangup(pj.CallOpParam(True))
-        self.legs.clear()
-        self.leaving.clear()
         self.media.clear()
         self.media.prompt_player = self.media.music_player = self.media.recorder = None
         self.graveyard.clear()
@@ -277,7 +244,7 @@ class SlotEngine:
         self.streams.publish(event)
 
     def _command_failed(
-        self, command: Command, reason: str, refused: CommandRefused | None = None
+        self, command: Command, reason: str, refused: act.CommandRefused | None = None
     ) -> None:
         # kind / mode / agent_id let routing undo what it prepared (a reserved transfer target)
         context: dict[str, Any] = {
@@ -295,22 +262,14 @@ class SlotEngine:
         self.streams.publish(event)
 
     def _legs_view(self) -> LegsView:
-        agent, customer = self.legs.get("agent"), self.legs.get("caller")
-        return LegsView(
-            any_left=bool(self.legs or self.leaving),
-            agent_ringing=agent is not None and not agent.confirmed,
-            customer_ringing=customer is not None and not customer.confirmed,
-            prompt_playing=self.media.prompt_player is not None,
-            roles=frozenset(self.legs),
-            lines=len(self.legs) + len(self.leaving),
-        )
+        return self.legs.view(prompt_playing=self.media.prompt_player is not None)
 
     # ------------------------------------------------------------ incoming calls
     def incoming(self, account: pj.Account, call_id: int, source: str) -> None:
         leg = Leg(self, "caller", account, call_id)
         info = leg.getInfo()
         did = user_part(info.localUri)
-        busy = self.conv is not None or bool(self.legs or self.leaving)
+        busy = self.conv is not None or self.legs.any_left()
         allowed = self.spec.source_allowed(source)
         refusal, why = inbound.refusal(did, self.setup, source_allowed=allowed, busy=busy)
         if refusal:
@@ -320,7 +279,7 @@ class SlotEngine:
             leg.hangup(op)
             self.graveyard.append(leg)
             return
-        self.legs["caller"] = leg
+        self.legs.add(leg)
         conv, actions = inbound.arrived(
             uuid.uuid4().hex,
             user_part(info.remoteUri),
@@ -347,7 +306,7 @@ class SlotEngine:
             self._leg_dtmf(fact.leg, fact.digit, fact.method, fact.at)
 
     def _leg_media(self, leg: Leg, index: int) -> None:
-        if leg.gone or self.legs.get(leg.role) is not leg:
+        if leg.gone or not self.legs.is_current(leg):
             return
         if leg.media_dead:
             return
@@ -364,7 +323,7 @@ class SlotEngine:
         leg.last_code = code or leg.last_code
         if state == pj.PJSIP_INV_STATE_EARLY and not leg.ringing:
             leg.ringing = True
-            if self.conv is not None and self._is_current(leg):
+            if self.conv is not None and self.legs.is_current(leg):
                 self._carry_out(self.conv, leg_facts.on_leg_ringing(self.conv, leg.role))
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.confirmed:
             leg.confirmed = True
@@ -373,12 +332,8 @@ class SlotEngine:
             leg.gone = True
             self._leg_disconnected(leg, code, reason)
 
-    def _is_current(self, leg: Leg) -> bool:
-        """A leg we hung up on purpose is no longer in ``legs``: its late facts change nothing."""
-        return self.legs.get(leg.role) is leg
-
     def _leg_confirmed(self, leg: Leg) -> None:
-        if not self._is_current(leg):
+        if not self.legs.is_current(leg):
             # answered just as we cancelled it (200 OK crossed our CANCEL): end it again
             with contextlib.suppress(pj.Error):
                 leg.hangup(pj.CallOpParam(True))
@@ -386,14 +341,7 @@ class SlotEngine:
             self._carry_out(self.conv, leg_facts.on_leg_answered(self.conv, leg.role))
 
     def _leg_disconnected(self, leg: Leg, code: int, reason: str) -> None:
-        current = self._is_current(leg)
-        if current:
-            del self.legs[leg.role]
-        if leg in self.leaving:
-            self.leaving.remove(leg)
-        if self.media.owns(leg):  # not a newer leg in the same role
-            self.media.forget(leg.role)
-        self.graveyard.append(leg)
+        current = self.legs.disconnected(leg)
         conv = self.conv
         if conv is None or not current:
             return
@@ -428,13 +376,13 @@ class SlotEngine:
                 command.call_id or uuid.uuid4().hex,
                 command.data,
                 self.setup,
-                busy=conv is not None or bool(self.legs),
+                busy=conv is not None or bool(self.legs.by_role),
                 now=now,
                 wall_now=wall_now,
             )
             if new is None:
                 for refused in actions:
-                    if isinstance(refused, CommandRefused):
+                    if isinstance(refused, act.CommandRefused):
                         self._command_failed(command, refused.reason, refused)
                 return
             self.conv = new
@@ -448,59 +396,59 @@ class SlotEngine:
 
     # ------------------------------------------------------------ carrying out actions
     def _carry_out(
-        self, conv: Conversation, actions: Actions, command: Command | None = None
+        self, conv: Conversation, actions: act.Actions, command: Command | None = None
     ) -> None:
         """Carry out the call core's actions in order; ``command``: the one they answer
         (its refusals become ``command_failed``)."""
         for action in actions:
-            if isinstance(action, CommandRefused):
+            if isinstance(action, act.CommandRefused):
                 if command is not None:
                     self._command_failed(command, action.reason, action)
                 else:
                     log.warning("call %s: %s", conv.call_id, action.reason)
-            elif isinstance(action, Dial):
+            elif isinstance(action, act.Dial):
                 self._dial(conv, action, command)
             else:
                 self._action_handlers[type(action)](conv, action)
 
-    def _core(self, conv: Conversation, actions: Actions) -> None:
+    def _core(self, conv: Conversation, actions: act.Actions) -> None:
         self._carry_out(conv, actions)
 
     def _build_action_handlers(self) -> dict[type, Callable[[Conversation, Any], None]]:
-        handlers: dict[type[CallAction], Callable[[Conversation, Any], None]] = {
-            EmitEvent: lambda _conv, a: self.emit(a.type, a.node, a.data, a.at),
-            ReportStatus: lambda _conv, a: self._send_status(a.status),
-            EndCall: self._end_call,
-            TearDown: lambda _conv, _a: self._tear_down(),
-            Finish: self._finish,
-            AgentMissed: lambda conv, a: self._core(conv, offer.agent_missed(conv, a.reason)),
-            WithdrawOffer: lambda conv, a: self._core(
+        handlers: dict[type[act.CallAction], Callable[[Conversation, Any], None]] = {
+            act.EmitEvent: lambda _conv, a: self.emit(a.type, a.node, a.data, a.at),
+            act.ReportStatus: lambda _conv, a: self._send_status(a.status),
+            act.EndCall: self._end_call,
+            act.TearDown: lambda _conv, _a: self._tear_down(),
+            act.Finish: self._finish,
+            act.AgentMissed: lambda conv, a: self._core(conv, offer.agent_missed(conv, a.reason)),
+            act.WithdrawOffer: lambda conv, a: self._core(
                 conv, offer.withdraw_offer(conv, a.reason, self._legs_view())
             ),
-            ConsultEnd: self._consult_end,
-            ConsultComplete: lambda conv, a: self._core(
+            act.ConsultEnd: self._consult_end,
+            act.ConsultComplete: lambda conv, a: self._core(
                 conv, transfer.consult_complete(conv, by=a.by, consult_leg="consult" in self.legs)
             ),
-            DialCustomer: lambda conv, _a: self._core(
+            act.DialCustomer: lambda conv, _a: self._core(
                 conv, dial_customer(conv, self.setup, now=time.monotonic())
             ),
-            Rewire: lambda _conv, _a: self._rewire(),
-            Play: lambda _conv, a: self._play(list(a.paths), a.duration),
-            StopPrompt: lambda _conv, _a: self._stop_prompt(),
-            RunMenu: lambda _conv, a: self._run_actions(list(a.actions)),
-            HangupLeg: lambda _conv, a: self._cancel_leg(a.role),
-            DropLeg: self._drop_leg,
-            DropAgent: lambda _conv, a: self._drop_agent(a.reason),
-            PromoteConsult: lambda _conv, _a: self._promote_consult(),
-            CheckMedia: lambda conv, a: self._check_rtp(conv, a.at),
-            StartRecording: lambda conv, _a: self._start_recording(conv),
-            ScheduleAnnouncements: self._schedule_announcements,
-            StopAnnouncements: lambda _conv, _a: setattr(self, "queued_view", {}),
-            DeferAnnouncement: self._defer_announcement,
+            act.Rewire: lambda _conv, _a: self._rewire(),
+            act.Play: lambda _conv, a: self._play(list(a.paths), a.duration),
+            act.StopPrompt: lambda _conv, _a: self._stop_prompt(),
+            act.RunMenu: lambda _conv, a: self._run_actions(list(a.actions)),
+            act.HangupLeg: lambda _conv, a: self.legs.cancel(a.role),
+            act.DropLeg: lambda _conv, a: self.legs.drop(a.role, a.reason),
+            act.DropAgent: lambda _conv, a: self.legs.drop_agent(a.reason),
+            act.PromoteConsult: lambda _conv, _a: self.legs.promote_consult(),
+            act.CheckMedia: lambda conv, a: self._check_rtp(conv, a.at),
+            act.StartRecording: lambda conv, _a: self._start_recording(conv),
+            act.ScheduleAnnouncements: self._schedule_announcements,
+            act.StopAnnouncements: lambda _conv, _a: setattr(self, "queued_view", {}),
+            act.DeferAnnouncement: self._defer_announcement,
         }
         return handlers
 
-    def _dial(self, conv: Conversation, action: Dial, command: Command | None) -> None:
+    def _dial(self, conv: Conversation, action: act.Dial, command: Command | None) -> None:
         leg = Leg(self, action.role, self.account)
         try:
             leg.makeCall(action.uri, pj.CallOpParam(True))
@@ -510,53 +458,9 @@ class SlotEngine:
             )
             self._carry_out(conv, failed, command)
             return
-        self.legs[action.role] = leg
+        self.legs.add(leg)
 
-    def _hang_up(self, leg: Leg, reason: str) -> None:
-        """End one leg on purpose. Media first (``hangup`` frees the leg's conference port at
-        once and pjmedia aborts the process on a stopTransmit to a freed port), then the
-        hangup (a CANCEL while it rings). The leg leaves ``legs`` now, so a new leg may take
-        its role at once, and waits in ``leaving`` until pjsua reports it DISCONNECTED."""
-        if leg.gone:
-            return
-        leg.intentional_hangup = leg.intentional_hangup or reason
-        if self.media.owns(leg):
-            self.media.forget(leg.role, disconnect=True)
-        if self.legs.get(leg.role) is leg:
-            del self.legs[leg.role]
-        if leg not in self.leaving:
-            self.leaving.append(leg)
-        with contextlib.suppress(pj.Error):
-            leg.hangup(pj.CallOpParam(True))
-
-    def _drop_leg(self, _conv: Conversation, action: DropLeg) -> None:
-        leg = self.legs.get(action.role)
-        if leg is not None:
-            self._hang_up(leg, action.reason)
-
-    def _cancel_leg(self, role: str) -> None:
-        """Hang up a leg without taking it out of its role (its DISCONNECTED ends the call)."""
-        leg = self.legs.get(role)
-        if leg is not None:
-            with contextlib.suppress(pj.Error):
-                leg.hangup(pj.CallOpParam(True))
-
-    def _drop_agent(self, reason: str) -> None:
-        """The agent's leg goes, and a supervisor following the agent with it."""
-        agent = self.legs.get("agent")
-        if agent is not None:
-            self._hang_up(agent, reason)
-        supervisor = self.legs.get("super")
-        if supervisor is not None:
-            self._hang_up(supervisor, "agent_left")
-
-    def _promote_consult(self) -> None:
-        leg = self.legs.pop("consult")
-        self.media.hand_over(leg)
-        leg.role = "agent"
-        self.legs["agent"] = leg
-
-    def _consult_end(self, conv: Conversation, action: ConsultEnd) -> None:
+    def _consult_end(self, conv: Conversation, action: act.ConsultEnd) -> None:
         ended = transfer.consult_ended(
             conv,
             action.reason,
@@ -567,11 +471,13 @@ class SlotEngine:
         )
         self._carry_out(conv, ended)
 
-    def _schedule_announcements(self, conv: Conversation, _action: ScheduleAnnouncements) -> None:
+    def _schedule_announcements(
+        self, conv: Conversation, _action: act.ScheduleAnnouncements
+    ) -> None:
         queue_cfg = self.setup.queues.get(conv.queue)
         self.queued_view = offer.announcement_view(conv, queue_cfg, time.monotonic())
 
-    def _defer_announcement(self, conv: Conversation, action: DeferAnnouncement) -> None:
+    def _defer_announcement(self, conv: Conversation, action: act.DeferAnnouncement) -> None:
         view = self.queued_view
         if view and view.get("call_id") == conv.call_id:
             view["next_at"] = time.monotonic() + action.seconds
@@ -593,7 +499,7 @@ class SlotEngine:
                 self._carry_out(conv, decided)
 
     def _menu_media(self, conv: Conversation, actions: list[Action]) -> tuple[str, list[str]]:
-        """Play or stop the menu's prompts; the moment a prompt started (ISO) or "", and the
+        """act.Play or stop the menu's prompts; the moment a prompt started (ISO) or "", and the
         names of the files played (rendered prompts are named by a hash of their text)."""
         prompt_at, played = "", []
         for action in actions:
@@ -603,7 +509,7 @@ class SlotEngine:
                 self._play(paths, sum(f.duration for f in files if f is not None))
                 prompt_at = iso(time.time())
                 played = [Path(p).name for p in paths]
-            elif isinstance(action, MenuStopPrompt):
+            elif isinstance(action, StopPrompt):
                 self._stop_prompt()
         return prompt_at, played
 
@@ -665,10 +571,10 @@ class SlotEngine:
         if packets != leg.last_rx_packets:
             leg.last_rx_packets, leg.last_rx_at = packets, now
         elif now - leg.last_rx_at > self.settings.sip.rtp_silence_timeout_seconds:
-            self._end_call(conv, EndCall("rtp_timeout", forced_outcome(conv)))
+            self._end_call(conv, act.EndCall("rtp_timeout", forced_outcome(conv)))
 
     # ------------------------------------------------------------ ending
-    def _end_call(self, conv: Conversation, action: EndCall) -> None:
+    def _end_call(self, conv: Conversation, action: act.EndCall) -> None:
         ended = ending.end_call(
             conv,
             action.reason,
@@ -682,15 +588,13 @@ class SlotEngine:
     def _tear_down(self) -> None:
         # Disconnect everything while every port is valid, then hang up (which frees ports).
         self.media.disconnect_all()
-        for leg in list(self.legs.values()):
-            self._hang_up(leg, "call_ended")
+        self.legs.drop_all("call_ended")
         # Free the recorder now; its header is written while we keep pumping events.
         self.media.release_players()
 
-    def _finish(self, conv: Conversation, action: Finish) -> None:
+    def _finish(self, conv: Conversation, action: act.Finish) -> None:
         if action.forced:  # a leg never confirmed its end: given up on
-            self.legs.clear()
-            self.leaving.clear()
+            self.legs.forget()
         path = conv.recording_path
         recording = recording_files.stopped_facts(path) if path else None
         self._carry_out(conv, ending.finished(conv, recording, wall_now=time.time()))
@@ -716,7 +620,7 @@ class SlotEngine:
             return
         legs = self._legs_view()
         for action in on_tick(conv, now, legs, next_media_check=self.next_media_check):
-            if conv.close_at is not None and not isinstance(action, Finish):
+            if conv.close_at is not None and not isinstance(action, act.Finish):
                 break  # the call ended on an earlier action: the rest would change nothing
             self._carry_out(conv, [action])
 

@@ -48,22 +48,18 @@ class LegGone:
 
 def customer_unreachable_outcome(code: int) -> str:
     """An outbound call's customer never answered: the SIP answer says why."""
-    if code in BUSY_CODES:
-        return "busy"
-    if code in NO_ANSWER_CODES:
-        return "no_answer"
-    return "failed"
+    return "busy" if code in BUSY_CODES else _no_answer_or_failed(code)
 
 
 def consult_failure(answered: bool, code: int) -> str:
     """Why a consultation target's leg ended on its own."""
     if answered:
         return "target_hung_up"
-    if code in DECLINE_CODES:
-        return "declined"
-    if code in NO_ANSWER_CODES:
-        return "no_answer"
-    return "failed"
+    return "declined" if code in DECLINE_CODES else _no_answer_or_failed(code)
+
+
+def _no_answer_or_failed(code: int) -> str:
+    return "no_answer" if code in NO_ANSWER_CODES else "failed"
 
 
 def on_leg_ringing(conv: Conversation, role: str) -> Actions:
