@@ -239,53 +239,26 @@ def test_consult_a_number_keeps_a_caller_already_held() -> None:
     assert conv.consult.agent_id is None and conv.consult.deadline == 130.0
 
 
+TO_1 = {"kind": "agent", "target": "1"}
+NOT_CONNECTED = "only a call connected to an agent can be consulted on"
+FULL = LegsView(roles=frozenset({"agent"}), lines=MAX_LEGS)
+
+
 @pytest.mark.parametrize(
     ("conv", "legs", "data", "why"),
     [
-        (
-            conv_in(CallPhase.queued),
-            BRIDGED_LEGS,
-            {"kind": "agent", "target": "1"},
-            "only a call connected to an agent can be consulted on",
-        ),
-        (
-            conv_in(CallPhase.bridged),
-            CALLER_ONLY,
-            {"kind": "agent", "target": "1"},
-            "only a call connected to an agent can be consulted on",
-        ),
-        (
-            consulting(),
-            BRIDGED_LEGS,
-            {"kind": "agent", "target": "1"},
-            "a consultation is already in progress",
-        ),
-        (
-            conv_in(CallPhase.bridged),
-            BRIDGED_LEGS,
-            {"kind": "fax", "target": "1"},
-            "consult kind 'fax': use agent or number",
-        ),
-        (
-            conv_in(CallPhase.bridged),
-            BRIDGED_LEGS,
-            {"kind": "number", "target": "9"},
-            "'9' is not an allowed consultation target",
-        ),
-        (
-            conv_in(CallPhase.bridged),
-            BRIDGED_LEGS,
-            {"kind": "agent", "target": ""},
-            "'' is not an allowed consultation target",
-        ),
-        (
-            conv_in(CallPhase.bridged),
-            LegsView(roles=frozenset({"agent"}), lines=MAX_LEGS),
-            {"kind": "agent", "target": "1"},
-            "no line left for a consultation (4 per slot)",
-        ),
+        (conv_in(CallPhase.queued), BRIDGED_LEGS, TO_1, NOT_CONNECTED),
+        (conv_in(CallPhase.bridged), CALLER_ONLY, TO_1, NOT_CONNECTED),
+        (consulting(), BRIDGED_LEGS, TO_1, "a consultation is already in progress"),
+        (conv_in(CallPhase.bridged), BRIDGED_LEGS, {"kind": "fax", "target": "1"},
+         "consult kind 'fax': use agent or number"),
+        (conv_in(CallPhase.bridged), BRIDGED_LEGS, {"kind": "number", "target": "9"},
+         "'9' is not an allowed consultation target"),
+        (conv_in(CallPhase.bridged), BRIDGED_LEGS, {"kind": "agent", "target": ""},
+         "'' is not an allowed consultation target"),
+        (conv_in(CallPhase.bridged), FULL, TO_1, "no line left for a consultation (4 per slot)"),
     ],
-)
+)  # fmt: skip
 def test_consult_refusals(
     conv: Conversation, legs: LegsView, data: dict[str, Any], why: str
 ) -> None:
