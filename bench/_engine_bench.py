@@ -30,6 +30,7 @@ from _measure import percentile  # noqa: E402
 
 from callcenter.streams import CallEvent  # noqa: E402
 from callcenter.testkit import sipp  # noqa: E402
+from callcenter.testkit.faults import proc_stat  # noqa: E402
 
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 PREFIX = "bench"
@@ -53,19 +54,11 @@ def summary(values: list[float]) -> str:
 # ---------------------------------------------------------------- /proc figures
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
-
-
 def process_tree(root: int) -> list[int]:
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            fields = _stat(int(entry.name))
+            fields = proc_stat(int(entry.name))
             if fields:
                 parents[int(entry.name)] = int(fields[1])
     found = [root]
@@ -83,7 +76,7 @@ def cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        fields = _stat(pid)
+        fields = proc_stat(pid)
         if fields:
             total += int(fields[11]) + int(fields[12])  # utime + stime
     return total / ticks

@@ -6,7 +6,7 @@ The supervisor renders the prompts of a new version first and then hands the slo
 A slot takes it between calls only (:class:`SlotConfigSwitch`): the call it carries keeps the
 menu, prompts, dial plan and queue settings it started with, to its end; the next call gets
 the new ones. Nothing here decides *what* a call does: ``ivr/menu.py`` and
-``ivr/call_core.py`` do, with whichever generation the slot holds.
+``ivr/call_core/`` do, with whichever generation the slot holds (its ``CallSetup``).
 """
 
 from __future__ import annotations

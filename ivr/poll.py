@@ -22,7 +22,7 @@ from __future__ import annotations
 import signal
 import socket
 
-from ivr.call_core import CallPhase, Conversation
+from ivr.call_core.state import CallPhase, Conversation
 
 POLL_MS = 50  # the fine poll: menu timeouts and prompt ends are checked this often
 IDLE_POLL_MS = 1000  # the longest sleep: idle slots, and settled calls between deadlines

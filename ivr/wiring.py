@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ivr.call_core import CallPhase, Conversation
+from ivr.call_core.state import CallPhase, Conversation
 
 Edge = tuple[str, str]
 WAITING_PHASES = (CallPhase.queued, CallPhase.offering, CallPhase.transferring)

@@ -11,16 +11,12 @@ from collections.abc import Sequence
 import pytest
 
 from callcenter.streams import EventType
-from config.schemas import MenuFile
-from ivr.call_core import (
+from ivr.call_core.actions import (
     AgentMissed,
-    CallPhase,
     CheckMedia,
     CommandRefused,
-    Consult,
     ConsultComplete,
     ConsultEnd,
-    Conversation,
     DialCustomer,
     DropAgent,
     DropLeg,
@@ -28,9 +24,6 @@ from ivr.call_core import (
     EndCall,
     Finish,
     HangupLeg,
-    LegGone,
-    LegsView,
-    Requeue,
     Rewire,
     RunMenu,
     ScheduleAnnouncements,
@@ -38,46 +31,33 @@ from ivr.call_core import (
     StopAnnouncements,
     StopPrompt,
     WithdrawOffer,
-    agent_missed,
-    consult_ended,
+)
+from ivr.call_core.commands import on_command
+from ivr.call_core.leg_facts import (
+    LegGone,
     consult_failure,
     customer_unreachable_outcome,
-    enqueue,
-    forced_outcome,
-    on_command,
     on_leg_answered,
     on_leg_gone,
     on_media_ready,
-    on_tick,
+)
+from ivr.call_core.offer import agent_missed, enqueue
+from ivr.call_core.state import (
+    CallPhase,
+    CommandIn,
+    Consult,
+    Conversation,
+    LegsView,
+    forced_outcome,
     recording_offset,
 )
-from ivr.menu import MenuRunner
+from ivr.call_core.timers import on_tick
+from ivr.call_core.transfer import consult_ended
 from ivr.spec import SlotSpec
 from ivr.wiring import WiringState, present_edges, wanted_edges
+from tests.engine.core_setup import SETUP, conv_in, conv_out, one_node_runner
 
 SHORT = 5.0  # short_abandon_seconds
-MENU = MenuFile.model_validate(
-    {"entry": "main", "nodes": {"main": {"kind": "hangup", "prompt": {"text": "bye"}}}}
-)
-
-
-def one_node_runner() -> MenuRunner:
-    """A real menu runner on a one-node menu (the core only starts it)."""
-    return MenuRunner(MENU, {"main.prompt": 1.0})
-
-
-def conv_in(state: CallPhase = CallPhase.menu, **kw: object) -> Conversation:
-    conv = Conversation(call_id="c1", direction="in", caller="1001", did="4000", state=state)
-    conv.max_until = 1000.0
-    for key, value in kw.items():
-        setattr(conv, key, value)
-    return conv
-
-
-def conv_out(state: CallPhase = CallPhase.originating, **kw: object) -> Conversation:
-    conv = conv_in(state, **kw)
-    conv.direction = "out"
-    return conv
 
 
 def gone(
@@ -369,11 +349,11 @@ def test_slot_spec_allows_only_its_sources() -> None:
 
 # ---------------------------------------------------------------- commands decided without SIP
 
-QUEUES = {"sales", "repair"}
 
-
-def command(conv: Conversation, type_: str, ringing: bool = False, **data: object) -> object:
-    return on_command(conv, type_, dict(data), agent_ringing=ringing, queues=QUEUES)
+def command(conv: Conversation, type_: str, ringing: bool = False, now: float = 0.0,
+            **data: object) -> object:  # fmt: skip
+    legs = LegsView(any_left=True, agent_ringing=ringing, roles=frozenset({"caller"}), lines=1)
+    return on_command(conv, CommandIn(type_, dict(data), legs, SETUP, now, 1000.0 + now))
 
 
 def test_hold_and_unhold_a_connected_call() -> None:
@@ -399,8 +379,7 @@ def test_hold_is_refused_during_a_consultation() -> None:
 
 def test_pause_and_resume_recording_rewire_and_mark_the_span() -> None:
     conv = conv_in(CallPhase.bridged, recording_id="r-1", recording_started_at=100.0)
-    paused = on_command(conv, "pause_recording", {"agent_id": 7}, agent_ringing=False,
-                        queues=QUEUES, now=112.5)  # fmt: skip
+    paused = command(conv, "pause_recording", now=112.5, agent_id=7)
     mark = {"recording_id": "r-1", "offset_s": 12.5, "by": 7}
     assert paused == [Rewire(), EmitEvent(EventType.recording_paused, mark)]
     assert conv.recording_paused
@@ -408,16 +387,17 @@ def test_pause_and_resume_recording_rewire_and_mark_the_span() -> None:
         ("caller", "rec"),
         ("agent", "rec"),
     }
-    again = on_command(conv, "pause_recording", {}, agent_ringing=False, queues=QUEUES, now=113)
+    again = command(conv, "pause_recording", now=113)
     assert again == [CommandRefused("the recording is already paused")]
-    resumed = on_command(conv, "resume_recording", {"agent_id": 7}, agent_ringing=False,
-                         queues=QUEUES, now=120.5)  # fmt: skip
+    resumed = command(conv, "resume_recording", now=120.5, agent_id=7)
     # the file goes on where it stopped: 8 s paused are not in it
     mark = {"recording_id": "r-1", "offset_s": 12.5, "by": 7, "paused_s": 8.0}
     assert resumed == [Rewire(), EmitEvent(EventType.recording_resumed, mark)]
     assert not conv.recording_paused
     assert recording_offset(conv, 130.5) == 22.5
-    assert command(conv, "resume_recording") == [CommandRefused("the recording is not paused")]
+    assert command(conv, "resume_recording", now=121) == [
+        CommandRefused("the recording is not paused")
+    ]
 
 
 def test_pause_is_refused_without_a_recording() -> None:
@@ -435,13 +415,19 @@ def test_hangup_command_ends_the_call_or_only_the_consultation() -> None:
 
 
 def test_cancel_offer() -> None:
-    offering = conv_in(CallPhase.offering, agent_id=5)
+    offering = conv_in(CallPhase.offering, agent_id=5, queue="sales")
+    missed = {"agent_uri": "", "agent_id": 5, "reason": "withdrawn", "queue": "sales"}
     assert command(offering, "cancel_offer", ringing=True, agent_id=5) == [
-        WithdrawOffer("withdrawn")
+        DropLeg("agent", "withdrawn"),
+        EmitEvent(EventType.agent_missed, missed),
+        ScheduleAnnouncements(),
+        Rewire(),
     ]
-    assert command(offering, "cancel_offer", ringing=True, agent_id=5, reason="ring_timeout") == [
-        WithdrawOffer("ring_timeout")
-    ]
+    assert offering.state == CallPhase.queued
+    offering = conv_in(CallPhase.offering, agent_id=5)
+    timed_out = command(offering, "cancel_offer", ringing=True, agent_id=5, reason="ring_timeout")
+    assert isinstance(timed_out, list) and timed_out[0] == DropLeg("agent", "ring_timeout")
+    offering = conv_in(CallPhase.offering, agent_id=5)
     refused = [CommandRefused("no phone is ringing for agent 6 on this call")]
     assert command(offering, "cancel_offer", ringing=True, agent_id=6) == refused
     answered = [CommandRefused("no phone is ringing for agent 5 on this call")]
@@ -451,13 +437,23 @@ def test_cancel_offer() -> None:
     assert command(consulting, "cancel_offer", agent_id=7) == [ConsultEnd("no_answer")]
 
 
+def test_cancel_offer_of_an_outbound_call_ends_it() -> None:
+    originating = conv_out(agent_id=5)
+    actions = command(originating, "cancel_offer", ringing=True, agent_id=5)
+    assert isinstance(actions, list)
+    assert actions[0] == DropLeg("agent", "withdrawn")
+    assert ends(actions) == [EndCall("agent_unreachable", "failed")]
+
+
 def test_requeue() -> None:
-    conv = conv_in(CallPhase.offering, queue="sales", offer_deadline=50.0)
-    assert command(conv, "requeue", queue="repair") == [
-        DropAgent("requeued"),
-        Requeue("repair", requeued_from="sales"),
-    ]
-    assert conv.offer_deadline is None
+    conv = conv_in(CallPhase.offering, queue="sales", offer_deadline=50.0, super_mode="listen")
+    actions = command(conv, "requeue", queue="repair")
+    assert isinstance(actions, list) and actions[0] == DropAgent("requeued")
+    queued = actions[1]
+    assert isinstance(queued, EmitEvent) and queued.type == EventType.call_queued
+    assert queued.data["queue"] == "repair" and queued.data["previous_queue"] == "sales"
+    assert conv.offer_deadline is None and conv.super_mode == ""
+    assert conv.state == CallPhase.queued and conv.queue == "repair"
     assert command(conv, "requeue", queue="nope") == [CommandRefused("queue 'nope' is not defined")]
     bridged = conv_in(CallPhase.bridged)
     assert command(bridged, "requeue", queue="repair") == [
@@ -465,9 +461,10 @@ def test_requeue() -> None:
     ]
 
 
-def test_commands_needing_sip_are_left_to_the_slot() -> None:
-    for type_ in ("offer", "transfer", "listen", "play", "announce", "nonsense"):
-        assert command(conv_in(CallPhase.queued), type_) is None
+def test_an_unknown_command_is_refused() -> None:
+    assert command(conv_in(CallPhase.queued), "nonsense") == [
+        CommandRefused("unknown command type 'nonsense'")
+    ]
 
 
 def test_hand_over_event_names_the_target() -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from ivr.call_core import CallPhase, Consult, Conversation
+from ivr.call_core.state import CallPhase, Consult, Conversation
 from ivr.poll import IDLE_POLL_MS, POLL_MS, poll_ms
 
 NOW = 1000.0

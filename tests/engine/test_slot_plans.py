@@ -5,29 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from config.schemas import TelephonyFile
-from config.settings import SipSettings
 from ivr import leg_uris
 from ivr.menu import Emit, Hangup, PlayPrompts
 from ivr.prompts import PromptFile
 from ivr.survey import SURVEY_DIGIT_SECONDS, survey_runner
-
-SIP = SipSettings(edge_host="127.0.0.9", edge_port=5070)
-TELEPHONY = TelephonyFile.model_validate(
-    {
-        "dids": [{"number": "4000"}],
-        "trunks": {"carrier": {"host": "127.0.0.5", "port": 5080, "outbound_prefix": "9"}},
-        "outbound_trunk": "carrier",
-        "transfer_targets": {
-            "billing": {"name": {"zh-CN": "账务", "en": "Billing"}, "number": "8001"},
-            "lawyer": {
-                "name": {"zh-CN": "律师", "en": "Lawyer"},
-                "number": "13800000000",
-                "trunk": "carrier",
-            },
-        },
-    }
-)
+from tests.engine.core_setup import SIP, TELEPHONY
 
 
 def test_agent_uri_is_an_extension_at_the_edge_unless_a_full_uri() -> None:

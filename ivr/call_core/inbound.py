@@ -1,0 +1,70 @@
+"""An inbound call: whether the slot takes it, the call it starts, and what its voice menu's
+outcomes (queue, call-back, transfer, hang-up) do to it."""
+
+from __future__ import annotations
+
+from callcenter.streams import EventType
+from ivr.call_core.actions import Actions, EmitEvent, EndCall, ReportStatus
+from ivr.call_core.offer import enqueue
+from ivr.call_core.state import CallSetup, Conversation
+from ivr.call_core.transfer import to_number
+from ivr.menu import Action, Enqueue, Hangup, MenuRunner, RequestCallback, TransferTo
+
+SLOT_BUSY = 486
+
+
+def refusal(did: str, setup: CallSetup, *, source_allowed: bool, busy: bool) -> tuple[int, str]:
+    """The SIP answer refusing an INVITE to ``did`` and why; (0, "") to take it."""
+    if not source_allowed:
+        return 403, "source is not the edge"
+    if busy:
+        return SLOT_BUSY, "slot busy"
+    if did not in setup.dids:
+        return 404, f"DID {did!r} not configured"
+    return 0, ""
+
+
+def arrived(
+    call_id: str,
+    caller: str,
+    did: str,
+    setup: CallSetup,
+    *,
+    sip_call_id: str,
+    source: str,
+    now: float,
+    wall_now: float,
+) -> tuple[Conversation, Actions]:
+    """A caller reached ``did``: the call starts in the voice menu at the DID's entry."""
+    conv = Conversation(call_id=call_id, direction="in", caller=caller, did=did, started=wall_now)
+    conv.max_until = now + setup.max_call_seconds
+    conv.runner = MenuRunner(setup.menu, setup.durations, setup.dids[did])
+    arrival = {
+        "caller": caller,
+        "did": did,
+        "direction": "in",
+        "sip_call_id": sip_call_id,
+        "source": source,
+    }
+    return conv, [busy_status(conv), EmitEvent(EventType.call_arrived, arrival)]
+
+
+def busy_status(conv: Conversation) -> ReportStatus:
+    return ReportStatus({"status": "busy", "call_id": conv.call_id, "started": conv.started})
+
+
+def menu_outcome(
+    conv: Conversation, action: Action, setup: CallSetup, *, now: float, wall_now: float
+) -> Actions:
+    """What a menu action other than media and events does to the call."""
+    if isinstance(action, Enqueue):
+        return enqueue(conv, action.queue, action.priority, action.skills, wall_now=wall_now)
+    if isinstance(action, RequestCallback):
+        conv.outcome = "callback"
+        conv.queue = action.queue
+    elif isinstance(action, TransferTo):
+        uri = setup.uris.transfer_target(action.target)
+        return to_number(conv, action.target, uri, now=now, from_menu=True)
+    elif isinstance(action, Hangup):
+        return [EndCall(action.reason, conv.outcome or action.reason)]
+    return []
