@@ -26,7 +26,7 @@ from ivr.call_core.state import CallPhase, Conversation
 
 POLL_MS = 50  # the fine poll: menu timeouts and prompt ends are checked this often
 IDLE_POLL_MS = 1000  # the longest sleep: idle slots, and settled calls between deadlines
-SETTLED = (CallPhase.queued, CallPhase.offering, CallPhase.bridged)
+SETTLED = (CallPhase.waiting, CallPhase.reserved, CallPhase.connected)
 
 
 def poll_ms(

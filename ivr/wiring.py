@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ivr.call_core.state import CallPhase, Conversation
 
 Edge = tuple[str, str]
-WAITING_PHASES = (CallPhase.queued, CallPhase.offering, CallPhase.transferring)
+WAITING_PHASES = (CallPhase.waiting, CallPhase.reserved, CallPhase.transferring)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def wanted_edges(state: WiringState) -> set[Edge]:
     # recording (the center's people on this call), the hold music is not.
     talking = state.consult and state.consult_answered
     wanted = _what_the_caller_hears(state)
-    if state.phase == CallPhase.bridged and not state.held:
+    if state.phase == CallPhase.connected and not state.held:
         wanted |= {("caller", "agent"), ("agent", "caller")}
     if state.consult:
         wanted.add(("consult", "agent"))
@@ -78,7 +78,7 @@ def _what_the_caller_hears(state: WiringState) -> set[Edge]:
 
 def _recorded(state: WiringState, talking: bool) -> set[Edge]:
     edges = {("caller", "rec")}
-    if state.phase == CallPhase.bridged:
+    if state.phase == CallPhase.connected:
         edges.add(("agent", "rec"))
     if talking:
         edges.add(("consult", "rec"))

@@ -54,7 +54,7 @@ def _hangup(conv: Conversation, cmd: CommandIn) -> Actions:
 def _hold(conv: Conversation, _cmd: CommandIn) -> Actions:
     if conv.consult is not None:
         return [CommandRefused(BUSY_WITH_CONSULT)]
-    if conv.state != CallPhase.bridged or conv.held:
+    if conv.state != CallPhase.connected or conv.held:
         return [CommandRefused("only a connected call can be held")]
     conv.held = True
     return [Rewire(), EmitEvent(EventType.held)]
@@ -107,7 +107,7 @@ def _cancel_offer(conv: Conversation, cmd: CommandIn) -> Actions:
     consult = conv.consult
     if consult is not None and not consult.answered and consult.agent_id == agent_id:
         return [ConsultEnd("no_answer")]
-    offered = conv.state in (CallPhase.offering, CallPhase.originating)
+    offered = conv.state in (CallPhase.reserved, CallPhase.originating)
     if cmd.legs.agent_ringing and offered and conv.agent_id == agent_id:
         return withdraw_offer(conv, reason, cmd.legs)
     return [CommandRefused(f"no phone is ringing for agent {agent_id} on this call")]
@@ -117,7 +117,7 @@ def _requeue(conv: Conversation, cmd: CommandIn) -> Actions:
     target = str(cmd.data.get("queue", ""))
     if target not in cmd.setup.queues:
         return [CommandRefused(f"queue {target!r} is not defined")]
-    if conv.state not in (CallPhase.queued, CallPhase.offering):
+    if conv.state not in (CallPhase.waiting, CallPhase.reserved):
         return [CommandRefused(f"call is {conv.state.value}, not waiting")]
     conv.offer_deadline = None
     previous = conv.queue
@@ -131,7 +131,7 @@ def _requeue(conv: Conversation, cmd: CommandIn) -> Actions:
 
 def _supervise(conv: Conversation, cmd: CommandIn) -> Actions:
     """listen / whisper / barge: a supervisor's phone joins (or switches mode)."""
-    if conv.state != CallPhase.bridged:
+    if conv.state != CallPhase.connected:
         return [CommandRefused("supervisors join connected calls only")]
     mode = str(cmd.type)
     uri = str(cmd.data.get("supervisor_uri", ""))
@@ -153,7 +153,7 @@ def _play(conv: Conversation, cmd: CommandIn) -> Actions:
     data, prompts = cmd.data, cmd.setup.prompts
     actions: Actions = []
     outcome = str(data.get("outcome") or "")
-    if outcome in LEAVING_OUTCOMES and conv.state == CallPhase.queued:
+    if outcome in LEAVING_OUTCOMES and conv.state == CallPhase.waiting:
         # Routing's last word to a waiting caller (call-back confirmed, nobody on duty):
         # they no longer wait, so no position announcements, and their hang-up is no
         # abandon; the call ends with this outcome.
@@ -182,7 +182,7 @@ def _play(conv: Conversation, cmd: CommandIn) -> Actions:
 
 def _announce(conv: Conversation, cmd: CommandIn) -> Actions:
     """A waiting caller's position announcement (the command reader's schedule)."""
-    if conv.state != CallPhase.queued:
+    if conv.state != CallPhase.waiting:
         return []  # offered or bridged meanwhile: nothing to announce
     if cmd.legs.prompt_playing:
         return [DeferAnnouncement()]  # e.g. routing's own announcement: try again shortly

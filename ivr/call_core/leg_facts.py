@@ -98,7 +98,7 @@ def _agent_answered(conv: Conversation) -> Actions:
         first = EmitEvent(EventType.transferred, {"kind": "number", "to": conv.agent_uri})
     else:
         first = EmitEvent(EventType.agent_answered, who)
-    conv.state = CallPhase.bridged
+    conv.state = CallPhase.connected
     return [first, StopAnnouncements(), Rewire(), EmitEvent(EventType.bridged, dict(who))]
 
 
@@ -117,7 +117,7 @@ def on_media_ready(conv: Conversation, role: str, *, first: bool, now: float) ->
         conv.answered = True
         bridged = {"agent_uri": conv.agent_uri, "number": conv.caller}
         actions.append(EmitEvent(EventType.bridged, bridged))
-        conv.state = CallPhase.bridged
+        conv.state = CallPhase.connected
     elif role == "agent" and first and conv.direction == "out":
         actions.append(StartRecording())
     return [*actions, Rewire()]
@@ -177,9 +177,9 @@ def _caller_gone(
         ]
     actions: Actions = [EmitEvent(EventType.caller_hung_up, {"state": conv.state.value})]
     # (a consultation in progress ends with the call: ending the call reports it)
-    if conv.state == CallPhase.queued and conv.outcome in LEAVING_OUTCOMES:
+    if conv.state == CallPhase.waiting and conv.outcome in LEAVING_OUTCOMES:
         actions.append(EndCall("caller_hung_up", conv.outcome))
-    elif conv.state in (CallPhase.queued, CallPhase.offering):
+    elif conv.state in (CallPhase.waiting, CallPhase.reserved):
         waited = round(now - conv.queued_at, 3)
         actions.append(EmitEvent(EventType.abandoned, {"queue": conv.queue, "waited": waited}))
         short = waited < short_abandon_seconds

@@ -43,8 +43,8 @@ def agent_missed(conv: Conversation, reason: str) -> Actions:
         )
     ]
     conv.offer_deadline = None
-    if conv.direction == "in" and conv.state in (CallPhase.offering, CallPhase.transferring):
-        conv.state = CallPhase.queued
+    if conv.direction == "in" and conv.state in (CallPhase.reserved, CallPhase.transferring):
+        conv.state = CallPhase.waiting
         actions.append(ScheduleAnnouncements())
     return [*actions, Rewire()]
 
@@ -75,7 +75,7 @@ def enqueue(
     conv.queue, conv.priority, conv.skills = queue_code, priority, skills
     if not conv.queued_at:
         conv.queued_at = wall_now
-    conv.state = CallPhase.queued
+    conv.state = CallPhase.waiting
     queued = {
         "queue": queue_code,
         "priority": priority,
@@ -104,16 +104,16 @@ def offer(
     An offer still ringing is withdrawn first (routing's own ring timer fired before ours):
     the first phone stops ringing before the next one starts."""
     actions: Actions = []
-    if conv.state == CallPhase.offering and legs.agent_ringing:
+    if conv.state == CallPhase.reserved and legs.agent_ringing:
         actions += withdraw_offer(conv, "ring_timeout", legs)
-    if conv.state != CallPhase.queued:
+    if conv.state != CallPhase.waiting:
         return [*actions, CommandRefused(f"call is {conv.state}, not waiting in a queue")]
     if not uri:
         return [*actions, CommandRefused("agent_uri missing")]
     agent_id = data.get("agent_id")
     conv.agent_uri = uri
     conv.agent_id = int(agent_id) if agent_id is not None else None
-    conv.state = CallPhase.offering
+    conv.state = CallPhase.reserved
     conv.offer_deadline = now + ring
     offered = {
         "agent_uri": uri,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from callcenter.call_phases import CallPhase
 from config.schemas import MenuFile, Queue
 from ivr.leg_uris import LegUris
 from ivr.menu import MenuRunner
@@ -34,17 +34,6 @@ CONSULT_NUMBER_RING_SECONDS = 30  # a configured number rings this long for a co
 CUSTOMER_RING_SECONDS = 45  # an outbound call rings the customer this long
 ORIGINATE_AGENT_RING_SECONDS = 30  # an originate without ring_timeout rings the agent this long
 BUSY_WITH_CONSULT = "a consultation is in progress: complete or cancel it"
-
-
-class CallPhase(StrEnum):
-    """Where a call is. An ended call keeps its last phase; ``close_at`` marks the end."""
-
-    menu = "menu"  # the caller walks the voice menu (or a survey asks for its key)
-    originating = "originating"  # an outbound call: the agent's phone, then the customer's
-    queued = "queued"  # waiting in a queue for routing to offer it
-    offering = "offering"  # an agent's phone rings for it
-    transferring = "transferring"  # a transfer to an outside number rings
-    bridged = "bridged"  # the caller talks to an agent (or the transfer target)
 
 
 @dataclass

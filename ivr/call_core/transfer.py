@@ -76,7 +76,7 @@ def _to_agent(conv: Conversation, cmd: CommandIn, target: str) -> Actions:
     the offer refuses is reported as the offer's (routing keeps the transfer)."""
     dropped = drop_agent(conv, "transferred")
     conv.held = False
-    conv.state = CallPhase.queued
+    conv.state = CallPhase.waiting
     data = {"agent_uri": target, "agent_id": cmd.data.get("agent_id")}
     offered = offer(
         conv,
@@ -141,7 +141,7 @@ def _consult_target(conv: Conversation, cmd: CommandIn) -> tuple[str, float] | s
 
 def consult_start(conv: Conversation, cmd: CommandIn) -> Actions:
     """The caller goes on hold (music; still recorded), a new leg rings the target."""
-    if conv.state != CallPhase.bridged or "agent" not in cmd.legs.roles:
+    if conv.state != CallPhase.connected or "agent" not in cmd.legs.roles:
         return [CommandRefused("only a call connected to an agent can be consulted on")]
     if conv.consult is not None:
         return [CommandRefused("a consultation is already in progress")]
@@ -216,7 +216,7 @@ def _hand_over_ringing(conv: Conversation, consult_leg: bool) -> Actions:
     if handed is None:
         return []
     consult, actions = handed
-    conv.state = CallPhase.offering
+    conv.state = CallPhase.reserved
     conv.offer_deadline = consult.deadline
     handed_over = consult.handed_over(answered=False, by="command")
     return [*actions, Rewire(), EmitEvent(EventType.transferred, handed_over)]

@@ -415,7 +415,7 @@ def test_callback_keeps_the_place_and_calls_the_agent_then_the_customer(center: 
     assert (confirmation.data["prompt"], confirmation.data["outcome"]) == (
         "system.callback", "callback",
     )  # fmt: skip
-    pressed = [e for e in center.engine_events(call_id, "digit_received") if e.node == "queued"]
+    pressed = [e for e in center.engine_events(call_id, "digit_received") if e.node == "waiting"]
     assert [(e.data["digit"], e.data["method"]) for e in pressed] == [("1", 1)]
     (scheduled,) = center.events(call_id, "callback_scheduled")
     assert (scheduled.data["queue"], scheduled.data["position"]) == ("repair", 1)

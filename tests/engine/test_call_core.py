@@ -86,31 +86,31 @@ def test_caller_gone_in_menu_is_a_menu_hangup() -> None:
 
 @pytest.mark.parametrize(("waited", "outcome"), [(2.0, "short_abandoned"), (30.0, "abandoned")])
 def test_caller_gone_while_queued_abandons(waited: float, outcome: str) -> None:
-    conv = conv_in(CallPhase.queued, queue="sales", queued_at=100.0)
+    conv = conv_in(CallPhase.waiting, queue="sales", queued_at=100.0)
     actions = on_leg_gone(conv, gone("caller"), now=100.0 + waited, short_abandon_seconds=SHORT)
     assert EmitEvent(EventType.abandoned, {"queue": "sales", "waited": waited}) in actions
     assert ends(actions) == [EndCall("caller_hung_up", outcome)]
 
 
 def test_caller_gone_while_offered_abandons_too() -> None:
-    conv = conv_in(CallPhase.offering, queue="q", queued_at=0.0)
+    conv = conv_in(CallPhase.reserved, queue="q", queued_at=0.0)
     actions = on_leg_gone(conv, gone("caller"), now=60.0, short_abandon_seconds=SHORT)
     assert ends(actions) == [EndCall("caller_hung_up", "abandoned")]
 
 
 @pytest.mark.parametrize("outcome", ["callback", "closed"])
 def test_caller_leaving_after_routing_said_goodbye_is_no_abandon(outcome: str) -> None:
-    conv = conv_in(CallPhase.queued, outcome=outcome)
+    conv = conv_in(CallPhase.waiting, outcome=outcome)
     actions = on_leg_gone(conv, gone("caller"), now=60.0, short_abandon_seconds=SHORT)
     assert EventType.abandoned not in events(actions)
     assert ends(actions) == [EndCall("caller_hung_up", outcome)]
 
 
 def test_caller_gone_after_answer_keeps_the_outcome() -> None:
-    bridged = conv_in(CallPhase.bridged, answered=True)
+    bridged = conv_in(CallPhase.connected, answered=True)
     actions = on_leg_gone(bridged, gone("caller"), now=1.0, short_abandon_seconds=SHORT)
     assert ends(actions) == [EndCall("caller_hung_up", "answered")]
-    transferred = conv_in(CallPhase.bridged, answered=True, outcome="transferred")
+    transferred = conv_in(CallPhase.connected, answered=True, outcome="transferred")
     actions = on_leg_gone(transferred, gone("caller"), now=1.0, short_abandon_seconds=SHORT)
     assert ends(actions) == [EndCall("caller_hung_up", "transferred")]
 
@@ -129,7 +129,7 @@ def test_customer_not_reached(code: int, outcome: str) -> None:
 
 
 def test_an_ended_call_ignores_late_legs() -> None:
-    conv = conv_in(CallPhase.bridged, close_at=5.0)
+    conv = conv_in(CallPhase.connected, close_at=5.0)
     assert on_leg_gone(conv, gone("caller"), now=1.0, short_abandon_seconds=SHORT) == []
 
 
@@ -137,7 +137,7 @@ def test_an_ended_call_ignores_late_legs() -> None:
 
 
 def test_agent_hangs_up_a_connected_call() -> None:
-    conv = conv_in(CallPhase.bridged, answered=True, agent_uri="sip:a@x")
+    conv = conv_in(CallPhase.connected, answered=True, agent_uri="sip:a@x")
     actions = on_leg_gone(conv, gone("agent"), now=1.0, short_abandon_seconds=SHORT)
     assert actions == [
         EmitEvent(EventType.agent_hung_up, {"agent_uri": "sip:a@x"}),
@@ -146,7 +146,7 @@ def test_agent_hangs_up_a_connected_call() -> None:
 
 
 def test_agent_rejects_an_offer_the_caller_waits_again() -> None:
-    conv = conv_in(CallPhase.offering)
+    conv = conv_in(CallPhase.reserved)
     actions = on_leg_gone(
         conv, gone("agent", confirmed=False, code=486), now=1.0, short_abandon_seconds=SHORT
     )
@@ -162,7 +162,7 @@ def test_agent_unreachable_ends_an_outbound_call() -> None:
 
 
 def test_an_agent_leg_we_hung_up_changes_nothing() -> None:
-    conv = conv_in(CallPhase.bridged)
+    conv = conv_in(CallPhase.connected)
     assert (
         on_leg_gone(conv, gone("agent", intentional=True), now=1.0, short_abandon_seconds=SHORT)
         == []
@@ -171,14 +171,14 @@ def test_an_agent_leg_we_hung_up_changes_nothing() -> None:
 
 def test_agent_hanging_up_while_talking_to_the_target_hands_over() -> None:
     consult = Consult(kind="agent", to="t", uri="sip:t@x", agent_id=7, deadline=None, answered=True)
-    conv = conv_in(CallPhase.bridged, consult=consult)
+    conv = conv_in(CallPhase.connected, consult=consult)
     actions = on_leg_gone(conv, gone("agent"), now=1.0, short_abandon_seconds=SHORT)
     assert actions == [ConsultComplete(by="agent_hung_up")]
 
 
 def test_agent_hanging_up_while_the_target_rings_ends_both() -> None:
     consult = Consult(kind="agent", to="t", uri="sip:t@x", agent_id=7, deadline=50.0)
-    conv = conv_in(CallPhase.bridged, consult=consult, answered=True)
+    conv = conv_in(CallPhase.connected, consult=consult, answered=True)
     actions = on_leg_gone(conv, gone("agent"), now=1.0, short_abandon_seconds=SHORT)
     assert actions[0] == ConsultEnd("agent_hung_up", reconnect=False)
     assert ends(actions) == [EndCall("agent_hung_up", "answered")]
@@ -188,7 +188,7 @@ def test_agent_hanging_up_while_the_target_rings_ends_both() -> None:
 
 
 def test_supervisor_leaving_clears_the_mode() -> None:
-    conv = conv_in(CallPhase.bridged, super_mode="barge")
+    conv = conv_in(CallPhase.connected, super_mode="barge")
     assert on_leg_gone(conv, gone("super"), now=1.0, short_abandon_seconds=SHORT) == [Rewire()]
     assert conv.super_mode == ""
 
@@ -207,7 +207,7 @@ def test_consult_target_leg_ends(answered: bool, code: int, why: str) -> None:
     consult = Consult(
         kind="number", to="n", uri="sip:n@x", agent_id=None, deadline=None, answered=answered
     )
-    conv = conv_in(CallPhase.bridged, consult=consult)
+    conv = conv_in(CallPhase.connected, consult=consult)
     leg = gone("consult", confirmed=answered, code=code)
     assert on_leg_gone(conv, leg, now=1.0, short_abandon_seconds=SHORT) == [
         ConsultEnd(why, code=code)
@@ -222,7 +222,7 @@ def test_consult_target_leg_ends(answered: bool, code: int, why: str) -> None:
 
 
 def test_offer_ring_timeout_withdraws_the_offer_once() -> None:
-    conv = conv_in(CallPhase.offering, offer_deadline=10.0)
+    conv = conv_in(CallPhase.reserved, offer_deadline=10.0)
     view = LegsView(any_left=True, agent_ringing=True)
     assert on_tick(conv, 9.9, view, next_media_check=100.0) == []
     assert on_tick(conv, 10.0, view, next_media_check=100.0) == [WithdrawOffer("ring_timeout")]
@@ -238,17 +238,17 @@ def test_outbound_customer_ring_timeout_cancels_the_customer_leg() -> None:
 
 def test_consult_ring_timeout() -> None:
     consult = Consult(kind="agent", to="t", uri="sip:t@x", agent_id=7, deadline=20.0)
-    conv = conv_in(CallPhase.bridged, consult=consult)
+    conv = conv_in(CallPhase.connected, consult=consult)
     assert on_tick(conv, 20.0, LegsView(any_left=True), next_media_check=100.0) == [
         ConsultEnd("no_answer")
     ]
 
 
 def test_prompt_end_and_closing_message() -> None:
-    conv = conv_in(CallPhase.queued, prompt_until=5.0)
+    conv = conv_in(CallPhase.waiting, prompt_until=5.0)
     view = LegsView(any_left=True, prompt_playing=True)
     assert on_tick(conv, 5.0, view, next_media_check=100.0) == [StopPrompt()]
-    conv = conv_in(CallPhase.queued, prompt_until=5.0, hangup_after_prompt=True, outcome="closed")
+    conv = conv_in(CallPhase.waiting, prompt_until=5.0, hangup_after_prompt=True, outcome="closed")
     assert on_tick(conv, 5.0, view, next_media_check=100.0) == [
         StopPrompt(),
         EndCall("message_played", "closed"),
@@ -256,7 +256,7 @@ def test_prompt_end_and_closing_message() -> None:
 
 
 def test_max_duration_ends_the_call_else_media_is_checked() -> None:
-    conv = conv_in(CallPhase.bridged, answered=True, max_until=50.0)
+    conv = conv_in(CallPhase.connected, answered=True, max_until=50.0)
     view = LegsView(any_left=True)
     assert on_tick(conv, 20.0, view, next_media_check=30.0) == []
     assert on_tick(conv, 30.0, view, next_media_check=30.0) == [CheckMedia(30.0)]
@@ -265,7 +265,7 @@ def test_max_duration_ends_the_call_else_media_is_checked() -> None:
 
 
 def test_an_ended_call_finishes_when_its_legs_are_gone_or_given_up() -> None:
-    conv = conv_in(CallPhase.bridged, close_at=10.0)
+    conv = conv_in(CallPhase.connected, close_at=10.0)
     assert on_tick(conv, 10.0, LegsView(any_left=True), next_media_check=0.0) == []
     assert on_tick(conv, 10.0, LegsView(any_left=False), next_media_check=0.0) == [Finish()]
     assert on_tick(conv, 15.0, LegsView(any_left=True), next_media_check=0.0) == [
@@ -282,7 +282,7 @@ def test_menu_caller_hears_the_prompt_and_is_recorded() -> None:
 
 
 def test_waiting_caller_hears_music_not_recorded() -> None:
-    for phase in (CallPhase.queued, CallPhase.offering, CallPhase.transferring):
+    for phase in (CallPhase.waiting, CallPhase.reserved, CallPhase.transferring):
         assert wanted_edges(WiringState(phase, recording=True)) == {
             ("music", "caller"),
             ("caller", "rec"),
@@ -290,16 +290,16 @@ def test_waiting_caller_hears_music_not_recorded() -> None:
 
 
 def test_bridged_talk_and_hold() -> None:
-    talk = wanted_edges(WiringState(CallPhase.bridged, recording=True))
+    talk = wanted_edges(WiringState(CallPhase.connected, recording=True))
     assert talk == {("caller", "agent"), ("agent", "caller"), ("caller", "rec"), ("agent", "rec")}
-    held = wanted_edges(WiringState(CallPhase.bridged, held=True))
+    held = wanted_edges(WiringState(CallPhase.connected, held=True))
     assert held == {("music", "caller")}
-    paused = wanted_edges(WiringState(CallPhase.bridged, recording=False))
+    paused = wanted_edges(WiringState(CallPhase.connected, recording=False))
     assert paused == {("caller", "agent"), ("agent", "caller")}
 
 
 def test_consultation_wiring() -> None:
-    ringing = WiringState(CallPhase.bridged, held=True, recording=True, consult=True)
+    ringing = WiringState(CallPhase.connected, held=True, recording=True, consult=True)
     assert wanted_edges(ringing) == {
         ("music", "caller"),
         ("consult", "agent"),
@@ -307,7 +307,7 @@ def test_consultation_wiring() -> None:
         ("agent", "rec"),
     }
     talking = WiringState(
-        CallPhase.bridged, held=True, recording=True, consult=True, consult_answered=True
+        CallPhase.connected, held=True, recording=True, consult=True, consult_answered=True
     )
     edges = wanted_edges(talking)
     assert {("agent", "consult"), ("consult", "agent"), ("consult", "rec")} <= edges
@@ -319,23 +319,23 @@ def test_consultation_wiring() -> None:
     [("listen", set()), ("whisper", {"agent"}), ("barge", {"agent", "caller", "rec"})],
 )
 def test_supervisor_modes(mode: str, speaks_to: set[str]) -> None:
-    edges = wanted_edges(WiringState(CallPhase.bridged, recording=True, super_mode=mode))
+    edges = wanted_edges(WiringState(CallPhase.connected, recording=True, super_mode=mode))
     assert {("caller", "super"), ("agent", "super")} <= edges
     assert {sink for source, sink in edges if source == "super"} == speaks_to
 
 
 def test_an_ended_call_wants_nothing_and_absent_ports_are_dropped() -> None:
-    assert wanted_edges(WiringState(CallPhase.bridged, closed=True, recording=True)) == set()
-    wanted = wanted_edges(WiringState(CallPhase.bridged, super_mode="listen"))
+    assert wanted_edges(WiringState(CallPhase.connected, closed=True, recording=True)) == set()
+    wanted = wanted_edges(WiringState(CallPhase.connected, super_mode="listen"))
     assert present_edges(wanted, {"caller", "agent"}) == {("caller", "agent"), ("agent", "caller")}
 
 
 def test_wiring_state_of_a_conversation() -> None:
     consult = Consult(kind="agent", to="t", uri="u", agent_id=1, deadline=None, answered=True)
-    conv = conv_in(CallPhase.bridged, consult=consult, recording_paused=True, super_mode="listen")
+    conv = conv_in(CallPhase.connected, consult=consult, recording_paused=True, super_mode="listen")
     state = WiringState.of(conv, recorder=True, prompt_playing=False)
     assert state == WiringState(
-        CallPhase.bridged, consult=True, consult_answered=True, super_mode="listen"
+        CallPhase.connected, consult=True, consult_answered=True, super_mode="listen"
     )
 
 
@@ -357,20 +357,20 @@ def command(conv: Conversation, type_: str, ringing: bool = False, now: float = 
 
 
 def test_hold_and_unhold_a_connected_call() -> None:
-    conv = conv_in(CallPhase.bridged)
+    conv = conv_in(CallPhase.connected)
     assert command(conv, "hold") == [Rewire(), EmitEvent(EventType.held)]
     assert conv.held
     assert command(conv, "hold") == [CommandRefused("only a connected call can be held")]
     assert command(conv, "unhold") == [Rewire(), EmitEvent(EventType.unheld)]
     assert not conv.held
     assert command(conv, "unhold") == [CommandRefused("call is not on hold")]
-    queued = conv_in(CallPhase.queued)
+    queued = conv_in(CallPhase.waiting)
     assert command(queued, "hold") == [CommandRefused("only a connected call can be held")]
 
 
 def test_hold_is_refused_during_a_consultation() -> None:
     consult = Consult(kind="agent", to="t", uri="u", agent_id=7, deadline=9.0)
-    conv = conv_in(CallPhase.bridged, consult=consult, held=True)
+    conv = conv_in(CallPhase.connected, consult=consult, held=True)
     refused = [CommandRefused("a consultation is in progress: complete or cancel it")]
     assert command(conv, "hold") == refused
     assert command(conv, "unhold") == refused
@@ -378,7 +378,7 @@ def test_hold_is_refused_during_a_consultation() -> None:
 
 
 def test_pause_and_resume_recording_rewire_and_mark_the_span() -> None:
-    conv = conv_in(CallPhase.bridged, recording_id="r-1", recording_started_at=100.0)
+    conv = conv_in(CallPhase.connected, recording_id="r-1", recording_started_at=100.0)
     paused = command(conv, "pause_recording", now=112.5, agent_id=7)
     mark = {"recording_id": "r-1", "offset_s": 12.5, "by": 7}
     assert paused == [Rewire(), EmitEvent(EventType.recording_paused, mark)]
@@ -401,21 +401,21 @@ def test_pause_and_resume_recording_rewire_and_mark_the_span() -> None:
 
 
 def test_pause_is_refused_without_a_recording() -> None:
-    conv = conv_in(CallPhase.bridged)
+    conv = conv_in(CallPhase.connected)
     assert command(conv, "pause_recording") == [CommandRefused("this call is not being recorded")]
     assert not conv.recording_paused
 
 
 def test_hangup_command_ends_the_call_or_only_the_consultation() -> None:
     consult = Consult(kind="agent", to="t", uri="u", agent_id=7, deadline=9.0)
-    conv = conv_in(CallPhase.bridged, consult=consult, answered=True)
+    conv = conv_in(CallPhase.connected, consult=consult, answered=True)
     assert command(conv, "hangup", agent_id="7") == [ConsultEnd("target_hung_up")]
     assert command(conv, "hangup", agent_id=3) == [EndCall("command_hangup", "answered")]
     assert command(conv_in(), "hangup") == [EndCall("command_hangup", "failed")]
 
 
 def test_cancel_offer() -> None:
-    offering = conv_in(CallPhase.offering, agent_id=5, queue="sales")
+    offering = conv_in(CallPhase.reserved, agent_id=5, queue="sales")
     missed = {"agent_uri": "", "agent_id": 5, "reason": "withdrawn", "queue": "sales"}
     assert command(offering, "cancel_offer", ringing=True, agent_id=5) == [
         DropLeg("agent", "withdrawn"),
@@ -423,17 +423,17 @@ def test_cancel_offer() -> None:
         ScheduleAnnouncements(),
         Rewire(),
     ]
-    assert offering.state == CallPhase.queued
-    offering = conv_in(CallPhase.offering, agent_id=5)
+    assert offering.state == CallPhase.waiting
+    offering = conv_in(CallPhase.reserved, agent_id=5)
     timed_out = command(offering, "cancel_offer", ringing=True, agent_id=5, reason="ring_timeout")
     assert isinstance(timed_out, list) and timed_out[0] == DropLeg("agent", "ring_timeout")
-    offering = conv_in(CallPhase.offering, agent_id=5)
+    offering = conv_in(CallPhase.reserved, agent_id=5)
     refused = [CommandRefused("no phone is ringing for agent 6 on this call")]
     assert command(offering, "cancel_offer", ringing=True, agent_id=6) == refused
     answered = [CommandRefused("no phone is ringing for agent 5 on this call")]
     assert command(offering, "cancel_offer", ringing=False, agent_id=5) == answered
     consult = Consult(kind="agent", to="t", uri="u", agent_id=7, deadline=9.0)
-    consulting = conv_in(CallPhase.bridged, consult=consult)
+    consulting = conv_in(CallPhase.connected, consult=consult)
     assert command(consulting, "cancel_offer", agent_id=7) == [ConsultEnd("no_answer")]
 
 
@@ -446,23 +446,23 @@ def test_cancel_offer_of_an_outbound_call_ends_it() -> None:
 
 
 def test_requeue() -> None:
-    conv = conv_in(CallPhase.offering, queue="sales", offer_deadline=50.0, super_mode="listen")
+    conv = conv_in(CallPhase.reserved, queue="sales", offer_deadline=50.0, super_mode="listen")
     actions = command(conv, "requeue", queue="repair")
     assert isinstance(actions, list) and actions[0] == DropAgent("requeued")
     queued = actions[1]
     assert isinstance(queued, EmitEvent) and queued.type == EventType.call_queued
     assert queued.data["queue"] == "repair" and queued.data["previous_queue"] == "sales"
     assert conv.offer_deadline is None and conv.super_mode == ""
-    assert conv.state == CallPhase.queued and conv.queue == "repair"
+    assert conv.state == CallPhase.waiting and conv.queue == "repair"
     assert command(conv, "requeue", queue="nope") == [CommandRefused("queue 'nope' is not defined")]
-    bridged = conv_in(CallPhase.bridged)
+    bridged = conv_in(CallPhase.connected)
     assert command(bridged, "requeue", queue="repair") == [
         CommandRefused("call is bridged, not waiting")
     ]
 
 
 def test_an_unknown_command_is_refused() -> None:
-    assert command(conv_in(CallPhase.queued), "nonsense") == [
+    assert command(conv_in(CallPhase.waiting), "nonsense") == [
         CommandRefused("unknown command type 'nonsense'")
     ]
 
@@ -488,7 +488,7 @@ def test_hand_over_event_names_the_target() -> None:
 
 def test_agent_answers_an_offer_the_call_is_bridged() -> None:
     conv = conv_in(
-        CallPhase.offering, agent_uri="sip:a@e", agent_id=4, queue="q", offer_deadline=9.0
+        CallPhase.reserved, agent_uri="sip:a@e", agent_id=4, queue="q", offer_deadline=9.0
     )
     who = {"agent_uri": "sip:a@e", "agent_id": 4, "queue": "q"}
     assert on_leg_answered(conv, "agent") == [
@@ -497,14 +497,14 @@ def test_agent_answers_an_offer_the_call_is_bridged() -> None:
         Rewire(),
         EmitEvent(EventType.bridged, who),
     ]
-    assert conv.state == CallPhase.bridged and conv.answered and conv.offer_deadline is None
+    assert conv.state == CallPhase.connected and conv.answered and conv.offer_deadline is None
 
 
 def test_transfer_target_answers_the_transfer_is_done() -> None:
     conv = conv_in(CallPhase.transferring, agent_uri="sip:8001@e", offer_deadline=30.0)
     actions = on_leg_answered(conv, "agent")
     assert actions[0] == EmitEvent(EventType.transferred, {"kind": "number", "to": "sip:8001@e"})
-    assert conv.state == CallPhase.bridged
+    assert conv.state == CallPhase.connected
 
 
 def test_outbound_agent_answers_then_the_customer_is_dialled() -> None:
@@ -517,7 +517,7 @@ def test_outbound_agent_answers_then_the_customer_is_dialled() -> None:
 
 
 def test_supervisor_and_consult_target_answer() -> None:
-    conv = conv_in(CallPhase.bridged, super_mode="listen", super_uri="sip:s@e")
+    conv = conv_in(CallPhase.connected, super_mode="listen", super_uri="sip:s@e")
     assert on_leg_answered(conv, "super") == [
         EmitEvent(EventType.supervisor_joined, {"mode": "listen", "uri": "sip:s@e"}),
         Rewire(),
@@ -534,7 +534,7 @@ def test_supervisor_and_consult_target_answer() -> None:
 
 def test_offer_missed_puts_an_inbound_caller_back_in_line() -> None:
     conv = conv_in(
-        CallPhase.offering, agent_uri="sip:a@e", agent_id=4, queue="q", offer_deadline=3.0
+        CallPhase.reserved, agent_uri="sip:a@e", agent_id=4, queue="q", offer_deadline=3.0
     )
     actions = agent_missed(conv, "ring_timeout")
     assert actions == [
@@ -545,7 +545,7 @@ def test_offer_missed_puts_an_inbound_caller_back_in_line() -> None:
         ScheduleAnnouncements(),
         Rewire(),
     ]
-    assert conv.state == CallPhase.queued and conv.offer_deadline is None
+    assert conv.state == CallPhase.waiting and conv.offer_deadline is None
     outbound = conv_out(offer_deadline=3.0)
     assert ScheduleAnnouncements() not in agent_missed(outbound, "x")
     assert outbound.state == CallPhase.originating
@@ -566,7 +566,7 @@ def test_outbound_customer_media_bridges_or_starts_the_survey() -> None:
         EmitEvent(EventType.bridged, {"agent_uri": "sip:a@e", "number": "13800000000"}),
         Rewire(),
     ]
-    assert conv.state == CallPhase.bridged and conv.answered
+    assert conv.state == CallPhase.connected and conv.answered
     survey = conv_out(survey=True, runner=one_node_runner())
     actions = on_media_ready(survey, "caller", first=True, now=0.0)
     assert actions[0] == StartRecording() and isinstance(actions[1], RunMenu)
@@ -578,7 +578,7 @@ def test_outbound_customer_media_bridges_or_starts_the_survey() -> None:
 def test_enqueue_then_requeue_keeps_the_first_queued_time() -> None:
     conv = conv_in(runner=one_node_runner())
     actions = enqueue(conv, "sales", 2, ("zh",), wall_now=100.0)
-    assert conv.state == CallPhase.queued and conv.queued_at == 100.0
+    assert conv.state == CallPhase.waiting and conv.queued_at == 100.0
     first = actions[0]
     assert isinstance(first, EmitEvent) and first.type == EventType.call_queued
     assert first.node == "main"
@@ -595,7 +595,7 @@ def test_consult_ends_and_the_caller_it_held_comes_back() -> None:
     consult = Consult(
         kind="agent", to="t", uri="u", agent_id=1, deadline=9.0, started=10.0, held_caller=True
     )
-    conv = conv_in(CallPhase.bridged, consult=consult, held=True)
+    conv = conv_in(CallPhase.connected, consult=consult, held=True)
     actions = consult_ended(conv, "cancelled", agent_present=True, wall_now=12.5)
     assert actions[:2] == [DropLeg("consult", "cancelled"), Rewire()]
     ended = actions[2]
@@ -610,7 +610,7 @@ def test_consult_ending_with_the_call_or_agent_gone_leaves_the_caller_held() -> 
     for reconnect, agent_present in ((False, True), (True, False)):
         consult = Consult(kind="number", to="n", uri="u", agent_id=None, deadline=None)
         consult.held_caller = True
-        conv = conv_in(CallPhase.bridged, consult=consult, held=True)
+        conv = conv_in(CallPhase.connected, consult=consult, held=True)
         actions = consult_ended(
             conv,
             "no_answer",
@@ -622,6 +622,6 @@ def test_consult_ending_with_the_call_or_agent_gone_leaves_the_caller_held() -> 
         assert EmitEvent(EventType.unheld, {"reason": "consult_ended"}) not in actions
         assert conv.held
     consult = Consult(kind="agent", to="t", uri="u", agent_id=1, deadline=9.0)  # held before
-    conv = conv_in(CallPhase.bridged, consult=consult, held=True)
+    conv = conv_in(CallPhase.connected, consult=consult, held=True)
     consult_ended(conv, "cancelled", agent_present=True, wall_now=1.0)
     assert conv.held

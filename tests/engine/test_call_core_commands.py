@@ -84,7 +84,7 @@ def consulting(answered: bool = False, kind: str = "agent", **kw: Any) -> Conver
         held_caller=True,
     )
     return conv_in(
-        CallPhase.bridged,
+        CallPhase.connected,
         consult=consult,
         held=True,
         agent_uri=AGENT,
@@ -99,7 +99,7 @@ def consulting(answered: bool = False, kind: str = "agent", **kw: Any) -> Conver
 
 
 def test_offer_rings_the_agent_for_the_queue_ring_time() -> None:
-    conv = conv_in(CallPhase.queued, queue="sales")
+    conv = conv_in(CallPhase.waiting, queue="sales")
     actions = run(conv, CommandType.offer, agent_uri="1001", agent_id="7")
     assert actions == [
         EmitEvent(
@@ -108,19 +108,19 @@ def test_offer_rings_the_agent_for_the_queue_ring_time() -> None:
         ),
         Dial("agent", AGENT),
     ]
-    assert conv.state == CallPhase.offering and conv.offer_deadline == 120.0
+    assert conv.state == CallPhase.reserved and conv.offer_deadline == 120.0
     assert conv.agent_uri == AGENT and conv.agent_id == 7
 
 
 def test_offer_ring_timeout_from_routing_wins() -> None:
-    conv = conv_in(CallPhase.queued, queue="sales")
+    conv = conv_in(CallPhase.waiting, queue="sales")
     actions = run(conv, CommandType.offer, agent_uri="1001", ring_timeout=8)
     assert event(actions, EventType.agent_offered)["ring_timeout"] == 8.0
     assert conv.offer_deadline == 108.0 and conv.agent_id is None
 
 
 def test_offer_while_another_phone_rings_withdraws_that_offer_first() -> None:
-    conv = conv_in(CallPhase.offering, queue="sales", agent_uri="sip:old@e", agent_id=3)
+    conv = conv_in(CallPhase.reserved, queue="sales", agent_uri="sip:old@e", agent_id=3)
     actions = run(conv, CommandType.offer, RINGING_LEGS, agent_uri="1001", agent_id=7)
     assert actions[0] == DropLeg("agent", "ring_timeout")
     assert event(actions, EventType.agent_missed)["agent_id"] == 3
@@ -128,38 +128,38 @@ def test_offer_while_another_phone_rings_withdraws_that_offer_first() -> None:
 
 
 def test_offer_is_refused_unless_the_call_waits() -> None:
-    conv = conv_in(CallPhase.bridged)
+    conv = conv_in(CallPhase.connected)
     assert refused(run(conv, CommandType.offer, agent_uri="1001")) == [
         "call is bridged, not waiting in a queue"
     ]
 
 
 def test_a_dial_that_fails_is_a_missed_offer() -> None:
-    conv = conv_in(CallPhase.offering, queue="sales", offer_deadline=120.0)
+    conv = conv_in(CallPhase.reserved, queue="sales", offer_deadline=120.0)
     actions = on_dial_failed(conv, "agent", "too many calls", legs=CALLER_ONLY, wall_now=1.0)
     assert event(actions, EventType.agent_missed)["reason"] == "dial failed: too many calls"
-    assert conv.state == CallPhase.queued and conv.offer_deadline is None
+    assert conv.state == CallPhase.waiting and conv.offer_deadline is None
 
 
 # ---------------------------------------------------------------- blind transfers
 
 
 def test_blind_transfer_to_a_queue_requeues_without_the_agent() -> None:
-    conv = conv_in(CallPhase.bridged, queue="sales", held=True, super_mode="listen")
+    conv = conv_in(CallPhase.connected, queue="sales", held=True, super_mode="listen")
     actions = run(conv, CommandType.transfer, BRIDGED_LEGS, kind="queue", target="repair")
     assert actions[:2] == [
         DropAgent("transferred"),
         EmitEvent(EventType.transferred, {"kind": "queue", "to": "repair"}),
     ]
     assert event(actions, EventType.call_queued)["previous_queue"] == "sales"
-    assert conv.state == CallPhase.queued and not conv.held and conv.super_mode == ""
+    assert conv.state == CallPhase.waiting and not conv.held and conv.super_mode == ""
     assert refused(run(conv, CommandType.transfer, kind="queue", target="nope")) == [
         "queue 'nope' is not defined"
     ]
 
 
 def test_blind_transfer_to_an_agent_offers_the_call_to_them() -> None:
-    conv = conv_in(CallPhase.bridged, queue="sales", agent_uri="sip:1000@e", agent_id=1)
+    conv = conv_in(CallPhase.connected, queue="sales", agent_uri="sip:1000@e", agent_id=1)
     actions = run(conv, CommandType.transfer, BRIDGED_LEGS, kind="agent", target="1001", agent_id=7)
     assert actions[:2] == [
         DropAgent("transferred"),
@@ -167,11 +167,11 @@ def test_blind_transfer_to_an_agent_offers_the_call_to_them() -> None:
     ]
     assert event(actions, EventType.agent_offered)["agent_id"] == 7
     assert actions[-1] == Dial("agent", AGENT)
-    assert conv.state == CallPhase.offering and conv.offer_deadline == 120.0
+    assert conv.state == CallPhase.reserved and conv.offer_deadline == 120.0
 
 
 def test_blind_transfer_to_a_number_rings_it_as_a_transfer() -> None:
-    conv = conv_in(CallPhase.bridged, agent_id=1, held=True)
+    conv = conv_in(CallPhase.connected, agent_id=1, held=True)
     actions = run(conv, CommandType.transfer, BRIDGED_LEGS, kind="number", target="billing")
     target = "sip:8001@127.0.0.9:5070"
     assert actions == [DropAgent("transferred"), Rewire(), Dial("agent", target)]
@@ -179,7 +179,7 @@ def test_blind_transfer_to_a_number_rings_it_as_a_transfer() -> None:
     assert conv.agent_uri == target and conv.agent_id is None and not conv.held
     assert conv.offer_deadline == 130.0
     assert refused(
-        run(conv_in(CallPhase.bridged), CommandType.transfer, kind="number", target="9999")
+        run(conv_in(CallPhase.connected), CommandType.transfer, kind="number", target="9999")
     ) == ["'9999' is not an allowed transfer target"]
 
 
@@ -191,7 +191,7 @@ def test_blind_transfer_to_a_number_rings_it_as_a_transfer() -> None:
     ],
 )
 def test_transfer_refusals(data: dict[str, Any], why: str) -> None:
-    assert refused(run(conv_in(CallPhase.bridged), CommandType.transfer, **data)) == [why]
+    assert refused(run(conv_in(CallPhase.connected), CommandType.transfer, **data)) == [why]
 
 
 def test_blind_transfer_is_refused_during_a_consultation() -> None:
@@ -205,7 +205,7 @@ def test_blind_transfer_is_refused_during_a_consultation() -> None:
 
 
 def test_consult_holds_the_caller_and_rings_the_colleague() -> None:
-    conv = conv_in(CallPhase.bridged, queue="sales")
+    conv = conv_in(CallPhase.connected, queue="sales")
     actions = run(
         conv,
         CommandType.transfer,
@@ -230,7 +230,7 @@ def test_consult_holds_the_caller_and_rings_the_colleague() -> None:
 
 
 def test_consult_a_number_keeps_a_caller_already_held() -> None:
-    conv = conv_in(CallPhase.bridged, held=True)
+    conv = conv_in(CallPhase.connected, held=True)
     actions = run(
         conv, CommandType.transfer, BRIDGED_LEGS, mode="consult", kind="number", target="billing"
     )
@@ -247,16 +247,16 @@ FULL = LegsView(roles=frozenset({"agent"}), lines=MAX_LEGS)
 @pytest.mark.parametrize(
     ("conv", "legs", "data", "why"),
     [
-        (conv_in(CallPhase.queued), BRIDGED_LEGS, TO_1, NOT_CONNECTED),
-        (conv_in(CallPhase.bridged), CALLER_ONLY, TO_1, NOT_CONNECTED),
+        (conv_in(CallPhase.waiting), BRIDGED_LEGS, TO_1, NOT_CONNECTED),
+        (conv_in(CallPhase.connected), CALLER_ONLY, TO_1, NOT_CONNECTED),
         (consulting(), BRIDGED_LEGS, TO_1, "a consultation is already in progress"),
-        (conv_in(CallPhase.bridged), BRIDGED_LEGS, {"kind": "fax", "target": "1"},
+        (conv_in(CallPhase.connected), BRIDGED_LEGS, {"kind": "fax", "target": "1"},
          "consult kind 'fax': use agent or number"),
-        (conv_in(CallPhase.bridged), BRIDGED_LEGS, {"kind": "number", "target": "9"},
+        (conv_in(CallPhase.connected), BRIDGED_LEGS, {"kind": "number", "target": "9"},
          "'9' is not an allowed consultation target"),
-        (conv_in(CallPhase.bridged), BRIDGED_LEGS, {"kind": "agent", "target": ""},
+        (conv_in(CallPhase.connected), BRIDGED_LEGS, {"kind": "agent", "target": ""},
          "'' is not an allowed consultation target"),
-        (conv_in(CallPhase.bridged), FULL, TO_1, "no line left for a consultation (4 per slot)"),
+        (conv_in(CallPhase.connected), FULL, TO_1, "no line left for a consultation (4 per slot)"),
     ],
 )  # fmt: skip
 def test_consult_refusals(
@@ -295,11 +295,11 @@ def test_complete_while_a_colleague_rings_hands_over_the_ringing_offer() -> None
     actions = run(conv, CommandType.transfer, legs, mode="complete")
     assert actions[:3] == [DropAgent("transferred"), PromoteConsult(), Rewire()]
     assert event(actions, EventType.transferred)["answered"] is False
-    assert conv.state == CallPhase.offering and conv.offer_deadline == 130.0
+    assert conv.state == CallPhase.reserved and conv.offer_deadline == 130.0
 
 
 def test_complete_refusals() -> None:
-    assert refused(run(conv_in(CallPhase.bridged), CommandType.transfer, mode="complete")) == [
+    assert refused(run(conv_in(CallPhase.connected), CommandType.transfer, mode="complete")) == [
         "no consultation in progress"
     ]
     ringing_number = consulting(kind="number")
@@ -331,14 +331,14 @@ def test_a_consultation_that_cannot_be_dialled_ends_at_once() -> None:
 
 
 def test_supervisor_joins_a_connected_call() -> None:
-    conv = conv_in(CallPhase.bridged)
+    conv = conv_in(CallPhase.connected)
     actions = run(conv, CommandType.listen, BRIDGED_LEGS, supervisor_uri="1009")
     assert actions == [Dial("super", "sip:1009@127.0.0.9:5070")]
     assert conv.super_mode == "listen" and conv.super_uri == "sip:1009@127.0.0.9:5070"
 
 
 def test_supervisor_switches_mode_on_the_same_leg() -> None:
-    conv = conv_in(CallPhase.bridged, super_mode="listen", super_uri="sip:s@e")
+    conv = conv_in(CallPhase.connected, super_mode="listen", super_uri="sip:s@e")
     legs = LegsView(roles=frozenset({"caller", "agent", "super"}), lines=3)
     assert run(conv, CommandType.barge, legs) == [
         Rewire(),
@@ -348,17 +348,17 @@ def test_supervisor_switches_mode_on_the_same_leg() -> None:
 
 
 def test_supervise_refusals_and_a_failed_dial() -> None:
-    assert refused(run(conv_in(CallPhase.queued), CommandType.listen, supervisor_uri="1")) == [
+    assert refused(run(conv_in(CallPhase.waiting), CommandType.listen, supervisor_uri="1")) == [
         "supervisors join connected calls only"
     ]
-    assert refused(run(conv_in(CallPhase.bridged), CommandType.whisper)) == [
+    assert refused(run(conv_in(CallPhase.connected), CommandType.whisper)) == [
         "supervisor_uri missing"
     ]
     full = LegsView(roles=frozenset({"caller", "agent"}), lines=MAX_LEGS)
     assert refused(
-        run(conv_in(CallPhase.bridged), CommandType.listen, full, supervisor_uri="1")
+        run(conv_in(CallPhase.connected), CommandType.listen, full, supervisor_uri="1")
     ) == ["no line left for a supervisor (4 per slot)"]
-    conv = conv_in(CallPhase.bridged, super_mode="listen")
+    conv = conv_in(CallPhase.connected, super_mode="listen")
     assert on_dial_failed(conv, "super", "x", legs=BRIDGED_LEGS, wall_now=0.0) == [
         CommandRefused("dial failed: x")
     ]
@@ -369,7 +369,7 @@ def test_supervise_refusals_and_a_failed_dial() -> None:
 
 
 def test_play_a_prompt_or_a_rendered_file() -> None:
-    conv = conv_in(CallPhase.queued)
+    conv = conv_in(CallPhase.waiting)
     assert run(conv, CommandType.play, prompt="queue.wait") == [Play(("/p/wait.wav",), 2.5)]
     assert run(conv, CommandType.play, file="/tmp/a.wav", duration=3) == [
         Play(("/tmp/a.wav",), 3.0)
@@ -378,7 +378,7 @@ def test_play_a_prompt_or_a_rendered_file() -> None:
 
 
 def test_routings_last_word_ends_the_wait_and_hangs_up_after() -> None:
-    conv = conv_in(CallPhase.queued)
+    conv = conv_in(CallPhase.waiting)
     actions = run(
         conv, CommandType.play, prompt="queue.wait", outcome="callback", hangup_after=True
     )
@@ -387,7 +387,7 @@ def test_routings_last_word_ends_the_wait_and_hangs_up_after() -> None:
 
 
 def test_play_refusals_end_a_closing_message_at_once() -> None:
-    conv = conv_in(CallPhase.queued)
+    conv = conv_in(CallPhase.waiting)
     assert run(conv, CommandType.play, prompt="nope") == [CommandRefused("unknown prompt 'nope'")]
     actions = run(conv, CommandType.play, error="espeak", hangup_after=True, outcome="closed")
     assert actions == [
@@ -404,7 +404,7 @@ def test_announce_plays_the_position_or_waits_for_the_prompt() -> None:
         "expected_wait": 60,
         "source": "engine",
     }
-    conv = conv_in(CallPhase.queued, queue="sales")
+    conv = conv_in(CallPhase.waiting, queue="sales")
     assert run(conv, "announce", **data) == [
         Play(("/p/position.wav", "/p/wait.wav"), 4.0),
         EmitEvent(
@@ -414,11 +414,11 @@ def test_announce_plays_the_position_or_waits_for_the_prompt() -> None:
     ]
     playing = LegsView(prompt_playing=True, roles=frozenset({"caller"}), lines=1)
     assert run(conv, "announce", playing, **data) == [DeferAnnouncement()]
-    assert run(conv_in(CallPhase.bridged), "announce", **data) == []
+    assert run(conv_in(CallPhase.connected), "announce", **data) == []
 
 
 def test_announcement_schedule() -> None:
-    conv = conv_in(CallPhase.queued, queue="sales", prompt_until=103.0)
+    conv = conv_in(CallPhase.waiting, queue="sales", prompt_until=103.0)
     view = announcement_view(conv, SETUP.queues["sales"], 100.0)
     assert view == {"call_id": "c1", "queue": "sales", "every": 30, "next_at": 108.0}
     assert announcement_view(conv, SETUP.queues["repair"], 100.0) == {}
@@ -552,7 +552,7 @@ def test_an_arrival_starts_in_the_menu() -> None:
 def test_menu_outcomes() -> None:
     conv = conv_in(runner=one_node_runner())
     queued = inbound.menu_outcome(conv, Enqueue("sales", 1, ()), SETUP, now=1.0, wall_now=9.0)
-    assert events(queued) == [EventType.call_queued] and conv.state == CallPhase.queued
+    assert events(queued) == [EventType.call_queued] and conv.state == CallPhase.waiting
     conv = conv_in()
     assert inbound.menu_outcome(conv, RequestCallback("sales"), SETUP, now=1, wall_now=1) == []
     assert conv.outcome == "callback" and conv.queue == "sales"
@@ -576,7 +576,7 @@ def test_digits_go_to_the_menu_or_are_only_reported() -> None:
     assert isinstance(first, EmitEvent) and first.type == EventType.digit_received
     assert first.at == 77.0 and first.data["method"] == 0 and first.data["digit"] == "1"
     assert isinstance(actions[-1], RunMenu)
-    bridged = conv_in(CallPhase.bridged)
+    bridged = conv_in(CallPhase.connected)
     assert on_digit(bridged, "5", 1, now=0.0, at=3.0) == [
         EmitEvent(EventType.digit_received, {"digit": "5", "method": 1}, "bridged", at=3.0)
     ]
@@ -584,7 +584,7 @@ def test_digits_go_to_the_menu_or_are_only_reported() -> None:
 
 
 def test_only_the_agents_phone_ringing_is_reported() -> None:
-    conv = conv_in(CallPhase.offering, agent_uri=AGENT)
+    conv = conv_in(CallPhase.reserved, agent_uri=AGENT)
     assert on_leg_ringing(conv, "agent") == [
         EmitEvent(EventType.agent_ringing, {"agent_uri": AGENT})
     ]
@@ -627,7 +627,7 @@ def test_end_call_once_with_the_consultation_ending_first() -> None:
 
 def test_finished_reports_the_recording_then_call_ended_at_the_bye() -> None:
     conv = conv_in(
-        CallPhase.bridged,
+        CallPhase.connected,
         started=100.0,
         ended_at=160.5,
         recording_id="c1",

@@ -49,35 +49,35 @@ def test_an_idle_slot_with_loose_ends_keeps_the_fine_poll() -> None:
 
 
 def test_a_bridged_call_sleeps_until_its_next_rtp_check() -> None:
-    assert at(600, poll(conversation(CallPhase.bridged)))
+    assert at(600, poll(conversation(CallPhase.connected)))
 
 
 def test_a_bridged_call_never_sleeps_past_its_maximum_duration() -> None:
-    conv = conversation(CallPhase.bridged, max_until=NOW + 0.2)
+    conv = conversation(CallPhase.connected, max_until=NOW + 0.2)
     assert at(200, poll(conv))
 
 
 def test_a_ringing_agent_wakes_the_slot_at_the_ring_timeout() -> None:
-    conv = conversation(CallPhase.offering, offer_deadline=NOW + 0.3)
+    conv = conversation(CallPhase.reserved, offer_deadline=NOW + 0.3)
     assert at(300, poll(conv))
 
 
 def test_a_consultation_ringing_wakes_the_slot_at_its_timeout() -> None:
     consult = Consult(kind="agent", to="1002", uri="sip:1002@x", agent_id=2, deadline=NOW + 0.1)
-    assert at(100, poll(conversation(CallPhase.bridged, consult=consult)))
+    assert at(100, poll(conversation(CallPhase.connected, consult=consult)))
 
 
 def test_an_answered_consultation_keeps_the_fine_poll() -> None:
     consult = Consult(kind="agent", to="1002", uri="sip:1002@x", agent_id=2, deadline=None)
-    assert poll(conversation(CallPhase.bridged, consult=consult)) == POLL_MS
+    assert poll(conversation(CallPhase.connected, consult=consult)) == POLL_MS
 
 
 def test_a_past_deadline_still_polls_at_least_the_fine_poll() -> None:
-    assert poll(conversation(CallPhase.queued), media_check=NOW - 5) == POLL_MS
+    assert poll(conversation(CallPhase.waiting), media_check=NOW - 5) == POLL_MS
 
 
 def test_the_poll_is_never_longer_than_the_idle_one() -> None:
-    assert poll(conversation(CallPhase.queued), media_check=NOW + 60) == IDLE_POLL_MS
+    assert poll(conversation(CallPhase.waiting), media_check=NOW + 60) == IDLE_POLL_MS
 
 
 def test_the_menu_keeps_the_fine_poll() -> None:
@@ -85,11 +85,11 @@ def test_the_menu_keeps_the_fine_poll() -> None:
 
 
 def test_a_playing_prompt_keeps_the_fine_poll() -> None:
-    assert poll(conversation(CallPhase.bridged), prompt_playing=True) == POLL_MS
+    assert poll(conversation(CallPhase.connected), prompt_playing=True) == POLL_MS
 
 
 def test_a_closing_call_keeps_the_fine_poll() -> None:
-    assert poll(conversation(CallPhase.bridged, close_at=NOW + 0.3)) == POLL_MS
+    assert poll(conversation(CallPhase.connected, close_at=NOW + 0.3)) == POLL_MS
 
 
 def test_originating_and_transferring_keep_the_fine_poll() -> None:
