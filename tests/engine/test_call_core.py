@@ -457,7 +457,7 @@ def test_requeue() -> None:
     assert command(conv, "requeue", queue="nope") == [CommandRefused("queue 'nope' is not defined")]
     bridged = conv_in(CallPhase.connected)
     assert command(bridged, "requeue", queue="repair") == [
-        CommandRefused("call is bridged, not waiting")
+        CommandRefused("call is connected, not waiting")
     ]
 
 

@@ -130,7 +130,7 @@ def test_offer_while_another_phone_rings_withdraws_that_offer_first() -> None:
 def test_offer_is_refused_unless_the_call_waits() -> None:
     conv = conv_in(CallPhase.connected)
     assert refused(run(conv, CommandType.offer, agent_uri="1001")) == [
-        "call is bridged, not waiting in a queue"
+        "call is connected, not waiting in a queue"
     ]
 
 
@@ -578,7 +578,7 @@ def test_digits_go_to_the_menu_or_are_only_reported() -> None:
     assert isinstance(actions[-1], RunMenu)
     bridged = conv_in(CallPhase.connected)
     assert on_digit(bridged, "5", 1, now=0.0, at=3.0) == [
-        EmitEvent(EventType.digit_received, {"digit": "5", "method": 1}, "bridged", at=3.0)
+        EmitEvent(EventType.digit_received, {"digit": "5", "method": 1}, "connected", at=3.0)
     ]
     assert on_digit(conv_in(close_at=1.0), "5", 1, now=0.0, at=3.0) == []
 
