@@ -104,7 +104,7 @@ def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
             ["baresip", "-f", str(config_dir)], stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_for(lambda: "AoR: 1001" in edge.rpc("ul.dump"), 10, "baresip registered as 1001")
+        wait_for(lambda: edge.contacts("1001") != "", 10, "baresip registered as 1001")
         call = sipp.run(
             sipp.scenario("caller.xml"), f"127.0.0.1:{SLOT_SIP}", "-m", "1", "-d", "3000",
             "-mp", str(SLOT_MEDIA), "-rtp_echo", "-s", "1001",
@@ -175,7 +175,7 @@ def test_in_nat_mode_a_phone_registered_from_behind_nat_is_relayed(
         "-key", "contact", "sip:1001@127.0.0.4:15402",
     )  # fmt: skip
     assert registered.ok(), registered.errors
-    assert "AoR: 1001" in edge.rpc("ul.dump")
+    assert edge.contacts("1001"), "1001 is not registered"
     sipp.start(sipp.scenario("slot_uas.xml"), "127.0.0.4:15402")
     capture = LoopbackCapture({15402, SLOT_SIP})
     try:
