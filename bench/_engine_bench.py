@@ -543,17 +543,16 @@ def register_agent(workdir: Path, user: str, password: str, contact: str) -> Non
 # ---------------------------------------------------------------- the bare slot baseline
 
 
-def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) -> None:
-    """One pjsua2 process that answers, loops a prompt to the caller and records the call."""
-    import pjsua2 as pj
-
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+def _bare_endpoint(pj: Any, port: int, max_calls: int | None = None) -> Any:
+    """A started pjsua2 endpoint with the engine's media settings (8 kHz, no echo canceller,
+    no VAD, G.711 only, no sound device), one thread, UDP on 127.0.0.1:``port``."""
     ep = pj.Endpoint()
     ep.libCreate()
     cfg = pj.EpConfig()
     cfg.uaConfig.threadCnt = 0
     cfg.uaConfig.mainThreadOnly = True
+    if max_calls is not None:
+        cfg.uaConfig.maxCalls = max_calls
     cfg.logConfig.level = 0
     cfg.logConfig.consoleLevel = 0
     cfg.medConfig.clockRate = 8000
@@ -571,6 +570,16 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
     ep.codecSetPriority("PCMU/8000", 255)
     ep.codecSetPriority("PCMA/8000", 254)
     ep.libStart()
+    return ep
+
+
+def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) -> None:
+    """One pjsua2 process that answers, loops a prompt to the caller and records the call."""
+    import pjsua2 as pj
+
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    ep = _bare_endpoint(pj, port)
     calls: dict[int, Any] = {}
     dead: list[Any] = []
     pending: list[tuple[str, Any]] = []
@@ -662,29 +671,7 @@ def _bridge_slot(
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)  # pjlib logs its start to stdout before the log level applies
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.maxCalls = 4
-    cfg.logConfig.level = 0
-    cfg.logConfig.consoleLevel = 0
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
-    cfg.medConfig.ecTailLen = 0
-    cfg.medConfig.noVad = True
-    ep.libInit(cfg)
-    tcfg = pj.TransportConfig()
-    tcfg.port = port
-    tcfg.boundAddress = "127.0.0.1"
-    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-    ep.audDevManager().setNullDev()
-    for codec in ep.codecEnum2():
-        ep.codecSetPriority(codec.codecId, 0)
-    ep.codecSetPriority("PCMU/8000", 255)
-    ep.codecSetPriority("PCMA/8000", 254)
-    ep.libStart()
+    ep = _bare_endpoint(pj, port, max_calls=4)
     pending: list[tuple[str, Any]] = []
     convs: dict[int, dict[str, Any]] = {}  # id(caller leg) -> the conversation
     dead: list[Any] = []

@@ -16,11 +16,14 @@ dies (``PR_SET_PDEATHSIG``): the engine's slot processes and its Kamailio, and e
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily
@@ -122,3 +125,27 @@ def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> Non
         raise OSError(errno, f"prctl(PR_SET_PDEATHSIG): {os.strerror(errno)}")
     if parent is not None and os.getppid() != parent:
         os.kill(os.getpid(), sig)
+
+
+def stop_child(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """Stop a child started in its own process group: SIGTERM, then SIGKILL to the group if
+    it has not exited within ``timeout``."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+
+
+def log_tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a child's log file, for an error message."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

@@ -17,7 +17,6 @@ Pure Python: nothing here imports pjsua2.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import re
@@ -28,7 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from callcenter.supervision import die_with_parent
+from callcenter.supervision import die_with_parent, log_tail, stop_child
 from config.settings import Settings
 from ivr.edge.cfgtext import EdgeConfigError, quote
 
@@ -251,20 +250,8 @@ class MediaRelay:
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout)
+        stop_child(process, timeout)
         self._process = None
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log, lines)

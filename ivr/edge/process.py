@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from callcenter.supervision import die_with_parent
+from callcenter.supervision import die_with_parent, log_tail, stop_child
 from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.config import edge_probe_address, render_config, uri_host_port
@@ -307,15 +307,7 @@ class Edge:
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout)
+        stop_child(process, timeout)
         # Worker processes normally exit with the main one; make sure none is left behind.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -342,11 +334,7 @@ class Edge:
         return sip_options_ping(host, port, timeout=timeout) == 200
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.paths.log.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.paths.log, lines)
 
     # ------------------------------------------------------------------ slots
 
