@@ -44,11 +44,11 @@ def poll_ms(
         return POLL_MS
     if conv is None:
         return IDLE_POLL_MS
-    if conv.close_at is not None or conv.state not in SETTLED:
+    if conv.clock.closed or conv.state not in SETTLED:
         return POLL_MS
-    deadlines = [next_media_check, conv.max_until]
-    if conv.offer_deadline is not None:
-        deadlines.append(conv.offer_deadline)
+    deadlines = [next_media_check, conv.clock.max_until]
+    if conv.clock.ring_until is not None:
+        deadlines.append(conv.clock.ring_until)
     if conv.consult is not None:
         if conv.consult.deadline is None:
             return POLL_MS  # a consultation in progress: keep it simple

@@ -180,7 +180,7 @@ class SlotEngine:
 
     def _shutdown(self) -> None:
         """Tear down on this thread: end the call properly, pump, drop everything, destroy."""
-        if self.conv is not None and self.conv.close_at is None:
+        if self.conv is not None and not self.conv.clock.closed:
             self._end_call(self.conv, act.EndCall("shutdown", "failed"))
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline and (self.conv is not None or self.legs.any_left()):
@@ -400,7 +400,7 @@ class SlotEngine:
             self.conv = new
             self._carry_out(new, actions, command)
             return
-        if conv is None or conv.call_id != command.call_id or conv.close_at is not None:
+        if conv is None or conv.call_id != command.call_id or conv.clock.closed:
             self._command_failed(command, "no such call on this slot")
             return
         cmd = CommandIn(command.type, command.data, self._legs_view(), self.setup, now, wall_now)
@@ -486,7 +486,7 @@ class SlotEngine:
     def _schedule_announcements(
         self, conv: Conversation, _action: act.ScheduleAnnouncements
     ) -> None:
-        queue_cfg = self.setup.queues.get(conv.queue)
+        queue_cfg = self.setup.queues.get(conv.routing.queue)
         self.queued_view = offer.announcement_view(conv, queue_cfg, time.monotonic())
 
     def _defer_announcement(self, conv: Conversation, action: act.DeferAnnouncement) -> None:
@@ -541,14 +541,14 @@ class SlotEngine:
         if not self.media.start_prompt(paths):
             return
         assert self.conv is not None
-        self.conv.prompt_until = time.monotonic() + duration
+        self.conv.clock.prompt(time.monotonic() + duration)
         self._rewire()
 
     def _stop_prompt(self) -> None:
         if not self.media.stop_prompt():
             return
         if self.conv is not None:
-            self.conv.prompt_until = 0.0
+            self.conv.clock.prompt_over()
         self._rewire()
 
     def _rewire(self) -> None:
@@ -607,7 +607,7 @@ class SlotEngine:
     def _finish(self, conv: Conversation, action: act.Finish) -> None:
         if action.forced:  # a leg never confirmed its end: given up on
             self.legs.forget()
-        path = conv.recording_path
+        path = conv.recording.path
         recording = recording_files.stopped_facts(path) if path else None
         self._carry_out(conv, ending.finished(conv, recording, wall_now=time.time()))
         self.conv = None
@@ -632,7 +632,7 @@ class SlotEngine:
             return
         legs = self._legs_view()
         for action in on_tick(conv, now, legs, next_media_check=self.next_media_check):
-            if conv.close_at is not None and not isinstance(action, act.Finish):
+            if conv.clock.closed and not isinstance(action, act.Finish):
                 break  # the call ended on an earlier action: the rest would change nothing
             self._carry_out(conv, [action])
 

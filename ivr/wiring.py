@@ -31,13 +31,13 @@ class WiringState:
     def of(cls, conv: Conversation, *, recorder: bool, prompt_playing: bool) -> WiringState:
         return cls(
             phase=conv.state,
-            closed=conv.close_at is not None,
+            closed=conv.clock.closed,
             held=conv.held,
-            recording=recorder and not conv.recording_paused,
+            recording=recorder and not conv.recording.paused,
             prompt_playing=prompt_playing,
             consult=conv.consult is not None,
             consult_answered=conv.consult is not None and conv.consult.answered,
-            super_mode=conv.super_mode,
+            super_mode=conv.agent.super_mode,
         )
 
 

@@ -28,7 +28,6 @@ from ivr.call_core.state import (
     Conversation,
     forced_outcome,
     optional_int,
-    recording_offset,
 )
 from ivr.call_core.transfer import transfer
 
@@ -73,30 +72,30 @@ def _recording_pause(conv: Conversation, cmd: CommandIn) -> Actions:
     """PCI pause/resume: the recorder is disconnected (``ivr/wiring.py``), so the span is
     absent from the file; the events mark where, for the recording's metadata."""
     pause = cmd.type == CommandType.pause_recording
-    if not conv.recording_id:
+    recording = conv.recording
+    if not recording.active:
         return [CommandRefused("this call is not being recorded")]
-    if conv.close_at is not None:
+    if conv.clock.closed:
         return [CommandRefused("the call has ended")]
-    if pause == conv.recording_paused:
+    if pause == recording.paused:
         already = "the recording is already paused" if pause else "the recording is not paused"
         return [CommandRefused(already)]
     now = cmd.now
     data = {
-        "recording_id": conv.recording_id,
-        "offset_s": recording_offset(conv, now),
+        "recording_id": recording.id,
+        "offset_s": recording.offset(now),
         "by": optional_int(cmd.data.get("agent_id")),
     }
     if pause:
-        conv.recording_paused, conv.recording_paused_at = True, now
+        recording.pause(now)
         return [Rewire(), EmitEvent(EventType.recording_paused, data)]
-    span = round(now - conv.recording_paused_at, 3)
-    conv.recording_paused, conv.recording_paused_total = False, conv.recording_paused_total + span
+    span = recording.resume(now)
     return [Rewire(), EmitEvent(EventType.recording_resumed, {**data, "paused_s": span})]
 
 
 def _offer(conv: Conversation, cmd: CommandIn) -> Actions:
     uri = cmd.setup.uris.agent(str(cmd.data.get("agent_uri", "")))
-    ring = cmd.setup.ring_seconds(conv.queue, cmd.data)
+    ring = cmd.setup.ring_seconds(conv.routing.queue, cmd.data)
     return offer(conv, cmd.data, uri=uri, ring=ring, legs=cmd.legs, now=cmd.now)
 
 
@@ -108,7 +107,7 @@ def _cancel_offer(conv: Conversation, cmd: CommandIn) -> Actions:
     if consult is not None and not consult.answered and consult.agent_id == agent_id:
         return [ConsultEnd("no_answer")]
     offered = conv.state in (CallPhase.reserved, CallPhase.originating)
-    if cmd.legs.agent_ringing and offered and conv.agent_id == agent_id:
+    if cmd.legs.agent_ringing and offered and conv.agent.id == agent_id:
         return withdraw_offer(conv, reason, cmd.legs)
     return [CommandRefused(f"no phone is ringing for agent {agent_id} on this call")]
 
@@ -119,12 +118,12 @@ def _requeue(conv: Conversation, cmd: CommandIn) -> Actions:
         return [CommandRefused(f"queue {target!r} is not defined")]
     if conv.state not in (CallPhase.waiting, CallPhase.reserved):
         return [CommandRefused(f"call is {conv.state.value}, not waiting")]
-    conv.offer_deadline = None
-    previous = conv.queue
+    conv.clock.ring_over()
+    ask = conv.routing
     return [
         drop_agent(conv, "requeued"),
         *enqueue(
-            conv, target, conv.priority, conv.skills, requeued_from=previous, wall_now=cmd.wall_now
+            conv, target, ask.priority, ask.skills, requeued_from=ask.queue, wall_now=cmd.wall_now
         ),
     ]
 
@@ -135,16 +134,17 @@ def _supervise(conv: Conversation, cmd: CommandIn) -> Actions:
         return [CommandRefused("supervisors join connected calls only")]
     mode = str(cmd.type)
     uri = str(cmd.data.get("supervisor_uri", ""))
-    if conv.super_mode and "super" in cmd.legs.roles:
-        conv.super_mode = mode  # switching listen/whisper/barge on the same leg
-        joined = {"mode": mode, "uri": conv.super_uri}
+    agent = conv.agent
+    if agent.supervised and "super" in cmd.legs.roles:
+        agent.switch_mode(mode)  # listen/whisper/barge on the same leg
+        joined = {"mode": mode, "uri": agent.super_uri}
         return [Rewire(), EmitEvent(EventType.supervisor_joined, joined)]
     if not uri:
         return [CommandRefused("supervisor_uri missing")]
     if cmd.legs.lines >= MAX_LEGS:
         return [CommandRefused(f"no line left for a supervisor ({MAX_LEGS} per slot)")]
-    conv.super_mode, conv.super_uri = mode, cmd.setup.uris.agent(uri)
-    return [Dial("super", conv.super_uri)]
+    agent.supervise(mode, cmd.setup.uris.agent(uri))
+    return [Dial("super", agent.super_uri)]
 
 
 def _play(conv: Conversation, cmd: CommandIn) -> Actions:
@@ -189,7 +189,7 @@ def _announce(conv: Conversation, cmd: CommandIn) -> Actions:
     prompts = cmd.setup.prompts
     keys = [k for k in cmd.data.get("keys", []) if k in prompts]
     announced = {
-        "queue": conv.queue,
+        "queue": conv.routing.queue,
         "position": cmd.data["position"],
         "expected_wait": cmd.data["expected_wait"],
         "source": cmd.data["source"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 from callcenter.streams import EventType
 from ivr.call_core.actions import Actions, EmitEvent, EndCall, ReportStatus
 from ivr.call_core.offer import enqueue
-from ivr.call_core.state import CallSetup, Conversation
+from ivr.call_core.state import CallSetup, Clock, Conversation
 from ivr.call_core.transfer import to_number
 from ivr.menu import Action, Enqueue, Hangup, MenuRunner, RequestCallback, TransferTo
 
@@ -36,9 +36,15 @@ def arrived(
     wall_now: float,
 ) -> tuple[Conversation, Actions]:
     """A caller reached ``did``: the call starts in the voice menu at the DID's entry."""
-    conv = Conversation(call_id=call_id, direction="in", caller=caller, did=did, started=wall_now)
-    conv.max_until = now + setup.max_call_seconds
-    conv.runner = MenuRunner(setup.menu, setup.durations, setup.dids[did])
+    conv = Conversation(
+        call_id=call_id,
+        direction="in",
+        caller=caller,
+        did=did,
+        started=wall_now,
+        runner=MenuRunner(setup.menu, setup.durations, setup.dids[did]),
+        clock=Clock(max_until=now + setup.max_call_seconds),
+    )
     arrival = {
         "caller": caller,
         "did": did,
@@ -61,7 +67,7 @@ def menu_outcome(
         return enqueue(conv, action.queue, action.priority, action.skills, wall_now=wall_now)
     if isinstance(action, RequestCallback):
         conv.outcome = "callback"
-        conv.queue = action.queue
+        conv.routing.call_back_from(action.queue)
     elif isinstance(action, TransferTo):
         uri = setup.uris.transfer_target(action.target)
         return to_number(conv, action.target, uri, now=now, from_menu=True)

@@ -65,7 +65,7 @@ def _no_answer_or_failed(code: int) -> str:
 def on_leg_ringing(conv: Conversation, role: str) -> Actions:
     """A current leg rings (first provisional answer with a To tag)."""
     if role == "agent":
-        return [EmitEvent(EventType.agent_ringing, {"agent_uri": conv.agent_uri})]
+        return [EmitEvent(EventType.agent_ringing, {"agent_uri": conv.agent.uri})]
     return []
 
 
@@ -74,7 +74,7 @@ def on_leg_answered(conv: Conversation, role: str) -> Actions:
     if role == "agent":
         return _agent_answered(conv)
     if role == "super":
-        joined = {"mode": conv.super_mode, "uri": conv.super_uri}
+        joined = {"mode": conv.agent.super_mode, "uri": conv.agent.super_uri}
         return [EmitEvent(EventType.supervisor_joined, joined), Rewire()]
     if role == "consult":
         consult = conv.consult
@@ -87,15 +87,16 @@ def on_leg_answered(conv: Conversation, role: str) -> Actions:
 
 
 def _agent_answered(conv: Conversation) -> Actions:
-    conv.offer_deadline = None
+    conv.clock.ring_over()
     conv.answered = True
+    agent = conv.agent
     if conv.direction == "out":
-        answered = {"agent_uri": conv.agent_uri, "agent_id": conv.agent_id}
+        answered = {"agent_uri": agent.uri, "agent_id": agent.id}
         return [EmitEvent(EventType.agent_answered, answered), DialCustomer()]
-    who = {"agent_uri": conv.agent_uri, "agent_id": conv.agent_id, "queue": conv.queue}
+    who = {"agent_uri": agent.uri, "agent_id": agent.id, "queue": conv.routing.queue}
     first: EmitEvent
     if conv.state == CallPhase.transferring:
-        first = EmitEvent(EventType.transferred, {"kind": "number", "to": conv.agent_uri})
+        first = EmitEvent(EventType.transferred, {"kind": "number", "to": agent.uri})
     else:
         first = EmitEvent(EventType.agent_answered, who)
     conv.state = CallPhase.connected
@@ -115,7 +116,7 @@ def on_media_ready(conv: Conversation, role: str, *, first: bool, now: float) ->
         actions += [StartRecording(), *_menu_start(conv, now)]
     elif caller and conv.direction == "out":
         conv.answered = True
-        bridged = {"agent_uri": conv.agent_uri, "number": conv.caller}
+        bridged = {"agent_uri": conv.agent.uri, "number": conv.caller}
         actions.append(EmitEvent(EventType.bridged, bridged))
         conv.state = CallPhase.connected
     elif role == "agent" and first and conv.direction == "out":
@@ -132,7 +133,7 @@ def on_digit(conv: Conversation, digit: str, method: int, *, now: float, at: flo
     """The caller keyed ``digit`` (``at``: wall clock it arrived; ``now`` monotonic). In the
     menu the runner takes it; elsewhere it is only reported. The digit's own event carries
     the moment it arrived (latency figures)."""
-    if conv.close_at is not None:
+    if conv.clock.closed:
         return []
     if conv.state != CallPhase.menu or conv.runner is None:
         keyed = {"digit": digit, "method": method}
@@ -150,15 +151,15 @@ def on_digit(conv: Conversation, digit: str, method: int, *, now: float, at: flo
 def on_leg_gone(
     conv: Conversation, gone: LegGone, *, now: float, short_abandon_seconds: float
 ) -> Actions:
-    """What the call does when one of its current legs ended. May clear ``super_mode``."""
-    if conv.close_at is not None:
+    """What the call does when one of its current legs ended."""
+    if conv.clock.closed:
         return []
     if gone.role == "caller":
         return _caller_gone(conv, gone, now, short_abandon_seconds)
     if gone.role == "agent":
         return _agent_gone(conv, gone)
     if gone.role == "super":
-        conv.super_mode = ""
+        conv.agent.supervisor_left()
         return [Rewire()]
     if gone.role == "consult" and conv.consult is not None and not gone.intentional:
         why = consult_failure(conv.consult.answered, gone.code)
@@ -180,8 +181,9 @@ def _caller_gone(
     if conv.state == CallPhase.waiting and conv.outcome in LEAVING_OUTCOMES:
         actions.append(EndCall("caller_hung_up", conv.outcome))
     elif conv.state in (CallPhase.waiting, CallPhase.reserved):
-        waited = round(now - conv.queued_at, 3)
-        actions.append(EmitEvent(EventType.abandoned, {"queue": conv.queue, "waited": waited}))
+        waited = conv.routing.waited(now)
+        abandoned = {"queue": conv.routing.queue, "waited": waited}
+        actions.append(EmitEvent(EventType.abandoned, abandoned))
         short = waited < short_abandon_seconds
         actions.append(EndCall("caller_hung_up", "short_abandoned" if short else "abandoned"))
     elif conv.answered:
@@ -209,7 +211,7 @@ def _agent_gone(conv: Conversation, gone: LegGone) -> Actions:
         return [*actions, AgentMissed(reason)]
     return [
         *actions,
-        EmitEvent(EventType.agent_hung_up, {"agent_uri": conv.agent_uri}),
+        EmitEvent(EventType.agent_hung_up, {"agent_uri": conv.agent.uri}),
         EndCall("agent_hung_up", conv.outcome or "answered"),
     ]
 
@@ -233,7 +235,7 @@ def on_dial_failed(
             conv, "dial_failed", detail=detail, agent_present=agent_present, wall_now=wall_now
         )
     if role == "super":
-        conv.super_mode = ""
+        conv.agent.supervisor_left()  # their phone could not even be dialled
         return [CommandRefused(failure)]
     reason = f"customer not reached: {failure}"  # the customer's leg of an outbound call
     return [

@@ -24,7 +24,7 @@ from ivr.call_core.state import CallPhase, Conversation, LegsView
 
 def drop_agent(conv: Conversation, reason: str) -> DropAgent:
     """The agent leaves the call, and a supervisor following them with them."""
-    conv.super_mode = ""
+    conv.agent.left()
     return DropAgent(reason)
 
 
@@ -35,14 +35,14 @@ def agent_missed(conv: Conversation, reason: str) -> Actions:
         EmitEvent(
             EventType.agent_missed,
             {
-                "agent_uri": conv.agent_uri,
-                "agent_id": conv.agent_id,
+                "agent_uri": conv.agent.uri,
+                "agent_id": conv.agent.id,
                 "reason": reason,
-                "queue": conv.queue,
+                "queue": conv.routing.queue,
             },
         )
     ]
-    conv.offer_deadline = None
+    conv.clock.ring_over()
     if conv.direction == "in" and conv.state in (CallPhase.reserved, CallPhase.transferring):
         conv.state = CallPhase.waiting
         actions.append(ScheduleAnnouncements())
@@ -72,9 +72,7 @@ def enqueue(
     """The call waits in ``queue_code`` (first time, or moved from ``requeued_from``); its
     waiting time counts from the first time it was queued."""
     runner = conv.runner
-    conv.queue, conv.priority, conv.skills = queue_code, priority, skills
-    if not conv.queued_at:
-        conv.queued_at = wall_now
+    conv.routing.enqueue(queue_code, priority, skills, wall_now=wall_now)
     conv.state = CallPhase.waiting
     queued = {
         "queue": queue_code,
@@ -84,7 +82,7 @@ def enqueue(
         "menu_path": list(runner.menu_path) if runner else [],
         "caller": conv.caller,
         "did": conv.did,
-        "queued_epoch": conv.queued_at,
+        "queued_epoch": conv.routing.queued_at,
         **({"previous_queue": requeued_from} if requeued_from else {}),
     }
     node = runner.node if runner else ""
@@ -111,14 +109,13 @@ def offer(
     if not uri:
         return [*actions, CommandRefused("agent_uri missing")]
     agent_id = data.get("agent_id")
-    conv.agent_uri = uri
-    conv.agent_id = int(agent_id) if agent_id is not None else None
+    conv.agent.assign(uri, int(agent_id) if agent_id is not None else None)
     conv.state = CallPhase.reserved
-    conv.offer_deadline = now + ring
+    conv.clock.ring(now + ring)
     offered = {
         "agent_uri": uri,
-        "agent_id": conv.agent_id,
-        "queue": conv.queue,
+        "agent_id": conv.agent.id,
+        "queue": conv.routing.queue,
         "ring_timeout": ring,
     }
     return [*actions, EmitEvent(EventType.agent_offered, offered), Dial("agent", uri)]
@@ -131,5 +128,6 @@ def announcement_view(conv: Conversation, queue_cfg: Queue | None, now: float) -
     every = queue_cfg.announce_every_seconds if queue_cfg else 30
     if every <= 0:
         return {}
-    first = max(conv.prompt_until - now, 0) + min(every, 5)
-    return {"call_id": conv.call_id, "queue": conv.queue, "every": every, "next_at": now + first}
+    first = max(conv.clock.prompt_until - now, 0) + min(every, 5)
+    queue = conv.routing.queue
+    return {"call_id": conv.call_id, "queue": queue, "every": every, "next_at": now + first}

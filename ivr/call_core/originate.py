@@ -16,8 +16,11 @@ from ivr.call_core.state import (
     ORIGINATE_AGENT_RING_SECONDS,
     CallPhase,
     CallSetup,
+    Clock,
     Conversation,
+    OriginateRequest,
 )
+from ivr.menu import MenuRunner
 from ivr.prompts import PromptFile
 
 Started = tuple[Conversation | None, Actions]  # the new call (None: refused) and its actions
@@ -48,16 +51,15 @@ def originate(
         return _survey(call_id, data, number, setup, now=now, wall_now=wall_now)
     agent_uri = setup.uris.agent(str(data.get("agent_uri", "")))
     conv = _outbound(call_id, number, data, setup, now=now, wall_now=wall_now)
-    conv.agent_uri = agent_uri
     agent_id = data.get("agent_id")
-    conv.agent_id = int(agent_id) if agent_id is not None else None
+    conv.agent.assign(agent_uri, int(agent_id) if agent_id is not None else None)
     # Ring the agent as long as routing allows (the offer's ring_timeout): its own timer
     # gives up 3 s later and may offer the call-back to someone else, so ringing on
     # beyond it could put the customer through twice.
     ring = float(data.get("ring_timeout") or ORIGINATE_AGENT_RING_SECONDS)
-    conv.offer_deadline = now + ring
+    conv.clock.ring(now + ring)
     arrival = {"caller": number, "did": "", "direction": "out"}
-    offered = {"agent_uri": agent_uri, "agent_id": conv.agent_id, "ring_timeout": ring}
+    offered = {"agent_uri": agent_uri, "agent_id": conv.agent.id, "ring_timeout": ring}
     return conv, [
         busy_status(conv),
         EmitEvent(EventType.call_arrived, arrival),
@@ -74,20 +76,22 @@ def _outbound(
     *,
     now: float,
     wall_now: float,
-    **kw: Any,
+    survey: bool = False,
+    runner: MenuRunner | None = None,
+    prompts: dict[str, PromptFile] | None = None,
 ) -> Conversation:
-    conv = Conversation(
+    return Conversation(
         call_id=call_id,
         direction="out",
         caller=number,
         did="",
         started=wall_now,
         state=CallPhase.originating,
-        **kw,
+        runner=runner,
+        prompts=prompts or {},
+        originate=OriginateRequest.of(data, survey=survey),
+        clock=Clock(max_until=now + setup.max_call_seconds),
     )
-    conv.max_until = now + setup.max_call_seconds
-    conv.originate = dict(data)
-    return conv
 
 
 def _survey(
@@ -112,9 +116,16 @@ def _survey(
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         return None, [CommandRefused(f"survey: {exc}")]
     conv = _outbound(
-        call_id, number, data, setup, now=now, wall_now=wall_now, runner=runner, survey=True
+        call_id,
+        number,
+        data,
+        setup,
+        now=now,
+        wall_now=wall_now,
+        survey=True,
+        runner=runner,
+        prompts={"survey.prompt": question, "survey_thanks.prompt": thanks},
     )
-    conv.prompts = {"survey.prompt": question, "survey_thanks.prompt": thanks}
     arrival = {"caller": number, "did": "", "direction": "out", "mode": "survey"}
     return conv, [
         busy_status(conv),
@@ -127,13 +138,15 @@ def dial_customer(conv: Conversation, setup: CallSetup, *, now: float) -> Action
     """Ring the outbound call's customer through the outbound trunk."""
     trunk = setup.uris.telephony.outbound_trunk
     assert trunk is not None, "originate checked the outbound trunk"
-    conv.offer_deadline = now + CUSTOMER_RING_SECONDS
+    request = conv.originate
+    assert request is not None, "an outbound call has its request"
+    conv.clock.ring(now + CUSTOMER_RING_SECONDS)
     originated = {
         "number": conv.caller,
-        "purpose": conv.originate.get("purpose", ""),
-        "mode": "survey" if conv.survey else "agent",
-        "ticket_id": conv.originate.get("ticket_id"),
-        "callback_id": conv.originate.get("callback_id"),
+        "purpose": request.purpose,
+        "mode": "survey" if request.survey else "agent",
+        "ticket_id": request.ticket_id,
+        "callback_id": request.callback_id,
     }
     return [
         EmitEvent(EventType.originated, originated),

@@ -67,44 +67,187 @@ class Consult:
 
 
 @dataclass
+class RoutingAsk:
+    """What the call asks of routing: the queue it waits in, its priority and skills, and
+    when it first started waiting (a requeue keeps that moment)."""
+
+    queue: str = ""
+    priority: int = 0
+    skills: tuple[str, ...] = ()
+    queued_at: float = 0.0  # wall clock; 0: never queued
+
+    def enqueue(
+        self, queue: str, priority: int, skills: tuple[str, ...], *, wall_now: float
+    ) -> None:
+        """Wait in ``queue`` (first time, or moved): waiting counts from the first time."""
+        self.queue, self.priority, self.skills = queue, priority, skills
+        if not self.queued_at:
+            self.queued_at = wall_now
+
+    def call_back_from(self, queue: str) -> None:
+        """The caller asked to be called back by ``queue`` instead of waiting in it."""
+        self.queue = queue
+
+    def waited(self, wall_now: float) -> float:
+        return round(wall_now - self.queued_at, 3)
+
+
+@dataclass
+class AgentSide:
+    """Whose phone the call is offered to or bridged with, and a supervisor following that
+    agent (``super_mode``: "", listen, whisper or barge)."""
+
+    uri: str = ""
+    id: int | None = None
+    super_mode: str = ""
+    super_uri: str = ""
+
+    def assign(self, uri: str, agent_id: int | None) -> None:
+        """The call is offered (or handed over) to ``uri``."""
+        self.uri, self.id = uri, agent_id
+
+    def left(self) -> None:
+        """The agent leaves the call, and a supervisor following them with them. The URI
+        and id stay: the events that follow (a miss, a hang-up) still name the agent."""
+        self.supervisor_left()
+
+    def supervise(self, mode: str, uri: str) -> None:
+        """A supervisor's phone is dialled to join in ``mode``."""
+        self.super_mode, self.super_uri = mode, uri
+
+    def switch_mode(self, mode: str) -> None:
+        """The supervisor on the line switches between listen, whisper and barge."""
+        self.super_mode = mode
+
+    def supervisor_left(self) -> None:
+        """The supervisor's leg ended (or never got through); ``super_uri`` is kept."""
+        self.super_mode = ""
+
+    @property
+    def supervised(self) -> bool:
+        return bool(self.super_mode)
+
+
+@dataclass
+class Recording:
+    """The call's recording and its PCI pauses. The recorder only writes while something is
+    connected to it, so the file holds the call minus the paused spans; ``offset`` is where
+    in the file a moment falls. Times are monotonic."""
+
+    id: str = ""  # "": the call is not being recorded
+    path: str = ""
+    paused: bool = False
+    started_at: float = 0.0
+    paused_at: float = 0.0  # when the pause in progress began
+    paused_total: float = 0.0  # seconds paused before the pause in progress
+
+    @property
+    def active(self) -> bool:
+        return bool(self.id)
+
+    def start(self, recording_id: str, path: str, *, now: float) -> None:
+        self.id, self.path, self.started_at = recording_id, path, now
+
+    def pause(self, now: float) -> None:
+        self.paused, self.paused_at = True, now
+
+    def resume(self, now: float) -> float:
+        """End the pause in progress; its length in seconds."""
+        span = round(now - self.paused_at, 3)
+        self.paused, self.paused_total = False, self.paused_total + span
+        return span
+
+    def offset(self, now: float) -> float:
+        """Seconds of audio in the recording at ``now``."""
+        paused = self.paused_total
+        if self.paused:
+            paused += now - self.paused_at
+        return round(max(0.0, now - self.started_at - paused), 3)
+
+
+@dataclass
+class Clock:
+    """The call's deadlines (monotonic) and its end. ``ring_until``: the phone being rung
+    for the call (an offered agent, a transfer's number, an outbound call's customer) gives
+    up then; ``close_at``: the call ended and its legs are expected gone by then."""
+
+    max_until: float = 0.0
+    prompt_until: float = 0.0  # 0: no prompt playing
+    ring_until: float | None = None
+    close_at: float | None = None
+    ended_at: float | None = None  # wall clock when the call ended (the BYE), before clean-up
+
+    @property
+    def closed(self) -> bool:
+        return self.close_at is not None
+
+    def ring(self, until: float | None) -> None:
+        self.ring_until = until
+
+    def ring_over(self) -> None:
+        """The phone answered, gave up or was withdrawn: no ring timeout any more."""
+        self.ring_until = None
+
+    def prompt(self, until: float) -> None:
+        self.prompt_until = until
+
+    def prompt_over(self) -> None:
+        self.prompt_until = 0.0
+
+    def close(self, *, close_at: float, wall_now: float) -> None:
+        """The call ends at ``wall_now``; its legs have until ``close_at`` to go."""
+        self.close_at, self.ended_at = close_at, wall_now
+
+
+@dataclass(frozen=True)
+class OriginateRequest:
+    """What an outbound call was asked for, as its ``originated`` event reports it."""
+
+    purpose: str = ""  # callback / click_to_call
+    ticket_id: int | None = None
+    callback_id: int | None = None
+    survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any], *, survey: bool) -> OriginateRequest:
+        return cls(
+            purpose=str(data.get("purpose") or ""),
+            ticket_id=optional_int(data.get("ticket_id")),
+            callback_id=optional_int(data.get("callback_id")),
+            survey=survey,
+        )
+
+
+@dataclass
 class Conversation:
+    """One call on a slot: who and what it is, its phase, and one record per concern
+    (routing's ask, the agent side, the recording, the clock), each changed through its
+    own methods."""
+
     call_id: str
     direction: str  # in / out
     caller: str
     did: str
     started: float = 0.0  # wall clock
     state: CallPhase = CallPhase.menu
-    runner: MenuRunner | None = None
-    queue: str = ""
-    priority: int = 0
-    skills: tuple[str, ...] = ()
-    queued_at: float = 0.0
     answered: bool = False
     held: bool = False
     outcome: str = ""
     end_reason: str = ""
-    agent_uri: str = ""
-    agent_id: int | None = None
-    offer_deadline: float | None = None
-    super_mode: str = ""
-    super_uri: str = ""
-    recording_id: str = ""
-    recording_path: str = ""
-    recording_paused: bool = False
-    # PCI pause: when the recorder started (monotonic), the pause in progress, the seconds
-    # paused so far; the file holds the call minus the paused spans (``commands.py``)
-    recording_started_at: float = 0.0
-    recording_paused_at: float = 0.0
-    recording_paused_total: float = 0.0
-    prompt_until: float = 0.0
-    close_at: float | None = None
-    ended_at: float | None = None  # wall clock when the call ended (the BYE), before clean-up
-    max_until: float = 0.0
-    originate: dict[str, Any] = field(default_factory=dict)
-    survey: bool = False  # an automatic survey: no agent, the menu runner asks for one key
-    prompts: dict[str, PromptFile] = field(default_factory=dict)  # this call's own prompts
-    consult: Consult | None = None
     hangup_after_prompt: bool = False  # a closing message (play with hangup_after) is playing
+    consult: Consult | None = None
+    runner: MenuRunner | None = None
+    prompts: dict[str, PromptFile] = field(default_factory=dict)  # this call's own prompts
+    originate: OriginateRequest | None = None  # an outbound call's request
+    routing: RoutingAsk = field(default_factory=RoutingAsk)
+    agent: AgentSide = field(default_factory=AgentSide)
+    recording: Recording = field(default_factory=Recording)
+    clock: Clock = field(default_factory=Clock)
+
+    @property
+    def survey(self) -> bool:
+        """An automatic survey: no agent, the menu runner asks for one key."""
+        return self.originate is not None and self.originate.survey
 
 
 @dataclass(frozen=True)
@@ -165,12 +308,3 @@ def optional_int(value: object) -> int | None:
 def forced_outcome(conv: Conversation) -> str:
     """The outcome of a call we end ourselves (timeout, command, dead media)."""
     return conv.outcome or ("answered" if conv.answered else "failed")
-
-
-def recording_offset(conv: Conversation, now: float) -> float:
-    """Seconds of audio in the recording at ``now``: the recorder only writes while something
-    is connected to it, so a paused span adds nothing to the file."""
-    paused = conv.recording_paused_total
-    if conv.recording_paused:
-        paused += now - conv.recording_paused_at
-    return round(max(0.0, now - conv.recording_started_at - paused), 3)

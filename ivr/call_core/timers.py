@@ -25,7 +25,7 @@ from ivr.call_core.state import (
 
 def on_tick(conv: Conversation, now: float, legs: LegsView, *, next_media_check: float) -> Actions:
     """The call's timers at ``now`` (monotonic). Clears the deadlines it acts on."""
-    if conv.close_at is not None:
+    if conv.clock.closed:
         return _closing(conv, now, legs)
     actions = _prompt_end(conv, now, legs)
     if actions and isinstance(actions[-1], EndCall):
@@ -35,7 +35,7 @@ def on_tick(conv: Conversation, now: float, legs: LegsView, *, next_media_check:
         if menu_actions:
             actions.append(RunMenu(tuple(menu_actions)))
     actions += _ring_timeouts(conv, now, legs)
-    if now >= conv.max_until:
+    if now >= conv.clock.max_until:
         actions.append(EndCall("max_duration", forced_outcome(conv)))
     elif now >= next_media_check:
         actions.append(CheckMedia(now))
@@ -43,16 +43,18 @@ def on_tick(conv: Conversation, now: float, legs: LegsView, *, next_media_check:
 
 
 def _closing(conv: Conversation, now: float, legs: LegsView) -> Actions:
-    assert conv.close_at is not None
-    if now >= conv.close_at and not legs.any_left:
+    close_at = conv.clock.close_at
+    assert close_at is not None
+    if now >= close_at and not legs.any_left:
         return [Finish()]
-    if now >= conv.close_at + CLOSE_GIVE_UP_SECONDS:
+    if now >= close_at + CLOSE_GIVE_UP_SECONDS:
         return [Finish(forced=True)]  # a leg never confirmed its end: give up on it
     return []
 
 
 def _prompt_end(conv: Conversation, now: float, legs: LegsView) -> Actions:
-    if not (conv.prompt_until and now >= conv.prompt_until and legs.prompt_playing):
+    prompt_until = conv.clock.prompt_until
+    if not (prompt_until and now >= prompt_until and legs.prompt_playing):
         return []
     if conv.hangup_after_prompt:  # a closing message: the caller has heard it
         return [StopPrompt(), EndCall("message_played", conv.outcome or "failed")]
@@ -61,8 +63,9 @@ def _prompt_end(conv: Conversation, now: float, legs: LegsView) -> Actions:
 
 def _ring_timeouts(conv: Conversation, now: float, legs: LegsView) -> Actions:
     actions: Actions = []
-    if conv.offer_deadline is not None and now >= conv.offer_deadline:
-        conv.offer_deadline = None
+    ring_until = conv.clock.ring_until
+    if ring_until is not None and now >= ring_until:
+        conv.clock.ring_over()
         if legs.agent_ringing:
             actions.append(WithdrawOffer("ring_timeout"))
         elif conv.direction == "out" and legs.customer_ringing:

@@ -60,13 +60,13 @@ def _blind(conv: Conversation, cmd: CommandIn) -> Actions:
 def _to_queue(conv: Conversation, cmd: CommandIn, target: str) -> Actions:
     if target not in cmd.setup.queues:
         return [CommandRefused(f"queue {target!r} is not defined")]
-    previous = conv.queue
+    ask = conv.routing
     conv.held = False
     return [
         drop_agent(conv, "transferred"),
         EmitEvent(EventType.transferred, {"kind": "queue", "to": target}),
         *enqueue(
-            conv, target, conv.priority, conv.skills, requeued_from=previous, wall_now=cmd.wall_now
+            conv, target, ask.priority, ask.skills, requeued_from=ask.queue, wall_now=cmd.wall_now
         ),
     ]
 
@@ -82,7 +82,7 @@ def _to_agent(conv: Conversation, cmd: CommandIn, target: str) -> Actions:
         conv,
         data,
         uri=cmd.setup.uris.agent(target),
-        ring=cmd.setup.ring_seconds(conv.queue, data),
+        ring=cmd.setup.ring_seconds(conv.routing.queue, data),
         legs=cmd.legs,
         now=cmd.now,
     )
@@ -112,10 +112,9 @@ def to_number(
     dropped = drop_agent(conv, "transferred")
     conv.held = False
     conv.state = CallPhase.transferring
-    conv.agent_uri = uri
-    conv.agent_id = None
+    conv.agent.assign(uri, None)
     conv.outcome = "transferred"
-    conv.offer_deadline = now + TRANSFER_NUMBER_RING_SECONDS
+    conv.clock.ring(now + TRANSFER_NUMBER_RING_SECONDS)
     return [dropped, Rewire(), Dial("agent", uri)]
 
 
@@ -128,7 +127,7 @@ def _consult_target(conv: Conversation, cmd: CommandIn) -> tuple[str, float] | s
     target = str(cmd.data.get("target", ""))
     if kind == "agent":
         uri = cmd.setup.uris.agent(target) if target else ""
-        ring = cmd.setup.ring_seconds(conv.queue, cmd.data)
+        ring = cmd.setup.ring_seconds(conv.routing.queue, cmd.data)
     elif kind == "number":
         uri = cmd.setup.uris.transfer_target(target) or ""
         ring = CONSULT_NUMBER_RING_SECONDS
@@ -197,7 +196,7 @@ def consult_complete(conv: Conversation, *, by: str, consult_leg: bool) -> Actio
     consult, actions = handed
     if consult.kind == "number":
         conv.outcome = "transferred"
-    bridged = {"agent_uri": conv.agent_uri, "agent_id": conv.agent_id, "queue": conv.queue}
+    bridged = {"agent_uri": conv.agent.uri, "agent_id": conv.agent.id, "queue": conv.routing.queue}
     return [
         *actions,
         Rewire(),
@@ -217,7 +216,7 @@ def _hand_over_ringing(conv: Conversation, consult_leg: bool) -> Actions:
         return []
     consult, actions = handed
     conv.state = CallPhase.reserved
-    conv.offer_deadline = consult.deadline
+    conv.clock.ring(consult.deadline)
     handed_over = consult.handed_over(answered=False, by="command")
     return [*actions, Rewire(), EmitEvent(EventType.transferred, handed_over)]
 
@@ -231,8 +230,7 @@ def _hand_over(conv: Conversation, consult_leg: bool) -> tuple[Consult, Actions]
     actions: Actions = [drop_agent(conv, "transferred"), PromoteConsult()]
     conv.consult = None
     conv.held = False
-    conv.agent_uri = consult.uri
-    conv.agent_id = consult.agent_id
+    conv.agent.assign(consult.uri, consult.agent_id)
     return consult, actions
 
 

@@ -3,9 +3,11 @@ files, no SIP): two queues, a DID, an outbound trunk, transfer targets and a few
 
 from __future__ import annotations
 
+from typing import Any
+
 from config.schemas import MenuFile, QueuesFile, TelephonyFile
 from config.settings import SipSettings
-from ivr.call_core.state import CallPhase, CallSetup, Conversation
+from ivr.call_core.state import CallPhase, CallSetup, Clock, Conversation
 from ivr.leg_uris import LegUris
 from ivr.menu import MenuRunner
 from ivr.prompts import PromptFile
@@ -60,15 +62,16 @@ def one_node_runner() -> MenuRunner:
     return MenuRunner(MENU, {"main.prompt": 1.0})
 
 
-def conv_in(state: CallPhase = CallPhase.menu, **kw: object) -> Conversation:
-    conv = Conversation(call_id="c1", direction="in", caller="1001", did="4000", state=state)
-    conv.max_until = 1000.0
-    for key, value in kw.items():
-        setattr(conv, key, value)
-    return conv
+def clock(*, max_until: float = 1000.0, **deadlines: Any) -> Clock:
+    """A call's clock whose maximum duration is far off unless the test says otherwise."""
+    return Clock(max_until=max_until, **deadlines)
 
 
-def conv_out(state: CallPhase = CallPhase.originating, **kw: object) -> Conversation:
-    conv = conv_in(state, **kw)
-    conv.direction = "out"
-    return conv
+def conv_in(state: CallPhase = CallPhase.menu, *, direction: str = "in", **kw: Any) -> Conversation:
+    """A call in ``state``; ``kw``: the Conversation's fields (its records built by the test)."""
+    fields: dict[str, Any] = {"caller": "1001", "clock": clock(), **kw}
+    return Conversation(call_id="c1", direction=direction, did="4000", state=state, **fields)
+
+
+def conv_out(state: CallPhase = CallPhase.originating, **kw: Any) -> Conversation:
+    return conv_in(state, direction="out", **kw)

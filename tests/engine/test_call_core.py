@@ -43,19 +43,22 @@ from ivr.call_core.leg_facts import (
 )
 from ivr.call_core.offer import agent_missed, enqueue
 from ivr.call_core.state import (
+    AgentSide,
     CallPhase,
     CommandIn,
     Consult,
     Conversation,
     LegsView,
+    OriginateRequest,
+    Recording,
+    RoutingAsk,
     forced_outcome,
-    recording_offset,
 )
 from ivr.call_core.timers import on_tick
 from ivr.call_core.transfer import consult_ended
 from ivr.spec import SlotSpec
 from ivr.wiring import WiringState, present_edges, wanted_edges
-from tests.engine.core_setup import SETUP, conv_in, conv_out, one_node_runner
+from tests.engine.core_setup import SETUP, clock, conv_in, conv_out, one_node_runner
 
 SHORT = 5.0  # short_abandon_seconds
 
@@ -86,14 +89,14 @@ def test_caller_gone_in_menu_is_a_menu_hangup() -> None:
 
 @pytest.mark.parametrize(("waited", "outcome"), [(2.0, "short_abandoned"), (30.0, "abandoned")])
 def test_caller_gone_while_queued_abandons(waited: float, outcome: str) -> None:
-    conv = conv_in(CallPhase.waiting, queue="sales", queued_at=100.0)
+    conv = conv_in(CallPhase.waiting, routing=RoutingAsk(queue="sales", queued_at=100.0))
     actions = on_leg_gone(conv, gone("caller"), now=100.0 + waited, short_abandon_seconds=SHORT)
     assert EmitEvent(EventType.abandoned, {"queue": "sales", "waited": waited}) in actions
     assert ends(actions) == [EndCall("caller_hung_up", outcome)]
 
 
 def test_caller_gone_while_offered_abandons_too() -> None:
-    conv = conv_in(CallPhase.reserved, queue="q", queued_at=0.0)
+    conv = conv_in(CallPhase.reserved, routing=RoutingAsk(queue="q", queued_at=0.0))
     actions = on_leg_gone(conv, gone("caller"), now=60.0, short_abandon_seconds=SHORT)
     assert ends(actions) == [EndCall("caller_hung_up", "abandoned")]
 
@@ -129,7 +132,7 @@ def test_customer_not_reached(code: int, outcome: str) -> None:
 
 
 def test_an_ended_call_ignores_late_legs() -> None:
-    conv = conv_in(CallPhase.connected, close_at=5.0)
+    conv = conv_in(CallPhase.connected, clock=clock(close_at=5.0))
     assert on_leg_gone(conv, gone("caller"), now=1.0, short_abandon_seconds=SHORT) == []
 
 
@@ -137,7 +140,7 @@ def test_an_ended_call_ignores_late_legs() -> None:
 
 
 def test_agent_hangs_up_a_connected_call() -> None:
-    conv = conv_in(CallPhase.connected, answered=True, agent_uri="sip:a@x")
+    conv = conv_in(CallPhase.connected, answered=True, agent=AgentSide(uri="sip:a@x"))
     actions = on_leg_gone(conv, gone("agent"), now=1.0, short_abandon_seconds=SHORT)
     assert actions == [
         EmitEvent(EventType.agent_hung_up, {"agent_uri": "sip:a@x"}),
@@ -188,9 +191,9 @@ def test_agent_hanging_up_while_the_target_rings_ends_both() -> None:
 
 
 def test_supervisor_leaving_clears_the_mode() -> None:
-    conv = conv_in(CallPhase.connected, super_mode="barge")
+    conv = conv_in(CallPhase.connected, agent=AgentSide(super_mode="barge"))
     assert on_leg_gone(conv, gone("super"), now=1.0, short_abandon_seconds=SHORT) == [Rewire()]
-    assert conv.super_mode == ""
+    assert conv.agent.super_mode == ""
 
 
 @pytest.mark.parametrize(
@@ -222,16 +225,16 @@ def test_consult_target_leg_ends(answered: bool, code: int, why: str) -> None:
 
 
 def test_offer_ring_timeout_withdraws_the_offer_once() -> None:
-    conv = conv_in(CallPhase.reserved, offer_deadline=10.0)
+    conv = conv_in(CallPhase.reserved, clock=clock(ring_until=10.0))
     view = LegsView(any_left=True, agent_ringing=True)
     assert on_tick(conv, 9.9, view, next_media_check=100.0) == []
     assert on_tick(conv, 10.0, view, next_media_check=100.0) == [WithdrawOffer("ring_timeout")]
-    assert conv.offer_deadline is None
+    assert conv.clock.ring_until is None
     assert on_tick(conv, 11.0, view, next_media_check=100.0) == []
 
 
 def test_outbound_customer_ring_timeout_cancels_the_customer_leg() -> None:
-    conv = conv_out(offer_deadline=10.0)
+    conv = conv_out(clock=clock(ring_until=10.0))
     view = LegsView(any_left=True, customer_ringing=True)
     assert on_tick(conv, 10.0, view, next_media_check=100.0) == [HangupLeg("caller")]
 
@@ -245,10 +248,12 @@ def test_consult_ring_timeout() -> None:
 
 
 def test_prompt_end_and_closing_message() -> None:
-    conv = conv_in(CallPhase.waiting, prompt_until=5.0)
+    conv = conv_in(CallPhase.waiting, clock=clock(prompt_until=5.0))
     view = LegsView(any_left=True, prompt_playing=True)
     assert on_tick(conv, 5.0, view, next_media_check=100.0) == [StopPrompt()]
-    conv = conv_in(CallPhase.waiting, prompt_until=5.0, hangup_after_prompt=True, outcome="closed")
+    conv = conv_in(
+        CallPhase.waiting, hangup_after_prompt=True, outcome="closed", clock=clock(prompt_until=5.0)
+    )
     assert on_tick(conv, 5.0, view, next_media_check=100.0) == [
         StopPrompt(),
         EndCall("message_played", "closed"),
@@ -256,7 +261,7 @@ def test_prompt_end_and_closing_message() -> None:
 
 
 def test_max_duration_ends_the_call_else_media_is_checked() -> None:
-    conv = conv_in(CallPhase.connected, answered=True, max_until=50.0)
+    conv = conv_in(CallPhase.connected, answered=True, clock=clock(max_until=50.0))
     view = LegsView(any_left=True)
     assert on_tick(conv, 20.0, view, next_media_check=30.0) == []
     assert on_tick(conv, 30.0, view, next_media_check=30.0) == [CheckMedia(30.0)]
@@ -265,7 +270,7 @@ def test_max_duration_ends_the_call_else_media_is_checked() -> None:
 
 
 def test_an_ended_call_finishes_when_its_legs_are_gone_or_given_up() -> None:
-    conv = conv_in(CallPhase.connected, close_at=10.0)
+    conv = conv_in(CallPhase.connected, clock=clock(close_at=10.0))
     assert on_tick(conv, 10.0, LegsView(any_left=True), next_media_check=0.0) == []
     assert on_tick(conv, 10.0, LegsView(any_left=False), next_media_check=0.0) == [Finish()]
     assert on_tick(conv, 15.0, LegsView(any_left=True), next_media_check=0.0) == [
@@ -332,7 +337,12 @@ def test_an_ended_call_wants_nothing_and_absent_ports_are_dropped() -> None:
 
 def test_wiring_state_of_a_conversation() -> None:
     consult = Consult(kind="agent", to="t", uri="u", agent_id=1, deadline=None, answered=True)
-    conv = conv_in(CallPhase.connected, consult=consult, recording_paused=True, super_mode="listen")
+    conv = conv_in(
+        CallPhase.connected,
+        consult=consult,
+        recording=Recording(paused=True),
+        agent=AgentSide(super_mode="listen"),
+    )
     state = WiringState.of(conv, recorder=True, prompt_playing=False)
     assert state == WiringState(
         CallPhase.connected, consult=True, consult_answered=True, super_mode="listen"
@@ -378,11 +388,11 @@ def test_hold_is_refused_during_a_consultation() -> None:
 
 
 def test_pause_and_resume_recording_rewire_and_mark_the_span() -> None:
-    conv = conv_in(CallPhase.connected, recording_id="r-1", recording_started_at=100.0)
+    conv = conv_in(CallPhase.connected, recording=Recording(id="r-1", started_at=100.0))
     paused = command(conv, "pause_recording", now=112.5, agent_id=7)
     mark = {"recording_id": "r-1", "offset_s": 12.5, "by": 7}
     assert paused == [Rewire(), EmitEvent(EventType.recording_paused, mark)]
-    assert conv.recording_paused
+    assert conv.recording.paused
     assert not wanted_edges(WiringState.of(conv, recorder=True, prompt_playing=False)) & {
         ("caller", "rec"),
         ("agent", "rec"),
@@ -393,8 +403,8 @@ def test_pause_and_resume_recording_rewire_and_mark_the_span() -> None:
     # the file goes on where it stopped: 8 s paused are not in it
     mark = {"recording_id": "r-1", "offset_s": 12.5, "by": 7, "paused_s": 8.0}
     assert resumed == [Rewire(), EmitEvent(EventType.recording_resumed, mark)]
-    assert not conv.recording_paused
-    assert recording_offset(conv, 130.5) == 22.5
+    assert not conv.recording.paused
+    assert conv.recording.offset(130.5) == 22.5
     assert command(conv, "resume_recording", now=121) == [
         CommandRefused("the recording is not paused")
     ]
@@ -403,7 +413,7 @@ def test_pause_and_resume_recording_rewire_and_mark_the_span() -> None:
 def test_pause_is_refused_without_a_recording() -> None:
     conv = conv_in(CallPhase.connected)
     assert command(conv, "pause_recording") == [CommandRefused("this call is not being recorded")]
-    assert not conv.recording_paused
+    assert not conv.recording.paused
 
 
 def test_hangup_command_ends_the_call_or_only_the_consultation() -> None:
@@ -415,7 +425,7 @@ def test_hangup_command_ends_the_call_or_only_the_consultation() -> None:
 
 
 def test_cancel_offer() -> None:
-    offering = conv_in(CallPhase.reserved, agent_id=5, queue="sales")
+    offering = conv_in(CallPhase.reserved, agent=AgentSide(id=5), routing=RoutingAsk(queue="sales"))
     missed = {"agent_uri": "", "agent_id": 5, "reason": "withdrawn", "queue": "sales"}
     assert command(offering, "cancel_offer", ringing=True, agent_id=5) == [
         DropLeg("agent", "withdrawn"),
@@ -424,10 +434,10 @@ def test_cancel_offer() -> None:
         Rewire(),
     ]
     assert offering.state == CallPhase.waiting
-    offering = conv_in(CallPhase.reserved, agent_id=5)
+    offering = conv_in(CallPhase.reserved, agent=AgentSide(id=5))
     timed_out = command(offering, "cancel_offer", ringing=True, agent_id=5, reason="ring_timeout")
     assert isinstance(timed_out, list) and timed_out[0] == DropLeg("agent", "ring_timeout")
-    offering = conv_in(CallPhase.reserved, agent_id=5)
+    offering = conv_in(CallPhase.reserved, agent=AgentSide(id=5))
     refused = [CommandRefused("no phone is ringing for agent 6 on this call")]
     assert command(offering, "cancel_offer", ringing=True, agent_id=6) == refused
     answered = [CommandRefused("no phone is ringing for agent 5 on this call")]
@@ -438,7 +448,7 @@ def test_cancel_offer() -> None:
 
 
 def test_cancel_offer_of_an_outbound_call_ends_it() -> None:
-    originating = conv_out(agent_id=5)
+    originating = conv_out(agent=AgentSide(id=5))
     actions = command(originating, "cancel_offer", ringing=True, agent_id=5)
     assert isinstance(actions, list)
     assert actions[0] == DropLeg("agent", "withdrawn")
@@ -446,14 +456,19 @@ def test_cancel_offer_of_an_outbound_call_ends_it() -> None:
 
 
 def test_requeue() -> None:
-    conv = conv_in(CallPhase.reserved, queue="sales", offer_deadline=50.0, super_mode="listen")
+    conv = conv_in(
+        CallPhase.reserved,
+        routing=RoutingAsk(queue="sales"),
+        clock=clock(ring_until=50.0),
+        agent=AgentSide(super_mode="listen"),
+    )
     actions = command(conv, "requeue", queue="repair")
     assert isinstance(actions, list) and actions[0] == DropAgent("requeued")
     queued = actions[1]
     assert isinstance(queued, EmitEvent) and queued.type == EventType.call_queued
     assert queued.data["queue"] == "repair" and queued.data["previous_queue"] == "sales"
-    assert conv.offer_deadline is None and conv.super_mode == ""
-    assert conv.state == CallPhase.waiting and conv.queue == "repair"
+    assert conv.clock.ring_until is None and conv.agent.super_mode == ""
+    assert conv.state == CallPhase.waiting and conv.routing.queue == "repair"
     assert command(conv, "requeue", queue="nope") == [CommandRefused("queue 'nope' is not defined")]
     bridged = conv_in(CallPhase.connected)
     assert command(bridged, "requeue", queue="repair") == [
@@ -488,7 +503,10 @@ def test_hand_over_event_names_the_target() -> None:
 
 def test_agent_answers_an_offer_the_call_is_bridged() -> None:
     conv = conv_in(
-        CallPhase.reserved, agent_uri="sip:a@e", agent_id=4, queue="q", offer_deadline=9.0
+        CallPhase.reserved,
+        agent=AgentSide(uri="sip:a@e", id=4),
+        routing=RoutingAsk(queue="q"),
+        clock=clock(ring_until=9.0),
     )
     who = {"agent_uri": "sip:a@e", "agent_id": 4, "queue": "q"}
     assert on_leg_answered(conv, "agent") == [
@@ -497,18 +515,20 @@ def test_agent_answers_an_offer_the_call_is_bridged() -> None:
         Rewire(),
         EmitEvent(EventType.bridged, who),
     ]
-    assert conv.state == CallPhase.connected and conv.answered and conv.offer_deadline is None
+    assert conv.state == CallPhase.connected and conv.answered and conv.clock.ring_until is None
 
 
 def test_transfer_target_answers_the_transfer_is_done() -> None:
-    conv = conv_in(CallPhase.transferring, agent_uri="sip:8001@e", offer_deadline=30.0)
+    conv = conv_in(
+        CallPhase.transferring, agent=AgentSide(uri="sip:8001@e"), clock=clock(ring_until=30.0)
+    )
     actions = on_leg_answered(conv, "agent")
     assert actions[0] == EmitEvent(EventType.transferred, {"kind": "number", "to": "sip:8001@e"})
     assert conv.state == CallPhase.connected
 
 
 def test_outbound_agent_answers_then_the_customer_is_dialled() -> None:
-    conv = conv_out(agent_uri="sip:a@e", agent_id=4, offer_deadline=30.0)
+    conv = conv_out(agent=AgentSide(uri="sip:a@e", id=4), clock=clock(ring_until=30.0))
     assert on_leg_answered(conv, "agent") == [
         EmitEvent(EventType.agent_answered, {"agent_uri": "sip:a@e", "agent_id": 4}),
         DialCustomer(),
@@ -517,7 +537,7 @@ def test_outbound_agent_answers_then_the_customer_is_dialled() -> None:
 
 
 def test_supervisor_and_consult_target_answer() -> None:
-    conv = conv_in(CallPhase.connected, super_mode="listen", super_uri="sip:s@e")
+    conv = conv_in(CallPhase.connected, agent=AgentSide(super_mode="listen", super_uri="sip:s@e"))
     assert on_leg_answered(conv, "super") == [
         EmitEvent(EventType.supervisor_joined, {"mode": "listen", "uri": "sip:s@e"}),
         Rewire(),
@@ -534,7 +554,10 @@ def test_supervisor_and_consult_target_answer() -> None:
 
 def test_offer_missed_puts_an_inbound_caller_back_in_line() -> None:
     conv = conv_in(
-        CallPhase.reserved, agent_uri="sip:a@e", agent_id=4, queue="q", offer_deadline=3.0
+        CallPhase.reserved,
+        agent=AgentSide(uri="sip:a@e", id=4),
+        routing=RoutingAsk(queue="q"),
+        clock=clock(ring_until=3.0),
     )
     actions = agent_missed(conv, "ring_timeout")
     assert actions == [
@@ -545,8 +568,8 @@ def test_offer_missed_puts_an_inbound_caller_back_in_line() -> None:
         ScheduleAnnouncements(),
         Rewire(),
     ]
-    assert conv.state == CallPhase.waiting and conv.offer_deadline is None
-    outbound = conv_out(offer_deadline=3.0)
+    assert conv.state == CallPhase.waiting and conv.clock.ring_until is None
+    outbound = conv_out(clock=clock(ring_until=3.0))
     assert ScheduleAnnouncements() not in agent_missed(outbound, "x")
     assert outbound.state == CallPhase.originating
 
@@ -560,14 +583,13 @@ def test_caller_media_starts_recording_and_the_menu() -> None:
 
 
 def test_outbound_customer_media_bridges_or_starts_the_survey() -> None:
-    conv = conv_out(agent_uri="sip:a@e")
-    conv.caller = "13800000000"
+    conv = conv_out(caller="13800000000", agent=AgentSide(uri="sip:a@e"))
     assert on_media_ready(conv, "caller", first=True, now=0.0) == [
         EmitEvent(EventType.bridged, {"agent_uri": "sip:a@e", "number": "13800000000"}),
         Rewire(),
     ]
     assert conv.state == CallPhase.connected and conv.answered
-    survey = conv_out(survey=True, runner=one_node_runner())
+    survey = conv_out(originate=OriginateRequest(survey=True), runner=one_node_runner())
     actions = on_media_ready(survey, "caller", first=True, now=0.0)
     assert actions[0] == StartRecording() and isinstance(actions[1], RunMenu)
     assert survey.state == CallPhase.menu and survey.outcome == "answered"
@@ -578,7 +600,7 @@ def test_outbound_customer_media_bridges_or_starts_the_survey() -> None:
 def test_enqueue_then_requeue_keeps_the_first_queued_time() -> None:
     conv = conv_in(runner=one_node_runner())
     actions = enqueue(conv, "sales", 2, ("zh",), wall_now=100.0)
-    assert conv.state == CallPhase.waiting and conv.queued_at == 100.0
+    assert conv.state == CallPhase.waiting and conv.routing.queued_at == 100.0
     first = actions[0]
     assert isinstance(first, EmitEvent) and first.type == EventType.call_queued
     assert first.node == "main"

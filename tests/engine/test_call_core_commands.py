@@ -34,15 +34,19 @@ from ivr.call_core.offer import announcement_view
 from ivr.call_core.originate import dial_customer, originate
 from ivr.call_core.state import (
     MAX_LEGS,
+    AgentSide,
     CallPhase,
     CommandIn,
     Consult,
     Conversation,
     LegsView,
+    OriginateRequest,
+    Recording,
+    RoutingAsk,
 )
 from ivr.call_core.transfer import consult_complete
 from ivr.menu import Emit, Enqueue, Hangup, PlayPrompts, RequestCallback, TransferTo
-from tests.engine.core_setup import PROMPTS, SETUP, conv_in, conv_out, one_node_runner
+from tests.engine.core_setup import PROMPTS, SETUP, clock, conv_in, conv_out, one_node_runner
 
 AGENT = "sip:1001@127.0.0.9:5070"
 BRIDGED_LEGS = LegsView(any_left=True, roles=frozenset({"caller", "agent"}), lines=2)
@@ -72,7 +76,7 @@ def refused(actions: Actions) -> list[str]:
     return [a.reason for a in actions if isinstance(a, CommandRefused)]
 
 
-def consulting(answered: bool = False, kind: str = "agent", **kw: Any) -> Conversation:
+def consulting(answered: bool = False, kind: str = "agent", super_mode: str = "") -> Conversation:
     consult = Consult(
         kind=kind,
         to="1002",
@@ -87,11 +91,9 @@ def consulting(answered: bool = False, kind: str = "agent", **kw: Any) -> Conver
         CallPhase.connected,
         consult=consult,
         held=True,
-        agent_uri=AGENT,
-        agent_id=1,
-        queue="sales",
         answered=True,
-        **kw,
+        agent=AgentSide(uri=AGENT, id=1, super_mode=super_mode),
+        routing=RoutingAsk(queue="sales"),
     )
 
 
@@ -99,7 +101,7 @@ def consulting(answered: bool = False, kind: str = "agent", **kw: Any) -> Conver
 
 
 def test_offer_rings_the_agent_for_the_queue_ring_time() -> None:
-    conv = conv_in(CallPhase.waiting, queue="sales")
+    conv = conv_in(CallPhase.waiting, routing=RoutingAsk(queue="sales"))
     actions = run(conv, CommandType.offer, agent_uri="1001", agent_id="7")
     assert actions == [
         EmitEvent(
@@ -108,19 +110,23 @@ def test_offer_rings_the_agent_for_the_queue_ring_time() -> None:
         ),
         Dial("agent", AGENT),
     ]
-    assert conv.state == CallPhase.reserved and conv.offer_deadline == 120.0
-    assert conv.agent_uri == AGENT and conv.agent_id == 7
+    assert conv.state == CallPhase.reserved and conv.clock.ring_until == 120.0
+    assert conv.agent.uri == AGENT and conv.agent.id == 7
 
 
 def test_offer_ring_timeout_from_routing_wins() -> None:
-    conv = conv_in(CallPhase.waiting, queue="sales")
+    conv = conv_in(CallPhase.waiting, routing=RoutingAsk(queue="sales"))
     actions = run(conv, CommandType.offer, agent_uri="1001", ring_timeout=8)
     assert event(actions, EventType.agent_offered)["ring_timeout"] == 8.0
-    assert conv.offer_deadline == 108.0 and conv.agent_id is None
+    assert conv.clock.ring_until == 108.0 and conv.agent.id is None
 
 
 def test_offer_while_another_phone_rings_withdraws_that_offer_first() -> None:
-    conv = conv_in(CallPhase.reserved, queue="sales", agent_uri="sip:old@e", agent_id=3)
+    conv = conv_in(
+        CallPhase.reserved,
+        routing=RoutingAsk(queue="sales"),
+        agent=AgentSide(uri="sip:old@e", id=3),
+    )
     actions = run(conv, CommandType.offer, RINGING_LEGS, agent_uri="1001", agent_id=7)
     assert actions[0] == DropLeg("agent", "ring_timeout")
     assert event(actions, EventType.agent_missed)["agent_id"] == 3
@@ -135,31 +141,42 @@ def test_offer_is_refused_unless_the_call_waits() -> None:
 
 
 def test_a_dial_that_fails_is_a_missed_offer() -> None:
-    conv = conv_in(CallPhase.reserved, queue="sales", offer_deadline=120.0)
+    conv = conv_in(
+        CallPhase.reserved, routing=RoutingAsk(queue="sales"), clock=clock(ring_until=120.0)
+    )
     actions = on_dial_failed(conv, "agent", "too many calls", legs=CALLER_ONLY, wall_now=1.0)
     assert event(actions, EventType.agent_missed)["reason"] == "dial failed: too many calls"
-    assert conv.state == CallPhase.waiting and conv.offer_deadline is None
+    assert conv.state == CallPhase.waiting and conv.clock.ring_until is None
 
 
 # ---------------------------------------------------------------- blind transfers
 
 
 def test_blind_transfer_to_a_queue_requeues_without_the_agent() -> None:
-    conv = conv_in(CallPhase.connected, queue="sales", held=True, super_mode="listen")
+    conv = conv_in(
+        CallPhase.connected,
+        held=True,
+        routing=RoutingAsk(queue="sales"),
+        agent=AgentSide(super_mode="listen"),
+    )
     actions = run(conv, CommandType.transfer, BRIDGED_LEGS, kind="queue", target="repair")
     assert actions[:2] == [
         DropAgent("transferred"),
         EmitEvent(EventType.transferred, {"kind": "queue", "to": "repair"}),
     ]
     assert event(actions, EventType.call_queued)["previous_queue"] == "sales"
-    assert conv.state == CallPhase.waiting and not conv.held and conv.super_mode == ""
+    assert conv.state == CallPhase.waiting and not conv.held and conv.agent.super_mode == ""
     assert refused(run(conv, CommandType.transfer, kind="queue", target="nope")) == [
         "queue 'nope' is not defined"
     ]
 
 
 def test_blind_transfer_to_an_agent_offers_the_call_to_them() -> None:
-    conv = conv_in(CallPhase.connected, queue="sales", agent_uri="sip:1000@e", agent_id=1)
+    conv = conv_in(
+        CallPhase.connected,
+        routing=RoutingAsk(queue="sales"),
+        agent=AgentSide(uri="sip:1000@e", id=1),
+    )
     actions = run(conv, CommandType.transfer, BRIDGED_LEGS, kind="agent", target="1001", agent_id=7)
     assert actions[:2] == [
         DropAgent("transferred"),
@@ -167,17 +184,17 @@ def test_blind_transfer_to_an_agent_offers_the_call_to_them() -> None:
     ]
     assert event(actions, EventType.agent_offered)["agent_id"] == 7
     assert actions[-1] == Dial("agent", AGENT)
-    assert conv.state == CallPhase.reserved and conv.offer_deadline == 120.0
+    assert conv.state == CallPhase.reserved and conv.clock.ring_until == 120.0
 
 
 def test_blind_transfer_to_a_number_rings_it_as_a_transfer() -> None:
-    conv = conv_in(CallPhase.connected, agent_id=1, held=True)
+    conv = conv_in(CallPhase.connected, held=True, agent=AgentSide(id=1))
     actions = run(conv, CommandType.transfer, BRIDGED_LEGS, kind="number", target="billing")
     target = "sip:8001@127.0.0.9:5070"
     assert actions == [DropAgent("transferred"), Rewire(), Dial("agent", target)]
     assert conv.state == CallPhase.transferring and conv.outcome == "transferred"
-    assert conv.agent_uri == target and conv.agent_id is None and not conv.held
-    assert conv.offer_deadline == 130.0
+    assert conv.agent.uri == target and conv.agent.id is None and not conv.held
+    assert conv.clock.ring_until == 130.0
     assert refused(
         run(conv_in(CallPhase.connected), CommandType.transfer, kind="number", target="9999")
     ) == ["'9999' is not an allowed transfer target"]
@@ -205,7 +222,7 @@ def test_blind_transfer_is_refused_during_a_consultation() -> None:
 
 
 def test_consult_holds_the_caller_and_rings_the_colleague() -> None:
-    conv = conv_in(CallPhase.connected, queue="sales")
+    conv = conv_in(CallPhase.connected, routing=RoutingAsk(queue="sales"))
     actions = run(
         conv,
         CommandType.transfer,
@@ -277,8 +294,8 @@ def test_complete_an_answered_consultation_hands_the_caller_over() -> None:
         "agent_id": 2,
         "queue": "sales",
     }
-    assert conv.consult is None and not conv.held and conv.super_mode == ""
-    assert conv.agent_uri == "sip:1002@e" and conv.agent_id == 2
+    assert conv.consult is None and not conv.held and conv.agent.super_mode == ""
+    assert conv.agent.uri == "sip:1002@e" and conv.agent.id == 2
     assert conv.outcome == ""  # a colleague took the caller: still the center's call
 
 
@@ -295,7 +312,7 @@ def test_complete_while_a_colleague_rings_hands_over_the_ringing_offer() -> None
     actions = run(conv, CommandType.transfer, legs, mode="complete")
     assert actions[:3] == [DropAgent("transferred"), PromoteConsult(), Rewire()]
     assert event(actions, EventType.transferred)["answered"] is False
-    assert conv.state == CallPhase.reserved and conv.offer_deadline == 130.0
+    assert conv.state == CallPhase.reserved and conv.clock.ring_until == 130.0
 
 
 def test_complete_refusals() -> None:
@@ -334,17 +351,17 @@ def test_supervisor_joins_a_connected_call() -> None:
     conv = conv_in(CallPhase.connected)
     actions = run(conv, CommandType.listen, BRIDGED_LEGS, supervisor_uri="1009")
     assert actions == [Dial("super", "sip:1009@127.0.0.9:5070")]
-    assert conv.super_mode == "listen" and conv.super_uri == "sip:1009@127.0.0.9:5070"
+    assert conv.agent.super_mode == "listen" and conv.agent.super_uri == "sip:1009@127.0.0.9:5070"
 
 
 def test_supervisor_switches_mode_on_the_same_leg() -> None:
-    conv = conv_in(CallPhase.connected, super_mode="listen", super_uri="sip:s@e")
+    conv = conv_in(CallPhase.connected, agent=AgentSide(super_mode="listen", super_uri="sip:s@e"))
     legs = LegsView(roles=frozenset({"caller", "agent", "super"}), lines=3)
     assert run(conv, CommandType.barge, legs) == [
         Rewire(),
         EmitEvent(EventType.supervisor_joined, {"mode": "barge", "uri": "sip:s@e"}),
     ]
-    assert conv.super_mode == "barge"
+    assert conv.agent.super_mode == "barge"
 
 
 def test_supervise_refusals_and_a_failed_dial() -> None:
@@ -358,11 +375,11 @@ def test_supervise_refusals_and_a_failed_dial() -> None:
     assert refused(
         run(conv_in(CallPhase.connected), CommandType.listen, full, supervisor_uri="1")
     ) == ["no line left for a supervisor (4 per slot)"]
-    conv = conv_in(CallPhase.connected, super_mode="listen")
+    conv = conv_in(CallPhase.connected, agent=AgentSide(super_mode="listen"))
     assert on_dial_failed(conv, "super", "x", legs=BRIDGED_LEGS, wall_now=0.0) == [
         CommandRefused("dial failed: x")
     ]
-    assert conv.super_mode == ""
+    assert conv.agent.super_mode == ""
 
 
 # ---------------------------------------------------------------- play and announce
@@ -404,7 +421,7 @@ def test_announce_plays_the_position_or_waits_for_the_prompt() -> None:
         "expected_wait": 60,
         "source": "engine",
     }
-    conv = conv_in(CallPhase.waiting, queue="sales")
+    conv = conv_in(CallPhase.waiting, routing=RoutingAsk(queue="sales"))
     assert run(conv, "announce", **data) == [
         Play(("/p/position.wav", "/p/wait.wav"), 4.0),
         EmitEvent(
@@ -418,7 +435,9 @@ def test_announce_plays_the_position_or_waits_for_the_prompt() -> None:
 
 
 def test_announcement_schedule() -> None:
-    conv = conv_in(CallPhase.waiting, queue="sales", prompt_until=103.0)
+    conv = conv_in(
+        CallPhase.waiting, routing=RoutingAsk(queue="sales"), clock=clock(prompt_until=103.0)
+    )
     view = announcement_view(conv, SETUP.queues["sales"], 100.0)
     assert view == {"call_id": "c1", "queue": "sales", "every": 30, "next_at": 108.0}
     assert announcement_view(conv, SETUP.queues["repair"], 100.0) == {}
@@ -438,7 +457,7 @@ def test_originate_rings_the_agent_first() -> None:
     )
     assert conv is not None and conv.state == CallPhase.originating
     assert conv.direction == "out" and conv.caller == "13800000000" and conv.started == 500.0
-    assert conv.max_until == 3610.0 and conv.offer_deadline == 40.0
+    assert conv.clock.max_until == 3610.0 and conv.clock.ring_until == 40.0
     assert actions == [
         ReportStatus({"status": "busy", "call_id": "o1", "started": 500.0}),
         EmitEvent(EventType.call_arrived, {"caller": "13800000000", "did": "", "direction": "out"}),
@@ -450,7 +469,8 @@ def test_originate_rings_the_agent_first() -> None:
 
 
 def test_then_the_customer_through_the_outbound_trunk() -> None:
-    conv = conv_out(caller="13800000000", originate={"purpose": "callback", "callback_id": 4})
+    request = OriginateRequest(purpose="callback", callback_id=4)
+    conv = conv_out(caller="13800000000", originate=request)
     actions = dial_customer(conv, SETUP, now=50.0)
     assert actions == [
         EmitEvent(
@@ -465,7 +485,7 @@ def test_then_the_customer_through_the_outbound_trunk() -> None:
         ),
         Dial("caller", "sip:13800000000@127.0.0.9:5070;trunk=carrier"),
     ]
-    assert conv.offer_deadline == 95.0
+    assert conv.clock.ring_until == 95.0
 
 
 @pytest.mark.parametrize(
@@ -513,7 +533,7 @@ def test_a_survey_rings_only_the_customer() -> None:
 
 
 def test_dial_failures_of_an_outbound_call_end_it() -> None:
-    conv = conv_out(offer_deadline=40.0)
+    conv = conv_out(clock=clock(ring_until=40.0))
     actions = on_dial_failed(conv, "agent", "x", legs=CALLER_ONLY, wall_now=0.0)
     assert refused(actions) == ["dial failed: x"]
     assert actions[-1] == EndCall("agent_unreachable", "failed")
@@ -544,7 +564,7 @@ def test_an_arrival_starts_in_the_menu() -> None:
         wall_now=700.0,
     )
     assert conv.state == CallPhase.menu and conv.runner is not None
-    assert conv.started == 700.0 and conv.max_until == 3601.0
+    assert conv.started == 700.0 and conv.clock.max_until == 3601.0
     assert actions[0] == ReportStatus({"status": "busy", "call_id": "c9", "started": 700.0})
     assert event(actions, EventType.call_arrived)["sip_call_id"] == "x@y"
 
@@ -555,7 +575,7 @@ def test_menu_outcomes() -> None:
     assert events(queued) == [EventType.call_queued] and conv.state == CallPhase.waiting
     conv = conv_in()
     assert inbound.menu_outcome(conv, RequestCallback("sales"), SETUP, now=1, wall_now=1) == []
-    assert conv.outcome == "callback" and conv.queue == "sales"
+    assert conv.outcome == "callback" and conv.routing.queue == "sales"
     assert inbound.menu_outcome(conv, Hangup("menu_done"), SETUP, now=1, wall_now=1) == [
         EndCall("menu_done", "callback")
     ]
@@ -580,11 +600,11 @@ def test_digits_go_to_the_menu_or_are_only_reported() -> None:
     assert on_digit(bridged, "5", 1, now=0.0, at=3.0) == [
         EmitEvent(EventType.digit_received, {"digit": "5", "method": 1}, "connected", at=3.0)
     ]
-    assert on_digit(conv_in(close_at=1.0), "5", 1, now=0.0, at=3.0) == []
+    assert on_digit(conv_in(clock=clock(close_at=1.0)), "5", 1, now=0.0, at=3.0) == []
 
 
 def test_only_the_agents_phone_ringing_is_reported() -> None:
-    conv = conv_in(CallPhase.reserved, agent_uri=AGENT)
+    conv = conv_in(CallPhase.reserved, agent=AgentSide(uri=AGENT))
     assert on_leg_ringing(conv, "agent") == [
         EmitEvent(EventType.agent_ringing, {"agent_uri": AGENT})
     ]
@@ -609,7 +629,7 @@ def test_recording_started_reports_status_and_event() -> None:
         ),
         EmitEvent(EventType.recording_started, {"recording_id": "c1", "path": "/r/c1.wav"}),
     ]
-    assert conv.recording_started_at == 3.0 and conv.recording_path == "/r/c1.wav"
+    assert conv.recording.started_at == 3.0 and conv.recording.path == "/r/c1.wav"
 
 
 def test_end_call_once_with_the_consultation_ending_first() -> None:
@@ -620,7 +640,7 @@ def test_end_call_once_with_the_consultation_ending_first() -> None:
     assert actions[0] == StopAnnouncements() and actions[1] == DropLeg("consult", "caller_hung_up")
     assert EventType.unheld not in events(actions)  # the caller is leaving
     assert actions[-1] == TearDown()
-    assert conv.close_at == pytest.approx(10.3) and conv.ended_at == 5060.0
+    assert conv.clock.close_at == pytest.approx(10.3) and conv.clock.ended_at == 5060.0
     assert conv.end_reason == "caller_hung_up" and conv.outcome == "answered"
     assert ending.end_call(conv, "again", "x", BRIDGED_LEGS, now=11.0, wall_now=1.0) == []
 
@@ -629,12 +649,11 @@ def test_finished_reports_the_recording_then_call_ended_at_the_bye() -> None:
     conv = conv_in(
         CallPhase.connected,
         started=100.0,
-        ended_at=160.5,
-        recording_id="c1",
-        recording_path="/r/c1.wav",
         end_reason="caller_hung_up",
         outcome="answered",
-        queue="sales",
+        clock=clock(ended_at=160.5),
+        recording=Recording(id="c1", path="/r/c1.wav"),
+        routing=RoutingAsk(queue="sales"),
     )
     facts = {"duration": 60.0, "bytes": 960044, "sha256": "ab", "status": "complete"}
     actions = ending.finished(conv, facts, wall_now=170.0)

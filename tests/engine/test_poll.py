@@ -9,20 +9,23 @@ import socket
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
-from ivr.call_core.state import CallPhase, Consult, Conversation
+from ivr.call_core.state import CallPhase, Clock, Consult, Conversation
 from ivr.poll import IDLE_POLL_MS, POLL_MS, poll_ms
 
 NOW = 1000.0
 
 
-def conversation(state: CallPhase, **fields: object) -> Conversation:
-    conv = Conversation(call_id="c1", direction="in", caller="13800138000", did="4008001234")
-    conv.state = state
-    conv.max_until = NOW + 3600
-    for name, value in fields.items():
-        setattr(conv, name, value)
-    return conv
+def clock(*, max_until: float = NOW + 3600, **deadlines: float) -> Clock:
+    return Clock(max_until=max_until, **deadlines)
+
+
+def conversation(state: CallPhase, **fields: Any) -> Conversation:
+    fields = {"clock": clock(), **fields}
+    return Conversation(
+        call_id="c1", direction="in", caller="13800138000", did="4008001234", state=state, **fields
+    )
 
 
 def poll(conv: Conversation | None, *, media_check: float = NOW + 0.6, **flags: bool) -> int:
@@ -53,12 +56,12 @@ def test_a_bridged_call_sleeps_until_its_next_rtp_check() -> None:
 
 
 def test_a_bridged_call_never_sleeps_past_its_maximum_duration() -> None:
-    conv = conversation(CallPhase.connected, max_until=NOW + 0.2)
+    conv = conversation(CallPhase.connected, clock=clock(max_until=NOW + 0.2))
     assert at(200, poll(conv))
 
 
 def test_a_ringing_agent_wakes_the_slot_at_the_ring_timeout() -> None:
-    conv = conversation(CallPhase.reserved, offer_deadline=NOW + 0.3)
+    conv = conversation(CallPhase.reserved, clock=clock(ring_until=NOW + 0.3))
     assert at(300, poll(conv))
 
 
@@ -89,7 +92,7 @@ def test_a_playing_prompt_keeps_the_fine_poll() -> None:
 
 
 def test_a_closing_call_keeps_the_fine_poll() -> None:
-    assert poll(conversation(CallPhase.connected, close_at=NOW + 0.3)) == POLL_MS
+    assert poll(conversation(CallPhase.connected, clock=clock(close_at=NOW + 0.3))) == POLL_MS
 
 
 def test_originating_and_transferring_keep_the_fine_poll() -> None:
