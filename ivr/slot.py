@@ -283,11 +283,11 @@ class SlotEngine:
         did = user_part(info.localUri)
         busy = self.conv is not None or self.legs.any_left()
         allowed = self.spec.source_allowed(source)
-        refusal, why = inbound.refusal(did, self.setup, source_allowed=allowed, busy=busy)
-        if refusal:
-            log.warning("refusing INVITE from %s to %s: %s", source, did, why)
+        refusal = inbound.refusal(did, self.setup, source_allowed=allowed, busy=busy)
+        if refusal is not None:
+            log.warning("refusing INVITE from %s to %s: %s", source, did, refusal.why)
             op = pj.CallOpParam()
-            op.statusCode = refusal
+            op.statusCode = refusal.code
             leg.hangup(op)
             self.graveyard.append(leg)
             return

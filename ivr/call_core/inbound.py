@@ -3,6 +3,8 @@ outcomes (queue, call-back, transfer, hang-up) do to it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from callcenter.streams import EventType
 from ivr.call_core.actions import Actions, EmitEvent, EndCall, ReportStatus
 from ivr.call_core.offer import enqueue
@@ -13,15 +15,23 @@ from ivr.menu import Action, Enqueue, Hangup, MenuRunner, RequestCallback, Trans
 SLOT_BUSY = 486
 
 
-def refusal(did: str, setup: CallSetup, *, source_allowed: bool, busy: bool) -> tuple[int, str]:
-    """The SIP answer refusing an INVITE to ``did`` and why; (0, "") to take it."""
+@dataclass(frozen=True)
+class Refusal:
+    """The SIP answer refusing an INVITE, and why (for the log)."""
+
+    code: int
+    why: str
+
+
+def refusal(did: str, setup: CallSetup, *, source_allowed: bool, busy: bool) -> Refusal | None:
+    """Why the slot refuses an INVITE to ``did``; None to take it."""
     if not source_allowed:
-        return 403, "source is not the edge"
+        return Refusal(403, "source is not the edge")
     if busy:
-        return SLOT_BUSY, "slot busy"
+        return Refusal(SLOT_BUSY, "slot busy")
     if did not in setup.dids:
-        return 404, f"DID {did!r} not configured"
-    return 0, ""
+        return Refusal(404, f"DID {did!r} not configured")
+    return None
 
 
 def arrived(

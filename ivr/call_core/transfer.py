@@ -4,7 +4,7 @@ consultation (attended transfer): start, complete (answered or still ringing), c
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from callcenter.streams import CommandType, EventType
@@ -121,8 +121,16 @@ def to_number(
 # ---------------------------------------------------------------- consultation
 
 
-def _consult_target(conv: Conversation, cmd: CommandIn) -> tuple[str, float] | str:
-    """The consultation's (URI, ring seconds), or why there is none."""
+@dataclass(frozen=True)
+class _Target:
+    """Where a consultation rings, and for how long."""
+
+    uri: str
+    ring: float
+
+
+def _consult_target(conv: Conversation, cmd: CommandIn) -> _Target | str:
+    """Where the consultation rings, or why it cannot."""
     kind = str(cmd.data.get("kind", ""))
     target = str(cmd.data.get("target", ""))
     if kind == "agent":
@@ -135,7 +143,7 @@ def _consult_target(conv: Conversation, cmd: CommandIn) -> tuple[str, float] | s
         return f"consult kind {kind!r}: use agent or number"
     if not uri:
         return f"{target!r} is not an allowed consultation target"
-    return uri, ring
+    return _Target(uri, ring)
 
 
 def consult_start(conv: Conversation, cmd: CommandIn) -> Actions:
@@ -149,7 +157,7 @@ def consult_start(conv: Conversation, cmd: CommandIn) -> Actions:
         return [CommandRefused(target)]
     if cmd.legs.lines >= MAX_LEGS:
         return [CommandRefused(f"no line left for a consultation ({MAX_LEGS} per slot)")]
-    uri, ring = target
+    uri, ring = target.uri, target.ring
     kind = str(cmd.data["kind"])
     consult = Consult(
         kind=kind,

@@ -468,6 +468,23 @@ def test_originate_rings_the_agent_first() -> None:
     ]
 
 
+def test_the_originate_request_is_what_the_originated_event_reports() -> None:
+    data = {"number": "13800000000", "agent_uri": "1001", "purpose": "callback"}
+    conv, _ = originate_call({**data, "ticket_id": 3, "callback_id": 4, "queue": "q"})
+    assert conv is not None
+    assert conv.originate == OriginateRequest(purpose="callback", ticket_id=3, callback_id=4)
+    originated = event(dial_customer(conv, SETUP, now=50.0), EventType.originated)
+    assert originated == {
+        "number": "13800000000",
+        "purpose": "callback",
+        "mode": "agent",
+        "ticket_id": 3,
+        "callback_id": 4,
+    }
+    plain, _ = originate_call({"number": "13800000000", "agent_uri": "1001"})
+    assert plain is not None and plain.originate == OriginateRequest()
+
+
 def test_then_the_customer_through_the_outbound_trunk() -> None:
     request = OriginateRequest(purpose="callback", callback_id=4)
     conv = conv_out(caller="13800000000", originate=request)
@@ -546,10 +563,13 @@ def test_dial_failures_of_an_outbound_call_end_it() -> None:
 
 
 def test_an_invite_is_refused_by_source_then_busy_then_did() -> None:
-    assert inbound.refusal("4000", SETUP, source_allowed=False, busy=True)[0] == 403
-    assert inbound.refusal("4000", SETUP, source_allowed=True, busy=True) == (486, "slot busy")
-    assert inbound.refusal("5000", SETUP, source_allowed=True, busy=False)[0] == 404
-    assert inbound.refusal("4000", SETUP, source_allowed=True, busy=False) == (0, "")
+    foreign = inbound.refusal("4000", SETUP, source_allowed=False, busy=True)
+    assert foreign is not None and foreign.code == 403
+    busy = inbound.refusal("4000", SETUP, source_allowed=True, busy=True)
+    assert busy == inbound.Refusal(486, "slot busy")
+    unknown = inbound.refusal("5000", SETUP, source_allowed=True, busy=False)
+    assert unknown is not None and unknown.code == 404
+    assert inbound.refusal("4000", SETUP, source_allowed=True, busy=False) is None
 
 
 def test_an_arrival_starts_in_the_menu() -> None:
