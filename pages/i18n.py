@@ -112,6 +112,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "desk.ringing": {"zh-CN": "来电振铃中", "en": "Incoming call ringing"},
     "desk.caller": {"zh-CN": "来电号码", "en": "Caller"},
     "desk.customer": {"zh-CN": "客户", "en": "Customer"},
+    "desk.records_unavailable": {
+        "zh-CN": "客户资料暂时无法读取（数据库未响应），此弹屏只有来电号码。"
+        "请稍后按号码重新查询，再登记客户或工单。",
+        "en": "Customer records could not be read (the database did not answer): this pop has "
+        "the caller's number only. Look the caller up again later before saving a customer or "
+        "a ticket.",
+    },
+    "desk.not_read": {"zh-CN": "未能读取", "en": "not read"},
     "desk.member": {"zh-CN": "会员", "en": "Member"},
     "desk.yes": {"zh-CN": "是", "en": "yes"},
     "desk.no": {"zh-CN": "否", "en": "no"},
