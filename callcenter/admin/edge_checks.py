@@ -42,6 +42,7 @@ def _pattern(template: str) -> re.Pattern[str]:
     )
 
 
+_TELEPHONY_KEY = re.compile(r"telephony\.toml: (?P<key>[A-Za-z0-9_.\-]+): ")
 _PATTERNS = {check: _pattern(template) for check, template in EDGE_CHECKS.items()}
 
 
@@ -54,4 +55,5 @@ def edge_problem(line: str) -> Problem:
         if found:
             context.update(found.groupdict(), check=check)
             break
-    return Problem("", "", line, "edge", dict(context))
+    blamed = _TELEPHONY_KEY.match(message)  # shown beside its field on the editor
+    return Problem("", blamed["key"] if blamed else "", line, "edge", dict(context))

@@ -340,7 +340,8 @@
         const item = CC.el("li", null, {"data-key": problem.key});
         const ours = problem.file === "" || problem.file === DATA.file + ".toml";
         if (!ours) item.append(CC.el("span", problem.file + " (" + MSG["admin.other_file"] + ") ", {class: "muted"}));
-        item.append(CC.el("code", problem.key, {class: "key"}), document.createTextNode(": " + problem.message));
+        if (problem.key) item.append(CC.el("code", problem.key, {class: "key"}), document.createTextNode(": "));
+        item.append(document.createTextNode(problem.message));
         list.append(item);
         const target = ours && problem.key ? fieldElement(body, problem.key) : null;
         if (target) {

@@ -126,7 +126,7 @@
     form.elements.reporter.value = customer ? customer.name : "";
     form.elements.unit.value = customer && customer.units.length ? customer.units[0].code : (unitFromDigits || "");
     form.elements.contact.value = caller;
-    form.elements.when.value = new Date().toLocaleString(LANG);
+    form.elements.when.value = new Date().toLocaleString(LANG, {timeZone: DATA.timezone, hour12: false});
     form.elements.call_id.value = pop.call_id;
     const queueCode = pop.queue && pop.queue.code;
     const category = DATA.defaultCategory[queueCode];
