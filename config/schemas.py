@@ -239,9 +239,7 @@ class Shift(Strict):
             raise CheckFailed("shift_empty")
         wraps = self.end < self.start
         if wraps and not self.overnight:
-            raise CheckFailed(
-                "shift_wraps", start=f"{self.start:%H:%M}", end=f"{self.end:%H:%M}"
-            )
+            raise CheckFailed("shift_wraps", start=f"{self.start:%H:%M}", end=f"{self.end:%H:%M}")
         if self.overnight and not wraps:
             raise CheckFailed(
                 "shift_not_overnight", start=f"{self.start:%H:%M}", end=f"{self.end:%H:%M}"
