@@ -199,7 +199,7 @@
       CC.el("a", ticket.number, {href: "/tickets/" + encodeURIComponent(ticket.number) + "?lang=" + LANG, id: "saved-ticket-number"}),
       CC.el("span", " · " + MSG["desk.department"] + ": ", {}),
       CC.el("span", DATA.departmentNames[ticket.department] || ticket.department || "-", {id: "saved-ticket-department"}),
-      CC.el("span", " · " + MSG["desk.due"] + ": " + (ticket.due_at ? new Date(ticket.due_at).toLocaleString(LANG) : "-"), {id: "saved-ticket-due"}),
+      CC.el("span", " · " + MSG["desk.due"] + ": " + (CC.localTime(ticket.due_at, DATA.timezone) || "-"), {id: "saved-ticket-due"}),
     );
   });
 
