@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from config.checks import CheckFailed
+
 DEFAULT_NATIONAL = (r"1[3-9]\d{9}", r"0[1-9]\d{9,10}")
 
 _PATTERN_SYNTAX = re.compile(r"(?:[0-9\[\]{},?|()\-]|\\d)+")
@@ -28,26 +30,23 @@ _PREFIX_SYNTAX = re.compile(r"00[1-9][0-9]{0,5}")
 MAX_INTERNATIONAL_DIGITS = 17
 
 
-def pattern_problem(pattern: str) -> str | None:
+def pattern_problem(pattern: str) -> CheckFailed | None:
     """Why a national pattern cannot be used (None when it can)."""
     if not _PATTERN_SYNTAX.fullmatch(pattern):
-        return (
-            f"{pattern!r}: only digits, [...] classes, \\d, {{m,n}}, ?, | and parentheses "
-            "may be used"
-        )
+        return CheckFailed("pattern_syntax", pattern=repr(pattern))
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        return f"{pattern!r}: not a regular expression ({exc})"
+        return CheckFailed("pattern_regex", pattern=repr(pattern), reason=exc)
     if compiled.fullmatch("") is not None:
-        return f"{pattern!r} matches an empty number"
+        return CheckFailed("pattern_empty", pattern=repr(pattern))
     return None
 
 
-def prefix_problem(prefix: str) -> str | None:
+def prefix_problem(prefix: str) -> CheckFailed | None:
     """Why an international prefix cannot be used (None when it can)."""
     if not _PREFIX_SYNTAX.fullmatch(prefix):
-        return f'{prefix!r}: an international prefix is 00 and a country code, e.g. "00852"'
+        return CheckFailed("prefix_syntax", prefix=repr(prefix))
     return None
 
 

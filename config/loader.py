@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from config.checks import CheckFailed
 from config.schemas import (
     CallbackNode,
     CallbacksFile,
@@ -137,6 +138,9 @@ def _format(file: Path, error: ValidationError) -> list[Problem]:
         kind = str(item["type"])
         context = {name: _json_safe(value) for name, value in item.get("ctx", {}).items()}
         context.pop("error", None)  # a validator's exception object: its text is the message
+        raised = item.get("ctx", {}).get("error")
+        if isinstance(raised, CheckFailed):  # one of this project's checks: its id and values
+            context.update(raised.values, check=raised.check)
         for name in ("expected", "expected_tags"):  # "'a', 'b' or 'c'": no English "or" kept
             if isinstance(context.get(name), str):
                 context[name] = re.sub(r"'(, | or )'", "', '", context[name])

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from config.checks import CheckFailed
 from config.dialplan import DEFAULT_NATIONAL, DialPlan, pattern_problem, prefix_problem
 
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
@@ -32,7 +33,7 @@ def parse_hhmm(value: object) -> time:
     if isinstance(value, time):
         return value
     if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-        raise ValueError(f"expected a time as HH:MM (00:00-23:59), got {value!r}")
+        raise CheckFailed("time_hhmm", value=repr(value))
     hours, minutes = value.split(":")
     return time(int(hours), int(minutes))
 
@@ -50,7 +51,7 @@ class Prompt(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> Prompt:
         if (self.text is None) == (self.file is None):
-            raise ValueError("a prompt needs exactly one of 'text' or 'file'")
+            raise CheckFailed("prompt_source")
         return self
 
 
@@ -75,7 +76,7 @@ class MenuNode(Strict):
             for item in value:
                 digit = str(item.get("digit")) if isinstance(item, dict) else None
                 if digit in seen:
-                    raise ValueError(f"digit {digit!r} is used twice")
+                    raise CheckFailed("digit_twice", digit=repr(digit))
                 seen.add(str(digit))
             return {str(item["digit"]): item["goto"] for item in value}
         return value
@@ -107,7 +108,7 @@ class CollectNode(Strict):
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
+            raise CheckFailed("regex", reason=exc) from exc
         return value
 
 
@@ -149,7 +150,7 @@ class MenuFile(Strict):
     @model_validator(mode="after")
     def _links_exist(self) -> MenuFile:
         if self.entry not in self.nodes:
-            raise ValueError(f"entry: node {self.entry!r} is not defined in [nodes]")
+            raise CheckFailed("entry_undefined", node=repr(self.entry))
         for name, node in self.nodes.items():
             targets: list[tuple[str, str | None]] = []
             if isinstance(node, MenuNode):
@@ -161,7 +162,7 @@ class MenuFile(Strict):
                 targets.append(("next", node.next))
             for key, target in targets:
                 if target is not None and target not in self.nodes:
-                    raise ValueError(f"nodes.{name}.{key}: node {target!r} is not defined")
+                    raise CheckFailed("node_undefined", name=name, key=key, node=repr(target))
         return self
 
 
@@ -201,7 +202,7 @@ class Queue(Strict):
     @model_validator(mode="after")
     def _overflow_needed(self) -> Queue:
         if self.no_agents == "overflow" and self.overflow is None:
-            raise ValueError("no_agents: 'overflow' needs an [overflow] table with 'to'")
+            raise CheckFailed("overflow_needed")
         return self
 
 
@@ -215,11 +216,9 @@ class QueuesFile(Strict):
     def _overflow_targets(self) -> QueuesFile:
         for code, queue in self.queues.items():
             if queue.overflow and queue.overflow.to not in self.queues:
-                raise ValueError(
-                    f"queues.{code}.overflow.to: queue {queue.overflow.to!r} is not defined"
-                )
+                raise CheckFailed("overflow_undefined", code=code, queue=repr(queue.overflow.to))
             if queue.overflow and queue.overflow.to == code:
-                raise ValueError(f"queues.{code}.overflow.to: a queue cannot overflow to itself")
+                raise CheckFailed("overflow_self", code=code)
         return self
 
 
@@ -237,17 +236,13 @@ class Shift(Strict):
     @model_validator(mode="after")
     def _overnight_declared(self) -> Shift:
         if self.start == self.end:
-            raise ValueError("end: a shift cannot start and end at the same time")
+            raise CheckFailed("shift_empty")
         wraps = self.end < self.start
         if wraps and not self.overnight:
-            raise ValueError(
-                f"overnight: the shift ends ({self.end:%H:%M}) before it starts "
-                f"({self.start:%H:%M}); set overnight = true if it runs past midnight"
-            )
+            raise CheckFailed("shift_wraps", start=f"{self.start:%H:%M}", end=f"{self.end:%H:%M}")
         if self.overnight and not wraps:
-            raise ValueError(
-                f"overnight: set to true but {self.start:%H:%M}-{self.end:%H:%M} "
-                "does not cross midnight"
+            raise CheckFailed(
+                "shift_not_overnight", start=f"{self.start:%H:%M}", end=f"{self.end:%H:%M}"
             )
         return self
 
@@ -295,7 +290,7 @@ class SlaClass(Strict):
     @model_validator(mode="after")
     def _minutes_or_agreed(self) -> SlaClass:
         if self.agreed == (self.minutes is not None):
-            raise ValueError("minutes: give minutes, or set agreed = true (not both)")
+            raise CheckFailed("sla_minutes")
         return self
 
 
@@ -326,17 +321,14 @@ class DispatchFile(Strict):
     def _references(self) -> DispatchFile:
         for code, category in self.categories.items():
             if category.department not in self.departments:
-                raise ValueError(
-                    f"categories.{code}.department: department {category.department!r} "
-                    "is not defined in [departments]"
+                raise CheckFailed(
+                    "category_department", code=code, department=repr(category.department)
                 )
             if category.sla not in self.sla:
-                raise ValueError(
-                    f"categories.{code}.sla: SLA class {category.sla!r} is not defined in [sla]"
-                )
+                raise CheckFailed("category_sla", code=code, sla=repr(category.sla))
         missing = {"general", "urgent", "emergency"} - set(self.tracks)
         if missing:
-            raise ValueError(f"tracks: missing {', '.join(sorted(missing))}")
+            raise CheckFailed("tracks_missing", missing=", ".join(sorted(missing)))
         return self
 
 
@@ -416,7 +408,7 @@ class DialPlanSpec(Strict):
         for pattern in value:
             problem = pattern_problem(pattern)
             if problem:
-                raise ValueError(problem)
+                raise problem
         return value
 
     @field_validator("international_prefixes")
@@ -425,7 +417,7 @@ class DialPlanSpec(Strict):
         for prefix in value:
             problem = prefix_problem(prefix)
             if problem:
-                raise ValueError(problem)
+                raise problem
         return value
 
     def plan(self) -> DialPlan:
@@ -443,19 +435,19 @@ class TelephonyFile(Strict):
     @model_validator(mode="after")
     def _trunks_exist(self) -> TelephonyFile:
         if self.outbound_trunk and self.outbound_trunk not in self.trunks:
-            raise ValueError(f"outbound_trunk: trunk {self.outbound_trunk!r} is not defined")
+            raise CheckFailed("outbound_trunk_undefined", trunk=repr(self.outbound_trunk))
         for code, target in self.transfer_targets.items():
             if target.trunk and target.trunk not in self.trunks:
-                raise ValueError(
-                    f"transfer_targets.{code}.trunk: trunk {target.trunk!r} is not defined"
-                )
+                raise CheckFailed("target_trunk_undefined", code=code, trunk=repr(target.trunk))
             refusal = self.dial_plan.plan().refusal(target.number) if target.trunk else None
             if refusal:
-                raise ValueError(f"transfer_targets.{code}.number: {refusal}")
+                raise CheckFailed(
+                    "target_number_refused", code=code, refusal=refusal, number=target.number
+                )
         numbers = [d.number for d in self.dids]
         duplicates = {n for n in numbers if numbers.count(n) > 1}
         if duplicates:
-            raise ValueError(f"dids: number {sorted(duplicates)[0]!r} is listed twice")
+            raise CheckFailed("did_twice", number=repr(sorted(duplicates)[0]))
         return self
 
 
@@ -490,8 +482,5 @@ class QaFile(Strict):
     @model_validator(mode="after")
     def _default_exists(self) -> QaFile:
         if self.default_scorecard not in self.scorecards:
-            raise ValueError(
-                f"default_scorecard: scorecard {self.default_scorecard!r} is not defined "
-                "in [scorecards]"
-            )
+            raise CheckFailed("scorecard_undefined", scorecard=repr(self.default_scorecard))
         return self

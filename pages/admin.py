@@ -27,6 +27,7 @@ from callcenter.models import Role
 from cti.models import Team
 from pages.i18n import catalog
 from pages.page import Page, signed_page
+from pages.views import department_names, local_text, shift_names
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,6 +63,14 @@ def references(ctx: AppContext, lang: str) -> dict[str, Any]:
     }
 
 
+def labels(ctx: AppContext, lang: str) -> dict[str, dict[str, str]]:
+    """The configured names the people list shows instead of codes, in the page's language."""
+    return {
+        "departments": department_names(ctx, lang),
+        "shifts": shift_names(ctx, lang),
+    }
+
+
 def _page(page: Page, name: str, **extra: Any) -> HTMLResponse:
     return page.render(name, messages=catalog(page.lang, "admin."), section=name, **extra)
 
@@ -81,7 +90,7 @@ def admin_home(page: AdminPage) -> Response:
                     "file": file,
                     "version": latest.version if latest else 0,
                     "author": latest.author if latest else "",
-                    "at": latest.at.isoformat(timespec="seconds") if latest else "",
+                    "at": local_text(ctx, latest.at) if latest else "",
                 }
             )
     by_role = Counter(u.role for u in people if u.active)
@@ -116,6 +125,7 @@ def admin_people(page: AdminPage) -> Response:
         people=[p.model_dump(mode="json") for p in people],
         filters={"role": role if role in ROLES else "", "active": active, "q": search},
         refs=references(ctx, page.lang),
+        names=labels(ctx, page.lang),
     )
 
 
@@ -160,7 +170,7 @@ def admin_config(page: AdminPage, file: str) -> Response:
                 {
                     "version": row.version,
                     "author": row.author,
-                    "at": row.at.isoformat(timespec="seconds"),
+                    "at": local_text(ctx, row.at),
                     "note": row.note or "",
                     "rollback_of": row.rollback_of,
                     "diff": row.diff,

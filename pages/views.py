@@ -7,7 +7,7 @@ templates; they never render and never touch the request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,11 +40,11 @@ def _name(pair: tuple[str, str], lang: str) -> str:
 
 
 def local_text(ctx: AppContext, moment: datetime | None) -> str:
+    """``moment`` as the center's wall clock (settings.timezone), ``2026-12-07 03:37``: the
+    pages never show a UTC ISO timestamp."""
     if moment is None:
         return ""
     if moment.tzinfo is None:
-        from datetime import UTC
-
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(ZoneInfo(ctx.settings.timezone)).strftime("%Y-%m-%d %H:%M")
 
@@ -67,6 +67,14 @@ def queue_names(ctx: AppContext, lang: str) -> dict[str, str]:
     return {
         code: (queue.name.zh if lang == "zh-CN" else queue.name.en)
         for code, queue in ctx.config.queues.queues.items()
+    }
+
+
+def department_names(ctx: AppContext, lang: str) -> dict[str, str]:
+    """The departments' names as dispatch.toml gives them, by code."""
+    return {
+        code: (department.name.zh if lang == "zh-CN" else department.name.en)
+        for code, department in ctx.config.dispatch.departments.items()
     }
 
 
@@ -141,10 +149,7 @@ def desktop(ctx: AppContext, user: Principal, lang: str) -> dict[str, Any]:
     return {
         "agent_id": agent_id,
         "snapshot": snapshot,
-        "department_names": {
-            c["department"]: c["department_name_zh"] if lang == "zh-CN" else c["department_name_en"]
-            for c in categories
-        },
+        "department_names": department_names(ctx, lang),
         "reasons": agent_reasons(lang),
         "queues": queue_names(ctx, lang),
         "targets": targets,
@@ -153,6 +158,7 @@ def desktop(ctx: AppContext, user: Principal, lang: str) -> dict[str, Any]:
         "dispositions": DISPOSITIONS,
         "recent_calls": recent,
         "callbacks": callbacks,
+        "timezone": ctx.settings.timezone,
     }
 
 

@@ -30,11 +30,12 @@ from sqlalchemy.orm import Session
 
 from callcenter import reference_data
 from callcenter.admin.config_store import latest_documents
+from callcenter.admin.edge_checks import edge_problem
 from callcenter.audit import record as record_audit
 from callcenter.context import AppContext
 from callcenter.errors import InvalidInput, NotFound
 from callcenter.models import ConfigVersion
-from config.loader import CenterConfig, ConfigError, Problem, config_with
+from config.loader import CenterConfig, ConfigError, config_with
 
 # Files whose codes SQL mirrors (``callcenter.reference_data``): kept current by each version.
 MIRRORED = frozenset({"queues", "shifts", "dispatch"})
@@ -112,10 +113,7 @@ def validate(
         if name == "telephony":
             from ivr.edge.config import edge_config_problems  # pure Python: no pjsua2
 
-            items = [
-                Problem("", "", line, "edge", {"message": line.removeprefix("SIP edge: ")})
-                for line in edge_config_problems(ctx.settings, changed)
-            ]
+            items = [edge_problem(line) for line in edge_config_problems(ctx.settings, changed)]
         if not items:
             return changed
     # ``problems``: the lines check-config prints; ``items``: the same with their kind and

@@ -309,12 +309,16 @@
     function fill(template, values) {
       return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
     }
-    // A problem in the page's language, from its type and context (pages/config_messages.py).
+    // A problem in the page's language, from its type and context (pages/config_messages.py):
+    // one of the project's own checks (context.check) is said in the page's language first,
+    // then put in its type's message.
     function problemText(item) {
       const context = item.context || {};
+      const check = context.check && MSG["admin.check." + context.check];
+      const message = check ? fill(check, context) : (context.message ?? item.message);
       const template = MSG["admin.problem." + item.type];
-      if (!template) return fill(MSG["admin.problem.value_error"], {message: item.message});
-      const text = fill(template, {message: item.message, ...context});
+      if (!template) return fill(MSG["admin.problem.value_error"], {message});
+      const text = fill(template, {...context, message});
       return "input" in context && !template.includes("{input}") ? text + fill(MSG["admin.problem.got"], context) : text;
     }
     function problemsOfConfig(details) {
@@ -336,7 +340,8 @@
         const item = CC.el("li", null, {"data-key": problem.key});
         const ours = problem.file === "" || problem.file === DATA.file + ".toml";
         if (!ours) item.append(CC.el("span", problem.file + " (" + MSG["admin.other_file"] + ") ", {class: "muted"}));
-        item.append(CC.el("code", problem.key, {class: "key"}), document.createTextNode(": " + problem.message));
+        if (problem.key) item.append(CC.el("code", problem.key, {class: "key"}), document.createTextNode(": "));
+        item.append(document.createTextNode(problem.message));
         list.append(item);
         const target = ours && problem.key ? fieldElement(body, problem.key) : null;
         if (target) {

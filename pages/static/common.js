@@ -43,6 +43,17 @@ const CC = (() => {
     return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
   }
 
+  // An ISO timestamp (UTC from the API) as the center's wall clock, "2026-12-07 03:37".
+  function localTime(iso, timeZone) {
+    if (!iso) return "";
+    const moment = new Date(iso);
+    if (Number.isNaN(moment.getTime())) return String(iso);
+    const parts = {};
+    const options = {timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23"};
+    for (const part of new Intl.DateTimeFormat("en-US", options).formatToParts(moment)) parts[part.type] = part.value;
+    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
+  }
+
   // Opens a socket and keeps it open: reconnects after a drop, sends a ping every 20 s, and
   // goes to the sign-in page when the session is gone. A refused handshake reaches the browser
   // without the server's close code, so a socket that never opened asks /api/v1/me why.
@@ -71,5 +82,5 @@ const CC = (() => {
     return () => socket;
   }
 
-  return {api, el, duration, keepSocket, csrf};
+  return {api, el, duration, localTime, keepSocket, csrf};
 })();

@@ -86,7 +86,10 @@
     const customer = pop.customer;
     const caller = (pop.caller && pop.caller.number) || "";
     $("pop-caller").textContent = caller;
-    $("pop-name").textContent = customer ? customer.name : MSG["desk.new_customer"];
+    // The database did not answer when the pop was built: the number alone, no records.
+    const unread = !!pop.records_unavailable;
+    $("pop-unavailable").hidden = !unread;
+    $("pop-name").textContent = customer ? customer.name : unread ? MSG["desk.not_read"] : MSG["desk.new_customer"];
     $("pop-member").textContent = customer ? (customer.member ? MSG["desk.yes"] : MSG["desk.no"]) : "";
     $("pop-units").textContent = customer ? customer.units.map((u) => u.code).join(MSG["list.sep"]) : "";
     $("pop-fee").textContent = !customer ? ""
@@ -98,12 +101,16 @@
     $("pop-menu").textContent = menuText(pop.menu_path || []);
     $("pop-digits").textContent = Object.entries(pop.digits || {}).map(([k, v]) => k + "=" + v).join(", ") || MSG["desk.none"];
     const ticketText = (tk) => tk.number + " · " + tk.status + " · " + (tk.what || "") + (tk.overdue ? " ⚠" : "");
-    list($("pop-open-tickets"), pop.open_tickets, ticketText);
-    list($("pop-recent-tickets"), pop.recent_tickets, ticketText);
-    list($("pop-recent-calls"), pop.recent_calls, (c) => (c.arrived_at || "").slice(0, 16).replace("T", " ") + " · " + (c.queue || "") + " · " + (c.outcome || ""));
-    // unknown caller: the new-customer form, pre-filled with the number
+    const callText = (c) => CC.localTime(c.arrived_at, DATA.timezone) + " · " + (c.queue || "") + " · " + (c.outcome || "");
+    for (const [id, items, render] of [["pop-open-tickets", pop.open_tickets, ticketText],
+      ["pop-recent-tickets", pop.recent_tickets, ticketText], ["pop-recent-calls", pop.recent_calls, callText]]) {
+      if (unread) $(id).textContent = MSG["desk.not_read"];  // unknown, not "none"
+      else list($(id), items, render);
+    }
+    // unknown caller: the new-customer form, pre-filled with the number (not when the
+    // records could not be read: the caller may well be known)
     const form = $("new-customer");
-    form.hidden = !!customer;
+    form.hidden = !!customer || unread;
     if (!customer) {
       form.elements.phone.value = (pop.new_customer && pop.new_customer.phone) || caller;
       form.elements.unit.value = (pop.new_customer && pop.new_customer.unit) || "";
@@ -119,7 +126,7 @@
     form.elements.reporter.value = customer ? customer.name : "";
     form.elements.unit.value = customer && customer.units.length ? customer.units[0].code : (unitFromDigits || "");
     form.elements.contact.value = caller;
-    form.elements.when.value = new Date().toLocaleString(LANG);
+    form.elements.when.value = new Date().toLocaleString(LANG, {timeZone: DATA.timezone, hour12: false});
     form.elements.call_id.value = pop.call_id;
     const queueCode = pop.queue && pop.queue.code;
     const category = DATA.defaultCategory[queueCode];
@@ -192,7 +199,7 @@
       CC.el("a", ticket.number, {href: "/tickets/" + encodeURIComponent(ticket.number) + "?lang=" + LANG, id: "saved-ticket-number"}),
       CC.el("span", " · " + MSG["desk.department"] + ": ", {}),
       CC.el("span", DATA.departmentNames[ticket.department] || ticket.department || "-", {id: "saved-ticket-department"}),
-      CC.el("span", " · " + MSG["desk.due"] + ": " + (ticket.due_at ? new Date(ticket.due_at).toLocaleString(LANG) : "-"), {id: "saved-ticket-due"}),
+      CC.el("span", " · " + MSG["desk.due"] + ": " + (CC.localTime(ticket.due_at, DATA.timezone) || "-"), {id: "saved-ticket-due"}),
     );
   });
 

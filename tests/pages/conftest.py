@@ -172,17 +172,26 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture
-def admin_page(live_server: str, browser: Any) -> Iterator[tuple[Any, list[str]]]:
-    """A zh-CN Chromium page signed in as the admin (on /admin), and the script errors seen."""
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1200})
+def signed_in_page(
+    browser: Any, live_server: str, username: str, landing: str, height: int = 1200
+) -> tuple[Any, Any, list[str]]:
+    """A zh-CN Chromium context and page signed in as ``username`` through the sign-in form
+    (on ``landing``), and the list the page's script errors are added to."""
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": height})
     page = context.new_page()
     script_errors: list[str] = []
     page.on("pageerror", lambda error: script_errors.append(str(error)))
     page.goto(f"{live_server}/login")
-    page.fill("#username", "admin")
-    page.fill("#password", "pwadmin")
+    page.fill("#username", username)
+    page.fill("#password", f"pw{username}")
     page.click("#login-submit")
-    page.wait_for_url(f"{live_server}/admin")
+    page.wait_for_url(f"{live_server}{landing}")
+    return context, page, script_errors
+
+
+@pytest.fixture
+def admin_page(live_server: str, browser: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A zh-CN Chromium page signed in as the admin (on /admin), and the script errors seen."""
+    context, page, script_errors = signed_in_page(browser, live_server, "admin", "/admin")
     yield page, script_errors
     context.close()
