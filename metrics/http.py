@@ -34,9 +34,12 @@ from callcenter.models import Role
 from callcenter.params import IsoDateTime
 from callcenter.service_keys import Service
 from metrics import reports as report_module
-from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
+from metrics.consumer import MetricsConsumer
 from metrics.errors import LIVE_UNAVAILABLE, WALLBOARD_FORBIDDEN
+from metrics.live_config import metric_config
+from metrics.live_keys import MetricKeys
 from metrics.prometheus import install_collector
+from metrics.reader import LiveReader
 from metrics.staffing import staffing as compute_staffing
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,8 @@ from metrics.definitions import (
     REFUSED_PREFIX,
     SHORT_ABANDONED,
 )
-from metrics.engine import BUCKETS, EDGE_DIM, WINDOWS, LiveReader
+from metrics.live_keys import BUCKETS, EDGE_DIM
+from metrics.reader import WINDOWS, LiveReader
 
 log = logging.getLogger(__name__)
 

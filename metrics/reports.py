@@ -34,8 +34,8 @@ from metrics.definitions import (
     add_into,
     figures,
 )
-from metrics.engine import load_teams, metric_config
 from metrics.errors import BAD_PERIOD
+from metrics.live_config import load_teams, metric_config
 
 Period = Literal["hour", "shift", "day", "week", "total"]
 Group = Literal["queue", "team", "agent", "center"]
