@@ -5,6 +5,7 @@ actions, customers. Keyword-only functions taking the context; routing decisions
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import func, select
@@ -384,6 +385,61 @@ def _agent_by_ref(ctx: AppContext, target: str) -> Agent:
     return agent
 
 
+def _queue_target(
+    ctx: AppContext, data: dict[str, Any], *, call_id: str, agent_id: int, target: str, mode: str
+) -> None:
+    if target not in ctx.config.queues.queues:
+        raise InvalidInput(
+            f"队列不存在 / unknown queue {target!r}",
+            details={"target": target},
+            error_id=QUEUE_NOT_FOUND,
+        )
+    if mode == "consult":
+        raise InvalidInput(
+            "consult is with an agent or a number, not a queue", error_id=CALL_BAD_TRANSFER
+        )
+
+
+def _agent_target(
+    ctx: AppContext, data: dict[str, Any], *, call_id: str, agent_id: int, target: str, mode: str
+) -> None:
+    other = _agent_by_ref(ctx, target)
+    if other.id == agent_id:
+        raise InvalidInput("不能转给自己 / cannot transfer to yourself", error_id=CALL_BAD_TRANSFER)
+    if mode in {"blind", "consult"}:
+        reserved = routing_for(ctx).reserve_transfer_target(
+            call_id, other.id, actor=f"agent:{agent_id}"
+        )
+        data.update(agent_id=other.id, target=reserved["agent_uri"])
+        data["ring_timeout"] = reserved["ring_timeout"]
+    else:
+        data.update(target=agent_uri(ctx, other.extension), target_agent_id=other.id)
+
+
+def _number_target(
+    ctx: AppContext, data: dict[str, Any], *, call_id: str, agent_id: int, target: str, mode: str
+) -> None:
+    # Only configured transfer targets: nothing else may reach an outside number.
+    targets = ctx.config.telephony.transfer_targets
+    if target not in targets:
+        raise InvalidInput(
+            f"只能转接到已配置的号码 / {target!r} is not a configured transfer target",
+            details={"allowed": sorted(targets)},
+            error_id=CALL_BAD_TRANSFER,
+        )
+    configured = targets[target]
+    data.update(number=configured.number, trunk=configured.trunk)
+
+
+# kind -> what checks the target and adds it to the command's data
+TRANSFER_TARGETS: dict[str, Callable[..., None]] = {
+    "queue": _queue_target,
+    "agent": _agent_target,
+    "number": _number_target,
+}
+TRANSFER_MODES = ("blind", "consult", "complete", "cancel")
+
+
 def transfer(
     ctx: AppContext, *, agent_id: int, kind: str, target: str, mode: str = "blind"
 ) -> Command:
@@ -392,47 +448,13 @@ def transfer(
     brings the agent back to the caller)."""
     call_id, _ = _my_controlled_call(ctx, agent_id)
     data: dict[str, Any] = {"kind": kind, "target": target, "mode": mode, "agent_id": agent_id}
-    if kind == "queue":
-        if target not in ctx.config.queues.queues:
-            raise InvalidInput(
-                f"队列不存在 / unknown queue {target!r}",
-                details={"target": target},
-                error_id=QUEUE_NOT_FOUND,
-            )
-        if mode == "consult":
-            raise InvalidInput(
-                "consult is with an agent or a number, not a queue", error_id=CALL_BAD_TRANSFER
-            )
-    elif kind == "agent":
-        other = _agent_by_ref(ctx, target)
-        if other.id == agent_id:
-            raise InvalidInput(
-                "不能转给自己 / cannot transfer to yourself", error_id=CALL_BAD_TRANSFER
-            )
-        if mode in {"blind", "consult"}:
-            reserved = routing_for(ctx).reserve_transfer_target(
-                call_id, other.id, actor=f"agent:{agent_id}"
-            )
-            data.update(agent_id=other.id, target=reserved["agent_uri"])
-            data["ring_timeout"] = reserved["ring_timeout"]
-        else:
-            data.update(target=agent_uri(ctx, other.extension), target_agent_id=other.id)
-    elif kind == "number":
-        # Only configured transfer targets: nothing else may reach an outside number.
-        targets = ctx.config.telephony.transfer_targets
-        if target not in targets:
-            raise InvalidInput(
-                f"只能转接到已配置的号码 / {target!r} is not a configured transfer target",
-                details={"allowed": sorted(targets)},
-                error_id=CALL_BAD_TRANSFER,
-            )
-        configured = targets[target]
-        data.update(number=configured.number, trunk=configured.trunk)
-    else:
+    add_target = TRANSFER_TARGETS.get(kind)
+    if add_target is None:
         raise InvalidInput(
             f"kind must be queue, agent or number, not {kind!r}", error_id=CALL_BAD_TRANSFER
         )
-    if mode not in {"blind", "consult", "complete", "cancel"}:
+    add_target(ctx, data, call_id=call_id, agent_id=agent_id, target=target, mode=mode)
+    if mode not in TRANSFER_MODES:
         raise InvalidInput(
             f"mode must be blind, consult, complete or cancel, not {mode!r}",
             error_id=CALL_BAD_TRANSFER,
