@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.metrics_common import arguments, context
-from metrics.engine import MetricsConsumer
+from metrics.consumer import MetricsConsumer
 from metrics.simulation import SimAgent, local_midnight, simulate_day
 
 

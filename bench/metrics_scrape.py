@@ -22,8 +22,9 @@ from bench.metrics_common import arguments, context, summary
 from callcenter.app import create_app
 from callcenter.streams import AgentEventType, CallEvent, EventType
 from config.settings import DEFAULT_CONFIG_DIR
-from metrics.engine import MetricsConsumer, metric_config
+from metrics.consumer import MetricsConsumer
 from metrics.http import CONSUMER_WANTED
+from metrics.live_config import metric_config
 
 EXTRA_QUEUES = 45  # + the 5 default queues = 50
 

@@ -79,6 +79,17 @@ def create_app(ctx: AppContext) -> FastAPI:
     signin.prepare(ctx)
     supervision.install_collector(registry, ctx)
 
+    _install_error_handlers(app)
+    _install_ops_routes(app, ctx, registry)
+    _include_routers(app, ctx)
+    app.router.on_startup.append(heap.settle)  # last: after every domain's startup hook
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error answered in one shape (``error_body``): ours, the database's, the
+    framework's and request validation's."""
+
     @app.exception_handler(CallCenterError)
     async def _domain_error(_request: Request, exc: CallCenterError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers())
@@ -116,6 +127,10 @@ def create_app(ctx: AppContext) -> FastAPI:
         body = error_body("invalid-input", f"invalid input: {fields}", {"problems": problems})
         return JSONResponse(body, status_code=422)
 
+
+def _install_ops_routes(app: FastAPI, ctx: AppContext, registry: CollectorRegistry) -> None:
+    """/healthz, /readyz and /metrics (outside /api/v1)."""
+
     @app.get("/healthz", tags=["ops"], summary="200 while this API process serves requests")
     def healthz() -> JSONResponse:
         return JSONResponse(health.liveness())
@@ -139,6 +154,9 @@ def create_app(ctx: AppContext) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+
+def _include_routers(app: FastAPI, ctx: AppContext) -> None:
+    """/api/v1 with every domain's router present in this build, then the pages."""
     api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     api.include_router(http_auth.router)
     api.include_router(http_admin.router)
@@ -155,8 +173,6 @@ def create_app(ctx: AppContext) -> FastAPI:
         if router is not None:
             app.include_router(router)
             _install(module_name, app, ctx)  # pages.http: the answer to a refused page
-    app.router.on_startup.append(heap.settle)  # last: after every domain's startup hook
-    return app
 
 
 def app_factory() -> Any:

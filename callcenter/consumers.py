@@ -21,6 +21,18 @@ A batch handler's exception leaves its whole batch pending.
 When Redis comes back without the group (restarted without its data), the step recreates it,
 calls ``on_group_lost`` and reads its pending entries again; :meth:`run` retries after any
 Redis error, so a reader outlives a Redis restart.
+
+Hosted here: the router's groups, the metrics consumer, the call records and the ticketing
+readers (callbacks). Deliberately not hosted here:
+
+- the engine's originate forwarding (``ivr/originate_forwarding.py``): its reads are gated by
+  the node's idle slots, each entry goes to a particular slot, and an entry nobody took in
+  time is judged by its age without being read; its docstring says why in full;
+- pub/sub listeners (``ivr/engine_reload.py``'s configuration notices, the desktop and lead
+  sockets of ``cti/http.py`` through ``cti.sockets.relay``, the wallboard's revocation watch):
+  a notice is lost when nobody listens, so there is no group, no pending entry and nothing to
+  acknowledge; each lives as long as its connection (or is polled from the thread-less engine
+  supervisor) and re-reads the state it follows after a lost subscription.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ process whose liveness fails, and restarting the API does not mend a database th
   result here with a short TTL (:func:`publish_rotation`), so an API on another host than the
   engine reads the same truth and a node that dies stops counting within seconds;
 - the router is consuming (its heartbeat, beaten from its loop, has not expired);
-- the metrics consumer's lease is held (``metrics/engine.py`` ``MetricsConsumer``).
+- the metrics consumer's lease is held (``metrics/consumer.py`` ``MetricsConsumer``).
 
 Each missing thing is named; exception texts are logged, never answered (they can carry
 addresses and credentials).
@@ -153,7 +153,7 @@ def _check_redis_parts(ctx: AppContext, checks: dict[str, Any], missing: list[st
     else:
         checks["router"] = "no heartbeat"
         missing.append("router: not consuming (no heartbeat)")
-    # The key MetricsConsumer.hold_lease sets with a TTL (metrics/engine.py).
+    # The key MetricsConsumer.hold_lease sets with a TTL (metrics/consumer.py).
     if ctx.redis.exists(ctx.keys.metrics("lease")):
         checks["metrics"] = "ok"
     else:

@@ -298,12 +298,53 @@ class ReadinessWatch:
         self.ready, self.last_missing = ready, missing
 
 
+def _ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """Redis reachable (started here when it is not: the process returned is ours to stop),
+    with append-only persistence where it is wanted."""
+    if not redis_reachable(settings.redis_url):
+        print(f"  Redis not reachable at {settings.redis_url}: starting redis-server", flush=True)
+        return start_redis(settings.redis_url, settings.state_dir)
+    if aof_wanted(settings.redis_aof, settings.environment):
+        print(f"  {ensure_aof(settings.redis_url)}", flush=True)
+    return None
+
+
+def _prepare_demo(ctx: AppContext) -> bool:
+    """The demo data for this start; False when it refuses to start (the reason printed)."""
+    from callcenter.demo import DemoRefused, prepare_for_start
+
+    try:
+        for line in prepare_for_start(ctx):
+            print(f"  {line}", flush=True)
+    except DemoRefused as exc:
+        print(f"  {exc}", flush=True)
+        return False
+    return True
+
+
+def _print_running(settings: Settings, ctx: AppContext, *, engine: bool) -> None:
+    print(
+        f"\nrunning:\n  HTTP  http://{settings.http.host}:{settings.http.port}/ "
+        f"(liveness /healthz, readiness /readyz, API /api/v1, OpenAPI /openapi.json, "
+        f"metrics /metrics)\n"
+        f"  SIP   sip:{ctx.config.telephony.dids[0].number}@"
+        f"{settings.sip.edge_host}:{settings.sip.edge_port}"
+        + (
+            f" ({settings.sip.lines} lines: up to {settings.sip.lines} calls at once)"
+            if engine
+            else " (engine not in this build)"
+        )
+        + f"\n  Redis {settings.redis_url}\n  DB    {settings.database_url}\n"
+        "Ctrl-C stops everything.",
+        flush=True,
+    )
+
+
 def run_up(settings: Settings) -> int:
     print("callcenter up: embedded defaults", flush=True)
     ctx = build_context(settings)  # refuses a bad configuration before anything starts
     supervisor = Supervisor(ctx)
     owned_redis: subprocess.Popen[bytes] | None = None
-    watch: ReadinessWatch | None = None
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -311,42 +352,15 @@ def run_up(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        if not redis_reachable(settings.redis_url):
-            print(
-                f"  Redis not reachable at {settings.redis_url}: starting redis-server", flush=True
-            )
-            owned_redis = start_redis(settings.redis_url, settings.state_dir)
-        elif aof_wanted(settings.redis_aof, settings.environment):
-            print(f"  {ensure_aof(settings.redis_url)}", flush=True)
+        owned_redis = _ensure_redis(settings)
         upgrade(settings.database_url)
         print(f"  database migrated: {settings.database_url}", flush=True)
-        from callcenter.demo import DemoRefused, prepare_for_start
-
-        try:
-            for line in prepare_for_start(ctx):
-                print(f"  {line}", flush=True)
-        except DemoRefused as exc:
-            print(f"  {exc}", flush=True)
+        if not _prepare_demo(ctx):
             return 1
         specs = up_processes()
         for spec in specs:
             supervisor.start(spec)
-        engine = any(spec.name == "engine" for spec in specs)
-        print(
-            f"\nrunning:\n  HTTP  http://{settings.http.host}:{settings.http.port}/ "
-            f"(liveness /healthz, readiness /readyz, API /api/v1, OpenAPI /openapi.json, "
-            f"metrics /metrics)\n"
-            f"  SIP   sip:{ctx.config.telephony.dids[0].number}@"
-            f"{settings.sip.edge_host}:{settings.sip.edge_port}"
-            + (
-                f" ({settings.sip.lines} lines: up to {settings.sip.lines} calls at once)"
-                if engine
-                else " (engine not in this build)"
-            )
-            + f"\n  Redis {settings.redis_url}\n  DB    {settings.database_url}\n"
-            "Ctrl-C stops everything.",
-            flush=True,
-        )
+        _print_running(settings, ctx, engine=any(spec.name == "engine" for spec in specs))
         watch = ReadinessWatch(settings)
         while True:
             supervisor.check()

@@ -1,5 +1,6 @@
 """The desktop and lead API: agent sessions and states, the event socket, call control, lead
-actions, customers. Thin routes over :mod:`cti.services`; walkthrough in docs/cti.md."""
+actions, customers. Thin routes over :mod:`cti.services` and :mod:`cti.customers`;
+walkthrough in docs/cti.md."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from callcenter.errors import CallCenterError, Unauthorized
 from callcenter.models import Role
 from callcenter.params import RowId
 from callcenter.streams import Command
-from cti import screenpop, services, sockets
+from cti import customers, screenpop, services, sockets
 from cti.schemas import (
     AgentStatePublic,
     ClickToCall,
@@ -268,12 +269,12 @@ def customer_lookup(
 
 @router.post("/customers", status_code=201, summary="Create a customer (fill an unknown caller)")
 def create_customer(ctx: Ctx, principal: AgentUser, body: CustomerCreate) -> dict[str, Any]:
-    return services.create_customer(ctx, data=body.model_dump(), actor=principal.username)
+    return customers.create_customer(ctx, data=body.model_dump(), actor=principal.username)
 
 
 @router.get("/customers/{customer_id}", summary="A customer with units and phones")
 def get_customer(ctx: Ctx, _principal: Staff, customer_id: RowId) -> dict[str, Any]:
-    return services.customer_view(ctx, customer_id)
+    return customers.customer_view(ctx, customer_id)
 
 
 @router.post(
@@ -283,7 +284,7 @@ def get_customer(ctx: Ctx, _principal: Staff, customer_id: RowId) -> dict[str, A
 def link_phone(
     ctx: Ctx, principal: AgentUser, customer_id: RowId, body: PhoneLink
 ) -> dict[str, Any]:
-    return services.link_phone(
+    return customers.link_phone(
         ctx, customer_id=customer_id, phone=body.phone, actor=principal.username
     )
 

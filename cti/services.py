@@ -1,10 +1,12 @@
 """CTI domain logic the API and the router share: agent sessions, desktop call control, lead
-actions, customers. Keyword-only functions taking the context; routing decisions go through
-:class:`cti.routing.Routing` (atomic in Redis), durable facts through SQL."""
+actions (customers are in ``cti/customers.py``). Keyword-only functions taking the context;
+routing decisions go through :class:`cti.routing.Routing` (atomic in Redis), durable facts
+through SQL."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import func, select
@@ -40,12 +42,10 @@ from cti.errors import (
     CALL_NUMBER_NOT_CALLABLE,
     CALL_RECORDING_NOT_PAUSED,
     CALL_RECORDING_PAUSED,
-    CUSTOMER_BAD_PHONE,
     CUSTOMER_NOT_FOUND,
-    CUSTOMER_PHONE_TAKEN,
     QUEUE_NOT_FOUND,
 )
-from cti.models import Agent, AgentQueue, Customer, CustomerPhone, CustomerUnit, FeeStatus, Unit
+from cti.models import Agent, AgentQueue, Customer
 from cti.routing import Offer, Routing, check_queues
 
 ROUTING: Service[Routing] = Service("routing")  # this process's Routing handle
@@ -384,6 +384,61 @@ def _agent_by_ref(ctx: AppContext, target: str) -> Agent:
     return agent
 
 
+def _queue_target(
+    ctx: AppContext, data: dict[str, Any], *, call_id: str, agent_id: int, target: str, mode: str
+) -> None:
+    if target not in ctx.config.queues.queues:
+        raise InvalidInput(
+            f"队列不存在 / unknown queue {target!r}",
+            details={"target": target},
+            error_id=QUEUE_NOT_FOUND,
+        )
+    if mode == "consult":
+        raise InvalidInput(
+            "consult is with an agent or a number, not a queue", error_id=CALL_BAD_TRANSFER
+        )
+
+
+def _agent_target(
+    ctx: AppContext, data: dict[str, Any], *, call_id: str, agent_id: int, target: str, mode: str
+) -> None:
+    other = _agent_by_ref(ctx, target)
+    if other.id == agent_id:
+        raise InvalidInput("不能转给自己 / cannot transfer to yourself", error_id=CALL_BAD_TRANSFER)
+    if mode in {"blind", "consult"}:
+        reserved = routing_for(ctx).reserve_transfer_target(
+            call_id, other.id, actor=f"agent:{agent_id}"
+        )
+        data.update(agent_id=other.id, target=reserved["agent_uri"])
+        data["ring_timeout"] = reserved["ring_timeout"]
+    else:
+        data.update(target=agent_uri(ctx, other.extension), target_agent_id=other.id)
+
+
+def _number_target(
+    ctx: AppContext, data: dict[str, Any], *, call_id: str, agent_id: int, target: str, mode: str
+) -> None:
+    # Only configured transfer targets: nothing else may reach an outside number.
+    targets = ctx.config.telephony.transfer_targets
+    if target not in targets:
+        raise InvalidInput(
+            f"只能转接到已配置的号码 / {target!r} is not a configured transfer target",
+            details={"allowed": sorted(targets)},
+            error_id=CALL_BAD_TRANSFER,
+        )
+    configured = targets[target]
+    data.update(number=configured.number, trunk=configured.trunk)
+
+
+# kind -> what checks the target and adds it to the command's data
+TRANSFER_TARGETS: dict[str, Callable[..., None]] = {
+    "queue": _queue_target,
+    "agent": _agent_target,
+    "number": _number_target,
+}
+TRANSFER_MODES = ("blind", "consult", "complete", "cancel")
+
+
 def transfer(
     ctx: AppContext, *, agent_id: int, kind: str, target: str, mode: str = "blind"
 ) -> Command:
@@ -392,47 +447,13 @@ def transfer(
     brings the agent back to the caller)."""
     call_id, _ = _my_controlled_call(ctx, agent_id)
     data: dict[str, Any] = {"kind": kind, "target": target, "mode": mode, "agent_id": agent_id}
-    if kind == "queue":
-        if target not in ctx.config.queues.queues:
-            raise InvalidInput(
-                f"队列不存在 / unknown queue {target!r}",
-                details={"target": target},
-                error_id=QUEUE_NOT_FOUND,
-            )
-        if mode == "consult":
-            raise InvalidInput(
-                "consult is with an agent or a number, not a queue", error_id=CALL_BAD_TRANSFER
-            )
-    elif kind == "agent":
-        other = _agent_by_ref(ctx, target)
-        if other.id == agent_id:
-            raise InvalidInput(
-                "不能转给自己 / cannot transfer to yourself", error_id=CALL_BAD_TRANSFER
-            )
-        if mode in {"blind", "consult"}:
-            reserved = routing_for(ctx).reserve_transfer_target(
-                call_id, other.id, actor=f"agent:{agent_id}"
-            )
-            data.update(agent_id=other.id, target=reserved["agent_uri"])
-            data["ring_timeout"] = reserved["ring_timeout"]
-        else:
-            data.update(target=agent_uri(ctx, other.extension), target_agent_id=other.id)
-    elif kind == "number":
-        # Only configured transfer targets: nothing else may reach an outside number.
-        targets = ctx.config.telephony.transfer_targets
-        if target not in targets:
-            raise InvalidInput(
-                f"只能转接到已配置的号码 / {target!r} is not a configured transfer target",
-                details={"allowed": sorted(targets)},
-                error_id=CALL_BAD_TRANSFER,
-            )
-        configured = targets[target]
-        data.update(number=configured.number, trunk=configured.trunk)
-    else:
+    add_target = TRANSFER_TARGETS.get(kind)
+    if add_target is None:
         raise InvalidInput(
             f"kind must be queue, agent or number, not {kind!r}", error_id=CALL_BAD_TRANSFER
         )
-    if mode not in {"blind", "consult", "complete", "cancel"}:
+    add_target(ctx, data, call_id=call_id, agent_id=agent_id, target=target, mode=mode)
+    if mode not in TRANSFER_MODES:
         raise InvalidInput(
             f"mode must be blind, consult, complete or cancel, not {mode!r}",
             error_id=CALL_BAD_TRANSFER,
@@ -585,95 +606,3 @@ def supervise(
     )
     _audit(ctx, lead.username, f"call.{mode}", call_id, extension=extension)
     return command
-
-
-# ---------------------------------------------------------------- customers
-
-
-def create_customer(ctx: AppContext, *, data: dict[str, Any], actor: str) -> dict[str, Any]:
-    """Create a customer from an unknown caller's empty record, linking the phone and unit."""
-    number = numbers.normalize(str(data.get("phone") or ""))
-    if data.get("phone") and not number:
-        raise InvalidInput("phone has no digits", error_id=CUSTOMER_BAD_PHONE)
-    with transaction(ctx.sessions) as session:
-        if number and screenpop.find_customer(session, number) is not None:
-            raise Conflict(
-                f"号码已属于其他客户 / {number} already belongs to a customer",
-                details={"phone": number},
-                error_id=CUSTOMER_PHONE_TAKEN,
-            )
-        customer = Customer(
-            name=str(data["name"]),
-            kind=str(data.get("kind") or "owner"),
-            member=bool(data.get("member")),
-            fee_status=FeeStatus(data.get("fee_status") or "unknown"),
-            notes=data.get("notes"),
-        )
-        session.add(customer)
-        session.flush()
-        if number:
-            session.add(
-                CustomerPhone(customer_id=customer.id, number=number, kind=numbers.kind(number))
-            )
-        unit_code = str(data.get("unit") or "").strip()
-        if unit_code:
-            unit = session.scalar(select(Unit).where(Unit.code == unit_code))
-            if unit is None:
-                parts = [*unit_code.split("-"), "", "", ""][:3]
-                unit = Unit(code=unit_code, building=parts[0], entrance=parts[1], room=parts[2])
-                session.add(unit)
-                session.flush()
-            session.add(CustomerUnit(customer_id=customer.id, unit_id=unit.id, relation="owner"))
-        customer_id = customer.id
-        record_audit(
-            session,
-            actor=actor,
-            action="customer.create",
-            object_type="customer",
-            object_id=str(customer_id),
-            details={"phone": number, "unit": unit_code},
-        )
-    return customer_view(ctx, customer_id)
-
-
-def link_phone(ctx: AppContext, *, customer_id: int, phone: str, actor: str) -> dict[str, Any]:
-    number = numbers.normalize(phone)
-    if not number:
-        raise InvalidInput(
-            "phone has no digits", details={"phone": phone}, error_id=CUSTOMER_BAD_PHONE
-        )
-    with transaction(ctx.sessions) as session:
-        if session.get(Customer, customer_id) is None:
-            raise NotFound(
-                f"客户不存在 / customer {customer_id} not found", error_id=CUSTOMER_NOT_FOUND
-            )
-        owner = screenpop.find_customer(session, number)
-        if owner is not None and owner.id != customer_id:
-            raise Conflict(
-                f"号码已属于其他客户 / {number} already belongs to customer {owner.id}",
-                details={"phone": number, "customer_id": owner.id},
-                error_id=CUSTOMER_PHONE_TAKEN,
-            )
-        if owner is None:
-            session.add(
-                CustomerPhone(customer_id=customer_id, number=number, kind=numbers.kind(number))
-            )
-            record_audit(
-                session,
-                actor=actor,
-                action="customer.link_phone",
-                object_type="customer",
-                object_id=str(customer_id),
-                details={"phone": number},
-            )
-    return customer_view(ctx, customer_id)
-
-
-def customer_view(ctx: AppContext, customer_id: int) -> dict[str, Any]:
-    with ctx.sessions() as session:
-        record = screenpop.customer_record(session, customer_id)
-    if record is None:
-        raise NotFound(
-            f"客户不存在 / customer {customer_id} not found", error_id=CUSTOMER_NOT_FOUND
-        )
-    return record

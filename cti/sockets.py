@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -89,30 +90,38 @@ async def relay(
     caller before its snapshot). A message there (the user was disabled or their password
     changed) closes the socket at once with code 4401."""
 
-    async def guarded(work: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
-        try:
-            await work()
-        except (WebSocketDisconnect, RuntimeError, RedisError):
-            pass  # the client left, the socket closed under us or Redis went away: stop both
-        finally:
-            scope.cancel()
-
-    async def forward() -> None:
-        async for message in pubsub.listen():
-            if revoked is not None and message.get("channel") == revoked:
-                if message.get("type") == "message":
-                    await websocket.close(code=4401, reason="credentials revoked")
-                    return
-                continue
-            text = render(message)
-            if text is not None:
-                await websocket.send_text(text)
-
-    async def answer_pings() -> None:
-        while True:
-            if (await websocket.receive_text()).strip() == "ping":
-                await websocket.send_json({"type": "pong"})
-
+    forward = partial(_forward, websocket, pubsub, render, revoked)
     async with anyio.create_task_group() as group:
-        group.start_soon(guarded, forward, group.cancel_scope)
-        group.start_soon(guarded, answer_pings, group.cancel_scope)
+        group.start_soon(_guarded, forward, group.cancel_scope)
+        group.start_soon(_guarded, partial(_answer_pings, websocket), group.cancel_scope)
+
+
+async def _guarded(work: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
+    """Run one side of the relay; whichever side ends first ends the other."""
+    try:
+        await work()
+    except (WebSocketDisconnect, RuntimeError, RedisError):
+        pass  # the client left, the socket closed under us or Redis went away: stop both
+    finally:
+        scope.cancel()
+
+
+async def _forward(
+    websocket: WebSocket, pubsub: PubSub, render: Render, revoked: str | None
+) -> None:
+    """Channel messages to the client, rendered; the revocation channel closes the socket."""
+    async for message in pubsub.listen():
+        if revoked is not None and message.get("channel") == revoked:
+            if message.get("type") == "message":
+                await websocket.close(code=4401, reason="credentials revoked")
+                return
+            continue
+        text = render(message)
+        if text is not None:
+            await websocket.send_text(text)
+
+
+async def _answer_pings(websocket: WebSocket) -> None:
+    while True:
+        if (await websocket.receive_text()).strip() == "ping":
+            await websocket.send_json({"type": "pong"})

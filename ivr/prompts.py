@@ -216,12 +216,14 @@ def node_prompts(config: CenterConfig) -> dict[str, Prompt]:
     return found
 
 
-def prepare_all(config: CenterConfig, state_dir: Path, language: str) -> dict[str, PromptFile]:
-    """Render/check every prompt before the engine starts; raise PromptError listing problems."""
-    cache_dir = state_dir / "prompts"
-    cache_dir.mkdir(parents=True, exist_ok=True)
+PromptJob = tuple[str, str, Path | None]  # (text, voice, file): a file is checked, a text rendered
+
+
+def _prompt_jobs(config: CenterConfig, language: str) -> dict[str, PromptJob]:
+    """Every prompt to prepare: the menu's (files or texts) and the system texts, those with
+    ``{n}`` once per number that can be announced."""
     voice_default = VOICES.get(language, "cmn")
-    jobs: dict[str, tuple[str, str, Path | None]] = {}
+    jobs: dict[str, PromptJob] = {}
     for key, prompt in node_prompts(config).items():
         if prompt.file is not None:
             jobs[key] = ("", "", config.directory / prompt.file)
@@ -229,24 +231,25 @@ def prepare_all(config: CenterConfig, state_dir: Path, language: str) -> dict[st
             jobs[key] = (prompt.text or "", prompt.voice, None)
     texts = SYSTEM_TEXTS.get(language, SYSTEM_TEXTS["zh-CN"])
     for key, text in texts.items():
-        if "{n}" in key:
-            top = (
-                MAX_ANNOUNCED_POSITION
-                if key.startswith("announce.position")
-                else (MAX_ANNOUNCED_MINUTES)
-            )
-            for n in range(1, top + 1):
-                jobs[key.replace("{n}", str(n))] = (
-                    text.replace("{n}", str(n)),
-                    voice_default,
-                    None,
-                )
-        else:
+        if "{n}" not in key:
             jobs[key] = (text, voice_default, None)
+            continue
+        top = (
+            MAX_ANNOUNCED_POSITION if key.startswith("announce.position") else MAX_ANNOUNCED_MINUTES
+        )
+        for n in range(1, top + 1):
+            jobs[key.replace("{n}", str(n))] = (text.replace("{n}", str(n)), voice_default, None)
+    return jobs
 
+
+def prepare_all(config: CenterConfig, state_dir: Path, language: str) -> dict[str, PromptFile]:
+    """Render/check every prompt before the engine starts; raise PromptError listing problems."""
+    cache_dir = state_dir / "prompts"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    jobs = _prompt_jobs(config, language)
     problems: list[str] = []
 
-    def work(item: tuple[str, tuple[str, str, Path | None]]) -> tuple[str, Path | None]:
+    def work(item: tuple[str, PromptJob]) -> tuple[str, Path | None]:
         key, (text, voice, file) = item
         what = f"{config.directory / 'menu.toml'}: nodes.{key}" if "." in key else key
         try:

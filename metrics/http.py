@@ -34,9 +34,12 @@ from callcenter.models import Role
 from callcenter.params import IsoDateTime
 from callcenter.service_keys import Service
 from metrics import reports as report_module
-from metrics.engine import LiveReader, MetricKeys, MetricsConsumer, metric_config
+from metrics.consumer import MetricsConsumer
 from metrics.errors import LIVE_UNAVAILABLE, WALLBOARD_FORBIDDEN
+from metrics.live_config import metric_config
+from metrics.live_keys import MetricKeys
 from metrics.prometheus import install_collector
+from metrics.reader import LiveReader
 from metrics.staffing import staffing as compute_staffing
 
 log = logging.getLogger(__name__)
@@ -230,51 +233,63 @@ async def wallboard_stream(request: Request, ctx: Ctx) -> StreamingResponse:
     hub = hub_for(ctx)
     queue = hub.subscribe()
     first = await hub.refresh() if hub.latest is None else hub.latest
-
-    async def watch_revocation() -> None:
-        """The user disabled or their password changed (``Keys.user_revoked``): end the
-        stream at once instead of feeding a credential that no longer speaks for anyone."""
-        client = aioredis.Redis.from_url(ctx.settings.redis_url, decode_responses=True)
-        pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(ctx.keys.user_revoked(principal.user_id))
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    hub.unsubscribe(queue)  # no await below: the hub cannot refill it
-                    while not queue.empty():
-                        queue.get_nowait()
-                    queue.put_nowait(REVOKED)
-                    return
-        except redis.RedisError:
-            log.warning("wallboard stream: revocation channel unavailable", exc_info=True)
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-                await client.aclose()
-
-    async def events() -> AsyncIterator[bytes]:
-        watcher = asyncio.create_task(watch_revocation())
-        try:
-            yield _sse(first)
-            while True:
-                try:
-                    text = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
-                    if text == REVOKED:
-                        return
-                    yield _sse(text)
-                except TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    yield b": keepalive\n\n"
-        finally:
-            watcher.cancel()
-            hub.unsubscribe(queue)
-
     return StreamingResponse(
-        events(),
+        _events(request, ctx, principal.user_id, hub, queue, first),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _watch_revocation(
+    ctx: AppContext, user_id: int, hub: WallboardHub, queue: asyncio.Queue[str]
+) -> None:
+    """The user disabled or their password changed (``Keys.user_revoked``): end the stream at
+    once instead of feeding a credential that no longer speaks for anyone."""
+    client = aioredis.Redis.from_url(ctx.settings.redis_url, decode_responses=True)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(ctx.keys.user_revoked(user_id))
+        async for message in pubsub.listen():
+            if message.get("type") == "message":
+                hub.unsubscribe(queue)  # no await below: the hub cannot refill it
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(REVOKED)
+                return
+    except redis.RedisError:
+        log.warning("wallboard stream: revocation channel unavailable", exc_info=True)
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+            await client.aclose()
+
+
+async def _events(
+    request: Request,
+    ctx: AppContext,
+    user_id: int,
+    hub: WallboardHub,
+    queue: asyncio.Queue[str],
+    first: str,
+) -> AsyncIterator[bytes]:
+    """The first snapshot, then each one the hub pushes, with keepalives; ends when the
+    client leaves or its credentials are revoked (``_watch_revocation``)."""
+    watcher = asyncio.create_task(_watch_revocation(ctx, user_id, hub, queue))
+    try:
+        yield _sse(first)
+        while True:
+            try:
+                text = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                if text == REVOKED:
+                    return
+                yield _sse(text)
+            except TimeoutError:
+                if await request.is_disconnected():
+                    return
+                yield b": keepalive\n\n"
+    finally:
+        watcher.cancel()
+        hub.unsubscribe(queue)
 
 
 async def _stream_user(request: Request, ctx: AppContext) -> Principal:

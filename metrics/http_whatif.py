@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from callcenter.auth import Principal, get_ctx, require
 from callcenter.context import AppContext
 from callcenter.models import Role
-from metrics.engine import metric_config
+from metrics.live_config import metric_config
 from metrics.whatif import simulate
 from metrics.whatif_inputs import PlanFile, stored_arrivals, synthetic_arrivals
 

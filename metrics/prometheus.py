@@ -32,7 +32,8 @@ from metrics.definitions import (
     REFUSED_PREFIX,
     SHORT_ABANDONED,
 )
-from metrics.engine import BUCKETS, EDGE_DIM, WINDOWS, LiveReader
+from metrics.live_keys import BUCKETS, EDGE_DIM
+from metrics.reader import WINDOWS, LiveReader
 
 log = logging.getLogger(__name__)
 
@@ -90,52 +91,10 @@ class LiveCollector(Collector):
         totals: dict[str, dict[str, dict[str, float]]],
         histograms: dict[str, dict[str, dict[str, float]]],
     ) -> Iterator[Metric]:
-        for name, counter, help_text in COUNTERS:
-            family = CounterMetricFamily(name, help_text, labels=["queue", "shift"])
-            for dim, by_shift in sorted(totals.items()):
-                if not dim.startswith("q:"):
-                    continue
-                for shift, counters in sorted(by_shift.items()):
-                    family.add_metric([dim[2:], shift], counters.get(counter, 0.0))
-            yield family
-        refused = CounterMetricFamily(
-            "callcenter_calls_refused",
-            "Calls turned away at the SIP edge before any queue (see docs/metrics.md)",
-            labels=["reason"],
-        )
-        by_reason: dict[str, float] = {}
-        for counters in totals.get(EDGE_DIM, {}).values():
-            for counter, value in counters.items():
-                if counter.startswith(REFUSED_PREFIX):
-                    reason = counter[len(REFUSED_PREFIX) :]
-                    by_reason[reason] = by_reason.get(reason, 0.0) + value
-        for reason, value in sorted(by_reason.items()):
-            refused.add_metric([reason], value)
-        yield refused
-        waiting = GaugeMetricFamily(
-            "callcenter_calls_waiting", "Calls waiting in the queue now", labels=["queue"]
-        )
-        longest = GaugeMetricFamily(
-            "callcenter_longest_wait_seconds",
-            "How long the longest-waiting call in the queue has waited (0 when none)",
-            labels=["queue"],
-        )
-        for queue, entry in snapshot["queues"].items():
-            waiting.add_metric([queue], entry["waiting"])
-            longest.add_metric([queue], entry["longest_wait_seconds"] or 0.0)
-        yield waiting
-        yield longest
-        agents = GaugeMetricFamily(
-            "callcenter_agents",
-            "Logged-in agents by state; an agent counts in every queue it serves; queue=all once",
-            labels=["state", "queue"],
-        )
-        for state, count in sorted(snapshot["center"]["agents"].items()):
-            agents.add_metric([state, "all"], count)
-        for queue, entry in snapshot["queues"].items():
-            for state, count in sorted(entry["agents"].items()):
-                agents.add_metric([state, queue], count)
-        yield agents
+        yield from _queue_counters(totals)
+        yield _refused(totals)
+        yield from _waiting(snapshot)
+        yield _agents(snapshot)
         yield from self._rates(snapshot)
         for metric, help_text in (
             ("wait", "Time in queue of answered calls"),
@@ -188,6 +147,64 @@ class LiveCollector(Collector):
             buckets.append(("+Inf", cumulative))
             family.add_metric([queue], buckets, parts.get("sum", 0.0))
         return family
+
+
+def _queue_counters(totals: dict[str, dict[str, dict[str, float]]]) -> Iterator[Metric]:
+    for name, counter, help_text in COUNTERS:
+        family = CounterMetricFamily(name, help_text, labels=["queue", "shift"])
+        for dim, by_shift in sorted(totals.items()):
+            if not dim.startswith("q:"):
+                continue
+            for shift, counters in sorted(by_shift.items()):
+                family.add_metric([dim[2:], shift], counters.get(counter, 0.0))
+        yield family
+
+
+def _refused(totals: dict[str, dict[str, dict[str, float]]]) -> Metric:
+    refused = CounterMetricFamily(
+        "callcenter_calls_refused",
+        "Calls turned away at the SIP edge before any queue (see docs/metrics.md)",
+        labels=["reason"],
+    )
+    by_reason: dict[str, float] = {}
+    for counters in totals.get(EDGE_DIM, {}).values():
+        for counter, value in counters.items():
+            if counter.startswith(REFUSED_PREFIX):
+                reason = counter[len(REFUSED_PREFIX) :]
+                by_reason[reason] = by_reason.get(reason, 0.0) + value
+    for reason, value in sorted(by_reason.items()):
+        refused.add_metric([reason], value)
+    return refused
+
+
+def _waiting(snapshot: dict[str, Any]) -> Iterator[Metric]:
+    waiting = GaugeMetricFamily(
+        "callcenter_calls_waiting", "Calls waiting in the queue now", labels=["queue"]
+    )
+    longest = GaugeMetricFamily(
+        "callcenter_longest_wait_seconds",
+        "How long the longest-waiting call in the queue has waited (0 when none)",
+        labels=["queue"],
+    )
+    for queue, entry in snapshot["queues"].items():
+        waiting.add_metric([queue], entry["waiting"])
+        longest.add_metric([queue], entry["longest_wait_seconds"] or 0.0)
+    yield waiting
+    yield longest
+
+
+def _agents(snapshot: dict[str, Any]) -> Metric:
+    agents = GaugeMetricFamily(
+        "callcenter_agents",
+        "Logged-in agents by state; an agent counts in every queue it serves; queue=all once",
+        labels=["state", "queue"],
+    )
+    for state, count in sorted(snapshot["center"]["agents"].items()):
+        agents.add_metric([state, "all"], count)
+    for queue, entry in snapshot["queues"].items():
+        for state, count in sorted(entry["agents"].items()):
+            agents.add_metric([state, queue], count)
+    return agents
 
 
 LIVE_COLLECTOR: Service[bool] = Service("live metrics collector installed")

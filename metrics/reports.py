@@ -34,8 +34,8 @@ from metrics.definitions import (
     add_into,
     figures,
 )
-from metrics.engine import load_teams, metric_config
 from metrics.errors import BAD_PERIOD
+from metrics.live_config import load_teams, metric_config
 
 Period = Literal["hour", "shift", "day", "week", "total"]
 Group = Literal["queue", "team", "agent", "center"]
@@ -234,10 +234,10 @@ def _ticket_rows(
     return created, results
 
 
-def report(
-    ctx: AppContext, *, start: datetime, end: datetime, period: str, group: str
-) -> list[dict[str, Any]]:
-    """One row per (period, group): the live figures plus agent time, tickets, satisfaction."""
+Buckets = dict[tuple[str, str], dict[str, float]]  # (period, group) -> counters
+
+
+def _check_request(start: datetime, end: datetime, period: str, group: str) -> None:
     if period not in PERIODS:
         raise InvalidInput(
             f"period must be one of {', '.join(PERIODS)}; got {period!r}", error_id=BAD_PERIOD
@@ -254,58 +254,79 @@ def report(
         )
     if end - start > timedelta(days=MAX_RANGE_DAYS):
         raise InvalidInput(f"a report covers at most {MAX_RANGE_DAYS} days", error_id=BAD_PERIOD)
-    config = metric_config(ctx)
-    counters: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    not_ready: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    extra: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+
+
+class _Grouping:
+    """Adds values into the (period, group) buckets of a cohort."""
+
+    def __init__(self, config: MetricConfig, period: str, group: str) -> None:
+        self.config = config
+        self.period = period
+        self.group = group
+
+    def add(
+        self, buckets: Buckets, cohort: Cohort, values: Mapping[str, float], *, ungrouped: bool
+    ) -> None:
+        """``ungrouped``: a cohort outside every group counts under ``none`` (tickets and
+        satisfaction callbacks) instead of being left out (calls and agent time)."""
+        g = group_key(cohort, self.group)
+        if g is None:
+            if not ungrouped:
+                return
+            g = "none"
+        for period_name in period_keys(self.config, cohort, self.period):
+            add_into(buckets[(period_name, g)], dict(values))
+
+
+def _report_row(
+    key: tuple[str, str], group: str, counters: Buckets, not_ready: Buckets, extra: Buckets
+) -> dict[str, Any]:
+    fig = figures(counters.get(key, {}))
+    more = extra.get(key, {})
+    return {
+        "period": key[0],
+        group: key[1],
+        **{k: v for k, v in fig.items() if k != "state_seconds"},
+        "state_seconds": fig["state_seconds"],
+        "not_ready_seconds": {r: round(s, 3) for r, s in not_ready.get(key, {}).items()},
+        "tickets_created": int(more.get("tickets_created", 0)),
+        "satisfaction_callbacks": int(more.get("satisfaction_callbacks", 0)),
+        "satisfied": int(more.get("result:satisfied", 0)),
+        "unsatisfied": int(more.get("result:unsatisfied", 0)),
+        "satisfaction_score_avg": (
+            more["score_sum"] / more["score_count"] if more.get("score_count") else None
+        ),
+    }
+
+
+def report(
+    ctx: AppContext, *, start: datetime, end: datetime, period: str, group: str
+) -> list[dict[str, Any]]:
+    """One row per (period, group): the live figures plus agent time, tickets, satisfaction."""
+    _check_request(start, end, period, group)
+    grouping = _Grouping(metric_config(ctx), period, group)
+    counters: Buckets = defaultdict(dict)
+    not_ready: Buckets = defaultdict(dict)
+    extra: Buckets = defaultdict(dict)
     with ctx.sessions() as session:
         call = call_deltas(ctx, session, start, end)
         states, reasons = agent_deltas(ctx, session, start, end)
         created, satisfaction = _ticket_rows(ctx, session, start, end)
     for delta in call + states:
-        g = group_key(delta.cohort, group)
-        if g is None:
-            continue
-        for period_name in period_keys(config, delta.cohort, period):
-            add_into(counters[(period_name, g)], {delta.counter: delta.value})
+        grouping.add(counters, delta.cohort, {delta.counter: delta.value}, ungrouped=False)
     for delta, reason in reasons:
-        g = group_key(delta.cohort, group)
-        if g is None:
-            continue
-        for period_name in period_keys(config, delta.cohort, period):
-            add_into(not_ready[(period_name, g)], {reason: delta.value})
+        grouping.add(not_ready, delta.cohort, {reason: delta.value}, ungrouped=False)
     for cohort, _ in created:
-        g = group_key(cohort, group) or "none"
-        for period_name in period_keys(config, cohort, period):
-            add_into(extra[(period_name, g)], {"tickets_created": 1})
+        grouping.add(extra, cohort, {"tickets_created": 1}, ungrouped=True)
     for cohort, result, score in satisfaction:
-        g = group_key(cohort, group) or "none"
-        for period_name in period_keys(config, cohort, period):
-            key = (period_name, g)
-            add_into(extra[key], {"satisfaction_callbacks": 1, f"result:{result or 'none'}": 1})
-            if score is not None:
-                add_into(extra[key], {"score_sum": float(score), "score_count": 1})
-    rows = []
-    for key in sorted(set(counters) | set(not_ready) | set(extra)):
-        fig = figures(counters.get(key, {}))
-        more = extra.get(key, {})
-        rows.append(
-            {
-                "period": key[0],
-                group: key[1],
-                **{k: v for k, v in fig.items() if k != "state_seconds"},
-                "state_seconds": fig["state_seconds"],
-                "not_ready_seconds": {r: round(s, 3) for r, s in not_ready.get(key, {}).items()},
-                "tickets_created": int(more.get("tickets_created", 0)),
-                "satisfaction_callbacks": int(more.get("satisfaction_callbacks", 0)),
-                "satisfied": int(more.get("result:satisfied", 0)),
-                "unsatisfied": int(more.get("result:unsatisfied", 0)),
-                "satisfaction_score_avg": (
-                    more["score_sum"] / more["score_count"] if more.get("score_count") else None
-                ),
-            }
-        )
-    return rows
+        values: dict[str, float] = {"satisfaction_callbacks": 1, f"result:{result or 'none'}": 1}
+        if score is not None:
+            values.update({"score_sum": float(score), "score_count": 1})
+        grouping.add(extra, cohort, values, ungrouped=True)
+    return [
+        _report_row(key, group, counters, not_ready, extra)
+        for key in sorted(set(counters) | set(not_ready) | set(extra))
+    ]
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], group: str) -> str:

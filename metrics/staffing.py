@@ -33,9 +33,10 @@ from metrics.definitions import (
     WRAP_SUM,
     figures,
 )
-from metrics.engine import metric_config, staffing_minimum
 from metrics.erlang import agents_for_erlang_a, agents_for_erlang_c
 from metrics.errors import BAD_PERIOD, BAD_TARGET
+from metrics.live_alerts import staffing_minimum
+from metrics.live_config import load_teams, metric_config
 from metrics.reports import call_deltas
 
 DEFAULT_AHT_SECONDS = 180.0
@@ -141,7 +142,6 @@ def staffing(
 def _abandon_wait_seconds(ctx: AppContext, start: datetime, end: datetime) -> float:
     """Total time abandoned legs waited (replays the same tracker, keeping leg waits)."""
     from metrics.definitions import CallState, CallTracker
-    from metrics.engine import load_teams
     from metrics.reports import _events_for_calls
 
     config = metric_config(ctx)

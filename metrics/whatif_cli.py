@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from callcenter.context import build_context
-    from metrics.engine import metric_config
+    from metrics.live_config import metric_config
     from metrics.whatif import simulate
     from metrics.whatif_inputs import (
         DEFAULT_PLAN,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -22,6 +23,9 @@ from callcenter.context import AppContext
 from config.loader import load_file
 from config.schemas import Code, Strict
 from metrics.simulation import HOURLY_PROFILE, QUEUE_MIX
+
+if TYPE_CHECKING:
+    from cti.models import Call
 
 DEFAULT_PATIENCE_SECONDS = 110.0  # the mean patience when a stored day has no abandons
 DEFAULT_HANDLE_SECONDS = 150.0  # the mean talk time when a stored day has no answered call
@@ -116,6 +120,9 @@ def synthetic_arrivals(
     return arrivals
 
 
+ABANDONED = ("abandoned", "short_abandoned")
+
+
 def stored_arrivals(ctx: AppContext, day: date, *, seed: int = 1) -> list[Arrival]:
     """The callers of a stored local day, from the call records.
 
@@ -125,59 +132,14 @@ def stored_arrivals(ctx: AppContext, day: date, *, seed: int = 1) -> list[Arriva
     waits are cut short by answers). An answered call talks as long as it did; the others as
     long as a call drawn from the day's answered calls.
     """
-    from cti.models import Call, CallEvent
-
-    start = local_midnight(day, ctx.settings.timezone).astimezone(UTC)
-    end = start + timedelta(days=1)
-    with ctx.sessions() as session:
-        calls = list(
-            session.scalars(
-                select(Call)
-                .where(Call.queued_at >= start, Call.queued_at < end)
-                .order_by(Call.queued_at, Call.id)
-            )
-        )
-        first_queue: dict[str, str] = {}
-        for call_id, data in session.execute(
-            select(CallEvent.call_id, CallEvent.data)
-            .where(CallEvent.call_id.in_([c.id for c in calls]), CallEvent.type == "call_queued")
-            .order_by(CallEvent.at, CallEvent.id)
-        ):
-            if call_id not in first_queue and data.get("queue"):
-                first_queue[call_id] = str(data["queue"])
-
-    def epoch(moment: datetime | None) -> float | None:
-        if moment is None:
-            return None
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-    waits, abandons, talks = 0.0, 0, []
-    for call in calls:
-        queued, answered, ended = (
-            epoch(call.queued_at),
-            epoch(call.answered_at),
-            epoch(call.ended_at),
-        )
-        assert queued is not None
-        if answered is not None:
-            waits += answered - queued
-            if ended is not None:
-                talks.append(max(ended - answered, 1.0))
-        elif ended is not None:
-            waits += ended - queued
-            if call.outcome in ("abandoned", "short_abandoned"):
-                abandons += 1
-    patience_mean = waits / abandons if abandons else DEFAULT_PATIENCE_SECONDS
+    calls, first_queue = _stored_calls(ctx, day)
+    patience_mean, talks = _observed(calls)
     rng = random.Random(seed)
     arrivals = []
     for call in calls:
-        queued, answered, ended = (
-            epoch(call.queued_at),
-            epoch(call.answered_at),
-            epoch(call.ended_at),
-        )
-        assert queued is not None
-        if call.outcome in ("abandoned", "short_abandoned") and ended is not None:
+        queued, answered, ended = _times(call)
+        # the draws come in this order for every call (the seed's sequence stays the same)
+        if call.outcome in ABANDONED and ended is not None:
             patience = ended - queued
         else:
             patience = rng.expovariate(1.0 / patience_mean)
@@ -199,6 +161,61 @@ def stored_arrivals(ctx: AppContext, day: date, *, seed: int = 1) -> list[Arriva
             )
         )
     return arrivals
+
+
+def _stored_calls(ctx: AppContext, day: date) -> tuple[list[Call], dict[str, str]]:
+    """The calls queued on a local day, in order, and the queue each first joined."""
+    from cti.models import Call, CallEvent
+
+    start = local_midnight(day, ctx.settings.timezone).astimezone(UTC)
+    end = start + timedelta(days=1)
+    with ctx.sessions() as session:
+        calls = list(
+            session.scalars(
+                select(Call)
+                .where(Call.queued_at >= start, Call.queued_at < end)
+                .order_by(Call.queued_at, Call.id)
+            )
+        )
+        first_queue: dict[str, str] = {}
+        for call_id, data in session.execute(
+            select(CallEvent.call_id, CallEvent.data)
+            .where(CallEvent.call_id.in_([c.id for c in calls]), CallEvent.type == "call_queued")
+            .order_by(CallEvent.at, CallEvent.id)
+        ):
+            if call_id not in first_queue and data.get("queue"):
+                first_queue[call_id] = str(data["queue"])
+    return calls, first_queue
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _times(call: Call) -> tuple[float, float | None, float | None]:
+    """A queued call's queued, answered and ended times (epoch seconds)."""
+    queued = _epoch(call.queued_at)
+    assert queued is not None
+    return queued, _epoch(call.answered_at), _epoch(call.ended_at)
+
+
+def _observed(calls: list[Call]) -> tuple[float, list[float]]:
+    """The day's mean patience (total waiting / abandons) and its answered calls' talk times."""
+    waits, abandons, talks = 0.0, 0, []
+    for call in calls:
+        queued, answered, ended = _times(call)
+        if answered is not None:
+            waits += answered - queued
+            if ended is not None:
+                talks.append(max(ended - answered, 1.0))
+        elif ended is not None:
+            waits += ended - queued
+            if call.outcome in ABANDONED:
+                abandons += 1
+    patience_mean = waits / abandons if abandons else DEFAULT_PATIENCE_SECONDS
+    return patience_mean, talks
 
 
 def mean(values: list[float]) -> float:

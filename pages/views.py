@@ -210,7 +210,7 @@ def live_alerts(ctx: AppContext) -> list[dict[str, Any]]:
     """The wallboard's alerts but staffing (the console shows routing's own staffing report):
     answer rate and service level under target, long waits. Empty when Redis does not answer
     (the page still opens; its script polls again)."""
-    from metrics.engine import LiveReader
+    from metrics.reader import LiveReader
 
     try:
         snapshot = LiveReader(ctx).snapshot()

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from callcenter.context import AppContext
 from callcenter.errors import CallCenterError
 from config.loader import CenterConfig
-from metrics.engine import metric_config
+from metrics.live_config import metric_config
 from metrics.whatif import simulate
 from metrics.whatif_inputs import Arrival, plan_in_force, stored_arrivals, synthetic_arrivals
 from pages.charts import Series, hourly_rate_svg

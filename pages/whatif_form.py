@@ -77,6 +77,89 @@ def form_of(
     return PlanForm(key, f"{plan.ring_seconds:g}", rows, plan, fields, dict(settings))
 
 
+@dataclass
+class _PlanReader:
+    """One plan's posted fields and the problems found so far, each named plan · where."""
+
+    form: Mapping[str, Any]
+    key: str
+    lang: str
+    problems: list[str] = field(default_factory=list)
+
+    def text(self, name: str) -> str:
+        return str(self.form.get(f"{self.key}_{name}") or "").strip()
+
+    def problem(self, where: str, text: str) -> None:
+        name = f"{t('whatif.plan', self.lang)} {self.key.upper()}"
+        self.problems.append(f"{name} · {where}: {text}")
+
+    def ring(self, ring_text: str) -> float:
+        try:
+            ring = float(ring_text) if ring_text else 4.0
+            if not 0 <= ring <= 120:
+                raise ValueError
+        except ValueError:
+            lang = self.lang
+            self.problem(
+                t("whatif.ring_seconds", lang), f"{t('whatif.bad_ring', lang)} ({ring_text!r})"
+            )
+            return 4.0
+        return ring
+
+    def group(
+        self, index: int, row: dict[str, str], shifts: Collection[str], queues: Collection[str]
+    ) -> dict[str, Any] | None:
+        """Row ``index`` as an agent group, or None when it has problems (now recorded)."""
+        lang = self.lang
+        where = f"{t('whatif.row', lang)} {index + 1}"
+        shift, count_text = row["shift"], row["count"]
+        ok = True
+        if shift not in shifts:
+            self.problem(
+                f"{where} · {t('whatif.shift', lang)}",
+                f"{t('whatif.bad_shift', lang)} ({shift!r})",
+            )
+            ok = False
+        if not count_text.isdigit() or int(count_text) > MAX_COUNT:
+            self.problem(
+                f"{where} · {t('whatif.count', lang)}",
+                f"{t('whatif.bad_count', lang)} ({count_text!r})",
+            )
+            ok = False
+        skills, queue_problems = _queues(row["queues"], queues, lang)
+        for text in queue_problems:
+            self.problem(f"{where} · {t('whatif.queues', lang)}", text)
+        if ok and not queue_problems:
+            return {"shift": shift, "count": int(count_text), "queues": skills}
+        return None
+
+    def queue_setting(
+        self, code: str, in_force: QueueSetting, typed: dict[str, str]
+    ) -> QueueSetting:
+        """Queue ``code``'s setting to try: what was typed when valid, else what is in force."""
+        lang = self.lang
+        wrap, overflow = in_force.wrap_up_seconds, in_force.overflow_after_seconds
+        wrap_text, over_text = typed["wrap"], typed["overflow"]
+        if wrap_text:
+            if wrap_text.isdigit() and int(wrap_text) <= MAX_WRAP_UP:
+                wrap = int(wrap_text)
+            else:
+                self.problem(
+                    f"{code} · {t('whatif.wrap_up', lang)}",
+                    f"{t('whatif.bad_wrap', lang)} ({wrap_text!r})",
+                )
+        if overflow is not None and over_text:
+            low, high = OVERFLOW_RANGE
+            if over_text.isdigit() and low <= int(over_text) <= high:
+                overflow = int(over_text)
+            else:
+                self.problem(
+                    f"{code} · {t('whatif.overflow_after', lang)}",
+                    f"{t('whatif.bad_overflow', lang)} ({over_text!r})",
+                )
+        return QueueSetting(wrap, overflow)
+
+
 def read_plan(
     form: Mapping[str, Any],
     key: str,
@@ -86,82 +169,35 @@ def read_plan(
     queues: Mapping[str, QueueSetting],
 ) -> tuple[PlanForm, list[str]]:
     """Plan ``key`` from the posted form, and the problems found (empty when it is valid)."""
-    name = f"{t('whatif.plan', lang)} {key.upper()}"
-    problems: list[str] = []
-
-    def problem(where: str, text: str) -> None:
-        problems.append(f"{name} · {where}: {text}")
-
-    ring_text = str(form.get(f"{key}_ring_seconds") or "").strip()
+    reader = _PlanReader(form, key, lang)
+    ring_text = reader.text("ring_seconds")
     parsed = PlanForm(key, ring_text)
-    ring = 4.0
-    try:
-        ring = float(ring_text) if ring_text else 4.0
-        if not 0 <= ring <= 120:
-            raise ValueError
-    except ValueError:
-        problem(t("whatif.ring_seconds", lang), f"{t('whatif.bad_ring', lang)} ({ring_text!r})")
+    ring = reader.ring(ring_text)
     groups: list[dict[str, Any]] = []
     for index in range(MAX_ROWS):
-        shift = str(form.get(f"{key}_shift_{index}") or "").strip()
-        count_text = str(form.get(f"{key}_count_{index}") or "").strip()
-        queues_text = str(form.get(f"{key}_queues_{index}") or "").strip()
         if f"{key}_count_{index}" not in form and f"{key}_shift_{index}" not in form:
             continue
-        parsed.rows.append({"shift": shift, "count": count_text, "queues": queues_text})
-        if not count_text and not queues_text:
+        row = {name: reader.text(f"{name}_{index}") for name in ("shift", "count", "queues")}
+        parsed.rows.append(row)
+        if not row["count"] and not row["queues"]:
             continue
-        row = f"{t('whatif.row', lang)} {index + 1}"
-        ok = True
-        if shift not in shifts:
-            problem(
-                f"{row} · {t('whatif.shift', lang)}", f"{t('whatif.bad_shift', lang)} ({shift!r})"
-            )
-            ok = False
-        if not count_text.isdigit() or int(count_text) > MAX_COUNT:
-            problem(
-                f"{row} · {t('whatif.count', lang)}",
-                f"{t('whatif.bad_count', lang)} ({count_text!r})",
-            )
-            ok = False
-        skills, queue_problems = _queues(queues_text, queues, lang)
-        for text in queue_problems:
-            problem(f"{row} · {t('whatif.queues', lang)}", text)
-        if ok and not queue_problems:
-            groups.append({"shift": shift, "count": int(count_text), "queues": skills})
-    if not groups and not problems:
-        problem(t("whatif.agents", lang), t("whatif.no_rows", lang))
+        group = reader.group(index, row, shifts, queues)
+        if group is not None:
+            groups.append(group)
+    if not groups and not reader.problems:
+        reader.problem(t("whatif.agents", lang), t("whatif.no_rows", lang))
     for code, in_force in queues.items():
-        wrap_text = str(form.get(f"{key}_wrap_{code}") or "").strip()
-        over_text = str(form.get(f"{key}_overflow_{code}") or "").strip()
-        parsed.queue_fields[code] = {"wrap": wrap_text, "overflow": over_text}
-        wrap, overflow = in_force.wrap_up_seconds, in_force.overflow_after_seconds
-        if wrap_text:
-            if wrap_text.isdigit() and int(wrap_text) <= MAX_WRAP_UP:
-                wrap = int(wrap_text)
-            else:
-                problem(
-                    f"{code} · {t('whatif.wrap_up', lang)}",
-                    f"{t('whatif.bad_wrap', lang)} ({wrap_text!r})",
-                )
-        if overflow is not None and over_text:
-            low, high = OVERFLOW_RANGE
-            if over_text.isdigit() and low <= int(over_text) <= high:
-                overflow = int(over_text)
-            else:
-                problem(
-                    f"{code} · {t('whatif.overflow_after', lang)}",
-                    f"{t('whatif.bad_overflow', lang)} ({over_text!r})",
-                )
-        parsed.queue_settings[code] = QueueSetting(wrap, overflow)
-    if problems:
-        return parsed, problems
+        typed = {"wrap": reader.text(f"wrap_{code}"), "overflow": reader.text(f"overflow_{code}")}
+        parsed.queue_fields[code] = typed
+        parsed.queue_settings[code] = reader.queue_setting(code, in_force, typed)
+    if reader.problems:
+        return parsed, reader.problems
     try:
         parsed.plan = PlanFile.model_validate({"ring_seconds": ring, "agents": groups})
     except ValidationError as exc:  # the form checks above should leave nothing for this
         for error in exc.errors():
-            problem(".".join(str(p) for p in error["loc"]), str(error["msg"]))
-    return parsed, problems
+            reader.problem(".".join(str(p) for p in error["loc"]), str(error["msg"]))
+    return parsed, reader.problems
 
 
 def _queues(text: str, known: Collection[str], lang: str) -> tuple[dict[str, int], list[str]]:

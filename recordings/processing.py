@@ -116,7 +116,20 @@ def _in_store(storage: Storage, key: str, size: int) -> bool:
         return False
 
 
-def process(ctx: AppContext, recording_id: str) -> Outcome:
+class _Flagged(Exception):
+    """The recording cannot be processed: its media row keeps ``problem`` (the outcome), and
+    the message is logged once the row is saved."""
+
+    def __init__(self, problem: str, level: int, message: str, *args: object) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.level = level
+        self.message = message
+        self.args_ = args
+
+
+def _load(ctx: AppContext, recording_id: str) -> Outcome | tuple[Recording, RecordingMedia | None]:
+    """The finished recording and its media row (detached), or why there is nothing to do."""
     with ctx.sessions() as session:
         recording = session.get(Recording, recording_id)
         if recording is None or recording.deleted_at is not None:
@@ -127,75 +140,37 @@ def process(ctx: AppContext, recording_id: str) -> Outcome:
         session.expunge(recording)
         if existing is not None:
             session.expunge(existing)
-    storage = store(ctx)
-    if (
+    return recording, existing
+
+
+def _already_processed(storage: Storage, existing: RecordingMedia | None) -> bool:
+    return bool(
         existing is not None
         and existing.audio_verified
         and existing.audio_key
         and existing.problem is None
         and _in_store(storage, existing.audio_key, existing.audio_bytes)
-    ):
+    )
+
+
+def process(ctx: AppContext, recording_id: str) -> Outcome:
+    loaded = _load(ctx, recording_id)
+    if isinstance(loaded, Outcome):
+        return loaded
+    recording, existing = loaded
+    storage = store(ctx)
+    if _already_processed(storage, existing):
         return Outcome(recording_id, "already-processed")
     facts = _copy_call_facts(ctx, recording)
     media = RecordingMedia(recording_id=recording_id, processed_at=utcnow(), peaks=[])
     with tempfile.TemporaryDirectory(prefix="rec-") as tmp:
-        scratch = Path(tmp)
-        found = _fetch_wav(ctx, recording, scratch)
-        if found is None:
-            media.problem = "file-missing"
-            _save(ctx, recording_id, media, **facts)
-            log.warning("recording %s: the WAV is missing", recording_id)
-            return Outcome(recording_id, "file-missing")
-        wav_path, wav_key, stored = found
-        media.wav_key = wav_key
-        media.wav_bytes = wav_path.stat().st_size
-        media.wav_sha256 = sha256_of(wav_path)
-        if recording.sha256 and media.wav_sha256 != recording.sha256:
-            media.problem = "checksum-mismatch"
-            _save(ctx, recording_id, media, **facts)
-            log.error(
-                "recording %s: SHA-256 %s differs from the engine's %s; kept, flagged",
-                recording_id,
-                media.wav_sha256,
-                recording.sha256,
-            )
-            return Outcome(recording_id, "checksum-mismatch")
         try:
-            analysis = audio.analyse(wav_path)
-        except ValueError as exc:
-            media.problem = "unreadable"
+            _process_wav(ctx, storage, recording, media, facts, Path(tmp))
+        except _Flagged as flagged:
+            media.problem = flagged.problem
             _save(ctx, recording_id, media, **facts)
-            log.error("recording %s: not a readable WAV: %s", recording_id, exc)
-            return Outcome(recording_id, "unreadable")
-        media.duration_seconds = analysis.duration
-        media.silence_share = analysis.silence_share
-        media.peaks = analysis.peaks
-        encoded = scratch / "audio.opus"
-        try:
-            audio.transcode(wav_path, encoded)
-            audio.verify_transcode(wav_path, encoded, scratch)
-        except audio.TranscodeFailed as exc:
-            media.problem = "transcode-failed"
-            _save(ctx, recording_id, media, **facts)
-            log.error("recording %s: %s", recording_id, exc)
-            return Outcome(recording_id, "transcode-failed")
-        audio_key = wav_key.rsplit(".", 1)[0] + ".opus"
-        storage.put(audio_key, encoded)
-        if not stored:
-            storage.put(wav_key, wav_path)
-        if not _in_store(storage, audio_key, encoded.stat().st_size) or not _in_store(
-            storage, wav_key, media.wav_bytes
-        ):
-            raise StorageError(f"recording {recording_id}: the store did not keep what was put")
-        media.audio_key = audio_key
-        media.audio_format = "opus"
-        media.audio_bytes = encoded.stat().st_size
-        media.audio_sha256 = sha256_of(encoded)
-        media.audio_verified = True
-        _save(ctx, recording_id, media, storage_key=wav_key, **facts)
-        if not isinstance(storage, LocalStorage) and not stored:
-            # the remote store holds the verified copy now: the engine's disk is not the archive
-            wav_path.unlink(missing_ok=True)
+            log.log(flagged.level, flagged.message, *flagged.args_)
+            return Outcome(recording_id, flagged.problem)
     log.info(
         "recording %s processed: %.1f s, %.0f%% silence, %d -> %d bytes",
         recording_id,
@@ -205,3 +180,78 @@ def process(ctx: AppContext, recording_id: str) -> Outcome:
         media.audio_bytes,
     )
     return Outcome(recording_id, "processed")
+
+
+def _process_wav(
+    ctx: AppContext,
+    storage: Storage,
+    recording: Recording,
+    media: RecordingMedia,
+    facts: dict[str, object],
+    scratch: Path,
+) -> None:
+    """Check, analyse, transcode and archive the WAV; raises ``_Flagged`` at a problem."""
+    recording_id = recording.id
+    found = _fetch_wav(ctx, recording, scratch)
+    if found is None:
+        raise _Flagged("file-missing", logging.WARNING, "recording %s: the WAV is missing",
+                       recording_id)  # fmt: skip
+    wav_path, wav_key, stored = found
+    media.wav_key = wav_key
+    media.wav_bytes = wav_path.stat().st_size
+    media.wav_sha256 = sha256_of(wav_path)
+    if recording.sha256 and media.wav_sha256 != recording.sha256:
+        raise _Flagged(
+            "checksum-mismatch",
+            logging.ERROR,
+            "recording %s: SHA-256 %s differs from the engine's %s; kept, flagged",
+            recording_id,
+            media.wav_sha256,
+            recording.sha256,
+        )
+    try:
+        analysis = audio.analyse(wav_path)
+    except ValueError as exc:
+        raise _Flagged("unreadable", logging.ERROR, "recording %s: not a readable WAV: %s",
+                       recording_id, exc) from None  # fmt: skip
+    media.duration_seconds = analysis.duration
+    media.silence_share = analysis.silence_share
+    media.peaks = analysis.peaks
+    encoded = scratch / "audio.opus"
+    try:
+        audio.transcode(wav_path, encoded)
+        audio.verify_transcode(wav_path, encoded, scratch)
+    except audio.TranscodeFailed as exc:
+        raise _Flagged("transcode-failed", logging.ERROR, "recording %s: %s",
+                       recording_id, exc) from None  # fmt: skip
+    _archive(ctx, storage, media, facts, wav_path, stored, encoded)
+
+
+def _archive(
+    ctx: AppContext,
+    storage: Storage,
+    media: RecordingMedia,
+    facts: dict[str, object],
+    wav_path: Path,
+    stored: bool,
+    encoded: Path,
+) -> None:
+    """Both files in the store, checked there, and the verified media row saved."""
+    recording_id, wav_key = media.recording_id, str(media.wav_key)
+    audio_key = wav_key.rsplit(".", 1)[0] + ".opus"
+    storage.put(audio_key, encoded)
+    if not stored:
+        storage.put(wav_key, wav_path)
+    if not _in_store(storage, audio_key, encoded.stat().st_size) or not _in_store(
+        storage, wav_key, media.wav_bytes
+    ):
+        raise StorageError(f"recording {recording_id}: the store did not keep what was put")
+    media.audio_key = audio_key
+    media.audio_format = "opus"
+    media.audio_bytes = encoded.stat().st_size
+    media.audio_sha256 = sha256_of(encoded)
+    media.audio_verified = True
+    _save(ctx, recording_id, media, storage_key=wav_key, **facts)
+    if not isinstance(storage, LocalStorage) and not stored:
+        # the remote store holds the verified copy now: the engine's disk is not the archive
+        wav_path.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from callcenter.context import AppContext
 from callcenter.db import utcnow
@@ -105,83 +106,118 @@ def _wav_location(ctx: AppContext, recording: Recording) -> tuple[Storage, str]:
 def reconcile(ctx: AppContext, *, verify_checksums: bool = True) -> Report:
     report = Report(ran_at=utcnow())
     storage = store(ctx)
-    referenced: set[tuple[str, str]] = set()  # (store name, key) of live recordings
-    deleted: set[tuple[str, str]] = set()
+    files = _Files()
     with ctx.sessions() as session:
-        recorded_calls = set(session.scalars(select(Recording.call_id)))
-        for call_id in session.scalars(
-            select(Call.id).where(Call.answered_at.is_not(None), Call.ended_at.is_not(None))
-        ):
-            report.checked_calls += 1
-            if call_id not in recorded_calls:
-                report.findings.append(
-                    Finding("call-without-recording", call_id=call_id, detail="answered, no row")
-                )
+        _check_calls(session, report)
         rows = session.execute(
             select(Recording, RecordingMedia).outerjoin(
                 RecordingMedia, RecordingMedia.recording_id == Recording.id
             )
         ).all()
         for recording, media in rows:
-            try:
-                where, key = _wav_location(ctx, recording)
-            except StorageError as exc:
-                report.findings.append(
-                    Finding("file-missing", recording.id, recording.call_id, None, str(exc))
-                )
-                continue
-            keys = [(where.name, key)]
-            if media is not None and media.audio_key:
-                keys.append((storage.name, media.audio_key))
-            if recording.deleted_at is not None:
-                deleted.update(keys)
-                continue
-            referenced.update(keys)
-            if recording.status == "recording":
-                continue  # still being written
-            report.checked_recordings += 1
-            if not where.exists(key):
-                report.findings.append(
-                    Finding("file-missing", recording.id, recording.call_id, key, "no WAV")
-                )
-                continue
-            if verify_checksums and recording.sha256:
-                actual = _sha256(where, key)
-                if actual != recording.sha256:
-                    report.findings.append(
-                        Finding(
-                            "checksum-mismatch",
-                            recording.id,
-                            recording.call_id,
-                            key,
-                            f"engine {recording.sha256}, file {actual}",
-                        )
-                    )
-            if media is not None and media.audio_verified and media.audio_key:
-                try:
-                    storage.size(media.audio_key)
-                except MissingObject:
-                    report.findings.append(
-                        Finding(
-                            "transcode-missing",
-                            recording.id,
-                            recording.call_id,
-                            media.audio_key,
-                            "verified Opus transcode not in the store",
-                        )
-                    )
+            _check_recording(ctx, storage, report, files, recording, media, verify_checksums)
     stores: list[Storage] = [storage]
     local = LocalStorage(ctx.settings.recordings_dir)
     if storage.name != "local":
         stores.append(local)  # files the engine wrote that are not uploaded yet
     for source in stores:
-        for key in source.list():
-            report.checked_files += 1
-            if (source.name, key) in referenced:
-                continue
-            kind = "deleted-recording-file" if (source.name, key) in deleted else "file-without-row"
-            report.findings.append(Finding(kind, key=key, detail=f"in the {source.name} store"))
+        _check_store(source, report, files)
     return report
+
+
+@dataclass
+class _Files:
+    """The (store name, key) of the files rows refer to: live recordings', deleted ones'."""
+
+    referenced: set[tuple[str, str]] = field(default_factory=set)
+    deleted: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _check_calls(session: Session, report: Report) -> None:
+    """Every answered and ended call has a recording row."""
+    recorded_calls = set(session.scalars(select(Recording.call_id)))
+    for call_id in session.scalars(
+        select(Call.id).where(Call.answered_at.is_not(None), Call.ended_at.is_not(None))
+    ):
+        report.checked_calls += 1
+        if call_id not in recorded_calls:
+            report.findings.append(
+                Finding("call-without-recording", call_id=call_id, detail="answered, no row")
+            )
+
+
+def _check_recording(
+    ctx: AppContext,
+    storage: Storage,
+    report: Report,
+    files: _Files,
+    recording: Recording,
+    media: RecordingMedia | None,
+    verify_checksums: bool,
+) -> None:
+    """A recording row's WAV (present, its checksum) and its verified transcode."""
+    try:
+        where, key = _wav_location(ctx, recording)
+    except StorageError as exc:
+        report.findings.append(
+            Finding("file-missing", recording.id, recording.call_id, None, str(exc))
+        )
+        return
+    keys = [(where.name, key)]
+    if media is not None and media.audio_key:
+        keys.append((storage.name, media.audio_key))
+    if recording.deleted_at is not None:
+        files.deleted.update(keys)
+        return
+    files.referenced.update(keys)
+    if recording.status == "recording":
+        return  # still being written
+    report.checked_recordings += 1
+    if not where.exists(key):
+        report.findings.append(
+            Finding("file-missing", recording.id, recording.call_id, key, "no WAV")
+        )
+        return
+    if verify_checksums and recording.sha256:
+        actual = _sha256(where, key)
+        if actual != recording.sha256:
+            report.findings.append(
+                Finding(
+                    "checksum-mismatch",
+                    recording.id,
+                    recording.call_id,
+                    key,
+                    f"engine {recording.sha256}, file {actual}",
+                )
+            )
+    if media is not None and media.audio_verified and media.audio_key:
+        _check_transcode(storage, report, recording, media.audio_key)
+
+
+def _check_transcode(storage: Storage, report: Report, recording: Recording, key: str) -> None:
+    try:
+        storage.size(key)
+    except MissingObject:
+        report.findings.append(
+            Finding(
+                "transcode-missing",
+                recording.id,
+                recording.call_id,
+                key,
+                "verified Opus transcode not in the store",
+            )
+        )
+
+
+def _check_store(source: Storage, report: Report, files: _Files) -> None:
+    """Every file in a store belongs to a live recording row."""
+    for key in source.list():
+        report.checked_files += 1
+        if (source.name, key) in files.referenced:
+            continue
+        deleted = (source.name, key) in files.deleted
+        kind = "deleted-recording-file" if deleted else "file-without-row"
+        report.findings.append(Finding(kind, key=key, detail=f"in the {source.name} store"))
 
 
 def _report_key(ctx: AppContext) -> str:

@@ -8,6 +8,8 @@ from fetching one row beyond the page (no count over the whole match).
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +36,18 @@ class RecordingFilter:
     qa_status: str | None = None
 
 
+# Filters comparing one column with the value asked for: (field, column, comparison). A field
+# counts when given (a text field: when not empty).
+_COLUMN_FILTERS: tuple[tuple[str, Any, Callable[[Any, Any], Any]], ...] = (
+    ("caller", Recording.caller_number, operator.eq),
+    ("queue", Recording.queue_code, operator.eq),
+    ("since", Recording.started_at, operator.ge),
+    ("until", Recording.started_at, operator.lt),
+    ("min_duration", Recording.duration_seconds, operator.ge),
+    ("qa_status", Recording.qa_status, operator.eq),
+)
+
+
 def _query(session: Session, wanted: RecordingFilter) -> Select[Any] | None:
     """The statement, or None when a filter names nothing that exists (no rows can match)."""
     query = select(Recording).where(Recording.deleted_at.is_(None))
@@ -49,18 +63,10 @@ def _query(session: Session, wanted: RecordingFilter) -> Select[Any] | None:
         if call_id is None:
             return None
         query = query.where(Recording.call_id == call_id)
-    if wanted.caller:
-        query = query.where(Recording.caller_number == wanted.caller)
-    if wanted.queue:
-        query = query.where(Recording.queue_code == wanted.queue)
-    if wanted.since is not None:
-        query = query.where(Recording.started_at >= wanted.since)
-    if wanted.until is not None:
-        query = query.where(Recording.started_at < wanted.until)
-    if wanted.min_duration is not None:
-        query = query.where(Recording.duration_seconds >= wanted.min_duration)
-    if wanted.qa_status:
-        query = query.where(Recording.qa_status == wanted.qa_status)
+    for name, column, compare in _COLUMN_FILTERS:
+        value = getattr(wanted, name)
+        if value is not None and value != "":
+            query = query.where(compare(column, value))
     return query
 
 

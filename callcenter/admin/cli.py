@@ -16,11 +16,16 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from callcenter.errors import CallCenterError
 from callcenter.models import Role
+
+if TYPE_CHECKING:
+    from callcenter.context import AppContext
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,9 +74,79 @@ def _print_error(exc: CallCenterError) -> None:
         print(f"  {problem['field']}: {problem['message']}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
+def _list_users(ctx: AppContext, args: argparse.Namespace, actor: str) -> None:
     from callcenter.admin import users
-    from callcenter.admin.schemas import UserCreate, UserUpdate
+
+    with ctx.sessions() as session:
+        for user in users.list_users(session):
+            state = "active" if user.active else "disabled"
+            extension = f" ext {user.agent.extension}" if user.agent else ""
+            print(f"{user.id}\t{user.username}\t{user.role}\t{state}{extension}")
+
+
+def _agent_settings(args: argparse.Namespace) -> dict[str, Any]:
+    queues = {}
+    for item in args.queue:
+        code, _, level = item.partition("=")
+        if not level.isdigit():
+            raise CallCenterError(f"--queue {item!r}: expected CODE=LEVEL (1-10)")
+        queues[code] = int(level)
+    return {
+        "extension": args.extension or "",
+        "sip_password": read_secret("SIP password"),
+        "queues": queues,
+        "team": args.team,
+        "shift": args.shift,
+    }
+
+
+def _add_user(ctx: AppContext, args: argparse.Namespace, actor: str) -> None:
+    from callcenter.admin import users
+    from callcenter.admin.schemas import UserCreate
+
+    password = read_secret("Password")
+    agent = _agent_settings(args) if args.role == "agent" else None
+    data = UserCreate.model_validate(
+        {
+            "username": args.username,
+            "password": password,
+            "role": args.role,
+            "display_name": args.display_name or args.username,
+            "department": args.department,
+            "agent": agent,
+        }
+    )
+    created = users.create(ctx, actor=actor, data=data)
+    print(f"user {created.username} created (id {created.id}, role {created.role})")
+
+
+def _change_user(ctx: AppContext, args: argparse.Namespace, actor: str) -> None:
+    """passwd, disable, enable."""
+    from callcenter.admin import users
+    from callcenter.admin.schemas import UserUpdate
+
+    with ctx.sessions() as session:
+        user_id = users.find_user(session, username=args.username).id
+    if args.user_command == "passwd":
+        update = UserUpdate(password=read_secret("New password"))
+    else:
+        update = UserUpdate(active=args.user_command == "enable")
+    users.update(ctx, actor=actor, user_id=user_id, data=update)
+    done = {"passwd": "password changed", "disable": "disabled", "enable": "enabled"}
+    print(f"user {args.username}: {done[args.user_command]}")
+
+
+# ``callcenter user <command>`` -> what it does
+USER_COMMANDS: dict[str, Callable[[AppContext, argparse.Namespace, str], None]] = {
+    "list": _list_users,
+    "add": _add_user,
+    "passwd": _change_user,
+    "disable": _change_user,
+    "enable": _change_user,
+}
+
+
+def run(args: argparse.Namespace) -> int:
     from callcenter.context import build_context
     from callcenter.migrate import upgrade
     from config.settings import load_settings
@@ -81,52 +156,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = build_context(settings)
     actor = _actor()
     try:
-        if args.user_command == "list":
-            with ctx.sessions() as session:
-                for user in users.list_users(session):
-                    state = "active" if user.active else "disabled"
-                    extension = f" ext {user.agent.extension}" if user.agent else ""
-                    print(f"{user.id}\t{user.username}\t{user.role}\t{state}{extension}")
-            return 0
-        if args.user_command == "add":
-            password = read_secret("Password")
-            agent = None
-            if args.role == "agent":
-                queues = {}
-                for item in args.queue:
-                    code, _, level = item.partition("=")
-                    if not level.isdigit():
-                        raise CallCenterError(f"--queue {item!r}: expected CODE=LEVEL (1-10)")
-                    queues[code] = int(level)
-                agent = {
-                    "extension": args.extension or "",
-                    "sip_password": read_secret("SIP password"),
-                    "queues": queues,
-                    "team": args.team,
-                    "shift": args.shift,
-                }
-            data = UserCreate.model_validate(
-                {
-                    "username": args.username,
-                    "password": password,
-                    "role": args.role,
-                    "display_name": args.display_name or args.username,
-                    "department": args.department,
-                    "agent": agent,
-                }
-            )
-            created = users.create(ctx, actor=actor, data=data)
-            print(f"user {created.username} created (id {created.id}, role {created.role})")
-            return 0
-        with ctx.sessions() as session:
-            user_id = users.find_user(session, username=args.username).id
-        if args.user_command == "passwd":
-            update = UserUpdate(password=read_secret("New password"))
-        else:
-            update = UserUpdate(active=args.user_command == "enable")
-        users.update(ctx, actor=actor, user_id=user_id, data=update)
-        done = {"passwd": "password changed", "disable": "disabled", "enable": "enabled"}
-        print(f"user {args.username}: {done[args.user_command]}")
+        USER_COMMANDS[args.user_command](ctx, args, actor)
         return 0
     except CallCenterError as exc:
         _print_error(exc)

@@ -324,26 +324,25 @@ def create_user(
     return change
 
 
-def update_user(
-    session: Session, *, config: CenterConfig, actor: str, user_id: int, data: UserUpdate
-) -> UserChange:
-    user = get_user(session, user_id=user_id)
-    before = snapshot(session, user)
+def _department_for_update(
+    session: Session, problems: Problems, *, user: User, data: UserUpdate,
+    before: dict[str, Any], role: Role,
+) -> int | None:  # fmt: skip
+    """The department the user ends up in; looked up again only when role or department change."""
     sent = data.model_fields_set
-    agent = session.scalar(select(Agent).where(Agent.user_id == user.id))
-    role = data.role if data.role is not None else user.role
-
-    problems = Problems()
-    if data.password is not None:
-        problems.password("password", data.password, username=user.username)
     if "department" in sent:
         department_code = data.department
     else:  # kept while the role keeps one; dropped when the role changes to one without
         department_code = before["department"] if role is Role.department else None
     if "department" in sent or data.role is not None:
-        department_id = _department_id(session, problems, role, department_code)
-    else:
-        department_id = user.department_id
+        return _department_id(session, problems, role, department_code)
+    return user.department_id
+
+
+def _check_agent_update(
+    problems: Problems, config: CenterConfig, *, data: UserUpdate, agent: Agent | None,
+    role: Role, extension: str,
+) -> None:  # fmt: skip
     agent_data = data.agent or AgentUpdate()
     agent_sent = agent_data.model_fields_set
     if data.agent is not None and role is not Role.agent:
@@ -352,7 +351,6 @@ def update_user(
         problems.add(
             "agent", "成为坐席需要分机号和 SIP 密码 / a new agent needs extension and sip_password"
         )
-    extension = agent_data.extension or (agent.extension if agent else "")
     if agent_data.sip_password is not None:
         _sip_password(
             problems, agent_data.sip_password, extension=extension, password=data.password
@@ -366,15 +364,23 @@ def update_user(
             "更改分机号须同时设置 SIP 密码 / a new extension needs the SIP password as well",
         )
     _check_agent_fields(problems, config, queues=agent_data.queues, shift=agent_data.shift)
-    if "active" in sent and data.active is None:
-        problems.add("active", "必须是 true 或 false / must be true or false")
-    problems.raise_if_any()
+
+
+def _check_update_conflicts(
+    session: Session, *, user: User, agent: Agent | None, data: UserUpdate, role: Role
+) -> None:
+    """Checks against other rows: the last active admin stays, the new extension is free."""
     if user.role is Role.admin and user.active and (role is not Role.admin or data.active is False):
         _not_last_admin(session, user, field="active" if data.active is False else "role")
-    if "extension" in agent_sent and agent_data.extension is not None:
+    agent_data = data.agent or AgentUpdate()
+    if "extension" in agent_data.model_fields_set and agent_data.extension is not None:
         _extension_free(session, agent_data.extension, except_id=agent.id if agent else None)
 
-    change = UserChange(user.id)
+
+def _apply_user_fields(
+    user: User, data: UserUpdate, *, role: Role, department_id: int | None, change: UserChange
+) -> list[str]:
+    """Changes the user row; returns the audit actions (password reset, enable, disable)."""
     actions: list[str] = []
     if data.display_name is not None:
         user.display_name = data.display_name
@@ -393,62 +399,122 @@ def update_user(
             user.credentials_changed_at = credentials_changed_now()
             change.revoked = True
         actions.append("enable" if data.active else "disable")
+    return actions
 
-    realm = config.telephony.sip_domain
-    if role is Role.agent:
-        if agent is None:
-            agent = Agent(user_id=user.id, extension=extension, sip_ha1="", active=True)
-            session.add(agent)
-        old_extension = agent.extension if agent.id is not None else None
-        if agent_data.extension is not None:
-            agent.extension = agent_data.extension
-        if agent_data.sip_password is not None:
-            agent.sip_ha1 = sip_ha1(agent.extension, realm, agent_data.sip_password)
-            actions.append("sip_password_reset")
-            change.edge_changed = True
-            if old_extension:
-                change.drop_registrations.append(old_extension)
-        if old_extension and old_extension != agent.extension:
-            change.drop_registrations.append(old_extension)
-        if "team" in agent_sent:
-            agent.team_id = _team_id(session, agent_data.team, actor)
-        if "shift" in agent_sent:
-            agent.shift_code = agent_data.shift
-        if agent.active != user.active:
-            agent.active = user.active
-            change.edge_changed = True
-            if not agent.active:
-                change.drop_registrations.append(agent.extension)
-                change.logout_agent = agent.id
-        session.flush()
-        if agent_data.queues is not None:
-            _set_queues(session, agent.id, agent_data.queues)
-            change.agent_queues = (agent.id, dict(agent_data.queues))
-        if old_extension is None:
-            change.edge_changed = True
-    elif agent is not None and agent.active:
-        # No longer an agent: the extension stops registering and the agent leaves routing.
-        agent.active = False
+
+def _apply_agent_credentials(
+    agent: Agent, agent_data: AgentUpdate, *, realm: str, change: UserChange
+) -> list[str]:
+    """New extension and/or SIP password; the old extension's registrations are dropped."""
+    actions: list[str] = []
+    old_extension = agent.extension if agent.id is not None else None
+    if agent_data.extension is not None:
+        agent.extension = agent_data.extension
+    if agent_data.sip_password is not None:
+        agent.sip_ha1 = sip_ha1(agent.extension, realm, agent_data.sip_password)
+        actions.append("sip_password_reset")
         change.edge_changed = True
-        change.drop_registrations.append(agent.extension)
-        change.logout_agent = agent.id
+        if old_extension:
+            change.drop_registrations.append(old_extension)
+    if old_extension and old_extension != agent.extension:
+        change.drop_registrations.append(old_extension)
+    if old_extension is None:  # a new agent: the registrar learns the extension
+        change.edge_changed = True
+    return actions
+
+
+def _apply_agent(
+    session: Session, *, config: CenterConfig, actor: str, user: User, agent: Agent | None,
+    agent_data: AgentUpdate, extension: str, change: UserChange,
+) -> list[str]:  # fmt: skip
+    """Creates or changes the agent row of a user whose role is agent; returns audit actions."""
+    if agent is None:
+        agent = Agent(user_id=user.id, extension=extension, sip_ha1="", active=True)
+        session.add(agent)
+    actions = _apply_agent_credentials(
+        agent, agent_data, realm=config.telephony.sip_domain, change=change
+    )
+    agent_sent = agent_data.model_fields_set
+    if "team" in agent_sent:
+        agent.team_id = _team_id(session, agent_data.team, actor)
+    if "shift" in agent_sent:
+        agent.shift_code = agent_data.shift
+    if agent.active != user.active:
+        agent.active = user.active
+        change.edge_changed = True
+        if not agent.active:
+            change.drop_registrations.append(agent.extension)
+            change.logout_agent = agent.id
+    session.flush()
+    if agent_data.queues is not None:
+        _set_queues(session, agent.id, agent_data.queues)
+        change.agent_queues = (agent.id, dict(agent_data.queues))
+    return actions
+
+
+def _retire_agent(agent: Agent, change: UserChange) -> None:
+    """No longer an agent: the extension stops registering and the agent leaves routing."""
+    agent.active = False
+    change.edge_changed = True
+    change.drop_registrations.append(agent.extension)
+    change.logout_agent = agent.id
+
+
+def _audit_update(
+    session: Session, *, actor: str, user: User, before: dict[str, Any], actions: list[str]
+) -> None:
+    after = snapshot(session, user)
+    if after == before and not actions:
+        return
+    details: dict[str, Any] = {"before": before, "after": after}
+    if "password_reset" in actions:
+        details["password_changed"] = True
+    if "sip_password_reset" in actions:
+        details["sip_password_changed"] = True
+    action = "user." + (actions[0] if len(actions) == 1 and after == before else "update")
+    if actions in (["disable"], ["enable"]):
+        action = f"user.{actions[0]}"
+    record_audit(
+        session, actor=actor, action=action, object_type="user", object_id=user.id,
+        details=details,
+    )  # fmt: skip
+
+
+def update_user(
+    session: Session, *, config: CenterConfig, actor: str, user_id: int, data: UserUpdate
+) -> UserChange:
+    user = get_user(session, user_id=user_id)
+    before = snapshot(session, user)
+    agent = session.scalar(select(Agent).where(Agent.user_id == user.id))
+    role = data.role if data.role is not None else user.role
+    agent_data = data.agent or AgentUpdate()
+    extension = agent_data.extension or (agent.extension if agent else "")
+
+    problems = Problems()
+    if data.password is not None:
+        problems.password("password", data.password, username=user.username)
+    department_id = _department_for_update(
+        session, problems, user=user, data=data, before=before, role=role
+    )
+    _check_agent_update(problems, config, data=data, agent=agent, role=role, extension=extension)
+    if "active" in data.model_fields_set and data.active is None:
+        problems.add("active", "必须是 true 或 false / must be true or false")
+    problems.raise_if_any()
+    _check_update_conflicts(session, user=user, agent=agent, data=data, role=role)
+
+    change = UserChange(user.id)
+    actions = _apply_user_fields(user, data, role=role, department_id=department_id, change=change)
+    if role is Role.agent:
+        actions += _apply_agent(
+            session, config=config, actor=actor, user=user, agent=agent,
+            agent_data=agent_data, extension=extension, change=change,
+        )  # fmt: skip
+    elif agent is not None and agent.active:
+        _retire_agent(agent, change)
     if change.drop_registrations:
         change.edge_changed = True
     session.flush()
-    after = snapshot(session, user)
-    if after != before or actions:
-        details: dict[str, Any] = {"before": before, "after": after}
-        if "password_reset" in actions:
-            details["password_changed"] = True
-        if "sip_password_reset" in actions:
-            details["sip_password_changed"] = True
-        action = "user." + (actions[0] if len(actions) == 1 and after == before else "update")
-        if actions in (["disable"], ["enable"]):
-            action = f"user.{actions[0]}"
-        record_audit(
-            session, actor=actor, action=action, object_type="user", object_id=user.id,
-            details=details,
-        )  # fmt: skip
+    _audit_update(session, actor=actor, user=user, before=before, actions=actions)
     return change
 
 

@@ -348,7 +348,7 @@ def test_hanging_up_just_after_an_overflow_is_an_abandon_everywhere(center: Cent
     in all, over short_abandon_seconds (5). The call record and the metric definitions both
     say abandoned (the metrics used to judge the 3 s in general alone: a short abandon)."""
     from metrics.definitions import CallState, CallTracker, sum_counters
-    from metrics.engine import metric_config
+    from metrics.live_config import metric_config
 
     center.login("1001")  # repair staffed, not ready
     center.login("1003")  # general staffed, not ready: nobody answers

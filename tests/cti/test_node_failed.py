@@ -123,7 +123,7 @@ def test_a_node_started_again_ends_its_previous_lifes_calls(
     slot_publishes(redis_client, ctx, CallEvent(EventType.call_arrived, "old1", "node1-s00",
                                                 data={"caller": "13911112222"}))  # fmt: skip
     supervisor = Supervisor(ctx, {}, with_edge=False, with_records=False)
-    supervisor._reap_previous_life()
+    supervisor.cut_calls.reap_previous_life()
     entries: Any = redis_client.xrange(ctx.keys.events)
     ended = [CallEvent.from_fields(f) for _id, f in entries if f["type"] == EventType.call_ended]
     assert [(e.call_id, e.data["outcome"]) for e in ended] == [("old1", "node_failed")]

@@ -12,8 +12,9 @@ from typing import Any, cast
 
 from callcenter.context import AppContext, build_context
 from callcenter.streams import CallEvent, Command, CommandType
+from ivr.slot_handle import SlotHandle
 from ivr.spec import SlotSpec
-from ivr.supervisor import SlotHandle, Supervisor
+from ivr.supervisor import Supervisor
 
 
 def node(ctx: AppContext, name: str, *, idle: int, busy: int = 0) -> Supervisor:
@@ -24,7 +25,7 @@ def node(ctx: AppContext, name: str, *, idle: int, busy: int = 0) -> Supervisor:
     )
     sup = Supervisor(context, {}, with_edge=False, with_records=False)
     for index in range(idle + busy):
-        sup.slots[index] = SlotHandle(
+        sup.pool.slots[index] = SlotHandle(
             index=index,
             spec=SlotSpec(f"{name}-s{index:02d}", index, "127.0.0.1", 0, 0, 0, ()),
             process=cast(Any, None),
@@ -32,7 +33,7 @@ def node(ctx: AppContext, name: str, *, idle: int, busy: int = 0) -> Supervisor:
             status="ready" if index < idle else "busy",
             call={} if index < idle else {"call_id": f"busy-{index}"},
         )
-    sup._ensure_engine_group()
+    sup.originates.ensure_group()
     return sup
 
 
@@ -60,30 +61,30 @@ def test_a_busy_node_leaves_originates_to_a_node_with_idle_slots(ctx: AppContext
     spare = node(ctx, "node-b", idle=2)
     for call_id in ("cb-1", "cb-2", "cb-3"):
         originate(ctx, call_id)
-    full._forward_originates()  # takes nothing: it has no idle slot
-    spare._forward_originates()  # two idle slots: takes two, one each
+    full.originates.forward()  # takes nothing: it has no idle slot
+    spare.originates.forward()  # two idle slots: takes two, one each
     assert slot_commands(ctx, "node-b-s00") == ["cb-1"]
     assert slot_commands(ctx, "node-b-s01") == ["cb-2"]
-    spare._forward_originates()  # both just reserved: the third waits on the stream
+    spare.originates.forward()  # both just reserved: the third waits on the stream
     assert failures(ctx) == []
     assert slot_commands(ctx, "node-b-s00") == ["cb-1"]
-    for handle in spare.slots.values():
+    for handle in spare.pool.slots.values():
         handle.reserved_until = 0.0  # the two calls ended; the slots are idle again
-    spare._forward_originates()
+    spare.originates.forward()
     assert slot_commands(ctx, "node-b-s00") == ["cb-1", "cb-3"]
     assert failures(ctx) == []
 
 
 def test_an_originate_no_node_can_take_fails_after_the_wait(ctx: AppContext) -> None:
     full = node(ctx, ctx.settings.node_id, idle=0, busy=3)
-    full.originate_wait = 0.3  # 2 s in production
+    full.originates.wait = 0.3  # 2 s in production
     originate(ctx, "cb-late")
-    full._forward_originates()
+    full.originates.forward()
     assert failures(ctx) == []  # another node may still take it
     deadline = time.monotonic() + 5
     while not failures(ctx) and time.monotonic() < deadline:
         time.sleep(0.1)
-        full._forward_originates()
+        full.originates.forward()
     assert failures(ctx) == [("cb-late", "no idle slot")]
     pending: Any = ctx.redis.xpending(ctx.keys.engine_commands, "engine")
     assert pending["pending"] == 0  # taken and acknowledged: no node will place it later

@@ -15,8 +15,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from callcenter.context import AppContext
+from ivr.slot_handle import SlotHandle
+from ivr.slot_pool import _slot_entry
 from ivr.spec import SlotSpec
-from ivr.supervisor import SlotHandle, Supervisor, _slot_entry
+from ivr.supervisor import Supervisor
 
 
 def _sleep() -> None:
@@ -46,11 +48,11 @@ def test_a_forked_slot_closes_the_other_slots_descriptors(ctx: AppContext) -> No
             process.start()
             stand_ins.append(process)
             spec = SlotSpec(f"t-s{index}", index, "127.0.0.1", 26900 + index, 0, 0, (), False)
-            sup.slots[index] = SlotHandle(index, spec, process, receiver, control_out)
-        inherited = sup._inherited_fds()
+            sup.pool.slots[index] = SlotHandle(index, spec, process, receiver, control_out)
+        inherited = sup.pool._inherited_fds()
         expected = {
             fd
-            for h in sup.slots.values()
+            for h in sup.pool.slots.values()
             for fd in (h.conn.fileno(), h.control.fileno(), h.process.sentinel)  # type: ignore[union-attr]
         }
         assert set(inherited) == expected and len(expected) == 9

@@ -15,7 +15,7 @@ from callcenter.streams import CallEvent, EventType
 AT = "2026-12-06T03:04:05.678901+00:00"
 
 # One entry per type, its data as the producer writes it (ivr/slot.py, ivr/menu.py,
-# ivr/supervisor.py, cti/lua/routing.lua, ticketing/jobs.py).
+# ivr/cut_calls.py, ivr/originate_forwarding.py, cti/lua/routing.lua, ticketing/jobs.py).
 SAMPLES: dict[EventType, dict[str, Any]] = {
     EventType.call_arrived: {
         "caller": "13800138000",

@@ -32,7 +32,7 @@ from callcenter.supervision import (
     count_restart,
 )
 from config.settings import Settings
-from metrics.engine import MetricsConsumer
+from metrics.consumer import MetricsConsumer
 
 SECRET = "s3cretPassw0rd"
 

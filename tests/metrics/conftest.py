@@ -18,8 +18,9 @@ from fastapi.testclient import TestClient
 from callcenter.app import create_app
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent
-from metrics.engine import LiveReader, MetricsConsumer
+from metrics.consumer import MetricsConsumer
 from metrics.http import CONSUMER_WANTED
+from metrics.reader import LiveReader
 
 TZ = ZoneInfo("Asia/Shanghai")
 

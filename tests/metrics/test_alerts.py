@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from callcenter.context import AppContext
 from callcenter.streams import EventType
 from metrics.alerts import AlertPolicy, AlertState, rate_breached, step
-from metrics.engine import METRIC_CONFIG, metric_config
+from metrics.live_config import METRIC_CONFIG, metric_config
 
 from .conftest import Events, local
 
@@ -107,7 +107,7 @@ def test_alert_is_raised_after_the_delay_and_cleared_after_recovery(
     assert "11" in alert["zh-CN"] and "11 resolved" in alert["en"]
 
     # another API process sees the same state (it lives in Redis)
-    from metrics.engine import LiveReader
+    from metrics.reader import LiveReader
 
     other = LiveReader(ctx).snapshot(local(28, 10, 3, 1))
     assert _answer_rate_alerts(other) == {"all", "general"}

@@ -11,8 +11,11 @@ from sqlalchemy import select
 from callcenter.context import AppContext
 from callcenter.streams import AgentEventType, EventType
 from cti.models import Agent
+from metrics.consumer import CONSUMER, GROUP
 from metrics.definitions import shift_in_force, shifts_in_force
-from metrics.engine import CONSUMER, GROUP, LiveReader, MetricStore, metric_config
+from metrics.live_config import metric_config
+from metrics.reader import LiveReader
+from metrics.store import MetricStore
 
 from .conftest import Events, local
 
@@ -341,7 +344,7 @@ def test_a_transfer_ends_the_first_agents_talk_and_queues_again(events: Events) 
 def test_two_consumers_running_at_once_count_every_event_once(
     ctx: AppContext, events: Events
 ) -> None:
-    from metrics.engine import MetricsConsumer
+    from metrics.consumer import MetricsConsumer
 
     from .conftest import wait_for
 

@@ -467,7 +467,7 @@ def test_the_lease_of_a_dead_consumer_on_this_host_is_taken_over_at_once(ctx: Ap
     a live holder, or one on another host, keeps it."""
     import socket
 
-    from metrics.engine import MetricsConsumer
+    from metrics.consumer import MetricsConsumer
 
     key = ctx.keys.metrics("lease")
     host = socket.gethostname()
@@ -491,7 +491,8 @@ def test_the_lease_of_a_dead_consumer_on_this_host_is_taken_over_at_once(ctx: Ap
 def test_the_metrics_consumer_recreates_its_group_when_redis_lost_it(ctx: AppContext) -> None:
     """Redis back without its data (no AOF): the consumer recreates its group and counts the
     calls that come after, instead of failing every second."""
-    from metrics.engine import LiveReader, MetricsConsumer
+    from metrics.consumer import MetricsConsumer
+    from metrics.reader import LiveReader
     from tests.metrics.conftest import Events
 
     consumer = MetricsConsumer(ctx, block_ms=20)

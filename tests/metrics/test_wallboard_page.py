@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent, EventType
 from metrics.alerts import AlertPolicy
-from metrics.engine import METRIC_CONFIG, metric_config
+from metrics.live_config import METRIC_CONFIG, metric_config
 
 
 def test_pages_render_in_chinese_by_default_and_english_on_request(api: TestClient) -> None:

@@ -19,7 +19,7 @@ from callcenter.db import transaction
 from callcenter.streams import CallEvent
 from ivr.records import apply_event
 from metrics.definitions import CallState, CallTracker, add_into, figures
-from metrics.engine import metric_config
+from metrics.live_config import metric_config
 from metrics.simulation import SimAgent, simulate_day
 from metrics.whatif import simulate
 from metrics.whatif_inputs import PlanFile, PlanGroup, stored_arrivals, synthetic_arrivals
