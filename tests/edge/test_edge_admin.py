@@ -19,7 +19,7 @@ from callcenter.app import create_app
 from callcenter.context import AppContext, build_context
 from config.settings import Settings
 from tests.conftest import TEST_REDIS_URL, auth
-from tests.edge.conftest import EDGE_PORT, REALM, EdgeFactory, Sipp, wait_for
+from tests.edge.conftest import EDGE_PORT, EdgeFactory, Sipp, wait_for
 
 pytestmark = pytest.mark.sip
 
@@ -59,15 +59,8 @@ def admin_ctx(
 
 
 def register(sipp: Sipp, user: str, password: str, status: int) -> bool:
-    result = sipp.run(
-        sipp.scenario("register.xml", status),
-        f"{AGENT}:15401",
-        "-m", "1",
-        "-au", user, "-ap", password,
-        "-key", "user", user, "-key", "domain", REALM,
-        "-key", "contact", f"sip:{user}@{AGENT}:15201",
-    )  # fmt: skip
-    return result.ok()
+    contact = f"sip:{user}@{AGENT}:15201"
+    return sipp.register(f"{AGENT}:15401", user, contact, password=password, status=status).ok()
 
 
 def test_api_agent_registers_at_once_and_disabling_unregisters_and_refuses(

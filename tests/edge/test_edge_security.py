@@ -17,7 +17,6 @@ from tests.edge.conftest import (
     DID,
     EDGE_HOST,
     EDGE_PORT,
-    REALM,
     EdgeFactory,
     RawResponse,
     RawSip,
@@ -207,11 +206,7 @@ AGENT = "127.0.0.4"
 def register(
     sipp: Sipp, user: str, password: str, status: int, contact: str, local: str = AGENT
 ) -> SippResult:
-    return sipp.run(
-        sipp.scenario("register.xml", status), f"{local}:15401", "-m", "1",
-        "-au", user, "-ap", password, "-key", "user", user, "-key", "domain", REALM,
-        "-key", "contact", contact,
-    )  # fmt: skip
+    return sipp.register(f"{local}:15401", user, contact, password=password, status=status)
 
 
 @pytest.mark.parametrize(

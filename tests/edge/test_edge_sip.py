@@ -43,15 +43,8 @@ AGENT = "127.0.0.4"
 
 
 def register(sipp: Sipp, user: str, password: str, status: int, contact_port: int = 15201) -> bool:
-    result = sipp.run(
-        sipp.scenario("register.xml", status),
-        f"{AGENT}:15401",
-        "-m", "1",
-        "-au", user, "-ap", password,
-        "-key", "user", user, "-key", "domain", REALM,
-        "-key", "contact", f"sip:{user}@{AGENT}:{contact_port}",
-    )  # fmt: skip
-    return result.ok()
+    contact = f"sip:{user}@{AGENT}:{contact_port}"
+    return sipp.register(f"{AGENT}:15401", user, contact, password=password, status=status).ok()
 
 
 def start_slots(sipp: Sipp, *uris: str, scenario: str = "slot_uas.xml") -> list[Path]:

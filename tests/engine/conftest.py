@@ -243,7 +243,7 @@ def start_engine(
 
 @pytest.fixture
 def pcaps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.engine.siptools import tone_pcap
+    from callcenter.testkit.rtp import tone_pcap
 
     directory = tmp_path_factory.getbasetemp() / "pcaps"
     directory.mkdir(exist_ok=True)

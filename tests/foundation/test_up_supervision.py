@@ -24,7 +24,8 @@ import pytest
 
 from callcenter.processes import up_processes
 from callcenter.testkit.faults import alive, free_port, proc_stat
-from tests.engine.siptools import caller_scenario, sipp
+from callcenter.testkit.scenarios import caller_scenario
+from callcenter.testkit.sipp import sipp
 
 pytestmark = pytest.mark.sip
 
