@@ -7,15 +7,15 @@ reads). :class:`RtpListener` decodes what a slot sends to a caller.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import socket
 import struct
 import subprocess
-import threading
 import time
 from array import array
 from pathlib import Path
+from typing import Any
+
+from callcenter.testkit.udp import ReceiveLoop, udp_socket
 
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 
@@ -101,30 +101,20 @@ def _ulaw_to_linear(byte: int) -> int:
 _ULAW = [_ulaw_to_linear(b) for b in range(256)]
 
 
-class RtpListener:
+class RtpListener(ReceiveLoop):
     """What a caller hears: receives the RTP a slot sends to the port a caller's SDP named
     (see ``caller_scenario(sdp_media_port=...)``) and keeps the decoded PCMU audio with the
     wall-clock arrival time of each packet. Loopback only."""
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, port))
-        self.sock.settimeout(0.2)
         self.packets: list[tuple[float, array[int]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__(udp_socket(host, port), size=2048)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(2048)
-            except (TimeoutError, OSError):
-                continue
-            if len(data) < 12 or data[1] & 0x7F != 0:  # PCMU only (not telephone-event)
-                continue
-            start = 12 + 4 * (data[0] & 0x0F)
-            self.packets.append((time.time(), array("h", (_ULAW[b] for b in data[start:]))))
+    def on_datagram(self, data: bytes, source: Any) -> None:
+        if len(data) < 12 or data[1] & 0x7F != 0:  # PCMU only (not telephone-event)
+            return
+        start = 12 + 4 * (data[0] & 0x0F)
+        self.packets.append((time.time(), array("h", (_ULAW[b] for b in data[start:]))))
 
     def audio(self, start: float, end: float) -> array[int]:
         """Samples received between two wall-clock times (epoch seconds)."""
@@ -133,9 +123,3 @@ class RtpListener:
             if start <= at < end:
                 out.extend(samples)
         return out
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        with contextlib.suppress(OSError):
-            self.sock.close()

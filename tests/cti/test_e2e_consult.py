@@ -37,7 +37,6 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     start_engine,
     wait_for,
 )
-from tests.engine.siptools import no_sipp_left  # noqa: F401 (a fixture used by name)
 
 pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
 

@@ -9,13 +9,10 @@ SIPp peers, their scenarios and control ports come from ``callcenter.testkit``.
 
 from __future__ import annotations
 
-import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +33,7 @@ from tests.conftest import TEST_REDIS_URL
 
 EDGE_HOST = "127.0.0.1"
 EDGE_PORT = 15060
+EDGE = (EDGE_HOST, EDGE_PORT)  # where RawSip sends
 REALM = "callcenter.local"
 DID = "4008001234"
 
@@ -212,105 +210,3 @@ def slots_active(edge: Edge, uris: list[str]) -> bool:
 
 def slot_loads(edge: Edge) -> dict[str, int]:
     return {uri: state.load for uri, state in edge.slot_states().items()}
-
-
-# ---------------------------------------------------------------- raw SIP over UDP
-
-
-@dataclass
-class RawResponse:
-    status: int
-    text: str
-
-    def header(self, name: str) -> str:
-        for line in self.text.split("\r\n")[1:]:
-            key, _, value = line.partition(":")
-            if key.strip().lower() == name.lower():
-                return value.strip()
-        return ""
-
-
-class RawSip:
-    """Hand-built SIP over UDP, for messages no well-behaved client would send (NUL bytes,
-    malformed headers). Bound to one loopback address; replies are read until a final one."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, port))
-        self.sock.settimeout(0.2)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendto(data, (EDGE_HOST, EDGE_PORT))
-
-    def final(self, data: bytes, timeout: float = 3.0) -> RawResponse | None:
-        """Send, then wait for the final response to it (None: no answer)."""
-        self.drain()
-        self.send(data)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                packet, _ = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            text = packet.decode("utf-8", errors="replace")
-            match = re.match(r"SIP/2\.0 (\d{3}) ", text)
-            if match and int(match[1]) >= 200:
-                return RawResponse(int(match[1]), text)
-        return None
-
-    def drain(self) -> None:
-        while True:
-            try:
-                self.sock.recvfrom(65535)
-            except TimeoutError:
-                return
-
-
-def sip_request(
-    method: str,
-    target: str,
-    local: tuple[str, int],
-    *,
-    headers: dict[str, str] | None = None,
-    body: bytes = b"",
-    content_type: str | None = "application/sdp",
-) -> bytes:
-    """One request as bytes; Content-Length is the body's real length unless a header sets it."""
-    host, port = local
-    tag = uuid.uuid4().hex[:8]
-    lines = {
-        "Via": f"SIP/2.0/UDP {host}:{port};branch=z9hG4bK{uuid.uuid4().hex}",
-        "From": f"<sip:13800138000@{host}:{port}>;tag={tag}",
-        "To": f"<{target}>",
-        "Call-ID": f"{uuid.uuid4().hex}@{host}",
-        "CSeq": f"1 {method}",
-        "Contact": f"<sip:13800138000@{host}:{port}>",
-        "Max-Forwards": "70",
-    }
-    if body and content_type:
-        lines["Content-Type"] = content_type
-    lines.update(headers or {})
-    lines.setdefault("Content-Length", str(len(body)))
-    head = f"{method} {target} SIP/2.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines.items())
-    return head.encode() + b"\r\n" + body
-
-
-def sdp(*extra: str, host: str = "127.0.0.3", payload_types: str = "0 101") -> bytes:
-    """A plausible caller SDP with extra lines appended."""
-    lines = [
-        "v=0",
-        f"o=caller 1 1 IN IP4 {host}",
-        "s=-",
-        f"c=IN IP4 {host}",
-        "t=0 0",
-        f"m=audio 15330 RTP/AVP {payload_types}",
-        "a=rtpmap:0 PCMU/8000",
-        "a=rtpmap:101 telephone-event/8000",
-        "a=fmtp:101 0-16",
-        *extra,
-    ]
-    return ("\r\n".join(lines) + "\r\n").encode()

@@ -13,20 +13,20 @@ from pathlib import Path
 import pytest
 
 from callcenter.auth import sip_ha1
+from callcenter.testkit.raw_sip import RawSip, sip_request
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile
 from ivr.edge.subscribers import Subscriber, write_subscribers
 from tests.edge.conftest import (
     DID,
+    EDGE,
     EDGE_HOST,
     EDGE_PORT,
     REALM,
     EdgeFactory,
-    RawSip,
     Sipp,
     log_lines,
     make_settings,
-    sip_request,
     slots_active,
     wait_for,
 )
@@ -189,7 +189,7 @@ def test_the_domain_follows_a_new_version_without_a_restart(
 ) -> None:
     edge = start_edge([SLOT_A])
     pid = edge.pid
-    raw = RawSip(AGENT, 15402)
+    raw = RawSip(AGENT, 15402, EDGE)
     try:
         assert challenge_realm(raw) == REALM
         started = time.monotonic()

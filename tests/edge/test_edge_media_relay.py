@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from callcenter.testkit.baresip import start_baresip
+from callcenter.testkit.capture import Datagram, LoopbackCapture
 from callcenter.testkit.rtp import tone_wav
 from config.settings import Settings
 from tests.edge.conftest import EdgeFactory, Sipp, wait_for
 from tests.edge.test_edge_sip import SLOT_A, TLS_PORT
-from tests.engine.hostile_peer import Datagram, LoopbackCapture
 
 pytestmark = pytest.mark.sip
 

@@ -10,21 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.testkit.raw_sip import RawResponse, RawSip, sdp, sip_request
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile, Trunk
 from config.settings import Settings
 from tests.edge.conftest import (
     DID,
+    EDGE,
     EDGE_HOST,
     EDGE_PORT,
     EdgeFactory,
-    RawResponse,
-    RawSip,
     Sipp,
     SippResult,
     make_settings,
-    sdp,
-    sip_request,
     slot_loads,
     slots_active,
     wait_for,
@@ -160,7 +158,7 @@ def test_hostile_body_to_the_did_is_refused_before_any_slot(
     _, slot_messages = traced_peer(sipp, "slot_uas.xml", SLOT_A.removeprefix("sip:"), tmp_path)
     edge = start_edge([SLOT_A])
     wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
-    raw = RawSip(CALLER, 15311)
+    raw = RawSip(CALLER, 15311, EDGE)
     try:
         answer = raw.final(
             sip_request("INVITE", DID_URI, (CALLER, 15311), body=body, content_type=content_type)
@@ -181,7 +179,7 @@ def test_a_normal_caller_sdp_still_reaches_a_slot(
     _, slot_messages = traced_peer(sipp, "slot_uas.xml", SLOT_A.removeprefix("sip:"), tmp_path)
     edge = start_edge([SLOT_A])
     wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
-    raw = RawSip(CALLER, 15312)
+    raw = RawSip(CALLER, 15312, EDGE)
     try:
         invite = sip_request(
             "INVITE", DID_URI, (CALLER, 15312),
@@ -273,7 +271,7 @@ def test_known_and_unknown_extensions_answer_the_same(
     for method in ("REGISTER", "INVITE", "OPTIONS"):
         found = sipvicious(tmp_path, "svwar", "-e", "1000-1010", "-m", method, "--maximumtime=2")
         assert "1001" not in found and "1002" not in found, (method, found)
-    raw = RawSip(CALLER, 15313)
+    raw = RawSip(CALLER, 15313, EDGE)
     try:
         answers = {}
         for user in ("1001", "1999"):

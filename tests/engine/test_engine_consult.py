@@ -23,7 +23,6 @@ from callcenter.testkit.scenarios import agent_scenario, caller_scenario, ringin
 from callcenter.testkit.sipp import finished, sipp, sipp_agent
 from ivr import wav
 from tests.engine.conftest import TRUNK_PORT, EngineProcess, call_events, call_of, wait_for
-from tests.engine.siptools import no_sipp_left  # noqa: F401 (a fixture used by name)
 from tests.engine.test_engine_commands import send
 
 pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]

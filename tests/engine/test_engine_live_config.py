@@ -23,7 +23,6 @@ from callcenter.testkit.sipp import finished, sipp
 from config.settings import Settings
 from tests.conftest import TEST_REDIS_URL, auth
 from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
-from tests.engine.siptools import no_sipp_left  # noqa: F401 (a fixture used by name)
 
 pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from callcenter.testkit.capture import LoopbackCapture
+from callcenter.testkit.raw_sip import HostileAgent, ReplyPlan, sdp
 from callcenter.testkit.scenarios import caller_scenario
 from callcenter.testkit.sipp import finished, sipp
 from ivr.edge.screening import REFUSED_SDP_MARK
-from tests.edge.conftest import sdp
 from tests.edge.test_edge_security import HOSTILE_BODIES
 from tests.engine.conftest import (
     SLOT_BASE_PORT,
@@ -28,7 +29,6 @@ from tests.engine.conftest import (
     call_of,
     wait_for,
 )
-from tests.engine.hostile_peer import HostileAgent, LoopbackCapture, ReplyPlan
 from tests.engine.test_engine_edge import EDGE, register
 
 pytestmark = pytest.mark.sip

@@ -40,7 +40,6 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     prompt_cache,
     start_engine,
 )
-from tests.engine.siptools import no_sipp_left  # noqa: F401 (a fixture used by name)
 from tests.pages.conftest import wait_for
 from ticketing.models import Ticket
 
