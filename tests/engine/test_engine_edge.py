@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from callcenter.testkit.scenarios import agent_scenario, caller_scenario, rejected_scenario
+from callcenter.testkit.scenarios import (
+    agent_scenario,
+    caller_scenario,
+    queue_then_talk,
+    rejected_scenario,
+)
 from callcenter.testkit.sipp import finished, sipp, sipp_agent
 from callcenter.testkit.sipp import register as sipp_register
 from ivr import wav
@@ -44,13 +49,7 @@ def test_call_through_edge_is_bridged_to_registered_agent(
     )
     caller = caller_scenario(
         tmp_path / "caller.xml",
-        [
-            ("pause", 600),
-            ("dtmf", "0"),
-            ("pause", 300),
-            ("audio", pcaps["caller"]),
-            ("pause", 7000),
-        ],
+        queue_then_talk(pcaps["caller"], 7000),
         caller="13700000001",
     )
     caller_run = sipp(

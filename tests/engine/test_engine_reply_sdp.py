@@ -17,11 +17,11 @@ import pytest
 import redis
 
 from callcenter.testkit.capture import LoopbackCapture
+from callcenter.testkit.hostile_sdp import HOSTILE_BODIES
 from callcenter.testkit.raw_sip import HostileAgent, ReplyPlan, sdp
 from callcenter.testkit.scenarios import caller_scenario
 from callcenter.testkit.sipp import finished, sipp
 from ivr.edge.screening import REFUSED_SDP_MARK
-from tests.edge.test_edge_security import HOSTILE_BODIES
 from tests.engine.conftest import (
     SLOT_BASE_PORT,
     EngineProcess,

@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 import redis
 
-from callcenter.testkit.scenarios import agent_scenario, caller_scenario, rejected_scenario
+from callcenter.testkit.scenarios import (
+    agent_scenario,
+    caller_scenario,
+    queue_then_talk,
+    rejected_scenario,
+)
 from callcenter.testkit.sipp import finished, sipp, sipp_agent
 from ivr import wav
 from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
@@ -168,13 +173,7 @@ def test_offer_bridges_agent_and_recording_has_both_parties(
     agent_run = sipp_agent(agent, local_port=16601, media_port=46100, cwd=tmp_path)
     caller = caller_scenario(
         tmp_path / "caller.xml",
-        [
-            ("pause", 600),
-            ("dtmf", "0"),
-            ("pause", 300),
-            ("audio", pcaps["caller"]),
-            ("pause", 9000),
-        ],
+        queue_then_talk(pcaps["caller"], 9000),
         caller="13800000010",
     )
     caller_run = sipp(caller, SLOT0, local_port=16506, media_port=46060, cwd=tmp_path)

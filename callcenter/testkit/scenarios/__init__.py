@@ -22,6 +22,7 @@ from callcenter.testkit.scenarios.callers import (
     bench_caller_scenario,
     caller_scenario,
     dtmf,
+    queue_then_talk,
     rejected_scenario,
 )
 from callcenter.testkit.scenarios.messages import SDP, pause, play, reply
@@ -71,6 +72,7 @@ __all__ = [
     "dtmf",
     "pause",
     "play",
+    "queue_then_talk",
     "rejected_scenario",
     "reply",
     "ringing_scenario",

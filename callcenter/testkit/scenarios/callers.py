@@ -49,6 +49,13 @@ def dtmf(digit: str) -> str:
     return play(dtmf_pcap(digit)) + pause(300)
 
 
+def queue_then_talk(voice: object, talk_ms: int, digits: str = "0") -> list[tuple[str, object]]:
+    """:func:`caller_scenario` steps: key ``digits`` at the main menu (``0``: the general
+    queue), then talk (the pcap ``voice``) for ``talk_ms`` and hang up."""
+    keys: list[tuple[str, object]] = [("dtmf", digit) for digit in digits]
+    return [("pause", 600), *keys, ("pause", 300), ("audio", voice), ("pause", talk_ms)]
+
+
 def caller_scenario(
     path: Path,
     steps: list[tuple[str, object]],
