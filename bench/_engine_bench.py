@@ -30,6 +30,7 @@ from _measure import percentile  # noqa: E402
 
 from callcenter.streams import CallEvent  # noqa: E402
 from callcenter.testkit import rtp, sipp  # noqa: E402
+from callcenter.testkit.config import settings_file  # noqa: E402
 from callcenter.testkit.faults import proc_stat  # noqa: E402
 from callcenter.testkit.scenarios import agent_scenario  # noqa: E402
 
@@ -263,11 +264,7 @@ class Engine:
         }
         if config_dir is not None:
             values["config_dir"] = str(config_dir)
-        lines_out = [f"{k} = {json.dumps(v)}" for k, v in values.items() if k != "sip"]
-        lines_out.append("[sip]")
-        lines_out += [f"{k} = {json.dumps(v)}" for k, v in values["sip"].items()]
-        self.settings_file = workdir / "engine.toml"
-        self.settings_file.write_text("\n".join(lines_out) + "\n")
+        self.settings_file = settings_file(workdir / "engine.toml", values)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
         env.update(
             CALLCENTER_SETTINGS_FILE=str(self.settings_file),

@@ -28,6 +28,7 @@ from typing import cast
 
 import _engine_bench as eb
 
+from callcenter.testkit.config import queues_toml, shipped_telephony, telephony_toml
 from callcenter.testkit.scenarios import bench_caller_scenario, pause
 from callcenter.testkit.sipp import sipp_agent
 
@@ -38,16 +39,16 @@ AGENT = ("127.0.0.4", 17891)
 
 
 def bench_config(target: Path) -> Path:
+    """The shipped configuration with the DID straight to an agent and no wrap-up."""
     from config.settings import DEFAULT_CONFIG_DIR
 
     shutil.copytree(DEFAULT_CONFIG_DIR, target)
-    telephony = (target / "telephony.toml").read_text(encoding="utf-8")
-    telephony = telephony.replace(
-        'number = "4008001234"', 'number = "4008001234"\nentry = "to_agent"'
-    )
-    (target / "telephony.toml").write_text(telephony, encoding="utf-8")
-    queues = (target / "queues.toml").read_text(encoding="utf-8")
-    queues = queues.replace("wrap_up_seconds = 30", "wrap_up_seconds = 0", 1)
+    telephony = shipped_telephony()
+    for did in telephony["dids"]:
+        if did["number"] == "4008001234":
+            did["entry"] = "to_agent"
+    (target / "telephony.toml").write_text(telephony_toml(telephony), encoding="utf-8")
+    queues = queues_toml(general={"wrap_up_seconds": 0})
     (target / "queues.toml").write_text(queues, encoding="utf-8")
     return target
 
