@@ -46,6 +46,9 @@ def test_a_scenario_is_copied_with_its_words_filled(tmp_path: Path) -> None:
     assert refused.parent == tmp_path
     assert not re.search(r"@[A-Z_]+@", refused.read_text())
     assert '<recv response="486"' in refused.read_text()
+    assert refused.read_text().count("sip:13800138000@[local_ip]") == 3  # the default caller
+    hostile = scenario("invite_rejected.xml", tmp_path, status=486, caller="138%22")
+    assert hostile.read_text().count("sip:138%22@[local_ip]") == 3
     nat = scenario("register.xml", tmp_path, status=403, via="127.0.0.4:5999;rport")
     assert nat.read_text().count("Via: SIP/2.0/[transport] 127.0.0.4:5999;rport;") == 2
     assert '<recv response="403"/>' in nat.read_text()

@@ -34,6 +34,7 @@ DEFAULT_WORDS = {
     "STATUS": "200",  # register.xml: the answer to the authenticated REGISTER
     "VIA": "[local_ip]:[local_port]",  # register.xml: the Via's sent-by
     "URI_PARAMS": "",  # caller.xml: parameters of the request URI
+    "CALLER": "13800138000",  # invite_rejected.xml: the From user
 }
 
 _copies = itertools.count()
