@@ -20,7 +20,8 @@ from typing import Any
 from callcenter.testkit.scenarios import scenario as scenario_file
 
 SIP_DOMAIN = "callcenter.local"
-CONTROL_PORTS = range(15500, 16000)
+# No test binds a SIP or RTP port here (the edge tests use 15060-15603, the engine 16000 up).
+CONTROL_PORTS = range(15700, 16000)
 _control_ports = itertools.cycle(CONTROL_PORTS)
 _runs = itertools.count()
 
