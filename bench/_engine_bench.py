@@ -29,8 +29,10 @@ import redis  # noqa: E402
 from _measure import percentile  # noqa: E402
 
 from callcenter.streams import CallEvent  # noqa: E402
-from callcenter.testkit import sipp  # noqa: E402
+from callcenter.testkit import rtp, sipp  # noqa: E402
+from callcenter.testkit.config import settings_file  # noqa: E402
 from callcenter.testkit.faults import proc_stat  # noqa: E402
+from callcenter.testkit.scenarios import agent_scenario  # noqa: E402
 
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 PREFIX = "bench"
@@ -39,7 +41,6 @@ RTP_BASE = 40000
 EDGE_PORT = 16050
 BARE_BASE = 16700
 BARE_RTP = 48000
-SIPP_PCAPS = Path("/usr/share/sip-tester")
 
 
 def summary(values: list[float]) -> str:
@@ -158,118 +159,11 @@ def comm(pid: int) -> str:
         return ""
 
 
-# ---------------------------------------------------------------- media files
-
-
-def tone_pcap(path: Path, frequency: float, seconds: float) -> Path:
-    return sipp.tone_pcap(path, frequency, seconds)
+# ---------------------------------------------------------------- SIPp peers (the kit's)
 
 
 def tone_wav(path: Path, frequency: float, seconds: float) -> Path:
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            str(path),
-            "synth",
-            str(seconds),
-            "sine",
-            str(frequency),
-            "vol",
-            "0.3",
-        ],
-        check=True,
-    )
-    return path
-
-
-# ---------------------------------------------------------------- SIPp
-
-
-SDP = sipp.SDP  # the SIPp offer every test and benchmark peer sends
-
-
-def caller_xml(path: Path, body: str, *, per_call_target: bool) -> Path:
-    """A UAC to 4008001234; ``body`` runs after the ACK; then BYE. With ``per_call_target``
-    each call goes to host/port fields 0/1 of the -inf file (one bare slot per call)."""
-    setdest = (
-        '<nop><action><setdest host="[field0]" port="[field1]" protocol="udp"/></action></nop>'
-        if per_call_target
-        else ""
-    )
-    ruri = "[field0]:[field1]" if per_call_target else "[remote_ip]:[remote_port]"
-    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="bench caller">
-  {setdest}
-  <send retrans="500" start_rtd="setup"><![CDATA[
-INVITE sip:4008001234@{ruri} SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:139[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:4008001234@{ruri}>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-{SDP}
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true" rtd="setup"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:139[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:4008001234@{ruri}>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  {body}
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:139[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:4008001234@{ruri}>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-""")
-    return path
-
-
-def dtmf(digit: str) -> str:
-    name = {"#": "pound", "*": "star"}.get(digit, digit)
-    return (
-        f'<nop><action><exec play_pcap_audio="{SIPP_PCAPS}/dtmf_2833_{name}.pcap"/>'
-        '</action></nop><pause milliseconds="300"/>'
-    )
-
-
-def play(pcap: Path) -> str:
-    return f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
-
-
-def pause(ms: int) -> str:
-    return f'<pause milliseconds="{ms}"/>'
+    return rtp.tone_wav(path, frequency, seconds, volume=0.3)
 
 
 def run_sipp(
@@ -285,52 +179,21 @@ def run_sipp(
     inf: Path | None = None,
     trace_msg: bool = False,
     timeout: float = 300,
-) -> subprocess.Popen[bytes]:
-    argv = [
-        "sipp",
-        target,
-        "-sf",
-        str(scenario),
-        "-i",
-        local_ip,
-        "-p",
-        str(port),
-        "-mi",
-        local_ip,
-        "-mp",
-        str(media_port),
-        "-m",
-        str(calls),
-        "-r",
-        str(rate),
-        "-l",
-        str(calls),
-        "-nostdin",
-        "-timeout",
-        f"{int(timeout)}s",
-        "-timeout_error",
-        "-trace_err",
-        "-max_socket",
-        "1000",
-    ]
+) -> sipp.SippProcess:
+    """A benchmark's SIPp peer in the background: ``calls`` calls at ``rate``/s (all at
+    once at most), up to 1000 sockets; ``inf``: a -inf file of per-call fields."""
+    args = ["-max_socket", "1000"]
     if inf is not None:
-        argv += ["-inf", str(inf)]
+        args += ["-inf", str(inf)]
     if trace_msg:
-        argv += ["-trace_msg"]
-    # stderr to a file: a pipe nobody reads fills up (64 KB of warnings under load) and
-    # blocks SIPp, whose calls then time out (the agent at 150 lines did)
-    with (workdir / f"sipp-{local_ip}-{port}.stderr").open("ab") as stderr:
-        return subprocess.Popen(
-            argv,
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-        )
+        args.append("-trace_msg")
+    return sipp.start(scenario, f"{local_ip}:{port}", *args, workdir=workdir, target=target,
+                      media_port=media_port, calls=calls, rate=rate, limit=calls,
+                      timeout_s=timeout, timeout_error=True)  # fmt: skip
 
 
 def uas_xml(path: Path, pcap: Path | None) -> Path:
-    return sipp.agent_scenario(path, pcap, answer_after_ms=50)
+    return agent_scenario(path, pcap, answer_after_ms=50)
 
 
 def invite_to_200_ms(workdir: Path) -> list[float]:
@@ -401,11 +264,7 @@ class Engine:
         }
         if config_dir is not None:
             values["config_dir"] = str(config_dir)
-        lines_out = [f"{k} = {json.dumps(v)}" for k, v in values.items() if k != "sip"]
-        lines_out.append("[sip]")
-        lines_out += [f"{k} = {json.dumps(v)}" for k, v in values["sip"].items()]
-        self.settings_file = workdir / "engine.toml"
-        self.settings_file.write_text("\n".join(lines_out) + "\n")
+        self.settings_file = settings_file(workdir / "engine.toml", values)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
         env.update(
             CALLCENTER_SETTINGS_FILE=str(self.settings_file),
@@ -495,49 +354,11 @@ class Engine:
 
 
 def register_agent(workdir: Path, user: str, password: str, contact: str) -> None:
-    scenario = workdir / "register.xml"
-    source = ROOT / "tests" / "edge" / "scenarios" / "register.xml"
-    scenario.write_text(source.read_text().replace("@STATUS@", "200"))
-    for _attempt in range(5):  # the edge may still be busy probing a large slot list
-        result = subprocess.run(
-            [
-                "sipp",
-                f"127.0.0.1:{EDGE_PORT}",
-                "-sf",
-                str(scenario),
-                "-i",
-                "127.0.0.4",
-                "-p",
-                "16890",
-                "-m",
-                "1",
-                "-au",
-                user,
-                "-ap",
-                password,
-                "-key",
-                "user",
-                user,
-                "-key",
-                "domain",
-                "callcenter.local",
-                "-key",
-                "contact",
-                contact,
-                "-timeout",
-                "10s",
-                "-timeout_error",
-                "-nostdin",
-            ],
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
-        if result.returncode == 0:
-            return
-        time.sleep(2)
-    raise SystemExit(f"agent {user} could not register at the edge")
+    # tried 5 times: the edge may still be busy probing a large slot list
+    result = sipp.register(workdir, f"127.0.0.1:{EDGE_PORT}", "127.0.0.4:16890", user, contact,
+                           password=password, attempts=5)  # fmt: skip
+    if not result.ok():
+        raise SystemExit(f"agent {user} could not register at the edge: {result.failure()}")
 
 
 # ---------------------------------------------------------------- the bare slot baseline

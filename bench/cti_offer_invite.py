@@ -28,6 +28,10 @@ from typing import cast
 
 import _engine_bench as eb
 
+from callcenter.testkit.config import queues_toml, shipped_telephony, telephony_toml
+from callcenter.testkit.scenarios import bench_caller_scenario, pause
+from callcenter.testkit.sipp import sipp_agent
+
 # Ports apart from the engine's own benchmarks and tests.
 eb.SLOT_BASE = 17300
 eb.EDGE_PORT = 17250
@@ -35,16 +39,16 @@ AGENT = ("127.0.0.4", 17891)
 
 
 def bench_config(target: Path) -> Path:
+    """The shipped configuration with the DID straight to an agent and no wrap-up."""
     from config.settings import DEFAULT_CONFIG_DIR
 
     shutil.copytree(DEFAULT_CONFIG_DIR, target)
-    telephony = (target / "telephony.toml").read_text(encoding="utf-8")
-    telephony = telephony.replace(
-        'number = "4008001234"', 'number = "4008001234"\nentry = "to_agent"'
-    )
-    (target / "telephony.toml").write_text(telephony, encoding="utf-8")
-    queues = (target / "queues.toml").read_text(encoding="utf-8")
-    queues = queues.replace("wrap_up_seconds = 30", "wrap_up_seconds = 0", 1)
+    telephony = shipped_telephony()
+    for did in telephony["dids"]:
+        if did["number"] == "4008001234":
+            did["entry"] = "to_agent"
+    (target / "telephony.toml").write_text(telephony_toml(telephony), encoding="utf-8")
+    queues = queues_toml(general={"wrap_up_seconds": 0})
     (target / "queues.toml").write_text(queues, encoding="utf-8")
     return target
 
@@ -92,12 +96,9 @@ def main() -> None:
             assert time.monotonic() < deadline, "router did not start"
             time.sleep(0.1)
         eb.register_agent(work, "1001", "pw1001", f"sip:1001@{AGENT[0]}:{AGENT[1]}")
-        softphone = subprocess.Popen(
-            ["sipp", "-sf", str(eb.uas_xml(work / "agent.xml", None)), "-i", AGENT[0],
-             "-p", str(AGENT[1]), "-mi", AGENT[0], "-mp", "47891", "-m", str(args.calls),
-             "-nostdin", "-timeout", f"{args.calls * 5 + 60}s"],
-            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        softphone = sipp_agent(eb.uas_xml(work / "agent.xml", None), local_port=AGENT[1],
+                               media_port=47891, calls=args.calls, cwd=work,
+                               timeout_s=args.calls * 5 + 60, local_ip=AGENT[0])  # fmt: skip
         assert agent_id is not None
         services.set_state(ctx, agent_id=int(agent_id), state="ready", reason=None, actor="bench")
 
@@ -119,7 +120,7 @@ def main() -> None:
                     break
                 time.sleep(0.005)
 
-        scenario = eb.caller_xml(work / "caller.xml", eb.pause(800), per_call_target=False)
+        scenario = bench_caller_scenario(work / "caller.xml", pause(800), per_call_target=False)
         caller = eb.run_sipp(
             work, scenario, f"127.0.0.1:{eb.EDGE_PORT}", calls=args.calls, rate=0.5,
             port=17861, media_port=47861, timeout=args.calls * 5 + 60,

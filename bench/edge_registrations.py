@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,13 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from callcenter.passwords import sip_ha1  # noqa: E402
+from callcenter.testkit import sipp  # noqa: E402
+from callcenter.testkit.scenarios import scenario  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.settings import EdgeTuning, Settings, SipSettings  # noqa: E402
 from ivr.edge.paths import edge_paths  # noqa: E402
 from ivr.edge.process import Edge  # noqa: E402
 from ivr.edge.subscribers import Subscriber, write_subscribers  # noqa: E402
 
-SCENARIOS = ROOT / "tests" / "edge" / "scenarios"
 SLOT = "127.0.0.1:15101"
 AGENT = "127.0.0.4"
 REALM = "callcenter.local"
@@ -49,13 +49,6 @@ REALM = "callcenter.local"
 def commands(client: redis.Redis) -> int:
     stats: dict[str, dict[str, int]] = client.info("commandstats")
     return sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info",))
-
-
-def sipp(args: list[str], workdir: Path, timeout: float) -> int:
-    return subprocess.run(
-        ["sipp", "-nostdin", *args], cwd=workdir, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, timeout=timeout, check=False,
-    ).returncode  # fmt: skip
 
 
 def one_mode(mode: Literal[1, 3], args: argparse.Namespace, workdir: Path) -> dict[str, float]:
@@ -76,41 +69,37 @@ def one_mode(mode: Literal[1, 3], args: argparse.Namespace, workdir: Path) -> di
         edge_paths(settings).db_dir, [Subscriber("1001", REALM, sip_ha1("1001", REALM, "pw1001"))]
     )
     edge = Edge(settings, load_config(settings.config_dir), [f"sip:{SLOT}"])
-    agent = subprocess.Popen(
-        ["sipp", "-sf", str(SCENARIOS / "slot_uas.xml"), "-i", AGENT, "-p", "15201", "-nostdin"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    register = state / "register.xml"
-    register.write_text((SCENARIOS / "register.xml").read_text().replace("@STATUS@", "200"))
+    agent = sipp.start(scenario("slot_uas.xml", workdir), f"{AGENT}:15201", workdir=workdir)
     calls_dir = Path(tempfile.mkdtemp(dir=workdir))
-    shutil.copy(SCENARIOS / "caller.xml", calls_dir / "caller.xml")
     try:
         edge.start()
         client.config_resetstat()
         before = commands(client)
         started = time.monotonic()
-        code = sipp(["-sf", str(register), "-i", AGENT, "-p", "15401", "-m", str(args.registers),
-                     "-r", "1000", "-l", "1", "-au", "1001", "-ap", "pw1001",
-                     "-key", "user", "1001", "-key", "domain", REALM,
-                     "-key", "contact", f"sip:1001@{AGENT}:15201", "127.0.0.1:15060"],
-                    state, 120)  # fmt: skip
+        registers = sipp.run(
+            scenario("register.xml", state), f"{AGENT}:15401", "-l", "1",
+            *sipp.register_args("1001", "pw1001", f"sip:1001@{AGENT}:15201", REALM),
+            workdir=state, target="127.0.0.1:15060", calls=args.registers, rate=1000,
+            timeout=120,
+        )  # fmt: skip
+        code = registers.returncode
         register_ms = (time.monotonic() - started) * 1000 / args.registers
         per_register = (commands(client) - before) / args.registers
         if code != 0:
             print(f"  warning: db_mode {mode}: REGISTERs failed (SIPp exit {code})")
         before = commands(client)
-        code = sipp(["-sf", "caller.xml", "-i", "127.0.0.1", "-p", "15101", "-m",
-                     str(args.calls), "-r", str(args.rate), "-l", "1", "-d", "10", "-s", "1001",
-                     "-aa", "-trace_msg", "127.0.0.1:15060"],
-                    calls_dir, args.calls / args.rate + 60)  # fmt: skip
+        code = sipp.run(
+            scenario("caller.xml", calls_dir), "127.0.0.1:15101", "-l", "1", "-d", "10",
+            "-s", "1001", "-aa", "-trace_msg", workdir=calls_dir, target="127.0.0.1:15060",
+            calls=args.calls, rate=args.rate, timeout=args.calls / args.rate + 60,
+        ).returncode  # fmt: skip
         per_call = (commands(client) - before) / args.calls
         if code != 0:
             print(f"  warning: db_mode {mode}: calls failed (SIPp exit {code})")
         times = setup_times(calls_dir)
     finally:
         edge.stop()
-        agent.terminate()
-        agent.wait(timeout=5)
+        sipp.stop(agent)
         client.flushdb()
         client.close()
     return {

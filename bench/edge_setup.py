@@ -16,7 +16,6 @@ import argparse
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,62 +27,25 @@ from _measure import percentile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from callcenter.testkit import sipp  # noqa: E402
+from callcenter.testkit.scenarios import scenario  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.settings import EdgeTuning, Settings, SipSettings  # noqa: E402
 from ivr.edge.process import Edge  # noqa: E402
 
-SCENARIOS = ROOT / "tests" / "edge" / "scenarios"
 EDGE = ("127.0.0.1", 15060)
 
 
 def run_caller(workdir: Path, target: str, service: str, calls: int, rate: int) -> list[float]:
-    """Run SIPp's caller; the INVITE->200 times in ms from its response-time dump."""
+    """Run SIPp's caller; the INVITE->200 times in ms from its message trace."""
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    scenario = run_dir / "caller.xml"
-    shutil.copy(SCENARIOS / "caller.xml", scenario)
-    result = subprocess.run(
-        [
-            "sipp",
-            "-sf",
-            str(scenario),
-            "-i",
-            "127.0.0.3",
-            "-p",
-            "15301",
-            "-cp",
-            "15998",
-            "-nostdin",
-            "-m",
-            str(calls),
-            "-r",
-            str(rate),
-            "-d",
-            "50",
-            "-s",
-            service,
-            "-trace_msg",
-            "-trace_err",
-            "-error_file",
-            str(run_dir / "err.log"),
-            "-timeout",
-            f"{int(calls / rate) + 30}s",
-            "-timeout_error",
-            target,
-        ],
-        cwd=run_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=calls / rate + 60,
-        check=False,
-    )
-    if result.returncode != 0:
-        errors = (
-            (run_dir / "err.log").read_text(errors="replace")
-            if (run_dir / "err.log").exists()
-            else ""
-        )
+    result = sipp.run(scenario("caller.xml", run_dir), "127.0.0.3:15301", "-d", "50", "-s",
+                      service, "-trace_msg", workdir=run_dir, target=target, calls=calls,
+                      rate=rate, timeout_s=int(calls / rate) + 30, timeout_error=True,
+                      timeout=calls / rate + 60)  # fmt: skip
+    if not result.ok():
         print(f"  warning: SIPp reported failed calls (exit {result.returncode}):")
-        print("  " + "\n  ".join(errors.splitlines()[:12]))
+        print("  " + "\n  ".join(result.errors.splitlines()[:12]))
     return setup_times(run_dir)
 
 
@@ -127,23 +89,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="edge-bench-", dir="/tmp"))
     slots = [f"sip:127.0.0.1:{15101 + i}" for i in range(args.slots)]
     peers = [
-        subprocess.Popen(
-            [
-                "sipp",
-                "-sf",
-                str(SCENARIOS / "slot_uas.xml"),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                uri.rsplit(":", 1)[1],
-                "-cp",
-                str(15900 + i),
-                "-nostdin",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for i, uri in enumerate(slots)
+        sipp.start(scenario("slot_uas.xml", workdir), uri.removeprefix("sip:"), workdir=workdir)
+        for uri in slots
     ]
     settings = Settings(
         environment="test",
@@ -174,8 +121,7 @@ def main() -> None:
     finally:
         edge.stop()
         for peer in peers:
-            peer.terminate()
-            peer.wait(timeout=5)
+            sipp.stop(peer)
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"INVITE -> 200 OK, {args.calls} calls at {args.rate}/s, {args.slots} slots")

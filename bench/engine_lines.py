@@ -30,21 +30,18 @@ from _engine_bench import (
     SLOT_BASE,
     BareSlots,
     Engine,
-    caller_xml,
-    dtmf,
     measure,
     measure_groups,
-    pause,
     per_thread,
-    play,
     register_agent,
     run_sipp,
     thread_ticks,
-    tone_pcap,
     uas_xml,
     workdir,
 )
 
+from callcenter.testkit.rtp import tone_pcap
+from callcenter.testkit.scenarios import bench_caller_scenario, dtmf, pause, play
 from ivr import wav
 
 
@@ -101,6 +98,16 @@ def run_engine(args: argparse.Namespace, base: Path) -> dict[str, float]:
         engine.stop()
 
 
+def agent_phones(
+    args: argparse.Namespace, work: Path, pcap: Path, port: int, *, media_port: int
+) -> subprocess.Popen[bytes]:
+    """The agent's softphone (127.0.0.4:``port``): answers each of the ``--lines`` calls
+    after 50 ms and plays ``pcap``."""
+    return run_sipp(work, uas_xml(work / "agent.xml", pcap), "", calls=args.lines, rate=1,
+                    port=port, media_port=media_port, local_ip="127.0.0.4",
+                    timeout=args.hold + 120)  # fmt: skip
+
+
 def _run_engine(args: argparse.Namespace, work: Path, engine: Engine) -> dict[str, float]:
     caller_pcap = tone_pcap(work / "caller.pcap", 440, args.hold + 10)
     agent_pcap = tone_pcap(work / "agent.pcap", 1000, args.hold + 10)
@@ -110,22 +117,12 @@ def _run_engine(args: argparse.Namespace, work: Path, engine: Engine) -> dict[st
     else:
         register_agent(work, "1001", "pw1001", f"sip:1001@127.0.0.4:{agent_port}")
         agent_uri = "1001"  # the slot dials it through the edge
-    agent = run_sipp(
-        work,
-        uas_xml(work / "agent.xml", agent_pcap),
-        "",
-        calls=args.lines,
-        rate=1,
-        port=agent_port,
-        media_port=47000,
-        local_ip="127.0.0.4",
-        timeout=args.hold + 120,
-    )
+    agent = agent_phones(args, work, agent_pcap, agent_port, media_port=47000)
     stop = threading.Event()
     driver = threading.Thread(target=offer_driver, args=(engine, agent_uri, stop), daemon=True)
     driver.start()
     body = pause(500) + dtmf("0") + play(caller_pcap) + pause(args.hold * 1000)
-    scenario = caller_xml(work / "caller.xml", body, per_call_target=False)
+    scenario = bench_caller_scenario(work / "caller.xml", body, per_call_target=False)
     target = f"127.0.0.1:{EDGE_PORT}" if not args.no_edge else f"127.0.0.1:{SLOT_BASE}"
     idle_parts = measure_groups(engine.parts, 3)
     idle_cpu = sum(c for name, (c, _p) in idle_parts.items() if name != "redis-server")
@@ -210,17 +207,7 @@ def run_bare(args: argparse.Namespace, base: Path) -> dict[str, float]:
     work.mkdir()
     agent_port = 16853
     agent_pcap = tone_pcap(work / "agent.pcap", 1000, args.hold + 10)
-    agent = run_sipp(
-        work,
-        uas_xml(work / "agent.xml", agent_pcap),
-        "",
-        calls=args.lines,
-        rate=1,
-        port=agent_port,
-        media_port=47500,
-        local_ip="127.0.0.4",
-        timeout=args.hold + 120,
-    )
+    agent = agent_phones(args, work, agent_pcap, agent_port, media_port=47500)
     bare = BareSlots(
         args.lines,
         Path(),
@@ -230,7 +217,7 @@ def run_bare(args: argparse.Namespace, base: Path) -> dict[str, float]:
     )
     caller_pcap = tone_pcap(work / "caller.pcap", 440, args.hold + 10)
     body = pause(500) + play(caller_pcap) + pause(args.hold * 1000)
-    scenario = caller_xml(work / "caller.xml", body, per_call_target=True)
+    scenario = bench_caller_scenario(work / "caller.xml", body, per_call_target=True)
     inf = bare.inf_file(work / "targets.csv", args.lines)
     idle_cpu, idle_pss = measure(bare.pids, 3)
     caller = run_sipp(

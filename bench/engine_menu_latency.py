@@ -23,13 +23,12 @@ from typing import Any
 from _engine_bench import (
     SLOT_BASE,
     Engine,
-    caller_xml,
-    dtmf,
-    pause,
     run_sipp,
     summary,
     workdir,
 )
+
+from callcenter.testkit.scenarios import bench_caller_scenario, dtmf, pause
 
 
 def latencies(engine: Engine) -> list[float]:
@@ -53,7 +52,7 @@ def run(base: Path, name: str, calls: int, rate: float, port: int, lines: int) -
     work.mkdir()
     engine = Engine(work, lines=lines, spares=lines, edge=False)
     body = pause(800) + dtmf("1") + pause(700) + dtmf("#") + pause(1500)
-    scenario = caller_xml(work / "caller.xml", body, per_call_target=True)
+    scenario = bench_caller_scenario(work / "caller.xml", body, per_call_target=True)
     rows = "\n".join(f"127.0.0.1;{SLOT_BASE + i % lines};" for i in range(calls))
     (work / "t.csv").write_text("SEQUENTIAL\n" + rows + "\n")
     caller = run_sipp(

@@ -17,20 +17,21 @@ from _engine_bench import (
     SLOT_BASE,
     BareSlots,
     Engine,
-    caller_xml,
     invite_to_200_ms,
-    pause,
     run_sipp,
     summary,
     tone_wav,
     workdir,
 )
 
+from callcenter.testkit.scenarios import bench_caller_scenario, pause
+
 
 def run(
     work: Path, target: str, calls: int, rate: float, port: int, inf: Path | None = None
 ) -> list[float]:
-    scenario = caller_xml(work / "caller.xml", pause(300), per_call_target=inf is not None)
+    per_call = inf is not None
+    scenario = bench_caller_scenario(work / "caller.xml", pause(300), per_call_target=per_call)
     caller = run_sipp(
         work,
         scenario,

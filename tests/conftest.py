@@ -34,6 +34,7 @@ from callcenter.context import AppContext, build_context
 from callcenter.db import make_engine
 from callcenter.demo import seed_demo
 from callcenter.migrate import upgrade
+from callcenter.testkit.sipp import kill_started
 from config.settings import Settings
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw0", "gw1", … under xdist
@@ -109,6 +110,14 @@ def redis_client() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def no_sipp_left() -> Iterator[None]:
+    """A failed test leaves no SIPp holding its port for the next test (a module that starts
+    SIPp peers uses it with ``pytestmark = pytest.mark.usefixtures("no_sipp_left")``)."""
+    yield
+    kill_started()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from config.loader import load_file
 from config.schemas import MenuFile, QueuesFile, TelephonyFile
-from config.settings import DEFAULT_CONFIG_DIR
+from config.settings import DEFAULT_CONFIG_DIR, Settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -76,3 +76,31 @@ def menu_toml(source: Path = DEFAULT_CONFIG_DIR, **nodes: Any) -> str:
 def telephony_toml(values: dict[str, Any]) -> str:
     """A whole ``telephony.toml`` from its keys, validated by the file's model."""
     return to_toml(edited(TelephonyFile, values, "telephony.toml"))
+
+
+def shipped_telephony(source: Path = DEFAULT_CONFIG_DIR) -> dict[str, Any]:
+    """The keys of the shipped ``telephony.toml``, to change and give to :func:`telephony_toml`."""
+    loaded = load_file(source / "telephony.toml", TelephonyFile)
+    values: dict[str, Any] = loaded.model_dump(mode="json", exclude_none=True)
+    return values
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def settings_file(path: Path, values: dict[str, Any]) -> Path:
+    """A ``CALLCENTER_SETTINGS_FILE`` (TOML) holding ``values`` (``{"sip": {"lines": 4}}``),
+    refused first if the typed settings refuse them (a misspelt key, a value out of range)."""
+    try:
+        Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigEditError(f"{path.name}: {exc}") from None
+    path.write_text(tomli_w.dumps(_plain(values)), encoding="utf-8")
+    return path

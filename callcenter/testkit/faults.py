@@ -28,17 +28,13 @@ from typing import Any
 import httpx
 import redis
 
-from callcenter.testkit.sipp import (
-    agent_scenario,
-    caller_scenario,
-    sipp,
-    sipp_agent,
-    tone_pcap,
-)
+from callcenter.testkit.config import queues_toml
+from callcenter.testkit.rtp import tone_pcap
+from callcenter.testkit.scenarios import agent_scenario, caller_scenario
+from callcenter.testkit.sipp import register, sipp, sipp_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config" / "defaults"
-SIP_DOMAIN = "callcenter.local"
 AGENTS_IP = "127.0.0.6"
 CALLERS_IP = "127.0.0.7"
 
@@ -250,16 +246,8 @@ def fault_config(target: Path) -> Path:
     """The shipped configuration, with the general queue answerable by any logged-in agent
     whatever the hour (the demo's shifts) and a short wrap-up, so agents come back."""
     shutil.copytree(DEFAULT_CONFIG, target)
-    queues = target / "queues.toml"
-    text = queues.read_text()
-    text = text.replace(
-        'name = { zh-CN = "综合服务", en = "General" }',
-        'name = { zh-CN = "综合服务", en = "General" }\noff_shift_agents_may_answer = true',
-        1,
-    )
-    text = re.sub(r"(\[queues\.general\][^\[]*?)wrap_up_seconds = \d+", r"\1wrap_up_seconds = 2",
-                  text, count=1, flags=re.S)  # fmt: skip
-    queues.write_text(text)
+    general = {"off_shift_agents_may_answer": True, "wrap_up_seconds": 2}
+    (target / "queues.toml").write_text(queues_toml(DEFAULT_CONFIG, general=general))
     return target
 
 
@@ -415,15 +403,10 @@ class Center:
         return phone
 
     def register(self, extension: str, contact_port: int) -> None:
-        scenario = self.tmp / "register.xml"
-        scenario.write_text(REGISTER_XML)
-        argv = ["sipp", f"127.0.0.1:{self.ports.edge}", "-sf", str(scenario), "-i", AGENTS_IP,
-                "-p", str(contact_port + 1), "-m", "1", "-au", extension, "-ap",
-                f"pw{extension}", "-key", "user", extension, "-key", "domain", SIP_DOMAIN,
-                "-key", "contact", f"sip:{extension}@{AGENTS_IP}:{contact_port}",
-                "-timeout", "10s", "-timeout_error", "-nostdin"]  # fmt: skip
-        done = subprocess.run(argv, capture_output=True, cwd=self.tmp, timeout=20)
-        assert done.returncode == 0, done.stdout.decode(errors="replace")[-2000:]
+        result = register(self.tmp, f"127.0.0.1:{self.ports.edge}",
+                          f"{AGENTS_IP}:{contact_port + 1}", extension,
+                          f"sip:{extension}@{AGENTS_IP}:{contact_port}")  # fmt: skip
+        assert result.ok(), result.failure()
 
     def callers(
         self, n: int, calls: int, hold_ms: int, *, first: int = 0, rate: float = 20
@@ -453,10 +436,9 @@ class Center:
                        local_port=self.ports.callers + 40 + n % 10,
                        media_port=self.ports.media + 900, calls=1, timeout_s=timeout_s,
                        cwd=self.tmp, local_ip=CALLERS_IP)  # fmt: skip
-        out, err = process.communicate(timeout=timeout_s + 15)
-        if process.returncode != 0:
-            text = (out + err).decode(errors="replace")[-1500:]
-            raise AssertionError(f"probe call failed: {text}")
+        result = process.result(timeout_s + 15)
+        if not result.ok():
+            raise AssertionError(f"probe call failed: {result.failure()[-1500:]}")
 
     def recovered(self, killed_at: float, n: int, timeout: float = 60) -> float:
         """Seconds from ``killed_at`` until ``/readyz`` says 200 and a new call is answered
@@ -510,39 +492,3 @@ def new_ticket(center: Center, mark: str) -> httpx.Response:
             "reporter": "张伟", "unit": "3-2-1201", "what": "楼道水管漏水", "when": "今天",
             "contact": "13800138000", "complaint_kind": "help_seeking"}  # fmt: skip
     return center.api("POST", "/api/v1/tickets", "1001", json=body)
-
-
-REGISTER_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="REGISTER">
-  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:[user]@[domain]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[user]@[domain]>
-Call-ID: [call_id]
-CSeq: 1 REGISTER
-Contact: <[contact]>
-Expires: 300
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="401" auth="true"/>
-  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:[user]@[domain]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[user]@[domain]>
-Call-ID: [call_id]
-CSeq: 2 REGISTER
-Contact: <[contact]>
-[authentication]
-Expires: 300
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-</scenario>
-"""

@@ -9,7 +9,6 @@ beside the engine's and edge's own SIP tests (ports 5060, 16xxx, 17xxx).
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,15 +16,12 @@ from datetime import datetime
 from pathlib import Path
 
 from callcenter.context import AppContext
+from callcenter.testkit import sipp
 from config.loader import load_config
 from cti import services
 from cti.routing import Routing
 from tests.cti.conftest import ZONE
 from tests.engine.conftest import EngineProcess, make_test_config
-from tests.engine.siptools import finished
-
-REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
-SIP_DOMAIN = "callcenter.local"
 
 
 @dataclass(frozen=True)
@@ -76,22 +72,9 @@ def register(
     local_port: int,
 ) -> None:
     """Register ``user`` at the edge (digest auth) with a Contact where a SIPp UAS listens."""
-    scenario = tmp_path / "register.xml"
-    scenario.write_text(REGISTER_XML.read_text().replace("@STATUS@", "200"))
-    argv = ["sipp", edge, "-sf", str(scenario), "-i", ip, "-p", str(local_port), "-m", "1",
-            "-au", user, "-ap", password, "-key", "user", user, "-key", "domain", SIP_DOMAIN,
-            "-key", "contact", f"sip:{user}@{ip}:{contact_port}",
-            "-timeout", "10s", "-timeout_error", "-nostdin"]  # fmt: skip
-    finished(
-        subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            cwd=tmp_path,
-        ),
-        20,
-    )
+    result = sipp.register(tmp_path, edge, f"{ip}:{local_port}", user,
+                           f"sip:{user}@{ip}:{contact_port}", password=password)  # fmt: skip
+    assert result.ok(), result.failure()
 
 
 def morning_routing(ctx: AppContext) -> Routing:

@@ -20,6 +20,8 @@ from starlette.testclient import WebSocketTestSession
 from callcenter.app import create_app
 from callcenter.context import AppContext
 from callcenter.testkit.config import queues_toml
+from callcenter.testkit.scenarios import agent_scenario, caller_scenario, ringing_scenario
+from callcenter.testkit.sipp import finished, sipp
 from cti import services
 from cti.routing import Routing
 from tests.conftest import TEST_REDIS_URL, auth
@@ -34,15 +36,6 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     prompt_cache,
     start_engine,
     wait_for,
-)
-from tests.engine.siptools import (  # noqa: F401 (no_sipp_left: fixture)
-    agent_scenario,
-    caller_scenario,
-    finished,
-    no_sipp_left,
-    ringing_scenario,
-    sipp,
-    started,
 )
 
 pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
@@ -70,15 +63,13 @@ def register(tmp_path: Path, user: str) -> None:
 
 def softphone(tmp_path: Path, user: str, scenario: Path) -> subprocess.Popen[bytes]:
     _register, sip_port, media = PHONES[user]
-    return started(
-        sipp(
-            scenario,
-            "127.0.0.1:9",  # a UAS: the target is not used
-            local_port=sip_port,
-            media_port=media,
-            cwd=tmp_path,
-            local_ip=AGENT_IP,
-        )
+    return sipp(
+        scenario,
+        "127.0.0.1:9",  # a UAS: the target is not used
+        local_port=sip_port,
+        media_port=media,
+        cwd=tmp_path,
+        local_ip=AGENT_IP,
     )
 
 
@@ -125,15 +116,13 @@ def call_to_1001(
     )
     assert response.json()["state"] == "ready"
     steps: list[tuple[str, object]] = [("pause", 800), ("dtmf", "0"), ("audio", pcaps["caller"])]
-    caller = started(
-        sipp(
-            caller_scenario(tmp_path / "caller.xml", [*steps, ("wait_bye", 0)]),
-            EDGE,
-            local_port=17523,
-            media_port=47160,
-            cwd=tmp_path,
-            local_ip="127.0.0.3",
-        )
+    caller = sipp(
+        caller_scenario(tmp_path / "caller.xml", [*steps, ("wait_bye", 0)]),
+        EDGE,
+        local_port=17523,
+        media_port=47160,
+        cwd=tmp_path,
+        local_ip="127.0.0.3",
     )
 
     def seen() -> list[tuple[str, str, Any]]:
@@ -288,15 +277,13 @@ def test_caller_hanging_up_during_the_consultation(
         until(ws1, "state")
         # the caller hangs up by itself 9 s after pressing 0: during the consultation
         steps: list[tuple[str, object]] = [("pause", 800), ("dtmf", "0"), ("pause", 9000)]
-        caller = started(
-            sipp(
-                caller_scenario(tmp_path / "caller.xml", steps),
-                EDGE,
-                local_port=17523,
-                media_port=47160,
-                cwd=tmp_path,
-                local_ip="127.0.0.3",
-            )
+        caller = sipp(
+            caller_scenario(tmp_path / "caller.xml", steps),
+            EDGE,
+            local_port=17523,
+            media_port=47160,
+            cwd=tmp_path,
+            local_ip="127.0.0.3",
         )
         call_id = str(until(ws1, "answered", seconds=30)["call_id"])
         client.put("/api/v1/agents/me/state", headers=headers2, json={"state": "ready"})

@@ -16,6 +16,8 @@ from fastapi.testclient import TestClient
 
 from callcenter.app import create_app
 from callcenter.context import AppContext
+from callcenter.testkit.scenarios import agent_scenario, caller_scenario
+from callcenter.testkit.sipp import finished, sipp
 from tests.conftest import auth
 from tests.cti.conftest import Running, agent_ids, until
 from tests.cti.sipcases import morning_routing, register, start_behind_edge
@@ -29,7 +31,6 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     start_engine,
     wait_for,
 )
-from tests.engine.siptools import agent_scenario, caller_scenario, finished, sipp
 
 pytestmark = pytest.mark.sip
 

@@ -30,6 +30,13 @@ from callcenter.app import create_app
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent, Command
 from callcenter.testkit.config import queues_toml
+from callcenter.testkit.scenarios import (
+    agent_scenario,
+    caller_scenario,
+    customer_scenario,
+    ringing_scenario,
+)
+from callcenter.testkit.sipp import finished, sipp
 from cti.routing import Routing
 from ivr import wav
 from ivr.prompts import text_prompt
@@ -52,14 +59,6 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     prompt_cache,
     start_engine,
     wait_for,
-)
-from tests.engine.siptools import (
-    agent_scenario,
-    caller_scenario,
-    customer_scenario,
-    finished,
-    ringing_scenario,
-    sipp,
 )
 
 pytestmark = pytest.mark.sip

@@ -4,19 +4,15 @@ Addresses (kept apart from the engine's tests, which use 5060 / 16000-16999 / 21
   edge            127.0.0.1:15060 (UDP and TCP)
   slot stand-ins  127.0.0.1:15101.. (SIPp UAS answering the edge's OPTIONS probes)
   flooder         127.0.0.2         callers 127.0.0.3   agents 127.0.0.4   trunk 127.0.0.7
-SIPp control ports are taken from 15500-15999.
+SIPp peers, their scenarios and control ports come from ``callcenter.testkit``.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +21,9 @@ import pytest
 import redis
 
 from callcenter.auth import sip_ha1
+from callcenter.testkit import scenarios
+from callcenter.testkit import sipp as sipp_kit
+from callcenter.testkit.sipp import SippResult
 from config.loader import CenterConfig, load_config
 from config.settings import EdgeTuning, Settings, SipSettings
 from ivr.edge.paths import edge_paths
@@ -32,27 +31,11 @@ from ivr.edge.process import Edge
 from ivr.edge.subscribers import Subscriber, write_subscribers
 from tests.conftest import TEST_REDIS_URL
 
-SCENARIOS = Path(__file__).parent / "scenarios"
 EDGE_HOST = "127.0.0.1"
 EDGE_PORT = 15060
+EDGE = (EDGE_HOST, EDGE_PORT)  # where RawSip sends
 REALM = "callcenter.local"
 DID = "4008001234"
-
-_control_ports = itertools.cycle(range(15500, 16000))
-
-
-def _control_port() -> int:
-    """The next SIPp control port not held by another process (a SIPp left running elsewhere
-    would make ours fail to start)."""
-    for _ in range(500):
-        port = next(_control_ports)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free SIPp control port in 15500-15999")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
@@ -157,75 +140,52 @@ def start_edge(
 
 
 @dataclass
-class SippResult:
-    returncode: int
-    errors: str
-
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-@dataclass
 class Sipp:
-    """Runs SIPp peers; background ones are stopped (by pid) at teardown."""
+    """SIPp peers of one test (``callcenter.testkit.sipp``), against the edge unless told
+    otherwise; background ones are stopped at teardown."""
 
     workdir: Path
     background: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def scenario(self, name: str, status: int | None = None, **words: str) -> Path:
-        """The scenario file, with @STATUS@ and @WORD@ (upper-cased keyword names) filled in:
-        SIPp refuses a [key] as the method of a request it sends."""
-        source = SCENARIOS / name
-        if status is None and not words:
-            return source
-        text = source.read_text().replace("@STATUS@", str(status))
-        for word, value in words.items():
-            text = text.replace(f"@{word.upper()}@", value)
-        target = self.workdir / f"{source.stem}_{status}_{next(self.counter)}.xml"
-        target.write_text(text)
-        return target
-
-    def _command(self, scenario: Path, local: str, args: list[str]) -> tuple[list[str], Path]:
-        host, port = local.split(":")
-        n = next(self.counter)
-        errors = self.workdir / f"sipp{n}.err"
-        command = [
-            "sipp", "-sf", str(scenario), "-i", host, "-p", port,
-            "-cp", str(_control_port()), "-nostdin",
-            "-trace_err", "-error_file", str(errors),
-            *args,
-        ]  # fmt: skip
-        return command, errors
+        """The kit's scenario file with its @WORDS@ filled (``status``: @STATUS@)."""
+        if status is not None:
+            words["status"] = str(status)
+        return scenarios.scenario(name, self.workdir, **words)
 
     def run(
         self, scenario: Path, local: str, *args: str, timeout: float = 30, edge: str = ""
     ) -> SippResult:
         """Run a peer to the end against the edge (``edge``: another one's "host:port")."""
         target = edge or f"{EDGE_HOST}:{EDGE_PORT}"
-        command, errors = self._command(scenario, local, [*args, target])
-        completed = subprocess.run(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
-        )
-        text = errors.read_text(errors="replace") if errors.exists() else ""
-        return SippResult(completed.returncode, text)
+        return sipp_kit.run(scenario, local, *args, workdir=self.workdir, target=target,
+                            timeout=timeout)  # fmt: skip
+
+    def register(
+        self,
+        local: str,
+        user: str,
+        contact: str,
+        *,
+        password: str | None = None,
+        status: int = 200,
+        domain: str = REALM,
+        via: str | None = None,
+    ) -> SippResult:
+        """One REGISTER at the edge from ``local`` (see ``callcenter.testkit.sipp.register``)."""
+        return sipp_kit.register(self.workdir, f"{EDGE_HOST}:{EDGE_PORT}", local, user, contact,
+                                 password=password, status=status, domain=domain,
+                                 via=via)  # fmt: skip
 
     def start(self, scenario: Path, local: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
         """A background peer (slot or agent stand-in); returns it and its <log> file."""
-        log = self.workdir / f"peer-{local.replace(':', '_')}-{next(self.counter)}.log"
-        command, _ = self._command(scenario, local, ["-trace_logs", "-log_file", str(log), *args])
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = sipp_kit.start(scenario, local, *args, workdir=self.workdir, log=True)
         self.background.append(process)
-        return process, log
+        assert process.log_file is not None
+        return process, process.log_file
 
     def stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        sipp_kit.stop(process)
 
 
 @pytest.fixture
@@ -250,105 +210,3 @@ def slots_active(edge: Edge, uris: list[str]) -> bool:
 
 def slot_loads(edge: Edge) -> dict[str, int]:
     return {uri: state.load for uri, state in edge.slot_states().items()}
-
-
-# ---------------------------------------------------------------- raw SIP over UDP
-
-
-@dataclass
-class RawResponse:
-    status: int
-    text: str
-
-    def header(self, name: str) -> str:
-        for line in self.text.split("\r\n")[1:]:
-            key, _, value = line.partition(":")
-            if key.strip().lower() == name.lower():
-                return value.strip()
-        return ""
-
-
-class RawSip:
-    """Hand-built SIP over UDP, for messages no well-behaved client would send (NUL bytes,
-    malformed headers). Bound to one loopback address; replies are read until a final one."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, port))
-        self.sock.settimeout(0.2)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendto(data, (EDGE_HOST, EDGE_PORT))
-
-    def final(self, data: bytes, timeout: float = 3.0) -> RawResponse | None:
-        """Send, then wait for the final response to it (None: no answer)."""
-        self.drain()
-        self.send(data)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                packet, _ = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            text = packet.decode("utf-8", errors="replace")
-            match = re.match(r"SIP/2\.0 (\d{3}) ", text)
-            if match and int(match[1]) >= 200:
-                return RawResponse(int(match[1]), text)
-        return None
-
-    def drain(self) -> None:
-        while True:
-            try:
-                self.sock.recvfrom(65535)
-            except TimeoutError:
-                return
-
-
-def sip_request(
-    method: str,
-    target: str,
-    local: tuple[str, int],
-    *,
-    headers: dict[str, str] | None = None,
-    body: bytes = b"",
-    content_type: str | None = "application/sdp",
-) -> bytes:
-    """One request as bytes; Content-Length is the body's real length unless a header sets it."""
-    host, port = local
-    tag = uuid.uuid4().hex[:8]
-    lines = {
-        "Via": f"SIP/2.0/UDP {host}:{port};branch=z9hG4bK{uuid.uuid4().hex}",
-        "From": f"<sip:13800138000@{host}:{port}>;tag={tag}",
-        "To": f"<{target}>",
-        "Call-ID": f"{uuid.uuid4().hex}@{host}",
-        "CSeq": f"1 {method}",
-        "Contact": f"<sip:13800138000@{host}:{port}>",
-        "Max-Forwards": "70",
-    }
-    if body and content_type:
-        lines["Content-Type"] = content_type
-    lines.update(headers or {})
-    lines.setdefault("Content-Length", str(len(body)))
-    head = f"{method} {target} SIP/2.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines.items())
-    return head.encode() + b"\r\n" + body
-
-
-def sdp(*extra: str, host: str = "127.0.0.3", payload_types: str = "0 101") -> bytes:
-    """A plausible caller SDP with extra lines appended."""
-    lines = [
-        "v=0",
-        f"o=caller 1 1 IN IP4 {host}",
-        "s=-",
-        f"c=IN IP4 {host}",
-        "t=0 0",
-        f"m=audio 15330 RTP/AVP {payload_types}",
-        "a=rtpmap:0 PCMU/8000",
-        "a=rtpmap:101 telephone-event/8000",
-        "a=fmtp:101 0-16",
-        *extra,
-    ]
-    return ("\r\n".join(lines) + "\r\n").encode()

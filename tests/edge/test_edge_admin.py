@@ -6,7 +6,6 @@ one stops."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,10 @@ from fastapi.testclient import TestClient
 from callcenter import runtime
 from callcenter.app import create_app
 from callcenter.context import AppContext, build_context
+from callcenter.testkit.baresip import start_baresip
 from config.settings import Settings
 from tests.conftest import TEST_REDIS_URL, auth
-from tests.edge.conftest import EDGE_PORT, REALM, EdgeFactory, Sipp, wait_for
+from tests.edge.conftest import EDGE_PORT, EdgeFactory, Sipp, wait_for
 
 pytestmark = pytest.mark.sip
 
@@ -28,20 +28,6 @@ AGENT = "127.0.0.4"
 SIGN_IN = "Harbour-Lantern-42"
 SIP_PASSWORD = "Kettle-Orchard-77"
 NEW_SIP_PASSWORD = "Lantern-Harbour-88"
-
-PHONE_CONFIG = """\
-poll_method epoll
-sip_listen {agent}:15211
-net_interface {agent}
-audio_player aubridge,nil
-audio_source aubridge,nil
-audio_alert aubridge,nil
-module_path /usr/lib/baresip/modules
-module g711.so
-module aubridge.so
-module_app account.so
-rtp_ports 15220-15239
-"""
 
 
 @pytest.fixture
@@ -59,15 +45,8 @@ def admin_ctx(
 
 
 def register(sipp: Sipp, user: str, password: str, status: int) -> bool:
-    result = sipp.run(
-        sipp.scenario("register.xml", status),
-        f"{AGENT}:15401",
-        "-m", "1",
-        "-au", user, "-ap", password,
-        "-key", "user", user, "-key", "domain", REALM,
-        "-key", "contact", f"sip:{user}@{AGENT}:15201",
-    )  # fmt: skip
-    return result.ok()
+    contact = f"sip:{user}@{AGENT}:15201"
+    return sipp.register(f"{AGENT}:15401", user, contact, password=password, status=status).ok()
 
 
 def test_api_agent_registers_at_once_and_disabling_unregisters_and_refuses(
@@ -90,16 +69,8 @@ def test_api_agent_registers_at_once_and_disabling_unregisters_and_refuses(
         assert created.status_code == 201, created.text
         created_at = time.monotonic()
 
-        config_dir = tmp_path / "baresip"
-        config_dir.mkdir()
-        (config_dir / "config").write_text(PHONE_CONFIG.format(agent=AGENT))
-        (config_dir / "accounts").write_text(
-            f"<sip:2001@127.0.0.1:{EDGE_PORT}>;auth_pass={SIP_PASSWORD};regint=3600\n"
-        )
-        log = (tmp_path / "baresip.log").open("w")
-        phone = subprocess.Popen(
-            ["baresip", "-f", str(config_dir)], stdout=log, stderr=subprocess.STDOUT
-        )
+        account = f"<sip:2001@127.0.0.1:{EDGE_PORT}>;auth_pass={SIP_PASSWORD};regint=3600"
+        phone, _log = start_baresip(tmp_path, AGENT, account)
         try:
             wait_for(lambda: edge.contacts("2001"), 10, "baresip registered")
             registered_after = time.monotonic() - created_at
@@ -118,7 +89,6 @@ def test_api_agent_registers_at_once_and_disabling_unregisters_and_refuses(
         finally:
             phone.terminate()
             phone.wait(timeout=10)
-            log.close()
 
         enabled = client.patch(f"/api/v1/users/{user_id}", json={"active": True}, headers=admin)
         assert enabled.status_code == 200

@@ -19,7 +19,7 @@ from ivr.edge.cfgtext import EdgeConfigError
 from ivr.edge.config import edge_config_problems, edge_uri, render_config
 from ivr.edge.dids import render_dids_table, write_dids_table
 from ivr.edge.dispatcher import normalize_slot_uri, render_dispatcher_list
-from ivr.edge.paths import edge_paths
+from ivr.edge.paths import EdgePaths, edge_paths
 from ivr.edge.rules import render_rules_table, rules, write_rules_table
 from ivr.edge.subscribers import (
     SUBSCRIBER_HEADER,
@@ -34,6 +34,26 @@ from tests.edge.conftest import make_settings
 def with_telephony(center: CenterConfig, **changes: object) -> CenterConfig:
     telephony = TelephonyFile.model_validate({**center.telephony.model_dump(), **changes})
     return dataclasses.replace(center, telephony=telephony)
+
+
+def accepted_by_kamailio(
+    paths: EdgePaths, text: str, center: CenterConfig, rules_table: str | None = None
+) -> None:
+    """The rendered kamailio.cfg ``text`` and the tables it reads, written where the edge
+    keeps them, pass ``kamailio -c`` (a parse and module check, nothing started)."""
+    paths.config.write_text(text)
+    paths.dispatcher_list.write_text(render_dispatcher_list(["127.0.0.1:21000"]))
+    write_subscribers(paths.db_dir, [])
+    write_dids_table(paths.db_dir, center)
+    if rules_table is not None:
+        write_rules_table(paths.db_dir, rules_table)
+    check = subprocess.run(
+        ["kamailio", "-c", "-f", str(paths.config), "-Y", str(paths.runtime_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: CenterConfig) -> None:
@@ -70,23 +90,12 @@ def test_rendered_config_is_accepted_by_kamailio(state_dir: Path, center: Center
     assert not [
         line for line in text.splitlines() if line.startswith("#!define") and "#" in line[8:]
     ]
-    paths.config.write_text(text)
-    paths.dispatcher_list.write_text(render_dispatcher_list(["127.0.0.1:21000"]))
-    write_subscribers(paths.db_dir, [])
-    write_dids_table(paths.db_dir, center)
-    write_rules_table(paths.db_dir, render_rules_table(settings, center))
+    accepted_by_kamailio(paths, text, center, render_rules_table(settings, center))
     # db_text's separator is escaped in the table (an IPv6 trunk host, the dial plan)
     assert (
         "trunk.carrier:0:0:sip\\:9|@192.0.2.10\\:5070;transport=udp:0"
         in (paths.db_dir / "rules").read_text().splitlines()
     )
-    check = subprocess.run(
-        ["kamailio", "-c", "-f", str(paths.config), "-Y", str(paths.runtime_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_tls_listener_and_registrations_in_redis_are_rendered_and_checked(
@@ -355,17 +364,7 @@ def test_media_relay_is_rendered_and_accepted_by_kamailio(
     assert 'modparam("rtpengine", "rtpengine_sock", "udp:127.0.0.1:22299")' in text
     assert ("isbflagset(6)" in text) == (mode == "nat")
     assert "rtpengine_manage(" in text and "@@" not in text
-    paths.config.write_text(text)
-    paths.dispatcher_list.write_text(render_dispatcher_list(["127.0.0.1:21000"]))
-    write_subscribers(paths.db_dir, [])
-    write_dids_table(paths.db_dir, center)
-    check = subprocess.run(
-        ["kamailio", "-c", "-f", str(paths.config), "-Y", str(paths.runtime_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    accepted_by_kamailio(paths, text, center)
 
 
 def test_media_relay_off_by_default_and_bad_sockets_named(

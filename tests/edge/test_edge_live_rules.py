@@ -13,20 +13,20 @@ from pathlib import Path
 import pytest
 
 from callcenter.auth import sip_ha1
+from callcenter.testkit.raw_sip import RawSip, sip_request
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile
 from ivr.edge.subscribers import Subscriber, write_subscribers
 from tests.edge.conftest import (
     DID,
+    EDGE,
     EDGE_HOST,
     EDGE_PORT,
     REALM,
     EdgeFactory,
-    RawSip,
     Sipp,
     log_lines,
     make_settings,
-    sip_request,
     slots_active,
     wait_for,
 )
@@ -69,12 +69,7 @@ def with_backup(center: CenterConfig) -> CenterConfig:
 
 def named_trunk_scenario(sipp: Sipp, trunk: str) -> Path:
     """caller.xml dialling ``sip:NUMBER@edge;trunk=CODE`` (a transfer target's trunk)."""
-    text = (Path(__file__).parent / "scenarios" / "caller.xml").read_text()
-    line = "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0"
-    assert line in text
-    target = sipp.workdir / f"caller_trunk_{trunk}.xml"
-    target.write_text(text.replace(line, line.replace(" SIP/2.0", f";trunk={trunk} SIP/2.0")))
-    return target
+    return sipp.scenario("caller.xml", uri_params=f";trunk={trunk}")
 
 
 def slot_dials(sipp: Sipp, number: str, status: int | None = None, slot: str = SLOT_A) -> bool:
@@ -152,12 +147,8 @@ def test_a_new_trunks_address_is_trusted_live(
     backup_host = BACKUP.split(":")[0]
 
     def contact_at_backup(status: int) -> bool:
-        result = sipp.run(
-            sipp.scenario("register.xml", status), f"{AGENT}:15401", "-m", "1",
-            "-au", "1001", "-ap", "pw1001", "-key", "user", "1001", "-key", "domain", REALM,
-            "-key", "contact", f"sip:1001@{backup_host}:15201",
-        )  # fmt: skip
-        return result.ok()
+        contact = f"sip:1001@{backup_host}:15201"
+        return sipp.register(f"{AGENT}:15401", "1001", contact, status=status).ok()
 
     refused = sipp.run(
         sipp.scenario("invite_rejected.xml", 403), f"{backup_host}:15602", "-m", "1", "-s", DID
@@ -198,7 +189,7 @@ def test_the_domain_follows_a_new_version_without_a_restart(
 ) -> None:
     edge = start_edge([SLOT_A])
     pid = edge.pid
-    raw = RawSip(AGENT, 15402)
+    raw = RawSip(AGENT, 15402, EDGE)
     try:
         assert challenge_realm(raw) == REALM
         started = time.monotonic()
@@ -209,12 +200,9 @@ def test_the_domain_follows_a_new_version_without_a_restart(
         raw.close()
 
     def registers(password: str, status: int) -> bool:
-        result = sipp.run(
-            sipp.scenario("register.xml", status), f"{AGENT}:15401", "-m", "1",
-            "-au", "1001", "-ap", password, "-key", "user", "1001", "-key", "domain", "cc.example",
-            "-key", "contact", f"sip:1001@{AGENT}:15201",
-        )  # fmt: skip
-        return result.ok()
+        contact = f"sip:1001@{AGENT}:15201"
+        return sipp.register(f"{AGENT}:15401", "1001", contact, password=password,
+                             status=status, domain="cc.example").ok()  # fmt: skip
 
     # The HA1s were made with the old realm: they no longer match until rewritten.
     assert registers("pw1001", 403)

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from callcenter.testkit.baresip import start_baresip
+from callcenter.testkit.capture import Datagram, LoopbackCapture
+from callcenter.testkit.rtp import tone_wav
 from config.settings import Settings
 from tests.edge.conftest import EdgeFactory, Sipp, wait_for
-from tests.edge.test_edge_sip import BARESIP_CONFIG, SLOT_A, TLS_PORT
-from tests.engine.hostile_peer import Datagram, LoopbackCapture
+from tests.edge.test_edge_sip import SLOT_A, TLS_PORT
 
 pytestmark = pytest.mark.sip
 
@@ -81,28 +82,14 @@ def test_a_call_to_a_softphone_goes_through_the_relay_when_configured(
         settings = settings.model_copy(update={"sip": sip})
     edge = start_edge([SLOT_A], settings=settings)
     assert edge.relay is not None and edge.relay.is_running()
-    tone = tmp_path / "tone.wav"
-    subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "30", "sine", "440"],
-        check=True,
-    )
-    config_dir = tmp_path / "baresip"
-    config_dir.mkdir()
-    config = BARESIP_CONFIG.format(agent="127.0.0.4", tone=tone)
-    if tls:
-        config += f"sip_cafile {edge.paths.tls_dir / 'edge.crt'}\n"
-    (config_dir / "config").write_text(config)
     port, transport = (TLS_PORT, "tls") if tls else (15060, "udp")
-    (config_dir / "accounts").write_text(
-        f"<sip:1001@127.0.0.1:{port};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
-    )
+    certificate = edge.paths.tls_dir / "edge.crt" if tls else None
+    account = f"<sip:1001@127.0.0.1:{port};transport={transport}>;auth_pass=pw1001;answermode=auto"
     ports = {PHONE_SIP, SLOT_SIP, SLOT_MEDIA, *RELAY_PORTS, *PHONE_RTP}
     capture = LoopbackCapture(ports)
-    output = tmp_path / "baresip.log"
-    with output.open("w") as out:
-        phone = subprocess.Popen(
-            ["baresip", "-f", str(config_dir)], stdout=out, stderr=subprocess.STDOUT
-        )
+    phone, output = start_baresip(tmp_path, "127.0.0.4", account,
+                                  tone=tone_wav(tmp_path / "tone.wav", 440, 30),
+                                  cafile=certificate)  # fmt: skip
     try:
         wait_for(lambda: edge.contacts("1001") != "", 10, "baresip registered as 1001")
         call = sipp.run(
@@ -163,18 +150,10 @@ def test_in_nat_mode_a_phone_registered_from_behind_nat_is_relayed(
     another port, as through a NAT that rewrites ports; calls to that phone go through
     rtpengine (the baresip case above, registered without NAT, is not relayed)."""
     edge = start_edge([SLOT_A], settings=_relay_settings(edge_settings, "nat"))
-    register = sipp.scenario("register.xml", 200)
-    text = register.read_text().replace(
-        "[local_ip]:[local_port];branch=[branch]", "127.0.0.4:5999;rport;branch=[branch]"
-    )
-    assert text.count(":5999;rport") == 2
-    register.write_text(text)
-    registered = sipp.run(
-        register, "127.0.0.4:15401", "-m", "1", "-au", "1001", "-ap", "pw1001",
-        "-key", "user", "1001", "-key", "domain", "callcenter.local",
-        "-key", "contact", "sip:1001@127.0.0.4:15402",
-    )  # fmt: skip
-    assert registered.ok(), registered.errors
+    # the Via names port 5999 with rport while SIPp sends from 15401
+    registered = sipp.register("127.0.0.4:15401", "1001", "sip:1001@127.0.0.4:15402",
+                               via="127.0.0.4:5999;rport")  # fmt: skip
+    assert registered.ok(), registered.failure()
     assert edge.contacts("1001"), "1001 is not registered"
     sipp.start(sipp.scenario("slot_uas.xml"), "127.0.0.4:15402")
     capture = LoopbackCapture({15402, SLOT_SIP})

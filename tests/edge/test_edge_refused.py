@@ -61,11 +61,9 @@ def test_a_hostile_from_is_not_copied(
     start_edge: EdgeFactory, sipp: Sipp, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     start_edge([])
-    scenario = tmp_path / "hostile.xml"
-    original = sipp.scenario("invite_rejected.xml", 486).read_text(encoding="utf-8")
     # a From user trying to close the JSON string and add its own reason (escaped, so the
     # request still parses and reaches the routing logic)
-    scenario.write_text(original.replace("sip:13800138000@", "sip:138%22%7D%2C%22reason%22@"))
+    scenario = sipp.scenario("invite_rejected.xml", 486, caller="138%22%7D%2C%22reason%22")
     result = sipp.run(scenario, f"{CALLER}:15301", "-m", "1", "-s", DID)
     assert result.ok(), result.errors
     wait_for(lambda: refused(redis_client), 5, "the refusal reported")

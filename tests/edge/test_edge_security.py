@@ -10,22 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.testkit.hostile_sdp import HOSTILE_BODIES
+from callcenter.testkit.raw_sip import RawResponse, RawSip, sdp, sip_request
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile, Trunk
 from config.settings import Settings
 from tests.edge.conftest import (
     DID,
+    EDGE,
     EDGE_HOST,
     EDGE_PORT,
-    REALM,
     EdgeFactory,
-    RawResponse,
-    RawSip,
     Sipp,
     SippResult,
     make_settings,
-    sdp,
-    sip_request,
     slot_loads,
     slots_active,
     wait_for,
@@ -122,37 +120,6 @@ def _hang_up(raw: RawSip, invite: bytes, ok: RawResponse) -> None:
             assert bye is not None and bye.status == 200, bye
 
 
-BIG_SDP_LINES = tuple(f"a=x-filler:{n}" for n in range(112))
-MULTIPART = (
-    b"--boundary42\r\n"
-    b"Content-Type: application/sdp\r\n"
-    b"Content-ID: <" + b"A" * 300 + b">\r\n\r\n" + sdp() + b"\r\n"
-    b"--boundary42\r\n"
-    b"Content-Type: application/sdp\r\n"
-    b"Content-ID:\r\n\r\n" + sdp() + b"\r\n"
-    b"--boundary42--\r\n"
-)
-
-# Each shape of a known pjproject 2.15.1 advisory (and its near relatives), with the status the
-# edge must answer. None of them may reach a slot.
-HOSTILE_BODIES: dict[str, tuple[bytes, str, int]] = {
-    "ptime-overflow": (sdp("a=ptime:4294967295"), "application/sdp", 488),
-    "maxptime-overflow": (sdp("a=maxptime:18446744073709551616"), "application/sdp", 488),
-    "ptime-1000": (sdp("a=ptime:1000"), "application/sdp", 488),
-    "ptime-negative": (sdp("a=ptime:-20"), "application/sdp", 488),
-    "ptime-not-a-number": (sdp("a=ptime:abc"), "application/sdp", 488),
-    "multipart-content-id": (MULTIPART, "multipart/mixed;boundary=boundary42", 415),
-    "sdp-120-lines": (sdp(*BIG_SDP_LINES), "application/sdp", 488),
-    "nul-byte": (sdp("a=sendrecv\x00a=ptime:20"), "application/sdp", 400),
-    "payload-type-200": (sdp(payload_types="0 200"), "application/sdp", 488),
-    "rtpmap-pt-300": (sdp("a=rtpmap:300 PCMU/8000"), "application/sdp", 488),
-    "long-line": (sdp("a=x-long:" + "9" * 400), "application/sdp", 488),
-    "not-sdp": (b"hello\r\n", "text/plain", 415),
-    "oversized": (sdp(*(f"a=x:{'y' * 90}" for _ in range(95))), "application/sdp", 413),
-    "no-v-line": (sdp()[5:], "application/sdp", 488),
-}
-
-
 @pytest.mark.parametrize("shape", sorted(HOSTILE_BODIES))
 def test_hostile_body_to_the_did_is_refused_before_any_slot(
     start_edge: EdgeFactory, sipp: Sipp, tmp_path: Path, shape: str
@@ -161,7 +128,7 @@ def test_hostile_body_to_the_did_is_refused_before_any_slot(
     _, slot_messages = traced_peer(sipp, "slot_uas.xml", SLOT_A.removeprefix("sip:"), tmp_path)
     edge = start_edge([SLOT_A])
     wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
-    raw = RawSip(CALLER, 15311)
+    raw = RawSip(CALLER, 15311, EDGE)
     try:
         answer = raw.final(
             sip_request("INVITE", DID_URI, (CALLER, 15311), body=body, content_type=content_type)
@@ -182,7 +149,7 @@ def test_a_normal_caller_sdp_still_reaches_a_slot(
     _, slot_messages = traced_peer(sipp, "slot_uas.xml", SLOT_A.removeprefix("sip:"), tmp_path)
     edge = start_edge([SLOT_A])
     wait_for(lambda: slots_active(edge, [SLOT_A]), 10, "slot answering probes")
-    raw = RawSip(CALLER, 15312)
+    raw = RawSip(CALLER, 15312, EDGE)
     try:
         invite = sip_request(
             "INVITE", DID_URI, (CALLER, 15312),
@@ -207,11 +174,7 @@ AGENT = "127.0.0.4"
 def register(
     sipp: Sipp, user: str, password: str, status: int, contact: str, local: str = AGENT
 ) -> SippResult:
-    return sipp.run(
-        sipp.scenario("register.xml", status), f"{local}:15401", "-m", "1",
-        "-au", user, "-ap", password, "-key", "user", user, "-key", "domain", REALM,
-        "-key", "contact", contact,
-    )  # fmt: skip
+    return sipp.register(f"{local}:15401", user, contact, password=password, status=status)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +241,7 @@ def test_known_and_unknown_extensions_answer_the_same(
     for method in ("REGISTER", "INVITE", "OPTIONS"):
         found = sipvicious(tmp_path, "svwar", "-e", "1000-1010", "-m", method, "--maximumtime=2")
         assert "1001" not in found and "1002" not in found, (method, found)
-    raw = RawSip(CALLER, 15313)
+    raw = RawSip(CALLER, 15313, EDGE)
     try:
         answers = {}
         for user in ("1001", "1999"):

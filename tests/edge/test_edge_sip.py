@@ -6,13 +6,14 @@ import dataclasses
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import redis
 
+from callcenter.testkit.baresip import start_baresip
+from callcenter.testkit.rtp import tone_wav
 from config.loader import CenterConfig
 from config.schemas import TelephonyFile, Trunk
 from config.settings import Settings
@@ -43,15 +44,8 @@ AGENT = "127.0.0.4"
 
 
 def register(sipp: Sipp, user: str, password: str, status: int, contact_port: int = 15201) -> bool:
-    result = sipp.run(
-        sipp.scenario("register.xml", status),
-        f"{AGENT}:15401",
-        "-m", "1",
-        "-au", user, "-ap", password,
-        "-key", "user", user, "-key", "domain", REALM,
-        "-key", "contact", f"sip:{user}@{AGENT}:{contact_port}",
-    )  # fmt: skip
-    return result.ok()
+    contact = f"sip:{user}@{AGENT}:{contact_port}"
+    return sipp.register(f"{AGENT}:15401", user, contact, password=password, status=status).ok()
 
 
 def start_slots(sipp: Sipp, *uris: str, scenario: str = "slot_uas.xml") -> list[Path]:
@@ -386,22 +380,6 @@ def test_slot_reaches_a_registered_agent(start_edge: EdgeFactory, sipp: Sipp) ->
     assert slot_loads(edge) == {SLOT_A: 0}  # agent legs never count as slot load
 
 
-BARESIP_CONFIG = """\
-poll_method epoll
-sip_listen {agent}:15211
-net_interface {agent}
-audio_player aubridge,nil
-audio_source aufile,{tone}
-audio_alert aubridge,nil
-module_path /usr/lib/baresip/modules
-module g711.so
-module aufile.so
-module aubridge.so
-module_app account.so
-rtp_ports 15220-15239
-"""
-
-
 def _group_alive(group: int) -> bool:
     """A live (not zombie) process in process group ``group``."""
     for entry in Path("/proc").iterdir():
@@ -423,29 +401,18 @@ def test_slot_reaches_a_baresip_softphone_registered_as_1001(
         port = TLS_PORT
         sip = edge_settings.sip.model_copy(update={"tls_port": TLS_PORT})
         edge = start_edge([SLOT_A], settings=edge_settings.model_copy(update={"sip": sip}))
-        certificate = edge.paths.tls_dir / "edge.crt"
     else:
         edge = start_edge([SLOT_A])
-    tone = tmp_path / "tone.wav"
-    subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "30", "sine", "440"],
-        check=True,
+    certificate = edge.paths.tls_dir / "edge.crt"
+    # Its own digest REGISTER, with the edge's address as domain (not sip_domain), auto-answer;
+    # over TLS it checks the edge's certificate.
+    phone, output = start_baresip(
+        tmp_path,
+        AGENT,
+        f"<sip:1001@127.0.0.1:{port};transport={transport}>;auth_pass=pw1001;answermode=auto",
+        tone=tone_wav(tmp_path / "tone.wav", 440, 30),
+        cafile=certificate if transport == "tls" else None,
     )
-    config_dir = tmp_path / "baresip"
-    config_dir.mkdir()
-    config = BARESIP_CONFIG.format(agent=AGENT, tone=tone)
-    if transport == "tls":  # baresip checks the edge's certificate against it
-        config += f"sip_cafile {certificate}\n"
-    (config_dir / "config").write_text(config)
-    # Its own digest REGISTER, with the edge's address as domain (not sip_domain), auto-answer.
-    (config_dir / "accounts").write_text(
-        f"<sip:1001@127.0.0.1:{port};transport={transport}>;auth_pass=pw1001;answermode=auto\n"
-    )
-    output = tmp_path / "baresip.log"
-    with output.open("w") as out:
-        phone = subprocess.Popen(
-            ["baresip", "-f", str(config_dir)], stdout=out, stderr=subprocess.STDOUT
-        )
     try:
         wait_for(lambda: edge.contacts("1001"), 10, "baresip registered as 1001")
         assert f"Socket: {transport}:127.0.0.1:{port}" in edge.contacts("1001")

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.testkit.raw_sip import RawSip, sip_request
 from ivr.edge.process import Edge
 from tests.edge.conftest import (
+    EDGE,
     EDGE_HOST,
     EDGE_PORT,
     EdgeFactory,
-    RawSip,
     Sipp,
     make_settings,
-    sip_request,
     slots_active,
     wait_for,
 )
@@ -118,7 +118,7 @@ def test_torture_messages_never_crash_the_edge_nor_get_a_5xx(
     # None of it reached the slot.
     slot_saw = messages.read_text(errors="replace") if messages.exists() else ""
     assert "INVITE sip:" not in slot_saw
-    raw = RawSip("127.0.0.3", 15322)
+    raw = RawSip("127.0.0.3", 15322, EDGE)
     try:
         target = f"sip:{EDGE_HOST}:{EDGE_PORT}"
         answer = raw.final(sip_request("OPTIONS", target, ("127.0.0.3", 15322), content_type=None))

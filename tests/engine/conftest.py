@@ -7,7 +7,6 @@ test's state directory (the engine still checks every one at start).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -24,7 +23,7 @@ import redis
 
 from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent
-from callcenter.testkit.config import menu_toml, queues_toml, telephony_toml
+from callcenter.testkit.config import menu_toml, queues_toml, settings_file, telephony_toml
 from config.loader import load_config
 from config.settings import DEFAULT_CONFIG_DIR, Settings
 from ivr.prompts import copy_cache, prepare_all
@@ -142,24 +141,6 @@ def call_of(client: redis.Redis, caller: str) -> str | None:
     return None
 
 
-def write_settings_file(path: Path, values: dict[str, Any]) -> Path:
-    def render(value: Any) -> str:
-        return json.dumps(str(value) if isinstance(value, Path) else value)
-
-    lines = []
-    tables: dict[str, dict[str, Any]] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            tables[key] = value
-        else:
-            lines.append(f"{key} = {render(value)}")
-    for table, content in tables.items():
-        lines.append(f"[{table}]")
-        lines += [f"{k} = {render(v)}" for k, v in content.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def start_engine(
     tmp_path: Path,
@@ -207,10 +188,10 @@ def start_engine(
             "config_dir": config_dir or engine_config_dir,
             "sip": sip_values,
         }
-        settings_file = write_settings_file(tmp_path / "engine.toml", values)
+        engine_file = settings_file(tmp_path / "engine.toml", values)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
         env.update(
-            CALLCENTER_SETTINGS_FILE=str(settings_file),
+            CALLCENTER_SETTINGS_FILE=str(engine_file),
             CALLCENTER_ENGINE_EDGE="1" if edge else "0",
             CALLCENTER_ENGINE_RECORDS="1" if records else "0",
             PYTHONPATH=str(REPO),
@@ -243,7 +224,7 @@ def start_engine(
 
 @pytest.fixture
 def pcaps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.engine.siptools import tone_pcap
+    from callcenter.testkit.rtp import tone_pcap
 
     directory = tmp_path_factory.getbasetemp() / "pcaps"
     directory.mkdir(exist_ok=True)

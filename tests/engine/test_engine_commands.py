@@ -12,6 +12,13 @@ from typing import Any
 import pytest
 import redis
 
+from callcenter.testkit.scenarios import (
+    agent_scenario,
+    caller_scenario,
+    customer_scenario,
+    survey_customer_scenario,
+)
+from callcenter.testkit.sipp import finished, sipp, sipp_agent
 from ivr import wav
 from tests.engine.conftest import (
     TRUNK_PORT,
@@ -20,14 +27,6 @@ from tests.engine.conftest import (
     call_of,
     events,
     wait_for,
-)
-from tests.engine.siptools import (
-    agent_scenario,
-    caller_scenario,
-    customer_scenario,
-    sipp,
-    sipp_agent,
-    survey_customer_scenario,
 )
 
 pytestmark = pytest.mark.sip
@@ -245,8 +244,7 @@ def test_survey_originate_dials_customer_and_collects_the_key(
     trunk = trunk_uas(tmp_path, survey_customer_scenario(tmp_path / "trunk.xml", "4", 1500))
     survey_originate(redis_client, "callback-3-1")
     call = ended(redis_client, "callback-3-1")
-    out, err = trunk.communicate(timeout=20)
-    assert trunk.returncode == 0, (out[-2000:], err[-2000:])  # it got the engine's BYE
+    finished(trunk, 20)  # it got the engine's BYE
     sequence = [e.type for e in call]
     for expected in (
         "call_arrived",

@@ -18,20 +18,11 @@ import pytest
 import redis
 
 from callcenter.streams import CallEvent
+from callcenter.testkit.rtp import RtpListener, tone_pcap
+from callcenter.testkit.scenarios import agent_scenario, caller_scenario, ringing_scenario
+from callcenter.testkit.sipp import finished, sipp, sipp_agent
 from ivr import wav
 from tests.engine.conftest import TRUNK_PORT, EngineProcess, call_events, call_of, wait_for
-from tests.engine.siptools import (
-    RtpListener,
-    agent_scenario,
-    caller_scenario,
-    finished,
-    no_sipp_left,  # noqa: F401 (fixture)
-    ringing_scenario,
-    sipp,
-    sipp_agent,
-    started,
-    tone_pcap,
-)
 from tests.engine.test_engine_commands import send
 
 pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
@@ -84,9 +75,7 @@ def phone(
     tmp_path: Path, agent: tuple[str, int, int], scenario: Path, calls: int = 1
 ) -> subprocess.Popen[bytes]:
     """A SIPp UAS on the agent's port (one process per port at a time)."""
-    return started(
-        sipp_agent(scenario, local_port=agent[1], media_port=agent[2], calls=calls, cwd=tmp_path)
-    )
+    return sipp_agent(scenario, local_port=agent[1], media_port=agent[2], calls=calls, cwd=tmp_path)
 
 
 def start_caller(
@@ -100,9 +89,7 @@ def start_caller(
         caller=number,
         sdp_media_port=CALLER_RTP,
     )
-    run = started(
-        sipp(scenario, "127.0.0.1:16100", local_port=CALLER_PORT, media_port=46460, cwd=tmp_path)
-    )
+    run = sipp(scenario, "127.0.0.1:16100", local_port=CALLER_PORT, media_port=46460, cwd=tmp_path)
     call_id = wait_for(lambda: call_of(client, number), 10, "the call to arrive")
     of_type(client, call_id, "call_queued")
     return run, str(call_id)

@@ -4,73 +4,33 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
-from ivr import wav
-from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, events, wait_for
-from tests.engine.siptools import (
+from callcenter.testkit.scenarios import (
     agent_scenario,
     caller_scenario,
+    queue_then_talk,
     rejected_scenario,
-    sipp,
-    sipp_agent,
 )
+from callcenter.testkit.sipp import finished, sipp, sipp_agent
+from callcenter.testkit.sipp import register as sipp_register
+from ivr import wav
+from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, events, wait_for
 
 pytestmark = pytest.mark.sip
 
 EDGE = f"127.0.0.1:{EDGE_PORT}"
-REGISTER_XML = Path(__file__).resolve().parents[1] / "edge" / "scenarios" / "register.xml"
-
-
-def run_ok(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, (out + err).decode(errors="replace")[-3000:]
 
 
 def register(tmp_path: Path, user: str, password: str, contact: str, status: int) -> None:
-    scenario = tmp_path / f"register-{status}.xml"
-    scenario.write_text(REGISTER_XML.read_text().replace("@STATUS@", str(status)))
-    process = subprocess.Popen(
-        [
-            "sipp",
-            EDGE,
-            "-sf",
-            str(scenario),
-            "-i",
-            "127.0.0.4",
-            "-p",
-            "16611",
-            "-m",
-            "1",
-            "-au",
-            user,
-            "-ap",
-            password,
-            "-key",
-            "user",
-            user,
-            "-key",
-            "domain",
-            "callcenter.local",
-            "-key",
-            "contact",
-            contact,
-            "-timeout",
-            "10s",
-            "-timeout_error",
-            "-nostdin",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    run_ok(process, 20)
+    """``user`` registered at the engine's edge from 127.0.0.4 (a SIPp softphone)."""
+    result = sipp_register(tmp_path, EDGE, "127.0.0.4:16611", user, contact,
+                           password=password, status=status)  # fmt: skip
+    assert result.ok(), result.failure()
 
 
 def test_call_through_edge_is_bridged_to_registered_agent(
@@ -89,13 +49,7 @@ def test_call_through_edge_is_bridged_to_registered_agent(
     )
     caller = caller_scenario(
         tmp_path / "caller.xml",
-        [
-            ("pause", 600),
-            ("dtmf", "0"),
-            ("pause", 300),
-            ("audio", pcaps["caller"]),
-            ("pause", 7000),
-        ],
+        queue_then_talk(pcaps["caller"], 7000),
         caller="13700000001",
     )
     caller_run = sipp(
@@ -112,8 +66,8 @@ def test_call_through_edge_is_bridged_to_registered_agent(
         f"cc:slot:{arrived.slot}:cmd",
         {"type": "offer", "call_id": call, "id": "e-1", "data": '{"agent_uri": "1001"}'},
     )
-    run_ok(caller_run)
-    run_ok(agent_run)
+    finished(caller_run)
+    finished(agent_run)
     wait_for(
         lambda: any(e.type == "call_ended" for e in call_events(redis_client, call)), 10, "end"
     )
@@ -134,9 +88,9 @@ def test_slots_refuse_anyone_but_the_edge_and_edge_refuses_unknown_did(
 ) -> None:
     engine = start_engine(lines=2, spares=2, edge=True)
     direct = rejected_scenario(tmp_path / "direct.xml", did="4008001234", code=403)
-    run_ok(sipp(direct, "127.0.0.1:16100", local_port=16514, media_port=46160, cwd=tmp_path))
+    finished(sipp(direct, "127.0.0.1:16100", local_port=16514, media_port=46160, cwd=tmp_path))
     unknown = rejected_scenario(tmp_path / "unknown.xml", did="4000000000", code=404)
-    run_ok(
+    finished(
         sipp(unknown, EDGE, local_port=16515, media_port=46170, cwd=tmp_path, local_ip="127.0.0.3")
     )
 

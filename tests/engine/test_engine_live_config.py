@@ -18,16 +18,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from callcenter.testkit.scenarios import caller_scenario
+from callcenter.testkit.sipp import finished, sipp
 from config.settings import Settings
 from tests.conftest import TEST_REDIS_URL, auth
 from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
-from tests.engine.siptools import (
-    caller_scenario,
-    finished,
-    no_sipp_left,  # noqa: F401 (fixture)
-    sipp,
-    started,
-)
 
 pytestmark = [pytest.mark.sip, pytest.mark.usefixtures("no_sipp_left")]
 
@@ -80,9 +75,7 @@ def test_menu_changed_while_a_caller_is_in_it(
         [("pause", 3500), ("dtmf", "1"), ("pause", 900), ("dtmf", "#"), ("pause", 1200)],
         caller="13800000071",
     )
-    run_a = started(
-        sipp(old_caller, "127.0.0.1:16100", local_port=16511, media_port=46110, cwd=tmp_path)
-    )
+    run_a = sipp(old_caller, "127.0.0.1:16100", local_port=16511, media_port=46110, cwd=tmp_path)
     entered_a = wait_for(
         lambda: first(redis_client, "13800000071", "menu_entered"), 10, "A to enter the menu"
     )
@@ -98,9 +91,7 @@ def test_menu_changed_while_a_caller_is_in_it(
     new_caller = caller_scenario(
         tmp_path / "new.xml", [("pause", 600), ("dtmf", "1"), ("pause", 900)], caller="13800000072"
     )
-    run_b = started(
-        sipp(new_caller, "127.0.0.1:16101", local_port=16512, media_port=46120, cwd=tmp_path)
-    )
+    run_b = sipp(new_caller, "127.0.0.1:16101", local_port=16512, media_port=46120, cwd=tmp_path)
     finished(run_b, 30)
     finished(run_a, 30)
 

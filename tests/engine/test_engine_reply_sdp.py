@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from callcenter.testkit.capture import LoopbackCapture
+from callcenter.testkit.hostile_sdp import HOSTILE_BODIES
+from callcenter.testkit.raw_sip import HostileAgent, ReplyPlan, sdp
+from callcenter.testkit.scenarios import caller_scenario
+from callcenter.testkit.sipp import finished, sipp
 from ivr.edge.screening import REFUSED_SDP_MARK
-from tests.edge.conftest import sdp
-from tests.edge.test_edge_security import HOSTILE_BODIES
 from tests.engine.conftest import (
     SLOT_BASE_PORT,
     EngineProcess,
@@ -26,9 +29,7 @@ from tests.engine.conftest import (
     call_of,
     wait_for,
 )
-from tests.engine.hostile_peer import HostileAgent, LoopbackCapture, ReplyPlan
-from tests.engine.siptools import caller_scenario, sipp
-from tests.engine.test_engine_edge import EDGE, register, run_ok
+from tests.engine.test_engine_edge import EDGE, register
 
 pytestmark = pytest.mark.sip
 
@@ -159,7 +160,7 @@ def test_hostile_sdp_in_a_provisional_reply_is_stripped_and_the_call_is_answered
         pid = engine.slot_pid(slot)
         _offer(redis_client, slot, call)
         wait_for(lambda: "bridged" in _types(redis_client, call), 15, "bridged")
-        run_ok(caller)
+        finished(caller)
         wait_for(lambda: "call_ended" in _types(redis_client, call), 10, "call_ended")
         wait_for(lambda: "BYE" in agent.received, 5, "the slot's BYE to the agent")
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -14,15 +13,15 @@ from typing import Any
 import pytest
 import redis
 
-from ivr import wav
-from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
-from tests.engine.siptools import (
+from callcenter.testkit.scenarios import (
     agent_scenario,
     caller_scenario,
+    queue_then_talk,
     rejected_scenario,
-    sipp,
-    sipp_agent,
 )
+from callcenter.testkit.sipp import finished, sipp, sipp_agent
+from ivr import wav
+from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
 from tests.private_redis import PrivateRedis
 
 pytestmark = pytest.mark.sip
@@ -38,13 +37,6 @@ def event(client: redis.Redis, call_id: str, type_: str) -> dict[str, Any]:
     found = [e for e in call_events(client, call_id) if e.type == type_]
     assert found, f"no {type_} event for {call_id}: {types(client, call_id)}"
     return found[0].data
-
-
-def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> str:
-    out, err = process.communicate(timeout=timeout)
-    text = out.decode(errors="replace") + err.decode(errors="replace")
-    assert process.returncode == 0, f"SIPp failed ({process.returncode}):\n{text[-3000:]}"
-    return text
 
 
 def loudest_window(path: Path, start: float, end: float, window: float = 0.25) -> float:
@@ -84,7 +76,7 @@ def test_menu_prompt_digits_invalid_and_timeout(
         sipp(silent, "127.0.0.1:16102", local_port=16503, media_port=46030, cwd=tmp_path),
     ]
     for run in runs:
-        finish(run)
+        finished(run)
     # three calls took three spares: the pool grew, capped at the 4 configured lines
     assert engine.pool()["slots"] == "4"
 
@@ -142,7 +134,7 @@ def test_sip_info_digits_walk_the_menu(
         ],
         caller="13800000004",
     )
-    finish(sipp(caller, SLOT0, local_port=16520, media_port=46095, cwd=tmp_path))
+    finished(sipp(caller, SLOT0, local_port=16520, media_port=46095, cwd=tmp_path))
     call = call_of(redis_client, "13800000004") or ""
     digits = [e.data for e in call_events(redis_client, call) if e.type == "digit_received"]
     assert [(d["digit"], d["method"]) for d in digits] == [("1", 1), ("7", 1), ("#", 1)]
@@ -155,10 +147,10 @@ def test_refusals_unknown_did_and_foreign_source(
 ) -> None:
     start_engine(lines=2, spares=2)
     unknown = rejected_scenario(tmp_path / "unknown.xml", did="4009999999", code=404)
-    finish(sipp(unknown, SLOT0, local_port=16504, media_port=46040, cwd=tmp_path))
+    finished(sipp(unknown, SLOT0, local_port=16504, media_port=46040, cwd=tmp_path))
     # slots accept INVITEs only from the edge (here: 127.0.0.1); 127.0.0.3 is refused
     foreign = rejected_scenario(tmp_path / "foreign.xml", did="4008001234", code=403)
-    finish(
+    finished(
         sipp(
             foreign,
             SLOT0,
@@ -181,13 +173,7 @@ def test_offer_bridges_agent_and_recording_has_both_parties(
     agent_run = sipp_agent(agent, local_port=16601, media_port=46100, cwd=tmp_path)
     caller = caller_scenario(
         tmp_path / "caller.xml",
-        [
-            ("pause", 600),
-            ("dtmf", "0"),
-            ("pause", 300),
-            ("audio", pcaps["caller"]),
-            ("pause", 9000),
-        ],
+        queue_then_talk(pcaps["caller"], 9000),
         caller="13800000010",
     )
     caller_run = sipp(caller, SLOT0, local_port=16506, media_port=46060, cwd=tmp_path)
@@ -204,9 +190,9 @@ def test_offer_bridges_agent_and_recording_has_both_parties(
             "data": '{"agent_uri": "sip:1001@127.0.0.1:16601", "agent_id": 1}',
         },
     )
-    finish(caller_run)
+    finished(caller_run)
     hung_up_by = time.time()  # the caller's BYE was answered: SIPp has exited
-    finish(agent_run)
+    finished(agent_run)
     wait_for(lambda: "call_ended" in types(redis_client, call), 10, "the call to end")
     # the end is stamped at the BYE, not after the recorder's flush (CLOSE_PUMP_SECONDS later)
     ended = next(e for e in call_events(redis_client, call) if e.type == "call_ended")
@@ -275,8 +261,8 @@ def test_agent_reject_reports_missed_and_caller_keeps_waiting(
         "command_failed",
     )
     assert failed[0].data["command_id"] == "cmd-3"
-    finish(caller_run)
-    finish(agent_run)
+    finished(caller_run)
+    finished(agent_run)
     wait_for(lambda: "call_ended" in types(redis_client, call), 10, "the call to end")
     assert event(redis_client, call, "call_ended")["outcome"] in ("abandoned", "short_abandoned")
 
@@ -321,7 +307,7 @@ def test_slot_killed_mid_call_is_restarted_and_accounted_for(
 
     wait_for(restarted, 15, "the slot to be restarted")
     again = caller_scenario(tmp_path / "again.xml", [("pause", 500)], caller="13800000021")
-    finish(sipp(again, SLOT0, local_port=16509, media_port=46090, cwd=tmp_path))
+    finished(sipp(again, SLOT0, local_port=16509, media_port=46090, cwd=tmp_path))
     second = wait_for(lambda: call_of(redis_client, "13800000021"), 10, "the second call")
     assert call_events(redis_client, second)[0].slot == "node1-s00"
 
@@ -365,7 +351,7 @@ def test_a_call_outlives_a_redis_restart(
         call = wait_for(lambda: call_of(client, "13800000030"), 10, "the call")
         wait_for(lambda: "call_queued" in types(client, call), 10, "queued")
         server.kill()
-        finish(caller_run)  # the caller hangs up while Redis is away
+        finished(caller_run)  # the caller hangs up while Redis is away
         time.sleep(1.0)  # away longer than the engine's heartbeat period (3 s) in all
         assert engine.process.poll() is None, f"the engine died:\n{engine.log()}"
         server.start()

@@ -141,21 +141,21 @@ def test_engine_refuses_to_start_with_a_missing_prompt_file(
     import subprocess
     import sys
 
-    from callcenter.testkit.config import menu_toml
+    from callcenter.testkit.config import menu_toml, settings_file
     from ivr.prompts import copy_cache
-    from tests.engine.conftest import REPO, write_settings_file
+    from tests.engine.conftest import REPO
 
     copy_cache(prompt_cache, tmp_path / "state")  # only the broken prompt is left to check
     config = tmp_path / "config"
     shutil.copytree(engine_config_dir, config)
     menu = menu_toml(config, main={"invalid_prompt": {"file": "prompts/missing.wav"}})
     (config / "menu.toml").write_text(menu, encoding="utf-8")
-    settings_file = write_settings_file(
+    engine_file = settings_file(
         tmp_path / "engine.toml",
         {"environment": "test", "state_dir": tmp_path / "state", "config_dir": config},
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
-    env.update(CALLCENTER_SETTINGS_FILE=str(settings_file), PYTHONPATH=str(REPO))
+    env.update(CALLCENTER_SETTINGS_FILE=str(engine_file), PYTHONPATH=str(REPO))
     result = subprocess.run(
         [sys.executable, "-m", "callcenter.cli", "engine"],
         env=env,

@@ -17,6 +17,8 @@ from callcenter.context import AppContext, build_context
 from callcenter.migrate import upgrade
 from callcenter.models import AuditEntry
 from callcenter.streams import CallEvent
+from callcenter.testkit.scenarios import agent_scenario, caller_scenario
+from callcenter.testkit.sipp import sipp, sipp_agent
 from config.settings import Settings
 from cti.models import Agent, Call
 from cti.models import CallEvent as CallEventRow
@@ -24,7 +26,6 @@ from ivr.records import GROUP, CallRecordConsumer
 from recordings.models import Recording
 from tests.conftest import TEST_REDIS_URL, auth
 from tests.engine.conftest import EngineProcess, call_events, call_of, wait_for
-from tests.engine.siptools import agent_scenario, caller_scenario, sipp, sipp_agent
 
 
 def _timeline(call_id: str) -> list[CallEvent]:

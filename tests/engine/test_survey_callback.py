@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from callcenter.testkit.scenarios import survey_customer_scenario
+from callcenter.testkit.sipp import sipp_agent
 from tests.engine.conftest import TRUNK_PORT, EngineProcess, call_events, wait_for
-from tests.engine.siptools import sipp_agent, survey_customer_scenario
 from tests.tickets.conftest import MakeCtx, make_ctx  # noqa: F401  (fixture)
 from tests.tickets.helpers import survey_commands
 from tests.tickets.test_callbacks import callback_of, callbacks_toml, local, place, to_front_desk

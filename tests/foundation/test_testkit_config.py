@@ -4,10 +4,11 @@ was, a change lands where it is named, and a change the model refuses fails at o
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
-from callcenter.testkit.config import ConfigEditError, queues_toml
+from callcenter.testkit.config import ConfigEditError, queues_toml, settings_file
 from config.loader import load_file
 from config.schemas import QueuesFile
 from config.settings import DEFAULT_CONFIG_DIR
@@ -37,3 +38,13 @@ def test_changes_the_model_refuses_fail_here() -> None:
         queues_toml(repair={"wrap_up_secs": 3})  # misspelt key
     with pytest.raises(ConfigEditError, match="ring_timeout_seconds"):
         queues_toml(repair={"ring_timeout_seconds": 1})  # below the minimum of 3
+
+
+def test_a_settings_file_is_written_from_values_the_typed_settings_accept(tmp_path: Path) -> None:
+    values = {"environment": "test", "state_dir": tmp_path / "state", "sip": {"lines": 4}}
+    written = tomllib.loads(settings_file(tmp_path / "engine.toml", values).read_text())
+    assert written == {"environment": "test", "state_dir": str(tmp_path / "state"),
+                       "sip": {"lines": 4}}  # fmt: skip
+    with pytest.raises(ConfigEditError, match=r"bad\.toml"):
+        settings_file(tmp_path / "bad.toml", {"environment": "test", "sip_lines": 4})
+    assert not (tmp_path / "bad.toml").exists()

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from callcenter.testkit import sipp
+from callcenter.testkit.scenarios import scenario
 from config.settings import Settings
 from ivr.edge.membership import announce
 from tests.foundation.test_up_supervision import wait_for
@@ -26,7 +28,6 @@ from tests.foundation.test_up_supervision import wait_for
 pytestmark = pytest.mark.sip
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "tests" / "edge" / "scenarios"
 EDGE_PORT = 17081
 EDGES = ("127.0.0.1", "127.0.0.2")
 SLOT = "127.0.0.5:17090"  # the lost node's one slot
@@ -98,25 +99,10 @@ def edges(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Iter
                 proc.wait()
 
 
-def sipp(scenario: str, local: str, *args: str, target: str = "") -> subprocess.Popen[bytes]:
-    host, port = local.split(":")
-    argv = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", host, "-p", port, "-nostdin",
-            "-timeout", "60s", *args]  # fmt: skip
-    if target:
-        argv.append(target)
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def register_at(edge: str, tmp_path: Path) -> None:
-    text = (SCENARIOS / "register.xml").read_text().replace("@STATUS@", "200")
-    scenario = tmp_path / "register200.xml"
-    scenario.write_text(text)
-    argv = ["sipp", "-sf", str(scenario), "-i", AGENT, "-p", str(AGENT_PORT + 1), "-m", "1",
-            "-au", "1001", "-ap", "pw1001", "-key", "user", "1001",
-            "-key", "domain", "callcenter.local", "-key", "contact",
-            f"sip:1001@{AGENT}:{AGENT_PORT}", "-nostdin", "-timeout", "10s", "-timeout_error",
-            f"{edge}:{EDGE_PORT}"]  # fmt: skip
-    assert subprocess.run(argv, capture_output=True, timeout=20).returncode == 0
+    result = sipp.register(tmp_path, f"{edge}:{EDGE_PORT}", f"{AGENT}:{AGENT_PORT + 1}", "1001",
+                           f"sip:1001@{AGENT}:{AGENT_PORT}")  # fmt: skip
+    assert result.ok(), result.failure()
 
 
 def test_a_phone_registered_at_one_edge_is_called_through_the_other_and_hung_up_when_lost(
@@ -133,12 +119,14 @@ def test_a_phone_registered_at_one_edge_is_called_through_the_other_and_hung_up_
         # Registered at the first edge after both started ...
         register_at(EDGES[0], tmp_path)
         assert f"{AGENT}:{AGENT_PORT}" in kamcmd(edges[1], "ul.lookup", "location", "s:1001")
-        agent_log = tmp_path / "agent.log"
-        agent = sipp("slot_uas.xml", f"{AGENT}:{AGENT_PORT}", "-m", "1", "-trace_logs",
-                     "-log_file", str(agent_log))  # fmt: skip
+        agent = sipp.start(scenario("slot_uas.xml", tmp_path), f"{AGENT}:{AGENT_PORT}", "-m",
+                           "1", workdir=tmp_path, log=True, timeout_s=60)  # fmt: skip
+        agent_log = agent.log_file
+        assert agent_log is not None
         # ... called by the slot through the second edge: the phone answers (a long call).
-        slot = sipp("caller.xml", SLOT, "-m", "1", "-d", "60000", "-s", "1001", "-aa",
-                    target=f"{EDGES[1]}:{EDGE_PORT}")  # fmt: skip
+        slot = sipp.start(scenario("caller.xml", tmp_path), SLOT, "-m", "1", "-d", "60000",
+                          "-s", "1001", "-aa", workdir=tmp_path, timeout_s=60,
+                          target=f"{EDGES[1]}:{EDGE_PORT}")  # fmt: skip
         wait_for(lambda: agent_log.exists() and "INVITE" in agent_log.read_text(), 15,
                  "the agent's phone called through the second edge")  # fmt: skip
         time.sleep(0.5)  # the ACK

@@ -18,8 +18,9 @@ import pytest
 import redis
 
 from callcenter.health import Rotation, rotations
+from callcenter.testkit.scenarios import caller_scenario
+from callcenter.testkit.sipp import sipp
 from config.settings import Settings
-from tests.engine.siptools import caller_scenario, sipp
 from tests.foundation.test_up_supervision import bound_to_udp_port, descendants, wait_for
 
 pytestmark = pytest.mark.sip

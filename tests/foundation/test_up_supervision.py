@@ -23,8 +23,9 @@ import httpx
 import pytest
 
 from callcenter.processes import up_processes
-from callcenter.testkit.faults import alive, free_port, proc_stat
-from tests.engine.siptools import caller_scenario, sipp
+from callcenter.testkit.faults import alive, cmdline, free_port, proc_stat
+from callcenter.testkit.scenarios import caller_scenario
+from callcenter.testkit.sipp import sipp
 
 pytestmark = pytest.mark.sip
 
@@ -49,13 +50,6 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def bound_to_udp_port(port: int) -> set[int]:

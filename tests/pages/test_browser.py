@@ -23,15 +23,9 @@ import redis
 from sqlalchemy import select
 
 from callcenter.context import AppContext
-from callcenter.testkit.sipp import (
-    agent_scenario,
-    caller_scenario,
-    finished,
-    kill_started,
-    sipp,
-    sipp_agent,
-    started,
-)
+from callcenter.testkit.rtp import tone_pcap
+from callcenter.testkit.scenarios import agent_scenario, caller_scenario
+from callcenter.testkit.sipp import finished, kill_started, sipp, sipp_agent
 from cti import services
 from cti.models import Agent
 from cti.router import Router
@@ -46,7 +40,6 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures used by name)
     prompt_cache,
     start_engine,
 )
-from tests.engine.siptools import no_sipp_left  # noqa: F401 (a fixture used by name)
 from tests.pages.conftest import wait_for
 from ticketing.models import Ticket
 
@@ -102,8 +95,6 @@ def test_a_real_call_pops_before_the_answer_then_ticket_and_lead_in_a_real_brows
 ) -> None:
     from playwright.sync_api import expect
 
-    from callcenter.testkit.sipp import tone_pcap
-
     shots = tmp_path / "screenshots"
     shots.mkdir()
     agent_id = _agent_id(ctx, "1001")
@@ -128,15 +119,13 @@ def test_a_real_call_pops_before_the_answer_then_ticket_and_lead_in_a_real_brows
                  ip=PLAN.agents_ip, contact_port=port, local_port=port + 1)  # fmt: skip
         scenario = agent_scenario(tmp_path / f"phone{extension}.xml", tone, answer_after_ms)
         phones.append(
-            started(
-                sipp_agent(
-                    scenario,
-                    local_port=port,
-                    media_port=PLAN.media(n),
-                    cwd=tmp_path,
-                    local_ip=PLAN.agents_ip,
-                    timeout_s=150,
-                )
+            sipp_agent(
+                scenario,
+                local_port=port,
+                media_port=PLAN.media(n),
+                cwd=tmp_path,
+                local_ip=PLAN.agents_ip,
+                timeout_s=150,
             )
         )
 
@@ -163,19 +152,17 @@ def test_a_real_call_pops_before_the_answer_then_ticket_and_lead_in_a_real_brows
         if not long_tone.exists():  # the caller talks for the whole test (no RTP timeout)
             tone_pcap(long_tone, 440.0, 60)
         steps: list[tuple[str, object]] = [("pause", 800), ("dtmf", "1"), ("pause", 1500)]
-        # the room's digits rise in SIPp's pcap order (callcenter/testkit/sipp.py)
+        # the room's digits rise in SIPp's pcap order (callcenter/testkit/rtp.py)
         steps += [("dtmf", d) for d in "3589#"]
         steps += [("audio", long_tone), ("wait_bye", 0)]
-        caller = started(
-            sipp(
-                caller_scenario(tmp_path / "caller.xml", steps, caller="13800138000"),
-                PLAN.edge,
-                local_port=PLAN.caller_port(0),
-                media_port=PLAN.media(5),
-                cwd=tmp_path,
-                local_ip=PLAN.callers_ip,
-                timeout_s=150,
-            )
+        caller = sipp(
+            caller_scenario(tmp_path / "caller.xml", steps, caller="13800138000"),
+            PLAN.edge,
+            local_port=PLAN.caller_port(0),
+            media_port=PLAN.media(5),
+            cwd=tmp_path,
+            local_ip=PLAN.callers_ip,
+            timeout_s=150,
         )
         # the pop shows while 1001's softphone still rings (nobody answered)
         expect(desk.locator("#pop-name")).to_have_text("张伟", timeout=40_000)
