@@ -8,6 +8,7 @@ RTP 40000-49999. Redis: $CALLCENTER_TEST_REDIS_URL (default db 11) under the pre
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -394,12 +395,59 @@ def _bare_endpoint(pj: Any, port: int, max_calls: int | None = None) -> Any:
     return ep
 
 
+def _bare_account(pj: Any, account: Any, port: int, rtp_port: int) -> Any:
+    """Create ``account`` (a pj.Account subclass) the way a slot does: its URI on ``port``,
+    RTP from ``rtp_port`` on loopback, any codec the endpoint allows, no session timers."""
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:bare@127.0.0.1:{port}"
+    acfg.mediaConfig.transportConfig.port = rtp_port
+    acfg.mediaConfig.transportConfig.portRange = 16
+    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    acfg.mediaConfig.lockCodecEnabled = False
+    acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
+    account.create(acfg, True)
+    return account
+
+
+def _active_audio(pj: Any, leg: Any) -> Any:
+    """The leg's active audio port, or None while it has none."""
+    info = leg.getInfo()  # keep it: the media list points into it
+    for m in info.media:
+        if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            return leg.getAudioMedia(m.index)
+    return None
+
+
+def _on_sigterm() -> dict[str, bool]:
+    """A flag SIGTERM sets; the process's loop ends when it is set."""
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    return stop
+
+
+def _hang_up_all(pj: Any, ep: Any, legs: list[Any]) -> None:
+    """Hang up what is left and let pjsua finish it."""
+    for leg in legs:
+        with contextlib.suppress(Exception):
+            leg.hangup(pj.CallOpParam(True))
+    for _ in range(50):
+        ep.libHandleEvents(10)
+
+
+def _destroy(ep: Any) -> None:
+    """Free every pjsua2 object left (on this thread: the recorders' WAVs close when freed),
+    then the endpoint. The caller has dropped its account and calls first."""
+    import gc
+
+    gc.collect()
+    ep.libDestroy()
+
+
 def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) -> None:
     """One pjsua2 process that answers, loops a prompt to the caller and records the call."""
     import pjsua2 as pj
 
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    stop = _on_sigterm()
     ep = _bare_endpoint(pj, port)
     calls: dict[int, Any] = {}
     dead: list[Any] = []
@@ -422,15 +470,7 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
             op.statusCode = 200
             call.answer(op)
 
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:bare@127.0.0.1:{port}"
-    acfg.mediaConfig.transportConfig.port = rtp_port
-    acfg.mediaConfig.transportConfig.portRange = 16
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    acfg.mediaConfig.lockCodecEnabled = False
-    acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
-    account: Any = Account()
-    account.create(acfg, True)
+    account: Any = _bare_account(pj, Account(), port, rtp_port)
     ready.set()
     while not stop["flag"]:
         ep.libHandleEvents(50)  # the same poll as the engine slots
@@ -438,43 +478,113 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
         while pending:
             kind, call = pending.pop(0)
             if kind == "media" and call.player is None:
-                info = call.getInfo()  # keep it: the media list points into it
-                active = [
-                    m.index
-                    for m in info.media
-                    if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
-                ]
-                if not active:
-                    continue
-                am = call.getAudioMedia(active[0])
-                player = pj.AudioMediaPlayer()
-                player.createPlayer(prompt, 0)
-                recorder = pj.AudioMediaRecorder()
-                recorder.createRecorder(f"{rec_dir}/bare-{port}-{time.monotonic_ns()}.wav")
-                player.startTransmit(am)
-                am.startTransmit(recorder)
-                player.startTransmit(recorder)
-                call.player, call.recorder = player, recorder
-                # no local may keep them alive: the recorder's WAV closes when it is freed
-                del player, recorder, am
+                _play_and_record(
+                    pj, call, prompt, f"{rec_dir}/bare-{port}-{time.monotonic_ns()}.wav"
+                )
             elif kind == "gone":
                 dead += [call.player, call.recorder, call]
                 call.player = call.recorder = None
                 calls.pop(id(call), None)
-    for call in list(calls.values()):
-        with contextlib.suppress(Exception):
-            call.hangup(pj.CallOpParam(True))
-    for _ in range(50):
-        ep.libHandleEvents(10)
+    _hang_up_all(pj, ep, list(calls.values()))
     calls.clear()
     dead.clear()
     pending.clear()
-    account = None
-    import gc
-
-    gc.collect()
-    ep.libDestroy()
+    del account  # the account goes before the endpoint
+    _destroy(ep)
     os._exit(0)
+
+
+def _play_and_record(pj: Any, call: Any, prompt: str, path: str) -> None:
+    """Loop ``prompt`` to the caller and record both directions into ``path``, once the call
+    has audio. The player and recorder live on the call: no local may keep them alive past
+    this function (the recorder's WAV closes when it is freed)."""
+    am = _active_audio(pj, call)
+    if am is None:
+        return
+    player = pj.AudioMediaPlayer()
+    player.createPlayer(prompt, 0)
+    recorder = pj.AudioMediaRecorder()
+    recorder.createRecorder(path)
+    player.startTransmit(am)
+    am.startTransmit(recorder)
+    player.startTransmit(recorder)
+    call.player, call.recorder = player, recorder
+
+
+class _Bridged:
+    """One call of the bridge baseline: the caller's leg, the agent's leg it dials, their
+    audio ports once active, and the recorder of both. pjsua2 objects it lets go are put on
+    ``dead`` and freed by the loop, never inside a callback."""
+
+    def __init__(self, pj: Any, caller: Any, rec_dir: str, port: int, dead: list[Any]) -> None:
+        self.pj, self.caller, self.dead = pj, caller, dead
+        self.agent: Any = None
+        self.recorder: Any = None
+        self.ports: dict[str, Any] = {}
+        self.answered = 0.0
+        self.done = False
+        self.path = f"{rec_dir}/bridge-{port}-{time.monotonic_ns()}.wav"
+
+    def dial(self, agent: Any, agent_uri: str) -> None:
+        self.agent = agent
+        agent.makeCall(agent_uri, self.pj.CallOpParam(True))
+
+    def media(self, leg: Any) -> None:
+        """A leg's audio came up: record it, and bridge once both legs have audio."""
+        if self.done or leg.role in self.ports:
+            return
+        audio = _active_audio(self.pj, leg)
+        if audio is None:
+            return
+        self.ports[leg.role] = audio
+        if leg.role == "caller":
+            self.answered = time.monotonic()
+            self.recorder = self.pj.AudioMediaRecorder()
+            self.recorder.createRecorder(self.path)
+        if self.recorder is not None:
+            audio.startTransmit(self.recorder)
+        if len(self.ports) == 2:
+            caller_port, agent_port = self.ports["caller"], self.ports["agent"]
+            caller_port.startTransmit(agent_port)
+            agent_port.startTransmit(caller_port)
+            agent_port.startTransmit(self.recorder)
+
+    def finish(self) -> None:
+        """Hang up both legs and close the recording (with its ``.call`` seconds file)."""
+        if self.done:
+            return
+        self.done = True
+        for leg in (self.caller, self.agent):
+            if leg is not None and leg.isActive():
+                with contextlib.suppress(Exception):
+                    leg.hangup(self.pj.CallOpParam(True))
+        if self.recorder is not None:
+            Path(self.path + ".call").write_text(f"{time.monotonic() - self.answered:.3f}")
+        self.dead.extend([self.recorder, self.ports])
+        self.recorder, self.ports = None, {}
+
+    def gone(self) -> bool:
+        """A leg disconnected: end the call; True once neither leg is active any more."""
+        self.finish()
+        if any(leg is not None and leg.isActive() for leg in (self.caller, self.agent)):
+            return False
+        self.dead.extend([self.caller, self.agent])
+        return True
+
+
+def _bridge_step(
+    kind: str, leg: Any, new_leg: Callable[[], Any], agent_uri: str, calls: dict[int, _Bridged]
+) -> None:
+    """One thing that happened to a leg of the bridge baseline, handled on the loop's turn."""
+    call: _Bridged = leg.bridged
+    if kind == "dial" and not call.done:
+        agent = new_leg()
+        agent.bridged, agent.role = call, "agent"
+        call.dial(agent, agent_uri)
+    elif kind == "media":
+        call.media(leg)
+    elif kind == "gone" and call.gone():
+        calls.pop(id(call.caller), None)
 
 
 def _bridge_slot(
@@ -488,17 +598,16 @@ def _bridge_slot(
     needs no timers of its own, so 1000 is its floor; a signal wakes it either way)."""
     import pjsua2 as pj
 
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    stop = _on_sigterm()
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)  # pjlib logs its start to stdout before the log level applies
     ep = _bare_endpoint(pj, port, max_calls=4)
     pending: list[tuple[str, Any]] = []
-    convs: dict[int, dict[str, Any]] = {}  # id(caller leg) -> the conversation
+    calls: dict[int, _Bridged] = {}  # id(caller leg) -> the call
     dead: list[Any] = []
 
     class Leg(pj.Call):
-        conv: dict[str, Any]
+        bridged: _Bridged
         role: str
 
         def onCallState(self, prm: Any) -> None:
@@ -508,103 +617,36 @@ def _bridge_slot(
         def onCallMediaState(self, prm: Any) -> None:
             pending.append(("media", self))
 
-    def audio(leg: Any) -> Any:
-        info = leg.getInfo()  # keep it: the media list points into it
-        for m in info.media:
-            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                return leg.getAudioMedia(m.index)
-        return None
-
     class Account(pj.Account):
         def onIncomingCall(self, prm: Any) -> None:
             caller = Leg(self, prm.callId)
-            conv: dict[str, Any] = {"caller": caller, "agent": None, "recorder": None,
-                                    "answered": 0.0, "ports": {}}  # fmt: skip
-            caller.conv, caller.role = conv, "caller"
-            convs[id(caller)] = conv
+            caller.bridged, caller.role = _Bridged(pj, caller, rec_dir, port, dead), "caller"
+            calls[id(caller)] = caller.bridged
             op = pj.CallOpParam()
             op.statusCode = 200
             caller.answer(op)
             pending.append(("dial", caller))
 
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:bare@127.0.0.1:{port}"
-    acfg.mediaConfig.transportConfig.port = rtp_port
-    acfg.mediaConfig.transportConfig.portRange = 16
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    acfg.mediaConfig.lockCodecEnabled = False
-    acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
-    account: Any = Account()
-    account.create(acfg, True)
+    account: Any = _bare_account(pj, Account(), port, rtp_port)
     waker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     waker.connect(("127.0.0.1", port))
     waker.setblocking(False)
     signal.set_wakeup_fd(waker.fileno(), warn_on_full_buffer=False)  # SIGTERM ends a poll
     ready.set()
-
-    def finish(conv: dict[str, Any]) -> None:
-        if conv.get("done"):
-            return
-        conv["done"] = True
-        for role in ("caller", "agent"):
-            leg = conv[role]
-            if leg is not None and leg.isActive():
-                with contextlib.suppress(Exception):
-                    leg.hangup(pj.CallOpParam(True))
-        if conv["recorder"] is not None:
-            Path(conv["path"] + ".call").write_text(f"{time.monotonic() - conv['answered']:.3f}")
-        # freed next turn, never inside a callback; the recorder's WAV closes when freed
-        dead.extend([conv["recorder"], conv["ports"]])
-        conv["recorder"], conv["ports"] = None, {}
-
     while not stop["flag"]:
         ep.libHandleEvents(poll_ms)
         dead.clear()
         while pending:
             kind, leg = pending.pop(0)
-            conv = leg.conv
-            if kind == "dial" and not conv.get("done"):
-                agent = Leg(account)
-                agent.conv, agent.role = conv, "agent"
-                conv["agent"] = agent
-                agent.makeCall(agent_uri, pj.CallOpParam(True))
-            elif kind == "media" and not conv.get("done") and leg.role not in conv["ports"]:
-                port_ = audio(leg)
-                if port_ is None:
-                    continue
-                conv["ports"][leg.role] = port_
-                if leg.role == "caller":
-                    conv["answered"] = time.monotonic()
-                    conv["path"] = f"{rec_dir}/bridge-{port}-{time.monotonic_ns()}.wav"
-                    recorder = pj.AudioMediaRecorder()
-                    recorder.createRecorder(conv["path"])
-                    conv["recorder"] = recorder
-                    del recorder
-                port_.startTransmit(conv["recorder"]) if conv["recorder"] else None
-                if len(conv["ports"]) == 2:
-                    caller_port, agent_port = conv["ports"]["caller"], conv["ports"]["agent"]
-                    caller_port.startTransmit(agent_port)
-                    agent_port.startTransmit(caller_port)
-                    agent_port.startTransmit(conv["recorder"])
-                    del caller_port, agent_port
-                del port_
-            elif kind == "gone":
-                finish(conv)
-                if not any(c is not None and c.isActive() for c in (conv["caller"], conv["agent"])):
-                    dead.extend([conv["caller"], conv["agent"]])
-                    convs.pop(id(conv["caller"]), None)
-    for conv in list(convs.values()):
-        finish(conv)
-    for _ in range(50):
-        ep.libHandleEvents(10)
-    convs.clear()
+            _bridge_step(kind, leg, functools.partial(Leg, account), agent_uri, calls)
+    for call in list(calls.values()):
+        call.finish()  # hangs up both legs
+    _hang_up_all(pj, ep, [])
+    calls.clear()
     dead.clear()
     pending.clear()
-    account = None
-    import gc
-
-    gc.collect()
-    ep.libDestroy()
+    del account  # the account goes before the endpoint
+    _destroy(ep)
     os._exit(0)
 
 
