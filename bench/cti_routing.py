@@ -59,7 +59,7 @@ def timed(action: Callable[[], T], samples: list[float]) -> T:
     return value
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--agents", type=int, default=200)
@@ -68,13 +68,16 @@ def main() -> None:
     parser.add_argument(
         "--redis", default=os.environ.get("CALLCENTER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     )
-    args = parser.parse_args()
-    client = redis.Redis.from_url(args.redis, decode_responses=True)
-    keys = Keys("bench-cti")
+    return parser.parse_args()
+
+
+def clear(client: redis.Redis, keys: Keys) -> None:
     for key in client.scan_iter(f"{keys.prefix}:*", count=1000):
         client.delete(key)
 
-    codes = [f"q{n:02d}" for n in range(args.queues)]
+
+def bench_routing(client: redis.Redis, keys: Keys, codes: list[str]) -> Routing:
+    """Routing over ``codes`` queues: q00 scans by skill, the others by longest idle."""
     queues = {
         code: Queue(
             name=Names(**{"zh-CN": code, "en": code}),
@@ -86,11 +89,12 @@ def main() -> None:
     }
     base = load_config(DEFAULT_CONFIG_DIR)
     config = dataclasses.replace(base, queues=QueuesFile(queues=queues))
-    routing = Routing(client, keys, config)
-    rng = random.Random(7)
+    return Routing(client, keys, config)
 
-    # Agents serve 3 queues each; every agent also serves q00 for the call_queued scan.
-    agents = list(range(1, args.agents + 1))
+
+def log_in_agents(routing: Routing, count: int, codes: list[str], rng: random.Random) -> list[int]:
+    """Agents serve 3 queues each; every agent also serves q00 for the call_queued scan."""
+    agents = list(range(1, count + 1))
     for agent in agents:
         served = {"q00", *rng.sample(codes, 3)}
         routing.login(
@@ -102,64 +106,117 @@ def main() -> None:
             shift_window=(-1, -1),
             actor="bench",
         )
-    serial = 0
+    return agents
 
-    def slotted_call() -> str:
+
+class Calls:
+    """New call ids for the benchmark, numbered in order."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, routing: Routing) -> None:
+        self.client, self.keys, self.routing = client, keys, routing
+        self.serial = 0
+
+    def slotted(self) -> str:
         """A call id whose slot is known, as the engine records it when the call arrives
         (long before the caller reaches a queue), so it is not part of the decision."""
-        nonlocal serial
-        serial += 1
-        call_id = f"b{serial}"
-        client.set(keys.call_slot(call_id), f"bench-s{serial % 90}")
+        self.serial += 1
+        call_id = f"b{self.serial}"
+        self.client.set(self.keys.call_slot(call_id), f"bench-s{self.serial % 90}")
         return call_id
 
-    def new_call(queue: str, priority: int = 0) -> str:
-        call_id = slotted_call()
-        routing.enqueue(call_id, queue, priority=priority)
+    def queued(self, queue: str, priority: int = 0) -> str:
+        call_id = self.slotted()
+        self.routing.enqueue(call_id, queue, priority=priority)
         return call_id
 
-    # -------- baseline
+
+def measure_baseline(client: redis.Redis, iterations: int) -> tuple[list[float], list[float]]:
+    """PING round trips and EVALSHA of ``return 1``."""
     ping: list[float] = []
     trivial: list[float] = []
     sha = client.script_load("return 1")
-    for _ in range(args.iterations):
+    for _ in range(iterations):
         timed(client.ping, ping)
         timed(lambda: client.evalsha(sha, 0), trivial)
+    return ping, trivial
 
-    # -------- agent_ready with `calls` waiting (nobody ready)
-    for _ in range(args.calls):
-        new_call(rng.choice(codes), priority=rng.choice([0, 0, 0, 1, 5]))
+
+def measure_agent_ready(
+    args: argparse.Namespace,
+    routing: Routing,
+    agents: list[int],
+    rng: random.Random,
+) -> tuple[list[float], list[int]]:
+    """An agent goes ready while ``calls`` wait (nobody ready): client and in-Redis times."""
     ready: list[float] = []
-    ready_server: list[tuple[int, int]] = []
+    inside: list[int] = []
     for _ in range(args.iterations):
         agent = rng.choice(agents)
-        before = evalsha_stats(client)
+        before = evalsha_stats(routing.redis)
         result = timed(partial(routing.transition, agent, "ready", actor="bench"), ready)
-        ready_server.append((before[0], evalsha_stats(client)[1] - before[1]))
+        inside.append(evalsha_stats(routing.redis)[1] - before[1])
         offers = Routing.offers(result)
         assert len(offers) == 1, offers
         # Put it back: the offer is missed (the call waits again, the agent is not ready).
         routing.missed(offers[0].call_id, agent)
-    waiting = sum(cast(int, client.zcard(keys.routing(f"queue:{q}:waiting"))) for q in codes)
-    assert waiting == args.calls, waiting
+    return ready, inside
 
-    # -------- call_queued with every agent ready (no calls waiting)
+
+def measure_call_queued(
+    iterations: int, routing: Routing, calls: Calls
+) -> tuple[list[float], list[int]]:
+    """A call arrives in q00 while every agent is ready: client and in-Redis times."""
+    arrive: list[float] = []
+    inside: list[int] = []
+    for _ in range(iterations):
+        call_id = calls.slotted()
+        before = evalsha_stats(routing.redis)
+        result = timed(partial(routing.enqueue, call_id, "q00"), arrive)
+        inside.append(evalsha_stats(routing.redis)[1] - before[1])
+        assert len(Routing.offers(result)) == 1, result
+        # Put it back: the caller hangs up while ringing; the agent is ready again.
+        routing.hangup(call_id, final=False)
+    return arrive, inside
+
+
+def hang_up_waiting(client: redis.Redis, keys: Keys, routing: Routing, codes: list[str]) -> None:
     for code in codes:
         waiting_ids = cast(list[str], client.zrange(keys.routing(f"queue:{code}:waiting"), 0, -1))
         for call_id in waiting_ids:
             routing.hangup(str(call_id), final=True)
+
+
+def report_inside(name: str, usecs: list[int]) -> None:
+    inside = [usec / 1000 for usec in usecs]
+    print(
+        f"  {name:<34} p50 {percentile(inside, 0.5):7.3f} ms   "
+        f"p99 {percentile(inside, 0.99):7.3f} ms"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    client = redis.Redis.from_url(args.redis, decode_responses=True)
+    keys = Keys("bench-cti")
+    clear(client, keys)
+    codes = [f"q{n:02d}" for n in range(args.queues)]
+    routing = bench_routing(client, keys, codes)
+    rng = random.Random(7)
+    agents = log_in_agents(routing, args.agents, codes, rng)
+    calls = Calls(client, keys, routing)
+
+    ping, trivial = measure_baseline(client, args.iterations)
+    for _ in range(args.calls):
+        calls.queued(rng.choice(codes), priority=rng.choice([0, 0, 0, 1, 5]))
+    ready, ready_inside = measure_agent_ready(args, routing, agents, rng)
+    waiting = sum(cast(int, client.zcard(keys.routing(f"queue:{q}:waiting"))) for q in codes)
+    assert waiting == args.calls, waiting
+
+    # every agent ready, no calls waiting
+    hang_up_waiting(client, keys, routing, codes)
     for agent in agents:
         routing.transition(agent, "ready", actor="bench", dispatch=False)
-    arrive: list[float] = []
-    arrive_server: list[int] = []
-    for _ in range(args.iterations):
-        call_id = slotted_call()
-        before = evalsha_stats(client)
-        result = timed(partial(routing.enqueue, call_id, "q00"), arrive)
-        arrive_server.append(evalsha_stats(client)[1] - before[1])
-        assert len(Routing.offers(result)) == 1, result
-        # Put it back: the caller hangs up while ringing; the agent is ready again.
-        routing.hangup(call_id, final=False)
+    arrive, arrive_inside = measure_call_queued(args.iterations, routing, calls)
 
     print(
         f"routing decision, {args.calls} waiting calls, {args.agents} agents, {args.queues} "
@@ -169,19 +226,11 @@ def main() -> None:
     report("baseline: EVALSHA return 1", trivial)
     report("decision: agent ready, calls wait", ready)
     report("decision: call arrives, all ready", arrive)
-    # Time inside Redis of the agent-ready decision script (INFO commandstats deltas; the
-    # counter is server-wide, so another client's scripts in the same instant can add to it).
-    for name, usecs in (
-        ("inside Redis: agent-ready script", [usec for _calls, usec in ready_server]),
-        ("inside Redis: call-arrival script", arrive_server),
-    ):
-        inside = [usec / 1000 for usec in usecs]
-        print(
-            f"  {name:<34} p50 {percentile(inside, 0.5):7.3f} ms   "
-            f"p99 {percentile(inside, 0.99):7.3f} ms"
-        )
-    for key in client.scan_iter(f"{keys.prefix}:*", count=1000):
-        client.delete(key)
+    # Time inside Redis of the decision scripts (INFO commandstats deltas; the counter is
+    # server-wide, so another client's scripts in the same instant can add to it).
+    report_inside("inside Redis: agent-ready script", ready_inside)
+    report_inside("inside Redis: call-arrival script", arrive_inside)
+    clear(client, keys)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import select
@@ -44,6 +45,9 @@ from callcenter.models import Role, User  # noqa: E402
 from callcenter.streams import CallEvent, EventType  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from cti.models import Agent, AgentQueue  # noqa: E402
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 PREFIX = "bench-pages-pop"
@@ -152,27 +156,21 @@ def wait(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--desktops", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gap", type=float, default=100.0, help="ms between calls")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
 
-    state = Path(tempfile.mkdtemp(prefix="bench-pages-pop-"))
-    settings = Settings(
-        environment="test", state_dir=state, redis_url=REDIS_URL, redis_prefix=PREFIX
-    )
-    upgrade(settings.database_url)
-    ctx = build_context(settings)
+def clear(ctx: AppContext) -> None:
     for key in ctx.redis.scan_iter(f"{PREFIX}:*", count=1000):
         ctx.redis.delete(key)
-    seed_demo(ctx)
-    usernames = add_agents(ctx, args.desktops)
-    port = free_port()
-    env = {
+
+
+def process_env(state: Path, port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "CALLCENTER_ENVIRONMENT": "test",
         "CALLCENTER_STATE_DIR": str(state),
@@ -181,6 +179,137 @@ def main() -> None:
         "CALLCENTER_HTTP__PORT": str(port),
         "CALLCENTER_HTTP__ACCESS_LOG": "false",
     }
+
+
+def wait_started(ctx: AppContext, base: str) -> None:
+    def api_up() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code in (200, 503)
+        except httpx.HTTPError:
+            return False
+
+    wait(api_up, 30, "the API")
+    wait(lambda: ctx.redis.exists(ctx.keys.process_heartbeat("router")), 30, "the router")
+
+
+def open_desktops(browser: Browser, base: str, usernames: list[str]) -> list[Page]:
+    """One signed-in ``/desktop`` page per agent, ready, watching its pop."""
+    pages = []
+    for username in usernames:
+        context = browser.new_context()
+        context.request.post(f"{base}/login", form={"username": username, "password": "pw1001"})
+        page = context.new_page()
+        page.goto(f"{base}/desktop")
+        page.wait_for_selector("body[data-socket=open]")
+        page.click("#btn-ready")
+        page.wait_for_selector("#agent-state[data-state=ready]")
+        page.evaluate(OBSERVE)
+        pages.append(page)
+    return pages
+
+
+def pop_round(
+    ctx: AppContext, pages: list[Page], round_number: int, gap: float, sent: dict[str, float]
+) -> None:
+    """One call per page, ``gap`` ms apart, until every pop showed; then the callers hang up
+    and every agent is ready again."""
+    calls = [f"pop-{round_number}-{i}" for i in range(len(pages))]
+    for call_id in calls:
+        sent[call_id] = queue_call(ctx, call_id)
+        time.sleep(gap / 1000)
+
+    def popped() -> int:
+        return sum(len(page.evaluate("() => window.__pops")) for page in pages)
+
+    wait(lambda: popped() >= len(sent), 60, "every pop")
+    for call_id in calls:
+        publish(ctx, EventType.caller_hung_up, call_id)
+
+    def all_ready() -> bool:
+        states = [
+            ctx.redis.hget(ctx.keys.routing(f"agent:{agent_id}"), "state")
+            for agent_id in range(1, 13 + len(pages))
+        ]
+        return sum(1 for s in states if s == "ready") >= len(pages)
+
+    wait(all_ready, 30, "agents ready again")
+
+
+def pop_latencies(pages: list[Page], sent: dict[str, float]) -> list[float]:
+    """Each page's pop moments minus the moment its call was queued (ms)."""
+    latencies = []
+    for page in pages:
+        for pop in page.evaluate("() => window.__pops"):
+            if pop["call"] in sent:
+                latencies.append(pop["at"] - sent[pop["call"]])
+    return latencies
+
+
+@dataclass
+class Figures:
+    desktops: int
+    latencies: list[float]  # queued -> pop visible in the page
+    published: list[float]  # queued -> offer published on the agent's channel
+    floors: list[float]  # the page's socket ping round trips
+
+
+def measure_in_browser(
+    ctx: AppContext, base: str, usernames: list[str], args: argparse.Namespace
+) -> Figures:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu"],
+        )
+        pages = open_desktops(browser, base, usernames)
+        floors = [float(pages[i].evaluate(PING)) for i in range(min(10, len(pages)))]
+        offers = OfferWatch(ctx)
+        sent: dict[str, float] = {}
+        for round_number in range(args.rounds):
+            pop_round(ctx, pages, round_number, args.gap, sent)
+        offers.stop()
+        published = [offers.seen[c] - sent[c] for c in sent if c in offers.seen]
+        latencies = pop_latencies(pages, sent)
+        browser.close()
+    return Figures(len(pages), latencies, published, floors)
+
+
+def print_figures(figures: Figures, args: argparse.Namespace) -> None:
+    latencies, published, floors = figures.latencies, figures.published, figures.floors
+    print(
+        f"pages pop benchmark: {figures.desktops} desktops, {args.rounds} rounds, "
+        f"{len(latencies)} pops, a call every {args.gap:.0f} ms"
+    )
+    print(
+        f"call queued -> pop visible in the page: p50 {percentile(latencies, 0.5):.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms"
+    )
+    print(
+        f"  of which queued -> offer published on the agent's Redis channel (router): "
+        f"p50 {percentile(published, 0.5):.1f} ms, p99 {percentile(published, 0.99):.1f} ms"
+    )
+    print(
+        f"baseline, the page's socket ping round trip: p50 {percentile(floors, 0.5):.1f} ms, "
+        f"max {max(floors):.1f} ms"
+    )
+    print("goal: p99 < 300 ms")
+
+
+def main() -> None:
+    args = parse_args()
+    state = Path(tempfile.mkdtemp(prefix="bench-pages-pop-"))
+    settings = Settings(
+        environment="test", state_dir=state, redis_url=REDIS_URL, redis_prefix=PREFIX
+    )
+    upgrade(settings.database_url)
+    ctx = build_context(settings)
+    clear(ctx)
+    seed_demo(ctx)
+    usernames = add_agents(ctx, args.desktops)
+    port = free_port()
+    env = process_env(state, port)
     log = (state / "processes.log").open("wb")
     processes = [
         subprocess.Popen(
@@ -190,89 +319,13 @@ def main() -> None:
     ]
     base = f"http://127.0.0.1:{port}"
     try:
-
-        def api_up() -> bool:
-            try:
-                return httpx.get(f"{base}/healthz", timeout=1).status_code in (200, 503)
-            except httpx.HTTPError:
-                return False
-
-        wait(api_up, 30, "the API")
-        wait(lambda: ctx.redis.exists(ctx.keys.process_heartbeat("router")), 30, "the router")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=["--headless", "--no-sandbox", "--disable-gpu"],
-            )
-            pages = []
-            for username in usernames:
-                context = browser.new_context()
-                context.request.post(
-                    f"{base}/login", form={"username": username, "password": "pw1001"}
-                )
-                page = context.new_page()
-                page.goto(f"{base}/desktop")
-                page.wait_for_selector("body[data-socket=open]")
-                page.click("#btn-ready")
-                page.wait_for_selector("#agent-state[data-state=ready]")
-                page.evaluate(OBSERVE)
-                pages.append(page)
-            floors = [float(pages[i].evaluate(PING)) for i in range(min(10, len(pages)))]
-            offers = OfferWatch(ctx)
-            sent: dict[str, float] = {}
-            routing_key = ctx.keys.routing
-            for round_number in range(args.rounds):
-                calls = [f"pop-{round_number}-{i}" for i in range(len(pages))]
-                for call_id in calls:
-                    sent[call_id] = queue_call(ctx, call_id)
-                    time.sleep(args.gap / 1000)
-
-                def popped() -> int:
-                    return sum(len(page.evaluate("() => window.__pops")) for page in pages)
-
-                wait(lambda: popped() >= len(sent), 60, "every pop")
-                for call_id in calls:
-                    publish(ctx, EventType.caller_hung_up, call_id)
-
-                def all_ready() -> bool:
-                    states = [
-                        ctx.redis.hget(routing_key(f"agent:{agent_id}"), "state")
-                        for agent_id in range(1, 13 + len(pages))
-                    ]
-                    return sum(1 for s in states if s == "ready") >= len(pages)
-
-                wait(all_ready, 30, "agents ready again")
-            offers.stop()
-            published = [offers.seen[c] - sent[c] for c in sent if c in offers.seen]
-            latencies = []
-            for page in pages:
-                for pop in page.evaluate("() => window.__pops"):
-                    if pop["call"] in sent:
-                        latencies.append(pop["at"] - sent[pop["call"]])
-            browser.close()
-        print(
-            f"pages pop benchmark: {len(pages)} desktops, {args.rounds} rounds, "
-            f"{len(latencies)} pops, a call every {args.gap:.0f} ms"
-        )
-        print(
-            f"call queued -> pop visible in the page: p50 {percentile(latencies, 0.5):.1f} ms, "
-            f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms"
-        )
-        print(
-            f"  of which queued -> offer published on the agent's Redis channel (router): "
-            f"p50 {percentile(published, 0.5):.1f} ms, p99 {percentile(published, 0.99):.1f} ms"
-        )
-        print(
-            f"baseline, the page's socket ping round trip: p50 {percentile(floors, 0.5):.1f} ms, "
-            f"max {max(floors):.1f} ms"
-        )
-        print("goal: p99 < 300 ms")
+        wait_started(ctx, base)
+        print_figures(measure_in_browser(ctx, base, usernames, args), args)
     finally:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
-        for key in ctx.redis.scan_iter(f"{PREFIX}:*", count=1000):
-            ctx.redis.delete(key)
+        clear(ctx)
         ctx.close()
 
 

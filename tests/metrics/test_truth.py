@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,38 @@ SL = {"general": 20, "repair": 20, "complaint": 20, "fees": 20, "callback": 20}
 # ---------------------------------------------------------------- path 2: SQL records
 
 
+def state_row(event: Any, at: datetime) -> dict[str, Any]:
+    """An ``agent_state_changes`` row from an agent event."""
+    return {
+        "agent_id": int(event.data["agent_id"]),
+        "at": at,
+        "from_state": event.data["from"],
+        "to_state": event.data["to"],
+        "reason": event.data.get("reason"),
+        "call_id": event.data.get("call_id"),
+    }
+
+
+def note_call_event(call: dict[str, Any], event: Any, at: datetime) -> None:
+    """What a call event sets on the call's ``calls`` row."""
+    if event.type == "call_arrived":
+        call["arrived_at"] = at
+    elif event.type == "call_queued":
+        call.setdefault("queued_at", at)
+        call["queue_code"] = event.data["queue"]
+    elif event.type == "call_overflowed":
+        call["queue_code"] = event.data["to_queue"]
+    elif event.type == "agent_answered":
+        call["answered_at"], call["agent_id"] = at, int(event.data["agent_id"])
+        call["outcome"] = "answered"
+    elif event.type == "abandoned":
+        call["outcome"] = "abandoned"
+    elif event.type == "callback_requested":
+        call["outcome"] = "callback"
+    elif event.type == "call_ended":
+        call["ended_at"] = at
+
+
 def write_sql(ctx: AppContext, emitted: list[tuple[str, Any]], ids: list[str]) -> None:
     calls: dict[str, dict[str, Any]] = {}
     call_rows: list[dict[str, Any]] = []
@@ -48,16 +81,7 @@ def write_sql(ctx: AppContext, emitted: list[tuple[str, Any]], ids: list[str]) -
         at = datetime.fromisoformat(event.at)
         if stream == "agent_events":
             if event.type == "agent_state_changed":
-                state_rows.append(
-                    {
-                        "agent_id": int(event.data["agent_id"]),
-                        "at": at,
-                        "from_state": event.data["from"],
-                        "to_state": event.data["to"],
-                        "reason": event.data.get("reason"),
-                        "call_id": event.data.get("call_id"),
-                    }
-                )
+                state_rows.append(state_row(event, at))
             continue
         call = calls.setdefault(event.call_id, {"id": event.call_id, "outcome": None})
         call_rows.append(
@@ -69,22 +93,7 @@ def write_sql(ctx: AppContext, emitted: list[tuple[str, Any]], ids: list[str]) -
                 "data": event.data,
             }
         )
-        if event.type == "call_arrived":
-            call["arrived_at"] = at
-        elif event.type == "call_queued":
-            call.setdefault("queued_at", at)
-            call["queue_code"] = event.data["queue"]
-        elif event.type == "call_overflowed":
-            call["queue_code"] = event.data["to_queue"]
-        elif event.type == "agent_answered":
-            call["answered_at"], call["agent_id"] = at, int(event.data["agent_id"])
-            call["outcome"] = "answered"
-        elif event.type == "abandoned":
-            call["outcome"] = "abandoned"
-        elif event.type == "callback_requested":
-            call["outcome"] = "callback"
-        elif event.type == "call_ended":
-            call["ended_at"] = at
+        note_call_event(call, event, at)
     with ctx.sessions() as session, session.begin():
         session.execute(
             insert(Call),
@@ -131,49 +140,98 @@ class Expected:
     legs: list[Leg] = field(default_factory=list)
 
 
-def legs_from_sql(ctx: AppContext) -> list[Leg]:
+EventRow = tuple[str, datetime, dict[str, Any]]  # (type, at, data) of one call event
+
+
+def events_by_call(ctx: AppContext) -> dict[str, list[EventRow]]:
+    """``call_events`` per call, in order, times made aware and data decoded."""
     with ctx.sessions() as session:
         rows = session.execute(
             text("SELECT call_id, type, at, data FROM call_events ORDER BY call_id, at, id")
         ).all()
-    by_call: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = defaultdict(list)
+    by_call: dict[str, list[EventRow]] = defaultdict(list)
     for call_id, kind, at, data in rows:
         when = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
         by_call[call_id].append((kind, when, data if isinstance(data, dict) else json.loads(data)))
+    return by_call
+
+
+@dataclass
+class CallReplay:
+    """One call's events replayed into its queue legs, one step per event type."""
+
+    legs: list[Leg]
+    current: Leg | None = None
+    answered: Leg | None = None
+    ended_at: datetime | None = None
+    first_queued: datetime | None = None  # short abandons: the caller's whole wait
+
+    def feed(self, kind: str, at: datetime, data: dict[str, Any]) -> None:
+        step = CALL_STEPS.get(kind)
+        if step is not None:
+            step(self, at, data)
+        elif kind in OPEN_LEG_STEPS and self.current and self.current.outcome is None:
+            OPEN_LEG_STEPS[kind](self, self.current, at, data)
+
+    def queued(self, at: datetime, data: dict[str, Any]) -> None:
+        self.current = Leg(data["queue"], at)
+        self.legs.append(self.current)
+        self.first_queued = self.first_queued or at
+
+    def overflowed(self, at: datetime, data: dict[str, Any]) -> None:
+        assert self.current is not None
+        self.current.outcome, self.current.left = "overflowed", at
+        self.current = Leg(data["to_queue"], at)
+        self.legs.append(self.current)
+
+    def ended(self, at: datetime, data: dict[str, Any]) -> None:
+        self.ended_at = at
+        if self.answered is not None and self.answered.left is not None:
+            self.answered.talk = (at - self.answered.left).total_seconds()
+
+    def wrap_up_ended(self, at: datetime, data: dict[str, Any]) -> None:
+        if self.answered is not None and self.ended_at is not None:
+            self.answered.wrap = (at - self.ended_at).total_seconds()
+
+    # steps on the open leg (one with no outcome yet)
+
+    def callback(self, leg: Leg, at: datetime, data: dict[str, Any]) -> None:
+        leg.outcome, leg.left = "callback", at
+
+    def missed(self, leg: Leg, at: datetime, data: dict[str, Any]) -> None:
+        leg.missed += 1
+
+    def answer(self, leg: Leg, at: datetime, data: dict[str, Any]) -> None:
+        leg.outcome, leg.left, leg.agent = "answered", at, int(data["agent_id"])
+        self.answered = leg
+
+    def abandon(self, leg: Leg, at: datetime, data: dict[str, Any]) -> None:
+        waited = (at - (self.first_queued or leg.entered)).total_seconds()
+        leg.outcome = "short" if waited < SHORT else "abandoned"
+        leg.left = at
+
+
+CALL_STEPS: dict[str, Callable[[CallReplay, datetime, dict[str, Any]], None]] = {
+    "call_queued": CallReplay.queued,
+    "call_overflowed": CallReplay.overflowed,
+    "call_ended": CallReplay.ended,
+    "wrap_up_ended": CallReplay.wrap_up_ended,
+}
+OPEN_LEG_STEPS: dict[str, Callable[[CallReplay, Leg, datetime, dict[str, Any]], None]] = {
+    "callback_requested": CallReplay.callback,
+    "agent_missed": CallReplay.missed,
+    "agent_answered": CallReplay.answer,
+    "abandoned": CallReplay.abandon,
+}
+
+
+def legs_from_sql(ctx: AppContext) -> list[Leg]:
     legs: list[Leg] = []
-    for events in by_call.values():
-        current: Leg | None = None
-        answered: Leg | None = None
-        ended_at: datetime | None = None
-        first_queued: datetime | None = None  # short abandons: the caller's whole wait
+    for events in events_by_call(ctx).values():
+        replay = CallReplay(legs)
         for kind, at, data in events:
-            if kind == "call_queued":
-                current = Leg(data["queue"], at)
-                legs.append(current)
-                first_queued = first_queued or at
-            elif kind == "call_overflowed":
-                assert current is not None
-                current.outcome, current.left = "overflowed", at
-                current = Leg(data["to_queue"], at)
-                legs.append(current)
-            elif kind == "callback_requested" and current and current.outcome is None:
-                current.outcome, current.left = "callback", at
-            elif kind == "agent_missed" and current and current.outcome is None:
-                current.missed += 1
-            elif kind == "agent_answered" and current and current.outcome is None:
-                current.outcome, current.left, current.agent = "answered", at, int(data["agent_id"])
-                answered = current
-            elif kind == "abandoned" and current and current.outcome is None:
-                waited = (at - (first_queued or current.entered)).total_seconds()
-                current.outcome = "short" if waited < SHORT else "abandoned"
-                current.left = at
-            elif kind == "call_ended":
-                ended_at = at
-                if answered is not None and answered.left is not None:
-                    answered.talk = (at - answered.left).total_seconds()
-            elif kind == "wrap_up_ended" and answered is not None and ended_at is not None:
-                answered.wrap = (at - ended_at).total_seconds()
+            replay.feed(kind, at, data)
     return legs
 
 
@@ -280,8 +338,45 @@ def test_live_figures_equal_sql_recompute_and_the_report_on_postgres(pg_ctx: App
     check_truth(pg_ctx, volume=1.6)
 
 
+QUEUE_CODES = ("general", "repair", "complaint", "fees")
+REPORT_KEYS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "callbacks",
+    "overflowed",
+    "missed_offers",
+    "answer_rate",
+    "service_level",
+    "asa_seconds",
+    "aht_seconds",
+)
+
+
 def check_truth(ctx: AppContext, volume: float) -> None:
     events = Events(ctx)
+    emitted = simulated_day(ctx, volume)
+    # path 1: the real streams, the live engine
+    ids = xadd_all(ctx, emitted)
+    events.drain()
+    live = events.snapshot(NOW)
+    # path 2: SQL records, independent recompute
+    write_sql(ctx, emitted, ids)
+    legs = legs_from_sql(ctx)
+    outcomes = {leg.outcome for leg in legs}
+    # the day exercises every definition
+    assert {"answered", "abandoned", "short", "callback", "overflowed", None} <= outcomes
+    assert any(leg.missed for leg in legs)
+
+    check_windows(ctx, live, legs)
+    check_waiting(live, legs)
+    check_agents_and_answered(ctx, live)
+    check_prometheus(ctx, legs)
+    check_report(ctx, live)
+
+
+def simulated_day(ctx: AppContext, volume: float) -> list[tuple[str, Any]]:
     emitted = simulate_day(
         day=DAY,
         end=NOW,
@@ -299,30 +394,27 @@ def check_truth(ctx: AppContext, volume: float) -> None:
         emitted.append(
             ("events", StreamEvent("call_queued", call_id, at=at, data={"queue": queue}))
         )
-    # path 1: the real streams, the live engine
+    return emitted
+
+
+def xadd_all(ctx: AppContext, emitted: list[tuple[str, Any]]) -> list[str]:
+    """Every event onto its real stream, in order; returns the stream ids."""
     redis_client: Any = ctx.redis
     pipe = redis_client.pipeline(transaction=False)
     for stream, event in emitted:
         key = ctx.keys.events if stream == "events" else ctx.keys.agent_events
         pipe.xadd(key, event.to_fields())
-    ids = [str(i) for i in pipe.execute()]
-    events.drain()
-    live = events.snapshot(NOW)
-    # path 2: SQL records, independent recompute
-    write_sql(ctx, emitted, ids)
-    legs = legs_from_sql(ctx)
-    outcomes = {leg.outcome for leg in legs}
-    # the day exercises every definition
-    assert {"answered", "abandoned", "short", "callback", "overflowed", None} <= outcomes
-    assert any(leg.missed for leg in legs)
+    return [str(i) for i in pipe.execute()]
 
+
+def check_windows(ctx: AppContext, live: dict[str, Any], legs: list[Leg]) -> None:
     for window in ("today", "shift", "15m", "60m"):
         assert_same(
             live["center"]["windows"][window],
             expected_figures(legs, None, window),
             f"center/{window}",
         )
-        for queue in ("general", "repair", "complaint", "fees"):
+        for queue in QUEUE_CODES:
             assert_same(
                 live["queues"][queue]["windows"][window],
                 expected_figures(legs, queue, window),
@@ -331,14 +423,19 @@ def check_truth(ctx: AppContext, volume: float) -> None:
         occupancy = expected_occupancy(ctx, window)
         assert live["center"]["windows"][window]["occupancy"] == pytest.approx(occupancy)
 
-    # waiting now and the longest wait, per queue
-    for queue in ("general", "repair", "complaint", "fees"):
+
+def check_waiting(live: dict[str, Any], legs: list[Leg]) -> None:
+    """Waiting now and the longest wait, per queue."""
+    for queue in QUEUE_CODES:
         open_legs = [leg for leg in legs if leg.queue == queue and leg.outcome is None]
         assert live["queues"][queue]["waiting"] == len(open_legs)
         if open_legs:
             longest = (NOW - min(leg.entered for leg in open_legs)).total_seconds()
             assert live["queues"][queue]["longest_wait_seconds"] == pytest.approx(longest)
-    # agents by state: each agent's last recorded state
+
+
+def check_agents_and_answered(ctx: AppContext, live: dict[str, Any]) -> None:
+    """Agents by state (each agent's last recorded state) and a plain SQL count of answers."""
     with ctx.sessions() as session:
         last = session.execute(
             text(
@@ -356,7 +453,17 @@ def check_truth(ctx: AppContext, volume: float) -> None:
     assert live["center"]["agents"] == dict(by_state)
     assert live["center"]["windows"]["today"]["answered"] == answered_calls  # plain SQL count
 
-    # the Prometheus exposition: counters by queue and shift label, histogram counts
+
+def legs_per_queue(legs: list[Leg], counts: Callable[[Leg], bool]) -> dict[str, int]:
+    per_queue: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        if counts(leg):
+            per_queue[leg.queue] += 1
+    return per_queue
+
+
+def check_prometheus(ctx: AppContext, legs: list[Leg]) -> None:
+    """The Prometheus exposition: counters by queue and shift label, histogram counts."""
     registry = CollectorRegistry()
     registry.register(LiveCollector(ctx))
     families = {
@@ -383,23 +490,17 @@ def check_truth(ctx: AppContext, volume: float) -> None:
         for s in families["callcenter_wait_seconds"].samples
         if s.name.endswith("_count")
     }
-    answered_by_queue: dict[str, int] = defaultdict(int)
-    for leg in legs:
-        if leg.outcome == "answered":
-            answered_by_queue[leg.queue] += 1
-    assert waits == answered_by_queue
+    assert waits == legs_per_queue(legs, lambda leg: leg.outcome == "answered")
     handles = {
         s.labels["queue"]: s.value
         for s in families["callcenter_handle_seconds"].samples
         if s.name.endswith("_count")
     }
-    wrapped: dict[str, int] = defaultdict(int)
-    for leg in legs:
-        if leg.wrap is not None:
-            wrapped[leg.queue] += 1
-    assert handles == wrapped
+    assert handles == legs_per_queue(legs, lambda leg: leg.wrap is not None)
 
-    # the historical report (SQL event log → the shared definitions) agrees with both
+
+def check_report(ctx: AppContext, live: dict[str, Any]) -> None:
+    """The historical report (SQL event log → the shared definitions) agrees with both."""
     start = DAY.astimezone(UTC)
     end = NOW.astimezone(UTC) + timedelta(seconds=1)
     by_queue = {
@@ -408,22 +509,9 @@ def check_truth(ctx: AppContext, volume: float) -> None:
     }
     center = reports.report(ctx, start=start, end=end, period="day", group="center")
     assert len(center) == 1
-    keys = (
-        "offered",
-        "answered",
-        "abandoned",
-        "short_abandoned",
-        "callbacks",
-        "overflowed",
-        "missed_offers",
-        "answer_rate",
-        "service_level",
-        "asa_seconds",
-        "aht_seconds",
-    )
-    for name in keys:
+    for name in REPORT_KEYS:
         assert center[0][name] == pytest.approx(live["center"]["windows"]["today"][name])
-        for queue in ("general", "repair", "complaint", "fees"):
+        for queue in QUEUE_CODES:
             assert by_queue[queue][name] == pytest.approx(
                 live["queues"][queue]["windows"]["today"][name]
             ), (queue, name)
@@ -431,7 +519,7 @@ def check_truth(ctx: AppContext, volume: float) -> None:
         r["period"]: r
         for r in reports.report(ctx, start=start, end=end, period="shift", group="center")
     }
-    for name in keys:
+    for name in REPORT_KEYS:
         assert shifts["night:2026-11-28"][name] == pytest.approx(
             live["center"]["windows"]["shift"][name]
         )
