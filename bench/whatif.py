@@ -19,7 +19,7 @@ import redis
 
 from config.loader import load_config
 from config.settings import DEFAULT_CONFIG_DIR
-from metrics.definitions import MetricConfig
+from metrics.metric_config import MetricConfig
 from metrics.simulation import HOURLY_PROFILE
 from metrics.whatif import simulate
 from metrics.whatif_inputs import DEFAULT_PLAN, PlanFile, PlanGroup, synthetic_arrivals

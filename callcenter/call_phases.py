@@ -8,7 +8,7 @@ which takes the target from the table and counts a move from a phase the table d
 allow in ``routing:stats`` ``illegal_call_moves`` (tests/cti/test_routing_properties.py keeps
 that at zero under random operations).
 
-Readers of the event stream (``ivr/records.py``, ``metrics/definitions.py``) learn where a
+Readers of the event stream (``ivr/records.py``, ``metrics/call_tracker.py``) learn where a
 call went from :data:`EVENT_PHASE`: the phase an event moves the call into.
 
     (no record) --enqueue--> waiting --reserve--> reserved --answer--> connected

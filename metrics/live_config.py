@@ -9,7 +9,7 @@ from sqlalchemy import select
 from callcenter.context import AppContext
 from callcenter.service_keys import Service
 from config.loader import CenterConfig
-from metrics.definitions import MetricConfig
+from metrics.metric_config import MetricConfig
 
 METRIC_CONFIG: Service[MetricConfig] = Service("metric definitions")
 TEAM_NAMES: Service[dict[str, str]] = Service("team names")

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from callcenter.context import AppContext
 from callcenter.service_keys import REGISTRY, Service
-from metrics.definitions import (
+from metrics.counters import (
     ABANDONED,
     ANSWERED,
     CALLBACKS,

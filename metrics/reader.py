@@ -14,21 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.context import AppContext
-from metrics.definitions import (
-    CALL_COUNTERS,
-    NO_SHIFT,
-    NO_TEAM,
-    STATE_PREFIX,
-    AgentState,
-    MetricConfig,
-    add_into,
-    figures,
-    shift_in_force,
-    shift_occurrence,
-)
+from metrics.agent_states import AgentState
+from metrics.counters import CALL_COUNTERS, STATE_PREFIX, add_into
+from metrics.figures import figures
 from metrics.live_alerts import alerts
 from metrics.live_config import TEAM_NAMES, TEAMS, load_teams, metric_config, team_names
 from metrics.live_keys import EDGE_DIM, MetricKeys
+from metrics.metric_config import NO_TEAM, MetricConfig
+from metrics.time_windows import NO_SHIFT, shift_in_force, shift_occurrence
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Historical reports from SQL, through the same definitions as the live engine.
 
 Calls: the stored event log (``call_events``) of every call that entered a queue in the range
-is replayed through :class:`metrics.definitions.CallTracker`, exactly as the live consumer
+is replayed through :class:`metrics.call_tracker.CallTracker`, exactly as the live consumer
 does; a call with no stored events is replayed from its ``calls`` row. Agent time comes from
 ``agent_state_changes``; tickets and satisfaction callbacks from the ticketing tables.
 """
@@ -23,19 +23,15 @@ from callcenter.errors import InvalidInput
 from callcenter.streams import AgentEventType, CallEvent, EventType
 from cti.models import AgentStateChange, Call
 from cti.models import CallEvent as CallEventRow
-from metrics.definitions import (
-    AgentState,
-    AgentTracker,
-    CallState,
-    CallTracker,
-    Cohort,
-    Delta,
-    MetricConfig,
-    add_into,
-    figures,
-)
+from metrics.agent_states import AgentState, AgentTracker
+from metrics.call_state import CallState
+from metrics.call_tracker import CallTracker
+from metrics.counters import add_into
+from metrics.effects import Delta
 from metrics.errors import BAD_PERIOD
+from metrics.figures import figures
 from metrics.live_config import load_teams, metric_config
+from metrics.metric_config import Cohort, MetricConfig
 
 Period = Literal["hour", "shift", "day", "week", "total"]
 Group = Literal["queue", "team", "agent", "center"]

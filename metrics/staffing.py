@@ -21,7 +21,7 @@ from sqlalchemy import select
 from callcenter.context import AppContext
 from callcenter.errors import InvalidInput
 from cti.models import Agent
-from metrics.definitions import (
+from metrics.counters import (
     ABANDONED,
     ANSWERED,
     OFFERED,
@@ -31,10 +31,10 @@ from metrics.definitions import (
     TALKS,
     WAIT_ANSWERED_SUM,
     WRAP_SUM,
-    figures,
 )
 from metrics.erlang import agents_for_erlang_a, agents_for_erlang_c
 from metrics.errors import BAD_PERIOD, BAD_TARGET
+from metrics.figures import figures
 from metrics.live_alerts import staffing_minimum
 from metrics.live_config import load_teams, metric_config
 from metrics.reports import call_deltas
@@ -141,7 +141,8 @@ def staffing(
 
 def _abandon_wait_seconds(ctx: AppContext, start: datetime, end: datetime) -> float:
     """Total time abandoned legs waited (replays the same tracker, keeping leg waits)."""
-    from metrics.definitions import CallState, CallTracker
+    from metrics.call_state import CallState
+    from metrics.call_tracker import CallTracker
     from metrics.reports import _events_for_calls
 
     config = metric_config(ctx)

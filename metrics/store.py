@@ -17,19 +17,14 @@ import redis
 
 from callcenter.redis_keys import Keys
 from callcenter.streams import CallEvent
-from metrics.definitions import (
-    NO_TEAM,
-    REFUSED,
-    STATE_PREFIX,
-    AgentState,
-    AgentTracker,
-    CallState,
-    CallTracker,
-    Effects,
-    MetricConfig,
-    parse_at,
-)
+from metrics.agent_states import AgentState, AgentTracker
+from metrics.call_state import CallState
+from metrics.call_tracker import CallTracker
+from metrics.counters import REFUSED, STATE_PREFIX
+from metrics.effects import Effects
 from metrics.live_keys import BUCKETS, EDGE_DIM, MetricKeys
+from metrics.metric_config import NO_TEAM, MetricConfig
+from metrics.time_windows import parse_at
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ simulated side plays the engine and the people: callers join a queue and hang up
 patience runs out; agents of the plan log in for their shift, answer an offer after
 ``ring_seconds`` and talk for the caller's talk time.
 
-The figures come from the metric definitions the wallboard uses (``metrics.definitions``:
-the same CallTracker over the same event shapes), per hour, per shift and per queue, beside
-the Erlang C and Erlang A figures for the same load and staffing.
+The figures come from the metric definitions the wallboard uses (``metrics.call_tracker`` and
+``metrics.figures``: the same CallTracker over the same event shapes), per hour, per shift and
+per queue, beside the Erlang C and Erlang A figures for the same load and staffing.
 """
 
 from __future__ import annotations
@@ -33,17 +33,14 @@ from callcenter.streams import AgentEventType, CallEvent, EventType
 from config.loader import CenterConfig
 from cti.routing import Routing
 from cti.shifts import shift_window
-from metrics.definitions import (
-    AVAILABLE_STATES,
-    BUSY_STATES,
-    CallState,
-    CallTracker,
-    MetricConfig,
-    add_into,
-    figures,
-)
+from metrics.agent_states import AVAILABLE_STATES, BUSY_STATES
+from metrics.call_state import CallState
+from metrics.call_tracker import CallTracker
+from metrics.counters import add_into
 from metrics.erlang import erlang_a, erlang_c_service_level
 from metrics.errors import UNKNOWN_QUEUE, UNKNOWN_SHIFT
+from metrics.figures import figures
+from metrics.metric_config import MetricConfig
 from metrics.whatif_inputs import Arrival, PlanFile, local_midnight, mean
 
 AGENT_ID_BASE = 900_000  # simulated agents' ids: far from any real agent's

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             arrivals = stored_arrivals(ctx, day, seed=args.seed)
-        from metrics.definitions import MetricConfig
+        from metrics.metric_config import MetricConfig
 
         figures_config = (
             MetricConfig.from_files(config.queues, config.shifts, settings.timezone)

@@ -346,7 +346,9 @@ def test_hanging_up_just_after_an_overflow_is_an_abandon_everywhere(center: Cent
     """The caller waited ~5 s in repair, overflowed, and gave up ~3 s later: 8 s of waiting
     in all, over short_abandon_seconds (5). The call record and the metric definitions both
     say abandoned (the metrics used to judge the 3 s in general alone: a short abandon)."""
-    from metrics.definitions import CallState, CallTracker, sum_counters
+    from metrics.call_state import CallState
+    from metrics.call_tracker import CallTracker
+    from metrics.counters import sum_counters
     from metrics.live_config import metric_config
 
     center.login("1001")  # repair staffed, not ready

@@ -12,10 +12,10 @@ from callcenter.context import AppContext
 from callcenter.streams import AgentEventType, EventType
 from cti.models import Agent
 from metrics.consumer import CONSUMER, GROUP
-from metrics.definitions import shift_in_force, shifts_in_force
 from metrics.live_config import metric_config
 from metrics.reader import LiveReader
 from metrics.store import MetricStore
+from metrics.time_windows import shift_in_force, shifts_in_force
 
 from .conftest import Events, local
 

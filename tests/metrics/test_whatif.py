@@ -18,7 +18,10 @@ from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.streams import CallEvent
 from ivr.records import apply_event
-from metrics.definitions import CallState, CallTracker, add_into, figures
+from metrics.call_state import CallState
+from metrics.call_tracker import CallTracker
+from metrics.counters import add_into
+from metrics.figures import figures
 from metrics.live_config import metric_config
 from metrics.simulation import SimAgent, simulate_day
 from metrics.whatif import simulate
