@@ -5,7 +5,7 @@ agrees with both.
 Two independent paths from the same event log: (1) the events are XADDed to the real Redis
 streams and consumed by the live engine; (2) this test writes the SQL records itself
 (``calls``, ``call_events``, ``agent_state_changes``) and recomputes every figure with its own
-code below, which shares nothing with metrics/definitions.py.
+code below, which shares nothing with the metrics/ definition modules (call_tracker.py, …).
 """
 
 from __future__ import annotations
