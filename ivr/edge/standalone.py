@@ -8,11 +8,11 @@ whose liveness key lapsed too is dead, and the calls it carried are ended (``nod
 ``ivr/node_calls.py``); the callers' and agents' phones on its slots' calls get a BYE from the
 edge (the dialogs this edge routed, ``Edge.end_slot_dialogs``). A slot that dies alone (its node
 lives on and restarts it on the same address) is reported by its node on the lost-slots stream
-(``membership.report_lost_slot``), and its dialogs are ended the same way. Every second it publishes the readiness
-record ``/readyz`` reads (node name ``edge``), and every 30 s it syncs the agents' SIP
-credentials, as an engine running its own edge does. A stored ``telephony`` version reaches
-it through the configuration watcher (``config_watch``): DIDs, trunks, dial plan and domain at
-once, without restarting Kamailio (``Edge.follow_config``).
+(``membership.report_lost_slot``), and its dialogs are ended the same way. Every second it
+publishes the readiness record ``/readyz`` reads (node name ``edge``), and every 30 s it syncs
+the agents' SIP credentials, as an engine running its own edge does. A stored ``telephony``
+version reaches it through the configuration watcher (``config_watch``): DIDs, trunks, dial
+plan and domain at once, without restarting Kamailio (``Edge.follow_config``).
 
 Each dispatcher change waits out Kamailio's ``reload_delta`` (``sip.edge.reload_delta_seconds``),
 so a node's slots join at that pace; nodes announce only running slots, and the pool's warm
@@ -79,10 +79,10 @@ class StandaloneEdge:
         return ended
 
     def hang_up_lost_nodes(self) -> int:
-        """BYE to the callers' and agents' phones on the calls of nodes that are gone (no longer announced,
-        liveness key lapsed or withdrawn): the dialogs this edge routed for their slots are
-        ended. Returns how many. A node merely stalled (announcement lapsed, still alive)
-        keeps its calls."""
+        """BYE to the callers' and agents' phones on the calls of nodes that are gone (no
+        longer announced, liveness key lapsed or withdrawn): the dialogs this edge routed for
+        their slots are ended. Returns how many. A node merely stalled (announcement lapsed,
+        still alive) keeps its calls."""
         announced = {
             node: [normalize_slot_uri(uri) for uri in uris]
             for node, uris in members(self.r, self.ctx.keys.prefix).items()
