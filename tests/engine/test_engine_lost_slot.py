@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from callcenter.testkit.scenarios import agent_scenario, caller_scenario
+from callcenter.testkit.sipp import sipp, sipp_agent
 from tests.engine.conftest import EDGE_PORT, EngineProcess, call_events, call_of, wait_for
-from tests.engine.siptools import agent_scenario, caller_scenario, sipp, sipp_agent
 from tests.engine.test_engine_edge import register
 
 pytestmark = pytest.mark.sip
@@ -62,7 +63,7 @@ def test_a_slot_killed_mid_call_gets_both_phones_a_bye_from_the_edge(
     caller_run = sipp(
         caller, EDGE, local_port=16653, media_port=46510, cwd=tmp_path, local_ip="127.0.0.3"
     )
-    peers = {"caller": caller_run, "agent": agent_run}
+    peers: dict[str, subprocess.Popen[bytes]] = {"caller": caller_run, "agent": agent_run}
     try:
         call = wait_for(lambda: call_of(redis_client, "13700000031"), 10, "the call at a slot")
         slot = call_events(redis_client, call)[0].slot

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ import pytest
 import redis
 
 from callcenter.redis_keys import Keys
+from callcenter.testkit.scenarios import agent_scenario, caller_scenario
+from callcenter.testkit.sipp import register as sipp_register
+from callcenter.testkit.sipp import sipp, sipp_agent
 from config.settings import Settings
-from tests.engine.siptools import agent_scenario, caller_scenario, sipp, sipp_agent
 from tests.foundation.test_up_edge_nodes import Running, edge_record, env_for, running
 from tests.foundation.test_up_supervision import wait_for
 
@@ -26,8 +27,6 @@ pytestmark = pytest.mark.sip
 
 __all__ = ["running"]  # the fixture, used by name
 
-ROOT = Path(__file__).resolve().parents[2]
-REGISTER_XML = ROOT / "tests" / "edge" / "scenarios" / "register.xml"
 EDGE_PORT = 17161
 NODE, NODE_HOST, SLOT_BASE, RTP_BASE = "noded", "127.0.0.8", 17400, 54000
 AGENT, AGENT_PORT = "127.0.0.9", 17466
@@ -52,14 +51,9 @@ def _call_of(client: redis.Redis) -> str | None:
 
 
 def _register(tmp_path: Path) -> None:
-    scenario = tmp_path / "register200.xml"
-    scenario.write_text(REGISTER_XML.read_text().replace("@STATUS@", "200"))
-    argv = ["sipp", "-sf", str(scenario), "-i", AGENT, "-p", str(AGENT_PORT - 1), "-m", "1",
-            "-au", "1001", "-ap", "pw1001", "-key", "user", "1001",
-            "-key", "domain", "callcenter.local", "-key", "contact",
-            f"sip:1001@{AGENT}:{AGENT_PORT}", "-nostdin", "-timeout", "10s", "-timeout_error",
-            f"127.0.0.1:{EDGE_PORT}"]  # fmt: skip
-    assert subprocess.run(argv, capture_output=True, timeout=20).returncode == 0
+    result = sipp_register(tmp_path, f"127.0.0.1:{EDGE_PORT}", f"{AGENT}:{AGENT_PORT - 1}",
+                           "1001", f"sip:1001@{AGENT}:{AGENT_PORT}")  # fmt: skip
+    assert result.ok(), result.failure()
 
 
 def test_a_slot_killed_on_a_joined_node_gets_both_phones_a_bye(
