@@ -8,6 +8,11 @@ dispatcher change (each change is rate-limited by reload_delta and would stall t
 supervisor's loop). Only a retired slot is removed, and a slot restarted after dying with a
 call gets its edge call-load reset (the edge never saw that call's BYE).
 
+A slot that dies unexpectedly cannot hang up its call: the edge ends the dialogs it tracks
+for the slot's address (BYE to the caller and to the agent) before the slot is restarted on
+that address (:meth:`EdgeLink.slot_lost`). A node joined to a standalone edge reports the slot
+on the lost-slots stream instead, and every such edge ends its own dialogs of it.
+
 A node that joins a standalone edge (``join``) has no edge of its own: it announces its
 running slots (ivr/edge/membership.py) and the edge publishes the rotation.
 """
@@ -26,7 +31,7 @@ import redis
 from callcenter.context import AppContext
 from callcenter.db import database_down
 from callcenter.health import Rotation, publish_rotation
-from ivr.edge.membership import announce, rotation_of
+from ivr.edge.membership import announce, report_lost_slot, rotation_of
 from ivr.live_config import EngineConfig
 from ivr.slot_handle import SlotHandle
 
@@ -124,6 +129,30 @@ class EdgeLink:
             self.removed.add(handle.spec.uri)
         except Exception:
             log.exception("removing %s from the edge failed", handle.spec.uri)
+
+    def slot_lost(self, handle: SlotHandle) -> None:
+        """A slot died unexpectedly: hang up the phones on its calls (it cannot). Called
+        before a replacement starts on the same address, whose calls must not be ended."""
+        uri = handle.spec.uri
+        if self.edge is not None:
+            started = time.monotonic()
+            try:
+                ended = self.edge.end_slot_dialogs(uri)
+            except Exception:  # boundary: the edge down or not answering its RPC
+                log.exception("ending the dialogs of lost slot %s at the edge failed", uri)
+                return
+            if ended:
+                log.info(
+                    "edge ended %d dialog(s) of lost slot %s in %.0f ms",
+                    ended,
+                    uri,
+                    (time.monotonic() - started) * 1000,
+                )
+        elif self.join:
+            try:
+                report_lost_slot(self.r, self.ctx.keys.prefix, self.settings.node_id, uri)
+            except redis.RedisError:
+                log.warning("reporting lost slot %s to the edges failed", uri, exc_info=True)
 
     def follow(self, new: EngineConfig) -> None:
         if self.edge is None:

@@ -237,6 +237,9 @@ class SlotPool:
             handle.control.close()
         expected = handle.status == "stopping" and not handle.call
         _log_death(handle, code, expected)
+        if not expected and not self.stopping and handle.status != "starting":
+            # Its phones get their BYE from the edge, before a replacement takes the address.
+            self.edge.slot_lost(handle)
         if handle.call:
             try:
                 self.cut_calls.account(

@@ -8,6 +8,10 @@ node that dies stops being announced when its TTL runs out, and the edge takes i
 out of rotation. Each announcement also renews the node's liveness key (a longer TTL,
 ``ivr.node_calls.NODE_DEAD_AFTER_MS``): once that lapses too the node is dead
 (:func:`dead_nodes`) and the edge ends the calls it carried (``ivr/node_calls.py``).
+A slot that dies alone (its node lives on and restarts it at once, on the same address) may
+never be missing from an announcement: its node reports it on the lost-slots stream
+(:func:`report_lost_slot`), which every standalone edge reads (:class:`LostSlots`) to end the
+dialogs it routed for that slot.
 Pure Redis: nothing here imports pjsua2 or runs Kamailio.
 """
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:  # process.py runs Kamailio; this module stays importable with
 
 ANNOUNCE_EVERY_SECONDS = 0.5
 ANNOUNCE_TTL_MS = 1500  # three missed announcements and the node's slots leave rotation
+LOST_SLOTS_KEEP = 1000  # entries kept on the lost-slots stream (edges read it 4 times a second)
 
 
 def nodes_key(prefix: str) -> str:
@@ -36,6 +41,11 @@ def nodes_key(prefix: str) -> str:
 def node_slots_key(prefix: str, node: str) -> str:
     """One node's running slot URIs (JSON list), expiring unless announced again."""
     return f"{prefix}:edge:node:{node}:slots"
+
+
+def lost_slots_key(prefix: str) -> str:
+    """Slots that died mid-life on a node that lives on (a stream: node, uri)."""
+    return f"{prefix}:edge:lost_slots"
 
 
 def announce(client: Any, prefix: str, node: str, uris: list[str]) -> None:
@@ -51,6 +61,46 @@ def withdraw(client: Any, prefix: str, node: str) -> None:
     pipe.delete(node_slots_key(prefix, node), alive_key(Keys(prefix), node))
     pipe.srem(nodes_key(prefix), node)
     pipe.execute()
+
+
+def report_lost_slot(client: Any, prefix: str, node: str, uri: str) -> None:
+    """Tell every standalone edge that ``node``'s slot at ``uri`` died: each ends the dialogs
+    it routed for it (BYE to the caller and to the agent)."""
+    client.xadd(
+        lost_slots_key(prefix), {"node": node, "uri": uri}, maxlen=LOST_SLOTS_KEEP, approximate=True
+    )
+
+
+@dataclass
+class LostSlots:
+    """One edge's reading position on the lost-slots stream. It starts at the stream's end:
+    a slot lost before this edge started carried no dialog this edge holds, and its address
+    may carry a live slot's calls by now."""
+
+    prefix: str
+    last_id: str = ""
+
+    def start(self, client: Any) -> None:
+        newest = client.xrevrange(lost_slots_key(self.prefix), count=1)
+        self.last_id = _text(newest[0][0]) if newest else "0-0"
+
+    def read(self, client: Any) -> list[str]:
+        """The slot URIs reported lost since the last read, oldest first."""
+        if not self.last_id:
+            self.start(client)
+        answer = client.xread({lost_slots_key(self.prefix): self.last_id}, count=100)
+        uris: list[str] = []
+        for _stream, entries in answer or []:
+            for entry_id, fields in entries:
+                self.last_id = _text(entry_id)
+                uri = fields.get("uri") or fields.get(b"uri")
+                if uri:
+                    uris.append(_text(uri))
+        return uris
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def members(client: Any, prefix: str) -> dict[str, list[str]]:

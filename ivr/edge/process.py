@@ -47,7 +47,9 @@ from ivr.edge.tls import tls_files
 log = logging.getLogger(__name__)
 
 
-SLOT_PROFILE = "slot"  # the dialog profile of agents' legs, valued "<slot ip>:<slot port>"
+# The dialog profile of slots' calls (the caller's leg and the agent's), valued
+# "<slot ip>:<slot port>"
+SLOT_PROFILE = "slot"
 
 
 def _dialog_ids(listing: str) -> list[tuple[str, str]]:
@@ -450,9 +452,10 @@ class Edge:
     # ------------------------------------------------------------------ dialogs
 
     def end_slot_dialogs(self, uri: str) -> int:
-        """End the agents' legs of the calls a slot placed (it is gone with its node): the
-        dialog module sends BYE to both ends (the softphone's hangs up the agent's phone; the
-        one to the dead slot goes unanswered). Returns how many were ended."""
+        """End the dialogs of a lost slot (dead alone, or gone with its node): the callers'
+        legs it answered and the agents' legs it placed. The dialog module sends BYE to both
+        ends of each (the one to the phone hangs it up; the one to the dead slot goes
+        unanswered, or a restarted slot answers 481). Returns how many were ended."""
         host, port = uri_host_port(uri)
         listing = self.rpc("dlg.profile_list", SLOT_PROFILE, f"s:{host}:{port}", check=False)
         if listing.startswith("error:"):
@@ -465,7 +468,7 @@ class Edge:
                 continue
             ended += 1
         if ended:
-            log.warning("ended %d agent call(s) of lost slot %s (BYE to the softphones)",
+            log.warning("ended %d call leg(s) of lost slot %s (BYE to the phones)",
                         ended, uri)  # fmt: skip
         return ended
 

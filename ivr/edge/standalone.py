@@ -5,12 +5,14 @@ Redis (``ivr/edge/membership.py``); this process runs Kamailio with no slot, and
 second makes its dispatcher match the announcements: a slot announced is added, a slot no
 longer announced (its node stopped, or died and its announcement expired) is removed; a node
 whose liveness key lapsed too is dead, and the calls it carried are ended (``node_failed``,
-``ivr/node_calls.py``); the agents' phones on its slots' calls get a BYE from the edge (the
-dialogs this edge routed, ``Edge.end_slot_dialogs``). Every second it publishes the readiness
-record ``/readyz`` reads (node name ``edge``), and every 30 s it syncs the agents' SIP
-credentials, as an engine running its own edge does. A stored ``telephony`` version reaches
-it through the configuration watcher (``config_watch``): DIDs, trunks, dial plan and domain at
-once, without restarting Kamailio (``Edge.follow_config``).
+``ivr/node_calls.py``); the callers' and agents' phones on its slots' calls get a BYE from the
+edge (the dialogs this edge routed, ``Edge.end_slot_dialogs``). A slot that dies alone (its node
+lives on and restarts it on the same address) is reported by its node on the lost-slots stream
+(``membership.report_lost_slot``), and its dialogs are ended the same way. Every second it
+publishes the readiness record ``/readyz`` reads (node name ``edge``), and every 30 s it syncs
+the agents' SIP credentials, as an engine running its own edge does. A stored ``telephony``
+version reaches it through the configuration watcher (``config_watch``): DIDs, trunks, dial
+plan and domain at once, without restarting Kamailio (``Edge.follow_config``).
 
 Each dispatcher change waits out Kamailio's ``reload_delta`` (``sip.edge.reload_delta_seconds``),
 so a node's slots join at that pace; nodes announce only running slots, and the pool's warm
@@ -34,7 +36,7 @@ from config.loader import CenterConfig
 from config.settings import Settings
 from ivr.edge.cfgtext import EdgeConfigError
 from ivr.edge.dispatcher import normalize_slot_uri
-from ivr.edge.membership import SlotsSeen, dead_nodes, members, rotation_of
+from ivr.edge.membership import LostSlots, SlotsSeen, dead_nodes, members, rotation_of
 from ivr.edge.process import Edge, EdgeError
 from ivr.edge.subscribers import sync_subscribers
 from ivr.node_calls import alive_key, reap
@@ -54,6 +56,7 @@ class StandaloneEdge:
         self.edge = Edge(ctx.settings, ctx.config, [])
         self.stopping = False
         self.seen = SlotsSeen()
+        self.lost = LostSlots(ctx.keys.prefix)
 
     def announced(self) -> dict[str, str]:
         """slot URI -> the node announcing it."""
@@ -63,11 +66,23 @@ class StandaloneEdge:
             for uri in uris
         }
 
+    def hang_up_lost_slots(self) -> int:
+        """BYE to both phones on the calls of slots their nodes reported dead (the node lives
+        on): the dialogs this edge routed for them are ended. Returns how many."""
+        ended = 0
+        for uri in self.lost.read(self.r):
+            log.warning("slot %s died on its node: ending its calls' dialogs", uri)
+            try:
+                ended += self.edge.end_slot_dialogs(uri)
+            except EdgeError:  # already read off the stream: say so, go on with the others
+                log.exception("ending the dialogs of lost slot %s failed", uri)
+        return ended
+
     def hang_up_lost_nodes(self) -> int:
-        """BYE to the agents' phones on the calls of nodes that are gone (no longer announced,
-        liveness key lapsed or withdrawn): the dialogs this edge routed for their slots are
-        ended. Returns how many. A node merely stalled (announcement lapsed, still alive)
-        keeps its calls."""
+        """BYE to the callers' and agents' phones on the calls of nodes that are gone (no
+        longer announced, liveness key lapsed or withdrawn): the dialogs this edge routed for
+        their slots are ended. Returns how many. A node merely stalled (announcement lapsed,
+        still alive) keeps its calls."""
         announced = {
             node: [normalize_slot_uri(uri) for uri in uris]
             for node, uris in members(self.r, self.ctx.keys.prefix).items()
@@ -133,6 +148,7 @@ class StandaloneEdge:
 
     def run(self) -> None:
         sync_subscribers(self.ctx)
+        self.lost.start(self.r)
         self.edge.start()
         watcher = ConfigWatcher(self.ctx, [self.follow_config]).start()
         log.info(
@@ -148,6 +164,7 @@ class StandaloneEdge:
                     self.reconcile()
                     self.reap_dead_nodes()
                     self.hang_up_lost_nodes()
+                    self.hang_up_lost_slots()
                     now = time.monotonic()
                     if now >= next_rotation:
                         publish_rotation(self.r, self.ctx.keys.prefix, self.rotation())
