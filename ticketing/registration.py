@@ -94,6 +94,26 @@ class Registered:
     replayed: bool = False
 
 
+def _registered_before(
+    session: Session, idempotency: IdempotencyKey | None, now: datetime
+) -> Registered | None:
+    """The ticket an earlier request with this key registered, or None."""
+    if idempotency is None:
+        return None
+    earlier = stored_ticket(session, idempotency, now)
+    if earlier is None:
+        return None
+    stored = session.get(Ticket, earlier)
+    assert stored is not None  # the key's row holds a foreign key to it
+    return Registered(stored, replayed=True)
+
+
+def _same_key_first(exc: IntegrityError, idempotency: IdempotencyKey | None) -> bool:
+    """Did a request with the same key commit while this one ran (PostgreSQL: both looked
+    for the key before either committed)?"""
+    return idempotency is not None and is_key_clash(exc)
+
+
 def create_ticket(
     ctx: AppContext, data: TicketCreate, *, actor: Principal | str, now: datetime | None = None
 ) -> Ticket:
@@ -134,12 +154,9 @@ def register(
         try:
             with changing(ctx, actor=actor_name(actor), now=now) as change:
                 session = change.session
-                if idempotency is not None:
-                    earlier = stored_ticket(session, idempotency, now)
-                    if earlier is not None:
-                        stored = session.get(Ticket, earlier)
-                        assert stored is not None  # the key's row holds a foreign key to it
-                        return Registered(stored, replayed=True)
+                replayed = _registered_before(session, idempotency, now)
+                if replayed is not None:
+                    return replayed
                 # A screen-pop ticket is registered while the call is live: the call's record
                 # may not be written yet (the calls consumer follows the event stream); the id
                 # is kept as it is and the contact number finds the customer.
@@ -195,8 +212,8 @@ def register(
                     record(session, idempotency, ticket.id, now)
                 change.schedule_sla(ticket)
         except IntegrityError as exc:
-            if idempotency is not None and is_key_clash(exc):
-                continue  # the same key committed first (PostgreSQL): look again, replay it
+            if _same_key_first(exc, idempotency):
+                continue  # look again: the key is found, its ticket answered
             message = str(exc.orig).lower()
             if "uq_tickets_number" in message or "tickets.number" in message:
                 resync = True  # the number was taken outside the counter: catch up, retry
