@@ -24,6 +24,9 @@ TICKETS = ErrorCatalog(
         "read-only": "the role may read tickets but not change them",
         "step-forbidden": "department staff may not take this step",
         "not-an-agent": "the signed-in account is not an agent",
+        "bad-idempotency-key": "an Idempotency-Key header that is not 8-128 characters "
+        "from A-Z a-z 0-9 - _ . : + / =",
+        "idempotency-key-reused": "the Idempotency-Key was sent before with another body",
     },
 )
 CALLBACKS = ErrorCatalog(
@@ -58,6 +61,8 @@ TICKET_NUMBER_UNAVAILABLE = TICKETS.id("number-unavailable")
 TICKET_OTHER_DEPARTMENT = TICKETS.id("other-department")
 TICKET_READ_ONLY = TICKETS.id("read-only")
 TICKET_NOT_AN_AGENT = TICKETS.id("not-an-agent")
+TICKET_BAD_IDEMPOTENCY_KEY = TICKETS.id("bad-idempotency-key")
+TICKET_IDEMPOTENCY_KEY_REUSED = TICKETS.id("idempotency-key-reused")
 CALLBACK_NOT_FOUND = CALLBACKS.id("not-found")
 CALLBACK_CLOSED = CALLBACKS.id("closed")
 CALLBACK_BAD_RESULT = CALLBACKS.id("bad-result")

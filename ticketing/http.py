@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from callcenter.auth import Principal, current_user, get_ctx, require
 from callcenter.context import AppContext
 from callcenter.errors import Forbidden
 from callcenter.models import Role
 from callcenter.params import MAX_OFFSET, IsoDateTime, RowId
-from ticketing import assignment, attempts, dispatch, queries, registration, reports, transitions
+from ticketing import (
+    assignment,
+    attempts,
+    dispatch,
+    idempotency,
+    queries,
+    registration,
+    reports,
+    transitions,
+)
 from ticketing.errors import TICKET_NOT_AN_AGENT, TICKET_OTHER_DEPARTMENT
 from ticketing.schemas import (
     CallbackAssign,
@@ -39,19 +48,45 @@ CallbackReader = Annotated[Principal, Depends(require(*FRONT_DESK, Role.qa))]
 Assigner = Annotated[Principal, Depends(require(Role.lead))]
 
 
+_REPLAYED = {
+    idempotency.REPLAYED_HEADER: {
+        "description": "with an Idempotency-Key: true when the answer is the ticket an earlier "
+        "request with that key registered (nothing written now), else false",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    }
+}
+
+
 @router.post(
     "/tickets",
     status_code=201,
     response_model=TicketPublic,
     summary="Register a report (screen pop with call_id, API, or walk_in at the front desk)",
+    responses={201: {"description": "the ticket registered (or replayed)", "headers": _REPLAYED}},
 )
 def create_ticket(
     ctx: Ctx,
     user: FrontDesk,
     body: TicketCreate,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="a key per ticket the client means to register (8-128 characters "
+            "from A-Z a-z 0-9 - _ . : + / =, e.g. a UUID): a retry with the same key and "
+            "body within 24 h answers the ticket already registered",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    ticket = registration.create_ticket(ctx, body, actor=user)
-    return queries.ticket_summary(ctx, ticket)  # as written: not read back
+    key = idempotency.parse_key(idempotency_key)
+    if key is None:
+        ticket = registration.create_ticket(ctx, body, actor=user)
+        return queries.ticket_summary(ctx, ticket)  # as written: not read back
+    once = idempotency.IdempotencyKey(user.user_id, key, idempotency.fingerprint(body))
+    registered = registration.register(ctx, body, actor=user, idempotency=once)
+    response.headers[idempotency.REPLAYED_HEADER] = "true" if registered.replayed else "false"
+    return queries.ticket_summary(ctx, registered.ticket)
 
 
 @router.get("/tickets", response_model=TicketPage, summary="Tickets, newest first, filtered")

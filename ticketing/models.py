@@ -149,3 +149,20 @@ class TicketNumberCounter(Base):
 
     day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD, local time
     last: Mapped[int]
+
+
+class TicketIdempotencyKey(Base):
+    """An ``Idempotency-Key`` a user sent with ``POST /api/v1/tickets`` and the ticket it
+    registered (``ticketing.idempotency``): written in the ticket's transaction, so a retry
+    after a cut finds either both or neither. Scoped to the user: two users' keys never meet.
+    ``fingerprint`` is the request's SHA-256, to tell a retry from a reused key."""
+
+    __tablename__ = "ticket_idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,6 +3,7 @@ its first events, dispatched at once unless told not to."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ from cti.numbers import normalize
 from ticketing.change import actor_name, changing
 from ticketing.dispatch import contacts_for, department_by_code, dispatch_ticket
 from ticketing.errors import TICKET_NUMBER_UNAVAILABLE, TICKET_UNKNOWN_CATEGORY
+from ticketing.idempotency import IdempotencyKey, is_key_clash, record, stored_ticket
 from ticketing.models import Ticket
 from ticketing.numbering import NUMBER_RETRIES, allocate_number, number_day
 from ticketing.schemas import TicketCreate
@@ -83,6 +85,35 @@ def _insert_ticket(session: Session, ticket: Ticket) -> None:
     make_transient_to_detached(ticket)
 
 
+@dataclass(frozen=True)
+class Registered:
+    """The ticket a registration answers with; ``replayed``: registered by an earlier request
+    with the same idempotency key, nothing written now."""
+
+    ticket: Ticket
+    replayed: bool = False
+
+
+def _registered_before(
+    session: Session, idempotency: IdempotencyKey | None, now: datetime
+) -> Registered | None:
+    """The ticket an earlier request with this key registered, or None."""
+    if idempotency is None:
+        return None
+    earlier = stored_ticket(session, idempotency, now)
+    if earlier is None:
+        return None
+    stored = session.get(Ticket, earlier)
+    assert stored is not None  # the key's row holds a foreign key to it
+    return Registered(stored, replayed=True)
+
+
+def _same_key_first(exc: IntegrityError, idempotency: IdempotencyKey | None) -> bool:
+    """Did a request with the same key commit while this one ran (PostgreSQL: both looked
+    for the key before either committed)?"""
+    return idempotency is not None and is_key_clash(exc)
+
+
 def create_ticket(
     ctx: AppContext, data: TicketCreate, *, actor: Principal | str, now: datetime | None = None
 ) -> Ticket:
@@ -91,6 +122,20 @@ def create_ticket(
     In SQL: the caller's identity (read before any write), the day's number (the first write,
     which takes SQLite's write lock), the ticket, its events — then the commit; the SLA timer
     goes to Redis after it."""
+    return register(ctx, data, actor=actor, now=now).ticket
+
+
+def register(
+    ctx: AppContext,
+    data: TicketCreate,
+    *,
+    actor: Principal | str,
+    now: datetime | None = None,
+    idempotency: IdempotencyKey | None = None,
+) -> Registered:
+    """:func:`create_ticket`, once per ``idempotency`` key: the key is looked for first and
+    written with the ticket, in its transaction (``ticketing.idempotency``); a key found
+    answers its ticket as it is now."""
     now = now or utcnow()
     cfg = ctx.config.dispatch
     category = cfg.categories.get(data.category)
@@ -109,6 +154,9 @@ def create_ticket(
         try:
             with changing(ctx, actor=actor_name(actor), now=now) as change:
                 session = change.session
+                replayed = _registered_before(session, idempotency, now)
+                if replayed is not None:
+                    return replayed
                 # A screen-pop ticket is registered while the call is live: the call's record
                 # may not be written yet (the calls consumer follows the event stream); the id
                 # is kept as it is and the contact number finds the customer.
@@ -160,14 +208,18 @@ def create_ticket(
                 if data.auto_dispatch:
                     dispatch_ticket(change, ticket, dept, from_status=Status.registered)
                 _insert_ticket(session, ticket)  # once, as registered and dispatched leave it
+                if idempotency is not None:
+                    record(session, idempotency, ticket.id, now)
                 change.schedule_sla(ticket)
         except IntegrityError as exc:
+            if _same_key_first(exc, idempotency):
+                continue  # look again: the key is found, its ticket answered
             message = str(exc.orig).lower()
             if "uq_tickets_number" in message or "tickets.number" in message:
                 resync = True  # the number was taken outside the counter: catch up, retry
                 continue
             raise
-        return ticket
+        return Registered(ticket)
     raise Conflict(
         "could not allocate a ticket number; try again / 工单号分配失败，请重试",
         error_id=TICKET_NUMBER_UNAVAILABLE,

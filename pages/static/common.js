@@ -4,8 +4,10 @@
 const CC = (() => {
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
-  async function api(method, path, body) {
-    const headers = {"X-CSRF-Token": csrf};
+  // extraHeaders: e.g. {"Idempotency-Key": ...}. A refusal's error carries status, the
+  // error body and retryAfter (seconds, from a 503's or 429's Retry-After header).
+  async function api(method, path, body, extraHeaders) {
+    const headers = {"X-CSRF-Token": csrf, ...(extraHeaders || {})};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch("/api/v1" + path, {
       method,
@@ -20,6 +22,8 @@ const CC = (() => {
       const error = new Error((data && data.message) || response.statusText);
       error.status = response.status;
       error.data = data;  // the API's error body: error_id, message, details (problems, field)
+      const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+      if (Number.isFinite(retryAfter)) error.retryAfter = retryAfter;
       throw error;
     }
     return data;

@@ -182,6 +182,49 @@
     applyState(await act(CC.api("POST", "/agents/me/wrap-up", {action: "end", disposition: $("disposition").value, then_state: "ready"}))));
 
   // ------------------------------------------------------------ the ticket form
+  // One Idempotency-Key per ticket the agent means to register, kept while that content is
+  // unsaved: a retry, or Save pressed again after giving up, sends the same key, and the API
+  // answers the ticket an earlier attempt stored if its commit went through (a 503 or a lost
+  // answer cannot tell). A new content, or a saved ticket, starts a new key. A 503 (the
+  // database restarting) or a lost connection is tried again after Retry-After seconds.
+  const TICKET_TRIES = 12;
+  let unsaved = null;  // {key, body}: the content last submitted and not yet saved
+
+  function newKey() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);  // crypto.randomUUID needs https; the desk may be on http
+    return "desk-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  function keyFor(body) {
+    const text = JSON.stringify(body);
+    if (!unsaved || unsaved.body !== text) unsaved = {key: newKey(), body: text};
+    return unsaved.key;
+  }
+  function ticketNote(text, bad) {
+    const box = $("ticket-result");
+    box.className = bad ? "alert" : "notice";
+    box.textContent = text;
+  }
+  const pause = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+  async function saveTicket(body) {
+    const key = keyFor(body);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ticket = await CC.api("POST", "/tickets", body, {"Idempotency-Key": key});
+        unsaved = null;
+        return ticket;
+      } catch (error) {
+        const retriable = error.status === 503 || error.status === undefined;  // undefined: no answer
+        if (!retriable) throw error;
+        if (attempt >= TICKET_TRIES) throw new Error(MSG["desk.ticket_not_saved"]);
+        const seconds = Math.min(Math.max(error.retryAfter || 2, 1), 30);
+        ticketNote(MSG["desk.ticket_retrying"].replace("{seconds}", seconds).replace("{attempt}", attempt + 1), true);
+        await pause(seconds);
+      }
+    }
+  }
+
   $("ticket-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = event.target.elements;
@@ -190,8 +233,20 @@
       what: f.what.value, when: f.when.value, contact: f.contact.value, description: f.description.value,
     };
     if (f.call_id.value) body.call_id = f.call_id.value;
-    const ticket = await act(CC.api("POST", "/tickets", body));
-    if (!ticket) return;
+    const button = $("save-ticket");
+    button.disabled = true;  // one submission at a time: a second click is not a second ticket
+    ticketNote(MSG["desk.ticket_saving"]);
+    let ticket = null;
+    try {
+      ticket = await saveTicket(body);
+    } catch (error) {  // next to the form as well as on top: the agent is looking here
+      const text = MSG["desk.failed"] + ": " + error.message;
+      ticketNote(text, true);
+      say(text, true);
+      return;
+    } finally {
+      button.disabled = false;
+    }
     const box = $("ticket-result");
     box.className = "notice";
     box.replaceChildren(

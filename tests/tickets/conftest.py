@@ -26,8 +26,8 @@ MakeCtx = Callable[..., AppContext]
 
 
 TICKET_TABLES = (
-    "webhook_deliveries, callback_attempts, callbacks, work_orders, ticket_events, tickets, "
-    "ticket_number_counters"
+    "webhook_deliveries, callback_attempts, callbacks, work_orders, ticket_events, "
+    "ticket_idempotency_keys, tickets, ticket_number_counters"
 )
 
 
