@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from callcenter import reference_data
+from cti import reference_data
 from callcenter.auth import hash_password, sip_ha1
 from callcenter.context import AppContext
 from callcenter.models import Role, User

@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from callcenter import reference_data
+from cti import reference_data
 from callcenter.audit import record as record_audit
 from callcenter.auth import Principal
 from callcenter.context import AppContext

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from callcenter import reference_data
+from cti import reference_data
 from callcenter.admin.config_store import latest_documents
 from callcenter.admin.edge_checks import edge_problem
 from callcenter.audit import record as record_audit
@@ -37,7 +37,7 @@ from callcenter.errors import InvalidInput, NotFound
 from callcenter.models import ConfigVersion
 from config.loader import CenterConfig, ConfigError, config_with
 
-# Files whose codes SQL mirrors (``callcenter.reference_data``): kept current by each version.
+# Files whose codes SQL mirrors (``cti.reference_data``): kept current by each version.
 MIRRORED = frozenset({"queues", "shifts", "dispatch"})
 EDITABLE = ("menu", "queues", "shifts", "dispatch", "callbacks", "telephony", "webhooks")
 

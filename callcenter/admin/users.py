@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from callcenter import reference_data
+from cti import reference_data
 from callcenter.admin import edge
 from callcenter.admin.passwords import password_problems
 from callcenter.admin.schemas import (

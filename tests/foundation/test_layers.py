@@ -20,6 +20,7 @@ ROOT = frozenset(
         "callcenter.cli",  # the `callcenter` command
         "callcenter.processes",  # `callcenter up`: runs and supervises every process
         "callcenter.worker",  # the RQ worker process
+        "callcenter.systemd",  # `callcenter systemd-units`: a unit per process `up` runs
         "callcenter.schema",  # every domain's tables in one metadata (migrations, tests)
         "callcenter.demo",  # `callcenter demo`: a populated center to try
     }

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from callcenter.context import AppContext
 from callcenter.streams import CallEvent, Command, EventType
-from callcenter.worker import queues
+from callcenter.queues import queues
 from ticketing.models import (
     CallbackAttempt,
     SatisfactionCallback,
