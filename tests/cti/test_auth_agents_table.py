@@ -9,7 +9,7 @@ from cti.models import Agent
 
 def test_the_agents_columns_auth_names_are_the_models() -> None:
     model = Agent.__table__
-    assert auth._AGENTS.name == model.name
-    for name in auth._AGENTS.c.keys():
-        assert name in model.c, f"agents.{name}"
+    assert auth._AGENTS.name == Agent.__tablename__
+    for col in auth._AGENTS.columns:
+        assert col.name in model.c, f"agents.{col.name}"
     assert {fk.column.table.name for fk in model.c.user_id.foreign_keys} == {"users"}
