@@ -7,6 +7,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY callcenter callcenter
+COPY admin admin
 COPY config config
 COPY cti cti
 COPY ivr ivr

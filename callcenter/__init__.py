@@ -1,1 +1,2 @@
-"""Composition root: settings, connections, the HTTP app, the CLI and the process supervisor."""
+"""The shared kernel every domain imports, and the composition root that wires the domains
+together (app, cli, processes, worker, systemd, schema, demo): docs/architecture.md "Layers"."""

@@ -13,7 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from callcenter import health, heap, http_admin, http_auth, http_config, signin, supervision
+from admin import http as admin_http
+from admin import http_config as admin_config_http
+from callcenter import health, heap, http_auth, signin, supervision
 from callcenter.context import AppContext
 from callcenter.db import database_down
 from callcenter.errors import ERROR_RESPONSES, CallCenterError, DatabaseUnavailable, error_body
@@ -159,9 +161,9 @@ def _include_routers(app: FastAPI, ctx: AppContext) -> None:
     """/api/v1 with every domain's router present in this build, then the pages."""
     api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     api.include_router(http_auth.router)
-    api.include_router(http_admin.router)
-    api.include_router(http_config.router)
-    _install("callcenter.http_config", app, ctx)
+    api.include_router(admin_http.router)
+    api.include_router(admin_config_http.router)
+    _install("admin.http_config", app, ctx)
     for module_name in DOMAIN_ROUTERS:
         router = _optional_router(module_name)
         if router is not None:

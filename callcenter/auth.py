@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import column, select, table
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
@@ -114,6 +114,12 @@ def credentials_changed_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+# The two columns of cti's ``agents`` table (``cti.models.Agent``) a principal needs: named
+# here, not imported, since the kernel imports no domain (tests/foundation/test_layers.py);
+# tests/cti/test_auth_agents_table.py checks they match the model.
+_AGENTS = table("agents", column("id"), column("user_id"))
+
+
 def principal_for(ctx: AppContext, user_id: int, issued_at: float | None = None) -> Principal:
     """The principal of a bearer token's user: one primary-key read (joined with the agent
     row) per request, so a disabled user or a changed password takes effect at once."""
@@ -123,12 +129,10 @@ def principal_for(ctx: AppContext, user_id: int, issued_at: float | None = None)
 def _load_principal(
     ctx: AppContext, user_id: int, issued_at: float | None, *, check_issued: bool
 ) -> Principal:
-    from cti.models import Agent  # cti owns agents; imported here to keep auth free of cycles
-
     with ctx.sessions() as session:
         row = session.execute(
-            select(User, Agent.id)
-            .outerjoin(Agent, Agent.user_id == User.id)
+            select(User, _AGENTS.c.id)
+            .outerjoin(_AGENTS, _AGENTS.c.user_id == User.id)
             .where(User.id == user_id)
         ).first()
         if row is None:

@@ -14,7 +14,7 @@ callcenter simulate      what-if: a day's callers against a staffing plan, real 
 callcenter recordings-reconcile   answered calls, recording rows, files and checksums agree?
 callcenter recordings-retention   delete recordings past their queue's retention (not on hold)
 callcenter systemd-units --out DIR   write the systemd units running what `up` runs
-callcenter user ...      add / disable / enable / passwd / list users (callcenter/admin/cli.py)
+callcenter user ...      add / disable / enable / passwd / list users (admin/cli.py)
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _worker(args: argparse.Namespace) -> int:
     ctx = build_context(load_settings())
     runtime.set_context(ctx)
     if not args.burst:
-        from callcenter.admin.config_watch import start_watcher
+        from callcenter.config_watch import start_watcher
 
         start_watcher(ctx)  # stored configuration versions reach the jobs without a restart
     worker.run(ctx, burst=args.burst)
@@ -115,7 +115,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _router(_args: argparse.Namespace) -> int:
-    from callcenter.admin.config_watch import start_watcher
+    from callcenter.config_watch import start_watcher
     from callcenter.context import build_context
     from cti.router import main as router_main
 
@@ -225,7 +225,7 @@ def _systemd_units(args: argparse.Namespace) -> int:
 
 
 def _user(args: argparse.Namespace) -> int:
-    from callcenter.admin.cli import run
+    from admin.cli import run
 
     return run(args)
 
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--state-dir", default="/var/lib/callcenter", help="CALLCENTER_STATE_DIR"
             )
         if name == "user":
-            from callcenter.admin.cli import add_arguments
+            from admin.cli import add_arguments
 
             add_arguments(command)
     args = parser.parse_args(argv)

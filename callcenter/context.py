@@ -9,7 +9,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.admin.config_store import with_stored_versions
+from callcenter.config_store import with_stored_versions
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.redis_keys import Keys
 from callcenter.service_keys import Services
@@ -26,7 +26,7 @@ class AppContext:
     redis: redis.Redis
     keys: Keys
     services: Services = field(default_factory=Services)
-    # called with each new configuration this process takes (callcenter.admin.config_watch)
+    # called with each new configuration this process takes (callcenter.config_watch)
     config_listeners: list[Callable[[CenterConfig], None]] = field(default_factory=list)
 
     def close(self) -> None:

@@ -15,11 +15,11 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from callcenter import reference_data
 from callcenter.auth import hash_password, sip_ha1
 from callcenter.context import AppContext
 from callcenter.models import Role, User
 from config.settings import DEMO_SECRET, Settings
+from cti import reference_data
 from cti.models import (
     Agent,
     AgentQueue,

@@ -77,7 +77,7 @@ class Keys:
     def agent_channel(self, agent_id: int) -> str:
         return f"{self.prefix}:agent:{agent_id}:events"
 
-    # ---- configuration versions (callcenter/admin/config_watch.py)
+    # ---- configuration versions (callcenter/config_watch.py)
     @property
     def config_changed(self) -> str:
         """Pub/sub: a new version of a declarative file was stored; processes reload."""

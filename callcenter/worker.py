@@ -13,39 +13,20 @@ import logging
 import threading
 from types import TracebackType
 
-from rq import Queue, Worker
+from rq import Worker
 from rq.job import Job
 
 from callcenter.context import AppContext
 from callcenter.db import database_down
 from callcenter.health import HEARTBEAT_TTL_SECONDS, beat
-from callcenter.service_keys import Service
+from callcenter.queues import queues
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAMES = ("high", "default", "low")
 DATABASE_RETRY_SECONDS = 5
-# Run once when a worker starts, by dotted name (domains import this module for ``queues``;
-# naming them keeps the worker from importing back): each takes the context.
+# Run once when a worker starts, by dotted name (so importing this module does not import
+# the domains' job modules): each takes the context.
 STARTUP_HOOKS = ("recordings.jobs.ensure_scan",)  # recordings' periodic scan (docs/recordings.md)
-
-
-def queues(ctx: AppContext) -> list[Queue]:
-    """RQ needs a connection that returns bytes; ``ctx.redis`` decodes, so make a twin."""
-    connection = ctx.redis.__class__.from_url(ctx.settings.redis_url)
-    return [Queue(f"{ctx.keys.prefix}:{name}", connection=connection) for name in QUEUE_NAMES]
-
-
-QUEUES: Service[dict[str, Queue]] = Service("RQ queues by short name")
-
-
-def queue(ctx: AppContext, name: str) -> Queue:
-    """The RQ queue ``name`` (high, default, low), made once per context with the others
-    (each make opens a connection)."""
-    made = ctx.services.get_or_make(
-        QUEUES, lambda: {q.name.rsplit(":", 1)[-1]: q for q in queues(ctx)}
-    )
-    return made[name]
 
 
 def retry_while_database_down(

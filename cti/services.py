@@ -12,7 +12,6 @@ from typing import Any, cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from callcenter import reference_data
 from callcenter.audit import record as record_audit
 from callcenter.auth import Principal
 from callcenter.context import AppContext
@@ -22,7 +21,7 @@ from callcenter.params import row_id_in
 from callcenter.service_keys import Service
 from callcenter.streams import Command, CommandType
 from config.loader import CenterConfig
-from cti import numbers, screenpop, shifts
+from cti import numbers, reference_data, screenpop, shifts
 from cti.errors import (
     AGENT_BAD_EXTENSION,
     AGENT_BAD_SKILL_LEVEL,
@@ -70,7 +69,7 @@ def routing_for(ctx: AppContext) -> Routing:
 
 def use_routing(ctx: AppContext, routing: Routing) -> Routing:
     """Make ``routing`` this process's handle; it follows every configuration the process
-    takes from then on (callcenter.admin.config_watch)."""
+    takes from then on (callcenter.config_watch)."""
 
     def follow(config: CenterConfig) -> None:
         routing.config = config

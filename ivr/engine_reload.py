@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from callcenter.admin.config_store import latest_versions, with_stored_versions
+from callcenter.config_store import latest_versions, with_stored_versions
 from callcenter.context import AppContext
 from config.loader import CenterConfig, ConfigError, load_config
 from ivr.live_config import EngineConfig, changed_prompts, engine_changes

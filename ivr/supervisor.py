@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter import heap
-from callcenter.admin.config_store import latest_versions
+from callcenter.config_store import latest_versions
 from callcenter.context import AppContext, build_context
 from config.settings import Settings
 from ivr.cut_calls import CutCalls

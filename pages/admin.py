@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from callcenter.admin import config_versions, departments, users
+from admin import config_versions, departments, users
 from callcenter.context import AppContext
 from callcenter.errors import NotFound
 from callcenter.models import Role

@@ -6,7 +6,7 @@
   added when the context carries the value that was sent (``input``). A type without an entry
   shows ``admin.problem.value_error`` with the English text: never an empty message.
 - ``admin.check.<id>``: this project's own refusals (``value_error`` from the files' checks,
-  :data:`config.checks.CHECKS`, and the SIP edge's, :data:`callcenter.admin.edge_checks.
+  :data:`config.checks.CHECKS`, and the SIP edge's, :data:`admin.edge_checks.
   EDGE_CHECKS`), named by the ``check`` in the problem's context. The English is the check's
   own text; the Chinese is here. The page fills the check's text in, then puts it in its
   type's message (``取值无效：…``).
@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from callcenter.admin.edge_checks import EDGE_CHECKS
+from admin.edge_checks import EDGE_CHECKS
 from config.checks import CHECKS
 
 # type: (zh-CN, English)

@@ -18,8 +18,8 @@ from sqlalchemy import and_, or_, select
 
 from callcenter.context import AppContext
 from callcenter.db import utcnow
+from callcenter.queues import queue
 from callcenter.runtime import get_context
-from callcenter.worker import queue
 from recordings import processing
 from recordings.models import Recording, RecordingMedia
 

@@ -17,8 +17,8 @@ from rq import get_current_job
 
 from callcenter.context import AppContext
 from callcenter.db import utcnow
+from callcenter.queues import queue
 from callcenter.service_keys import Service
-from callcenter.worker import queue
 
 SCAN_INTERVAL = timedelta(seconds=60)
 FAILURE_TTL = 7 * 86400

@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from callcenter.admin.config_watch import ConfigWatcher
+from callcenter.config_watch import ConfigWatcher
 from callcenter.context import AppContext, build_context
 from callcenter.health import Rotation, beat, clear_rotation, publish_rotation
 from config.loader import CenterConfig

@@ -229,7 +229,7 @@ def test_another_running_process_takes_a_stored_version_without_restarting(
     the same watcher there): a real Redis notice, its own connection and thread."""
     import time
 
-    from callcenter.admin.config_watch import ConfigWatcher
+    from callcenter.config_watch import ConfigWatcher
     from callcenter.context import build_context
     from cti.services import routing_for
 
@@ -265,7 +265,7 @@ def test_another_running_process_takes_a_stored_version_without_restarting(
 def test_versions_and_the_start_overlay_on_sqlite_and_postgresql(
     database_url: str, tmp_path: Path, redis_client: object
 ) -> None:
-    from callcenter.admin import config_versions
+    from admin import config_versions
     from callcenter.context import build_context
     from callcenter.db import transaction
     from callcenter.migrate import upgrade

@@ -13,8 +13,8 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from callcenter.admin import users
-from callcenter.admin.schemas import UserCreate
+from admin import users
+from admin.schemas import UserCreate
 from callcenter.context import AppContext, build_context
 from callcenter.demo import DemoRefused, demo_refusal, prepare_for_start
 from callcenter.migrate import upgrade

@@ -383,8 +383,8 @@ def test_create_disable_and_conflicts_on_sqlite_and_postgresql(
     database_url: str, tmp_path: Path, redis_client: object
 ) -> None:
     """The services and migration 0005 on both databases (time-zone-aware change instant)."""
-    from callcenter.admin import users
-    from callcenter.admin.schemas import UserCreate, UserUpdate
+    from admin import users
+    from admin.schemas import UserCreate, UserUpdate
     from callcenter.auth import check_user_current, issue_token, principal_for, read_token
     from callcenter.context import build_context
     from callcenter.errors import Conflict, Unauthorized

@@ -1,5 +1,5 @@
 """This project's own refusals of the declarative files (``config/checks.py``) and the SIP
-edge's refusals of a telephony.toml version (``callcenter/admin/edge_checks.py``) carry their
+edge's refusals of a telephony.toml version (``admin/edge_checks.py``) carry their
 id and values in the problem's context, so the zh-CN editor can say them in Chinese; the
 English lines (``problems``, ``message``) stay as ``check-config`` prints them."""
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from callcenter.admin import config_versions
-from callcenter.admin.edge_checks import EDGE_CHECKS, edge_problem
+from admin import config_versions
+from admin.edge_checks import EDGE_CHECKS, edge_problem
 from callcenter.context import AppContext
 from callcenter.errors import InvalidInput
 from config.checks import CHECKS

@@ -23,8 +23,9 @@ from callcenter.context import AppContext, build_context
 from callcenter.db import database_down, make_engine
 from callcenter.demo import seed_demo
 from callcenter.migrate import upgrade
+from callcenter.queues import queue, queues
 from callcenter.testkit.faults import PrivatePostgres, free_port
-from callcenter.worker import EXCEPTION_HANDLERS, queue, queues
+from callcenter.worker import EXCEPTION_HANDLERS
 from config.settings import Settings
 from cti import screenpop, services
 from cti.models import Agent, AgentStateChange

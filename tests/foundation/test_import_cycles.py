@@ -14,7 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("callcenter", "ivr", "cti", "ticketing", "recordings", "metrics", "config", "pages")
+PACKAGES = (
+    "callcenter",
+    "admin",
+    "ivr",
+    "cti",
+    "ticketing",
+    "recordings",
+    "metrics",
+    "config",
+    "pages",
+)
 
 
 def module_name(path: Path) -> str:

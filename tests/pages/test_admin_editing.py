@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from callcenter.admin import config_versions
+from admin import config_versions
 from callcenter.auth import sip_ha1
 from callcenter.context import AppContext
 from callcenter.models import AuditEntry, ConfigVersion, User

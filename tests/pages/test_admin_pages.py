@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from callcenter.admin import config_versions
+from admin import config_versions
 from callcenter.context import AppContext
 from callcenter.models import ConfigVersion, User
 from callcenter.sessions import CSRF_HEADER

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from callcenter.admin import config_versions
+from admin import config_versions
 from callcenter.context import AppContext
 from callcenter.db import transaction
 from callcenter.models import ConfigVersion

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from callcenter import runtime
 from callcenter.app import create_app
 from callcenter.context import AppContext, build_context
-from callcenter.worker import queues
+from callcenter.queues import queues
 from config.settings import RecordingStorageSettings
 from ivr import wav
 from recordings import jobs

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from callcenter.context import AppContext
-from callcenter.worker import queues
+from callcenter.queues import queues
 from recordings import jobs
 from tests.conftest import auth
 from tests.recordings.conftest import MadeCall, write_wav

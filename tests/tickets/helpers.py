@@ -8,8 +8,8 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from callcenter.context import AppContext
+from callcenter.queues import queues
 from callcenter.streams import CallEvent, Command, EventType
-from callcenter.worker import queues
 from ticketing.models import (
     CallbackAttempt,
     SatisfactionCallback,

@@ -11,9 +11,9 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy.exc import OperationalError
 
 from callcenter.context import AppContext, build_context
+from callcenter.queues import queues
 from callcenter.streams import CallEvent
 from callcenter.testkit.faults import free_port
-from callcenter.worker import queues
 from config.schemas import CallbacksFile
 from tests.conftest import auth
 from tests.tickets.conftest import MakeCtx

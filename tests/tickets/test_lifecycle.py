@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from rq.registry import ScheduledJobRegistry
 
 from callcenter.context import AppContext
-from callcenter.worker import queues
+from callcenter.queues import queues
 from cti.models import Call
 from tests.conftest import auth
 from tests.tickets.conftest import MakeCtx

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from rq.registry import ScheduledJobRegistry
 
 from callcenter.context import AppContext
-from callcenter.worker import queues
+from callcenter.queues import queues
 from tests.conftest import auth
 from tests.tickets.helpers import payload, run_worker
 from ticketing import jobs, scheduling, services

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.context import AppContext
-from callcenter.worker import queues
+from callcenter.queues import queues
 from tests.tickets.conftest import MakeCtx
 from tests.tickets.helpers import payload, run_worker
 from ticketing import jobs, services
@@ -172,7 +172,7 @@ WORKER = """
 import sys
 from rq import SimpleWorker
 from callcenter.runtime import get_context
-from callcenter.worker import queues
+from callcenter.queues import queues
 qs = queues(get_context())
 SimpleWorker(qs, connection=qs[0].connection).work(burst=False, logging_level="WARNING")
 """

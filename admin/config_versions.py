@@ -28,16 +28,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from callcenter import reference_data
-from callcenter.admin.config_store import latest_documents
-from callcenter.admin.edge_checks import edge_problem
+from admin.edge_checks import edge_problem
 from callcenter.audit import record as record_audit
+from callcenter.config_store import latest_documents
 from callcenter.context import AppContext
 from callcenter.errors import InvalidInput, NotFound
 from callcenter.models import ConfigVersion
 from config.loader import CenterConfig, ConfigError, config_with
+from cti import reference_data
 
-# Files whose codes SQL mirrors (``callcenter.reference_data``): kept current by each version.
+# Files whose codes SQL mirrors (``cti.reference_data``): kept current by each version.
 MIRRORED = frozenset({"queues", "shifts", "dispatch"})
 EDITABLE = ("menu", "queues", "shifts", "dispatch", "callbacks", "telephony", "webhooks")
 
@@ -230,7 +230,7 @@ def apply_live(ctx: AppContext, config: CenterConfig, *, name: str, version: int
     routing settings into Redis for every router and retire the queues it no longer has; tell
     every watching process (API workers, routers, workers, the engine's supervisor) to reload.
     Returns what was applied and what waits for a restart, for the answer."""
-    from callcenter.admin.config_watch import publish_change, use_config
+    from callcenter.config_watch import publish_change, use_config
     from cti.services import routing_for
     from ivr.live_config import ENGINE_FILES
 

@@ -17,10 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from callcenter import reference_data
-from callcenter.admin import edge
-from callcenter.admin.passwords import password_problems
-from callcenter.admin.schemas import (
+from admin import edge
+from admin.passwords import password_problems
+from admin.schemas import (
     AgentCreate,
     AgentPublic,
     AgentUpdate,
@@ -35,6 +34,7 @@ from callcenter.db import transaction
 from callcenter.errors import CallCenterError, Conflict, InvalidInput, NotFound, Unauthorized
 from callcenter.models import Role, User
 from config.loader import CenterConfig
+from cti import reference_data
 from cti.models import Agent, AgentQueue, Department, Team
 
 log = logging.getLogger(__name__)

@@ -75,7 +75,7 @@ def _print_error(exc: CallCenterError) -> None:
 
 
 def _list_users(ctx: AppContext, args: argparse.Namespace, actor: str) -> None:
-    from callcenter.admin import users
+    from admin import users
 
     with ctx.sessions() as session:
         for user in users.list_users(session):
@@ -101,8 +101,8 @@ def _agent_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_user(ctx: AppContext, args: argparse.Namespace, actor: str) -> None:
-    from callcenter.admin import users
-    from callcenter.admin.schemas import UserCreate
+    from admin import users
+    from admin.schemas import UserCreate
 
     password = read_secret("Password")
     agent = _agent_settings(args) if args.role == "agent" else None
@@ -122,8 +122,8 @@ def _add_user(ctx: AppContext, args: argparse.Namespace, actor: str) -> None:
 
 def _change_user(ctx: AppContext, args: argparse.Namespace, actor: str) -> None:
     """passwd, disable, enable."""
-    from callcenter.admin import users
-    from callcenter.admin.schemas import UserUpdate
+    from admin import users
+    from admin.schemas import UserUpdate
 
     with ctx.sessions() as session:
         user_id = users.find_user(session, username=args.username).id

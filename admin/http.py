@@ -1,5 +1,5 @@
 """Admin routes: users and agents, departments' contacts, the audit log. Thin: the work is in
-``callcenter.admin`` (docs/admin.md)."""
+``admin`` (docs/admin.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from callcenter.admin import departments, users
-from callcenter.admin.schemas import (
+from admin import departments, users
+from admin.schemas import (
     ContactCreate,
     ContactPublic,
     ContactUpdate,

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callcenter.admin.schemas import ContactCreate, ContactPublic, ContactUpdate, DepartmentPublic
+from admin.schemas import ContactCreate, ContactPublic, ContactUpdate, DepartmentPublic
 from callcenter.audit import record as record_audit
 from callcenter.errors import InvalidInput, NotFound
 from callcenter.models import User

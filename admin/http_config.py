@@ -1,5 +1,5 @@
 """``/api/v1/config/{file}``: the declarative files as JSON, validated, stored as versions,
-rolled back (admin). Thin: the work is in ``callcenter.admin.config_versions``."""
+rolled back (admin). Thin: the work is in ``admin.config_versions``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, FastAPI, Response
 from pydantic import BaseModel
 
-from callcenter.admin import config_versions
+from admin import config_versions
 from callcenter.auth import Principal, get_ctx, require
 from callcenter.context import AppContext
 from callcenter.db import transaction
@@ -20,7 +20,7 @@ router = APIRouter(tags=["config"])
 
 def install(app: FastAPI, ctx: AppContext) -> None:
     """Keep this API process's configuration current when another process stores a version."""
-    from callcenter.admin.config_watch import start_watcher, stop_watcher
+    from callcenter.config_watch import start_watcher, stop_watcher
 
     def start() -> None:
         start_watcher(ctx)

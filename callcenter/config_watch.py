@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 import redis
 
-from callcenter.admin.config_store import with_stored_versions
+from callcenter.config_store import with_stored_versions
 from callcenter.context import AppContext
 from callcenter.service_keys import Service
 from config.loader import CenterConfig, ConfigError, load_config

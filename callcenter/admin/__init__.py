@@ -1,1 +1,0 @@
-"""Administration: users and agents, password policy, departments' contacts (docs/admin.md)."""
