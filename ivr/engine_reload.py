@@ -1,7 +1,7 @@
 """The supervisor's side of a live configuration change: notice, load, render, publish.
 
 The process that stores a configuration version publishes ``{prefix}:config:changed``
-(``callcenter/admin/config_watch.py``). The supervisor must not run threads (it forks the
+(``callcenter/config_watch.py``). The supervisor must not run threads (it forks the
 slots), so instead of the API's watcher thread it polls its subscription without blocking
 once per turn of its loop (every 0.2 s at most). On a notice it loads the files with the
 newest stored versions laid over them, and when a file the engine reads changed
