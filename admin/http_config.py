@@ -71,6 +71,26 @@ def _public(row: ConfigVersion, applied_live: list[str] | None = None) -> Versio
     )
 
 
+def _stored_answer(
+    ctx: AppContext,
+    stored: config_versions.Stored,
+    public: VersionPublic,
+    name: str,
+    response: Response,
+) -> VersionPublic:
+    """The answer to storing a version (``public``, read inside its transaction): 200 and
+    nothing applied when the document equals the newest version; else 201, with what the
+    running processes applied live."""
+    if not stored.created:
+        response.status_code = 200
+        return public
+    applied = config_versions.apply_live(
+        ctx, stored.config, name=name, version=stored.version.version
+    )
+    public.applied_live, public.restart_needed = applied.live, applied.restart_needed
+    return public
+
+
 @router.get("/config/{name}", response_model=ConfigDocument, summary="A file's newest document")
 def get_config(ctx: Ctx, _admin: Admin, name: str) -> ConfigDocument:
     with ctx.sessions() as session:
@@ -97,14 +117,7 @@ def put_config(
             session, ctx, actor=admin.username, name=name, document=document, note=note
         )
         public = _public(stored.version)
-    if not stored.created:
-        response.status_code = 200
-        return public
-    applied = config_versions.apply_live(
-        ctx, stored.config, name=name, version=stored.version.version
-    )
-    public.applied_live, public.restart_needed = applied.live, applied.restart_needed
-    return public
+    return _stored_answer(ctx, stored, public, name, response)
 
 
 @router.get(
@@ -136,11 +149,4 @@ def rollback(ctx: Ctx, admin: Admin, name: str, version: int, response: Response
             session, ctx, actor=admin.username, name=name, version=version
         )
         public = _public(stored.version)
-    if not stored.created:
-        response.status_code = 200
-        return public
-    applied = config_versions.apply_live(
-        ctx, stored.config, name=name, version=stored.version.version
-    )
-    public.applied_live, public.restart_needed = applied.live, applied.restart_needed
-    return public
+    return _stored_answer(ctx, stored, public, name, response)

@@ -31,17 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import websockets
+from _agents import add_bench_agents
 from _measure import free_port, gc_paused, percentile
-from sqlalchemy import select
 
 from callcenter.auth import issue_token
 from callcenter.context import AppContext, build_context
 from callcenter.demo import seed_demo
 from callcenter.migrate import upgrade
-from callcenter.models import Role, User
 from callcenter.streams import CallEvent
 from config.settings import Settings
-from cti.models import Agent, AgentQueue
 from cti.routing import Routing
 
 
@@ -58,22 +56,7 @@ def add_desktop_agents(settings: Settings, count: int) -> list[tuple[int, str]]:
     ctx = build_context(settings)
     out = []
     with ctx.sessions() as session, session.begin():
-        template = session.scalar(select(User).where(User.username == "1001"))
-        assert template is not None
-        for n in range(count):
-            extension = str(3000 + n)
-            user = User(
-                username=f"bench{extension}",
-                display_name=f"bench {extension}",
-                password_hash=template.password_hash,
-                role=Role.agent,
-            )
-            session.add(user)
-            session.flush()
-            agent = Agent(user_id=user.id, extension=extension, sip_ha1="-")
-            session.add(agent)
-            session.flush()
-            session.add(AgentQueue(agent_id=agent.id, queue_code="general", skill_level=5))
+        for user, agent in add_bench_agents(session, count):
             out.append((agent.id, issue_token(settings.secret_key, user, 3600)))
     ctx.close()
     return out

@@ -31,20 +31,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _agents import add_bench_agents  # noqa: E402
 from _measure import free_port, percentile  # noqa: E402
 
 from callcenter.context import AppContext, build_context  # noqa: E402
 from callcenter.demo import seed_demo  # noqa: E402
 from callcenter.migrate import upgrade  # noqa: E402
-from callcenter.models import Role, User  # noqa: E402
 from callcenter.streams import CallEvent, EventType  # noqa: E402
 from config.settings import Settings  # noqa: E402
-from cti.models import Agent, AgentQueue  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -102,22 +100,7 @@ def add_agents(ctx: AppContext, count: int) -> list[str]:
     """``count`` agents (bench3000…) with 1001's password, in the general queue, no shift."""
     names = []
     with ctx.sessions.begin() as session:
-        template = session.scalar(select(User).where(User.username == "1001"))
-        assert template is not None
-        for n in range(count):
-            extension = str(3000 + n)
-            user = User(
-                username=f"bench{extension}",
-                display_name=f"bench {extension}",
-                password_hash=template.password_hash,
-                role=Role.agent,
-            )
-            session.add(user)
-            session.flush()
-            agent = Agent(user_id=user.id, extension=extension, sip_ha1="-")
-            session.add(agent)
-            session.flush()
-            session.add(AgentQueue(agent_id=agent.id, queue_code="general", skill_level=5))
+        for user, _agent in add_bench_agents(session, count):
             names.append(user.username)
     return names
 
