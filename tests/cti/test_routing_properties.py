@@ -321,6 +321,22 @@ class RoutingMachine(RuleBasedStateMachine):
         assert stats.get("entered", 0) == ended + pending, (queue, stats, totals)
 
     @invariant()
+    def waiting_lists_hold_only_waiting_calls(self) -> None:
+        """A queue's waiting list (what the lead's queue view counts) holds exactly the calls
+        waiting in that queue: an offered, answered or ended call is not in it."""
+        for queue in QUEUES:
+            listed = set(
+                self.ctx.redis.zrange(self.ctx.keys.routing(f"queue:{queue}:waiting"), 0, -1)
+            )
+            for cid in listed:
+                call = self.routing.call(cid)
+                assert (call.get("state"), call.get("queue")) == ("waiting", queue), (
+                    queue,
+                    cid,
+                    call,
+                )
+
+    @invariant()
     def call_phases_move_by_the_table(self) -> None:
         """Every write of a call's phase is one of the table's moves (the script counts any
         other), and each call's phase since the last step is one the table reaches."""
