@@ -325,9 +325,8 @@ class RoutingMachine(RuleBasedStateMachine):
         """A queue's waiting list (what the lead's queue view counts) holds exactly the calls
         waiting in that queue: an offered, answered or ended call is not in it."""
         for queue in QUEUES:
-            listed = set(
-                self.ctx.redis.zrange(self.ctx.keys.routing(f"queue:{queue}:waiting"), 0, -1)
-            )
+            key = self.ctx.keys.routing(f"queue:{queue}:waiting")
+            listed = cast(list[str], self.ctx.redis.zrange(key, 0, -1))
             for cid in listed:
                 call = self.routing.call(cid)
                 assert (call.get("state"), call.get("queue")) == ("waiting", queue), (
