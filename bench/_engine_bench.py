@@ -443,6 +443,22 @@ def _destroy(ep: Any) -> None:
     ep.libDestroy()
 
 
+def _queued_call_class(pj: Any, pending: list[tuple[str, Any]]) -> Any:
+    """A pj.Call whose callbacks only queue what happened (``("gone", call)`` when it is
+    disconnected, ``("media", call)``) for the loop to handle on its own turn: nothing is
+    created or freed inside a pjsua callback."""
+
+    class QueuedCall(pj.Call):
+        def onCallState(self, prm: Any) -> None:
+            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                pending.append(("gone", self))
+
+        def onCallMediaState(self, prm: Any) -> None:
+            pending.append(("media", self))
+
+    return QueuedCall
+
+
 def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) -> None:
     """One pjsua2 process that answers, loops a prompt to the caller and records the call."""
     import pjsua2 as pj
@@ -453,13 +469,7 @@ def _bare_slot(port: int, rtp_port: int, prompt: str, rec_dir: str, ready: Any) 
     dead: list[Any] = []
     pending: list[tuple[str, Any]] = []
 
-    class Call(pj.Call):
-        def onCallState(self, prm: Any) -> None:
-            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
-                pending.append(("gone", self))
-
-        def onCallMediaState(self, prm: Any) -> None:
-            pending.append(("media", self))
+    Call = _queued_call_class(pj, pending)
 
     class Account(pj.Account):
         def onIncomingCall(self, prm: Any) -> None:
@@ -606,16 +616,7 @@ def _bridge_slot(
     calls: dict[int, _Bridged] = {}  # id(caller leg) -> the call
     dead: list[Any] = []
 
-    class Leg(pj.Call):
-        bridged: _Bridged
-        role: str
-
-        def onCallState(self, prm: Any) -> None:
-            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
-                pending.append(("gone", self))
-
-        def onCallMediaState(self, prm: Any) -> None:
-            pending.append(("media", self))
+    Leg = _queued_call_class(pj, pending)  # with .bridged (its _Bridged) and .role
 
     class Account(pj.Account):
         def onIncomingCall(self, prm: Any) -> None:
