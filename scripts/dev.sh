@@ -88,15 +88,6 @@ SQL
     || runuser -u postgres -- createdb -O callcenter callcenter_test
 }
 
-# The SIP tests' peers listen on fixed loopback ports between 39000 and 54999 (SIPp media
-# ports, RTP listeners); the kernel hands out the same numbers as ephemeral client ports, so a
-# Redis or HTTP client could hold one at the moment a peer binds it ("Address already in use").
-# Keep the kernel from choosing them; an explicit bind still gets them.
-reserve_test_ports() {
-  sysctl -q -w net.ipv4.ip_local_reserved_ports=39000-54999 2>/dev/null \
-    || log "could not reserve ports 39000-54999 (not root?): a SIP test may find one taken"
-}
-
 cmd=${1:-}
 case "$cmd" in
   setup)
@@ -106,7 +97,7 @@ case "$cmd" in
     shift; exec "$VENV/bin/callcenter" up "$@" ;;
   test)
     apt_install "${SYSTEM_PACKAGES_RUN[@]}" "${SYSTEM_PACKAGES_TEST[@]}"; stop_system_kamailio; python_env
-    start_redis; start_postgres; reserve_test_ports
+    start_redis; start_postgres
     shift
     log "ruff"; "$VENV/bin/ruff" check .
     log "mypy"; "$VENV/bin/mypy" .
